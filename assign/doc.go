@@ -1,0 +1,65 @@
+// Package assign decides which server a new session goes to.
+//
+// It is the pure heart of Usher's balancer: given a snapshot of the farm (a
+// [View] built from the nodes' gossiped load reports) and the leader's own
+// memory of the redirects it has recently handed out (the pending ledger), an
+// [Assigner] picks one server per probe, and a few backups to name in
+// USHER-BACKUP.
+//
+// The package imports nothing else from Usher, touches no sockets, and never
+// reads the wall clock or the global random source: a clock and a
+// *rand.Rand are injected into [New], so every policy and timer can be
+// tested deterministically and without sleeping (design invariant 7).
+//
+// # Eligibility
+//
+// A node is eligible when it is not draining, not suspect, has a positive
+// capacity, its reported sessions plus its pending ledger entries are below
+// that capacity, and (when Config.StaleAfter is set) its report is no older
+// than StaleAfter. [Assigner.Pick] never returns anything else, and never
+// returns the server the client says it just lost (design invariant 5).
+//
+// # The pending ledger
+//
+// Load reports reach the leader late: a node gossips its session count every
+// so often and the gossip takes time to spread. A leader that trusted the
+// reports alone would send a whole burst of clients to whichever node looked
+// emptiest in the last report, and that node would be overrun before the next
+// report showed it ("herding"). The ledger fixes that. Every pick appends an
+// entry for the chosen node; a node's load is its reported sessions plus its
+// ledger entries. When a new view arrives, each node's monotonic Accepted
+// counter says how many clients it took since the previous view, and that many
+// of its oldest entries are removed: those clients are now in the report.
+// Entries the reports never confirm (the client went elsewhere or gave up)
+// expire after Config.PendingTTL. A node that leaves the view takes its
+// entries with it.
+//
+// # Policies
+//
+//   - [LeastLoaded] (default): the eligible node with the lowest
+//     (sessions+pending)/capacity, ties broken at random.
+//   - [P2C]: power of two choices; two distinct eligible nodes at random,
+//     the less loaded wins.
+//   - [RoundRobin]: eligible nodes in ID order; the cursor survives view changes.
+//   - [Random]: uniform among eligible nodes.
+//   - [Sticky]: rendezvous (highest random weight) hashing of the session ID
+//     and node ID with a fixed, seedless hash, so every leader maps a session
+//     to the same node, and a session moves only when its node stops being
+//     eligible.
+//
+// # Warm-up
+//
+// A leader that has just taken over starts with an empty ledger: it cannot
+// know which redirects its predecessor sent that the reports do not show yet,
+// and the first Accepted increments it sees partly belong to its
+// predecessor's clients. Until the ledger is warm, LeastLoaded behaves as
+// P2C, which spreads a burst even over a wrong view. See [Assigner.Warm] for
+// the exact rule.
+//
+// # Concurrency
+//
+// A [View] is immutable once built and may be shared freely. An [Assigner] is
+// not safe for concurrent use: exactly one goroutine (the probe responder)
+// owns it and calls all of its methods. Pick and Backups do not allocate in
+// steady state.
+package assign

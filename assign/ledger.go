@@ -1,0 +1,79 @@
+package assign
+
+import "time"
+
+// DefaultPendingTTL is how long a pending entry lives when Config.PendingTTL
+// is zero.
+const DefaultPendingTTL = 5 * time.Second
+
+// ledger is one node's pending entries: the times of the redirects the leader
+// sent to it that the node's reports do not show yet, oldest first. It is a
+// ring buffer that grows by doubling and never shrinks, so once it has
+// reached its working size pushing allocates nothing. Its length is bounded
+// by the node's capacity, because a node whose sessions plus pending entries
+// reach capacity is not eligible and gets no more entries.
+type ledger struct {
+	buf  []time.Time
+	head int // index of the oldest entry
+	n    int // number of entries
+}
+
+// minLedger is the first allocation of a ledger's ring.
+const minLedger = 16
+
+// len returns the number of entries.
+func (l *ledger) len() int { return l.n }
+
+// push appends an entry at t, which should not be before the newest entry.
+func (l *ledger) push(t time.Time) {
+	if l.n == len(l.buf) {
+		l.grow()
+	}
+	i := l.head + l.n
+	if i >= len(l.buf) {
+		i -= len(l.buf)
+	}
+	l.buf[i] = t
+	l.n++
+}
+
+func (l *ledger) grow() {
+	nb := make([]time.Time, max(minLedger, 2*len(l.buf)))
+	k := copy(nb, l.buf[l.head:])
+	copy(nb[k:], l.buf[:l.head])
+	l.buf = nb
+	l.head = 0
+}
+
+// dropOldest removes the k oldest entries (all of them if k >= len).
+func (l *ledger) dropOldest(k uint64) {
+	if k >= uint64(l.n) {
+		l.reset()
+		return
+	}
+	l.head += int(k)
+	if l.head >= len(l.buf) {
+		l.head -= len(l.buf)
+	}
+	l.n -= int(k)
+}
+
+// expire removes entries made before cutoff. Entries are in time order, so
+// it stops at the first one that is still alive.
+func (l *ledger) expire(cutoff time.Time) {
+	for l.n > 0 && l.buf[l.head].Before(cutoff) {
+		l.head++
+		if l.head == len(l.buf) {
+			l.head = 0
+		}
+		l.n--
+	}
+	if l.n == 0 {
+		l.head = 0
+	}
+}
+
+// reset removes every entry but keeps the ring for reuse.
+func (l *ledger) reset() {
+	l.head, l.n = 0, 0
+}

@@ -1,0 +1,95 @@
+package assign
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// SessionID is the 8-byte session identifier a client chooses and sends in
+// the USHER-SESSION attribute. The Sticky policy hashes it.
+type SessionID [8]byte
+
+// Node is one server's load report as the leader sees it.
+type Node struct {
+	// ID is the node's name, unique within the farm.
+	ID string
+	// Addr is the node's session endpoint: the address clients are
+	// redirected to.
+	Addr netip.AddrPort
+	// Capacity is the most sessions the node takes; zero or less means the
+	// node is not accepting.
+	Capacity int
+	// Sessions is the number of active sessions in the node's last report.
+	Sessions int
+	// Accepted is a monotonic count of the sessions the node has ever
+	// accepted. The Assigner reconciles its pending ledger from it.
+	Accepted uint64
+	// Draining is set when the operator drains the node: it keeps its
+	// sessions but gets no new ones.
+	Draining bool
+	// Suspect is set when membership considers the node suspect or dead.
+	Suspect bool
+	// ReportedAt is when the report was produced or received, on the
+	// leader's clock. Config.StaleAfter is measured from it.
+	ReportedAt time.Time
+}
+
+// View is an immutable snapshot of the farm: the nodes sorted by ID. Build
+// it with [NewView]; once built it is safe to share between goroutines. A nil
+// *View is an empty view.
+type View struct {
+	nodes []Node // sorted by ID, IDs unique
+}
+
+// NewView builds a view from a copy of nodes, sorted by ID. The caller may
+// reuse nodes afterwards. IDs should be unique; if one repeats, the entry
+// that comes last in nodes wins.
+func NewView(nodes []Node) *View {
+	ns := slices.Clone(nodes)
+	slices.SortStableFunc(ns, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
+	out := ns[:0]
+	for i := range ns {
+		if i+1 < len(ns) && ns[i+1].ID == ns[i].ID {
+			continue // a later duplicate overrides this one
+		}
+		out = append(out, ns[i])
+	}
+	clear(ns[len(out):])
+	return &View{nodes: out}
+}
+
+// Nodes returns the nodes of the view, sorted by ID. The slice is shared
+// with the view, which is immutable: callers must not modify it.
+func (v *View) Nodes() []Node {
+	if v == nil {
+		return nil
+	}
+	return v.nodes
+}
+
+// Len returns the number of nodes in the view.
+func (v *View) Len() int {
+	if v == nil {
+		return 0
+	}
+	return len(v.nodes)
+}
+
+// Lookup returns the node with the given ID and whether it is in the view.
+func (v *View) Lookup(id string) (Node, bool) {
+	i, ok := v.index(id)
+	if !ok {
+		return Node{}, false
+	}
+	return v.nodes[i], true
+}
+
+// index finds id by binary search.
+func (v *View) index(id string) (int, bool) {
+	if v == nil {
+		return 0, false
+	}
+	return slices.BinarySearchFunc(v.nodes, id, func(n Node, id string) int { return cmp.Compare(n.ID, id) })
+}

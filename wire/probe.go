@@ -1,0 +1,95 @@
+package wire
+
+import (
+	"net/netip"
+
+	"github.com/pion/stun/v3"
+)
+
+// Probe is what a client puts in a probe to the balancer address.
+type Probe struct {
+	// TxID is the transaction ID; a retransmission reuses it.
+	TxID [stun.TransactionIDSize]byte
+	// Session is the client's session identifier (USHER-SESSION).
+	Session SessionID
+	// Service names the service (USHER-SERVICE); empty for the default.
+	Service string
+	// LostServer names the server the client just lost (USHER-LOST-SERVER);
+	// zero for none.
+	LostServer netip.AddrPort
+	// ClientAddress is the client's own idea of its address
+	// (USHER-CLIENT-ADDRESS); zero for none.
+	ClientAddress netip.AddrPort
+	// PadTo pads the probe with PADDING to at least this many bytes, so the
+	// answer may be as large; ProbeSize is the usual value.
+	PadTo int
+}
+
+// Keepalive is what a client sends its assigned server.
+type Keepalive struct {
+	// TxID is the transaction ID, fresh for every keepalive.
+	TxID [stun.TransactionIDSize]byte
+	// Session is the client's session identifier (USHER-SESSION).
+	Session SessionID
+	// Ticket is the ticket issued with the assignment (USHER-TICKET).
+	Ticket []byte
+	// PadTo pads the keepalive to at least this many bytes; KeepaliveSize
+	// is the usual value.
+	PadTo int
+}
+
+// AppendProbe appends the encoded probe p, a Binding request ending in a
+// FINGERPRINT, to dst.
+func (e *Encoder) AppendProbe(dst []byte, p *Probe) ([]byte, error) {
+	if len(p.Service) > MaxServiceLen {
+		return dst, ErrAttribute
+	}
+	m := e.start(dst, stun.BindingRequest, p.TxID)
+	m.Add(AttrSession, p.Session[:])
+	if p.Service != "" {
+		var buf [MaxServiceLen]byte
+		m.Add(AttrService, buf[:copy(buf[:], p.Service)])
+	}
+	if p.LostServer.IsValid() {
+		if err := addXORAddress(m, AttrLostServer, p.LostServer); err != nil {
+			return dst, err
+		}
+	}
+	if p.ClientAddress.IsValid() {
+		if err := addXORAddress(m, AttrClientAddress, p.ClientAddress); err != nil {
+			return dst, err
+		}
+	}
+	pad(m, p.PadTo)
+	return e.finish(dst, true)
+}
+
+// AppendKeepalive appends the encoded keepalive k, a Binding request ending
+// in a FINGERPRINT, to dst.
+func (e *Encoder) AppendKeepalive(dst []byte, k *Keepalive) ([]byte, error) {
+	if len(k.Ticket) > MaxTicketLen {
+		return dst, ErrAttribute
+	}
+	m := e.start(dst, stun.BindingRequest, k.TxID)
+	m.Add(AttrSession, k.Session[:])
+	if len(k.Ticket) > 0 {
+		m.Add(AttrTicket, k.Ticket)
+	}
+	pad(m, k.PadTo)
+	return e.finish(dst, true)
+}
+
+// pad adds a PADDING attribute so that m, once its FINGERPRINT is added,
+// is at least size bytes long.
+func pad(m *stun.Message, size int) {
+	const attrHeader = 4
+	n := size - (HeaderSize + int(m.Length) + sizeFingerprint + attrHeader)
+	if n < 0 {
+		return
+	}
+	var zeros [512]byte
+	if n > len(zeros) {
+		n = len(zeros)
+	}
+	m.Add(stun.AttrPadding, zeros[:padded(n)])
+}

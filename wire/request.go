@@ -1,0 +1,106 @@
+package wire
+
+import (
+	"net/netip"
+
+	"github.com/pion/stun/v3"
+)
+
+// Request is a decoded request to Usher: a probe to the balancer address or
+// a keepalive to a server. Byte slices alias the datagram that was decoded
+// and are valid only until that buffer is reused.
+type Request struct {
+	// TxID is the STUN transaction ID; the answer echoes it.
+	TxID [stun.TransactionIDSize]byte
+	// Method is stun.MethodBinding or stun.MethodAllocate.
+	Method stun.Method
+	// Session is the USHER-SESSION value, or, when HasSession is false, the
+	// first eight bytes of the transaction ID (a stock STUN client's probe).
+	Session SessionID
+	// HasSession reports whether the request carried USHER-SESSION, which
+	// makes it an Usher request rather than a stock STUN or TURN one.
+	HasSession bool
+	// Service is the USHER-SERVICE value; empty means the default service.
+	Service []byte
+	// Ticket is the USHER-TICKET value, if any.
+	Ticket []byte
+	// LostServer is the USHER-LOST-SERVER value; zero when absent.
+	LostServer netip.AddrPort
+	// ClientAddress is the USHER-CLIENT-ADDRESS value; zero when absent.
+	// It is informational only and never used as a destination.
+	ClientAddress netip.AddrPort
+	// Fingerprint reports whether the request carried a valid FINGERPRINT.
+	Fingerprint bool
+	// Size is the request's size on the wire in bytes.
+	Size int
+}
+
+// Decoder decodes requests and responses, reusing its buffers so that
+// decoding does not allocate. It is not safe for concurrent use.
+type Decoder struct {
+	m stun.Message
+}
+
+// DecodeRequest decodes the datagram b into r. It accepts Binding and TURN
+// Allocate requests and fails, with an error matching one of the package's
+// Err values, on anything else. r's slices alias b.
+func (d *Decoder) DecodeRequest(b []byte, r *Request) error {
+	if !stun.IsMessage(b) {
+		return ErrNotSTUN
+	}
+	m := &d.m
+	m.Raw = b
+	if err := m.Decode(); err != nil {
+		return ErrNotSTUN
+	}
+	if len(b) != HeaderSize+int(m.Length) {
+		// Trailing bytes after the message: not a well-formed datagram.
+		return ErrNotSTUN
+	}
+	if m.Type.Class != stun.ClassRequest {
+		return ErrNotRequest
+	}
+	if m.Type.Method != stun.MethodBinding && m.Type.Method != stun.MethodAllocate {
+		return ErrMethod
+	}
+	*r = Request{TxID: m.TransactionID, Method: m.Type.Method, Size: len(b)}
+	copy(r.Session[:], r.TxID[:SessionLen])
+	for _, a := range m.Attributes {
+		switch a.Type {
+		case AttrSession:
+			if len(a.Value) != SessionLen {
+				return ErrAttribute
+			}
+			r.Session = SessionID(a.Value)
+			r.HasSession = true
+		case AttrService:
+			if len(a.Value) > MaxServiceLen {
+				return ErrAttribute
+			}
+			r.Service = a.Value
+		case AttrTicket:
+			if len(a.Value) > MaxTicketLen {
+				return ErrAttribute
+			}
+			r.Ticket = a.Value
+		case AttrLostServer:
+			ap, ok := xorAddress(a.Value, &m.TransactionID)
+			if !ok {
+				return ErrAttribute
+			}
+			r.LostServer = ap
+		case AttrClientAddress:
+			ap, ok := xorAddress(a.Value, &m.TransactionID)
+			if !ok {
+				return ErrAttribute
+			}
+			r.ClientAddress = ap
+		case stun.AttrFingerprint:
+			if err := stun.Fingerprint.Check(m); err != nil {
+				return ErrFingerprint
+			}
+			r.Fingerprint = true
+		}
+	}
+	return nil
+}
