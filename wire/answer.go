@@ -63,11 +63,15 @@ const (
 // AppendRedirect appends to dst the answer to the probe req redirecting it
 // to r.Server, no larger than limit bytes (see Limit). For a stock request it
 // is the minimal redirect: ERROR-CODE 300 without a reason phrase,
-// ALTERNATE-SERVER, and FINGERPRINT if the request had one. For an Usher probe
-// it adds, while they fit, TERM, TICKET, TIMERS, FINGERPRINT (if the request
-// had one) and the backups, dropping them in the reverse of that order until
-// the answer fits. If even the minimal redirect does not fit it returns dst
-// unchanged and ErrTooLarge.
+// ALTERNATE-SERVER, and FINGERPRINT if the request had one and it fits. For
+// an Usher probe the optional attributes are considered in priority order,
+// TERM, TICKET, TIMERS, FINGERPRINT (if the request had one), then the
+// backups in the order given, and each is included only if it fits in the
+// room the ones before it left: one that does not fit is left out while a
+// later, smaller one may still go in, except that the backups stop at the
+// first one that does not fit. A ticket longer than MaxTicketLen is never
+// sent. If even the minimal redirect does not fit it returns dst unchanged
+// and ErrTooLarge.
 func (e *Encoder) AppendRedirect(dst []byte, req *Request, r *Redirect, limit int) ([]byte, error) {
 	size := HeaderSize + sizeErrorCode + addrSize(r.Server)
 	if size > limit {

@@ -80,9 +80,12 @@ func (e *Encoder) AppendKeepalive(dst []byte, k *Keepalive) ([]byte, error) {
 }
 
 // pad adds a PADDING attribute so that m, once its FINGERPRINT is added,
-// is at least size bytes long.
+// is at least size bytes long. size is first rounded up to the STUN
+// alignment of four bytes: a message can only grow in steps of four, so a
+// request asked for 61 bytes is 64 rather than 60.
 func pad(m *stun.Message, size int) {
 	const attrHeader = 4
+	size = padded(size)
 	n := size - (HeaderSize + int(m.Length) + sizeFingerprint + attrHeader)
 	if n < 0 {
 		return

@@ -45,7 +45,8 @@ type Decoder struct {
 // Allocate requests and fails, with an error matching one of the package's
 // Err values, on anything else. r's slices alias b.
 func (d *Decoder) DecodeRequest(b []byte, r *Request) error {
-	if !stun.IsMessage(b) {
+	// A STUN message starts with two zero bits (RFC 8489, section 5).
+	if !stun.IsMessage(b) || b[0]&0xc0 != 0 {
 		return ErrNotSTUN
 	}
 	m := &d.m

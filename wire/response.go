@@ -41,7 +41,8 @@ type Response struct {
 
 // DecodeResponse decodes the datagram b into r. r.Ticket aliases b.
 func (d *Decoder) DecodeResponse(b []byte, r *Response) error {
-	if !stun.IsMessage(b) {
+	// A STUN message starts with two zero bits (RFC 8489, section 5).
+	if !stun.IsMessage(b) || b[0]&0xc0 != 0 {
 		return ErrNotSTUN
 	}
 	m := &d.m

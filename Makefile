@@ -1,0 +1,46 @@
+# Usher's build, test and demo entry points. Every target works on a fresh
+# machine with nothing but Go installed (root is only needed by the namespace
+# tests, which skip themselves without it).
+
+GO       ?= go
+PKGS     ?= ./...
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+BIN      := bin/usher
+FUZZTIME ?= 10s
+
+.PHONY: all build test unit fuzz lint demo clean
+
+all: lint build test
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/usher
+
+# test is what CI runs: lint, the race-enabled unit and multi-node tests,
+# then a brief pass of every fuzz target. It ends with one summary line.
+test: lint build
+	./scripts/test.sh
+	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
+
+unit:
+	$(GO) test -race -count=1 $(PKGS)
+
+# fuzz runs each fuzz target for FUZZTIME.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
+	  done; \
+	done
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+demo: build
+	./$(BIN) demo
+
+clean:
+	rm -rf bin

@@ -1,0 +1,198 @@
+package assign
+
+import (
+	"errors"
+	"math/rand/v2"
+	"time"
+)
+
+// ErrNoServer is returned by [Assigner.Pick] when no node is eligible.
+var ErrNoServer = errors.New("assign: no eligible server")
+
+// DefaultWarmViews is the number of [Assigner.SetView] calls after which a
+// new Assigner's ledger is warm when Config.WarmViews is zero.
+const DefaultWarmViews = 2
+
+// Config configures an [Assigner]. The zero value is usable: least-loaded,
+// reports never stale, a 5 s pending TTL, the ledger on, and warm after two
+// views.
+type Config struct {
+	// Policy chooses among eligible nodes.
+	Policy Policy
+	// StaleAfter makes a node ineligible when its report is older than this
+	// (now - ReportedAt > StaleAfter). Zero means reports never go stale.
+	StaleAfter time.Duration
+	// PendingTTL is how long a ledger entry lives if the node's reports never
+	// account for it (the client never arrived). Zero means
+	// DefaultPendingTTL.
+	PendingTTL time.Duration
+	// NoLedger disables the pending ledger, so load is the reported sessions
+	// alone. It exists to measure what the ledger is worth; never use it in
+	// production, since it lets bursts herd onto one node.
+	NoLedger bool
+	// WarmViews is how many SetView calls a new Assigner needs before its
+	// ledger is warm. Zero means DefaultWarmViews; a negative value starts
+	// warm (for tests and benchmarks).
+	WarmViews int
+	// ColdPicks, when positive, also makes the ledger warm after that many
+	// successful picks, whichever comes first. Zero means no pick limit.
+	ColdPicks int
+}
+
+// Assigner picks servers for new sessions from the installed [View] and its
+// pending ledger.
+//
+// It is NOT safe for concurrent use: exactly one goroutine (the probe
+// responder) owns it and calls all of its methods, Pending and Warm included.
+type Assigner struct {
+	cfg Config
+	ttl time.Duration
+	now func() time.Time
+	rng *rand.Rand
+
+	view  *View
+	state []nodeState // parallel to view.nodes
+	spare []nodeState // the previous state array, reused by SetView
+	elig  []int32     // scratch: indices of eligible nodes, in ID order
+
+	rrLast  string // ID of the last node round-robin picked
+	rrValid bool
+
+	views int    // SetView calls since New
+	picks uint64 // successful picks since New
+}
+
+// nodeState is what the Assigner remembers about one node across views.
+type nodeState struct {
+	led        ledger
+	accepted   uint64    // Accepted in the last reconciled report
+	reportedAt time.Time // ReportedAt of that report
+	hrw        uint64    // hashNodeID(ID), for Sticky
+}
+
+// New returns an Assigner with no view: Pick fails with ErrNoServer until
+// SetView installs one. now and rng must not be nil; they are the
+// Assigner's only sources of time and randomness.
+func New(cfg Config, now func() time.Time, rng *rand.Rand) *Assigner {
+	if now == nil || rng == nil {
+		panic("assign: New needs a clock and a random source")
+	}
+	a := &Assigner{cfg: cfg, ttl: cfg.PendingTTL, now: now, rng: rng}
+	if a.ttl <= 0 {
+		a.ttl = DefaultPendingTTL
+	}
+	return a
+}
+
+// Config returns the configuration the Assigner was built with.
+func (a *Assigner) Config() Config { return a.cfg }
+
+// View returns the installed view (nil before the first SetView).
+func (a *Assigner) View() *View { return a.view }
+
+// SetView installs a new snapshot of the farm and reconciles the ledger.
+//
+// For each node that was in the previous view too, the growth k of its
+// Accepted counter is the number of clients it took in between; the k oldest
+// ledger entries of that node are removed, because the new report counts
+// those clients in Sessions. If the counter went down while ReportedAt moved
+// forward, the node restarted: its new Accepted value is taken as the growth.
+// A report older than the one last reconciled (out of order) changes nothing
+// in the ledger. A node new to the view starts with an empty ledger and its
+// current Accepted as the baseline; a node missing from the view loses its
+// ledger. Expired entries are dropped too.
+//
+// A nil view is an empty one. Once the Assigner has seen a view as large as
+// v, SetView does not allocate.
+func (a *Assigner) SetView(v *View) {
+	if v == nil {
+		v = &View{}
+	}
+	oldNodes := a.view.Nodes()
+	old := a.state
+	n := len(v.nodes)
+	ns := a.spare
+	if cap(ns) < n {
+		ns = make([]nodeState, n)
+	}
+	ns = ns[:n]
+	cutoff := a.now().Add(-a.ttl)
+
+	j := 0
+	for i := range v.nodes {
+		nd := &v.nodes[i]
+		for j < len(oldNodes) && oldNodes[j].ID < nd.ID {
+			j++ // a node that left: its state is dropped
+		}
+		st := &ns[i]
+		if j < len(oldNodes) && oldNodes[j].ID == nd.ID {
+			*st = old[j]
+			a.reconcile(st, nd)
+		} else {
+			*st = nodeState{accepted: nd.Accepted, reportedAt: nd.ReportedAt, hrw: hashNodeID(nd.ID)}
+		}
+		st.led.expire(cutoff)
+	}
+
+	// The old array becomes the spare. Clear it so it does not keep the
+	// rings of nodes that left alive; the live rings were copied into ns.
+	clear(old)
+	a.spare = old[:0]
+	a.state = ns
+	a.view = v
+	if cap(a.elig) < n {
+		a.elig = make([]int32, 0, n)
+	}
+	a.views++
+}
+
+// reconcile removes from st's ledger the entries nd's report accounts for.
+func (a *Assigner) reconcile(st *nodeState, nd *Node) {
+	if nd.ReportedAt.Before(st.reportedAt) {
+		return // an older report than the one already reconciled
+	}
+	var k uint64
+	switch {
+	case nd.Accepted >= st.accepted:
+		k = nd.Accepted - st.accepted
+	default: // the counter restarted with the node
+		k = nd.Accepted
+	}
+	st.led.dropOldest(k)
+	st.accepted = nd.Accepted
+	st.reportedAt = nd.ReportedAt
+}
+
+// Warm reports whether the ledger is warm, i.e. whether LeastLoaded really
+// uses least-loaded rather than P2C.
+//
+// A new Assigner (a leader that just took over) is cold: its predecessor's
+// recent redirects are in no report yet, and the first Accepted increments
+// it sees partly pay for its predecessor's clients rather than its own
+// entries. The rule is deliberately simple: the ledger is warm once SetView
+// has been called Config.WarmViews times (default 2: the first view sets the
+// Accepted baselines, the second reconciles against them), or once
+// Config.ColdPicks picks have been made if that is positive, whichever comes
+// first. A negative WarmViews starts warm.
+func (a *Assigner) Warm() bool {
+	wv := a.cfg.WarmViews
+	if wv == 0 {
+		wv = DefaultWarmViews
+	}
+	return a.views >= wv || (a.cfg.ColdPicks > 0 && a.picks >= uint64(a.cfg.ColdPicks))
+}
+
+// Pending returns the number of live ledger entries for the node with the
+// given ID: redirects sent to it that its reports do not show yet. It is 0
+// for a node not in the view and always 0 with NoLedger. It drops expired
+// entries as a side effect, so like every method it must be called from the
+// goroutine that owns the Assigner.
+func (a *Assigner) Pending(id string) int {
+	i, ok := a.view.index(id)
+	if !ok {
+		return 0
+	}
+	l := &a.state[i].led
+	l.expire(a.now().Add(-a.ttl))
+	return l.len()
+}

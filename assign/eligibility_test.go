@@ -1,0 +1,156 @@
+package assign
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// TestIneligibleNeverPicked puts one bad node (idle, so every load-based
+// policy would love it) next to two healthy, half-loaded ones, and checks
+// that no policy ever picks it, and that it alone yields ErrNoServer.
+func TestIneligibleNeverPicked(t *testing.T) {
+	const staleAfter = time.Second
+	tests := []struct {
+		name  string
+		bad   func(c *fakeClock, n *Node)
+		avoid bool // pass the bad node's address as avoid
+	}{
+		{name: "draining", bad: func(_ *fakeClock, n *Node) { n.Draining = true }},
+		{name: "suspect", bad: func(_ *fakeClock, n *Node) { n.Suspect = true }},
+		{name: "full", bad: func(_ *fakeClock, n *Node) { n.Sessions = n.Capacity }},
+		{name: "over full", bad: func(_ *fakeClock, n *Node) { n.Sessions = n.Capacity + 5 }},
+		{name: "capacity 0", bad: func(_ *fakeClock, n *Node) { n.Capacity = 0 }},
+		{name: "negative capacity", bad: func(_ *fakeClock, n *Node) { n.Capacity = -1 }},
+		{name: "stale", bad: func(c *fakeClock, n *Node) { n.ReportedAt = c.Now().Add(-staleAfter - time.Nanosecond) }},
+		{name: "never reported", bad: func(_ *fakeClock, n *Node) { n.ReportedAt = time.Time{} }},
+		{name: "avoid", bad: func(*fakeClock, *Node) {}, avoid: true},
+	}
+	for _, tt := range tests {
+		for _, p := range allPolicies {
+			t.Run(tt.name+"/"+p.String(), func(t *testing.T) {
+				c := newFakeClock()
+				bad := nodeN(c, 0, 0, 100)
+				tt.bad(c, &bad)
+				var avoid netip.AddrPort
+				if tt.avoid {
+					avoid = bad.Addr
+				}
+				nodes := []Node{bad, nodeN(c, 1, 50, 100), nodeN(c, 2, 50, 100)}
+				cfg := Config{Policy: p, StaleAfter: staleAfter, NoLedger: true}
+				a := newTestAssigner(cfg, c, 1, nodes)
+				for i := range 300 {
+					n, err := a.Pick(sid(uint64(i)), avoid)
+					if err != nil {
+						t.Fatalf("pick %d: %v", i, err)
+					}
+					if n.ID == bad.ID {
+						t.Fatalf("pick %d returned the ineligible node %s", i, n.ID)
+					}
+				}
+				if got := a.Backups(nil, 3, netip.AddrPort{}); containsAddr(got, bad.Addr) && !tt.avoid {
+					t.Errorf("Backups %v include the ineligible node", got)
+				}
+				if got := a.Backups(nil, 3, avoid); containsAddr(got, bad.Addr) {
+					t.Errorf("Backups %v include the ineligible node", got)
+				}
+
+				// Alone, the bad node means no server at all.
+				a.SetView(NewView([]Node{bad}))
+				if n, err := a.Pick(sid(1), avoid); !errors.Is(err, ErrNoServer) {
+					t.Errorf("only %s: Pick = %s, %v; want ErrNoServer", tt.name, n.ID, err)
+				}
+			})
+		}
+	}
+}
+
+func containsAddr(as []netip.AddrPort, x netip.AddrPort) bool {
+	for _, a := range as {
+		if a == x {
+			return true
+		}
+	}
+	return false
+}
+
+func TestStaleBoundary(t *testing.T) {
+	c := newFakeClock()
+	n := nodeN(c, 0, 0, 10)
+	a := newTestAssigner(Config{StaleAfter: time.Second}, c, 1, []Node{n})
+	c.Advance(time.Second) // exactly StaleAfter old: still eligible
+	if _, err := a.Pick(sid(1), netip.AddrPort{}); err != nil {
+		t.Fatalf("report exactly StaleAfter old: %v", err)
+	}
+	c.Advance(time.Nanosecond)
+	if _, err := a.Pick(sid(1), netip.AddrPort{}); !errors.Is(err, ErrNoServer) {
+		t.Fatalf("report older than StaleAfter: err = %v, want ErrNoServer", err)
+	}
+}
+
+func TestZeroStaleAfterNeverStale(t *testing.T) {
+	c := newFakeClock()
+	n := nodeN(c, 0, 0, 10)
+	a := newTestAssigner(Config{}, c, 1, []Node{n})
+	c.Advance(1000 * time.Hour)
+	if _, err := a.Pick(sid(1), netip.AddrPort{}); err != nil {
+		t.Fatalf("StaleAfter 0: %v", err)
+	}
+}
+
+func TestPendingCountsTowardsFull(t *testing.T) {
+	for _, p := range allPolicies {
+		t.Run(p.String(), func(t *testing.T) {
+			c := newFakeClock()
+			a := newTestAssigner(Config{Policy: p}, c, 1, []Node{nodeN(c, 0, 1, 3)})
+			for i := range 2 {
+				if _, err := a.Pick(sid(uint64(i)), netip.AddrPort{}); err != nil {
+					t.Fatalf("pick %d: %v", i, err)
+				}
+			}
+			// 1 session + 2 pending = capacity 3: full.
+			if _, err := a.Pick(sid(9), netip.AddrPort{}); !errors.Is(err, ErrNoServer) {
+				t.Fatalf("third pick: err = %v, want ErrNoServer", err)
+			}
+			if got := a.Pending("n00"); got != 2 {
+				t.Errorf("Pending = %d, want 2", got)
+			}
+		})
+	}
+}
+
+func TestNoViewNoServer(t *testing.T) {
+	c := newFakeClock()
+	a := New(Config{}, c.Now, newRand(1))
+	if _, err := a.Pick(sid(1), netip.AddrPort{}); !errors.Is(err, ErrNoServer) {
+		t.Fatalf("Pick without a view: %v", err)
+	}
+	if got := a.Backups(nil, 3, netip.AddrPort{}); len(got) != 0 {
+		t.Fatalf("Backups without a view = %v", got)
+	}
+	a.SetView(nil)
+	if _, err := a.Pick(sid(1), netip.AddrPort{}); !errors.Is(err, ErrNoServer) {
+		t.Fatalf("Pick with a nil view: %v", err)
+	}
+	if a.Pending("x") != 0 {
+		t.Fatal("Pending of an unknown node is not 0")
+	}
+}
+
+func TestNewPanicsWithoutClockOrRand(t *testing.T) {
+	c := newFakeClock()
+	for name, f := range map[string]func(){
+		"no clock": func() { New(Config{}, nil, newRand(1)) },
+		"no rand":  func() { New(Config{}, c.Now, nil) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: New did not panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}

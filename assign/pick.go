@@ -1,0 +1,189 @@
+package assign
+
+import (
+	"math/bits"
+	"net/netip"
+	"time"
+)
+
+// Pick chooses a server for session s with the configured policy and records
+// a pending ledger entry for it.
+//
+// avoid is the server the client reports it just lost (the zero AddrPort for
+// none). It is never returned: if it is the only eligible node, Pick returns
+// ErrNoServer rather than send the client back to it. Pick never returns a
+// node that is draining, suspect, full, without capacity, or stale, and
+// returns ErrNoServer when none is eligible. It does not allocate once the
+// node's ledger has reached its working size.
+func (a *Assigner) Pick(s SessionID, avoid netip.AddrPort) (Node, error) {
+	now := a.now()
+	elig := a.eligible(now, avoid)
+	if len(elig) == 0 {
+		return Node{}, ErrNoServer
+	}
+	var i int32
+	switch a.cfg.Policy {
+	case LeastLoaded:
+		if a.Warm() {
+			i = a.leastLoaded(elig)
+		} else {
+			i = a.p2c(elig)
+		}
+	case P2C:
+		i = a.p2c(elig)
+	case RoundRobin:
+		i = a.roundRobin(elig)
+	case Random:
+		i = elig[a.rng.IntN(len(elig))]
+	case Sticky:
+		i = a.sticky(elig, s)
+	default:
+		i = a.leastLoaded(elig)
+	}
+	a.picks++
+	if !a.cfg.NoLedger {
+		a.state[i].led.push(now)
+	}
+	return a.view.nodes[i], nil
+}
+
+// Backups appends to dst the addresses of up to n eligible servers other
+// than not, least loaded first (ties in ID order), for the USHER-BACKUP
+// attribute. It records nothing in the ledger. It does not allocate when
+// cap(dst) is large enough.
+func (a *Assigner) Backups(dst []netip.AddrPort, n int, not netip.AddrPort) []netip.AddrPort {
+	if n <= 0 {
+		return dst
+	}
+	elig := a.eligible(a.now(), not)
+	n = min(n, len(elig))
+	// Partial selection sort: n is a handful, and it needs no allocation.
+	for k := 0; k < n; k++ {
+		best := k
+		for j := k + 1; j < len(elig); j++ {
+			if a.compareLoad(elig[j], elig[best]) < 0 {
+				best = j // equal loads keep the earlier, lower ID
+			}
+		}
+		// Rotate the winner into place rather than swap, so the rest stay
+		// in ID order and later ties resolve the same way.
+		w := elig[best]
+		copy(elig[k+1:best+1], elig[k:best])
+		elig[k] = w
+		dst = append(dst, a.view.nodes[elig[k]].Addr)
+	}
+	return dst
+}
+
+// eligible expires ledger entries and fills the scratch slice with the
+// indices of the eligible nodes, in ID order.
+func (a *Assigner) eligible(now time.Time, avoid netip.AddrPort) []int32 {
+	elig := a.elig[:0]
+	if a.view == nil {
+		return elig
+	}
+	cutoff := now.Add(-a.ttl)
+	checkAvoid := avoid.IsValid()
+	for i := range a.view.nodes {
+		nd := &a.view.nodes[i]
+		led := &a.state[i].led
+		led.expire(cutoff)
+		switch {
+		case nd.Draining, nd.Suspect, nd.Capacity <= 0:
+			continue
+		case a.used(int32(i)) >= uint64(nd.Capacity):
+			continue // full, counting the redirects on their way
+		case a.cfg.StaleAfter > 0 && now.Sub(nd.ReportedAt) > a.cfg.StaleAfter:
+			continue
+		case checkAvoid && nd.Addr == avoid:
+			continue
+		}
+		elig = append(elig, int32(i))
+	}
+	a.elig = elig
+	return elig
+}
+
+// used returns node i's reported sessions plus its pending entries.
+func (a *Assigner) used(i int32) uint64 {
+	return uint64(max(a.view.nodes[i].Sessions, 0)) + uint64(a.state[i].led.len())
+}
+
+// compareLoad compares the loads used/capacity of nodes i and j exactly
+// (cross-multiplied in 128 bits, so nothing overflows or rounds). Both must
+// have a positive capacity.
+func (a *Assigner) compareLoad(i, j int32) int {
+	hi1, lo1 := bits.Mul64(a.used(i), uint64(a.view.nodes[j].Capacity))
+	hi2, lo2 := bits.Mul64(a.used(j), uint64(a.view.nodes[i].Capacity))
+	switch {
+	case hi1 < hi2 || (hi1 == hi2 && lo1 < lo2):
+		return -1
+	case hi1 == hi2 && lo1 == lo2:
+		return 0
+	}
+	return 1
+}
+
+// leastLoaded returns the least loaded node, choosing uniformly among equal
+// minimums (reservoir sampling, so one pass and no allocation).
+func (a *Assigner) leastLoaded(elig []int32) int32 {
+	best, ties := elig[0], 1
+	for _, i := range elig[1:] {
+		switch c := a.compareLoad(i, best); {
+		case c < 0:
+			best, ties = i, 1
+		case c == 0:
+			ties++
+			if a.rng.IntN(ties) == 0 {
+				best = i
+			}
+		}
+	}
+	return best
+}
+
+// p2c draws two distinct eligible nodes and returns the less loaded (the
+// first drawn on a tie, which is itself a random choice).
+func (a *Assigner) p2c(elig []int32) int32 {
+	if len(elig) == 1 {
+		return elig[0]
+	}
+	x := a.rng.IntN(len(elig))
+	y := a.rng.IntN(len(elig) - 1)
+	if y >= x {
+		y++
+	}
+	if a.compareLoad(elig[y], elig[x]) < 0 {
+		return elig[y]
+	}
+	return elig[x]
+}
+
+// roundRobin returns the first eligible node whose ID sorts after the last
+// one picked, wrapping around. Keeping the cursor as an ID rather than an
+// index lets it survive nodes joining and leaving.
+func (a *Assigner) roundRobin(elig []int32) int32 {
+	pick := elig[0]
+	if a.rrValid {
+		for _, i := range elig {
+			if a.view.nodes[i].ID > a.rrLast {
+				pick = i
+				break
+			}
+		}
+	}
+	a.rrLast, a.rrValid = a.view.nodes[pick].ID, true
+	return pick
+}
+
+// sticky returns the eligible node with the highest rendezvous score for s.
+func (a *Assigner) sticky(elig []int32, s SessionID) int32 {
+	best := elig[0]
+	bestScore := stickyScore(a.state[best].hrw, s)
+	for _, i := range elig[1:] {
+		if sc := stickyScore(a.state[i].hrw, s); sc > bestScore {
+			best, bestScore = i, sc
+		}
+	}
+	return best
+}

@@ -1,0 +1,349 @@
+package node
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/usherlb/usher/assign"
+)
+
+// Config is the agent's configuration. Every field tagged hcl is a key of the
+// configuration file and also a command-line flag (see RegisterFlags), with
+// underscores turned into dashes. Durations are strings ("1s", "250ms") in
+// both; Validate parses them, and the other typed values, into Parsed.
+//
+// The cluster keys (bind, join, bootstrap_expect, profile, label,
+// encrypt_key, respond_from) are accepted and validated now so that
+// configuration files keep working when clustering arrives; a single node
+// does not use them yet.
+type Config struct {
+	// NodeName is the node's unique name in the farm; defaults to the host
+	// name.
+	NodeName string `hcl:"node_name,optional"`
+	// DataDir holds the node's durable state (Raft's log, when clustered).
+	DataDir string `hcl:"data_dir,optional"`
+	// Bind is the gossip address (cluster only).
+	Bind string `hcl:"bind,optional"`
+	// SessionAddr is the address the session endpoint listens on: the
+	// node's real address, which clients are redirected to.
+	SessionAddr string `hcl:"session_addr,optional"`
+	// AdvertiseSessionAddr, when set, is the address named in redirects
+	// instead of SessionAddr (for a node behind NAT or bound to 0.0.0.0).
+	AdvertiseSessionAddr string `hcl:"advertise_session_addr,optional"`
+	// VIP is the well-known balancer address probes are sent to.
+	VIP string `hcl:"vip,optional"`
+	// VIPMode says how the node takes the VIP when it leads: "bind" (the
+	// address is already routed to the host; just bind it), "netlink" (add
+	// it to Interface and announce it) or "script".
+	VIPMode string `hcl:"vip_mode,optional"`
+	// Interface is the network interface the VIP is added to in netlink
+	// mode.
+	Interface string `hcl:"interface,optional"`
+	// VIPAcquireScript and VIPReleaseScript are run in script mode.
+	VIPAcquireScript string `hcl:"vip_acquire_script,optional"`
+	VIPReleaseScript string `hcl:"vip_release_script,optional"`
+	// HTTP is the address of the HTTP API; empty disables it.
+	HTTP string `hcl:"http,optional"`
+	// Capacity is the most sessions the node takes.
+	Capacity int `hcl:"capacity,optional"`
+	// Policy is the assignment policy: least-loaded, p2c, round-robin,
+	// random or sticky.
+	Policy string `hcl:"policy,optional"`
+	// KeepaliveInterval is how often clients send keepalives (USHER-TIMERS).
+	KeepaliveInterval string `hcl:"keepalive_interval,optional"`
+	// DeadAfter is how long a client waits for keepalive answers before it
+	// declares its server dead (USHER-TIMERS).
+	DeadAfter string `hcl:"dead_after,optional"`
+	// SessionTTL is how long a session lives without a keepalive; empty
+	// means DeadAfter.
+	SessionTTL string `hcl:"session_ttl,optional"`
+	// RequireTicket makes the session endpoint refuse, with a 401 error
+	// answer, a new session that presents no valid ticket.
+	RequireTicket bool `hcl:"require_ticket,optional"`
+	// TicketTTL is how long an issued ticket stays valid.
+	TicketTTL string `hcl:"ticket_ttl,optional"`
+	// TicketKey is the hex-encoded ticket key (at least 16 bytes). Empty
+	// means a random key per process, which is enough for a single node.
+	TicketKey string `hcl:"ticket_key,optional"`
+	// StockAmplification bounds an answer to a stock STUN or TURN request
+	// to this many times the request's size.
+	StockAmplification int `hcl:"stock_amplification,optional"`
+	// Backups is how many USHER-BACKUP servers a redirect names.
+	Backups int `hcl:"backups,optional"`
+	// LogLevel is trace, debug, info, warn or error.
+	LogLevel string `hcl:"log_level,optional"`
+	// LogJSON logs one JSON object per line.
+	LogJSON bool `hcl:"log_json,optional"`
+	// Profile tunes the cluster's timers: fast, lan or rapid (cluster only).
+	Profile string `hcl:"profile,optional"`
+	// Join lists the members to join at start (cluster only).
+	Join []string `hcl:"join,optional"`
+	// BootstrapExpect is how many voters to wait for before the first
+	// election (cluster only).
+	BootstrapExpect int `hcl:"bootstrap_expect,optional"`
+	// Label keeps clusters on one network apart (cluster only).
+	Label string `hcl:"label,optional"`
+	// EncryptKey is the base64 gossip key (cluster only).
+	EncryptKey string `hcl:"encrypt_key,optional"`
+	// RespondFrom says who sends a probe's answer: "leader" (cluster only).
+	RespondFrom string `hcl:"respond_from,optional"`
+
+	// Parsed holds the values Validate derives from the fields above.
+	Parsed Parsed
+
+	// ranges locates each key that came from a file, for error messages;
+	// a flag that overrides a key removes its entry.
+	ranges map[string]hcl.Range
+}
+
+// Parsed holds typed values derived from a Config by Validate.
+type Parsed struct {
+	SessionAddr          netip.AddrPort
+	AdvertiseSessionAddr netip.AddrPort // zero when not set
+	VIP                  netip.AddrPort
+	Policy               assign.Policy
+	KeepaliveInterval    time.Duration
+	DeadAfter            time.Duration
+	SessionTTL           time.Duration
+	TicketTTL            time.Duration
+	TicketKey            []byte // nil when not set
+	LogLevel             hclog.Level
+}
+
+// DefaultConfig returns the configuration a key takes when neither the file
+// nor a flag sets it.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		NodeName:           host,
+		DataDir:            "",
+		Bind:               "0.0.0.0:7946",
+		SessionAddr:        "0.0.0.0:3479",
+		VIP:                "127.0.0.100:3478",
+		VIPMode:            "bind",
+		HTTP:               "127.0.0.1:7480",
+		Capacity:           1000,
+		Policy:             "least-loaded",
+		KeepaliveInterval:  "1s",
+		DeadAfter:          "3s",
+		TicketTTL:          "1h",
+		StockAmplification: 3,
+		Backups:            2,
+		LogLevel:           "info",
+		Profile:            "lan",
+		BootstrapExpect:    1,
+		RespondFrom:        "leader",
+	}
+}
+
+// DevConfig returns the configuration of `usher agent -dev`: one node that
+// leads itself, the balancer address 127.0.0.100:3478 and the session
+// endpoint on 127.0.0.1:3479.
+func DevConfig() Config {
+	c := DefaultConfig()
+	if c.NodeName == "" {
+		c.NodeName = "dev"
+	}
+	c.Bind = "127.0.0.1:7946"
+	c.SessionAddr = "127.0.0.1:3479"
+	c.VIP = "127.0.0.100:3478"
+	c.VIPMode = "bind"
+	c.Profile = "fast"
+	c.BootstrapExpect = 1
+	return c
+}
+
+// KeyError is a configuration error about one key. When the key's value came
+// from a file, Range locates it.
+type KeyError struct {
+	// Key is the configuration key, such as "dead_after".
+	Key string
+	// Value is the offending value as written.
+	Value string
+	// Problem says what is wrong, such as "is not a duration".
+	Problem string
+	// Range locates the attribute in its file; nil for defaults and flags.
+	Range *hcl.Range
+}
+
+// Error returns "file:line:col: key: "value" problem", the location left
+// out when the value did not come from a file.
+func (e *KeyError) Error() string {
+	var b strings.Builder
+	if e.Range != nil {
+		fmt.Fprintf(&b, "%s:%d:%d: ", e.Range.Filename, e.Range.Start.Line, e.Range.Start.Column)
+	}
+	fmt.Fprintf(&b, "%s: %q %s", e.Key, e.Value, e.Problem)
+	return b.String()
+}
+
+// Validate checks every key, parses durations, addresses and the other typed
+// values into c.Parsed, and returns every problem found, each a *KeyError
+// naming the key and its value (joined with errors.Join).
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, value, problem string) {
+		e := &KeyError{Key: key, Value: value, Problem: problem}
+		if r, ok := c.ranges[key]; ok {
+			e.Range = &r
+		}
+		errs = append(errs, e)
+	}
+	var p Parsed
+
+	if c.NodeName == "" {
+		bad("node_name", c.NodeName, "must not be empty")
+	}
+	addr := func(key, v string, optional bool) netip.AddrPort {
+		if v == "" && optional {
+			return netip.AddrPort{}
+		}
+		ap, err := resolveAddrPort(v)
+		if err != nil {
+			bad(key, v, "is not a host:port address")
+		}
+		return ap
+	}
+	p.SessionAddr = addr("session_addr", c.SessionAddr, false)
+	p.AdvertiseSessionAddr = addr("advertise_session_addr", c.AdvertiseSessionAddr, true)
+	if p.AdvertiseSessionAddr.IsValid() && (p.AdvertiseSessionAddr.Addr().IsUnspecified() || p.AdvertiseSessionAddr.Port() == 0) {
+		bad("advertise_session_addr", c.AdvertiseSessionAddr, "must name a specific address and port")
+	}
+	p.VIP = addr("vip", c.VIP, false)
+	if p.VIP.IsValid() && p.VIP.Addr().IsUnspecified() {
+		bad("vip", c.VIP, "must be a specific address")
+	}
+	addr("bind", c.Bind, true)
+	if c.HTTP != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+			bad("http", c.HTTP, "is not a host:port address")
+		}
+	}
+
+	switch c.VIPMode {
+	case "bind", "script":
+	case "netlink":
+		if c.Interface == "" {
+			bad("interface", c.Interface, "must be set when vip_mode is \"netlink\"")
+		}
+	default:
+		bad("vip_mode", c.VIPMode, `is not one of "bind", "netlink", "script"`)
+	}
+	if c.VIPMode == "script" {
+		if c.VIPAcquireScript == "" {
+			bad("vip_acquire_script", c.VIPAcquireScript, `must be set when vip_mode is "script"`)
+		}
+		if c.VIPReleaseScript == "" {
+			bad("vip_release_script", c.VIPReleaseScript, `must be set when vip_mode is "script"`)
+		}
+	}
+
+	if c.Capacity < 1 {
+		bad("capacity", strconv.Itoa(c.Capacity), "must be at least 1")
+	}
+	pol, err := assign.ParsePolicy(c.Policy)
+	if err != nil {
+		bad("policy", c.Policy, "is not one of least-loaded, p2c, round-robin, random, sticky")
+	}
+	p.Policy = pol
+
+	dur := func(key, v string) time.Duration {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			bad(key, v, "is not a duration")
+		case d <= 0:
+			bad(key, v, "must be positive")
+		}
+		return d
+	}
+	p.KeepaliveInterval = dur("keepalive_interval", c.KeepaliveInterval)
+	p.DeadAfter = dur("dead_after", c.DeadAfter)
+	if p.KeepaliveInterval > 0 && p.DeadAfter > 0 && p.DeadAfter < p.KeepaliveInterval {
+		bad("dead_after", c.DeadAfter, "must not be shorter than keepalive_interval")
+	}
+	if c.SessionTTL == "" {
+		p.SessionTTL = p.DeadAfter
+	} else {
+		p.SessionTTL = dur("session_ttl", c.SessionTTL)
+	}
+	p.TicketTTL = dur("ticket_ttl", c.TicketTTL)
+	if p.TicketTTL > 0 && p.TicketTTL < time.Second {
+		bad("ticket_ttl", c.TicketTTL, "must be at least 1s")
+	}
+	if c.TicketKey != "" {
+		k, err := hex.DecodeString(c.TicketKey)
+		switch {
+		case err != nil:
+			bad("ticket_key", "(hidden)", "is not hex")
+		case len(k) < 16:
+			bad("ticket_key", "(hidden)", "must be at least 16 bytes")
+		}
+		p.TicketKey = k
+	}
+	if c.StockAmplification < 1 {
+		bad("stock_amplification", strconv.Itoa(c.StockAmplification), "must be at least 1")
+	}
+	if c.Backups < 0 || c.Backups > 4 {
+		bad("backups", strconv.Itoa(c.Backups), "must be between 0 and 4")
+	}
+	p.LogLevel = hclog.LevelFromString(c.LogLevel)
+	if p.LogLevel == hclog.NoLevel {
+		bad("log_level", c.LogLevel, "is not one of trace, debug, info, warn, error")
+	}
+	switch c.Profile {
+	case "fast", "lan", "rapid":
+	default:
+		bad("profile", c.Profile, `is not one of "fast", "lan", "rapid"`)
+	}
+	for _, j := range c.Join {
+		if j == "" {
+			bad("join", j, "must not hold an empty address")
+		}
+	}
+	if c.BootstrapExpect < 1 {
+		bad("bootstrap_expect", strconv.Itoa(c.BootstrapExpect), "must be at least 1")
+	}
+	if c.RespondFrom != "leader" {
+		bad("respond_from", c.RespondFrom, `is not "leader"`)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	c.Parsed = p
+	return nil
+}
+
+// resolveAddrPort parses host:port, resolving a host name if needed. An
+// empty host means the unspecified IPv4 address.
+func resolveAddrPort(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	pn, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if host == "" {
+		return netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(pn)), nil
+	}
+	ua, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, port))
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return ua.AddrPort(), nil
+}
