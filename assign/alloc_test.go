@@ -12,7 +12,7 @@ import (
 // and entries live 10ms, so each ledger holds at most ~1000/n entries.
 func steadyAssigner(p Policy, n int) (*Assigner, *fakeClock) {
 	c := newFakeClock()
-	a := New(Config{Policy: p, PendingTTL: 10 * time.Millisecond, StaleAfter: time.Hour}, func() time.Time {
+	a := New(Config{Policy: p, PendingTTL: 10 * time.Millisecond, StaleAfter: time.Hour, StartWarm: true}, func() time.Time {
 		c.Advance(10 * time.Microsecond)
 		return c.Now()
 	}, newRand(1))
@@ -20,10 +20,8 @@ func steadyAssigner(p Policy, n int) (*Assigner, *fakeClock) {
 	for i := range nodes {
 		nodes[i] = nodeN(c, i, i*10, 1<<30)
 	}
-	v := NewView(nodes)
-	a.SetView(v)
-	a.SetView(v) // warm
-	for i := range 20000 {
+	a.SetView(NewView(nodes))
+	for i := range 5000 {
 		a.Pick(sid(uint64(i)), none)
 	}
 	return a, c

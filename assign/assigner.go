@@ -9,13 +9,8 @@ import (
 // ErrNoServer is returned by [Assigner.Pick] when no node is eligible.
 var ErrNoServer = errors.New("assign: no eligible server")
 
-// DefaultWarmViews is the number of [Assigner.SetView] calls after which a
-// new Assigner's ledger is warm when Config.WarmViews is zero.
-const DefaultWarmViews = 2
-
 // Config configures an [Assigner]. The zero value is usable: least-loaded,
-// reports never stale, a 5 s pending TTL, the ledger on, and warm after two
-// views.
+// reports never stale, a 5 s pending TTL, the ledger on, and a warm-up.
 type Config struct {
 	// Policy chooses among eligible nodes.
 	Policy Policy
@@ -30,12 +25,13 @@ type Config struct {
 	// alone. It exists to measure what the ledger is worth; never use it in
 	// production, since it lets bursts herd onto one node.
 	NoLedger bool
-	// WarmViews is how many SetView calls a new Assigner needs before its
-	// ledger is warm. Zero means DefaultWarmViews; a negative value starts
-	// warm (for tests and benchmarks).
-	WarmViews int
-	// ColdPicks, when positive, also makes the ledger warm after that many
-	// successful picks, whichever comes first. Zero means no pick limit.
+	// StartWarm skips the warm-up: LeastLoaded is least-loaded from the
+	// first pick. For tests, benchmarks, and a first leader whose farm has
+	// no history.
+	StartWarm bool
+	// ColdPicks, when positive, ends the warm-up after that many successful
+	// picks even if the view has not caught up (see [Assigner.Warm]). Zero
+	// means no pick limit.
 	ColdPicks int
 }
 
@@ -58,8 +54,9 @@ type Assigner struct {
 	rrLast  string // ID of the last node round-robin picked
 	rrValid bool
 
-	views int    // SetView calls since New
-	picks uint64 // successful picks since New
+	born  time.Time // the clock when New ran: no report before it shows our picks
+	warm  bool      // see Warm; never goes back to false
+	picks uint64    // successful picks since New
 }
 
 // nodeState is what the Assigner remembers about one node across views.
@@ -77,7 +74,7 @@ func New(cfg Config, now func() time.Time, rng *rand.Rand) *Assigner {
 	if now == nil || rng == nil {
 		panic("assign: New needs a clock and a random source")
 	}
-	a := &Assigner{cfg: cfg, ttl: cfg.PendingTTL, now: now, rng: rng}
+	a := &Assigner{cfg: cfg, ttl: cfg.PendingTTL, now: now, rng: rng, born: now(), warm: cfg.StartWarm}
 	if a.ttl <= 0 {
 		a.ttl = DefaultPendingTTL
 	}
@@ -100,7 +97,8 @@ func (a *Assigner) View() *View { return a.view }
 // A report older than the one last reconciled (out of order) changes nothing
 // in the ledger. A node new to the view starts with an empty ledger and its
 // current Accepted as the baseline; a node missing from the view loses its
-// ledger. Expired entries are dropped too.
+// ledger. Reports produced before New ran only move baselines (see Warm).
+// Expired entries are dropped too.
 //
 // A nil view is an empty one. Once the Assigner has seen a view as large as
 // v, SetView does not allocate.
@@ -116,7 +114,7 @@ func (a *Assigner) SetView(v *View) {
 		ns = make([]nodeState, n)
 	}
 	ns = ns[:n]
-	cutoff := a.now().Add(-a.ttl)
+	cutoff := a.now().Add(-a.ttl).UnixNano()
 
 	j := 0
 	for i := range v.nodes {
@@ -143,7 +141,9 @@ func (a *Assigner) SetView(v *View) {
 	if cap(a.elig) < n {
 		a.elig = make([]int32, 0, n)
 	}
-	a.views++
+	if !a.warm {
+		a.warm = a.caughtUp(v)
+	}
 }
 
 // reconcile removes from st's ledger the entries nd's report accounts for.
@@ -153,6 +153,9 @@ func (a *Assigner) reconcile(st *nodeState, nd *Node) {
 	}
 	var k uint64
 	switch {
+	case nd.ReportedAt.Before(a.born):
+		// Produced before this Assigner existed, so none of its clients
+		// are in it: the growth was a predecessor's. Move the baseline only.
 	case nd.Accepted >= st.accepted:
 		k = nd.Accepted - st.accepted
 	default: // the counter restarted with the node
@@ -163,23 +166,51 @@ func (a *Assigner) reconcile(st *nodeState, nd *Node) {
 	st.reportedAt = nd.ReportedAt
 }
 
-// Warm reports whether the ledger is warm, i.e. whether LeastLoaded really
+// caughtUp reports whether every node of v that may still be assigned has a
+// report produced since this Assigner was created, and there is at least
+// one such node (an empty view proves nothing). Suspect nodes and, with
+// StaleAfter, stale ones are ignored: their reports may never be renewed.
+func (a *Assigner) caughtUp(v *View) bool {
+	staleBefore := a.now().Add(-a.cfg.StaleAfter)
+	fresh := 0
+	for i := range v.nodes {
+		nd := &v.nodes[i]
+		switch {
+		case nd.Suspect:
+		case a.cfg.StaleAfter > 0 && nd.ReportedAt.Before(staleBefore):
+		case nd.ReportedAt.Before(a.born):
+			return false
+		default:
+			fresh++
+		}
+	}
+	return fresh > 0
+}
+
+// Warm reports whether the warm-up is over, i.e. whether LeastLoaded really
 // uses least-loaded rather than P2C.
 //
-// A new Assigner (a leader that just took over) is cold: its predecessor's
-// recent redirects are in no report yet, and the first Accepted increments
-// it sees partly pay for its predecessor's clients rather than its own
-// entries. The rule is deliberately simple: the ledger is warm once SetView
-// has been called Config.WarmViews times (default 2: the first view sets the
-// Accepted baselines, the second reconciles against them), or once
-// Config.ColdPicks picks have been made if that is positive, whichever comes
-// first. A negative WarmViews starts warm.
+// A new Assigner may be a leader that has just taken over. Its predecessor's
+// last redirects are in no report it has seen yet, so the emptiest-looking
+// node may in truth be filling up fast; least-loaded would pile onto it,
+// while p2c spreads a burst even over a wrong view. The warm-up ends once a
+// view has been installed in which every node that can be assigned (not
+// suspect, not stale) has a report produced at or after the moment New ran,
+// and there is at least one such node:
+// such reports include every client the predecessor sent, except the few
+// still in flight. It also ends after Config.ColdPicks picks if that is
+// positive, and never starts with Config.StartWarm. Once warm, an Assigner
+// stays warm.
+//
+// The rule relies on Node.ReportedAt being when the report was produced, on
+// the leader's clock. If the cluster layer can only offer the time it
+// received a report, the warm-up ends early by the gossip delay.
+//
+// The same instant bounds reconciliation: a report produced before New ran
+// cannot count any client this Assigner sent, so its Accepted growth only
+// moves the baseline and removes no ledger entries.
 func (a *Assigner) Warm() bool {
-	wv := a.cfg.WarmViews
-	if wv == 0 {
-		wv = DefaultWarmViews
-	}
-	return a.views >= wv || (a.cfg.ColdPicks > 0 && a.picks >= uint64(a.cfg.ColdPicks))
+	return a.warm || (a.cfg.ColdPicks > 0 && a.picks >= uint64(a.cfg.ColdPicks))
 }
 
 // Pending returns the number of live ledger entries for the node with the
@@ -193,6 +224,6 @@ func (a *Assigner) Pending(id string) int {
 		return 0
 	}
 	l := &a.state[i].led
-	l.expire(a.now().Add(-a.ttl))
+	l.expire(a.now().Add(-a.ttl).UnixNano())
 	return l.len()
 }

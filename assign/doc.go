@@ -13,11 +13,12 @@
 //
 // # Eligibility
 //
-// A node is eligible when it is not draining, not suspect, has a positive
-// capacity, its reported sessions plus its pending ledger entries are below
-// that capacity, and (when Config.StaleAfter is set) its report is no older
-// than StaleAfter. [Assigner.Pick] never returns anything else, and never
-// returns the server the client says it just lost (design invariant 5).
+// A node is eligible when it is not draining, not suspect, has a valid
+// address and a positive capacity, its reported sessions plus its pending
+// ledger entries are below that capacity, and (when Config.StaleAfter is
+// set) its report is no older than StaleAfter. [Assigner.Pick] never returns
+// anything else (design invariant 5), and never sends a client back to the
+// server it says it just lost.
 //
 // # The pending ledger
 //
@@ -33,6 +34,12 @@
 // Entries the reports never confirm (the client went elsewhere or gave up)
 // expire after Config.PendingTTL. A node that leaves the view takes its
 // entries with it.
+//
+// The package's simulation test shows the effect: ten equal nodes, 5,000
+// clients in bursts of 100, and a view 500 ms old. With the ledger,
+// least-loaded keeps the busiest node within 5% of the mean throughout
+// (in practice exactly even); without it, each burst lands whole on one
+// node and the busiest node reaches several times the mean.
 //
 // # Policies
 //
@@ -50,11 +57,13 @@
 // # Warm-up
 //
 // A leader that has just taken over starts with an empty ledger: it cannot
-// know which redirects its predecessor sent that the reports do not show yet,
-// and the first Accepted increments it sees partly belong to its
-// predecessor's clients. Until the ledger is warm, LeastLoaded behaves as
-// P2C, which spreads a burst even over a wrong view. See [Assigner.Warm] for
-// the exact rule.
+// know which redirects its predecessor sent that the reports do not show
+// yet, and the node that looks emptiest may be the one its predecessor was
+// busy filling. Until every node has reported since the Assigner was
+// created, LeastLoaded behaves as P2C, which spreads a burst even over a
+// wrong view; and Accepted growth in reports older than the Assigner is
+// taken as the predecessor's, not reconciled against the ledger. See
+// [Assigner.Warm] for the exact rule and [Config] for the knobs.
 //
 // # Concurrency
 //

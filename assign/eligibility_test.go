@@ -25,6 +25,7 @@ func TestIneligibleNeverPicked(t *testing.T) {
 		{name: "negative capacity", bad: func(_ *fakeClock, n *Node) { n.Capacity = -1 }},
 		{name: "stale", bad: func(c *fakeClock, n *Node) { n.ReportedAt = c.Now().Add(-staleAfter - time.Nanosecond) }},
 		{name: "never reported", bad: func(_ *fakeClock, n *Node) { n.ReportedAt = time.Time{} }},
+		{name: "no address", bad: func(_ *fakeClock, n *Node) { n.Addr = netip.AddrPort{} }},
 		{name: "avoid", bad: func(*fakeClock, *Node) {}, avoid: true},
 	}
 	for _, tt := range tests {

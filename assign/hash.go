@@ -22,8 +22,7 @@ func hashNodeID(id string) uint64 {
 		h ^= uint64(id[i])
 		h *= fnvPrime64
 	}
-	h ^= 0 // the separator byte, for clarity: xor with zero is a no-op
-	h *= fnvPrime64
+	h *= fnvPrime64 // the zero separator byte (its xor step is a no-op)
 	return h
 }
 

@@ -12,10 +12,13 @@ const DefaultPendingTTL = 5 * time.Second
 // reached its working size pushing allocates nothing. Its length is bounded
 // by the node's capacity, because a node whose sessions plus pending entries
 // reach capacity is not eligible and gets no more entries.
+//
+// Entries are kept as Unix nanoseconds: expiry runs for every node on every
+// pick, and an integer comparison is much cheaper than time.Time's.
 type ledger struct {
-	buf  []time.Time
-	head int // index of the oldest entry
-	n    int // number of entries
+	buf  []int64 // UnixNano of each entry
+	head int     // index of the oldest entry
+	n    int     // number of entries
 }
 
 // minLedger is the first allocation of a ledger's ring.
@@ -24,8 +27,9 @@ const minLedger = 16
 // len returns the number of entries.
 func (l *ledger) len() int { return l.n }
 
-// push appends an entry at t, which should not be before the newest entry.
-func (l *ledger) push(t time.Time) {
+// push appends an entry at t (UnixNano), which should not be before the
+// newest entry.
+func (l *ledger) push(t int64) {
 	if l.n == len(l.buf) {
 		l.grow()
 	}
@@ -38,7 +42,7 @@ func (l *ledger) push(t time.Time) {
 }
 
 func (l *ledger) grow() {
-	nb := make([]time.Time, max(minLedger, 2*len(l.buf)))
+	nb := make([]int64, max(minLedger, 2*len(l.buf)))
 	k := copy(nb, l.buf[l.head:])
 	copy(nb[k:], l.buf[:l.head])
 	l.buf = nb
@@ -58,10 +62,10 @@ func (l *ledger) dropOldest(k uint64) {
 	l.n -= int(k)
 }
 
-// expire removes entries made before cutoff. Entries are in time order, so
-// it stops at the first one that is still alive.
-func (l *ledger) expire(cutoff time.Time) {
-	for l.n > 0 && l.buf[l.head].Before(cutoff) {
+// expire removes entries made before cutoff (UnixNano). Entries are in time
+// order, so it stops at the first one that is still alive.
+func (l *ledger) expire(cutoff int64) {
+	for l.n > 0 && l.buf[l.head] < cutoff {
 		l.head++
 		if l.head == len(l.buf) {
 			l.head = 0

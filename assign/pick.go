@@ -12,8 +12,8 @@ import (
 // avoid is the server the client reports it just lost (the zero AddrPort for
 // none). It is never returned: if it is the only eligible node, Pick returns
 // ErrNoServer rather than send the client back to it. Pick never returns a
-// node that is draining, suspect, full, without capacity, or stale, and
-// returns ErrNoServer when none is eligible. It does not allocate once the
+// node that is draining, suspect, full, without capacity, stale, or without
+// a valid address, and returns ErrNoServer when none is eligible. It does not allocate once the
 // node's ledger has reached its working size.
 func (a *Assigner) Pick(s SessionID, avoid netip.AddrPort) (Node, error) {
 	now := a.now()
@@ -42,7 +42,7 @@ func (a *Assigner) Pick(s SessionID, avoid netip.AddrPort) (Node, error) {
 	}
 	a.picks++
 	if !a.cfg.NoLedger {
-		a.state[i].led.push(now)
+		a.state[i].led.push(now.UnixNano())
 	}
 	return a.view.nodes[i], nil
 }
@@ -82,18 +82,20 @@ func (a *Assigner) eligible(now time.Time, avoid netip.AddrPort) []int32 {
 	if a.view == nil {
 		return elig
 	}
-	cutoff := now.Add(-a.ttl)
+	cutoff := now.Add(-a.ttl).UnixNano()
+	checkStale := a.cfg.StaleAfter > 0
+	staleBefore := now.Add(-a.cfg.StaleAfter) // now-ReportedAt > StaleAfter
 	checkAvoid := avoid.IsValid()
 	for i := range a.view.nodes {
 		nd := &a.view.nodes[i]
 		led := &a.state[i].led
 		led.expire(cutoff)
 		switch {
-		case nd.Draining, nd.Suspect, nd.Capacity <= 0:
+		case nd.Draining, nd.Suspect, nd.Capacity <= 0, !nd.Addr.IsValid():
 			continue
 		case a.used(int32(i)) >= uint64(nd.Capacity):
 			continue // full, counting the redirects on their way
-		case a.cfg.StaleAfter > 0 && now.Sub(nd.ReportedAt) > a.cfg.StaleAfter:
+		case checkStale && nd.ReportedAt.Before(staleBefore):
 			continue
 		case checkAvoid && nd.Addr == avoid:
 			continue

@@ -132,8 +132,8 @@ func TestRoundRobinCursorSurvivesViews(t *testing.T) {
 	}{
 		{mk("a", "c", "e"), "a c e a c"},
 		{mk("a", "b", "c", "d", "e"), "d e a b"}, // cursor was c
-		{mk("a", "b", "c"), "c a"},             // cursor was b
-		{mk("b", "c"), "b c b"},                // cursor a left the view
+		{mk("a", "b", "c"), "c a"},               // cursor was b
+		{mk("b", "c"), "b c b"},                  // cursor a left the view
 	}
 	for i, s := range steps {
 		a.SetView(s.view)

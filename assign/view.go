@@ -16,7 +16,7 @@ type Node struct {
 	// ID is the node's name, unique within the farm.
 	ID string
 	// Addr is the node's session endpoint: the address clients are
-	// redirected to.
+	// redirected to. A node without a valid Addr is never assigned.
 	Addr netip.AddrPort
 	// Capacity is the most sessions the node takes; zero or less means the
 	// node is not accepting.
@@ -31,8 +31,11 @@ type Node struct {
 	Draining bool
 	// Suspect is set when membership considers the node suspect or dead.
 	Suspect bool
-	// ReportedAt is when the report was produced or received, on the
-	// leader's clock. Config.StaleAfter is measured from it.
+	// ReportedAt is when the report was produced, translated to the
+	// leader's clock (or, failing that, when the leader received it).
+	// Config.StaleAfter is measured from it, and a new Assigner's warm-up
+	// ends when every node has a report produced after the Assigner was
+	// created (see Assigner.Warm).
 	ReportedAt time.Time
 }
 
