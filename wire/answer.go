@@ -22,7 +22,8 @@ type Redirect struct {
 	// when zero.
 	Term uint64
 	// Backups are servers to try directly when the balancer address is
-	// silent (USHER-BACKUP), included as room permits.
+	// silent (USHER-BACKUP), included as room permits. A client keeps the
+	// first MaxBackups, so more are wasted bytes.
 	Backups []netip.AddrPort
 }
 
@@ -71,8 +72,12 @@ const (
 // later, smaller one may still go in, except that the backups stop at the
 // first one that does not fit. A ticket longer than MaxTicketLen is never
 // sent. If even the minimal redirect does not fit it returns dst unchanged
-// and ErrTooLarge.
+// and ErrTooLarge. r.Ticket must not lie in dst's spare capacity, where the
+// answer is built.
 func (e *Encoder) AppendRedirect(dst []byte, req *Request, r *Redirect, limit int) ([]byte, error) {
+	if !r.Server.IsValid() {
+		return dst, ErrNoServer
+	}
 	size := HeaderSize + sizeErrorCode + addrSize(r.Server)
 	if size > limit {
 		return dst, ErrTooLarge
@@ -96,7 +101,7 @@ func (e *Encoder) AppendRedirect(dst []byte, req *Request, r *Redirect, limit in
 		withTimers = (r.Interval != 0 || r.DeadAfter != 0) && add(sizeTimers)
 		withFP = req.Fingerprint && add(sizeFingerprint)
 		for _, b := range r.Backups {
-			if !add(addrSize(b)) {
+			if backups == MaxBackups || !add(addrSize(b)) {
 				break
 			}
 			backups++

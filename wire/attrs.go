@@ -46,7 +46,7 @@ const (
 	MaxServiceLen = 64
 	// MaxTicketLen is the longest ticket.
 	MaxTicketLen = 64
-	// MaxBackups is the most USHER-BACKUP attributes a decoded answer keeps.
+	// MaxBackups is the most USHER-BACKUP attributes an answer carries.
 	MaxBackups = 4
 	// HeaderSize is the size of a STUN message header.
 	HeaderSize = 20
@@ -83,6 +83,8 @@ var (
 	ErrFingerprint = errors.New("bad fingerprint")
 	// ErrTooLarge means no permitted answer fits the size limit.
 	ErrTooLarge = errors.New("answer larger than allowed")
+	// ErrNoServer means a redirect names no valid server address.
+	ErrNoServer = errors.New("redirect names no server")
 	// ErrNotResponse means a message that is not a response arrived where a
 	// response was expected.
 	ErrNotResponse = errors.New("not a stun response")
