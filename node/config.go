@@ -128,7 +128,7 @@ func DefaultConfig() Config {
 		NodeName:           host,
 		DataDir:            "",
 		Bind:               "0.0.0.0:7946",
-		SessionAddr:        "0.0.0.0:3479",
+		SessionAddr:        "127.0.0.1:3479",
 		VIP:                "127.0.0.100:3478",
 		VIPMode:            "bind",
 		HTTP:               "127.0.0.1:7480",
@@ -345,5 +345,6 @@ func resolveAddrPort(s string) (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
-	return ua.AddrPort(), nil
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }

@@ -1,0 +1,171 @@
+package node
+
+import (
+	"flag"
+	"strconv"
+	"strings"
+)
+
+// configKey is one configuration key: its name, where its value lives, and
+// its one-line help.
+type configKey struct {
+	name  string
+	ptr   any // *string, *int, *bool or *[]string into the Config
+	usage string
+}
+
+// keys lists every configuration key, in the order help shows them. Both the
+// file decoder and RegisterFlags are driven by it.
+func (c *Config) keys() []configKey {
+	return []configKey{
+		{"node_name", &c.NodeName, "unique name of this node (default: host name)"},
+		{"data_dir", &c.DataDir, "directory for the node's durable state"},
+		{"bind", &c.Bind, "gossip address (cluster only)"},
+		{"session_addr", &c.SessionAddr, "address of the session endpoint: the node's real address"},
+		{"advertise_session_addr", &c.AdvertiseSessionAddr, "address named in redirects, if not session_addr"},
+		{"vip", &c.VIP, "balancer address (VIP) that probes are sent to"},
+		{"vip_mode", &c.VIPMode, "how the leader takes the VIP: bind, netlink or script"},
+		{"interface", &c.Interface, "network interface for the VIP in netlink mode"},
+		{"vip_acquire_script", &c.VIPAcquireScript, "script that takes the VIP in script mode"},
+		{"vip_release_script", &c.VIPReleaseScript, "script that lets the VIP go in script mode"},
+		{"http", &c.HTTP, "address of the HTTP API (empty disables it)"},
+		{"capacity", &c.Capacity, "most sessions this node takes"},
+		{"policy", &c.Policy, "assignment policy: least-loaded, p2c, round-robin, random or sticky"},
+		{"keepalive_interval", &c.KeepaliveInterval, "keepalive interval given to clients"},
+		{"dead_after", &c.DeadAfter, "silence after which a client declares its server dead"},
+		{"session_ttl", &c.SessionTTL, "silence after which a session expires (default: dead_after)"},
+		{"require_ticket", &c.RequireTicket, "refuse new sessions without a valid ticket (401)"},
+		{"ticket_ttl", &c.TicketTTL, "lifetime of an issued ticket"},
+		{"ticket_key", &c.TicketKey, "hex ticket key, at least 16 bytes (default: random per process)"},
+		{"stock_amplification", &c.StockAmplification, "largest answer to a stock STUN/TURN request, as a multiple of its size"},
+		{"backups", &c.Backups, "how many USHER-BACKUP servers a redirect names (0-4)"},
+		{"log_level", &c.LogLevel, "log level: trace, debug, info, warn or error"},
+		{"log_json", &c.LogJSON, "log JSON lines"},
+		{"profile", &c.Profile, "cluster timer profile: fast, lan or rapid (cluster only)"},
+		{"join", &c.Join, "address of a member to join; repeatable (cluster only)"},
+		{"bootstrap_expect", &c.BootstrapExpect, "voters to wait for before the first election (cluster only)"},
+		{"label", &c.Label, "cluster label (cluster only)"},
+		{"encrypt_key", &c.EncryptKey, "base64 gossip encryption key (cluster only)"},
+		{"respond_from", &c.RespondFrom, "who answers probes: leader (cluster only)"},
+	}
+}
+
+// RegisterFlags adds one flag per configuration key to fs, named after the
+// key with dashes for underscores (session_addr is -session-addr). Parse fs
+// after loading the file: a flag that is set overrides the file's value. The
+// repeatable -join flag replaces the file's list with the flags' values.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	for _, k := range c.keys() {
+		var v flag.Value
+		switch p := k.ptr.(type) {
+		case *string:
+			v = &stringFlag{c: c, key: k.name, p: p}
+		case *int:
+			v = &intFlag{c: c, key: k.name, p: p}
+		case *bool:
+			v = &boolFlag{c: c, key: k.name, p: p}
+		case *[]string:
+			v = &listFlag{c: c, key: k.name, p: p}
+		default:
+			panic("node: config key " + k.name + " has an unsupported type")
+		}
+		fs.Var(v, flagName(k.name), k.usage)
+	}
+}
+
+// flagName is the flag for a configuration key.
+func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
+
+// override records that key no longer comes from the file.
+func (c *Config) override(key string) { delete(c.ranges, key) }
+
+type stringFlag struct {
+	c   *Config
+	key string
+	p   *string
+}
+
+func (f *stringFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+
+func (f *stringFlag) Set(s string) error {
+	*f.p = s
+	f.c.override(f.key)
+	return nil
+}
+
+type intFlag struct {
+	c   *Config
+	key string
+	p   *int
+}
+
+func (f *intFlag) String() string {
+	if f.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*f.p)
+}
+
+func (f *intFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return err
+	}
+	*f.p = n
+	f.c.override(f.key)
+	return nil
+}
+
+type boolFlag struct {
+	c   *Config
+	key string
+	p   *bool
+}
+
+func (f *boolFlag) String() string {
+	if f.p == nil {
+		return "false"
+	}
+	return strconv.FormatBool(*f.p)
+}
+
+func (f *boolFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*f.p = v
+	f.c.override(f.key)
+	return nil
+}
+
+func (f *boolFlag) IsBoolFlag() bool { return true }
+
+type listFlag struct {
+	c    *Config
+	key  string
+	p    *[]string
+	seen bool
+}
+
+func (f *listFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return strings.Join(*f.p, ",")
+}
+
+func (f *listFlag) Set(s string) error {
+	if !f.seen {
+		*f.p = nil
+		f.seen = true
+		f.c.override(f.key)
+	}
+	*f.p = append(*f.p, s)
+	return nil
+}

@@ -1,0 +1,182 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/gocty"
+)
+
+// LoadConfigFile reads the HCL (or, for a .json name, HCL's JSON syntax)
+// configuration file at path over DefaultConfig. It does not call Validate,
+// so flags can still override the file; errors from the file itself (syntax,
+// unknown keys, values of the wrong type) carry file:line:column and the
+// key's name.
+func LoadConfigFile(path string) (Config, error) {
+	c := DefaultConfig()
+	if err := c.DecodeFile(path); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// DecodeFile reads the configuration file at path over c, so that keys the
+// file leaves out keep c's values (for example DevConfig's).
+func (c *Config) DecodeFile(path string) error {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	return c.parse(src, path)
+}
+
+// ParseConfig is LoadConfigFile for configuration already in memory;
+// filename names it in error messages and picks the syntax.
+func ParseConfig(src []byte, filename string) (Config, error) {
+	c := DefaultConfig()
+	if err := c.parse(src, filename); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// parse decodes src over c and records where each key was set.
+func (c *Config) parse(src []byte, filename string) error {
+	p := hclparse.NewParser()
+	var (
+		f     *hcl.File
+		diags hcl.Diagnostics
+	)
+	if strings.EqualFold(filepath.Ext(filename), ".json") {
+		f, diags = p.ParseJSON(src, filename)
+	} else {
+		f, diags = p.ParseHCL(src, filename)
+	}
+	if diags.HasErrors() {
+		return diagError(diags, src)
+	}
+	keys := c.keys()
+	schema := &hcl.BodySchema{}
+	for _, k := range keys {
+		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: k.name})
+	}
+	content, diags := f.Body.Content(schema)
+	if diags.HasErrors() {
+		return diagError(diags, src)
+	}
+	c.ranges = make(map[string]hcl.Range, len(content.Attributes))
+	for _, k := range keys {
+		a, ok := content.Attributes[k.name]
+		if !ok {
+			continue
+		}
+		if err := k.decode(a); err != nil {
+			return err
+		}
+		c.ranges[k.name] = a.NameRange
+	}
+	return nil
+}
+
+// decode sets the key's field from the attribute's value, failing with the
+// attribute's location and the key's name when the value has the wrong type.
+func (k *configKey) decode(a *hcl.Attribute) error {
+	v, diags := a.Expr.Value(nil)
+	if diags.HasErrors() {
+		return diagError(diags, nil)
+	}
+	fail := func(want string) error {
+		r := a.Expr.Range()
+		return fmt.Errorf("%s:%d:%d: %s: %s is required", r.Filename, r.Start.Line, r.Start.Column, k.name, want)
+	}
+	if v.IsNull() || !v.IsWhollyKnown() {
+		return fail("a value")
+	}
+	switch p := k.ptr.(type) {
+	case *string:
+		s, err := convert.Convert(v, cty.String)
+		if err != nil {
+			return fail("a string")
+		}
+		*p = s.AsString()
+	case *int:
+		n, err := convert.Convert(v, cty.Number)
+		if err != nil {
+			return fail("a whole number")
+		}
+		bf := n.AsBigFloat()
+		i, acc := bf.Int64()
+		if acc != big.Exact || int64(int(i)) != i {
+			return fail("a whole number")
+		}
+		*p = int(i)
+	case *bool:
+		b, err := convert.Convert(v, cty.Bool)
+		if err != nil {
+			return fail("true or false")
+		}
+		*p = b.True()
+	case *[]string:
+		l, err := convert.Convert(v, cty.List(cty.String))
+		if err != nil || l.IsNull() {
+			return fail("a list of strings")
+		}
+		var out []string
+		if err := gocty.FromCtyValue(l, &out); err != nil {
+			return fail("a list of strings")
+		}
+		*p = out
+	default:
+		panic("node: config key " + k.name + " has an unsupported type")
+	}
+	return nil
+}
+
+// diagError turns HCL's error diagnostics into one error whose lines read
+// "file:line:col: key: summary; detail". HCL's own detail names the key of
+// an unknown or repeated key; for a syntax error the key is the identifier
+// that starts the line of src the error is on, if any.
+func diagError(diags hcl.Diagnostics, src []byte) error {
+	var errs []error
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		var b strings.Builder
+		if d.Subject != nil {
+			fmt.Fprintf(&b, "%s:%d:%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
+			if key := keyOnLine(src, d.Subject.Start.Line); key != "" && !strings.Contains(d.Detail, `"`+key+`"`) {
+				b.WriteString(key + ": ")
+			}
+		}
+		b.WriteString(d.Summary)
+		if d.Detail != "" {
+			b.WriteString("; " + d.Detail)
+		}
+		errs = append(errs, errors.New(b.String()))
+	}
+	return errors.Join(errs...)
+}
+
+// keyOnLine returns the identifier assigned to on line n (1-based) of src,
+// such as "capacity" for `  capacity = 5`, or "".
+func keyOnLine(src []byte, n int) string {
+	lines := strings.Split(string(src), "\n")
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	name, _, ok := strings.Cut(strings.TrimSpace(lines[n-1]), "=")
+	name = strings.Trim(strings.TrimSpace(name), `"`)
+	if !ok || name == "" || strings.ContainsAny(name, " \t{}[]:,") {
+		return ""
+	}
+	return name
+}

@@ -1,0 +1,233 @@
+package node
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usherlb/usher/assign"
+)
+
+func TestDefaultConfigValidates(t *testing.T) {
+	for name, c := range map[string]Config{"default": DefaultConfig(), "dev": DevConfig()} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	c := DefaultConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := c.Parsed
+	if p.KeepaliveInterval != time.Second || p.DeadAfter != 3*time.Second || p.SessionTTL != 3*time.Second || p.TicketTTL != time.Hour {
+		t.Errorf("durations = %+v", p)
+	}
+	if p.Policy != assign.LeastLoaded || c.Capacity != 1000 || c.StockAmplification != 3 || c.Backups != 2 {
+		t.Errorf("defaults = %+v", c)
+	}
+	if d := DevConfig(); d.VIP != "127.0.0.100:3478" || d.SessionAddr != "127.0.0.1:3479" || d.HTTP != "127.0.0.1:7480" {
+		t.Errorf("dev = %+v", d)
+	}
+}
+
+// TestKeysMatchTags checks that every hcl-tagged field is a key and back.
+func TestKeysMatchTags(t *testing.T) {
+	var c Config
+	keys := map[string]bool{}
+	for _, k := range c.keys() {
+		if keys[k.name] {
+			t.Errorf("key %s listed twice", k.name)
+		}
+		keys[k.name] = true
+	}
+	rt := reflect.TypeOf(c)
+	for i := range rt.NumField() {
+		tag, ok := rt.Field(i).Tag.Lookup("hcl")
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if !keys[name] {
+			t.Errorf("field %s (hcl %q) is not a key", rt.Field(i).Name, name)
+		}
+		delete(keys, name)
+	}
+	for k := range keys {
+		t.Errorf("key %s has no hcl-tagged field", k)
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	src := `
+node_name    = "n1"
+session_addr = "127.0.0.1:4000"
+capacity     = 50
+require_ticket = true
+keepalive_interval = "200ms"
+dead_after = "1s"
+join = ["a:1", "b:2"]
+policy = "p2c"
+`
+	c, err := ParseConfig([]byte(src), "usher.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.NodeName != "n1" || c.Capacity != 50 || !c.RequireTicket || c.Parsed.KeepaliveInterval != 200*time.Millisecond ||
+		!reflect.DeepEqual(c.Join, []string{"a:1", "b:2"}) || c.Parsed.Policy != assign.P2C || c.Parsed.SessionAddr.Port() != 4000 {
+		t.Errorf("parsed %+v", c)
+	}
+	if c.VIP != DefaultConfig().VIP {
+		t.Errorf("unset key lost its default: vip = %q", c.VIP)
+	}
+
+	j, err := ParseConfig([]byte(`{"node_name": "j", "capacity": 7}`), "usher.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.NodeName != "j" || j.Capacity != 7 {
+		t.Errorf("json parsed %+v", j)
+	}
+}
+
+func TestConfigFileErrors(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      []string
+	}{
+		{"syntax", "node_name = \n", []string{"usher.hcl:1:13:", "node_name:"}},
+		{"unknown key", "node_name = \"a\"\nbogus = 1\n", []string{"usher.hcl:2:1:", "bogus"}},
+		{"wrong type", "node_name = \"a\"\n  capacity = \"lots\"\n", []string{"usher.hcl:2:14:", "capacity", "whole number"}},
+		{"fraction", "capacity = 1.5\n", []string{"usher.hcl:1:12:", "capacity"}},
+		{"list", "join = \"a\"\n", []string{"usher.hcl:1:8:", "join", "list"}},
+		{"block", "service \"x\" {}\n", []string{"usher.hcl:1:1:", "service"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.src), "usher.hcl")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateFromFileHasLocation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "usher.hcl")
+	src := "node_name = \"a\"\n\n\n  dead_after = \"abc\"\n"
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfigFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	want := path + `:4:3: dead_after: "abc" is not a duration`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+	var ke *KeyError
+	if !errors.As(err, &ke) || ke.Key != "dead_after" {
+		t.Errorf("not a KeyError for dead_after: %#v", err)
+	}
+
+	// A flag that overrides the key takes the file's location away.
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"-dead-after", "xyz"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || err.Error() != `dead_after: "xyz" is not a duration` {
+		t.Errorf("after flag: %v", err)
+	}
+}
+
+func TestFlagsOverrideFile(t *testing.T) {
+	c, err := ParseConfig([]byte("node_name = \"file\"\ncapacity = 5\njoin = [\"x:1\"]\nlog_json = false\n"), "usher.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	args := []string{"-node-name", "flag", "-join", "y:1", "-join", "z:1", "-log-json", "-require-ticket=true"}
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	if c.NodeName != "flag" || c.Capacity != 5 || !reflect.DeepEqual(c.Join, []string{"y:1", "z:1"}) || !c.LogJSON || !c.RequireTicket {
+		t.Errorf("got %+v", c)
+	}
+	// Every key has a flag.
+	for _, k := range c.keys() {
+		if fs.Lookup(flagName(k.name)) == nil {
+			t.Errorf("no flag for %s", k.name)
+		}
+	}
+	if err := fs.Parse([]string{"-capacity", "many"}); err == nil {
+		t.Error("-capacity many accepted")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		key, value string
+		set        func(*Config)
+	}{
+		{"node_name", "", func(c *Config) { c.NodeName = "" }},
+		{"session_addr", "nowhere", func(c *Config) { c.SessionAddr = "nowhere" }},
+		{"advertise_session_addr", "0.0.0.0:1", func(c *Config) { c.AdvertiseSessionAddr = "0.0.0.0:1" }},
+		{"vip", "0.0.0.0:3478", func(c *Config) { c.VIP = "0.0.0.0:3478" }},
+		{"vip_mode", "magic", func(c *Config) { c.VIPMode = "magic" }},
+		{"interface", "", func(c *Config) { c.VIPMode = "netlink" }},
+		{"vip_acquire_script", "", func(c *Config) { c.VIPMode = "script"; c.VIPReleaseScript = "x" }},
+		{"http", "7480", func(c *Config) { c.HTTP = "7480" }},
+		{"capacity", "0", func(c *Config) { c.Capacity = 0 }},
+		{"policy", "fastest", func(c *Config) { c.Policy = "fastest" }},
+		{"keepalive_interval", "abc", func(c *Config) { c.KeepaliveInterval = "abc" }},
+		{"keepalive_interval", "-1s", func(c *Config) { c.KeepaliveInterval = "-1s" }},
+		{"dead_after", "500ms", func(c *Config) { c.DeadAfter = "500ms" }},
+		{"session_ttl", "1", func(c *Config) { c.SessionTTL = "1" }},
+		{"ticket_ttl", "10ms", func(c *Config) { c.TicketTTL = "10ms" }},
+		{"ticket_key", "(hidden)", func(c *Config) { c.TicketKey = "zz" }},
+		{"ticket_key", "(hidden)", func(c *Config) { c.TicketKey = "abcd" }},
+		{"stock_amplification", "0", func(c *Config) { c.StockAmplification = 0 }},
+		{"backups", "9", func(c *Config) { c.Backups = 9 }},
+		{"log_level", "loud", func(c *Config) { c.LogLevel = "loud" }},
+		{"profile", "slow", func(c *Config) { c.Profile = "slow" }},
+		{"join", "", func(c *Config) { c.Join = []string{""} }},
+		{"bootstrap_expect", "0", func(c *Config) { c.BootstrapExpect = 0 }},
+		{"respond_from", "anyone", func(c *Config) { c.RespondFrom = "anyone" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.set(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var ke *KeyError
+			if !errors.As(err, &ke) {
+				t.Fatalf("not a KeyError: %v", err)
+			}
+			if ke.Key != tt.key || ke.Value != tt.value {
+				t.Errorf("got key %q value %q (%v), want %q %q", ke.Key, ke.Value, err, tt.key, tt.value)
+			}
+			if !strings.HasPrefix(err.Error(), tt.key+": ") {
+				t.Errorf("error %q does not start with the key", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,61 @@
+// Package node is the Usher agent: everything one machine of the farm runs.
+//
+// An [Agent] wires together:
+//
+//   - the session [Endpoint], a UDP socket on the node's real address. It
+//     answers keepalives (STUN Binding requests carrying USHER-SESSION) with
+//     XOR-MAPPED-ADDRESS and, while the node drains, USHER-DRAIN; it keeps
+//     the session table, whose size is the node's load; and with
+//     require_ticket it refuses a session without a valid ticket (an HMAC
+//     over the session, the client's and the server's addresses and an
+//     expiry) with a 401. A stock Binding request gets a plain success: the
+//     endpoint is an ordinary STUN server too.
+//   - the probe [Responder], a UDP socket on the balancer address (the VIP).
+//     It redirects each probe with a 300 Try Alternate naming the server
+//     its assign.Assigner picks, with a ticket, the keepalive timers, the
+//     leadership term and backups as room permits.
+//   - the load view: a [ViewSource] read every 250 ms into an immutable
+//     assign.View published through an atomic pointer. A single node's
+//     source is its own endpoint; a cluster's is the gossiped members.
+//   - the VIP holder, by vip_mode: "bind" binds the balancer address (it
+//     must already be routed to the host, as 127.0.0.0/8 is on Linux);
+//     "netlink" adds it to an interface and announces it; "script" runs the
+//     operator's commands. A single node leads itself and takes the VIP at
+//     start, in term 1.
+//   - metrics (go-metrics, exported to Prometheus at /metrics) and the HTTP
+//     API (/v1/status, /v1/view, /v1/sessions, /v1/drain, /v1/health).
+//
+// # Goroutines and ownership
+//
+// The endpoint runs one goroutine that reads, decides and answers every
+// datagram and owns its decoder, encoder and ticketer, plus a sweeper that
+// expires silent sessions; the session table is shared with readers under a
+// mutex, its counts in atomics. The responder runs one goroutine per socket
+// it serves (Serve starts it, Stop ends it, and it may serve again later on a
+// new socket, as the VIP comes and goes); that goroutine alone owns the
+// Assigner, decoder, encoder and ticketer, so the probe path takes no lock
+// and, in steady state, allocates nothing. It learns of new views by
+// comparing the atomic pointer with the one it installed last, and asks a
+// [ServingFunc] before every answer whether the node may answer (a single
+// node always may, in term 1). The agent runs the view loop and the HTTP
+// server. Close stops every goroutine and closes every socket.
+//
+// # Size rule and drops
+//
+// Every answer goes to the request's source address only, and is never
+// larger than wire.Limit allows: the request's own size for Usher's
+// messages, stock_amplification times it for stock STUN and TURN requests.
+// A datagram that cannot be answered within those rules, or is malformed,
+// is dropped and counted by reason (not_stun, not_request, method,
+// attribute, fingerprint, too_large, no_server, not_leader,
+// unknown_service); the packet paths count with atomics, and the counts
+// reach go-metrics when metrics are exported.
+//
+// # Configuration
+//
+// [Config] holds every key of the HCL configuration file; each is also a
+// flag (see [Config.RegisterFlags]). [LoadConfigFile] reads a file, and
+// [Config.Validate] checks every key, naming the key, its value and, for
+// values from a file, file:line:column. A probe naming an USHER-SERVICE
+// other than "default" is dropped (unknown_service): one service per agent.
+package node

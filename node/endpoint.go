@@ -1,0 +1,274 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/pion/stun/v3"
+
+	"github.com/usherlb/usher/wire"
+)
+
+// maxDatagram is the read buffer size. Anything longer arrives truncated,
+// fails to decode and is dropped as not_stun.
+const maxDatagram = 2048
+
+// EndpointConfig configures a session Endpoint.
+type EndpointConfig struct {
+	// Addr is the server address clients are redirected to; tickets are
+	// bound to it.
+	Addr netip.AddrPort
+	// SessionTTL expires a session after this long without a keepalive.
+	SessionTTL time.Duration
+	// RequireTicket refuses, with a 401 error answer, a new session (or a
+	// known one from a new client address) without a valid ticket.
+	RequireTicket bool
+	// TicketKey is the key tickets are checked with.
+	TicketKey []byte
+	// StockAmplification bounds answers to stock STUN Binding requests
+	// (see wire.Limit).
+	StockAmplification int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger is the endpoint's logger; nil discards logs.
+	Logger hclog.Logger
+}
+
+// EndpointStats counts what an Endpoint did.
+type EndpointStats struct {
+	// Keepalives is the number of keepalives answered.
+	Keepalives uint64
+	// Stock is the number of stock STUN Binding requests answered.
+	Stock uint64
+	// Refused is the number of 401 answers sent for missing or bad tickets.
+	Refused uint64
+	// Drops counts dropped datagrams by reason.
+	Drops map[string]uint64
+}
+
+// Endpoint is a node's session endpoint: a UDP socket on the node's real
+// address that answers keepalives, keeps the session table (the node's
+// load), and checks tickets. It is also a plain STUN server: a stock Binding
+// request gets a success answer with XOR-MAPPED-ADDRESS.
+//
+// One goroutine reads and answers datagrams and owns the decoder, encoder
+// and ticketer; another expires silent sessions.
+type Endpoint struct {
+	cfg    EndpointConfig
+	conn   *net.UDPConn
+	log    hclog.Logger
+	table  *sessionTable
+	drain  atomic.Bool
+	closed chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	// Owned by the read loop (or a test calling answer directly).
+	dec wire.Decoder
+	enc wire.Encoder
+	req wire.Request
+	tk  *wire.Ticketer
+
+	keepalives, stock, refused atomic.Uint64
+	drops                      dropCounters
+}
+
+// ListenEndpoint opens a UDP socket on addr and serves it (see NewEndpoint).
+// If cfg.Addr is not set, it is the socket's bound address.
+func ListenEndpoint(addr netip.AddrPort, cfg EndpointConfig) (*Endpoint, error) {
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return nil, fmt.Errorf("session endpoint: %w", err)
+	}
+	return NewEndpoint(conn, cfg), nil
+}
+
+// NewEndpoint serves sessions on conn until Close, which also closes conn.
+func NewEndpoint(conn *net.UDPConn, cfg EndpointConfig) *Endpoint {
+	e := newEndpoint(cfg)
+	e.conn = conn
+	if !e.cfg.Addr.IsValid() {
+		e.cfg.Addr = unmapAddrPort(conn.LocalAddr().(*net.UDPAddr).AddrPort())
+	}
+	e.wg.Add(2)
+	go e.readLoop()
+	go e.sweepLoop()
+	return e
+}
+
+// newEndpoint builds an Endpoint without a socket or goroutines.
+func newEndpoint(cfg EndpointConfig) *Endpoint {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 3 * time.Second
+	}
+	return &Endpoint{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		table:  newSessionTable(cfg.SessionTTL),
+		closed: make(chan struct{}),
+		tk:     wire.NewTicketer(cfg.TicketKey),
+	}
+}
+
+// Close stops the endpoint and closes its socket. It is idempotent.
+func (e *Endpoint) Close() error {
+	var err error
+	e.once.Do(func() {
+		close(e.closed)
+		if e.conn != nil {
+			err = e.conn.Close()
+		}
+		e.wg.Wait()
+	})
+	return err
+}
+
+// Addr returns the server address the endpoint stands for (the one tickets
+// and redirects name).
+func (e *Endpoint) Addr() netip.AddrPort { return e.cfg.Addr }
+
+// LocalAddr returns the socket's bound address.
+func (e *Endpoint) LocalAddr() netip.AddrPort {
+	return unmapAddrPort(e.conn.LocalAddr().(*net.UDPAddr).AddrPort())
+}
+
+// Load returns the number of live sessions and the monotonic count of
+// sessions ever accepted: the node's load report.
+func (e *Endpoint) Load() (sessions int, accepted uint64) {
+	return e.table.Len(), e.table.Accepted()
+}
+
+// SetDraining sets whether keepalive answers carry USHER-DRAIN.
+func (e *Endpoint) SetDraining(on bool) { e.drain.Store(on) }
+
+// Draining reports whether the endpoint is draining.
+func (e *Endpoint) Draining() bool { return e.drain.Load() }
+
+// Sessions returns a snapshot of the session table, oldest first.
+func (e *Endpoint) Sessions() []SessionInfo { return e.table.snapshot() }
+
+// Stats returns the endpoint's counters.
+func (e *Endpoint) Stats() EndpointStats {
+	return EndpointStats{
+		Keepalives: e.keepalives.Load(),
+		Stock:      e.stock.Load(),
+		Refused:    e.refused.Load(),
+		Drops:      e.drops.snapshot(),
+	}
+}
+
+// readLoop answers datagrams until the socket is closed.
+func (e *Endpoint) readLoop() {
+	defer e.wg.Done()
+	buf := make([]byte, maxDatagram)
+	out := make([]byte, 0, maxDatagram)
+	for {
+		n, from, err := e.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			select {
+			case <-e.closed:
+				return
+			default:
+			}
+			e.log.Debug("read failed", "error", err)
+			continue
+		}
+		from = unmapAddrPort(from)
+		ans, why := e.answer(out[:0], buf[:n], from)
+		if why != dropNone {
+			e.drops.add(why)
+			continue
+		}
+		if _, err := e.conn.WriteToUDPAddrPort(ans, from); err != nil {
+			e.drops.add(dropWriteError)
+		}
+	}
+}
+
+// sweepLoop expires silent sessions a few times per TTL.
+func (e *Endpoint) sweepLoop() {
+	defer e.wg.Done()
+	every := min(max(e.cfg.SessionTTL/4, 50*time.Millisecond), time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.closed:
+			return
+		case <-t.C:
+			if n := e.table.expire(e.cfg.Now()); n > 0 {
+				e.log.Debug("sessions expired", "count", n, "sessions", e.table.Len())
+			}
+		}
+	}
+}
+
+// answer handles the datagram pkt from the client at from, appending the
+// answer to dst, or returns why there is none. It may only be called from
+// one goroutine at a time.
+func (e *Endpoint) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropReason) {
+	req := &e.req
+	if err := e.dec.DecodeRequest(pkt, req); err != nil {
+		return dst, decodeDrop(err)
+	}
+	if req.Method != stun.MethodBinding {
+		return dst, dropMethod
+	}
+	limit := wire.Limit(req, e.cfg.StockAmplification)
+	if !req.HasSession {
+		out, err := e.enc.AppendKeepaliveAnswer(dst, req, &wire.KeepaliveAnswer{Mapped: from}, limit)
+		if err != nil {
+			return dst, dropTooLarge
+		}
+		e.stock.Add(1)
+		return out, dropNone
+	}
+
+	now := e.cfg.Now()
+	ticketed := false
+	if known, ok := e.table.lookup(req.Session); !ok || known != from {
+		// A new session, or a known one from a new address, must show a
+		// ticket bound to this client and server when tickets are required.
+		// A known session from its own address was checked when it began.
+		ticketed = len(req.Ticket) > 0 &&
+			e.tk.Verify(req.Ticket, req.Session, from, e.cfg.Addr, uint32(now.Unix())) == nil
+		if e.cfg.RequireTicket && !ticketed {
+			out, err := e.enc.AppendErrorAnswer(dst, req, stun.CodeUnauthorized, limit)
+			if err != nil {
+				return dst, dropTooLarge
+			}
+			e.refused.Add(1)
+			return out, dropNone
+		}
+	}
+	if e.table.touch(req.Session, from, ticketed, now) {
+		e.log.Trace("session created", "client", from, "ticketed", ticketed)
+	}
+	out, err := e.enc.AppendKeepaliveAnswer(dst, req, &wire.KeepaliveAnswer{Mapped: from, Drain: e.drain.Load()}, limit)
+	if err != nil {
+		return dst, dropTooLarge
+	}
+	e.keepalives.Add(1)
+	return out, dropNone
+}
+
+// unmapAddrPort turns an IPv4-mapped IPv6 address into plain IPv4, so the
+// same client has one spelling everywhere.
+func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}

@@ -1,0 +1,242 @@
+package node
+
+import (
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v3"
+
+	"github.com/usherlb/usher/wire"
+)
+
+func testEndpoint(clk *fakeClock, requireTicket bool) *Endpoint {
+	return newEndpoint(EndpointConfig{
+		Addr:               server1,
+		SessionTTL:         3 * time.Second,
+		RequireTicket:      requireTicket,
+		TicketKey:          testKey,
+		StockAmplification: 3,
+		Now:                clk.Now,
+	})
+}
+
+func TestEndpointKeepalive(t *testing.T) {
+	clk := newFakeClock()
+	e := testEndpoint(clk, false)
+	s := wire.SessionID{1, 2, 3, 4, 5, 6, 7, 8}
+	pkt := keepalive(t, s, nil, wire.KeepaliveSize)
+	out, why := e.answer(nil, pkt, clientA)
+	if why != dropNone {
+		t.Fatalf("dropped: %v", why)
+	}
+	r := decode(t, out)
+	if !r.Success || r.Mapped != clientA || r.Drain {
+		t.Errorf("answer = %+v", r)
+	}
+	if n, acc := e.Load(); n != 1 || acc != 1 {
+		t.Errorf("load = %d, %d", n, acc)
+	}
+
+	// Draining: the answer carries USHER-DRAIN.
+	e.SetDraining(true)
+	out, _ = e.answer(nil, pkt, clientA)
+	if r := decode(t, out); !r.Drain {
+		t.Errorf("draining answer without USHER-DRAIN: %+v", r)
+	}
+
+	// A stock Binding request: a plain success.
+	m := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
+	out, why = e.answer(nil, m.Raw, clientB)
+	if why != dropNone {
+		t.Fatalf("stock dropped: %v", why)
+	}
+	if r := decode(t, out); !r.Success || r.Mapped != clientB || len(out) > 3*len(m.Raw) {
+		t.Errorf("stock answer = %+v (%d bytes)", r, len(out))
+	}
+	if n, _ := e.Load(); n != 1 {
+		t.Errorf("stock request created a session: %d", n)
+	}
+}
+
+func TestEndpointExpiry(t *testing.T) {
+	clk := newFakeClock()
+	e := testEndpoint(clk, false)
+	for i := range 5 {
+		e.answer(nil, keepalive(t, wire.SessionID{byte(i)}, nil, 64), clientA)
+	}
+	if n, acc := e.Load(); n != 5 || acc != 5 {
+		t.Fatalf("load = %d, %d", n, acc)
+	}
+	clk.Advance(2 * time.Second)
+	e.answer(nil, keepalive(t, wire.SessionID{0}, nil, 64), clientA) // keeps session 0 alive
+	clk.Advance(2 * time.Second)
+	if got := e.table.expire(clk.Now()); got != 4 {
+		t.Errorf("expired %d, want 4", got)
+	}
+	if n, acc := e.Load(); n != 1 || acc != 5 {
+		t.Errorf("load after expiry = %d, %d", n, acc)
+	}
+	ss := e.Sessions()
+	if len(ss) != 1 || ss[0].ID != (wire.SessionID{0}) || ss[0].Client != clientA {
+		t.Errorf("sessions = %+v", ss)
+	}
+}
+
+func TestEndpointTickets(t *testing.T) {
+	clk := newFakeClock()
+	s := wire.SessionID{9, 9, 9}
+	tk := wire.NewTicketer(testKey)
+	valid := tk.Append(nil, s, clientA, server1, uint32(clk.Now().Add(time.Hour).Unix()))
+	expired := tk.Append(nil, s, clientA, server1, uint32(clk.Now().Add(-time.Second).Unix()))
+	otherServer := tk.Append(nil, s, clientA, server2, uint32(clk.Now().Add(time.Hour).Unix()))
+	wrongKey := wire.NewTicketer([]byte("another key of thirty-two bytes!")).Append(nil, s, clientA, server1, uint32(clk.Now().Add(time.Hour).Unix()))
+
+	tests := []struct {
+		name    string
+		ticket  []byte
+		from    netip.AddrPort
+		require bool
+		want    bool // session accepted
+	}{
+		{"valid", valid, clientA, true, true},
+		{"missing", nil, clientA, true, false},
+		{"expired", expired, clientA, true, false},
+		{"other server", otherServer, clientA, true, false},
+		{"other client", valid, clientB, true, false},
+		{"wrong key", wrongKey, clientA, true, false},
+		{"garbage", []byte("not a ticket"), clientA, true, false},
+		{"not required", nil, clientA, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := testEndpoint(clk, tt.require)
+			out, why := e.answer(nil, keepalive(t, s, tt.ticket, 64), tt.from)
+			if why != dropNone {
+				t.Fatalf("dropped: %v", why)
+			}
+			r := decode(t, out)
+			if tt.want {
+				if !r.Success {
+					t.Errorf("refused: %+v", r)
+				}
+			} else if r.Success || r.Code != stun.CodeUnauthorized {
+				t.Errorf("got %+v, want 401", r)
+			}
+			if n, _ := e.Load(); (n == 1) != tt.want {
+				t.Errorf("sessions = %d", n)
+			}
+			if st := e.Stats(); (st.Refused == 1) == tt.want {
+				t.Errorf("refused = %d", st.Refused)
+			}
+		})
+	}
+}
+
+// TestEndpointSizeRule sends keepalives and stock requests of random sizes
+// and checks that no answer is larger than allowed.
+func TestEndpointSizeRule(t *testing.T) {
+	clk := newFakeClock()
+	e := testEndpoint(clk, false)
+	rng := rand.New(rand.NewPCG(1, 2))
+	v6 := netip.MustParseAddrPort("[2001:db8::1]:4000")
+	for i := range 500 {
+		from := clientA
+		if i%2 == 0 {
+			from = v6
+		}
+		pad := rng.IntN(80)
+		pkt := keepalive(t, wire.SessionID{byte(i)}, nil, pad)
+		out, why := e.answer(nil, pkt, from)
+		if why == dropNone && len(out) > len(pkt) {
+			t.Fatalf("keepalive of %d bytes got %d", len(pkt), len(out))
+		}
+		if why != dropNone && why != dropTooLarge {
+			t.Fatalf("unexpected drop %v", why)
+		}
+	}
+	// A minimal keepalive from IPv6 cannot be answered: dropped, counted.
+	pkt := keepalive(t, wire.SessionID{1}, nil, 0)
+	if _, why := e.answer(nil, pkt, v6); why != dropTooLarge {
+		t.Errorf("minimal IPv6 keepalive (%d bytes): %v", len(pkt), why)
+	}
+}
+
+func TestEndpointMalformed(t *testing.T) {
+	clk := newFakeClock()
+	e := testEndpoint(clk, false)
+	good := keepalive(t, wire.SessionID{1}, nil, 64)
+	badFP := append([]byte(nil), good...)
+	badFP[len(badFP)-1] ^= 0xff
+	resp := stun.MustBuild(stun.TransactionID, stun.BindingSuccess)
+	alloc := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest))
+	tests := []struct {
+		name string
+		pkt  []byte
+		want dropReason
+	}{
+		{"empty", nil, dropNotSTUN},
+		{"garbage", []byte("hello, world, this is not stun"), dropNotSTUN},
+		{"truncated", good[:30], dropNotSTUN},
+		{"trailing", append(append([]byte(nil), good...), 0, 0, 0, 0), dropNotSTUN},
+		{"response", resp.Raw, dropNotRequest},
+		{"allocate", alloc.Raw, dropMethod},
+		{"fingerprint", badFP, dropFingerprint},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, why := e.answer(nil, tt.pkt, clientA); why != tt.want {
+				t.Errorf("got %v, want %v", why, tt.want)
+			}
+		})
+	}
+	// Random bytes never crash.
+	rng := rand.New(rand.NewPCG(3, 4))
+	buf := make([]byte, 200)
+	for range 5000 {
+		n := rng.IntN(len(buf))
+		for i := range n {
+			buf[i] = byte(rng.Uint32())
+		}
+		if n > 20 && rng.IntN(2) == 0 {
+			copy(buf, good[:20]) // a valid header over random attributes
+		}
+		e.answer(nil, buf[:n], clientA)
+	}
+}
+
+// TestEndpointSocket runs a real endpoint on loopback.
+func TestEndpointSocket(t *testing.T) {
+	e, err := ListenEndpoint(netip.MustParseAddrPort("127.0.0.1:0"), EndpointConfig{SessionTTL: time.Minute, TicketKey: testKey, StockAmplification: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(e.LocalAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("junk"))
+	if _, err := c.Write(keepalive(t, wire.SessionID{7}, nil, 64)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1500)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := decode(t, buf[:n]); !r.Success || r.Mapped != c.LocalAddr().(*net.UDPAddr).AddrPort() {
+		t.Errorf("answer %+v", r)
+	}
+	if st := e.Stats(); st.Keepalives != 1 || st.Drops["not_stun"] != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if err := e.Close(); err != nil {
+		t.Error(err)
+	}
+	e.Close() // idempotent
+}

@@ -1,0 +1,83 @@
+package node
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usherlb/usher/wire"
+)
+
+// fakeClock is a settable clock for tests.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_800_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+// keepalive encodes a keepalive for session s padded to padTo bytes.
+func keepalive(t testing.TB, s wire.SessionID, ticket []byte, padTo int) []byte {
+	t.Helper()
+	var enc wire.Encoder
+	k := wire.Keepalive{Session: s, Ticket: ticket, PadTo: padTo}
+	fillTx(&k.TxID)
+	b, err := enc.AppendKeepalive(nil, &k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// probe encodes an Usher probe padded to padTo bytes.
+func probe(t testing.TB, p wire.Probe) []byte {
+	t.Helper()
+	var enc wire.Encoder
+	fillTx(&p.TxID)
+	b, err := enc.AppendProbe(nil, &p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func fillTx(tx *[12]byte) {
+	for i := range tx {
+		tx[i] = byte(rand.Uint32())
+	}
+}
+
+// decode decodes an answer.
+func decode(t testing.TB, b []byte) wire.Response {
+	t.Helper()
+	var d wire.Decoder
+	var r wire.Response
+	if err := d.DecodeResponse(b, &r); err != nil {
+		t.Fatalf("decode answer: %v", err)
+	}
+	return r
+}
+
+var (
+	clientA = netip.MustParseAddrPort("192.0.2.1:5000")
+	clientB = netip.MustParseAddrPort("192.0.2.2:6000")
+	server1 = netip.MustParseAddrPort("198.51.100.1:3479")
+	server2 = netip.MustParseAddrPort("198.51.100.2:3479")
+	server3 = netip.MustParseAddrPort("198.51.100.3:3479")
+)

@@ -1,0 +1,103 @@
+package node
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	metrics "github.com/hashicorp/go-metrics"
+	metricsprom "github.com/hashicorp/go-metrics/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// telemetry is an agent's metrics: go-metrics fanned out to a Prometheus
+// sink (served at /metrics) and an in-memory sink. Each agent has its own
+// registry, so several agents can live in one process.
+//
+// The packet paths never call go-metrics (it allocates); they bump atomic
+// counters, and export copies those into go-metrics periodically and
+// before each scrape, as increments since the previous export.
+type telemetry struct {
+	reg   *prometheus.Registry
+	m     *metrics.Metrics
+	inmem *metrics.InmemSink
+
+	mu   sync.Mutex
+	last map[string]uint64 // counter totals at the previous export
+}
+
+// newTelemetry builds the sinks for the service "usher".
+func newTelemetry() (*telemetry, error) {
+	reg := prometheus.NewRegistry()
+	opts := metricsprom.PrometheusOpts{
+		Registerer: reg,
+		Name:       "usher",
+		Expiration: 0, // counters that stop moving must not vanish
+	}
+	for _, d := range metricHelp {
+		name := []string{"usher", d.name}
+		if d.gauge {
+			opts.GaugeDefinitions = append(opts.GaugeDefinitions, metricsprom.GaugeDefinition{Name: name, Help: d.help})
+		} else {
+			opts.CounterDefinitions = append(opts.CounterDefinitions, metricsprom.CounterDefinition{Name: name, Help: d.help})
+		}
+	}
+	prom, err := metricsprom.NewPrometheusSinkFrom(opts)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	inmem := metrics.NewInmemSink(10*time.Second, time.Minute)
+	conf := metrics.DefaultConfig("usher")
+	conf.EnableHostname = false
+	conf.EnableRuntimeMetrics = false // its collector goroutine never stops
+	m, err := metrics.New(conf, metrics.FanoutSink{prom, inmem})
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return &telemetry{reg: reg, m: m, inmem: inmem, last: make(map[string]uint64)}, nil
+}
+
+// metricHelp declares the agent's unlabelled metrics, so they are exported
+// (at zero) before they first move, with help text.
+var metricHelp = []struct {
+	name, help string
+	gauge      bool
+}{
+	{"sessions", "Live sessions on this node's session endpoint: its load.", true},
+	{"capacity", "Most sessions this node takes.", true},
+	{"draining", "1 while this node is draining.", true},
+	{"serving", "1 while this node answers probes on the balancer address.", true},
+	{"sessions_accepted", "Sessions ever accepted by the session endpoint.", false},
+	{"sessions_expired", "Sessions expired for want of keepalives.", false},
+	{"probes_answered", "Probes answered with a redirect.", false},
+	{"keepalives_answered", "Keepalives answered by the session endpoint.", false},
+	{"stun_binding_answered", "Stock STUN Binding requests answered by the session endpoint.", false},
+	{"tickets_refused", "Sessions refused (401) for a missing or invalid ticket.", false},
+}
+
+// gauge sets a gauge.
+func (t *telemetry) gauge(name string, v float64, labels ...metrics.Label) {
+	t.m.SetPrecisionGaugeWithLabels([]string{name}, v, labels)
+}
+
+// counter brings the counter name (with labels) up to total.
+func (t *telemetry) counter(name string, total uint64, labels ...metrics.Label) {
+	key := name
+	for _, l := range labels {
+		key += "\x00" + l.Name + "=" + l.Value
+	}
+	t.mu.Lock()
+	delta := total - t.last[key]
+	t.last[key] = total
+	t.mu.Unlock()
+	if delta > 0 {
+		t.m.IncrCounterWithLabels([]string{name}, float32(delta), labels)
+	}
+}
+
+// handler serves the Prometheus exposition of the agent's registry.
+func (t *telemetry) handler() http.Handler {
+	return promhttp.HandlerFor(t.reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,326 @@
+package node
+
+import (
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v3"
+
+	"github.com/usherlb/usher/assign"
+	"github.com/usherlb/usher/wire"
+)
+
+// testResponder returns a responder over a view of the given servers.
+func testResponder(clk *fakeClock, serving ServingFunc, servers ...netip.AddrPort) *Responder {
+	view := new(atomic.Pointer[assign.View])
+	var nodes []assign.Node
+	for i, s := range servers {
+		nodes = append(nodes, assign.Node{ID: string(rune('a' + i)), Addr: s, Capacity: 1 << 30, ReportedAt: clk.Now()})
+	}
+	view.Store(assign.NewView(nodes))
+	return NewResponder(ResponderConfig{
+		Assign:             assign.Config{StartWarm: true},
+		Serving:            serving,
+		View:               view,
+		TicketKey:          testKey,
+		TicketTTL:          time.Hour,
+		KeepaliveInterval:  time.Second,
+		DeadAfter:          3 * time.Second,
+		StockAmplification: 3,
+		Backups:            2,
+		Now:                clk.Now,
+		Rand:               rand.New(rand.NewPCG(1, 1)),
+	})
+}
+
+func TestResponderUsherProbe(t *testing.T) {
+	clk := newFakeClock()
+	r := testResponder(clk, Solo, server1)
+	s := wire.SessionID{1, 1, 2, 3, 5, 8, 13, 21}
+	out, why := r.answer(nil, probe(t, wire.Probe{Session: s, PadTo: wire.ProbeSize}), clientA)
+	if why != dropNone {
+		t.Fatalf("dropped: %v", why)
+	}
+	a := decode(t, out)
+	if a.Success || a.Code != stun.CodeTryAlternate || a.Server != server1 || a.Term != 1 ||
+		a.Interval != time.Second || a.DeadAfter != 3*time.Second || len(a.Ticket) != wire.TicketLen {
+		t.Errorf("answer = %+v", a)
+	}
+	// The ticket is the one the endpoint at server1 accepts from clientA.
+	if err := wire.NewTicketer(testKey).Verify(a.Ticket, s, clientA, server1, uint32(clk.Now().Unix())); err != nil {
+		t.Errorf("ticket: %v", err)
+	}
+	if len(out) > wire.ProbeSize {
+		t.Errorf("answer %d bytes > probe", len(out))
+	}
+}
+
+func TestResponderBackupsAndLostServer(t *testing.T) {
+	clk := newFakeClock()
+	r := testResponder(clk, Solo, server1, server2, server3)
+	for range 20 {
+		out, why := r.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{4}, LostServer: server2, PadTo: wire.ProbeSize}), clientA)
+		if why != dropNone {
+			t.Fatalf("dropped: %v", why)
+		}
+		a := decode(t, out)
+		if a.Server == server2 {
+			t.Fatalf("assigned the lost server")
+		}
+		if a.NumBackups != 2 {
+			t.Fatalf("backups = %d", a.NumBackups)
+		}
+		for _, b := range a.Backups[:a.NumBackups] {
+			if b == a.Server {
+				t.Errorf("backup %v is the assigned server", b)
+			}
+		}
+	}
+	// The only server, reported lost by the client, is still assigned: the
+	// client's word alone evicts no one.
+	solo := testResponder(clk, Solo, server1)
+	out, why := solo.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{5}, LostServer: server1, PadTo: wire.ProbeSize}), clientA)
+	if why != dropNone || decode(t, out).Server != server1 {
+		t.Errorf("solo lost-server probe: %v", why)
+	}
+}
+
+func TestResponderStock(t *testing.T) {
+	clk := newFakeClock()
+	r := testResponder(clk, Solo, server1)
+
+	bind := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
+	out, why := r.answer(nil, bind.Raw, clientA)
+	if why != dropNone {
+		t.Fatalf("binding dropped: %v", why)
+	}
+	a := decode(t, out)
+	if a.Method != stun.MethodBinding || a.Code != stun.CodeTryAlternate || a.Server != server1 || a.Ticket != nil || a.Term != 0 || len(out) > 3*len(bind.Raw) {
+		t.Errorf("binding answer = %+v (%d bytes)", a, len(out))
+	}
+	// pion can read it too.
+	m := &stun.Message{Raw: out}
+	if err := m.Decode(); err != nil {
+		t.Fatal(err)
+	}
+	var alt stun.AlternateServer
+	if err := alt.GetFrom(m); err != nil || !alt.IP.Equal(net.IP(server1.Addr().AsSlice())) || alt.Port != int(server1.Port()) {
+		t.Errorf("ALTERNATE-SERVER = %v, %v", alt, err)
+	}
+
+	allocate := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest),
+		stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}, stun.Fingerprint)
+	out, why = r.answer(nil, allocate.Raw, clientA)
+	if why != dropNone {
+		t.Fatalf("allocate dropped: %v", why)
+	}
+	if a := decode(t, out); a.Method != stun.MethodAllocate || a.Code != stun.CodeTryAlternate || a.Server != server1 || len(out) > 3*len(allocate.Raw) {
+		t.Errorf("allocate answer = %+v", a)
+	}
+}
+
+func TestResponderDrops(t *testing.T) {
+	clk := newFakeClock()
+	bare := stun.MustBuild(stun.TransactionID, stun.BindingRequest) // 20 bytes
+	tests := []struct {
+		name    string
+		amp     int
+		serving ServingFunc
+		servers []netip.AddrPort
+		pkt     []byte
+		want    dropReason
+	}{
+		{"amplification 1", 1, Solo, []netip.AddrPort{server1}, bare.Raw, dropTooLarge},
+		{"not serving", 3, func() (uint64, bool) { return 0, false }, []netip.AddrPort{server1}, probe(t, wire.Probe{PadTo: 256}), dropNotLeader},
+		{"no servers", 3, Solo, nil, probe(t, wire.Probe{PadTo: 256}), dropNoServer},
+		{"unknown service", 3, Solo, []netip.AddrPort{server1}, probe(t, wire.Probe{Service: "video", PadTo: 256}), dropUnknownService},
+		{"garbage", 3, Solo, []netip.AddrPort{server1}, []byte{0xde, 0xad}, dropNotSTUN},
+		{"response", 3, Solo, []netip.AddrPort{server1}, stun.MustBuild(stun.TransactionID, stun.BindingSuccess).Raw, dropNotRequest},
+		{"unpadded to IPv6", 3, Solo, []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::1]:1")}, probe(t, wire.Probe{}), dropTooLarge},
+		{"unpadded to IPv4", 3, Solo, []netip.AddrPort{server1}, probe(t, wire.Probe{}), dropNone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := testResponder(clk, tt.serving, tt.servers...)
+			r.cfg.StockAmplification = tt.amp
+			out, why := r.answer(nil, tt.pkt, clientA)
+			if why != tt.want {
+				t.Fatalf("got %v, want %v", why, tt.want)
+			}
+			if why == dropNone && len(out) > len(tt.pkt) {
+				t.Errorf("answer %d bytes > request %d", len(out), len(tt.pkt))
+			}
+		})
+	}
+	// The default service is served.
+	r := testResponder(clk, Solo, server1)
+	if _, why := r.answer(nil, probe(t, wire.Probe{Service: "default", PadTo: 256}), clientA); why != dropNone {
+		t.Errorf("default service: %v", why)
+	}
+}
+
+// TestResponderSizeRule checks answers against random request sizes, for
+// Usher probes and stock requests, IPv4 and IPv6 servers.
+func TestResponderSizeRule(t *testing.T) {
+	clk := newFakeClock()
+	v6 := netip.MustParseAddrPort("[2001:db8::1]:3479")
+	r := testResponder(clk, Solo, server1, v6, server2)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 1000 {
+		var pkt []byte
+		amp := 1
+		if i%3 == 0 {
+			m := stun.MustBuild(stun.TransactionID, stun.BindingRequest,
+				stun.RawAttribute{Type: stun.AttrSoftware, Value: make([]byte, rng.IntN(40))})
+			pkt, amp = m.Raw, 3
+		} else {
+			pkt = probe(t, wire.Probe{Session: wire.SessionID{byte(i)}, PadTo: rng.IntN(300)})
+		}
+		out, why := r.answer(nil, pkt, clientA)
+		if why == dropNone && len(out) > amp*len(pkt) {
+			t.Fatalf("request %d bytes, answer %d", len(pkt), len(out))
+		}
+	}
+}
+
+func TestResponderMalformedNeverCrashes(t *testing.T) {
+	clk := newFakeClock()
+	r := testResponder(clk, Solo, server1)
+	good := probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: 128})
+	rng := rand.New(rand.NewPCG(7, 8))
+	buf := make([]byte, 300)
+	for range 10000 {
+		n := rng.IntN(len(buf))
+		for i := range n {
+			buf[i] = byte(rng.Uint32())
+		}
+		if n > 20 && rng.IntN(2) == 0 {
+			copy(buf, good[:20])
+			buf[2], buf[3] = byte((n-20)>>8), byte(n-20)
+		}
+		r.answer(nil, buf[:n], clientA)
+	}
+}
+
+// askOnce sends one probe to addr and returns the answer's server.
+func askOnce(t *testing.T, addr netip.AddrPort, s wire.SessionID) netip.AddrPort {
+	t.Helper()
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("junk"))
+	c.Write(probe(t, wire.Probe{Session: s, PadTo: 256}))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1500)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decode(t, buf[:n]).Server
+}
+
+// TestResponderServeStop serves and stops, on its own socket and on one the
+// caller keeps, which survives Stop and can be served again.
+func TestResponderServeStop(t *testing.T) {
+	clk := newFakeClock()
+	r := testResponder(clk, Solo, server1)
+	defer r.Close()
+
+	if err := r.Listen(netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
+		t.Fatal(err)
+	}
+	if got := askOnce(t, r.Addr(), wire.SessionID{1}); got != server1 {
+		t.Errorf("listen: got %v", got)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Serving() || r.Addr().IsValid() {
+		t.Error("still serving after Close")
+	}
+	r.Close() // idempotent
+
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	addr := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	for round := range 3 {
+		r.Serve(conn)
+		r.Serve(conn) // serving again replaces, without leaking
+		if got := askOnce(t, addr, wire.SessionID{byte(round)}); got != server1 {
+			t.Errorf("round %d: got %v", round, got)
+		}
+		r.Stop()
+		if r.Serving() {
+			t.Error("still serving after Stop")
+		}
+	}
+	// The caller's socket is still open after Stop.
+	if _, err := conn.WriteToUDPAddrPort([]byte("x"), addr); err != nil {
+		t.Errorf("socket closed by Stop: %v", err)
+	}
+	if st := r.Stats(); st.Answered != 4 || st.Drops["not_stun"] != 4 {
+		t.Errorf("stats = %+v", st)
+	}
+	// A socket closed under the responder ends its goroutine; Stop reaps it.
+	r.Serve(conn)
+	conn.Close()
+	r.Stop()
+}
+
+func TestAnswerAllocs(t *testing.T) {
+	clk := newFakeClock()
+	r := testResponder(clk, Solo, server1, server2, server3)
+	pkts := [][]byte{
+		probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize}),
+		stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw,
+		[]byte("garbage"),
+	}
+	dst := make([]byte, 0, maxDatagram)
+	for _, pkt := range pkts {
+		r.answer(dst, pkt, clientA) // warm up
+		if n := testing.AllocsPerRun(200, func() {
+			clk.Advance(100 * time.Millisecond)
+			r.answer(dst[:0], pkt, clientA)
+		}); n != 0 {
+			t.Errorf("%d allocs per answer to a %d-byte request", int(n), len(pkt))
+		}
+	}
+	// A new view installed between probes does not allocate either once
+	// the Assigner has seen one as large.
+	nodes := r.cfg.View.Load().Nodes()
+	views := []*assign.View{assign.NewView(nodes), assign.NewView(nodes)}
+	i := 0
+	if n := testing.AllocsPerRun(200, func() {
+		i++
+		r.cfg.View.Store(views[i%2])
+		r.answer(dst[:0], pkts[0], clientA)
+	}); n != 0 {
+		t.Errorf("%v allocs per answer with a view change", n)
+	}
+}
+
+func BenchmarkResponderAnswer(b *testing.B) {
+	clk := newFakeClock()
+	r := testResponder(clk, Solo, server1, server2, server3)
+	pkt := probe(b, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize})
+	dst := make([]byte, 0, maxDatagram)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	for b.Loop() {
+		// Time moves as it does in service, so pending ledger entries
+		// expire and the ledger stays the same size.
+		clk.Advance(time.Millisecond)
+		if _, why := r.answer(dst[:0], pkt, clientA); why != dropNone {
+			b.Fatal(why)
+		}
+	}
+}
