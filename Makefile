@@ -16,11 +16,11 @@ all: lint build test
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/usher
 
-# test is what CI runs: lint, the race-enabled unit and multi-node tests,
-# then a brief pass of every fuzz target. It ends with one summary line.
+# test is what CI runs: lint, a brief pass of every fuzz target, then the
+# race-enabled unit and multi-node tests, ending with one summary line.
 test: lint build
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 	./scripts/test.sh
-	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 
 unit:
 	$(GO) test -race -count=1 $(PKGS)
