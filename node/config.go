@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/usherlb/usher/assign"
+	"github.com/usherlb/usher/cluster"
 )
 
 // Config is the agent's configuration. Every field tagged hcl is a key of the
@@ -22,18 +24,25 @@ import (
 // underscores turned into dashes. Durations are strings ("1s", "250ms") in
 // both; Validate parses them, and the other typed values, into Parsed.
 //
-// The cluster keys (bind, join, bootstrap_expect, profile, label,
-// encrypt_key, respond_from) are accepted and validated now so that
-// configuration files keep working when clustering arrives; a single node
-// does not use them yet.
+// The cluster keys (bind, advertise, raft_bind, join, bootstrap_expect,
+// voter, profile and its per-key overrides, label, encrypt_key,
+// respond_from) configure gossip and Raft; a single node is a cluster of one
+// (bootstrap_expect 1, nothing to join).
 type Config struct {
 	// NodeName is the node's unique name in the farm; defaults to the host
 	// name.
 	NodeName string `hcl:"node_name,optional"`
 	// DataDir holds the node's durable state (Raft's log, when clustered).
 	DataDir string `hcl:"data_dir,optional"`
-	// Bind is the gossip address (cluster only).
+	// Bind is the gossip address (memberlist, UDP and TCP).
 	Bind string `hcl:"bind,optional"`
+	// Advertise is the gossip address other members use, if not Bind.
+	Advertise string `hcl:"advertise,optional"`
+	// RaftBind is the Raft transport's TCP address; empty means Bind's
+	// address with the port after Bind's.
+	RaftBind string `hcl:"raft_bind,optional"`
+	// Voter says the node may be one of the Raft voters.
+	Voter bool `hcl:"voter,optional"`
 	// SessionAddr is the address the session endpoint listens on: the
 	// node's real address, which clients are redirected to.
 	SessionAddr string `hcl:"session_addr,optional"`
@@ -95,8 +104,18 @@ type Config struct {
 	Label string `hcl:"label,optional"`
 	// EncryptKey is the base64 gossip key (cluster only).
 	EncryptKey string `hcl:"encrypt_key,optional"`
-	// RespondFrom says who sends a probe's answer: "leader" (cluster only).
+	// RespondFrom says who sends a probe's answer: "leader", or "server"
+	// (the leader hands the probe to the assigned node, which answers from
+	// its own real address).
 	RespondFrom string `hcl:"respond_from,optional"`
+	// The timing overrides: each replaces one value of Profile when set.
+	RaftHeartbeatTimeout string `hcl:"raft_heartbeat_timeout,optional"`
+	RaftElectionTimeout  string `hcl:"raft_election_timeout,optional"`
+	RaftLeaseTimeout     string `hcl:"raft_lease_timeout,optional"`
+	GossipProbeInterval  string `hcl:"gossip_probe_interval,optional"`
+	GossipProbeTimeout   string `hcl:"gossip_probe_timeout,optional"`
+	GossipSuspicionMult  int    `hcl:"gossip_suspicion_mult,optional"`
+	GossipInterval       string `hcl:"gossip_interval,optional"`
 
 	// Parsed holds the values Validate derives from the fields above.
 	Parsed Parsed
@@ -118,6 +137,11 @@ type Parsed struct {
 	TicketTTL            time.Duration
 	TicketKey            []byte // nil when not set
 	LogLevel             hclog.Level
+	Bind                 netip.AddrPort
+	Advertise            netip.AddrPort // zero when not set
+	RaftBind             netip.AddrPort
+	EncryptKey           []byte // nil when not set
+	Timing               cluster.Timing
 }
 
 // DefaultConfig returns the configuration a key takes when neither the file
@@ -142,6 +166,7 @@ func DefaultConfig() Config {
 		LogLevel:           "info",
 		Profile:            "lan",
 		BootstrapExpect:    1,
+		Voter:              true,
 		RespondFrom:        "leader",
 	}
 }
@@ -223,7 +248,34 @@ func (c *Config) Validate() error {
 	if p.VIP.IsValid() && p.VIP.Addr().IsUnspecified() {
 		bad("vip", c.VIP, "must be a specific address")
 	}
-	addr("bind", c.Bind, true)
+	p.Bind = addr("bind", c.Bind, false)
+	p.Advertise = addr("advertise", c.Advertise, true)
+	if p.Advertise.IsValid() && (p.Advertise.Addr().IsUnspecified() || p.Advertise.Port() == 0) {
+		bad("advertise", c.Advertise, "must name a specific address and port")
+	}
+	if c.RaftBind == "" {
+		if p.Bind.IsValid() {
+			port := p.Bind.Port()
+			if port != 0 {
+				port++
+			}
+			p.RaftBind = netip.AddrPortFrom(p.Bind.Addr(), port)
+		}
+	} else {
+		p.RaftBind = addr("raft_bind", c.RaftBind, false)
+	}
+	if p.Bind.IsValid() && p.Bind.Addr().IsUnspecified() && !p.Advertise.IsValid() {
+		// Other members reach this node where its clients do.
+		real := p.AdvertiseSessionAddr
+		if !real.IsValid() {
+			real = p.SessionAddr
+		}
+		if real.IsValid() && !real.Addr().IsUnspecified() {
+			p.Advertise = netip.AddrPortFrom(real.Addr(), p.Bind.Port())
+		} else {
+			bad("advertise", c.Advertise, "must be set when bind and session_addr are unspecified addresses")
+		}
+	}
 	if c.HTTP != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 			bad("http", c.HTTP, "is not a host:port address")
@@ -301,21 +353,62 @@ func (c *Config) Validate() error {
 	if p.LogLevel == hclog.NoLevel {
 		bad("log_level", c.LogLevel, "is not one of trace, debug, info, warn, error")
 	}
-	switch c.Profile {
-	case "fast", "lan", "rapid":
-	default:
+	timing, err := cluster.Profile(c.Profile)
+	if err != nil {
 		bad("profile", c.Profile, `is not one of "fast", "lan", "rapid"`)
+	}
+	override := func(key, v string, d *time.Duration) {
+		if v != "" {
+			*d = dur(key, v)
+		}
+	}
+	override("raft_heartbeat_timeout", c.RaftHeartbeatTimeout, &timing.RaftHeartbeat)
+	override("raft_election_timeout", c.RaftElectionTimeout, &timing.RaftElection)
+	override("raft_lease_timeout", c.RaftLeaseTimeout, &timing.RaftLease)
+	override("gossip_probe_interval", c.GossipProbeInterval, &timing.ProbeInterval)
+	override("gossip_probe_timeout", c.GossipProbeTimeout, &timing.ProbeTimeout)
+	override("gossip_interval", c.GossipInterval, &timing.GossipInterval)
+	switch {
+	case c.GossipSuspicionMult < 0:
+		bad("gossip_suspicion_mult", strconv.Itoa(c.GossipSuspicionMult), "must not be negative")
+	case c.GossipSuspicionMult > 0:
+		timing.SuspicionMult = c.GossipSuspicionMult
+	}
+	if timing.RaftLease >= timing.RaftHeartbeat && timing.RaftHeartbeat > 0 {
+		bad("raft_lease_timeout", timing.RaftLease.String(), fmt.Sprintf("must be shorter than raft_heartbeat_timeout %s: the gap is what keeps two leaders from answering at once", timing.RaftHeartbeat))
+	}
+	if timing.RaftElection < timing.RaftHeartbeat {
+		bad("raft_election_timeout", timing.RaftElection.String(), fmt.Sprintf("must not be shorter than raft_heartbeat_timeout %s", timing.RaftHeartbeat))
+	}
+	if timing.ProbeTimeout > timing.ProbeInterval {
+		bad("gossip_probe_timeout", timing.ProbeTimeout.String(), fmt.Sprintf("must not be longer than gossip_probe_interval %s", timing.ProbeInterval))
+	}
+	p.Timing = timing
+	if c.EncryptKey != "" {
+		k, err := base64.StdEncoding.DecodeString(c.EncryptKey)
+		switch {
+		case err != nil:
+			bad("encrypt_key", "(hidden)", "is not base64")
+		case len(k) != 16 && len(k) != 24 && len(k) != 32:
+			bad("encrypt_key", "(hidden)", "must decode to 16, 24 or 32 bytes")
+		}
+		p.EncryptKey = k
 	}
 	for _, j := range c.Join {
 		if j == "" {
 			bad("join", j, "must not hold an empty address")
 		}
 	}
-	if c.BootstrapExpect < 1 {
-		bad("bootstrap_expect", strconv.Itoa(c.BootstrapExpect), "must be at least 1")
+	switch c.BootstrapExpect {
+	case 1, 3, 5:
+	default:
+		bad("bootstrap_expect", strconv.Itoa(c.BootstrapExpect), "is not 1, 3 or 5")
 	}
-	if c.RespondFrom != "leader" {
-		bad("respond_from", c.RespondFrom, `is not "leader"`)
+	if c.BootstrapExpect > 1 && c.DataDir == "" {
+		bad("data_dir", c.DataDir, "must be set when bootstrap_expect is above 1 (Raft's vote must survive a restart)")
+	}
+	if c.RespondFrom != "leader" && c.RespondFrom != "server" {
+		bad("respond_from", c.RespondFrom, `is not "leader" or "server"`)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

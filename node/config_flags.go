@@ -20,7 +20,10 @@ func (c *Config) keys() []configKey {
 	return []configKey{
 		{"node_name", &c.NodeName, "unique name of this node (default: host name)"},
 		{"data_dir", &c.DataDir, "directory for the node's durable state"},
-		{"bind", &c.Bind, "gossip address (cluster only)"},
+		{"bind", &c.Bind, "gossip address (memberlist, UDP and TCP)"},
+		{"advertise", &c.Advertise, "gossip address other members use, if not bind"},
+		{"raft_bind", &c.RaftBind, "Raft transport address (default: bind's address, bind's port + 1)"},
+		{"voter", &c.Voter, "this node may be a Raft voter"},
 		{"session_addr", &c.SessionAddr, "address of the session endpoint: the node's real address"},
 		{"advertise_session_addr", &c.AdvertiseSessionAddr, "address named in redirects, if not session_addr"},
 		{"vip", &c.VIP, "balancer address (VIP) that probes are sent to"},
@@ -41,12 +44,19 @@ func (c *Config) keys() []configKey {
 		{"backups", &c.Backups, "how many USHER-BACKUP servers a redirect names (0-4)"},
 		{"log_level", &c.LogLevel, "log level: trace, debug, info, warn or error"},
 		{"log_json", &c.LogJSON, "log JSON lines"},
-		{"profile", &c.Profile, "cluster timer profile: fast, lan or rapid (cluster only)"},
-		{"join", &c.Join, "address of a member to join; repeatable (cluster only)"},
-		{"bootstrap_expect", &c.BootstrapExpect, "voters to wait for before the first election (cluster only)"},
-		{"label", &c.Label, "cluster label (cluster only)"},
-		{"encrypt_key", &c.EncryptKey, "base64 gossip encryption key (cluster only)"},
-		{"respond_from", &c.RespondFrom, "who answers probes: leader (cluster only)"},
+		{"profile", &c.Profile, "cluster timer profile: fast, lan or rapid "},
+		{"join", &c.Join, "address of a member to join; repeatable "},
+		{"bootstrap_expect", &c.BootstrapExpect, "voters to wait for before the first election "},
+		{"label", &c.Label, "cluster label "},
+		{"encrypt_key", &c.EncryptKey, "base64 gossip encryption key "},
+		{"respond_from", &c.RespondFrom, "who answers probes: leader, or server (the assigned node answers from its own address)"},
+		{"raft_heartbeat_timeout", &c.RaftHeartbeatTimeout, "override the profile's Raft heartbeat timeout"},
+		{"raft_election_timeout", &c.RaftElectionTimeout, "override the profile's Raft election timeout"},
+		{"raft_lease_timeout", &c.RaftLeaseTimeout, "override the profile's Raft leader lease (must stay below the heartbeat timeout)"},
+		{"gossip_probe_interval", &c.GossipProbeInterval, "override the profile's memberlist probe interval"},
+		{"gossip_probe_timeout", &c.GossipProbeTimeout, "override the profile's memberlist probe timeout"},
+		{"gossip_suspicion_mult", &c.GossipSuspicionMult, "override the profile's memberlist suspicion multiplier (0: the profile's)"},
+		{"gossip_interval", &c.GossipInterval, "override the profile's memberlist gossip interval"},
 	}
 }
 
@@ -70,8 +80,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			panic("node: config key " + k.name + " has an unsupported type")
 		}
 		fs.Var(v, flagName(k.name), k.usage)
+		if alias, ok := flagAliases[k.name]; ok {
+			fs.Var(v, alias, "short for -"+flagName(k.name))
+		}
 	}
 }
+
+// flagAliases are short flag names for the keys an operator types most.
+var flagAliases = map[string]string{"node_name": "node"}
 
 // flagName is the flag for a configuration key.
 func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }

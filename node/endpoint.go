@@ -70,10 +70,10 @@ type Endpoint struct {
 	once   sync.Once
 
 	// Owned by the read loop (or a test calling answer directly).
-	dec wire.Decoder
-	enc wire.Encoder
-	req wire.Request
-	tk  *wire.Ticketer
+	dec  wire.Decoder
+	enc  wire.Encoder
+	req  wire.Request
+	keys *ticketKeys
 
 	keepalives, stock, refused atomic.Uint64
 	drops                      dropCounters
@@ -118,7 +118,7 @@ func newEndpoint(cfg EndpointConfig) *Endpoint {
 		log:    cfg.Logger,
 		table:  newSessionTable(cfg.SessionTTL),
 		closed: make(chan struct{}),
-		tk:     wire.NewTicketer(cfg.TicketKey),
+		keys:   newTicketKeys(cfg.TicketKey),
 	}
 }
 
@@ -246,7 +246,7 @@ func (e *Endpoint) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropRea
 		// ticket bound to this client and server when tickets are required.
 		// A known session from its own address was checked when it began.
 		ticketed = len(req.Ticket) > 0 &&
-			e.tk.Verify(req.Ticket, req.Session, from, e.cfg.Addr, uint32(now.Unix())) == nil
+			e.keys.ticketer().Verify(req.Ticket, req.Session, from, e.cfg.Addr, uint32(now.Unix())) == nil
 		if e.cfg.RequireTicket && !ticketed {
 			out, err := e.enc.AppendErrorAnswer(dst, req, stun.CodeUnauthorized, limit)
 			if err != nil {
@@ -272,3 +272,7 @@ func (e *Endpoint) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropRea
 func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
+
+// SetTicketKey replaces the key tickets are checked with, from the next
+// keepalive on. It is safe from any goroutine.
+func (e *Endpoint) SetTicketKey(key []byte) { e.keys.set(key) }

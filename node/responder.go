@@ -89,7 +89,7 @@ type Responder struct {
 	dec       wire.Decoder
 	enc       wire.Encoder
 	req       wire.Request
-	tk        *wire.Ticketer
+	keys      *ticketKeys
 	redirect  wire.Redirect
 	ticket    []byte
 	backups   []netip.AddrPort
@@ -119,7 +119,7 @@ func NewResponder(cfg ResponderConfig) *Responder {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		asg:     assign.New(cfg.Assign, cfg.Now, cfg.Rand),
-		tk:      wire.NewTicketer(cfg.TicketKey),
+		keys:    newTicketKeys(cfg.TicketKey),
 		ticket:  make([]byte, 0, wire.MaxTicketLen),
 		backups: make([]netip.AddrPort, 0, wire.MaxBackups),
 	}
@@ -284,7 +284,7 @@ func (r *Responder) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropRe
 	*rd = wire.Redirect{Server: n.Addr, Term: term}
 	if req.HasSession {
 		expiry := r.cfg.Now().Add(r.cfg.TicketTTL).Unix()
-		r.ticket = r.tk.Append(r.ticket[:0], req.Session, from, n.Addr, uint32(expiry))
+		r.ticket = r.keys.ticketer().Append(r.ticket[:0], req.Session, from, n.Addr, uint32(expiry))
 		rd.Ticket = r.ticket
 		rd.Interval, rd.DeadAfter = r.cfg.KeepaliveInterval, r.cfg.DeadAfter
 		if r.cfg.Backups > 0 {
@@ -298,3 +298,7 @@ func (r *Responder) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropRe
 	}
 	return out, dropNone
 }
+
+// SetTicketKey replaces the key tickets are issued with, from the next
+// probe on. It is safe from any goroutine.
+func (r *Responder) SetTicketKey(key []byte) { r.keys.set(key) }

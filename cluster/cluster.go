@@ -1,0 +1,572 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+)
+
+// Cluster is one node's membership and leadership agent. Create it with New
+// and stop it with Shutdown. All methods are safe for concurrent use.
+type Cluster struct {
+	cfg    Config
+	timing Timing
+	logger hclog.Logger
+	vipLog hclog.Logger
+
+	members *memberTable
+	ml      *memberlist.Memberlist
+	gossip  netip.AddrPort
+
+	fsm      *fsm
+	raft     *raft.Raft
+	trans    *raft.NetworkTransport
+	logStore *wal.WAL
+	walMeta  *metadb.BoltMetaDB
+	dirLock  io.Closer
+	raftAddr string
+	observer *raft.Observer
+	obsCh    chan raft.Observation
+
+	// pending is the report SetReport last stored; meta is the encoding
+	// memberlist currently gossips.
+	pending atomic.Pointer[Report]
+	meta    atomic.Pointer[[]byte]
+
+	vip vipOwner
+
+	// voters caches the raft configuration (server ID to suffrage).
+	voters            atomic.Pointer[map[string]raft.ServerSuffrage]
+	timingWarnMu      sync.Mutex
+	timingWarned      map[string]uint32
+	bootstrapped      atomic.Bool
+	joined            atomic.Bool
+	leadershipChanges atomic.Uint64
+
+	updates chan struct{}
+	wake    chan struct{}
+	stop    chan struct{}
+	wg      sync.WaitGroup
+
+	// leaveMu serializes Leave with the publisher's UpdateNode: after
+	// memberlist's Leave, an UpdateNode would announce the node alive again.
+	leaveMu  sync.Mutex
+	left     bool
+	shutOnce sync.Once
+	shutErr  error
+}
+
+// Stats is a summary of the cluster as this node sees it.
+type Stats struct {
+	// Leader is the leader's node name, empty if none is known.
+	Leader string
+	// Term is this node's current raft term.
+	Term uint64
+	// VIPHolder says this node holds the VIP now.
+	VIPHolder bool
+	// LeadershipChanges counts leader changes this node has observed.
+	LeadershipChanges uint64
+	// OldestReportAge is the age of the oldest report among alive members.
+	OldestReportAge time.Duration
+	// Voters lists the voters of the raft configuration, sorted.
+	Voters []string
+	// Joined says the retry joiner has reached at least one seed.
+	Joined bool
+}
+
+// leaveTimeout bounds the graceful leave Shutdown performs.
+const leaveTimeout = 5 * time.Second
+
+// raftOpTimeout bounds how long raft operations wait to be enqueued.
+const raftOpTimeout = 5 * time.Second
+
+// New validates cfg, opens the raft store in cfg.DataDir, starts memberlist
+// and raft, and starts the joiner, publisher, maintenance and VIP-owner
+// goroutines. When DataDir already holds raft state, New first waits one
+// RaftHeartbeat (see "VIP ownership and fencing" in the package
+// documentation). A second agent on the same DataDir fails at once.
+func New(cfg Config) (*Cluster, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	logger := cfg.Logger.Named("cluster")
+	c := &Cluster{
+		cfg:     cfg,
+		timing:  cfg.Timing,
+		logger:  logger,
+		vipLog:  logger.Named("vip"),
+		updates: make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		obsCh:   make(chan raft.Observation, 16),
+
+		timingWarned: map[string]uint32{},
+	}
+	c.vip.stepAside = make(chan chan struct{})
+	c.vip.done = make(chan struct{})
+	empty := map[string]raft.ServerSuffrage{}
+	c.voters.Store(&empty)
+	c.fsm = newFSM(c.notifyUpdate)
+
+	if err := c.startRaft(); err != nil {
+		c.closeRaft()
+		return nil, err
+	}
+	c.pending.Store(&Report{})
+	// Seq starts from the wall clock so it keeps increasing across restarts.
+	c.encodeMeta(Report{
+		Seq:          uint64(time.Now().UnixNano()),
+		RaftAddr:     c.raftAddr,
+		Voter:        cfg.Voter,
+		Bootstrapped: c.bootstrapped.Load(),
+		Timing:       c.timing.Fingerprint(),
+	})
+	c.members = newMemberTable(logger.Named("members"), c.loadMeta, c.memberChanged)
+	if err := c.startMemberlist(); err != nil {
+		c.closeRaft()
+		return nil, err
+	}
+
+	c.observer = raft.NewObserver(c.obsCh, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.PeerObservation:
+			return true
+		}
+		return false
+	})
+	c.raft.RegisterObserver(c.observer)
+
+	c.wg.Add(2)
+	go func() { defer c.wg.Done(); c.runPublisher() }()
+	go func() { defer c.wg.Done(); c.runMaintenance() }()
+	go c.runVIPOwner()
+	if len(cfg.Join) > 0 {
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.runJoiner() }()
+	}
+	c.logger.Info("started", "node", cfg.NodeName, "gossip", c.gossip, "raft", c.raftAddr,
+		"voter", cfg.Voter, "bootstrap_expect", cfg.BootstrapExpect)
+	return c, nil
+}
+
+// startRaft opens the write-ahead log and snapshot store and starts raft.
+func (c *Cluster) startRaft() error {
+	dir := filepath.Join(c.cfg.DataDir, "raft")
+	walDir := filepath.Join(dir, "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	c.dirLock = lock
+	raftLog := c.cfg.Logger.Named("raft")
+	// WAL.Close leaves its metadata database open, so the cluster owns it.
+	c.walMeta = &metadb.BoltMetaDB{}
+	logStore, err := wal.Open(walDir, wal.WithLogger(raftLog.Named("wal")), wal.WithMetaStore(c.walMeta))
+	if err != nil {
+		return fmt.Errorf("open raft log in %s: %w", walDir, err)
+	}
+	c.logStore = logStore
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, raftLog.Named("snapshots"))
+	if err != nil {
+		return fmt.Errorf("open raft snapshots in %s: %w", dir, err)
+	}
+	existing, err := raft.HasExistingState(logStore, logStore, snaps)
+	if err != nil {
+		return fmt.Errorf("read raft state: %w", err)
+	}
+	c.bootstrapped.Store(existing)
+	if existing {
+		// A restarted voter has forgotten the leader it followed, so it
+		// would grant votes at once; sitting out one heartbeat timeout keeps
+		// the fencing argument (see the package documentation) intact.
+		c.logger.Debug("raft state found, waiting one heartbeat timeout before starting raft", "wait", c.timing.RaftHeartbeat)
+		time.Sleep(c.timing.RaftHeartbeat)
+	}
+
+	advertise, err := c.raftAdvertise()
+	if err != nil {
+		return err
+	}
+	timeout := min(max(10*c.timing.RaftHeartbeat, time.Second), 10*time.Second)
+	trans, err := newRaftTransport(c.cfg.RaftBindAddr.String(), advertise, timeout, raftLog.Named("transport"), c.cfg.wrapStream)
+	if err != nil {
+		return fmt.Errorf("raft_bind_addr: %s: %w", c.cfg.RaftBindAddr, err)
+	}
+	c.trans = trans
+	c.raftAddr = string(trans.LocalAddr())
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.cfg.NodeName)
+	rc.HeartbeatTimeout = c.timing.RaftHeartbeat
+	rc.ElectionTimeout = c.timing.RaftElection
+	rc.LeaderLeaseTimeout = c.timing.RaftLease
+	rc.CommitTimeout = c.timing.RaftCommit
+	// A member wrongly declared dead and removed must be able to come back
+	// as a non-voter without restarting its agent.
+	rc.ShutdownOnRemove = false
+	rc.Logger = raftLog
+	r, err := raft.NewRaft(rc, c.fsm, logStore, logStore, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	c.raft = r
+	return nil
+}
+
+// raftAdvertise returns the address other voters dial, or nil to let the
+// transport advertise its bound address.
+func (c *Cluster) raftAdvertise() (net.Addr, error) {
+	switch {
+	case c.cfg.RaftAdvertiseAddr.IsValid():
+		return net.TCPAddrFromAddrPort(c.cfg.RaftAdvertiseAddr), nil
+	case !c.cfg.RaftBindAddr.Addr().IsUnspecified():
+		return nil, nil
+	case c.cfg.RaftBindAddr.Port() == 0:
+		return nil, fmt.Errorf("raft_bind_addr: %s: port 0 needs a specific address or raft_advertise_addr", c.cfg.RaftBindAddr)
+	}
+	ap := netip.AddrPortFrom(c.cfg.AdvertiseAddr.Addr(), c.cfg.RaftBindAddr.Port())
+	return net.TCPAddrFromAddrPort(ap), nil
+}
+
+// closeRaft stops raft and closes its transport and store; any may be nil.
+func (c *Cluster) closeRaft() error {
+	var errs []error
+	if c.raft != nil {
+		if err := c.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+		}
+	}
+	if c.trans != nil {
+		c.trans.CloseStreams()
+		if err := c.trans.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft transport close: %w", err))
+		}
+	}
+	errs = append(errs, c.closeStore())
+	return errors.Join(errs...)
+}
+
+// closeStore closes the write-ahead log, its metadata database and the data
+// directory lock; any may be nil.
+func (c *Cluster) closeStore() error {
+	var errs []error
+	if c.logStore != nil {
+		if err := c.logStore.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft log close: %w", err))
+		}
+	}
+	if c.walMeta != nil {
+		if err := c.walMeta.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft log metadata close: %w", err))
+		}
+	}
+	if c.dirLock != nil {
+		if err := c.dirLock.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("data_dir unlock: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// startMemberlist creates the memberlist with the configured timing.
+func (c *Cluster) startMemberlist() error {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = c.cfg.NodeName
+	mc.BindAddr = c.cfg.BindAddr.Addr().String()
+	mc.BindPort = int(c.cfg.BindAddr.Port())
+	mc.AdvertiseAddr = c.cfg.AdvertiseAddr.Addr().String()
+	mc.AdvertisePort = int(c.cfg.AdvertiseAddr.Port())
+	mc.Label = c.cfg.Label
+	if len(c.cfg.EncryptKey) > 0 {
+		mc.SecretKey = c.cfg.EncryptKey
+	}
+	mc.ProbeInterval = c.timing.ProbeInterval
+	mc.ProbeTimeout = c.timing.ProbeTimeout
+	mc.SuspicionMult = c.timing.SuspicionMult
+	mc.GossipInterval = c.timing.GossipInterval
+	mc.TCPTimeout = min(max(20*c.timing.ProbeTimeout, time.Second), 10*time.Second)
+	mc.Delegate = c.members
+	mc.Events = c.members
+	mc.Logger = c.cfg.Logger.Named("memberlist").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("start memberlist on %s: %w", c.cfg.BindAddr, err)
+	}
+	c.ml = ml
+	local := ml.LocalNode()
+	if a, ok := netip.AddrFromSlice(local.Addr); ok {
+		c.gossip = netip.AddrPortFrom(a.Unmap(), local.Port)
+	}
+	return nil
+}
+
+// Name returns this node's name (Config.NodeName).
+func (c *Cluster) Name() string { return c.cfg.NodeName }
+
+// GossipAddr returns the memberlist address other nodes join (the advertised
+// address, with the port chosen when BindAddr's port was 0).
+func (c *Cluster) GossipAddr() netip.AddrPort { return c.gossip }
+
+// RaftAddr returns the raft transport address other voters dial.
+func (c *Cluster) RaftAddr() string { return c.raftAddr }
+
+// Leave leaves the cluster gracefully: this node stops serving and releases
+// the VIP, hands raft leadership to another voter if it is the leader, then
+// tells the other members it is leaving (memberlist Leave, waiting up to
+// timeout). The leader removes a left node from the raft configuration and
+// promotes a replacement voter. Leave is idempotent.
+func (c *Cluster) Leave(timeout time.Duration) error {
+	c.leaveMu.Lock()
+	defer c.leaveMu.Unlock()
+	if c.left {
+		return nil
+	}
+	c.left = true
+
+	ack := make(chan struct{})
+	select {
+	case c.vip.stepAside <- ack:
+		<-ack
+	case <-c.vip.done:
+	}
+
+	var errs []error
+	if c.raft.State() == raft.Leader && c.countVoters() > 1 {
+		if err := c.raft.LeadershipTransfer().Error(); err != nil {
+			c.logger.Warn("leadership transfer on leave failed", "error", err)
+		} else {
+			c.logger.Info("handed leadership over before leaving")
+		}
+	}
+	// Announce the leave in a last report, so the others record Left.
+	r := c.loadReport()
+	r.Seq++
+	r.Leaving = true
+	if c.encodeMeta(r) {
+		if err := c.ml.UpdateNode(timeout / 2); err != nil {
+			c.logger.Debug("announcing the leave", "error", err)
+		}
+	}
+	if err := c.ml.Leave(timeout); err != nil {
+		errs = append(errs, fmt.Errorf("memberlist leave: %w", err))
+	}
+	c.logger.Info("left the cluster")
+	return errors.Join(errs...)
+}
+
+// Shutdown stops the agent: it leaves gracefully if Leave was not called,
+// stops every goroutine, releases the VIP and closes raft and memberlist.
+// It is idempotent and returns the first call's error.
+func (c *Cluster) Shutdown() error {
+	c.shutOnce.Do(func() {
+		if err := c.Leave(leaveTimeout); err != nil {
+			c.logger.Warn("leave during shutdown", "error", err)
+		}
+		c.shutErr = c.shutdown()
+	})
+	return c.shutErr
+}
+
+// shutdown stops everything without leaving: the VIP owner first (it
+// releases the VIP), then raft, the other goroutines and memberlist. Tests
+// call it directly to simulate a crash.
+func (c *Cluster) shutdown() error {
+	close(c.stop)
+	<-c.vip.done
+	c.raft.DeregisterObserver(c.observer)
+	var errs []error
+	if err := c.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+	}
+	c.wg.Wait()
+	if err := c.ml.Shutdown(); err != nil {
+		errs = append(errs, fmt.Errorf("memberlist shutdown: %w", err))
+	}
+	// Close drops the listener only; CloseStreams also closes the pooled
+	// outbound connections, so the peers' connection handlers end.
+	c.trans.CloseStreams()
+	if err := c.trans.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("raft transport close: %w", err))
+	}
+	errs = append(errs, c.closeStore())
+	c.logger.Info("shut down")
+	return errors.Join(errs...)
+}
+
+// SetReport stores r as this node's load report. It never blocks: the
+// publisher goroutine gossips the latest report every PublishInterval.
+// RaftAddr, Voter, Bootstrapped, Timing, Leaving and Seq are filled in by
+// the cluster.
+func (c *Cluster) SetReport(r Report) {
+	c.pending.Store(&r)
+}
+
+// Members returns a snapshot of every member this node knows, sorted by
+// name, including dead and left ones until they are forgotten.
+func (c *Cluster) Members() []Member {
+	entries := c.members.snapshot()
+	voters := *c.voters.Load()
+	_, leader := c.raft.LeaderWithID()
+	out := make([]Member, len(entries))
+	for i, e := range entries {
+		suffrage, inConfig := voters[e.name]
+		out[i] = Member{
+			Name:       e.name,
+			Gossip:     e.gossip,
+			Status:     e.status,
+			Report:     e.report,
+			ReportedAt: e.reportedAt,
+			Voter:      inConfig && suffrage == raft.Voter,
+			Leader:     string(leader) == e.name,
+		}
+	}
+	return out
+}
+
+// Updates returns a channel that receives a value (coalesced, capacity 1)
+// whenever Members, Leader or State may have changed.
+func (c *Cluster) Updates() <-chan struct{} { return c.updates }
+
+// Leader returns the leader's node name (empty if none is known) and this
+// node's current raft term.
+func (c *Cluster) Leader() (name string, term uint64) {
+	_, id := c.raft.LeaderWithID()
+	return string(id), c.raft.CurrentTerm()
+}
+
+// State returns the replicated state as last applied on this node. The
+// returned maps are shared and must not be modified.
+func (c *Cluster) State() State { return *c.fsm.state.Load() }
+
+// SetDrain drains (or undrains) a node through raft. On a node that is not
+// the leader it returns a *NotLeaderError wrapping ErrNotLeader.
+func (c *Cluster) SetDrain(node string, drain bool) error {
+	if node == "" {
+		return fmt.Errorf("drain: node name must be set")
+	}
+	return c.apply(command{Op: opDrain, Node: node, Drain: drain})
+}
+
+// SetCapacity sets an operator capacity override for a node through raft.
+// On a node that is not the leader it returns a *NotLeaderError.
+func (c *Cluster) SetCapacity(node string, capacity uint32) error {
+	if node == "" {
+		return fmt.Errorf("capacity: node name must be set")
+	}
+	return c.apply(command{Op: opCapacity, Node: node, Capacity: capacity})
+}
+
+// ClearCapacity removes a node's capacity override through raft. On a node
+// that is not the leader it returns a *NotLeaderError.
+func (c *Cluster) ClearCapacity(node string) error {
+	if node == "" {
+		return fmt.Errorf("capacity: node name must be set")
+	}
+	return c.apply(command{Op: opClearCapacity, Node: node})
+}
+
+// apply commits cmd through raft on the leader.
+func (c *Cluster) apply(cmd command) error {
+	select {
+	case <-c.stop:
+		return ErrShutdown
+	default:
+	}
+	if c.raft.State() != raft.Leader {
+		return c.notLeader()
+	}
+	f := c.raft.Apply(encodeCommand(cmd), raftOpTimeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			return c.notLeader()
+		case errors.Is(err, raft.ErrLeadershipLost):
+			return fmt.Errorf("%w: leadership lost while applying, outcome unknown: %w", c.notLeader(), err)
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return ErrShutdown
+		}
+		return fmt.Errorf("raft apply %s: %w", cmd.Op, err)
+	}
+	if err, ok := f.Response().(error); ok {
+		return err
+	}
+	return nil
+}
+
+func (c *Cluster) notLeader() error {
+	_, id := c.raft.LeaderWithID()
+	return &NotLeaderError{Leader: string(id)}
+}
+
+// Stats returns a summary of the cluster as this node sees it.
+func (c *Cluster) Stats() Stats {
+	name, term := c.Leader()
+	s := Stats{
+		Leader:            name,
+		Term:              term,
+		VIPHolder:         c.vip.serving.Load() != 0,
+		LeadershipChanges: c.leadershipChanges.Load(),
+		Joined:            c.joined.Load(),
+	}
+	now := time.Now()
+	for _, e := range c.members.snapshot() {
+		if e.status == Alive && !e.reportedAt.IsZero() {
+			s.OldestReportAge = max(s.OldestReportAge, now.Sub(e.reportedAt))
+		}
+	}
+	for id, suffrage := range *c.voters.Load() {
+		if suffrage == raft.Voter {
+			s.Voters = append(s.Voters, id)
+		}
+	}
+	sort.Strings(s.Voters)
+	return s
+}
+
+func (c *Cluster) countVoters() int {
+	n := 0
+	for _, suffrage := range *c.voters.Load() {
+		if suffrage == raft.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+// notifyUpdate signals Updates without blocking.
+func (c *Cluster) notifyUpdate() {
+	select {
+	case c.updates <- struct{}{}:
+	default:
+	}
+}
+
+// memberChanged is the member table's callback; membership changes also wake
+// the maintenance goroutine.
+func (c *Cluster) memberChanged(membership bool) {
+	c.notifyUpdate()
+	if membership {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}

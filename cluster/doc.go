@@ -1,0 +1,128 @@
+// Package cluster is the membership and leadership layer of the Usher agent.
+//
+// Every server of a farm runs the same agent. Agents find each other from a
+// seed list and gossip their load with hashicorp/memberlist; a few of them
+// are raft voters (hashicorp/raft, durable log in raft-wal) and elect a
+// leader; the leader, and only the leader, holds the balancer VIP and answers
+// probes on it. The package imports nothing else of Usher's: the node package
+// wires it to the probe responder and supplies the VIP implementation.
+//
+// # Membership and load reports
+//
+// Each node's load Report is its memberlist node metadata: a compact,
+// versioned binary encoding of at most MaxReportSize bytes. One publisher
+// goroutine republishes it (memberlist UpdateNode) every PublishInterval,
+// unconditionally, with Seq+1. The alternative, publishing only on change,
+// would make a quiet healthy node indistinguishable from a stuck one; with a
+// heartbeat republish the age of a member's report (Member.ReportedAt, the
+// local receipt time of a new Seq) is a true liveness signal, which the
+// leader uses to treat reports older than three publish intervals as stale.
+// The cost is one ~100-byte broadcast per node per PublishInterval (4/s at
+// the default 250ms), fine for farms of tens to low hundreds of nodes.
+// SetReport only stores the latest report and never blocks.
+//
+// memberlist's event API reports joins, updates, deaths and leaves but not
+// suspicion, so Member.Status is Alive until Dead or Left; report age covers
+// the suspect window.
+//
+// A retry joiner (like Consul's retry_join) joins the seed list until at
+// least one seed answers. Label keeps farms apart; EncryptKey turns on
+// memberlist's keyring.
+//
+// # Raft
+//
+// Raft runs on its own TCP transport with raft-wal as log and stable store
+// and a file snapshot store (two retained) under DataDir/raft. When a
+// voter-eligible node sees at least BootstrapExpect alive voter-eligible
+// members, none of which already has raft state, it bootstraps with the
+// first BootstrapExpect of them sorted by name; every node computes the same
+// set and only its members call BootstrapCluster. The leader then runs an
+// autopilot-lite reconcile loop (every second and on membership events): it
+// adds alive members to the configuration as non-voters, removes left
+// members at once, fills the voter set up to BootstrapExpect from alive
+// voter-eligible non-voters, and replaces a voter dead for three probe
+// intervals by promoting one first and removing the dead one after.
+//
+// The state machine holds only what the farm must agree on: the operator
+// drain set, capacity overrides and the ticket key (32 random bytes proposed
+// by the first leader). Load never goes through raft.
+//
+// # VIP ownership and fencing
+//
+// Invariant: at no instant do two nodes answer probes on the VIP.
+//
+// One goroutine owns the VIP. It follows raft's leadership signal and a
+// one-second tick. On becoming leader it commits a raft barrier (so the FSM
+// is current), calls VIP.Acquire(term) and only then sets the serving state.
+// On losing leadership it clears the serving state first and then calls
+// VIP.Release. While serving it renews a leader lease every RaftLease/3:
+//
+//	start := Monotonic()                 // before the round
+//	raft.Barrier(...)                    // commit a fresh log entry
+//	deadline = start + RaftLease         // on success
+//
+// and Serving reports true only while this node holds the VIP, raft still
+// says it is leader in the held term, and Monotonic() < deadline. Serving
+// reads atomics only, so the probe path can call it for every probe.
+//
+// Why no other node can serve before the deadline: the barrier entry is
+// created after start, and it commits only once a majority of voters have
+// stored it. Each of those followers accepted an AppendEntries from this
+// leader at some time t >= start and so recorded it as leader with last
+// contact t. A hashicorp/raft follower that knows a leader rejects every
+// vote request (unless the leader itself asked for a leadership transfer),
+// and forgets the leader only when its heartbeat timer finds no contact for
+// RaftHeartbeat, that is not before t + RaftHeartbeat >= start +
+// RaftHeartbeat. Any election needs a majority, which shares a voter with
+// the barrier's majority; the shared voter is either one of those followers,
+// which cannot vote before start + RaftHeartbeat, or this leader itself,
+// which votes only after leaving the leader state, and Serving checks that
+// state. Since RaftLease < RaftHeartbeat, no other node can even be elected
+// before this node's deadline has passed. The difference RaftHeartbeat -
+// RaftLease is the margin for clock-rate differences and for the time a
+// probe answer takes after its Serving check; it needs no bound on message
+// delay, because a committed entry cannot be acknowledged by a stale
+// message.
+//
+// One more case: a follower that restarts forgets the leader it followed
+// and would grant votes at once, possibly within a lease it acknowledged
+// just before it died. So New, finding existing raft state, waits one
+// RaftHeartbeat before starting raft: any vote the restarted node grants
+// then comes at least RaftHeartbeat after anything it acknowledged.
+//
+// Consequences. A leader that is paused (SIGSTOP) wakes past its deadline
+// and answers nothing until a new round commits, which it cannot do if
+// another leader exists. A leader cut off from a majority stops serving at
+// its deadline, before raft itself steps down. A node that sees a higher
+// term while holding stops serving at once (Serving compares terms) and the
+// owner releases. Before a graceful leave the leader releases the VIP
+// first, and only then asks raft for the leadership transfer that bypasses
+// the followers' known-leader rule.
+//
+// If VIP.Acquire fails, the leader retries once a second and, after three
+// failures in a row, hands raft leadership to another voter, which may be
+// able to hold the address.
+//
+// raft.VerifyLeader is deliberately not used for the lease: it can count a
+// heartbeat response that was in flight before the call (a stale message
+// after a pause) and it counts non-voters, so it does not prove that a
+// majority of voters heard from the leader after start.
+//
+// All nodes must run the same timing profile: the argument compares one
+// node's RaftLease with the others' RaftHeartbeat. Reports carry
+// Timing.Fingerprint, and a member whose fingerprint differs from this
+// node's is never bootstrapped with, added to raft or promoted (an error is
+// logged). Config.OnVIP lets test harnesses record serving intervals on the
+// Monotonic scale.
+//
+// # Timing profiles
+//
+//	profile  raft heartbeat/election  lease  commit  probe  probe timeout  suspicion  gossip  publish
+//	lan      1s / 1s                  500ms  50ms    1s     500ms          4          200ms   250ms
+//	fast     300ms / 300ms            150ms  15ms    200ms  100ms          2          50ms    250ms
+//	rapid    100ms / 100ms            50ms   5ms     100ms  50ms           2          30ms    250ms
+//
+// lan is the libraries' defaults. The lease is renewed every lease/3, one
+// small raft barrier each time, so rapid costs about 60 tiny log writes a
+// second on every voter; use it on fast disks and quiet LANs.
+package cluster

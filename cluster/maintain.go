@@ -1,0 +1,324 @@
+package cluster
+
+import (
+	"crypto/rand"
+	"errors"
+	"maps"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/go-metrics"
+	"github.com/hashicorp/raft"
+)
+
+// maintenance is the state of the maintenance goroutine.
+type maintenance struct {
+	// lastLeader is the last leader ID observed, to count changes.
+	lastLeader raft.ServerID
+	// leading is true while this node runs the reconcile loop as leader.
+	leading bool
+	// keyChecked is true once this leadership has ensured a ticket key.
+	keyChecked bool
+	// missingSince records when each configured server was first seen not
+	// alive during this leadership.
+	missingSince map[raft.ServerID]time.Time
+}
+
+// forgetAfter is how long dead and left members stay in the member table
+// once they are out of the raft configuration.
+const forgetAfter = 5 * time.Minute
+
+// runMaintenance bootstraps raft when enough voters are present, keeps the
+// cached raft configuration current, counts leader changes, and on the
+// leader runs the reconcile loop: every second and on membership events.
+func (c *Cluster) runMaintenance() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var m maintenance
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-tick.C:
+		case <-c.wake:
+		case o := <-c.obsCh:
+			if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != m.lastLeader {
+				if lo.LeaderID != "" {
+					c.leadershipChanges.Add(1)
+					metrics.IncrCounter([]string{"cluster", "leadership_changes"}, 1)
+					c.logger.Info("leader changed", "leader", lo.LeaderID, "term", c.raft.CurrentTerm())
+				}
+				m.lastLeader = lo.LeaderID
+				c.notifyUpdate()
+			}
+		}
+		c.maintain(&m)
+	}
+}
+
+func (c *Cluster) maintain(m *maintenance) {
+	servers, ok := c.refreshConfiguration()
+	if !c.bootstrapped.Load() {
+		c.tryBootstrap()
+	}
+	if !ok {
+		return
+	}
+	c.members.prune(forgetAfter, func(name string) bool {
+		return slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == name })
+	})
+	if c.raft.State() != raft.Leader {
+		m.leading = false
+		return
+	}
+	if !m.leading {
+		m.leading = true
+		m.keyChecked = false
+		m.missingSince = map[raft.ServerID]time.Time{}
+	}
+	if !m.keyChecked {
+		m.keyChecked = c.ensureTicketKey()
+	}
+	c.reconcile(m, servers)
+}
+
+// refreshConfiguration loads the raft configuration and caches the voter map.
+func (c *Cluster) refreshConfiguration() ([]raft.Server, bool) {
+	f := c.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		if !errors.Is(err, raft.ErrRaftShutdown) {
+			c.logger.Warn("reading the raft configuration", "error", err)
+		}
+		return nil, false
+	}
+	servers := f.Configuration().Servers
+	next := make(map[string]raft.ServerSuffrage, len(servers))
+	for _, s := range servers {
+		next[string(s.ID)] = s.Suffrage
+	}
+	if len(servers) > 0 && !c.bootstrapped.Load() {
+		c.bootstrapped.Store(true)
+	}
+	if !maps.Equal(*c.voters.Load(), next) {
+		c.voters.Store(&next)
+		c.notifyUpdate()
+	}
+	return servers, true
+}
+
+// tryBootstrap bootstraps raft once BootstrapExpect voter-eligible members
+// are alive and none of them already has raft state. Every node computes the
+// same configuration (the first BootstrapExpect eligible members by name),
+// and only the nodes in it call BootstrapCluster.
+func (c *Cluster) tryBootstrap() {
+	if !c.cfg.Voter {
+		return
+	}
+	var eligible []memberEntry
+	for _, e := range c.members.snapshot() {
+		if e.status != Alive {
+			continue
+		}
+		if e.report.Bootstrapped {
+			c.logger.Debug("not bootstrapping: a member already has raft state", "member", e.name)
+			return
+		}
+		if e.report.Voter && e.report.RaftAddr != "" && c.sameTiming(e) {
+			eligible = append(eligible, e)
+		}
+	}
+	if len(eligible) < c.cfg.BootstrapExpect {
+		return
+	}
+	eligible = eligible[:c.cfg.BootstrapExpect] // snapshot is sorted by name
+	var conf raft.Configuration
+	self := false
+	for _, e := range eligible {
+		self = self || e.name == c.cfg.NodeName
+		conf.Servers = append(conf.Servers, raft.Server{
+			Suffrage: raft.Voter,
+			ID:       raft.ServerID(e.name),
+			Address:  raft.ServerAddress(e.report.RaftAddr),
+		})
+	}
+	if !self {
+		return
+	}
+	err := c.raft.BootstrapCluster(conf).Error()
+	switch {
+	case err == nil:
+		c.logger.Info("bootstrapped raft", "voters", serverIDs(conf.Servers))
+	case errors.Is(err, raft.ErrCantBootstrap):
+		c.logger.Debug("raft already has state, not bootstrapping")
+	default:
+		c.logger.Error("bootstrapping raft", "error", err)
+		return
+	}
+	c.bootstrapped.Store(true)
+}
+
+func serverIDs(servers []raft.Server) []string {
+	ids := make([]string, len(servers))
+	for i, s := range servers {
+		ids[i] = string(s.ID)
+	}
+	return ids
+}
+
+// ensureTicketKey proposes a random ticket key if the FSM has none. It
+// reports whether the check is done for this leadership.
+func (c *Cluster) ensureTicketKey() bool {
+	// The barrier makes the FSM current, so an existing key is seen.
+	if err := c.raft.Barrier(raftOpTimeout).Error(); err != nil {
+		return false
+	}
+	if len(c.State().TicketKey) != 0 {
+		return true
+	}
+	key := make([]byte, TicketKeySize)
+	if _, err := rand.Read(key); err != nil {
+		c.logger.Error("generating the ticket key", "error", err)
+		return false
+	}
+	if err := c.apply(command{Op: opTicketKey, Key: key}); err != nil {
+		c.logger.Warn("storing the ticket key", "error", err)
+		return false
+	}
+	c.logger.Info("generated the ticket key")
+	return true
+}
+
+// reconcile is autopilot-lite, run on the leader: it adds alive members to
+// the raft configuration as non-voters, removes left members, and replaces
+// voters that have been dead for a few probe intervals by promoting alive
+// voter-eligible non-voters, keeping BootstrapExpect voters.
+func (c *Cluster) reconcile(m *maintenance, servers []raft.Server) {
+	now := time.Now()
+	deadAfter := 3 * c.timing.ProbeInterval
+	unknownAfter := max(10*time.Second, 10*c.timing.ProbeInterval)
+	self := raft.ServerID(c.cfg.NodeName)
+
+	snapshot := c.members.snapshot()
+	entries := map[raft.ServerID]memberEntry{}
+	for _, e := range snapshot {
+		entries[raft.ServerID(e.name)] = e
+	}
+	configured := map[raft.ServerID]raft.Server{}
+	for _, s := range servers {
+		configured[s.ID] = s
+	}
+
+	// Add alive members that are missing, or whose raft address changed.
+	for _, e := range snapshot {
+		id := raft.ServerID(e.name)
+		if e.status != Alive || e.report.RaftAddr == "" || e.report.Leaving || !c.sameTiming(e) {
+			continue
+		}
+		addr := raft.ServerAddress(e.report.RaftAddr)
+		s, ok := configured[id]
+		switch {
+		case !ok:
+			c.configChange("add non-voter", id, c.raft.AddNonvoter(id, addr, 0, raftOpTimeout))
+		case s.Address != addr && s.Suffrage == raft.Voter:
+			c.configChange("update voter address", id, c.raft.AddVoter(id, addr, 0, raftOpTimeout))
+		case s.Address != addr:
+			c.configChange("update non-voter address", id, c.raft.AddNonvoter(id, addr, 0, raftOpTimeout))
+		}
+	}
+
+	// Classify the configured servers.
+	var voters int
+	var deadVoters, promotable []raft.Server
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+		e, known := entries[s.ID]
+		alive := known && (e.status == Alive || e.status == Suspect)
+		if alive || s.ID == self {
+			delete(m.missingSince, s.ID)
+			if s.Suffrage != raft.Voter && e.report.Voter && !e.report.Leaving && c.sameTiming(e) && !c.State().Drained[string(s.ID)] {
+				promotable = append(promotable, s)
+			}
+			continue
+		}
+		since, seen := m.missingSince[s.ID]
+		if !seen {
+			since = now
+			m.missingSince[s.ID] = now
+		}
+		switch {
+		case known && e.status == Left:
+			// A graceful leave: remove at once.
+			if c.configChange("remove left server", s.ID, c.raft.RemoveServer(s.ID, 0, raftOpTimeout)) {
+				delete(m.missingSince, s.ID)
+				if s.Suffrage == raft.Voter {
+					voters--
+				}
+			}
+		case known && now.Sub(since) > deadAfter, !known && now.Sub(since) > unknownAfter:
+			if s.Suffrage == raft.Voter {
+				deadVoters = append(deadVoters, s)
+			} else if c.configChange("remove dead non-voter", s.ID, c.raft.RemoveServer(s.ID, 0, raftOpTimeout)) {
+				delete(m.missingSince, s.ID)
+			}
+		}
+	}
+
+	// Fill the voter set up to BootstrapExpect, then replace dead voters one
+	// for one: promote first, remove after, so the count never drops.
+	sort.Slice(promotable, func(i, j int) bool { return promotable[i].ID < promotable[j].ID })
+	for len(promotable) > 0 && voters < c.cfg.BootstrapExpect {
+		s := promotable[0]
+		promotable = promotable[1:]
+		if !c.configChange("promote to voter", s.ID, c.raft.AddVoter(s.ID, s.Address, 0, raftOpTimeout)) {
+			return
+		}
+		voters++
+	}
+	for _, dead := range deadVoters {
+		if len(promotable) == 0 {
+			return
+		}
+		s := promotable[0]
+		promotable = promotable[1:]
+		if !c.configChange("promote to voter", s.ID, c.raft.AddVoter(s.ID, s.Address, 0, raftOpTimeout)) {
+			return
+		}
+		if !c.configChange("remove dead voter", dead.ID, c.raft.RemoveServer(dead.ID, 0, raftOpTimeout)) {
+			return
+		}
+		delete(m.missingSince, dead.ID)
+	}
+}
+
+// configChange waits for a configuration change and logs the outcome.
+func (c *Cluster) configChange(what string, id raft.ServerID, f raft.IndexFuture) bool {
+	if err := f.Error(); err != nil {
+		c.logger.Warn("raft configuration change failed", "change", what, "server", id, "error", err)
+		metrics.IncrCounter([]string{"cluster", "autopilot", "failed"}, 1)
+		return false
+	}
+	c.logger.Info("raft configuration changed", "change", what, "server", id)
+	metrics.IncrCounter([]string{"cluster", "autopilot", "changes"}, 1)
+	return true
+}
+
+// sameTiming reports whether member e runs this node's raft timing. It logs
+// a mismatch, which breaks the fencing argument, at most once per member
+// and fingerprint.
+func (c *Cluster) sameTiming(e memberEntry) bool {
+	if e.report.Timing == c.timing.Fingerprint() {
+		return true
+	}
+	c.timingWarnMu.Lock()
+	defer c.timingWarnMu.Unlock()
+	if c.timingWarned[e.name] != e.report.Timing {
+		c.timingWarned[e.name] = e.report.Timing
+		metrics.IncrCounter([]string{"cluster", "timing_mismatch"}, 1)
+		c.logger.Error("member runs a different raft timing profile; it is kept out of raft",
+			"member", e.name, "fingerprint", e.report.Timing, "ours", c.timing.Fingerprint())
+	}
+	return false
+}

@@ -1,0 +1,207 @@
+package cluster
+
+import (
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-metrics"
+	"github.com/hashicorp/memberlist"
+)
+
+// MemberStatus is a member's liveness as this agent's memberlist sees it.
+type MemberStatus uint8
+
+// Member statuses. The zero value is not a valid status.
+const (
+	// Alive members answer the failure detector.
+	Alive MemberStatus = iota + 1
+	// Suspect members missed probes and may be declared dead soon.
+	// memberlist's event API does not report suspicion, so a Member shows
+	// Alive until it is Dead; the age of its report (ReportedAt) is the
+	// finer liveness signal.
+	Suspect
+	// Dead members failed the failure detector.
+	Dead
+	// Left members left the cluster gracefully.
+	Left
+)
+
+// String returns the lower-case status name.
+func (s MemberStatus) String() string {
+	switch s {
+	case Alive:
+		return "alive"
+	case Suspect:
+		return "suspect"
+	case Dead:
+		return "dead"
+	case Left:
+		return "left"
+	}
+	return "unknown"
+}
+
+// Member is one node as this agent sees it.
+type Member struct {
+	// Name is the node name.
+	Name string
+	// Gossip is the node's memberlist address.
+	Gossip netip.AddrPort
+	// Status is the node's liveness.
+	Status MemberStatus
+	// Report is the node's latest load report; zero if none decoded yet.
+	Report Report
+	// ReportedAt is the local time this agent received the current report
+	// (the time Report.Seq last changed).
+	ReportedAt time.Time
+	// Voter says the node is a voter in the raft configuration.
+	Voter bool
+	// Leader says the node is the raft leader as this agent knows it.
+	Leader bool
+}
+
+// memberEntry is the table's record of one node.
+type memberEntry struct {
+	name        string
+	gossip      netip.AddrPort
+	status      MemberStatus
+	statusSince time.Time
+	report      Report
+	reportedAt  time.Time
+}
+
+// memberTable keeps the member table from memberlist's events and serves
+// this node's metadata. memberlist calls its methods with its own locks
+// held, so they do no more than update the table and signal.
+type memberTable struct {
+	logger   hclog.Logger
+	now      func() time.Time
+	meta     func() []byte
+	onChange func(membership bool)
+
+	mu sync.Mutex
+	m  map[string]*memberEntry
+}
+
+func newMemberTable(logger hclog.Logger, meta func() []byte, onChange func(membership bool)) *memberTable {
+	return &memberTable{
+		logger:   logger,
+		now:      time.Now,
+		meta:     meta,
+		onChange: onChange,
+		m:        map[string]*memberEntry{},
+	}
+}
+
+// NotifyJoin implements memberlist.EventDelegate.
+func (t *memberTable) NotifyJoin(n *memberlist.Node) { t.observe(n, Alive) }
+
+// NotifyLeave implements memberlist.EventDelegate. memberlist does not tell
+// a graceful leave from a death here (Node.State is not kept current), so a
+// member whose last report announced Leaving is Left, any other Dead.
+func (t *memberTable) NotifyLeave(n *memberlist.Node) { t.observe(n, Dead) }
+
+// NotifyUpdate implements memberlist.EventDelegate.
+func (t *memberTable) NotifyUpdate(n *memberlist.Node) { t.observe(n, Alive) }
+
+func (t *memberTable) observe(n *memberlist.Node, status MemberStatus) {
+	now := t.now()
+	var gossip netip.AddrPort
+	if a, ok := netip.AddrFromSlice(n.Addr); ok {
+		gossip = netip.AddrPortFrom(a.Unmap(), n.Port)
+	}
+	report, err := DecodeReport(n.Meta)
+	if err != nil && len(n.Meta) > 0 {
+		t.logger.Warn("undecodable member report", "member", n.Name, "error", err)
+		metrics.IncrCounter([]string{"cluster", "report", "bad"}, 1)
+	}
+
+	t.mu.Lock()
+	e, ok := t.m[n.Name]
+	if !ok {
+		e = &memberEntry{name: n.Name}
+		t.m[n.Name] = e
+	}
+	if status == Dead && (e.report.Leaving || err == nil && report.Leaving) {
+		status = Left
+	}
+	membership := !ok || e.status != status
+	if membership {
+		e.status = status
+		e.statusSince = now
+	}
+	e.gossip = gossip
+	if err == nil && (!ok || e.report.Seq != report.Seq || e.reportedAt.IsZero()) {
+		e.report = report
+		e.reportedAt = now
+	}
+	t.mu.Unlock()
+
+	if membership {
+		t.logger.Debug("member status", "member", n.Name, "status", status, "addr", gossip)
+	}
+	t.onChange(membership)
+}
+
+// setLocalReport records this node's own report at publish time so the
+// local view never waits for memberlist to echo it.
+func (t *memberTable) setLocalReport(name string, r Report) {
+	now := t.now()
+	t.mu.Lock()
+	if e, ok := t.m[name]; ok && e.report.Seq != r.Seq {
+		e.report = r
+		e.reportedAt = now
+	}
+	t.mu.Unlock()
+}
+
+// snapshot returns a copy of every entry, sorted by name.
+func (t *memberTable) snapshot() []memberEntry {
+	t.mu.Lock()
+	out := make([]memberEntry, 0, len(t.m))
+	for _, e := range t.m {
+		out = append(out, *e)
+	}
+	t.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// prune forgets dead and left members whose status is older than age and
+// for which keep returns false.
+func (t *memberTable) prune(age time.Duration, keep func(name string) bool) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for name, e := range t.m {
+		if (e.status == Dead || e.status == Left) && now.Sub(e.statusSince) > age && !keep(name) {
+			delete(t.m, name)
+		}
+	}
+}
+
+// NodeMeta implements memberlist.Delegate.
+func (t *memberTable) NodeMeta(limit int) []byte {
+	b := t.meta()
+	if len(b) > limit {
+		// Cannot happen: MaxReportSize is below memberlist's limit.
+		t.logger.Error("report larger than the metadata limit", "size", len(b), "limit", limit)
+		return nil
+	}
+	return b
+}
+
+// NotifyMsg implements memberlist.Delegate; the cluster sends no user messages.
+func (t *memberTable) NotifyMsg([]byte) {}
+
+// GetBroadcasts implements memberlist.Delegate; the cluster has none.
+func (t *memberTable) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+
+// LocalState implements memberlist.Delegate; all state travels as metadata.
+func (t *memberTable) LocalState(join bool) []byte { return nil }
+
+// MergeRemoteState implements memberlist.Delegate.
+func (t *memberTable) MergeRemoteState(buf []byte, join bool) {}

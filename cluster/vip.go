@@ -1,0 +1,245 @@
+package cluster
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-metrics"
+	"github.com/hashicorp/raft"
+)
+
+// VIP is how the cluster holds the well-known balancer address. The node
+// package supplies implementations (bind, netlink, script). Acquire is called
+// when this node becomes leader, with the raft term as the fencing epoch;
+// Release when it stops. Both must be idempotent. The cluster calls them only
+// from its one VIP-owner goroutine, so they need no locking of their own.
+type VIP interface {
+	Acquire(term uint64) error
+	Release() error
+}
+
+// vipOwner is the state of the VIP-owner goroutine. Only serving and
+// deadline are read elsewhere (by Serving, lock-free).
+type vipOwner struct {
+	// serving is the term this node serves in; 0 means not serving.
+	serving atomic.Uint64
+	// deadline is the lease deadline on the Monotonic scale, in nanoseconds.
+	deadline atomic.Int64
+
+	// stepAside asks the owner to release and never acquire again (Leave).
+	stepAside chan chan struct{}
+	// done is closed when the owner goroutine returns.
+	done chan struct{}
+
+	// Owner goroutine only: consecutive VIP.Acquire failures, and the
+	// Monotonic instant before which no new acquisition is tried.
+	acquireFailures int
+	retryAt         time.Duration
+}
+
+// acquireRetry paces VIP.Acquire attempts after a failure.
+const acquireRetry = time.Second
+
+// maxAcquireFailures is how many consecutive VIP.Acquire failures make the
+// leader hand raft leadership to another voter, which may be able to hold
+// the address.
+const maxAcquireFailures = 3
+
+// renewal is the outcome of one lease round: a raft barrier issued at start
+// (Monotonic) while this node was leader in term.
+type renewal struct {
+	term  uint64
+	start time.Duration
+	err   error
+}
+
+// Serving reports whether this node may answer probes on the VIP, and in
+// which raft term. The probe path calls it for every probe: it reads atomics
+// only. It is true only while this node holds the VIP, raft still says this
+// node is leader in that term, and the leader lease has not expired.
+func (c *Cluster) Serving() (term uint64, ok bool) {
+	term = c.vip.serving.Load()
+	if term == 0 {
+		return 0, false
+	}
+	if int64(Monotonic()) >= c.vip.deadline.Load() {
+		return term, false
+	}
+	if c.raft.State() != raft.Leader || c.raft.CurrentTerm() != term {
+		return term, false
+	}
+	return term, true
+}
+
+// runVIPOwner is the one goroutine that owns the VIP. See the package
+// documentation for the fencing argument it implements.
+func (c *Cluster) runVIPOwner() {
+	defer close(c.vip.done)
+	leaderCh := c.raft.LeaderCh()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	renewEvery := time.NewTicker(c.timing.RaftLease / 3)
+	defer renewEvery.Stop()
+
+	// A previous run of the agent may have left the address behind.
+	if c.cfg.VIP != nil {
+		if err := c.cfg.VIP.Release(); err != nil {
+			c.vipLog.Warn("releasing a stale vip at start-up", "error", err)
+		}
+	}
+
+	results := make(chan renewal, 1)
+	inflight := false
+	leaving := false
+	cooldown := false // after a failed round, wait for the next renew tick
+	for {
+		renewNow := false
+		select {
+		case <-c.stop:
+			c.releaseVIP("shutdown")
+			return
+		case ack := <-c.vip.stepAside:
+			leaving = true
+			c.releaseVIP("leaving")
+			close(ack)
+		case <-leaderCh:
+		case <-tick.C:
+		case <-renewEvery.C:
+			renewNow = true
+			cooldown = false
+		case res := <-results:
+			inflight = false
+			var ok bool
+			renewNow, ok = c.finishRenewal(res, leaving)
+			cooldown = !ok
+		}
+
+		held := c.vip.serving.Load()
+		isLeader := c.raft.State() == raft.Leader
+		if !isLeader {
+			c.vip.acquireFailures = 0
+		}
+		if held != 0 && (!isLeader || c.raft.CurrentTerm() != held) {
+			c.releaseVIP("lost leadership")
+			held = 0
+		}
+		if inflight || leaving || cooldown || !isLeader {
+			continue
+		}
+		if held == 0 && Monotonic() < c.vip.retryAt {
+			continue
+		}
+		if held == 0 || renewNow {
+			inflight = true
+			c.startRenewal(results)
+		}
+	}
+}
+
+// startRenewal issues a raft barrier in a helper goroutine and sends the
+// outcome on results (buffered; at most one round is in flight).
+func (c *Cluster) startRenewal(results chan<- renewal) {
+	term := c.raft.CurrentTerm()
+	start := Monotonic()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		err := c.raft.Barrier(c.timing.RaftLease).Error()
+		results <- renewal{term: term, start: start, err: err}
+	}()
+}
+
+// finishRenewal acts on a lease round's outcome: it extends the lease,
+// acquires the VIP after the first successful round of a term, or steps
+// down. It reports whether another round should start at once, and whether
+// the round succeeded.
+func (c *Cluster) finishRenewal(res renewal, leaving bool) (again, ok bool) {
+	stillLeader := c.raft.State() == raft.Leader && c.raft.CurrentTerm() == res.term
+	held := c.vip.serving.Load()
+	if res.err != nil || !stillLeader {
+		metrics.IncrCounter([]string{"cluster", "lease", "renew_failed"}, 1)
+		if held != 0 {
+			c.vipLog.Warn("leader lease renewal failed, stepping down from the vip", "term", res.term, "error", res.err)
+			c.releaseVIP("lease renewal failed")
+		} else if res.err != nil {
+			c.vipLog.Debug("leader barrier failed", "term", res.term, "error", res.err)
+		}
+		return false, false
+	}
+	if leaving {
+		return false, true
+	}
+	deadline := int64(res.start + c.timing.RaftLease)
+	if held == res.term {
+		if deadline > c.vip.deadline.Load() {
+			c.vip.deadline.Store(deadline)
+		}
+		return false, true
+	}
+
+	// First successful round of this term: the FSM is current, acquire.
+	c.vip.deadline.Store(deadline)
+	if c.cfg.VIP != nil {
+		if err := c.cfg.VIP.Acquire(res.term); err != nil {
+			c.acquireFailed(res.term, err)
+			return false, false
+		}
+	}
+	c.vip.acquireFailures = 0
+	c.vip.serving.Store(res.term)
+	metrics.IncrCounter([]string{"cluster", "vip", "acquire"}, 1)
+	c.vipLog.Info("holding the vip", "term", res.term)
+	if c.cfg.OnVIP != nil {
+		c.cfg.OnVIP(true, res.term, Monotonic())
+	}
+	c.notifyUpdate()
+	// Acquire may have been slow: renew at once rather than let the lease lapse.
+	return true, true
+}
+
+// acquireFailed cleans up after a failed VIP.Acquire, paces the retries and,
+// after maxAcquireFailures in a row, hands leadership to another voter.
+func (c *Cluster) acquireFailed(term uint64, err error) {
+	metrics.IncrCounter([]string{"cluster", "vip", "acquire_failed"}, 1)
+	c.vipLog.Error("acquiring the vip failed", "term", term, "error", err)
+	if err := c.cfg.VIP.Release(); err != nil {
+		c.vipLog.Warn("releasing after a failed acquire", "error", err)
+	}
+	c.vip.deadline.Store(0)
+	c.vip.retryAt = Monotonic() + acquireRetry
+	c.vip.acquireFailures++
+	if c.vip.acquireFailures < maxAcquireFailures {
+		return
+	}
+	c.vip.acquireFailures = 0
+	if c.countVoters() < 2 {
+		return
+	}
+	c.vipLog.Warn("cannot hold the vip, handing leadership over", "failures", maxAcquireFailures)
+	metrics.IncrCounter([]string{"cluster", "vip", "handover"}, 1)
+	if err := c.raft.LeadershipTransfer().Error(); err != nil {
+		c.vipLog.Warn("leadership transfer failed", "error", err)
+	}
+}
+
+// releaseVIP stops serving first (atomics), then releases the address.
+func (c *Cluster) releaseVIP(reason string) {
+	term := c.vip.serving.Swap(0)
+	deadline := time.Duration(c.vip.deadline.Swap(0))
+	if term == 0 {
+		return
+	}
+	end := min(Monotonic(), deadline)
+	if c.cfg.VIP != nil {
+		if err := c.cfg.VIP.Release(); err != nil {
+			metrics.IncrCounter([]string{"cluster", "vip", "release_failed"}, 1)
+			c.vipLog.Error("releasing the vip failed", "term", term, "error", err)
+		}
+	}
+	metrics.IncrCounter([]string{"cluster", "vip", "release"}, 1)
+	c.vipLog.Info("released the vip", "term", term, "reason", reason)
+	if c.cfg.OnVIP != nil {
+		c.cfg.OnVIP(false, term, end)
+	}
+	c.notifyUpdate()
+}
