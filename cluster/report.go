@@ -30,6 +30,10 @@ type Report struct {
 	// Voter says the node is willing to be a raft voter. The cluster fills it
 	// in from Config.Voter.
 	Voter bool
+	// API is the host:port of the node's HTTP API (at most 64 bytes; empty
+	// when it has none), so any agent can forward an operator's request to
+	// the leader.
+	API string
 	// Seq increases with every publish; the cluster assigns it.
 	Seq uint64
 	// Bootstrapped says the node already has raft state (it bootstrapped or
@@ -52,7 +56,10 @@ const reportVersion = 1
 
 // MaxReportSize is the largest encoding EncodeReport can produce. It is well
 // under memberlist's 512-byte node metadata limit.
-const MaxReportSize = 1 + 1 + 1 + 16 + 2 + 1 + maxRaftAddrLen + 4 + 4 + 8 + 8 + 4
+const MaxReportSize = 1 + 1 + 1 + 16 + 2 + 1 + maxRaftAddrLen + 4 + 4 + 8 + 8 + 1 + maxAPIAddrLen + 4
+
+// maxAPIAddrLen bounds Report.API.
+const maxAPIAddrLen = 64
 
 // maxRaftAddrLen bounds Report.RaftAddr (one length byte on the wire).
 const maxRaftAddrLen = 255
@@ -78,10 +85,13 @@ var ErrBadReport = errors.New("bad report")
 //
 //	version(1) flags(1) family(1) addr(0|4|16) port(2 if family != 0)
 //	raftAddrLen(1) raftAddr(n) sessions(4) capacity(4) accepted(8) seq(8)
-//	timing(4)
+//	timing(4) apiLen(1) api(n)
 //
 // integers big-endian. It fails only if RaftAddr is longer than 255 bytes.
 func EncodeReport(r Report) ([]byte, error) {
+	if len(r.API) > maxAPIAddrLen {
+		return nil, fmt.Errorf("api address is %d bytes, the limit is %d", len(r.API), maxAPIAddrLen)
+	}
 	if len(r.RaftAddr) > maxRaftAddrLen {
 		return nil, fmt.Errorf("raft address is %d bytes, the limit is %d", len(r.RaftAddr), maxRaftAddrLen)
 	}
@@ -123,6 +133,8 @@ func EncodeReport(r Report) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, r.Accepted)
 	b = binary.BigEndian.AppendUint64(b, r.Seq)
 	b = binary.BigEndian.AppendUint32(b, r.Timing)
+	b = append(b, byte(len(r.API)))
+	b = append(b, r.API...)
 	return b, nil
 }
 
@@ -165,11 +177,22 @@ func DecodeReport(b []byte) (Report, error) {
 	r.Accepted = d.uint64()
 	r.Seq = d.uint64()
 	r.Timing = d.uint32()
+	na := int(d.byte())
+	if d.err == nil && na > maxAPIAddrLen {
+		return Report{}, fmt.Errorf("%w: api address of %d bytes", ErrBadReport, na)
+	}
+	api := d.bytes(na)
 	if d.err != nil {
 		return Report{}, d.err
 	}
 	if len(d.b) != 0 {
 		return Report{}, fmt.Errorf("%w: %d trailing bytes", ErrBadReport, len(d.b))
+	}
+	if na > 0 {
+		r.API = string(api)
+		if _, _, err := net.SplitHostPort(r.API); err != nil {
+			return Report{}, fmt.Errorf("%w: api address %q: %w", ErrBadReport, r.API, err)
+		}
 	}
 	if n > 0 {
 		r.RaftAddr = string(raftAddr)

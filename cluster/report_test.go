@@ -64,6 +64,7 @@ func TestReportSizeBound(t *testing.T) {
 	worst := Report{
 		Service:  netip.MustParseAddrPort("[2001:db8::1]:65535"),
 		RaftAddr: strings.Repeat("a", maxRaftAddrLen-6) + ":65535",
+		API:      strings.Repeat("b", maxAPIAddrLen-6) + ":65535",
 		Sessions: 1<<32 - 1, Capacity: 1<<32 - 1, Accepted: 1<<64 - 1, Seq: 1<<64 - 1, Timing: 1<<32 - 1,
 		Draining: true, Voter: true, Bootstrapped: true, Leaving: true,
 	}

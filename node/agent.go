@@ -1,12 +1,15 @@
 package node
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +18,7 @@ import (
 	metrics "github.com/hashicorp/go-metrics"
 
 	"github.com/usherlb/usher/assign"
+	"github.com/usherlb/usher/cluster"
 )
 
 // Version is the agent's version, reported by the API and `usher version`.
@@ -22,26 +26,30 @@ import (
 // -ldflags "-X github.com/usherlb/usher/node.Version=v1.2.3".
 var Version = "dev"
 
-// viewInterval is how often the agent republishes the load view.
+// viewInterval is how often the agent republishes its load report and
+// rebuilds the load view.
 const viewInterval = 250 * time.Millisecond
 
 // Agent is the Usher agent on one machine: the session endpoint on the
 // node's real address, the probe responder on the balancer address, the
+// cluster membership and leadership that decide who answers probes, the
 // load view that feeds the responder, metrics, and the HTTP API.
 type Agent struct {
 	cfg     Config
 	log     hclog.Logger
 	started time.Time
 
-	serving ServingFunc
+	cl      atomic.Pointer[cluster.Cluster]
 	source  ViewSource
 	view    atomic.Pointer[assign.View]
+	drained atomic.Bool // this node's own drain, set through SetDraining
 
 	ep      *Endpoint
 	resp    *Responder
 	vip     vipHolder
 	vipConn *net.UDPConn // the probe socket in netlink and script modes
 	tel     *telemetry
+	tmpDir  string // a data directory of our own, removed by Close
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -52,10 +60,12 @@ type Agent struct {
 	closeErr  error
 }
 
-// New validates cfg and starts an agent: it binds the session endpoint, then
-// the balancer address (this node leads itself until clustering arrives),
-// then the HTTP API. A nil logger discards logs. Close stops it.
-func New(cfg Config, logger hclog.Logger) (*Agent, error) {
+// New validates cfg and starts an agent: it binds the session endpoint,
+// prepares the probe responder and the VIP holder, joins the cluster (a
+// single node is a cluster of one), then starts the HTTP API. The node
+// answers probes only while it leads the cluster and its lease holds. A nil
+// logger discards logs. Close stops it.
+func New(cfg Config, logger hclog.Logger) (_ *Agent, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
 	}
@@ -67,19 +77,27 @@ func New(cfg Config, logger hclog.Logger) (*Agent, error) {
 		cfg:     cfg,
 		log:     logger.Named("agent"),
 		started: time.Now(),
-		serving: Solo,
 		stop:    make(chan struct{}),
 	}
+	// Until Close takes over, a failure undoes what was started.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+
 	key := p.TicketKey
 	if key == nil {
+		// Replaced by the farm's key as soon as Raft has one.
 		key = make([]byte, 32)
 		rand.Read(key)
 	}
-	tel, err := newTelemetry()
-	if err != nil {
+	if a.tel, err = newTelemetry(); err != nil {
 		return nil, err
 	}
-	a.tel = tel
 
 	ep, err := ListenEndpoint(p.SessionAddr, EndpointConfig{
 		Addr:               p.AdvertiseSessionAddr,
@@ -93,15 +111,16 @@ func New(cfg Config, logger hclog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.ep = ep
+	undo = append(undo, func() { ep.Close() })
 	if ep.Addr().Addr().IsUnspecified() {
-		ep.Close()
 		return nil, errors.New("advertise_session_addr must be set when session_addr is an unspecified address")
 	}
-	a.source = &localView{id: cfg.NodeName, capacity: cfg.Capacity, ep: ep}
-	a.publishView()
 
 	a.resp = NewResponder(ResponderConfig{
-		Assign:             assign.Config{Policy: p.Policy, PendingTTL: 2 * p.DeadAfter, StartWarm: true},
+		Assign: assign.Config{
+			Policy:     p.Policy,
+			StaleAfter: staleReports * p.Timing.PublishInterval,
+		},
 		Serving:            a.serving,
 		View:               &a.view,
 		TicketKey:          key,
@@ -112,106 +131,153 @@ func New(cfg Config, logger hclog.Logger) (*Agent, error) {
 		Backups:            cfg.Backups,
 		Logger:             logger.Named("responder"),
 	})
-	if err := a.takeVIP(logger); err != nil {
-		a.ep.Close()
+	undo = append(undo, func() { a.resp.Close() })
+	if err := a.prepareVIP(logger); err != nil {
 		return nil, err
 	}
+	undo = append(undo, func() {
+		a.vip.Release()
+		if a.vipConn != nil {
+			a.vipConn.Close()
+		}
+	})
 
 	if cfg.HTTP != "" {
 		ln, err := net.Listen("tcp", cfg.HTTP)
 		if err != nil {
-			a.releaseVIP()
-			a.ep.Close()
 			return nil, fmt.Errorf("http api: %w", err)
 		}
 		a.httpLn = ln
+		undo = append(undo, func() { ln.Close() })
+	}
+
+	dataDir := cfg.DataDir
+	if dataDir == "" {
+		// A single node keeps its Raft state for its own life only: with
+		// one voter there is no vote to forget.
+		if dataDir, err = os.MkdirTemp("", "usher-"+cfg.NodeName+"-"); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		a.tmpDir = dataDir
+		undo = append(undo, func() { os.RemoveAll(a.tmpDir) })
+	}
+	cl, err := cluster.New(cluster.Config{
+		NodeName:        cfg.NodeName,
+		BindAddr:        p.Bind,
+		AdvertiseAddr:   p.Advertise,
+		RaftBindAddr:    p.RaftBind,
+		Join:            cfg.Join,
+		Label:           cfg.Label,
+		EncryptKey:      p.EncryptKey,
+		DataDir:         dataDir,
+		BootstrapExpect: cfg.BootstrapExpect,
+		Voter:           cfg.Voter,
+		Timing:          p.Timing,
+		Logger:          logger,
+		VIP:             a.vip,
+		OnVIP:           a.onVIP,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.cl.Store(cl)
+	a.source = &farmView{c: cl}
+	a.publish()
+
+	if a.httpLn != nil {
 		a.httpSrv = &http.Server{Handler: a.handler(logger.Named("api")), ReadHeaderTimeout: 5 * time.Second}
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
-			if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.log.Error("http api stopped", "error", err)
 			}
 		}()
 	}
-
 	a.wg.Add(1)
 	go a.viewLoop()
-	a.log.Info("agent started", "node", cfg.NodeName, "vip", a.VIPAddr(), "session_addr", ep.Addr(), "http", a.HTTPAddr(), "version", Version)
+	a.log.Info("agent started", "node", cfg.NodeName, "vip", p.VIP, "vip_mode", cfg.VIPMode,
+		"session_addr", ep.Addr(), "gossip", cl.GossipAddr(), "raft", cl.RaftAddr(),
+		"http", a.HTTPAddr(), "profile", cfg.Profile, "version", Version)
 	return a, nil
+}
+
+// staleReports is how many publish intervals old a load report may be
+// before the leader stops assigning to its node.
+const staleReports = 3
+
+// serving is the responder's ServingFunc: whether this node answers probes
+// now, and in which term. It reads only atomics.
+func (a *Agent) serving() (uint64, bool) {
+	cl := a.cl.Load()
+	if cl == nil {
+		return 0, false
+	}
+	return cl.Serving()
+}
+
+// onVIP logs each change of this node's hold on the balancer address.
+func (a *Agent) onVIP(acquired bool, term uint64, at time.Duration) {
+	if acquired {
+		a.log.Info("holding the balancer address", "vip", a.cfg.VIP, "term", term, "mono_ns", int64(at))
+	} else {
+		a.log.Info("let go of the balancer address", "vip", a.cfg.VIP, "term", term, "mono_ns", int64(at))
+	}
 }
 
 // The responder is what BindVIP starts and stops.
 var _ probeServer = (*Responder)(nil)
 
 // vipHolder takes and lets go of the balancer address: BindVIP, NetlinkVIP
-// or ScriptVIP, by vip_mode.
-type vipHolder interface {
-	Acquire(term uint64) error
-	Release() error
-}
+// or ScriptVIP, by vip_mode. It is the cluster's VIP interface.
+type vipHolder = cluster.VIP
 
-// VIP timings for netlink mode: the kernel lifetime of the address and how
-// often it is renewed and announced.
+// VIP timings: the kernel lifetime of the address in netlink mode, how
+// often it is renewed and announced, and the bound on one script run.
 const (
 	vipLifetime = 10 * time.Second
 	vipAnnounce = 2 * time.Second
 	vipScript   = 30 * time.Second
 )
 
-// takeVIP takes the balancer address and starts answering probes on it. A
-// single node leads itself, so it takes the address at once, in term 1. In
-// bind mode the address is already routed to this host and binding it is
-// the whole job; in netlink and script modes the probe socket is bound
-// (with IP_FREEBIND) for the agent's life and the address itself moves.
-func (a *Agent) takeVIP(logger hclog.Logger) error {
+// prepareVIP builds the VIP holder for vip_mode; the cluster makes it take
+// the address when this node leads. In bind mode binding the address is the
+// whole job (it must already be routed to the host, as 127.0.0.0/8 is on
+// Linux), and the bind also fences: a second holder on the host cannot
+// bind. In netlink and script modes the probe socket is bound with
+// IP_FREEBIND for the agent's life, and only the address itself moves;
+// the responder answers on it only while the cluster says this node serves.
+func (a *Agent) prepareVIP(logger hclog.Logger) error {
 	p := a.cfg.Parsed
 	switch a.cfg.VIPMode {
 	case "bind":
 		a.vip = NewBindVIP(p.VIP, a.resp)
+		return nil
 	case "netlink", "script":
-		conn, err := ListenFreebind(p.VIP)
-		if err != nil {
-			return fmt.Errorf("bind balancer address %s: %w", p.VIP, err)
-		}
-		a.vipConn = conn
-		if a.cfg.VIPMode == "script" {
-			a.vip = NewScriptVIP(a.cfg.VIPAcquireScript, a.cfg.VIPReleaseScript, p.VIP.Addr().String(), a.cfg.NodeName, vipScript)
-		} else {
-			v, err := NewNetlinkVIP(a.cfg.Interface, p.VIP.Addr(), vipLifetime, vipAnnounce, logger.Named("vip"))
-			if err != nil {
-				conn.Close()
-				return err
-			}
-			a.vip = v
-		}
-		a.resp.Serve(conn)
 	default:
 		return fmt.Errorf("vip_mode %q is not supported", a.cfg.VIPMode)
 	}
-	term, _ := a.serving()
-	if err := a.vip.Acquire(term); err != nil {
-		a.resp.Close()
-		if a.vipConn != nil {
-			a.vipConn.Close()
+	if a.cfg.VIPMode == "script" {
+		a.vip = NewScriptVIP(a.cfg.VIPAcquireScript, a.cfg.VIPReleaseScript, p.VIP.Addr().String(), a.cfg.NodeName, vipScript)
+	} else {
+		v, err := NewNetlinkVIP(a.cfg.Interface, p.VIP.Addr(), vipLifetime, vipAnnounce, logger.Named("vip"))
+		if err != nil {
+			return err
 		}
-		return err
+		a.vip = v
 	}
+	conn, err := ListenFreebind(p.VIP)
+	if err != nil {
+		return fmt.Errorf("bind balancer address %s: %w", p.VIP, err)
+	}
+	a.vipConn = conn
+	a.resp.Serve(conn)
 	return nil
 }
 
-// releaseVIP lets the balancer address go and stops answering probes.
-func (a *Agent) releaseVIP() error {
-	err := a.vip.Release()
-	a.resp.Close()
-	if a.vipConn != nil {
-		err = errors.Join(err, a.vipConn.Close())
-	}
-	return err
-}
-
-// Close stops the agent and everything it started. It is idempotent and
-// returns the first error met.
+// Close stops the agent and everything it started: it leaves the cluster
+// (letting the balancer address go if it held it), stops answering, and
+// closes every socket. It is idempotent and returns the first error met.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
 		close(a.stop)
@@ -219,35 +285,73 @@ func (a *Agent) Close() error {
 		if a.httpSrv != nil {
 			errs = append(errs, a.httpSrv.Close())
 		}
-		errs = append(errs, a.releaseVIP(), a.ep.Close())
+		errs = append(errs, a.cl.Load().Shutdown(), a.vip.Release(), a.resp.Close())
+		if a.vipConn != nil {
+			errs = append(errs, a.vipConn.Close())
+		}
+		errs = append(errs, a.ep.Close())
 		a.wg.Wait()
+		if a.tmpDir != "" {
+			errs = append(errs, os.RemoveAll(a.tmpDir))
+		}
 		a.closeErr = errors.Join(errs...)
 		a.log.Info("agent stopped")
 	})
 	return a.closeErr
 }
 
-// viewLoop republishes the load view and exports metrics until Close.
+// Leave leaves the cluster gracefully (handing leadership on if this node
+// leads) but keeps the agent's sockets until Close.
+func (a *Agent) Leave() error {
+	return a.cl.Load().Leave(leaveTimeout)
+}
+
+// leaveTimeout bounds a graceful leave.
+const leaveTimeout = 5 * time.Second
+
+// viewLoop, every publish interval and whenever membership changes,
+// publishes this node's load report, follows the farm's agreed state and
+// rebuilds the load view; it exports metrics every second.
 func (a *Agent) viewLoop() {
 	defer a.wg.Done()
+	cl := a.cl.Load()
 	t := time.NewTicker(viewInterval)
 	defer t.Stop()
-	for i := 1; ; i++ {
+	lastExport := time.Now()
+	for {
 		select {
 		case <-a.stop:
 			return
 		case <-t.C:
-			a.publishView()
-			if i%4 == 0 {
-				a.exportMetrics()
-			}
+		case <-cl.Updates():
+		}
+		a.publish()
+		if time.Since(lastExport) >= time.Second {
+			lastExport = time.Now()
+			a.exportMetrics()
 		}
 	}
 }
 
-// publishView builds a view from the view source and hands it to the
-// responder.
-func (a *Agent) publishView() {
+// publish reports this node's load to the cluster, applies the agreed
+// state (the ticket key, this node's drain) and publishes a fresh view.
+func (a *Agent) publish() {
+	cl := a.cl.Load()
+	st := cl.State()
+	if len(st.TicketKey) > 0 {
+		a.resp.SetTicketKey(st.TicketKey)
+		a.ep.SetTicketKey(st.TicketKey)
+	}
+	a.ep.SetDraining(a.drained.Load() || st.Drained[a.cfg.NodeName])
+	sessions, accepted := a.ep.Load()
+	cl.SetReport(cluster.Report{
+		Service:  a.ep.Addr(),
+		Sessions: uint32(sessions),
+		Capacity: uint32(a.cfg.Capacity),
+		Accepted: accepted,
+		Draining: a.drained.Load(),
+		API:      a.HTTPAddr(),
+	})
 	a.view.Store(assign.NewView(a.source.Nodes(time.Now())))
 }
 
@@ -300,54 +404,115 @@ func (a *Agent) HTTPAddr() string {
 	return a.httpLn.Addr().String()
 }
 
-// SetDraining drains (or undrains) this node: it gets no new sessions and
-// its keepalive answers ask clients to move.
+// SetDraining declares this node draining (or not) in its own load report:
+// it gets no new sessions and its keepalive answers ask clients to move.
+// An operator's drain goes through Raft instead (DrainNode), so it
+// survives the node's restart.
 func (a *Agent) SetDraining(on bool) {
-	a.ep.SetDraining(on)
-	a.publishView()
+	a.drained.Store(on)
+	a.publish()
 	a.log.Info("drain", "draining", on)
+}
+
+// DrainNode drains (or undrains) any node of the farm through Raft. On a
+// node that does not lead it fails with an error wrapping
+// cluster.ErrNotLeader (see LeaderAPI).
+func (a *Agent) DrainNode(node string, on bool) error {
+	return a.cl.Load().SetDrain(node, on)
+}
+
+// LeaderAPI returns the HTTP API address of the current leader as gossiped,
+// or "" if no leader or address is known.
+func (a *Agent) LeaderAPI() string {
+	cl := a.cl.Load()
+	leader, _ := cl.Leader()
+	for _, m := range cl.Members() {
+		if m.Name == leader && m.Status == cluster.Alive {
+			return m.Report.API
+		}
+	}
+	return ""
 }
 
 // Status is the agent's state as GET /v1/status reports it.
 type Status struct {
-	Node          string  `json:"node"`
-	Role          string  `json:"role"`
-	Term          uint64  `json:"term"`
-	Serving       bool    `json:"serving"`
-	VIP           string  `json:"vip"`
-	SessionAddr   string  `json:"session_addr"`
-	Sessions      int     `json:"sessions"`
-	Accepted      uint64  `json:"accepted"`
-	Capacity      int     `json:"capacity"`
-	Draining      bool    `json:"draining"`
-	Uptime        string  `json:"uptime"`
-	UptimeSeconds float64 `json:"uptime_seconds"`
-	Version       string  `json:"version"`
+	Node      string `json:"node"`
+	Role      string `json:"role"`
+	Leader    string `json:"leader"`
+	Term      uint64 `json:"term"`
+	Serving   bool   `json:"serving"`
+	VIP       string `json:"vip"`
+	VIPMode   string `json:"vip_mode"`
+	VIPHolder string `json:"vip_holder"`
+	// OldestReportMs is the age of the oldest load report among live
+	// members, in milliseconds.
+	OldestReportMs    float64  `json:"oldest_report_age_ms"`
+	Members           int      `json:"members"`
+	Voters            []string `json:"voters"`
+	LeadershipChanges uint64   `json:"leadership_changes"`
+	SessionAddr       string   `json:"session_addr"`
+	Sessions          int      `json:"sessions"`
+	Accepted          uint64   `json:"accepted"`
+	Capacity          int      `json:"capacity"`
+	Draining          bool     `json:"draining"`
+	Profile           string   `json:"profile"`
+	Uptime            string   `json:"uptime"`
+	UptimeSeconds     float64  `json:"uptime_seconds"`
+	Version           string   `json:"version"`
 }
 
 // Status returns the agent's current state.
 func (a *Agent) Status() Status {
-	term, leads := a.serving()
+	cl := a.cl.Load()
+	st := cl.Stats()
+	term, serving := a.serving()
+	if !serving {
+		term = st.Term
+	}
 	sessions, accepted := a.ep.Load()
 	up := time.Since(a.started)
 	role := "follower"
-	if leads {
+	switch {
+	case st.Leader == a.cfg.NodeName:
 		role = "leader"
+	case !slices.Contains(st.Voters, a.cfg.NodeName):
+		role = "non-voter"
+	}
+	holder := ""
+	switch {
+	case serving:
+		holder = a.cfg.NodeName
+	case st.Leader != "" && st.Leader != a.cfg.NodeName:
+		holder = st.Leader
+	}
+	members := 0
+	for _, m := range cl.Members() {
+		if m.Status == cluster.Alive {
+			members++
+		}
 	}
 	return Status{
-		Node:          a.cfg.NodeName,
-		Role:          role,
-		Term:          term,
-		Serving:       leads && a.resp.Serving(),
-		VIP:           a.cfg.VIP,
-		SessionAddr:   a.ep.Addr().String(),
-		Sessions:      sessions,
-		Accepted:      accepted,
-		Capacity:      a.cfg.Capacity,
-		Draining:      a.ep.Draining(),
-		Uptime:        up.Round(time.Second).String(),
-		UptimeSeconds: up.Seconds(),
-		Version:       Version,
+		Node:              a.cfg.NodeName,
+		Role:              role,
+		Leader:            st.Leader,
+		Term:              term,
+		Serving:           serving && a.resp.Serving(),
+		VIP:               a.cfg.VIP,
+		VIPMode:           a.cfg.VIPMode,
+		VIPHolder:         holder,
+		OldestReportMs:    float64(st.OldestReportAge) / float64(time.Millisecond),
+		Members:           members,
+		Voters:            st.Voters,
+		LeadershipChanges: st.LeadershipChanges,
+		SessionAddr:       a.ep.Addr().String(),
+		Sessions:          sessions,
+		Accepted:          accepted,
+		Capacity:          a.cfg.Capacity,
+		Draining:          a.ep.Draining(),
+		Profile:           a.cfg.Profile,
+		Uptime:            up.Round(time.Second).String(),
+		UptimeSeconds:     up.Seconds(),
+		Version:           Version,
 	}
 }
 
@@ -360,4 +525,31 @@ type Stats struct {
 // Stats returns the agent's counters.
 func (a *Agent) Stats() Stats {
 	return Stats{Responder: a.resp.Stats(), Endpoint: a.ep.Stats()}
+}
+
+// WaitServing waits until this node answers probes on the balancer address
+// (it leads, holds the address and its lease is current), or ctx ends.
+func (a *Agent) WaitServing(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, ok := a.serving(); ok && a.resp.Serving() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s is not serving: %w", a.cfg.NodeName, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Term returns the leadership term this node serves in, or 0 when it does
+// not serve.
+func (a *Agent) Term() uint64 {
+	term, ok := a.serving()
+	if !ok {
+		return 0
+	}
+	return term
 }

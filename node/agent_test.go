@@ -22,6 +22,7 @@ func testConfig() Config {
 	c := DevConfig()
 	c.NodeName = "test"
 	c.SessionAddr = "127.0.0.1:0"
+	c.Bind = "127.0.0.1:0"
 	c.VIP = "127.0.0.1:0"
 	c.HTTP = "127.0.0.1:0"
 	c.KeepaliveInterval = "50ms"
@@ -49,12 +50,24 @@ func getJSON(t *testing.T, hc *http.Client, url string, v any) int {
 	return resp.StatusCode
 }
 
-func TestAgentEndToEnd(t *testing.T) {
-	a, err := New(testConfig(), nil)
+// startAgent starts an agent and waits until it answers probes.
+func startAgent(t *testing.T, c Config) *Agent {
+	t.Helper()
+	a, err := New(c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	t.Cleanup(func() { a.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.WaitServing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestAgentEndToEnd(t *testing.T) {
+	a := startAgent(t, testConfig())
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	base := "http://" + a.HTTPAddr()
 
@@ -68,8 +81,8 @@ func TestAgentEndToEnd(t *testing.T) {
 	if s.Server() != a.SessionAddr() {
 		t.Fatalf("assigned %v, want %v", s.Server(), a.SessionAddr())
 	}
-	if s.Term() != 1 {
-		t.Errorf("term %d", s.Term())
+	if s.Term() != a.Term() || s.Term() == 0 {
+		t.Errorf("term %d, agent serves in %d", s.Term(), a.Term())
 	}
 	// Stock STUN and TURN requests to the balancer address get a 300.
 	stock, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(a.VIPAddr()))
@@ -102,7 +115,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	waitFor(t, func() bool { n, _ := a.ep.Load(); return n == 1 && s.Stats().KeepalivesAnswered > 0 })
 
 	var st Status
-	if code := getJSON(t, hc, base+"/v1/status", &st); code != 200 || st.Node != "test" || st.Role != "leader" || st.Term != 1 ||
+	if code := getJSON(t, hc, base+"/v1/status", &st); code != 200 || st.Node != "test" || st.Role != "leader" || st.Term != a.Term() || st.Leader != "test" || st.VIPHolder != "test" || st.Members != 1 ||
 		!st.Serving || st.Sessions != 1 || st.Accepted != 1 || st.SessionAddr != a.SessionAddr().String() || st.Version != Version {
 		t.Errorf("status %d %+v", code, st)
 	}
@@ -205,15 +218,11 @@ func TestAgentRefusesBadConfig(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 	// A port in use fails cleanly and leaks nothing.
-	a, err := New(testConfig(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := startAgent(t, testConfig())
 	c = testConfig()
-	c.VIP = a.VIPAddr().String()
+	c.SessionAddr = a.SessionAddr().String()
 	if _, err := New(c, nil); err == nil {
-		t.Error("second agent bound the same VIP")
+		t.Error("second agent bound the same session address")
 	}
 	c = testConfig()
 	c.HTTP = a.HTTPAddr()
@@ -243,10 +252,8 @@ func TestAgentScriptVIP(t *testing.T) {
 	c.VIPMode = "script"
 	c.VIPAcquireScript = `echo "acquire $USHER_VIP $USHER_NODE $USHER_TERM" >> ` + log
 	c.VIPReleaseScript = `echo "release $USHER_VIP" >> ` + log
-	a, err := New(c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := startAgent(t, c)
+	term := a.Term()
 	if !a.VIPAddr().IsValid() || a.HTTPAddr() != "" {
 		t.Errorf("vip %v http %q", a.VIPAddr(), a.HTTPAddr())
 	}
@@ -257,12 +264,20 @@ func TestAgentScriptVIP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := string(b), "acquire 127.0.0.1 test 1\nrelease 127.0.0.1\n"; got != want {
+	if got, want := string(b), "acquire 127.0.0.1 test "+strconv.FormatUint(term, 10)+"\nrelease 127.0.0.1\n"; got != want {
 		t.Errorf("script log %q, want %q", got, want)
 	}
 
+	// An acquire script that fails: the node never answers probes.
 	c.VIPAcquireScript = "exit 3"
-	if _, err := New(c, nil); err == nil || !strings.Contains(err.Error(), "acquire") {
-		t.Errorf("failing acquire script: %v", err)
+	b2, err := New(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if err := b2.WaitServing(ctx); err == nil {
+		t.Error("serving although the acquire script fails")
 	}
 }

@@ -3,11 +3,17 @@ package node
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/usherlb/usher/cluster"
 )
 
 // handler returns the HTTP API:
@@ -16,8 +22,11 @@ import (
 //	GET  /v1/status    the agent's Status
 //	GET  /v1/view      the load view the responder assigns from
 //	GET  /v1/sessions  the session table
-//	PUT  /v1/drain     ?node=NAME[&enable=false]: drain (or undrain) a node
+//	GET  /v1/members   every member: address, load, status, voter/leader
+//	PUT  /v1/drain     ?node=NAME[&enable=false]: drain (or undrain) a node,
+//	                   through Raft; a follower forwards it to the leader
 //	DELETE /v1/drain   ?node=NAME: undrain a node
+//	PUT  /v1/leave     leave the cluster gracefully (the process stays up)
 //	GET  /metrics      Prometheus metrics
 //
 // Errors are {"error": "..."} with a fitting status code.
@@ -50,6 +59,17 @@ func (a *Agent) handler(log hclog.Logger) http.Handler {
 	mux.HandleFunc("DELETE /v1/drain", func(w http.ResponseWriter, r *http.Request) {
 		a.drain(w, r, false, log)
 	})
+	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.Members())
+	})
+	mux.HandleFunc("PUT /v1/leave", func(w http.ResponseWriter, r *http.Request) {
+		log.Info("leave requested through the api", "remote", r.RemoteAddr)
+		if err := a.Leave(); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"node": a.cfg.NodeName, "left": true})
+	})
 	metrics := a.tel.handler()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		a.exportMetrics()
@@ -57,7 +77,7 @@ func (a *Agent) handler(log hclog.Logger) http.Handler {
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
-		case "/v1/health", "/v1/status", "/v1/view", "/v1/sessions", "/v1/drain", "/metrics":
+		case "/v1/health", "/v1/status", "/v1/view", "/v1/sessions", "/v1/drain", "/v1/members", "/v1/leave", "/metrics":
 			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path)
 		default:
 			writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
@@ -66,21 +86,122 @@ func (a *Agent) handler(log hclog.Logger) http.Handler {
 	return mux
 }
 
-// drain handles PUT and DELETE /v1/drain.
+// forwardedHeader marks a request one agent forwarded to the leader, so a
+// leader change in between cannot make requests bounce between agents.
+const forwardedHeader = "X-Usher-Forwarded"
+
+// drain handles PUT and DELETE /v1/drain: the drain goes through Raft, and
+// a follower forwards the request to the leader's API.
 func (a *Agent) drain(w http.ResponseWriter, r *http.Request, on bool, log hclog.Logger) {
 	node := r.URL.Query().Get("node")
-	switch node {
-	case "":
+	if node == "" {
 		writeError(w, http.StatusBadRequest, "node: missing")
 		return
-	case a.cfg.NodeName:
-	default:
+	}
+	known := false
+	for _, m := range a.cl.Load().Members() {
+		known = known || m.Name == node
+	}
+	if !known {
 		writeError(w, http.StatusNotFound, "node: "+strconv.Quote(node)+" is not a known node")
 		return
 	}
-	a.SetDraining(on)
+	err := a.DrainNode(node, on)
+	if errors.Is(err, cluster.ErrNotLeader) && r.Header.Get(forwardedHeader) == "" {
+		if api := a.LeaderAPI(); api != "" {
+			a.forward(w, r, api, log)
+			return
+		}
+	}
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, cluster.ErrNotLeader) {
+			status = http.StatusServiceUnavailable
+		}
+		writeError(w, status, err.Error())
+		return
+	}
 	log.Info("drain set through the api", "node", node, "draining", on, "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, map[string]any{"node": node, "draining": on})
+}
+
+// forward replays r against the leader's API at api and copies its answer.
+func (a *Agent) forward(w http.ResponseWriter, r *http.Request, api string, log hclog.Logger) {
+	u := "http://" + api + r.URL.RequestURI()
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, u, nil)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	req.Header.Set(forwardedHeader, a.cfg.NodeName)
+	client := http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "forward to the leader at "+api+": "+err.Error())
+		return
+	}
+	defer resp.Body.Close()
+	log.Debug("forwarded to the leader", "path", r.URL.Path, "leader_api", api, "status", resp.StatusCode)
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+}
+
+// MemberInfo is one member as GET /v1/members and `usher members` show it.
+type MemberInfo struct {
+	Name        string  `json:"name"`
+	Gossip      string  `json:"gossip"`
+	SessionAddr string  `json:"session_addr"`
+	API         string  `json:"api,omitempty"`
+	Status      string  `json:"status"`
+	Sessions    uint32  `json:"sessions"`
+	Capacity    uint32  `json:"capacity"`
+	Accepted    uint64  `json:"accepted"`
+	Load        float64 `json:"load"`
+	Draining    bool    `json:"draining"`
+	Voter       bool    `json:"voter"`
+	Leader      bool    `json:"leader"`
+	ReportAgeMs float64 `json:"report_age_ms"`
+}
+
+// Members returns every member as this agent sees it, sorted by name, with
+// the farm's drains and capacity overrides applied.
+func (a *Agent) Members() []MemberInfo {
+	cl := a.cl.Load()
+	st := cl.State()
+	now := time.Now()
+	var out []MemberInfo
+	for _, m := range cl.Members() {
+		r := m.Report
+		capacity := r.Capacity
+		if c, ok := st.Capacity[m.Name]; ok {
+			capacity = c
+		}
+		mi := MemberInfo{
+			Name:     m.Name,
+			Gossip:   m.Gossip.String(),
+			API:      r.API,
+			Status:   m.Status.String(),
+			Sessions: r.Sessions,
+			Capacity: capacity,
+			Accepted: r.Accepted,
+			Draining: r.Draining || st.Drained[m.Name],
+			Voter:    m.Voter,
+			Leader:   m.Leader,
+		}
+		if r.Service.IsValid() {
+			mi.SessionAddr = r.Service.String()
+		}
+		if capacity > 0 {
+			mi.Load = float64(r.Sessions) / float64(capacity)
+		}
+		if !m.ReportedAt.IsZero() {
+			mi.ReportAgeMs = float64(now.Sub(m.ReportedAt)) / float64(time.Millisecond)
+		}
+		out = append(out, mi)
+	}
+	slices.SortFunc(out, func(x, y MemberInfo) int { return strings.Compare(x.Name, y.Name) })
+	return out
 }
 
 // viewNode is one node of GET /v1/view.

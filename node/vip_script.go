@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,6 +20,9 @@ type ScriptVIP struct {
 	acquire, release string
 	env              []string
 	timeout          time.Duration
+
+	mu   sync.Mutex
+	held bool
 }
 
 // NewScriptVIP returns a VIP that runs acquire and release for the balancer
@@ -32,13 +36,30 @@ func NewScriptVIP(acquire, release, vip, node string, timeout time.Duration) *Sc
 	}
 }
 
-// Acquire runs the acquire command for term.
+// Acquire runs the acquire command for term, unless the address is held.
 func (v *ScriptVIP) Acquire(term uint64) error {
-	return v.run("acquire", v.acquire, term)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.held {
+		return nil
+	}
+	if err := v.run("acquire", v.acquire, term); err != nil {
+		return err
+	}
+	v.held = true
+	return nil
 }
 
-// Release runs the release command.
+// Release runs the release command if the address is held. A node never
+// runs it for an address it did not take: in a cloud, that could take the
+// address away from the node that holds it now.
 func (v *ScriptVIP) Release() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.held {
+		return nil
+	}
+	v.held = false
 	return v.run("release", v.release, 0)
 }
 

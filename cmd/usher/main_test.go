@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,12 +31,17 @@ func runArgs(ctx context.Context, args ...string) (int, string, string) {
 func testAgent(t *testing.T) *node.Agent {
 	t.Helper()
 	c := node.DevConfig()
-	c.VIP, c.SessionAddr, c.HTTP = "127.0.0.1:0", "127.0.0.1:0", ""
+	c.VIP, c.SessionAddr, c.HTTP, c.Bind = "127.0.0.1:0", "127.0.0.1:0", "", "127.0.0.1:0"
 	a, err := node.New(c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.WaitServing(ctx); err != nil {
+		t.Fatal(err)
+	}
 	return a
 }
 
@@ -113,7 +119,7 @@ func TestProbe(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatal(err)
 		}
-		if r["server"] != a.SessionAddr().String() || r["term"] != float64(1) || len(r) != 3 {
+		if r["server"] != a.SessionAddr().String() || r["term"] != float64(a.Term()) || len(r) != 3 {
 			t.Errorf("probe result %v", r)
 		}
 		if _, ok := r["rtt_ms"].(float64); !ok {
@@ -122,7 +128,7 @@ func TestProbe(t *testing.T) {
 	}
 
 	code, out, _ = runArgs(context.Background(), "probe", a.VIPAddr().String())
-	if code != 0 || !strings.HasPrefix(out, "server="+a.SessionAddr().String()+" term=1 rtt=") {
+	if code != 0 || !strings.HasPrefix(out, "server="+a.SessionAddr().String()+" term="+strconv.FormatUint(a.Term(), 10)+" rtt=") {
 		t.Errorf("text probe: exit %d, %q", code, out)
 	}
 	// A silent address: a non-zero exit after the timeout.

@@ -1,0 +1,44 @@
+package node
+
+import (
+	"time"
+
+	"github.com/usherlb/usher/assign"
+	"github.com/usherlb/usher/cluster"
+)
+
+// farmView is the ViewSource of a clustered node: every member's gossiped
+// load report, with the farm's agreed drains and capacity overrides applied.
+// A member that is not alive is marked suspect, so it is never assigned; a
+// member that has not reported a session address yet is left out.
+type farmView struct {
+	c *cluster.Cluster
+}
+
+// Nodes returns the farm as this node sees it now.
+func (f *farmView) Nodes(time.Time) []assign.Node {
+	st := f.c.State()
+	members := f.c.Members()
+	nodes := make([]assign.Node, 0, len(members))
+	for _, m := range members {
+		r := m.Report
+		if !r.Service.IsValid() || m.Status == cluster.Left {
+			continue
+		}
+		capacity := int(r.Capacity)
+		if c, ok := st.Capacity[m.Name]; ok {
+			capacity = int(c)
+		}
+		nodes = append(nodes, assign.Node{
+			ID:         m.Name,
+			Addr:       r.Service,
+			Capacity:   capacity,
+			Sessions:   int(r.Sessions),
+			Accepted:   r.Accepted,
+			Draining:   r.Draining || st.Drained[m.Name],
+			Suspect:    m.Status != cluster.Alive,
+			ReportedAt: m.ReportedAt,
+		})
+	}
+	return nodes
+}
