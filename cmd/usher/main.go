@@ -51,9 +51,15 @@ type command struct {
 var commands = []command{
 	{"agent", "run the agent on this node", runAgent},
 	{"probe", "send probes to a balancer address and print the assigned server", runProbe},
+	{"members", "list the farm's members: address, load, status, voter/leader", runMembers},
+	{"status", "show an agent's view: leader, term, balancer address holder, report age", runStatus},
+	{"drain", "drain a node: it gets no new sessions and its clients move (through Raft)", runDrain},
+	{"undrain", "undo a drain", runUndrain},
+	{"leave", "make an agent leave the farm gracefully", runLeave},
+	{"keygen", "print a new gossip encryption key", runKeygen},
 	{"validate", "check a configuration file", runValidate},
 	{"version", "print the version", runVersion},
-	{"demo", "run an agent and a few hundred clients in one process", runDemo},
+	{"demo", "run a five-node farm and a few hundred clients on loopback, kill nodes, show the failover", runDemo},
 }
 
 // run executes the command line args (without the program name) and returns
