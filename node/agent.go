@@ -39,10 +39,13 @@ type Agent struct {
 	log     hclog.Logger
 	started time.Time
 
-	cl      atomic.Pointer[cluster.Cluster]
-	source  ViewSource
-	view    atomic.Pointer[assign.View]
-	drained atomic.Bool // this node's own drain, set through SetDraining
+	cl                       atomic.Pointer[cluster.Cluster]
+	source                   ViewSource
+	view                     atomic.Pointer[assign.View]
+	drained                  atomic.Bool // this node's own drain, set through SetDraining
+	verify                   *verifier
+	vipAcquired, vipReleased atomic.Uint64
+	wake                     chan struct{} // asks the view loop for a new view now
 
 	ep      *Endpoint
 	resp    *Responder
@@ -78,6 +81,7 @@ func New(cfg Config, logger hclog.Logger) (_ *Agent, err error) {
 		log:     logger.Named("agent"),
 		started: time.Now(),
 		stop:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
 	}
 	// Until Close takes over, a failure undoes what was started.
 	var undo []func()
@@ -116,6 +120,9 @@ func New(cfg Config, logger hclog.Logger) (_ *Agent, err error) {
 		return nil, errors.New("advertise_session_addr must be set when session_addr is an unspecified address")
 	}
 
+	a.verify = newVerifier(p.VerifyTimeout, verifyRecheck, a.wakeView, logger.Named("verify"))
+	undo = append(undo, a.verify.close)
+
 	a.resp = NewResponder(ResponderConfig{
 		Assign: assign.Config{
 			Policy:     p.Policy,
@@ -129,6 +136,8 @@ func New(cfg Config, logger hclog.Logger) (_ *Agent, err error) {
 		DeadAfter:          p.DeadAfter,
 		StockAmplification: cfg.StockAmplification,
 		Backups:            cfg.Backups,
+		Handoff:            cfg.RespondFrom == "server",
+		LostServer:         a.verify.report,
 		Logger:             logger.Named("responder"),
 	})
 	undo = append(undo, func() { a.resp.Close() })
@@ -181,7 +190,7 @@ func New(cfg Config, logger hclog.Logger) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.cl.Store(cl)
-	a.source = &farmView{c: cl}
+	a.source = &farmView{c: cl, excluded: a.verify.isExcluded}
 	a.publish()
 
 	if a.httpLn != nil {
@@ -202,6 +211,17 @@ func New(cfg Config, logger hclog.Logger) (_ *Agent, err error) {
 	return a, nil
 }
 
+// verifyRecheck is how often the leader checks again a server it excluded.
+const verifyRecheck = 2 * time.Second
+
+// wakeView asks the view loop for a new view without waiting for its tick.
+func (a *Agent) wakeView() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
 // staleReports is how many publish intervals old a load report may be
 // before the leader stops assigning to its node.
 const staleReports = 3
@@ -219,8 +239,10 @@ func (a *Agent) serving() (uint64, bool) {
 // onVIP logs each change of this node's hold on the balancer address.
 func (a *Agent) onVIP(acquired bool, term uint64, at time.Duration) {
 	if acquired {
+		a.vipAcquired.Add(1)
 		a.log.Info("holding the balancer address", "vip", a.cfg.VIP, "term", term, "mono_ns", int64(at))
 	} else {
+		a.vipReleased.Add(1)
 		a.log.Info("let go of the balancer address", "vip", a.cfg.VIP, "term", term, "mono_ns", int64(at))
 	}
 }
@@ -290,6 +312,7 @@ func (a *Agent) Close() error {
 			errs = append(errs, a.vipConn.Close())
 		}
 		errs = append(errs, a.ep.Close())
+		a.verify.close()
 		a.wg.Wait()
 		if a.tmpDir != "" {
 			errs = append(errs, os.RemoveAll(a.tmpDir))
@@ -324,6 +347,7 @@ func (a *Agent) viewLoop() {
 			return
 		case <-t.C:
 		case <-cl.Updates():
+		case <-a.wake:
 		}
 		a.publish()
 		if time.Since(lastExport) >= time.Second {
@@ -373,7 +397,23 @@ func (a *Agent) exportMetrics() {
 	for reason, n := range rs.Drops {
 		t.counter("probes_dropped", n, metrics.Label{Name: "reason", Value: reason})
 	}
+	for node, n := range a.resp.Assigned() {
+		t.counter("assignments", n, metrics.Label{Name: "node", Value: node})
+	}
+	t.counter("lost_server_reports", a.verify.reported.Load())
+	t.counter("lost_server_confirmed", a.verify.confirmed.Load())
+	t.counter("lost_server_refuted", a.verify.refuted.Load())
+
+	cs := a.cl.Load().Stats()
+	t.counter("leadership_changes", cs.LeadershipChanges)
+	t.gauge("vip_holder", boolFloat(cs.VIPHolder))
+	t.counter("vip_acquired", a.vipAcquired.Load())
+	t.counter("vip_released", a.vipReleased.Load())
+	t.gauge("view_staleness_seconds", cs.OldestReportAge.Seconds())
+	t.gauge("voters", float64(len(cs.Voters)))
+
 	es := a.ep.Stats()
+	t.counter("handoffs_relayed", es.Relayed)
 	t.counter("keepalives_answered", es.Keepalives)
 	t.counter("stun_binding_answered", es.Stock)
 	t.counter("tickets_refused", es.Refused)

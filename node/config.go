@@ -108,6 +108,9 @@ type Config struct {
 	// (the leader hands the probe to the assigned node, which answers from
 	// its own real address).
 	RespondFrom string `hcl:"respond_from,optional"`
+	// VerifyTimeout is how long the leader waits for a server that a client
+	// reported lost to answer before it excludes that server.
+	VerifyTimeout string `hcl:"verify_timeout,optional"`
 	// The timing overrides: each replaces one value of Profile when set.
 	RaftHeartbeatTimeout string `hcl:"raft_heartbeat_timeout,optional"`
 	RaftElectionTimeout  string `hcl:"raft_election_timeout,optional"`
@@ -135,6 +138,7 @@ type Parsed struct {
 	DeadAfter            time.Duration
 	SessionTTL           time.Duration
 	TicketTTL            time.Duration
+	VerifyTimeout        time.Duration
 	TicketKey            []byte // nil when not set
 	LogLevel             hclog.Level
 	Bind                 netip.AddrPort
@@ -167,6 +171,7 @@ func DefaultConfig() Config {
 		Profile:            "lan",
 		BootstrapExpect:    1,
 		Voter:              true,
+		VerifyTimeout:      "500ms",
 		RespondFrom:        "leader",
 	}
 }
@@ -330,6 +335,7 @@ func (c *Config) Validate() error {
 		p.SessionTTL = dur("session_ttl", c.SessionTTL)
 	}
 	p.TicketTTL = dur("ticket_ttl", c.TicketTTL)
+	p.VerifyTimeout = dur("verify_timeout", c.VerifyTimeout)
 	if p.TicketTTL > 0 && p.TicketTTL < time.Second {
 		bad("ticket_ttl", c.TicketTTL, "must be at least 1s")
 	}

@@ -23,6 +23,8 @@ const (
 	dropNotLeader
 	dropUnknownService
 	dropWriteError
+	dropHandoffInvalid
+	dropHandoffStale
 	numDropReasons
 )
 
@@ -38,6 +40,8 @@ var dropNames = [numDropReasons]string{
 	dropNotLeader:      "not_leader",
 	dropUnknownService: "unknown_service",
 	dropWriteError:     "write_error",
+	dropHandoffInvalid: "handoff_invalid",
+	dropHandoffStale:   "handoff_stale",
 }
 
 // String returns the reason's metric label.

@@ -48,6 +48,9 @@ type EndpointStats struct {
 	Stock uint64
 	// Refused is the number of 401 answers sent for missing or bad tickets.
 	Refused uint64
+	// Relayed is the number of probe answers relayed for the leader
+	// (respond_from = "server").
+	Relayed uint64
 	// Drops counts dropped datagrams by reason.
 	Drops map[string]uint64
 }
@@ -75,8 +78,8 @@ type Endpoint struct {
 	req  wire.Request
 	keys *ticketKeys
 
-	keepalives, stock, refused atomic.Uint64
-	drops                      dropCounters
+	keepalives, stock, refused, relayed atomic.Uint64
+	drops                               dropCounters
 }
 
 // ListenEndpoint opens a UDP socket on addr and serves it (see NewEndpoint).
@@ -165,6 +168,7 @@ func (e *Endpoint) Stats() EndpointStats {
 		Keepalives: e.keepalives.Load(),
 		Stock:      e.stock.Load(),
 		Refused:    e.refused.Load(),
+		Relayed:    e.relayed.Load(),
 		Drops:      e.drops.snapshot(),
 	}
 }
@@ -189,12 +193,12 @@ func (e *Endpoint) readLoop() {
 			continue
 		}
 		from = unmapAddrPort(from)
-		ans, why := e.answer(out[:0], buf[:n], from)
+		ans, to, why := e.handle(out[:0], buf[:n], from)
 		if why != dropNone {
 			e.drops.add(why)
 			continue
 		}
-		if _, err := e.conn.WriteToUDPAddrPort(ans, from); err != nil {
+		if _, err := e.conn.WriteToUDPAddrPort(ans, to); err != nil {
 			e.drops.add(dropWriteError)
 		}
 	}
@@ -216,6 +220,39 @@ func (e *Endpoint) sweepLoop() {
 			}
 		}
 	}
+}
+
+// handoffMaxAge is how old, in seconds, a handoff from the leader may be.
+const handoffMaxAge = 5
+
+// handle decides what to send for the datagram pkt from from, and where: a
+// handoff from the leader is relayed to its client, anything else is a
+// request answered to its source.
+func (e *Endpoint) handle(dst, pkt []byte, from netip.AddrPort) ([]byte, netip.AddrPort, dropReason) {
+	if wire.IsHandoff(pkt) {
+		return e.relay(dst, pkt)
+	}
+	out, why := e.answer(dst, pkt, from)
+	return out, from, why
+}
+
+// relay opens a handoff sealed by the leader (respond_from = "server") and
+// returns the answer it carries and the client it goes to. The endpoint
+// relays only answers that redirect to itself: it vouches for no one else.
+func (e *Endpoint) relay(dst, pkt []byte) ([]byte, netip.AddrPort, dropReason) {
+	var h wire.Handoff
+	switch err := e.keys.sealer().OpenHandoff(pkt, &h, uint32(e.cfg.Now().Unix()), handoffMaxAge); {
+	case errors.Is(err, wire.ErrHandoffStale):
+		return dst, netip.AddrPort{}, dropHandoffStale
+	case err != nil:
+		return dst, netip.AddrPort{}, dropHandoffInvalid
+	}
+	var r wire.Response
+	if err := e.dec.DecodeResponse(h.Answer, &r); err != nil || r.Server != e.cfg.Addr || !h.Client.IsValid() {
+		return dst, netip.AddrPort{}, dropHandoffInvalid
+	}
+	e.relayed.Add(1)
+	return append(dst, h.Answer...), h.Client, dropNone
 }
 
 // answer handles the datagram pkt from the client at from, appending the

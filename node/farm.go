@@ -1,6 +1,7 @@
 package node
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/usherlb/usher/assign"
@@ -9,10 +10,15 @@ import (
 
 // farmView is the ViewSource of a clustered node: every member's gossiped
 // load report, with the farm's agreed drains and capacity overrides applied.
-// A member that is not alive is marked suspect, so it is never assigned; a
+// A member that is not alive, or whose session endpoint the leader found
+// silent after a client reported it lost, is marked suspect, so it is never
+// assigned; a
 // member that has not reported a session address yet is left out.
 type farmView struct {
 	c *cluster.Cluster
+	// excluded reports a server that a client reported lost and the
+	// leader's own check confirmed silent; nil excludes none.
+	excluded func(netip.AddrPort) bool
 }
 
 // Nodes returns the farm as this node sees it now.
@@ -36,7 +42,7 @@ func (f *farmView) Nodes(time.Time) []assign.Node {
 			Sessions:   int(r.Sessions),
 			Accepted:   r.Accepted,
 			Draining:   r.Draining || st.Drained[m.Name],
-			Suspect:    m.Status != cluster.Alive,
+			Suspect:    m.Status != cluster.Alive || f.excluded != nil && f.excluded(r.Service),
 			ReportedAt: m.ReportedAt,
 		})
 	}

@@ -56,6 +56,10 @@ func newTelemetry() (*telemetry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	// The cluster, Raft and memberlist count through go-metrics' global
+	// instance: route it to the same sinks, so /metrics shows theirs too.
+	// (With several agents in one process, the last one started gets them.)
+	metrics.NewGlobal(conf, metrics.FanoutSink{prom, inmem})
 	return &telemetry{reg: reg, m: m, inmem: inmem, last: make(map[string]uint64)}, nil
 }
 
@@ -75,6 +79,16 @@ var metricHelp = []struct {
 	{"keepalives_answered", "Keepalives answered by the session endpoint.", false},
 	{"stun_binding_answered", "Stock STUN Binding requests answered by the session endpoint.", false},
 	{"tickets_refused", "Sessions refused (401) for a missing or invalid ticket.", false},
+	{"lost_server_reports", "Probes naming a server the client lost (USHER-LOST-SERVER).", false},
+	{"lost_server_confirmed", "Servers reported lost that the leader found silent and excluded.", false},
+	{"lost_server_refuted", "Servers reported lost that answered the leader's check and stayed in service.", false},
+	{"leadership_changes", "Raft leadership changes this node observed.", false},
+	{"vip_holder", "1 while this node holds the balancer address.", true},
+	{"view_staleness_seconds", "Age of the oldest load report among live members.", true},
+	{"voters", "Raft voters in the configuration.", true},
+	{"vip_acquired", "Times this node took the balancer address.", false},
+	{"vip_released", "Times this node let the balancer address go.", false},
+	{"handoffs_relayed", "Probe answers this node sent for the leader (respond_from = server).", false},
 }
 
 // gauge sets a gauge.

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -45,6 +46,13 @@ type ResponderConfig struct {
 	StockAmplification int
 	// Backups is how many USHER-BACKUP servers an answer names.
 	Backups int
+	// Handoff makes the assigned server send the answer (respond_from =
+	// "server"): the responder seals it in a handoff to the server's
+	// session endpoint, which relays it to the client from its own address.
+	Handoff bool
+	// LostServer, if set, is told of every server a probe names in
+	// USHER-LOST-SERVER, so the leader can check it. It must not block.
+	LostServer func(netip.AddrPort)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Rand is the Assigner's random source; nil means a randomly seeded one.
@@ -93,6 +101,14 @@ type Responder struct {
 	redirect  wire.Redirect
 	ticket    []byte
 	backups   []netip.AddrPort
+	scratch   []byte            // the answer, before it is sealed in a handoff
+	assigned  map[string]uint64 // assignments per node, by this goroutine
+
+	// assignedCopy is assigned as of the last view change, for metrics; the
+	// serving goroutine copies into it (allocating only for a new node)
+	// under assignedMu, which nothing else on the probe path takes.
+	assignedMu   sync.Mutex
+	assignedCopy map[string]uint64
 
 	answered atomic.Uint64
 	drops    dropCounters
@@ -116,12 +132,16 @@ func NewResponder(cfg ResponderConfig) *Responder {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	return &Responder{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		asg:     assign.New(cfg.Assign, cfg.Now, cfg.Rand),
-		keys:    newTicketKeys(cfg.TicketKey),
-		ticket:  make([]byte, 0, wire.MaxTicketLen),
-		backups: make([]netip.AddrPort, 0, wire.MaxBackups),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		asg:      assign.New(cfg.Assign, cfg.Now, cfg.Rand),
+		keys:     newTicketKeys(cfg.TicketKey),
+		ticket:   make([]byte, 0, wire.MaxTicketLen),
+		backups:  make([]netip.AddrPort, 0, wire.MaxBackups),
+		scratch:  make([]byte, 0, maxDatagram),
+		assigned: make(map[string]uint64),
+
+		assignedCopy: make(map[string]uint64),
 	}
 }
 
@@ -238,17 +258,45 @@ func (r *Responder) serve(conn *net.UDPConn, stop <-chan struct{}, done chan<- s
 			continue
 		}
 		from = unmapAddrPort(from)
-		ans, why := r.answer(out[:0], buf[:n], from)
+		ans, to, why := r.respond(out[:0], buf[:n], from)
 		if why != dropNone {
 			r.drops.add(why)
 			continue
 		}
-		if _, err := conn.WriteToUDPAddrPort(ans, from); err != nil {
+		if _, err := conn.WriteToUDPAddrPort(ans, to); err != nil {
 			r.drops.add(dropWriteError)
 			continue
 		}
 		r.answered.Add(1)
 	}
+}
+
+// respond decides what to send for the probe pkt from from, and where: the
+// redirect itself, to the client, or, when the assigned server answers
+// (Handoff), the redirect sealed in a handoff, to that server.
+func (r *Responder) respond(dst, pkt []byte, from netip.AddrPort) ([]byte, netip.AddrPort, dropReason) {
+	if !r.cfg.Handoff {
+		out, why := r.answer(dst, pkt, from)
+		return out, from, why
+	}
+	ans, why := r.answer(r.scratch[:0], pkt, from)
+	if why != dropNone {
+		return dst, from, why
+	}
+	h := wire.Handoff{Client: from, Sent: uint32(r.cfg.Now().Unix()), Answer: ans}
+	out, err := r.keys.sealer().AppendHandoff(dst, &h)
+	if err != nil {
+		return dst, from, dropTooLarge
+	}
+	return out, r.redirect.Server, dropNone
+}
+
+// Assigned returns how many sessions this responder assigned to each node,
+// as of its last view change.
+func (r *Responder) Assigned() map[string]uint64 {
+	r.assignedMu.Lock()
+	defer r.assignedMu.Unlock()
+	return maps.Clone(r.assignedCopy)
 }
 
 // answer decides the redirect for the probe pkt from the client at from and
@@ -270,6 +318,12 @@ func (r *Responder) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropRe
 	if v := r.cfg.View.Load(); v != r.installed {
 		r.asg.SetView(v)
 		r.installed = v
+		r.assignedMu.Lock()
+		maps.Copy(r.assignedCopy, r.assigned)
+		r.assignedMu.Unlock()
+	}
+	if req.LostServer.IsValid() && r.cfg.LostServer != nil {
+		r.cfg.LostServer(req.LostServer)
 	}
 	n, err := r.asg.Pick(assign.SessionID(req.Session), req.LostServer)
 	if err != nil && req.LostServer.IsValid() {
@@ -280,6 +334,7 @@ func (r *Responder) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropRe
 	if err != nil {
 		return dst, dropNoServer
 	}
+	r.assigned[n.ID]++
 	rd := &r.redirect
 	*rd = wire.Redirect{Server: n.Addr, Term: term}
 	if req.HasSession {

@@ -1,27 +1,483 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/usherlb/usher/node"
 )
 
-func notYet(name string, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "usher %s: not implemented yet\n", name)
+// The operator commands (members, status, drain, undrain, leave) talk to an
+// agent's HTTP API; keygen needs no agent.
+
+const (
+	// defaultHTTPAddr is where an agent's API listens unless configured
+	// otherwise (node.DevConfig and the config file's default).
+	defaultHTTPAddr = "127.0.0.1:7480"
+	// httpAddrEnv names the environment variable that replaces
+	// defaultHTTPAddr when -http is not given.
+	httpAddrEnv = "USHER_HTTP_ADDR"
+	// apiTimeout bounds one API call, connection included. It is above the
+	// agent's own bound on a graceful leave (5 s).
+	apiTimeout = 10 * time.Second
+	// maxAnswer bounds the size of an API answer read into memory.
+	maxAnswer = 8 << 20
+)
+
+// httpFlagHelp documents -http for every command that uses it.
+const httpFlagHelp = "address of the agent's HTTP API, host:port (default $" + httpAddrEnv + ", else " + defaultHTTPAddr + ")"
+
+// addHTTPFlag registers -http on fs. Resolve the result with apiAddr after
+// parsing.
+func addHTTPFlag(fs *flag.FlagSet) *string {
+	return fs.String("http", "", httpFlagHelp)
+}
+
+// apiAddr returns the API address to use: the -http flag's value, else
+// $USHER_HTTP_ADDR, else the default.
+func apiAddr(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if env := os.Getenv(httpAddrEnv); env != "" {
+		return env
+	}
+	return defaultHTTPAddr
+}
+
+// apiClient calls one agent's HTTP API.
+type apiClient struct {
+	addr string // host:port, for messages
+	base string // scheme://host:port
+	http *http.Client
+}
+
+// newAPIClient returns a client for the API at addr, host:port or an
+// http(s):// URL. It keeps no idle connection, so nothing outlives a call.
+func newAPIClient(addr string) (*apiClient, error) {
+	base := addr
+	if !strings.Contains(addr, "://") {
+		base = "http://" + addr
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("-http: %q is not a host:port address", addr)
+	}
+	if _, _, err := net.SplitHostPort(u.Host); err != nil {
+		return nil, fmt.Errorf("-http: %q is not a host:port address", addr)
+	}
+	return &apiClient{
+		addr: u.Host,
+		base: u.Scheme + "://" + u.Host,
+		http: &http.Client{
+			Timeout:   apiTimeout,
+			Transport: &http.Transport{DisableKeepAlives: true, Proxy: http.ProxyFromEnvironment},
+		},
+	}, nil
+}
+
+// call sends method path?query with no body and returns the answer's body.
+// An answer outside 2xx becomes an error carrying the API's message.
+func (c *apiClient) call(ctx context.Context, method, path string, query url.Values) ([]byte, error) {
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.transportError(ctx, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, fmt.Errorf("read the answer of the agent at %s: %w", c.addr, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, apiError(resp, body)
+	}
+	return body, nil
+}
+
+// transportError explains a failed request: no agent, no answer in time, or
+// an interrupted command.
+func (c *apiClient) transportError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return fmt.Errorf("the agent at %s did not answer within %v", c.addr, apiTimeout)
+		}
+		err = ue.Err
+	}
+	return fmt.Errorf("cannot reach the agent at %s (is it running? see -http and $%s): %w", c.addr, httpAddrEnv, err)
+}
+
+// apiError turns an error answer into an error: the API's {"error": "..."}
+// message if there is one, else the status and the start of the body.
+func apiError(resp *http.Response, body []byte) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return errors.New(e.Error)
+	}
+	text := strings.TrimSpace(string(body))
+	if len(text) > 200 {
+		text = text[:200] + "..."
+	}
+	if text == "" {
+		return fmt.Errorf("the agent answered %s", resp.Status)
+	}
+	return fmt.Errorf("the agent answered %s: %s", resp.Status, text)
+}
+
+// get calls GET path and decodes the JSON answer into v; it also returns the
+// raw answer.
+func (c *apiClient) get(ctx context.Context, path string, v any) ([]byte, error) {
+	body, err := c.call(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return nil, fmt.Errorf("the agent at %s answered %s with something else than the expected JSON: %w", c.addr, path, err)
+	}
+	return body, nil
+}
+
+// close releases the client's connections.
+func (c *apiClient) close() { c.http.CloseIdleConnections() }
+
+// opsCommand is what every API command shares: its name (for messages), its
+// error stream and the client, built after its flags are parsed.
+type opsCommand struct {
+	name   string
+	stderr io.Writer
+	api    *apiClient
+}
+
+// setUp parses args into fs (registering -http first) and builds the API
+// client. It returns the exit code to stop with, or -1 to go on; nargs is
+// the number of positional arguments the command takes.
+func (o *opsCommand) setUp(fs *flag.FlagSet, args []string, nargs int) int {
+	addr := addHTTPFlag(fs)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != nargs {
+		if fs.NArg() > nargs {
+			fmt.Fprintf(o.stderr, "usher %s: unexpected argument %q\n", o.name, fs.Arg(nargs))
+		}
+		fs.Usage()
+		return 2
+	}
+	for i := range nargs {
+		if fs.Arg(i) == "" {
+			fmt.Fprintf(o.stderr, "usher %s: empty argument\n", o.name)
+			return 2
+		}
+	}
+	api, err := newAPIClient(apiAddr(*addr))
+	if err != nil {
+		fmt.Fprintf(o.stderr, "usher %s: %v\n", o.name, err)
+		return 2
+	}
+	o.api = api
+	return -1
+}
+
+// fail reports err and returns the failure exit code.
+func (o *opsCommand) fail(err error) int {
+	fmt.Fprintf(o.stderr, "usher %s: %v\n", o.name, err)
 	return 1
 }
 
-func runMembers(_ context.Context, _ []string, _, stderr io.Writer) int {
-	return notYet("members", stderr)
+// runMembers implements `usher members`.
+func runMembers(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("members", "[-json] [-http ADDR]",
+		`List the members of the farm as the agent at -http sees them: each node's
+session address, gossip status (alive, suspect, dead, left), load (sessions
+over capacity, after the farm's capacity overrides), Raft role (leader, voter
+or non-voter), whether it is draining and the age of its last load report.`, stderr)
+	asJSON := fs.Bool("json", false, "print the API's JSON array of members instead of a table")
+	o := opsCommand{name: "members", stderr: stderr}
+	if code := o.setUp(fs, args, 0); code >= 0 {
+		return code
+	}
+	defer o.api.close()
+	var members []node.MemberInfo
+	raw, err := o.api.get(ctx, "/v1/members", &members)
+	if err != nil {
+		return o.fail(err)
+	}
+	if *asJSON {
+		// Re-indent the raw answer, keeping any field this binary does
+		// not know; an empty farm is [] rather than null.
+		var elems []json.RawMessage
+		if err := json.Unmarshal(raw, &elems); err != nil {
+			return o.fail(err)
+		}
+		if elems == nil {
+			elems = []json.RawMessage{}
+		}
+		b, err := json.MarshalIndent(elems, "", "  ")
+		if err != nil {
+			return o.fail(err)
+		}
+		fmt.Fprintf(stdout, "%s\n", b)
+		return 0
+	}
+	writeMembers(stdout, members)
+	return 0
 }
-func runStatus(_ context.Context, _ []string, _, stderr io.Writer) int {
-	return notYet("status", stderr)
+
+// writeMembers writes members as an aligned table.
+func writeMembers(w io.Writer, members []node.MemberInfo) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSESSION ADDR\tSTATUS\tLOAD\tROLE\tDRAINING\tREPORT AGE")
+	for _, m := range members {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			m.Name, orDash(m.SessionAddr), m.Status, formatLoad(uint64(m.Sessions), uint64(m.Capacity)),
+			memberRole(m), yesNo(m.Draining), formatAgeMs(m.ReportAgeMs))
+	}
+	tw.Flush()
 }
-func runDrain(_ context.Context, _ []string, _, stderr io.Writer) int { return notYet("drain", stderr) }
-func runUndrain(_ context.Context, _ []string, _, stderr io.Writer) int {
-	return notYet("undrain", stderr)
+
+// memberRole names a member's Raft role.
+func memberRole(m node.MemberInfo) string {
+	switch {
+	case m.Leader:
+		return "leader"
+	case m.Voter:
+		return "voter"
+	}
+	return "non-voter"
 }
-func runLeave(_ context.Context, _ []string, _, stderr io.Writer) int { return notYet("leave", stderr) }
-func runKeygen(_ context.Context, _ []string, _, stderr io.Writer) int {
-	return notYet("keygen", stderr)
+
+// formatLoad writes sessions over capacity with the percentage, like
+// "12/100 (12%)".
+func formatLoad(sessions, capacity uint64) string {
+	if capacity == 0 {
+		return strconv.FormatUint(sessions, 10) + "/0"
+	}
+	pct := float64(sessions) * 100 / float64(capacity)
+	return fmt.Sprintf("%d/%d (%.0f%%)", sessions, capacity, pct)
+}
+
+// formatAgeMs writes an age in milliseconds as a rounded duration, or "-"
+// when there is none.
+func formatAgeMs(ms float64) string {
+	d := time.Duration(ms * float64(time.Millisecond))
+	switch {
+	case d <= 0:
+		return "-"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// yesNo writes a flag for people.
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// orDash returns s, or "-" when s is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// runStatus implements `usher status`.
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("status", "[-json] [-http ADDR]",
+		`Show the state of the agent at -http: its role, the leader and term, the
+balancer address and which node holds it, whether this node answers probes,
+the farm's size and voters, the age of the oldest load report, how often
+leadership changed, this node's sessions and capacity, whether it drains,
+its uptime and version.`, stderr)
+	asJSON := fs.Bool("json", false, "print the API's JSON status object instead of a summary")
+	o := opsCommand{name: "status", stderr: stderr}
+	if code := o.setUp(fs, args, 0); code >= 0 {
+		return code
+	}
+	defer o.api.close()
+	var st node.Status
+	raw, err := o.api.get(ctx, "/v1/status", &st)
+	if err != nil {
+		return o.fail(err)
+	}
+	if *asJSON {
+		var b bytes.Buffer
+		if err := json.Indent(&b, bytes.TrimSpace(raw), "", "  "); err != nil {
+			return o.fail(err)
+		}
+		b.WriteByte('\n')
+		stdout.Write(b.Bytes())
+		return 0
+	}
+	writeStatus(stdout, &st)
+	return 0
+}
+
+// writeStatus writes st as aligned "key  value" lines.
+func writeStatus(w io.Writer, st *node.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(key, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{key}, args...)...)
+	}
+	line("node", "%s", st.Node)
+	line("role", "%s", st.Role)
+	line("leader", "%s", orNone(st.Leader))
+	line("term", "%d", st.Term)
+	vip := orNone(st.VIP)
+	if st.VIP != "" && st.VIPMode != "" {
+		vip += " (" + st.VIPMode + ")"
+	}
+	line("balancer address", "%s, held by %s", vip, orNone(st.VIPHolder))
+	line("serving", "%s", yesNo(st.Serving))
+	line("session address", "%s", orNone(st.SessionAddr))
+	line("members", "%d alive", st.Members)
+	line("voters", "%d: %s", len(st.Voters), orNone(strings.Join(st.Voters, ", ")))
+	line("oldest report age", "%s", formatAgeMs(st.OldestReportMs))
+	line("leadership changes", "%d", st.LeadershipChanges)
+	line("sessions", "%s, %d accepted", formatLoad(uint64(max(st.Sessions, 0)), uint64(max(st.Capacity, 0))), st.Accepted)
+	line("draining", "%s", yesNo(st.Draining))
+	if st.Profile != "" {
+		line("profile", "%s", st.Profile)
+	}
+	line("uptime", "%s", st.Uptime)
+	line("version", "%s", st.Version)
+	tw.Flush()
+}
+
+// orNone returns s, or "(none)" when s is empty.
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// runDrain implements `usher drain NODE`.
+func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("drain", "[-http ADDR] NODE",
+		`Drain the node NODE: balancers stop assigning new sessions to it and its
+keepalive answers ask its clients to move to another server. The drain is
+agreed through Raft, so every balancer applies it and it survives NODE's
+restart, until 'usher undrain NODE'. Any agent of the farm takes the
+request: a follower forwards it to the leader.`, stderr)
+	return setDrain(ctx, "drain", fs, args, stdout, stderr, true)
+}
+
+// runUndrain implements `usher undrain NODE`.
+func runUndrain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("undrain", "[-http ADDR] NODE",
+		`Undo 'usher drain NODE': NODE gets new sessions again. Like a drain, this
+goes through Raft; any agent of the farm takes the request.`, stderr)
+	return setDrain(ctx, "undrain", fs, args, stdout, stderr, false)
+}
+
+// setDrain drains (on) or undrains a node through the API.
+func setDrain(ctx context.Context, name string, fs *flag.FlagSet, args []string, stdout, stderr io.Writer, on bool) int {
+	o := opsCommand{name: name, stderr: stderr}
+	if code := o.setUp(fs, args, 1); code >= 0 {
+		return code
+	}
+	defer o.api.close()
+	target := fs.Arg(0)
+	method := http.MethodPut
+	if !on {
+		method = http.MethodDelete
+	}
+	if _, err := o.api.call(ctx, method, "/v1/drain", url.Values{"node": {target}}); err != nil {
+		return o.fail(err)
+	}
+	if on {
+		fmt.Fprintf(stdout, "node %s draining\n", target)
+	} else {
+		fmt.Fprintf(stdout, "node %s no longer draining\n", target)
+	}
+	return 0
+}
+
+// runLeave implements `usher leave`.
+func runLeave(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("leave", "[-http ADDR]",
+		`Make the agent at -http leave the farm gracefully: it hands leadership on if
+it leads, leaves the Raft configuration and tells the other members it is
+going, so they do not wait for it to time out. The agent's process keeps
+running (and its sockets open) until it is stopped; stop it afterwards with
+SIGTERM.`, stderr)
+	o := opsCommand{name: "leave", stderr: stderr}
+	if code := o.setUp(fs, args, 0); code >= 0 {
+		return code
+	}
+	defer o.api.close()
+	body, err := o.api.call(ctx, http.MethodPut, "/v1/leave", nil)
+	if err != nil {
+		return o.fail(err)
+	}
+	var ans struct {
+		Node string `json:"node"`
+	}
+	if json.Unmarshal(body, &ans) != nil || ans.Node == "" {
+		ans.Node = "at " + o.api.addr
+	}
+	fmt.Fprintf(stdout, "node %s left the farm\n", ans.Node)
+	return 0
+}
+
+// runKeygen implements `usher keygen`.
+func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("keygen", "[-bytes N]",
+		`Print a new random gossip encryption key, base64 encoded: the value of the
+agent's encrypt_key setting. Every member of a farm needs the same key. The
+key comes from the operating system's random source; nothing is sent.`, stderr)
+	size := fs.Int("bytes", 32, "key length in bytes: 16, 24 or 32 (AES-128, -192 or -256)")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	switch *size {
+	case 16, 24, 32:
+	default:
+		fmt.Fprintf(stderr, "usher keygen: -bytes must be 16, 24 or 32, not %d\n", *size)
+		return 2
+	}
+	key := make([]byte, *size)
+	rand.Read(key) // never fails (crypto/rand)
+	fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
+	return 0
 }
