@@ -45,7 +45,10 @@ type Cluster struct {
 	// pending is the report SetReport last stored; meta is the encoding
 	// memberlist currently gossips.
 	pending atomic.Pointer[Report]
-	meta    atomic.Pointer[[]byte]
+	// reportedAt is the Monotonic instant of the last SetReport, 0 before
+	// the first.
+	reportedAt atomic.Int64
+	meta       atomic.Pointer[[]byte]
 
 	vip vipOwner
 
@@ -417,6 +420,7 @@ func (c *Cluster) shutdown() error {
 // the cluster.
 func (c *Cluster) SetReport(r Report) {
 	c.pending.Store(&r)
+	c.reportedAt.Store(int64(Monotonic()))
 }
 
 // Members returns a snapshot of every member this node knows, sorted by

@@ -19,7 +19,11 @@
 // leader uses to treat reports older than three publish intervals as stale.
 // The cost is one ~100-byte broadcast per node per PublishInterval (4/s at
 // the default 250ms), fine for farms of tens to low hundreds of nodes.
-// SetReport only stores the latest report and never blocks.
+// SetReport only stores the latest report and never blocks. An owner that
+// calls SetReport must keep calling it (the agent does, every publish
+// interval): once it has been silent for two intervals the publisher stops,
+// so a node whose agent is wedged goes stale while memberlist, which runs on
+// goroutines of its own, would still answer for it.
 //
 // memberlist's event API reports joins, updates, deaths and leaves but not
 // suspicion, so Member.Status is Alive until Dead or Left; report age covers

@@ -6,9 +6,11 @@ import (
 	"github.com/hashicorp/go-metrics"
 )
 
-// runPublisher republishes this node's report every PublishInterval,
-// unconditionally and with a new Seq, so the age of a member's report is a
-// liveness signal (see the package documentation).
+// runPublisher republishes this node's report every PublishInterval with a
+// new Seq, so the age of a member's report is a liveness signal (see the
+// package documentation). Once the owner has called SetReport, it goes on
+// only while the owner keeps doing so: an agent whose own loop is stuck
+// stops looking alive even though memberlist still answers for it.
 func (c *Cluster) runPublisher() {
 	t := time.NewTicker(c.timing.PublishInterval)
 	defer t.Stop()
@@ -18,6 +20,9 @@ func (c *Cluster) runPublisher() {
 		case <-c.stop:
 			return
 		case <-t.C:
+		}
+		if last := c.reportedAt.Load(); last != 0 && Monotonic()-time.Duration(last) > ownerSilence*c.timing.PublishInterval {
+			continue
 		}
 		seq++
 		r := *c.pending.Load()
@@ -31,6 +36,10 @@ func (c *Cluster) runPublisher() {
 		}
 	}
 }
+
+// ownerSilence is how many publish intervals may pass without a SetReport
+// before the publisher stops vouching for the node.
+const ownerSilence = 2
 
 // publish gossips r unless the node has left; it reports whether the
 // publisher should go on.

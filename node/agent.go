@@ -45,6 +45,9 @@ type Agent struct {
 	drained                  atomic.Bool // this node's own drain, set through SetDraining
 	verify                   *verifier
 	vipAcquired, vipReleased atomic.Uint64
+	onVIPHook                func(acquired bool, term uint64, at time.Duration) // tests
+	quiet                    atomic.Bool                                        // tests: stop publishing load reports
+	isClosed                 atomic.Bool
 	wake                     chan struct{} // asks the view loop for a new view now
 
 	ep      *Endpoint
@@ -238,6 +241,9 @@ func (a *Agent) serving() (uint64, bool) {
 
 // onVIP logs each change of this node's hold on the balancer address.
 func (a *Agent) onVIP(acquired bool, term uint64, at time.Duration) {
+	if a.onVIPHook != nil {
+		a.onVIPHook(acquired, term, at)
+	}
 	if acquired {
 		a.vipAcquired.Add(1)
 		a.log.Info("holding the balancer address", "vip", a.cfg.VIP, "term", term, "mono_ns", int64(at))
@@ -302,6 +308,7 @@ func (a *Agent) prepareVIP(logger hclog.Logger) error {
 // closes every socket. It is idempotent and returns the first error met.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
+		a.isClosed.Store(true)
 		close(a.stop)
 		var errs []error
 		if a.httpSrv != nil {
@@ -322,6 +329,9 @@ func (a *Agent) Close() error {
 	})
 	return a.closeErr
 }
+
+// closed reports whether Close has begun.
+func (a *Agent) closed() bool { return a.isClosed.Load() }
 
 // Leave leaves the cluster gracefully (handing leadership on if this node
 // leads) but keeps the agent's sockets until Close.
@@ -368,6 +378,10 @@ func (a *Agent) publish() {
 	}
 	a.ep.SetDraining(a.drained.Load() || st.Drained[a.cfg.NodeName])
 	sessions, accepted := a.ep.Load()
+	if a.quiet.Load() {
+		a.view.Store(assign.NewView(a.source.Nodes(time.Now())))
+		return
+	}
 	cl.SetReport(cluster.Report{
 		Service:  a.ep.Addr(),
 		Sessions: uint32(sessions),

@@ -1,0 +1,492 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/pion/stun/v3"
+
+	"github.com/usherlb/usher/client"
+	"github.com/usherlb/usher/cluster"
+	"github.com/usherlb/usher/wire"
+)
+
+// testFarm is several agents in this process on loopback, sharing one
+// balancer address in bind mode, with a record of every serving interval.
+type testFarm struct {
+	t      *testing.T
+	vip    netip.AddrPort
+	seed   string
+	agents []*Agent
+
+	mu        sync.Mutex
+	open      map[string]time.Duration
+	intervals []servingInterval
+}
+
+type servingInterval struct {
+	node       string
+	from, upto time.Duration
+}
+
+// freeUDPPort returns a UDP port free on 127.0.0.1 right now.
+func freeUDPPort(t *testing.T) uint16 {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return uint16(c.LocalAddr().(*net.UDPAddr).Port)
+}
+
+// newTestFarm starts n agents with bootstrap_expect voters, adjusted by
+// tweak, and waits until one of them serves.
+func newTestFarm(t *testing.T, n, voters int, tweak func(i int, c *Config)) *testFarm {
+	t.Helper()
+	f := &testFarm{t: t, open: map[string]time.Duration{}}
+	f.vip = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t))
+	for i := range n {
+		c := DevConfig()
+		c.NodeName = fmt.Sprintf("n%d", i+1)
+		c.DataDir = t.TempDir()
+		c.Bind = "127.0.0.1:0"
+		c.SessionAddr = "127.0.0.1:0"
+		c.HTTP = "127.0.0.1:0"
+		c.VIP = f.vip.String()
+		c.BootstrapExpect = voters
+		c.KeepaliveInterval = "100ms"
+		c.DeadAfter = "600ms"
+		if f.seed != "" {
+			c.Join = []string{f.seed}
+		}
+		if tweak != nil {
+			tweak(i, &c)
+		}
+		a, err := New(c, hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.onVIPHook = f.record(c.NodeName)
+		t.Cleanup(func() { a.Close() })
+		f.agents = append(f.agents, a)
+		if f.seed == "" {
+			f.seed = a.cl.Load().GossipAddr().String()
+		}
+	}
+	t.Cleanup(f.checkIntervals)
+	f.leader()
+	return f
+}
+
+// record returns the VIP hook for node: it keeps the serving intervals.
+func (f *testFarm) record(node string) func(bool, uint64, time.Duration) {
+	return func(acquired bool, _ uint64, at time.Duration) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if acquired {
+			f.open[node] = at
+			return
+		}
+		if from, ok := f.open[node]; ok {
+			delete(f.open, node)
+			f.intervals = append(f.intervals, servingInterval{node, from, at})
+		}
+	}
+}
+
+// checkIntervals fails the test if two nodes ever served at once.
+func (f *testFarm) checkIntervals() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	all := append([]servingInterval(nil), f.intervals...)
+	for node, from := range f.open {
+		all = append(all, servingInterval{node, from, 1<<63 - 1})
+	}
+	for i, a := range all {
+		for _, b := range all[i+1:] {
+			if a.node != b.node && a.from < b.upto && b.from < a.upto {
+				f.t.Errorf("%s and %s served at once: %v-%v and %v-%v", a.node, b.node, a.from, a.upto, b.from, b.upto)
+			}
+		}
+	}
+}
+
+// leader waits until exactly one live agent serves, and returns it.
+func (f *testFarm) leader() *Agent {
+	f.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		var serving []*Agent
+		for _, a := range f.agents {
+			if a.closed() {
+				continue
+			}
+			if _, ok := a.serving(); ok && a.resp.Serving() {
+				serving = append(serving, a)
+			}
+		}
+		if len(serving) > 1 {
+			f.t.Fatalf("%d agents serve at once", len(serving))
+		}
+		if len(serving) == 1 {
+			return serving[0]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.t.Fatal("no agent serves within 15s")
+	return nil
+}
+
+// byAddr returns the agent whose session endpoint is addr.
+func (f *testFarm) byAddr(addr netip.AddrPort) *Agent {
+	for _, a := range f.agents {
+		if a.SessionAddr() == addr {
+			return a
+		}
+	}
+	return nil
+}
+
+// viewed waits until the leader's view has every live agent in it, with a
+// report, so assignments can reach them all.
+func (f *testFarm) viewed(want int) {
+	f.t.Helper()
+	waitFor(f.t, func() bool {
+		n := 0
+		for _, node := range f.leader().view.Load().Nodes() {
+			if !node.Suspect {
+				n++
+			}
+		}
+		return n == want
+	})
+}
+
+func dialMany(t *testing.T, vip netip.AddrPort, n int) []*client.Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var out []*client.Session
+	for range n {
+		s, err := client.Dial(ctx, vip, client.Options{Events: 64, RTO: 50 * time.Millisecond, ReprobeBackoff: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestFarmAssignsAcrossNodesAndFailsOver(t *testing.T) {
+	f := newTestFarm(t, 3, 3, nil)
+	f.viewed(3)
+	sessions := dialMany(t, f.vip, 30)
+	per := map[netip.AddrPort]int{}
+	for _, s := range sessions {
+		per[s.Server()]++
+	}
+	if len(per) != 3 {
+		t.Fatalf("30 sessions went to %d servers: %v", len(per), per)
+	}
+	for addr, n := range per {
+		if n < 5 {
+			t.Errorf("server %v got only %d of 30 sessions: %v", addr, n, per)
+		}
+	}
+
+	// Stop the leader: another node takes the balancer address, clients of
+	// the old leader move, and nobody else notices.
+	old := f.leader()
+	oldAddr := old.SessionAddr()
+	start := time.Now()
+	old.Close()
+	next := f.leader()
+	probeUntilAnswered(t, f.vip)
+	t.Logf("takeover after a stop: %v to the first answered probe (%s to %s)", time.Since(start), old.cfg.NodeName, next.cfg.NodeName)
+	for _, s := range sessions {
+		if s.Server() == oldAddr {
+			waitFor(t, func() bool { return s.Server() != oldAddr && s.Stats().Reassignments > 0 })
+		}
+	}
+	for _, s := range sessions {
+		if s.Stats().Reassignments == 0 && s.Stats().Lost > 0 {
+			t.Errorf("a session on %v, which stayed up, lost its server", s.Server())
+		}
+	}
+}
+
+// probeUntilAnswered probes vip until a redirect comes back.
+func probeUntilAnswered(t *testing.T, vip netip.AddrPort) wire.Response {
+	t.Helper()
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(vip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var enc wire.Encoder
+	var dec wire.Decoder
+	buf := make([]byte, 1500)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		p := wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize}
+		fillTx(&p.TxID)
+		pkt, _ := enc.AppendProbe(nil, &p)
+		conn.Write(pkt)
+		conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		n, err := conn.Read(buf)
+		if err != nil {
+			continue
+		}
+		var r wire.Response
+		if dec.DecodeResponse(buf[:n], &r) == nil && r.TxID == p.TxID {
+			return r
+		}
+	}
+	t.Fatal("balancer address silent for 10s")
+	return wire.Response{}
+}
+
+func TestFarmDrainThroughFollower(t *testing.T) {
+	f := newTestFarm(t, 3, 3, nil)
+	f.viewed(3)
+	leader := f.leader()
+	var follower, target *Agent
+	for _, a := range f.agents {
+		if a != leader {
+			if follower == nil {
+				follower = a
+			} else {
+				target = a
+			}
+		}
+	}
+	sessions := dialMany(t, f.vip, 20)
+	// Drain through a follower's API: it forwards to the leader, Raft
+	// replicates it, the drained node tells its clients.
+	req, _ := http.NewRequest(http.MethodPut, "http://"+follower.HTTPAddr()+"/v1/drain?node="+target.cfg.NodeName, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("drain through a follower: %s", resp.Status)
+	}
+	waitFor(t, func() bool { return target.ep.Draining() })
+	for _, s := range sessions {
+		waitFor(t, func() bool { return s.Server() != target.SessionAddr() })
+	}
+	for _, s := range dialMany(t, f.vip, 10) {
+		if s.Server() == target.SessionAddr() {
+			t.Errorf("a new session went to the drained node")
+		}
+	}
+}
+
+func TestFarmExcludesStaleReports(t *testing.T) {
+	f := newTestFarm(t, 3, 3, nil)
+	f.viewed(3)
+	var quiet *Agent
+	for _, a := range f.agents {
+		if a != f.leader() {
+			quiet = a
+			break
+		}
+	}
+	// The node stays a live member but stops reporting its load: after
+	// three publish intervals the leader assigns nothing to it.
+	quiet.quiet.Store(true)
+	time.Sleep(1200 * time.Millisecond)
+	for _, s := range dialMany(t, f.vip, 20) {
+		if s.Server() == quiet.SessionAddr() {
+			t.Fatal("assigned to a node whose load report is stale")
+		}
+	}
+	quiet.quiet.Store(false)
+	f.viewed(3)
+}
+
+func TestFarmLostServerVerification(t *testing.T) {
+	f := newTestFarm(t, 3, 3, nil)
+	f.viewed(3)
+	leader := f.leader()
+	var healthy, doomed *Agent
+	for _, a := range f.agents {
+		if a != leader {
+			if healthy == nil {
+				healthy = a
+			} else {
+				doomed = a
+			}
+		}
+	}
+
+	// A lying client names a healthy server: the leader checks it, keeps
+	// it in service, and sends that client elsewhere.
+	for range 5 {
+		r := probeNaming(t, f.vip, healthy.SessionAddr())
+		if r.Server == healthy.SessionAddr() {
+			t.Fatal("a client was sent back to the server it reported lost")
+		}
+	}
+	waitFor(t, func() bool { return leader.verify.refuted.Load() > 0 })
+	time.Sleep(100 * time.Millisecond)
+	for _, n := range leader.view.Load().Nodes() {
+		if n.Addr == healthy.SessionAddr() && n.Suspect {
+			t.Fatal("a healthy server was excluded on a client's word")
+		}
+	}
+
+	// A dead server named by its clients: the leader confirms the silence
+	// and excludes it, before gossip has said anything.
+	addr := doomed.SessionAddr()
+	doomed.ep.Close()
+	probeNaming(t, f.vip, addr)
+	waitFor(t, func() bool { return leader.verify.confirmed.Load() > 0 })
+	waitFor(t, func() bool {
+		for _, n := range leader.view.Load().Nodes() {
+			if n.Addr == addr {
+				return n.Suspect
+			}
+		}
+		return true
+	})
+	if m := memberStatus(leader, doomed.cfg.NodeName); m != cluster.Alive {
+		t.Logf("note: gossip already said %v", m)
+	}
+	for range 10 {
+		if r := probeUntilAnswered(t, f.vip); r.Server == addr {
+			t.Fatal("assigned to a server confirmed dead")
+		}
+	}
+}
+
+func memberStatus(a *Agent, name string) cluster.MemberStatus {
+	for _, m := range a.cl.Load().Members() {
+		if m.Name == name {
+			return m.Status
+		}
+	}
+	return 0
+}
+
+// probeNaming sends a probe that reports lost as lost and returns the
+// redirect.
+func probeNaming(t *testing.T, vip, lost netip.AddrPort) wire.Response {
+	t.Helper()
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(vip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var enc wire.Encoder
+	var dec wire.Decoder
+	p := wire.Probe{Session: wire.SessionID{2}, LostServer: lost, PadTo: wire.ProbeSize}
+	fillTx(&p.TxID)
+	pkt, _ := enc.AppendProbe(nil, &p)
+	buf := make([]byte, 1500)
+	for range 20 {
+		conn.Write(pkt)
+		conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, err := conn.Read(buf)
+		if err != nil {
+			continue
+		}
+		var r wire.Response
+		if dec.DecodeResponse(buf[:n], &r) == nil && r.TxID == p.TxID {
+			return r
+		}
+	}
+	t.Fatal("no answer to a probe naming a lost server")
+	return wire.Response{}
+}
+
+func TestFarmRespondFromServer(t *testing.T) {
+	f := newTestFarm(t, 3, 3, func(_ int, c *Config) { c.RespondFrom = "server" })
+	f.viewed(3)
+	// Wait until the farm's ticket key reached every node: handoffs are
+	// sealed with it.
+	waitFor(t, func() bool {
+		for _, a := range f.agents {
+			if len(a.cl.Load().State().TicketKey) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(2 * viewInterval)
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var enc wire.Encoder
+	var dec wire.Decoder
+	buf := make([]byte, 1500)
+	seen := map[netip.AddrPort]bool{}
+	for i := range 12 {
+		p := wire.Probe{Session: wire.SessionID{3, byte(i)}, PadTo: wire.ProbeSize}
+		fillTx(&p.TxID)
+		pkt, _ := enc.AppendProbe(nil, &p)
+		conn.WriteToUDPAddrPort(pkt, f.vip)
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r wire.Response
+		if err := dec.DecodeResponse(buf[:n], &r); err != nil || r.TxID != p.TxID || r.Code != stun.CodeTryAlternate {
+			t.Fatalf("answer %v %+v", err, r)
+		}
+		from = unmapAddrPort(from)
+		if from != r.Server {
+			t.Fatalf("the answer naming %v came from %v, not from the server itself", r.Server, from)
+		}
+		if n > len(pkt) {
+			t.Fatalf("answer of %d bytes to a probe of %d", n, len(pkt))
+		}
+		seen[from] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("every answer came from one server: %v", seen)
+	}
+	relayed := uint64(0)
+	for _, a := range f.agents {
+		relayed += a.ep.Stats().Relayed
+	}
+	if relayed != 12 {
+		t.Errorf("%d handoffs relayed, want 12", relayed)
+	}
+}
+
+func TestFarmHandoffFromStrangerIgnored(t *testing.T) {
+	f := newTestFarm(t, 1, 1, nil)
+	a := f.agents[0]
+	// A handoff sealed with a key other than the farm's is not relayed:
+	// nobody else can make a server send datagrams where they like.
+	s := wire.NewSealer([]byte("not the farm key, not the farm ke"))
+	victim := netip.MustParseAddrPort("127.0.0.1:9")
+	ans := []byte{0x01, 0x11, 0, 0}
+	pkt, _ := s.AppendHandoff(nil, &wire.Handoff{Client: victim, Sent: uint32(time.Now().Unix()), Answer: ans})
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(a.SessionAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write(pkt)
+	waitFor(t, func() bool { return a.ep.Stats().Drops["handoff_invalid"] == 1 })
+	if a.ep.Stats().Relayed != 0 {
+		t.Fatal("relayed a handoff from a stranger")
+	}
+}
+
