@@ -71,7 +71,13 @@ type Agent struct {
 // single node is a cluster of one), then starts the HTTP API. The node
 // answers probes only while it leads the cluster and its lease holds. A nil
 // logger discards logs. Close stops it.
-func New(cfg Config, logger hclog.Logger) (_ *Agent, err error) {
+func New(cfg Config, logger hclog.Logger) (*Agent, error) {
+	return newAgent(cfg, logger, nil)
+}
+
+// newAgent is New with a hook told of every change of this node's hold on
+// the balancer address (tests record serving intervals with it).
+func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term uint64, at time.Duration)) (_ *Agent, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
 	}
@@ -85,6 +91,8 @@ func New(cfg Config, logger hclog.Logger) (_ *Agent, err error) {
 		started: time.Now(),
 		stop:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
+
+		onVIPHook: onVIP,
 	}
 	// Until Close takes over, a failure undoes what was started.
 	var undo []func()

@@ -70,11 +70,10 @@ func newTestFarm(t *testing.T, n, voters int, tweak func(i int, c *Config)) *tes
 		if tweak != nil {
 			tweak(i, &c)
 		}
-		a, err := New(c, hclog.NewNullLogger())
+		a, err := newAgent(c, hclog.NewNullLogger(), f.record(c.NodeName))
 		if err != nil {
 			t.Fatal(err)
 		}
-		a.onVIPHook = f.record(c.NodeName)
 		t.Cleanup(func() { a.Close() })
 		f.agents = append(f.agents, a)
 		if f.seed == "" {
@@ -489,4 +488,3 @@ func TestFarmHandoffFromStrangerIgnored(t *testing.T) {
 		t.Fatal("relayed a handoff from a stranger")
 	}
 }
-
