@@ -226,6 +226,9 @@ func (c *Cluster) startRaft() error {
 	// as a non-voter without restarting its agent.
 	rc.ShutdownOnRemove = false
 	rc.Logger = raftLog
+	if err := c.recoverFromPeersFile(dir, rc, logStore, logStore, snaps, trans); err != nil {
+		return err
+	}
 	r, err := raft.NewRaft(rc, c.fsm, logStore, logStore, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)

@@ -45,6 +45,7 @@ type Agent struct {
 	drained                  atomic.Bool // this node's own drain, set through SetDraining
 	verify                   *verifier
 	vipAcquired, vipReleased atomic.Uint64
+	vipEvents                *vipEventLog
 	onVIPHook                func(acquired bool, term uint64, at time.Duration) // tests
 	quiet                    atomic.Bool                                        // tests: stop publishing load reports
 	isClosed                 atomic.Bool
@@ -112,6 +113,12 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 	}
 	if a.tel, err = newTelemetry(); err != nil {
 		return nil, err
+	}
+	if cfg.VIPEvents != "" {
+		if a.vipEvents, err = openVIPEventLog(cfg.VIPEvents, cfg.NodeName); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { a.vipEvents.close() })
 	}
 
 	ep, err := ListenEndpoint(p.SessionAddr, EndpointConfig{
@@ -252,6 +259,9 @@ func (a *Agent) onVIP(acquired bool, term uint64, at time.Duration) {
 	if a.onVIPHook != nil {
 		a.onVIPHook(acquired, term, at)
 	}
+	if a.vipEvents != nil {
+		a.vipEvents.record(acquired, term, at)
+	}
 	if acquired {
 		a.vipAcquired.Add(1)
 		a.log.Info("holding the balancer address", "vip", a.cfg.VIP, "term", term, "mono_ns", int64(at))
@@ -331,6 +341,9 @@ func (a *Agent) Close() error {
 		a.wg.Wait()
 		if a.tmpDir != "" {
 			errs = append(errs, os.RemoveAll(a.tmpDir))
+		}
+		if a.vipEvents != nil {
+			errs = append(errs, a.vipEvents.close())
 		}
 		a.closeErr = errors.Join(errs...)
 		a.log.Info("agent stopped")

@@ -108,6 +108,10 @@ type Config struct {
 	// (the leader hands the probe to the assigned node, which answers from
 	// its own real address).
 	RespondFrom string `hcl:"respond_from,optional"`
+	// VIPEvents, if set, is a file the agent appends a JSON line to each
+	// time it takes or lets go of the balancer address, timed on the host's
+	// monotonic clock (for test harnesses and audits).
+	VIPEvents string `hcl:"vip_events,optional"`
 	// VerifyTimeout is how long the leader waits for a server that a client
 	// reported lost to answer before it excludes that server.
 	VerifyTimeout string `hcl:"verify_timeout,optional"`

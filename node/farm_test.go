@@ -305,7 +305,15 @@ func TestFarmExcludesStaleReports(t *testing.T) {
 	// The node stays a live member but stops reporting its load: after
 	// three publish intervals the leader assigns nothing to it.
 	quiet.quiet.Store(true)
-	time.Sleep(1200 * time.Millisecond)
+	stale := staleReports * cluster.DefaultPublishInterval
+	waitFor(t, func() bool {
+		for _, n := range f.leader().view.Load().Nodes() {
+			if n.ID == quiet.cfg.NodeName {
+				return time.Since(n.ReportedAt) > stale+100*time.Millisecond
+			}
+		}
+		return false
+	})
 	for _, s := range dialMany(t, f.vip, 20) {
 		if s.Server() == quiet.SessionAddr() {
 			t.Fatal("assigned to a node whose load report is stale")

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package node
+
+import "time"
+
+var monotonicBase = time.Now()
+
+// systemMonotonic is a monotonic reading; outside Linux it is only
+// comparable within this process.
+func systemMonotonic() time.Duration { return time.Since(monotonicBase) }

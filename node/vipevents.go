@@ -1,0 +1,59 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/usherlb/usher/cluster"
+)
+
+// vipEventLog appends one JSON line per change of this node's hold on the
+// balancer address to a file (the vip_events key), timed on the host's
+// monotonic clock so that a test harness can lay the logs of every agent
+// side by side and check that no two nodes ever served at once.
+type vipEventLog struct {
+	node   string
+	offset time.Duration // system monotonic minus cluster.Monotonic
+
+	mu sync.Mutex
+	f  *os.File
+}
+
+// vipEvent is one line of the log.
+type vipEvent struct {
+	Node  string `json:"node"`
+	Event string `json:"event"` // "acquire" or "release"
+	Term  uint64 `json:"term"`
+	// MonoNs is the instant serving began or ended, in nanoseconds of the
+	// host's CLOCK_MONOTONIC.
+	MonoNs int64 `json:"mono_ns"`
+}
+
+func openVIPEventLog(path, node string) (*vipEventLog, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("vip_events: %w", err)
+	}
+	return &vipEventLog{node: node, offset: systemMonotonic() - cluster.Monotonic(), f: f}, nil
+}
+
+// record appends one event; at is on cluster.Monotonic's scale.
+func (l *vipEventLog) record(acquired bool, term uint64, at time.Duration) {
+	ev := vipEvent{Node: l.node, Event: "release", Term: term, MonoNs: int64(at + l.offset)}
+	if acquired {
+		ev.Event = "acquire"
+	}
+	b, _ := json.Marshal(ev)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.f.Write(append(b, '\n'))
+}
+
+func (l *vipEventLog) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Close()
+}
