@@ -44,11 +44,11 @@ func (c *Config) keys() []configKey {
 		{"backups", &c.Backups, "how many USHER-BACKUP servers a redirect names (0-4)"},
 		{"log_level", &c.LogLevel, "log level: trace, debug, info, warn or error"},
 		{"log_json", &c.LogJSON, "log JSON lines"},
-		{"profile", &c.Profile, "cluster timer profile: fast, lan or rapid "},
-		{"join", &c.Join, "address of a member to join; repeatable "},
-		{"bootstrap_expect", &c.BootstrapExpect, "voters to wait for before the first election "},
-		{"label", &c.Label, "cluster label "},
-		{"encrypt_key", &c.EncryptKey, "base64 gossip encryption key "},
+		{"profile", &c.Profile, "cluster timer profile: fast, lan or rapid"},
+		{"join", &c.Join, "address of a member to join; repeatable"},
+		{"bootstrap_expect", &c.BootstrapExpect, "voters to wait for before the first election"},
+		{"label", &c.Label, "cluster label"},
+		{"encrypt_key", &c.EncryptKey, "base64 gossip encryption key"},
 		{"respond_from", &c.RespondFrom, "who answers probes: leader, or server (the assigned node answers from its own address)"},
 		{"vip_events", &c.VIPEvents, "file to append a JSON line to at each take-over and release of the balancer address"},
 		{"verify_timeout", &c.VerifyTimeout, "how long a server a client reported lost may stay silent before the leader excludes it"},
@@ -175,7 +175,7 @@ func (f *listFlag) String() string {
 	if f.p == nil {
 		return ""
 	}
-	return strings.Join(*f.p, ",")
+	return strings.Join(*f.p,",")
 }
 
 func (f *listFlag) Set(s string) error {
