@@ -493,7 +493,11 @@ func (a *Agent) SetDraining(on bool) {
 // node that does not lead it fails with an error wrapping
 // cluster.ErrNotLeader (see LeaderAPI).
 func (a *Agent) DrainNode(node string, on bool) error {
-	return a.cl.Load().SetDrain(node, on)
+	if err := a.cl.Load().SetDrain(node, on); err != nil {
+		return err
+	}
+	a.wakeView()
+	return nil
 }
 
 // LeaderAPI returns the HTTP API address of the current leader as gossiped,

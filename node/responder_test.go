@@ -80,12 +80,16 @@ func TestResponderBackupsAndLostServer(t *testing.T) {
 			}
 		}
 	}
-	// The only server, reported lost by the client, is still assigned: the
-	// client's word alone evicts no one.
+	// A client is never sent back to the server it reported lost, even when
+	// that is the only one: it gets no answer and tries again (or its
+	// backups) while the leader checks the server. Other clients still get it.
 	solo := testResponder(clk, Solo, server1)
-	out, why := solo.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{5}, LostServer: server1, PadTo: wire.ProbeSize}), clientA)
+	if _, why := solo.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{5}, LostServer: server1, PadTo: wire.ProbeSize}), clientA); why != dropNoServer {
+		t.Errorf("the only server, reported lost: %v, want no_server", why)
+	}
+	out, why := solo.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{6}, PadTo: wire.ProbeSize}), clientB)
 	if why != dropNone || decode(t, out).Server != server1 {
-		t.Errorf("solo lost-server probe: %v", why)
+		t.Errorf("another client: %v", why)
 	}
 }
 
