@@ -7,7 +7,7 @@
 //	usher probe [-json] ADDR     ask a balancer address for an assignment
 //	usher validate FILE          check a configuration file
 //	usher version                print the version
-//	usher demo                   an agent and a few hundred clients in one process
+//	usher demo                   a five-agent farm on loopback and a few hundred clients; kills the leader and a server
 //
 // The version is set at build time with -ldflags "-X main.version=v1.2.3"
 // (the Makefile does this) and reported by `usher version` and the agent's

@@ -172,15 +172,3 @@ func TestAgentCommand(t *testing.T) {
 		t.Errorf("bad file: exit %d, %q", code, e)
 	}
 }
-
-func TestDemo(t *testing.T) {
-	code, out, errOut := runArgs(context.Background(), "demo", "-clients", "20", "-duration", "1200ms", "-vip", "127.0.0.1:0")
-	if code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
-	}
-	for _, want := range []string{"sessions assigned    20 of 20", "keepalives", "agent load"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs the whole demo, five agent processes of a freshly built
+// binary and 30 clients, with short acts, and checks that it ends with a
+// summary that reports no disturbed session.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five agent processes; skipped with -short")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is not in PATH: cannot build the usher binary for the agents")
+	}
+	bin := filepath.Join(t.TempDir(), "usher")
+	build := exec.Command(gobin, "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	defer func(fixed bool) { demoFixedPorts = fixed }(demoFixedPorts)
+	demoFixedPorts = false // leave the well-known ports to a real farm
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	start := time.Now()
+	code, out, errOut := runArgs(ctx, "demo", "-clients", "30", "-phase", "3s", "-bin", bin, "-v")
+	t.Logf("demo ran for %v", time.Since(start).Round(time.Millisecond))
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	wants := []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^summary$`),
+		regexp.MustCompile(`clients\s+30 dialed in .* \(0 failed\)`),
+		regexp.MustCompile(`leader failover\s+n\d killed; n\d answers at the VIP \S+ later`),
+		regexp.MustCompile(`reassignment\s+n\d \(leader\): `),
+		regexp.MustCompile(`disturbed sessions\s+0 on servers that stayed up`),
+		regexp.MustCompile(`load\s+max \d+, mean 10\.0 on 3 live servers`),
+	}
+	for _, re := range wants {
+		if !re.MatchString(out) {
+			t.Errorf("output does not match %q:\n%s", re, out)
+		}
+	}
+	if n := strings.Count(out, "SIGKILL"); n != 2 {
+		t.Errorf("%d kills reported, want 2:\n%s", n, out)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	ms := func(ns ...int) []time.Duration {
+		var ds []time.Duration
+		for _, n := range ns {
+			ds = append(ds, time.Duration(n)*time.Millisecond)
+		}
+		return ds
+	}
+	tests := []struct {
+		in   []time.Duration
+		q    float64
+		want time.Duration
+	}{
+		{ms(5), 0.5, 5 * time.Millisecond},
+		{ms(3, 1, 2), 0.5, 2 * time.Millisecond},
+		{ms(4, 1, 3, 2), 0.5, 2 * time.Millisecond},
+		{ms(4, 1, 3, 2), 1, 4 * time.Millisecond},
+		{ms(4, 1, 3, 2), 0, 1 * time.Millisecond},
+		{ms(10, 20, 30, 40, 50, 60, 70, 80, 90, 100), 0.9, 90 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := percentile(tt.in, tt.q); got != tt.want {
+			t.Errorf("percentile(%v, %v) = %v, want %v", tt.in, tt.q, got, tt.want)
+		}
+	}
+}
