@@ -14,16 +14,31 @@
 //     It redirects each probe with a 300 Try Alternate naming the server
 //     its assign.Assigner picks, with a ticket, the keepalive timers, the
 //     leadership term and backups as room permits.
-//   - the load view: a [ViewSource] read every 250 ms into an immutable
-//     assign.View published through an atomic pointer. A single node's
-//     source is its own endpoint; a cluster's is the gossiped members.
-//   - the VIP holder, by vip_mode: "bind" binds the balancer address (it
-//     must already be routed to the host, as 127.0.0.0/8 is on Linux);
-//     "netlink" adds it to an interface and announces it; "script" runs the
-//     operator's commands. A single node leads itself and takes the VIP at
-//     start, in term 1.
-//   - metrics (go-metrics, exported to Prometheus at /metrics) and the HTTP
-//     API (/v1/status, /v1/view, /v1/sessions, /v1/drain, /v1/health).
+//   - the cluster (package cluster): gossip membership, Raft leadership and
+//     the one goroutine that takes and lets go of the balancer address. A
+//     single node is a cluster of one (bootstrap_expect 1). The agent reports
+//     its load to the cluster every 250 ms; the cluster says, lock-free, whether
+//     this node may answer probes now and in which term.
+//   - the load view: every 250 ms, and whenever membership changes, the
+//     gossiped members ([ViewSource]), with the farm's agreed drains and
+//     capacity overrides, become an immutable assign.View published through an
+//     atomic pointer. Members that are not alive, or that a client reported
+//     lost and the leader's own check found silent, are marked suspect.
+//   - the lost-server verifier: a probe naming USHER-LOST-SERVER makes the
+//     leader check that server's session endpoint itself; only a server that
+//     stays silent for verify_timeout is excluded.
+//   - the VIP holder, by vip_mode, behind the cluster's VIP interface: "bind"
+//     binds the balancer address (it must already be routed to the host, as
+//     127.0.0.0/8 is on Linux); "netlink" adds it to an interface and
+//     announces it; "script" runs the operator's commands.
+//   - metrics (go-metrics, exported to Prometheus at /metrics, with the
+//     cluster's, Raft's and memberlist's) and the HTTP API (/v1/status,
+//     /v1/members, /v1/view, /v1/sessions, /v1/drain, /v1/leave, /v1/health).
+//
+// With respond_from = "server" the leader does not answer a probe itself: it
+// seals the finished answer in a handoff (wire.Handoff, MACed with the farm's
+// key) to the assigned server's session endpoint, which sends it to the
+// client from its own address, proving it is alive and reachable.
 //
 // # Goroutines and ownership
 //
@@ -36,9 +51,10 @@
 // Assigner, decoder, encoder and ticketer, so the probe path takes no lock
 // and, in steady state, allocates nothing. It learns of new views by
 // comparing the atomic pointer with the one it installed last, and asks a
-// [ServingFunc] before every answer whether the node may answer (a single
-// node always may, in term 1). The agent runs the view loop and the HTTP
-// server. Close stops every goroutine and closes every socket.
+// [ServingFunc] (the cluster's, reading only atomics) before every answer
+// whether the node may answer. The agent runs the view loop, the verifier
+// and the HTTP server. Close leaves the cluster, stops every goroutine and
+// closes every socket.
 //
 // # Size rule and drops
 //
@@ -48,7 +64,7 @@
 // A datagram that cannot be answered within those rules, or is malformed,
 // is dropped and counted by reason (not_stun, not_request, method,
 // attribute, fingerprint, too_large, no_server, not_leader,
-// unknown_service); the packet paths count with atomics, and the counts
+// unknown_service, handoff_invalid, handoff_stale); the packet paths count with atomics, and the counts
 // reach go-metrics when metrics are exported.
 //
 // # Configuration
