@@ -175,7 +175,7 @@ func (f *listFlag) String() string {
 	if f.p == nil {
 		return ""
 	}
-	return strings.Join(*f.p,",")
+	return strings.Join(*f.p, ",")
 }
 
 func (f *listFlag) Set(s string) error {

@@ -226,32 +226,7 @@ func TestFarmAssignsAcrossNodesAndFailsOver(t *testing.T) {
 // probeUntilAnswered probes vip until a redirect comes back.
 func probeUntilAnswered(t *testing.T, vip netip.AddrPort) wire.Response {
 	t.Helper()
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(vip))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var enc wire.Encoder
-	var dec wire.Decoder
-	buf := make([]byte, 1500)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		p := wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize}
-		fillTx(&p.TxID)
-		pkt, _ := enc.AppendProbe(nil, &p)
-		conn.Write(pkt)
-		conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		n, err := conn.Read(buf)
-		if err != nil {
-			continue
-		}
-		var r wire.Response
-		if dec.DecodeResponse(buf[:n], &r) == nil && r.TxID == p.TxID {
-			return r
-		}
-	}
-	t.Fatal("balancer address silent for 10s")
-	return wire.Response{}
+	return probeNaming(t, vip, netip.AddrPort{})
 }
 
 func TestFarmDrainThroughFollower(t *testing.T) {
@@ -387,8 +362,8 @@ func memberStatus(a *Agent, name string) cluster.MemberStatus {
 	return 0
 }
 
-// probeNaming sends a probe that reports lost as lost and returns the
-// redirect.
+// probeNaming probes vip, reporting lost as lost unless it is zero, with a
+// fresh transaction each time, until a redirect comes back (10 s at most).
 func probeNaming(t *testing.T, vip, lost netip.AddrPort) wire.Response {
 	t.Helper()
 	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(vip))
@@ -398,13 +373,13 @@ func probeNaming(t *testing.T, vip, lost netip.AddrPort) wire.Response {
 	defer conn.Close()
 	var enc wire.Encoder
 	var dec wire.Decoder
-	p := wire.Probe{Session: wire.SessionID{2}, LostServer: lost, PadTo: wire.ProbeSize}
-	fillTx(&p.TxID)
-	pkt, _ := enc.AppendProbe(nil, &p)
 	buf := make([]byte, 1500)
-	for range 20 {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		p := wire.Probe{Session: wire.SessionID{2}, LostServer: lost, PadTo: wire.ProbeSize}
+		fillTx(&p.TxID)
+		pkt, _ := enc.AppendProbe(nil, &p)
 		conn.Write(pkt)
-		conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		n, err := conn.Read(buf)
 		if err != nil {
 			continue
@@ -414,7 +389,7 @@ func probeNaming(t *testing.T, vip, lost netip.AddrPort) wire.Response {
 			return r
 		}
 	}
-	t.Fatal("no answer to a probe naming a lost server")
+	t.Fatal("balancer address silent for 10s")
 	return wire.Response{}
 }
 
