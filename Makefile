@@ -9,7 +9,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/usher
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz lint demo clean
+.PHONY: all build test unit fuzz lint demo bench chaos clean
 
 all: lint build test
 
@@ -41,6 +41,12 @@ lint:
 
 demo: build
 	./$(BIN) demo
+
+# bench measures the probe path and session setups against baselines in one
+# run and writes BENCHMARKS.md and docs/bench/*.png (about 5 minutes; it
+# installs nginx's stream module from Debian's packages when missing).
+bench: build
+	./$(BIN) bench
 
 clean:
 	rm -rf bin

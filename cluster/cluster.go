@@ -60,6 +60,9 @@ type Cluster struct {
 	joined            atomic.Bool
 	leadershipChanges atomic.Uint64
 
+	// renewals tracks the lease renewal in flight (see startRenewal).
+	renewals sync.WaitGroup
+
 	updates chan struct{}
 	wake    chan struct{}
 	stop    chan struct{}
@@ -397,6 +400,9 @@ func (c *Cluster) Shutdown() error {
 func (c *Cluster) shutdown() error {
 	close(c.stop)
 	<-c.vip.done
+	// A barrier still queued when raft shuts down is never answered, so the
+	// renewal in flight must end while raft still runs.
+	c.renewals.Wait()
 	c.raft.DeregisterObserver(c.observer)
 	var errs []error
 	if err := c.raft.Shutdown().Error(); err != nil {

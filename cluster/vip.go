@@ -141,9 +141,9 @@ func (c *Cluster) runVIPOwner() {
 func (c *Cluster) startRenewal(results chan<- renewal) {
 	term := c.raft.CurrentTerm()
 	start := Monotonic()
-	c.wg.Add(1)
+	c.renewals.Add(1)
 	go func() {
-		defer c.wg.Done()
+		defer c.renewals.Done()
 		err := c.raft.Barrier(c.timing.RaftLease).Error()
 		results <- renewal{term: term, start: start, err: err}
 	}()

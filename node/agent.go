@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -155,6 +156,8 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 		StockAmplification: cfg.StockAmplification,
 		Backups:            cfg.Backups,
 		Handoff:            cfg.RespondFrom == "server",
+		Sockets:            probeSockets(cfg.ProbeSockets),
+		Batch:              cfg.ProbeBatch,
 		LostServer:         a.verify.report,
 		Logger:             logger.Named("responder"),
 	})
@@ -227,6 +230,14 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 		"session_addr", ep.Addr(), "gossip", cl.GossipAddr(), "raft", cl.RaftAddr(),
 		"http", a.HTTPAddr(), "profile", cfg.Profile, "version", Version)
 	return a, nil
+}
+
+// probeSockets is the number of probe sockets for the probe_sockets key.
+func probeSockets(n int) int {
+	if n == 0 {
+		return runtime.NumCPU()
+	}
+	return n
 }
 
 // verifyRecheck is how often the leader checks again a server it excluded.

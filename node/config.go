@@ -112,6 +112,12 @@ type Config struct {
 	// time it takes or lets go of the balancer address, timed on the host's
 	// monotonic clock (for test harnesses and audits).
 	VIPEvents string `hcl:"vip_events,optional"`
+	// ProbeSockets is how many SO_REUSEPORT sockets answer probes on the
+	// balancer address, each with its own goroutine (0: one per CPU).
+	ProbeSockets int `hcl:"probe_sockets,optional"`
+	// ProbeBatch reads and answers probes in batches (recvmmsg/sendmmsg,
+	// Linux only), never waiting to fill one.
+	ProbeBatch bool `hcl:"probe_batch,optional"`
 	// VerifyTimeout is how long the leader waits for a server that a client
 	// reported lost to answer before it excludes that server.
 	VerifyTimeout string `hcl:"verify_timeout,optional"`
@@ -176,6 +182,7 @@ func DefaultConfig() Config {
 		BootstrapExpect:    1,
 		Voter:              true,
 		VerifyTimeout:      "500ms",
+		ProbeSockets:       1,
 		RespondFrom:        "leader",
 	}
 }
@@ -355,6 +362,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StockAmplification < 1 {
 		bad("stock_amplification", strconv.Itoa(c.StockAmplification), "must be at least 1")
+	}
+	if c.ProbeSockets < 0 || c.ProbeSockets > 64 {
+		bad("probe_sockets", strconv.Itoa(c.ProbeSockets), "must be between 0 (one per CPU) and 64")
 	}
 	if c.Backups < 0 || c.Backups > 4 {
 		bad("backups", strconv.Itoa(c.Backups), "must be between 0 and 4")

@@ -59,6 +59,25 @@ type ResponderConfig struct {
 	Rand *rand.Rand
 	// Logger is the responder's logger; nil discards logs.
 	Logger hclog.Logger
+
+	// Sockets is how many sockets serve the balancer address, each with
+	// its own goroutine and per-probe state: Serve adds Sockets-1
+	// SO_REUSEPORT siblings bound to the same address as the socket it is
+	// given, and the kernel spreads clients across them by address. Zero
+	// or one means the one socket; where SO_REUSEPORT is missing the
+	// responder serves the one socket and logs why. Siblings share nothing
+	// on the probe path but the view pointer, so each keeps its own
+	// pending-assignment ledger; Serving, LostServer and Now are then
+	// called from several goroutines at once.
+	//
+	// In vip_mode bind the siblings weaken the bind fence: another process
+	// of the same user that also asks for SO_REUSEPORT can then bind the
+	// address too.
+	Sockets int
+	// Batch reads and answers probes in batches (recvmmsg and sendmmsg on
+	// Linux; elsewhere it is ignored). A batch is whatever the socket holds
+	// when the goroutine wakes, up to a bound: it never waits for more.
+	Batch bool
 }
 
 // ResponderStats counts what a Responder did.
@@ -84,15 +103,32 @@ type Responder struct {
 	cfg ResponderConfig
 	log hclog.Logger
 
-	mu    sync.Mutex
-	conn  *net.UDPConn  // the socket being served; nil when not serving
-	stop  chan struct{} // closed by Stop to end the serving goroutine
-	done  chan struct{} // closed by the serving goroutine as it ends
-	owned *net.UDPConn  // the socket Listen opened, closed by Close
+	mu       sync.Mutex
+	conn     *net.UDPConn   // the socket being served; nil when not serving
+	siblings []*net.UDPConn // SO_REUSEPORT sockets Serve opened; Stop closes them
+	stop     chan struct{}  // closed by Stop to end the serving goroutines
+	wg       sync.WaitGroup // the serving goroutines
+	owned    *net.UDPConn   // the socket Listen opened, closed by Close
+	key      []byte         // the newest ticket key, for new probers
+
+	// prober serves the first socket (and a test calling answer);
+	// more[i] serves sibling i. They outlive Serve and Stop, so their
+	// counts add up over the responder's life.
+	prober
+	more []*prober
+}
+
+// prober is the state of one serving goroutine: everything the per-probe
+// decision touches, and the counts of what it did, so that goroutines on
+// sibling sockets share nothing but the view pointer.
+type prober struct {
+	r *Responder
 
 	// Owned by the serving goroutine (one at a time), or by a test calling
 	// answer directly.
 	asg       *assign.Assigner
+	rng       *rand.Rand
+	term      uint64 // the term asg was made for
 	installed *assign.View
 	dec       wire.Decoder
 	enc       wire.Encoder
@@ -131,18 +167,37 @@ func NewResponder(cfg ResponderConfig) *Responder {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &Responder{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		asg:      assign.New(cfg.Assign, cfg.Now, cfg.Rand),
-		keys:     newTicketKeys(cfg.TicketKey),
-		ticket:   make([]byte, 0, wire.MaxTicketLen),
-		backups:  make([]netip.AddrPort, 0, wire.MaxBackups),
-		scratch:  make([]byte, 0, maxDatagram),
-		assigned: make(map[string]uint64),
-
-		assignedCopy: make(map[string]uint64),
+	r := &Responder{
+		cfg: cfg,
+		log: cfg.Logger,
+		key: cfg.TicketKey,
 	}
+	r.prober.init(r, cfg.Rand)
+	return r
+}
+
+// init prepares p to serve for r, picking servers with rng.
+func (p *prober) init(r *Responder, rng *rand.Rand) {
+	p.r = r
+	p.keys = newTicketKeys(r.key)
+	p.rng = rng
+	p.asg = assign.New(r.cfg.Assign, r.cfg.Now, rng)
+	p.ticket = make([]byte, 0, wire.MaxTicketLen)
+	p.backups = make([]netip.AddrPort, 0, wire.MaxBackups)
+	p.scratch = make([]byte, 0, maxDatagram)
+	p.assigned = make(map[string]uint64)
+	p.assignedCopy = make(map[string]uint64)
+}
+
+// probers returns the probers for n sockets, making any missing ones. It
+// is called with r.mu held and no goroutine serving.
+func (r *Responder) probers(n int) []*prober {
+	for len(r.more) < n-1 {
+		p := new(prober)
+		p.init(r, rand.New(rand.NewPCG(r.cfg.Rand.Uint64(), r.cfg.Rand.Uint64())))
+		r.more = append(r.more, p)
+	}
+	return append([]*prober{&r.prober}, r.more[:n-1]...)
 }
 
 // Listen opens a UDP socket on addr and serves it. The responder owns that
@@ -166,15 +221,35 @@ func (r *Responder) Listen(addr netip.AddrPort) error {
 // Serve starts answering probes on conn in a new goroutine and returns. If
 // the responder was serving another socket, it stops that first. conn stays
 // the caller's: Stop does not close it, and if the caller closes it the
-// goroutine ends by itself.
+// goroutine ends by itself. With Sockets > 1, Serve also opens the
+// SO_REUSEPORT siblings (and Stop closes them).
 func (r *Responder) Serve(conn *net.UDPConn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stopLocked()
+	conns := []*net.UDPConn{conn}
+	if r.cfg.Sockets > 1 {
+		sib, err := listenSiblings(conn, r.cfg.Sockets-1)
+		if err != nil {
+			r.log.Warn("answering on one socket only", "error", err)
+		}
+		r.siblings = sib
+		conns = append(conns, sib...)
+	}
 	r.conn = conn
-	r.stop, r.done = make(chan struct{}), make(chan struct{})
-	go r.serve(conn, r.stop, r.done)
-	r.log.Info("answering probes", "addr", conn.LocalAddr())
+	r.stop = make(chan struct{})
+	for i, p := range r.probers(len(conns)) {
+		r.wg.Add(1)
+		go func(c *net.UDPConn, stop <-chan struct{}) {
+			defer r.wg.Done()
+			if r.cfg.Batch {
+				p.serveBatch(c, stop)
+			} else {
+				p.serve(c, stop)
+			}
+		}(conns[i], r.stop)
+	}
+	r.log.Info("answering probes", "addr", conn.LocalAddr(), "sockets", len(conns), "batch", r.cfg.Batch)
 }
 
 // Stop stops answering probes and waits for the serving goroutine to end.
@@ -192,12 +267,18 @@ func (r *Responder) stopLocked() {
 		return
 	}
 	close(r.stop)
-	// A deadline in the past wakes the goroutine from its read.
+	// A deadline in the past wakes the goroutines from their reads.
 	r.conn.SetReadDeadline(time.Unix(1, 0))
-	<-r.done
+	for _, c := range r.siblings {
+		c.SetReadDeadline(time.Unix(1, 0))
+	}
+	r.wg.Wait()
 	r.conn.SetReadDeadline(time.Time{})
+	for _, c := range r.siblings {
+		c.Close()
+	}
 	r.log.Info("stopped answering probes", "addr", r.conn.LocalAddr())
-	r.conn, r.stop, r.done = nil, nil, nil
+	r.conn, r.siblings, r.stop = nil, nil, nil
 }
 
 // Close stops the responder and closes the socket Listen opened, if any. It
@@ -232,15 +313,25 @@ func (r *Responder) Serving() bool {
 	return r.conn != nil
 }
 
-// Stats returns the responder's counters.
+// Stats returns the responder's counters, summed over its sockets.
 func (r *Responder) Stats() ResponderStats {
-	return ResponderStats{Answered: r.answered.Load(), Drops: r.drops.snapshot()}
+	r.mu.Lock()
+	ps := append([]*prober{&r.prober}, r.more...)
+	r.mu.Unlock()
+	st := ResponderStats{Drops: make(map[string]uint64)}
+	for _, p := range ps {
+		st.Answered += p.answered.Load()
+		for k, n := range p.drops.snapshot() {
+			st.Drops[k] += n
+		}
+	}
+	return st
 }
 
-// serve is the goroutine that reads and answers probes on conn until stop
-// is closed or conn is.
-func (r *Responder) serve(conn *net.UDPConn, stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
+// serve is the goroutine that reads and answers probes on conn, one at a
+// time, until stop is closed or conn is.
+func (p *prober) serve(conn *net.UDPConn, stop <-chan struct{}) {
+	r := p.r
 	buf := make([]byte, maxDatagram)
 	out := make([]byte, 0, maxDatagram)
 	for {
@@ -258,54 +349,65 @@ func (r *Responder) serve(conn *net.UDPConn, stop <-chan struct{}, done chan<- s
 			continue
 		}
 		from = unmapAddrPort(from)
-		ans, to, why := r.respond(out[:0], buf[:n], from)
+		ans, to, why := p.respond(out[:0], buf[:n], from)
 		if why != dropNone {
-			r.drops.add(why)
+			p.drops.add(why)
 			continue
 		}
 		if _, err := conn.WriteToUDPAddrPort(ans, to); err != nil {
-			r.drops.add(dropWriteError)
+			p.drops.add(dropWriteError)
 			continue
 		}
-		r.answered.Add(1)
+		p.answered.Add(1)
 	}
 }
 
 // respond decides what to send for the probe pkt from from, and where: the
 // redirect itself, to the client, or, when the assigned server answers
 // (Handoff), the redirect sealed in a handoff, to that server.
-func (r *Responder) respond(dst, pkt []byte, from netip.AddrPort) ([]byte, netip.AddrPort, dropReason) {
+func (p *prober) respond(dst, pkt []byte, from netip.AddrPort) ([]byte, netip.AddrPort, dropReason) {
+	r := p.r
 	if !r.cfg.Handoff {
-		out, why := r.answer(dst, pkt, from)
+		out, why := p.answer(dst, pkt, from)
 		return out, from, why
 	}
-	ans, why := r.answer(r.scratch[:0], pkt, from)
+	ans, why := p.answer(p.scratch[:0], pkt, from)
 	if why != dropNone {
 		return dst, from, why
 	}
 	h := wire.Handoff{Client: from, Sent: uint32(r.cfg.Now().Unix()), Answer: ans}
-	out, err := r.keys.sealer().AppendHandoff(dst, &h)
+	out, err := p.keys.sealer().AppendHandoff(dst, &h)
 	if err != nil {
 		return dst, from, dropTooLarge
 	}
-	return out, r.redirect.Server, dropNone
+	return out, p.redirect.Server, dropNone
 }
 
 // Assigned returns how many sessions this responder assigned to each node,
-// as of its last view change.
+// as of each socket's last view change.
 func (r *Responder) Assigned() map[string]uint64 {
-	r.assignedMu.Lock()
-	defer r.assignedMu.Unlock()
-	return maps.Clone(r.assignedCopy)
+	r.mu.Lock()
+	ps := append([]*prober{&r.prober}, r.more...)
+	r.mu.Unlock()
+	m := make(map[string]uint64)
+	for _, p := range ps {
+		p.assignedMu.Lock()
+		for k, n := range p.assignedCopy {
+			m[k] += n
+		}
+		p.assignedMu.Unlock()
+	}
+	return m
 }
 
 // answer decides the redirect for the probe pkt from the client at from and
 // appends it to dst, or says why there is none. It is the whole per-probe
 // decision and does not allocate in steady state. Only one goroutine at a
 // time may call it.
-func (r *Responder) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropReason) {
-	req := &r.req
-	if err := r.dec.DecodeRequest(pkt, req); err != nil {
+func (p *prober) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropReason) {
+	r := p.r
+	req := &p.req
+	if err := p.dec.DecodeRequest(pkt, req); err != nil {
 		return dst, decodeDrop(err)
 	}
 	if len(req.Service) != 0 && string(req.Service) != "default" {
@@ -315,39 +417,47 @@ func (r *Responder) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropRe
 	if !ok {
 		return dst, dropNotLeader
 	}
-	if v := r.cfg.View.Load(); v != r.installed {
-		r.asg.SetView(v)
-		r.installed = v
-		r.assignedMu.Lock()
-		maps.Copy(r.assignedCopy, r.assigned)
-		r.assignedMu.Unlock()
+	if term != p.term {
+		// A new term is a new leader's ledger: this node does not know
+		// what was assigned under the last term, so it starts cold (p2c
+		// until its view has caught up; see assign.Config) rather than
+		// trusting counts it never made.
+		if p.term != 0 {
+			p.asg = assign.New(r.cfg.Assign, r.cfg.Now, p.rng)
+			p.installed = nil
+		}
+		p.term = term
+	}
+	if v := r.cfg.View.Load(); v != p.installed {
+		p.asg.SetView(v)
+		p.installed = v
+		p.assignedMu.Lock()
+		maps.Copy(p.assignedCopy, p.assigned)
+		p.assignedMu.Unlock()
 	}
 	if req.LostServer.IsValid() && r.cfg.LostServer != nil {
 		r.cfg.LostServer(req.LostServer)
 	}
-	n, err := r.asg.Pick(assign.SessionID(req.Session), req.LostServer)
-	if err != nil && req.LostServer.IsValid() {
-		// The client's word alone does not take a server out of service:
-		// if the one it lost is the only one left, it gets it again.
-		n, err = r.asg.Pick(assign.SessionID(req.Session), netip.AddrPort{})
-	}
+	// Pick never hands a client the server it reported lost; whether other
+	// clients still get that server is the verifier's call, not this one's.
+	n, err := p.asg.Pick(assign.SessionID(req.Session), req.LostServer)
 	if err != nil {
 		return dst, dropNoServer
 	}
-	r.assigned[n.ID]++
-	rd := &r.redirect
+	p.assigned[n.ID]++
+	rd := &p.redirect
 	*rd = wire.Redirect{Server: n.Addr, Term: term}
 	if req.HasSession {
 		expiry := r.cfg.Now().Add(r.cfg.TicketTTL).Unix()
-		r.ticket = r.keys.ticketer().Append(r.ticket[:0], req.Session, from, n.Addr, uint32(expiry))
-		rd.Ticket = r.ticket
+		p.ticket = p.keys.ticketer().Append(p.ticket[:0], req.Session, from, n.Addr, uint32(expiry))
+		rd.Ticket = p.ticket
 		rd.Interval, rd.DeadAfter = r.cfg.KeepaliveInterval, r.cfg.DeadAfter
 		if r.cfg.Backups > 0 {
-			r.backups = r.asg.Backups(r.backups[:0], r.cfg.Backups, n.Addr)
-			rd.Backups = r.backups
+			p.backups = p.asg.Backups(p.backups[:0], r.cfg.Backups, n.Addr)
+			rd.Backups = p.backups
 		}
 	}
-	out, err := r.enc.AppendRedirect(dst, req, rd, wire.Limit(req, r.cfg.StockAmplification))
+	out, err := p.enc.AppendRedirect(dst, req, rd, wire.Limit(req, r.cfg.StockAmplification))
 	if err != nil {
 		return dst, dropTooLarge
 	}
@@ -356,4 +466,12 @@ func (r *Responder) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropRe
 
 // SetTicketKey replaces the key tickets are issued with, from the next
 // probe on. It is safe from any goroutine.
-func (r *Responder) SetTicketKey(key []byte) { r.keys.set(key) }
+func (r *Responder) SetTicketKey(key []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.key = append([]byte(nil), key...)
+	r.prober.keys.set(key)
+	for _, p := range r.more {
+		p.keys.set(key)
+	}
+}

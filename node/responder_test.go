@@ -328,3 +328,31 @@ func BenchmarkResponderAnswer(b *testing.B) {
 		}
 	}
 }
+
+// A new term starts a new ledger: the pending assignments of the last term,
+// which this node may not have made, are not carried over.
+func TestResponderNewTermStartsColdLedger(t *testing.T) {
+	clk := newFakeClock()
+	var term atomic.Uint64
+	term.Store(5)
+	r := testResponder(clk, func() (uint64, bool) { return term.Load(), true }, server1)
+	for i := range 3 {
+		if _, why := r.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{byte(i)}, PadTo: wire.ProbeSize}), clientA); why != dropNone {
+			t.Fatal(why)
+		}
+	}
+	if n := r.asg.Pending("a"); n != 3 {
+		t.Fatalf("pending %d after three assignments, want 3", n)
+	}
+	term.Store(6)
+	out, why := r.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{9}, PadTo: wire.ProbeSize}), clientA)
+	if why != dropNone {
+		t.Fatal(why)
+	}
+	if got := decode(t, out).Term; got != 6 {
+		t.Errorf("answer in term %d, want 6", got)
+	}
+	if n := r.asg.Pending("a"); n != 1 {
+		t.Errorf("pending %d after the new term's first assignment, want 1", n)
+	}
+}

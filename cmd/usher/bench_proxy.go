@@ -1,0 +1,518 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/usherlb/usher/node"
+	"github.com/usherlb/usher/wire"
+)
+
+// Part 2: the same client sessions through an in-path proxy (nginx's UDP
+// stream module, least_conn) and through Usher's redirect, to the same
+// session servers (Usher's own endpoints, in this process).
+const (
+	balNginx = "nginx"
+	balUsher = "usher"
+
+	proxyServers  = 3
+	proxyInterval = 100 * time.Millisecond // between keepalives of one session
+	proxySetupPar = 64                     // sessions set up at once
+)
+
+// proxyBalancers lists the balancers in report order.
+var proxyBalancers = []string{balNginx, balUsher}
+
+// proxyFigures are part 2's measurements, by balancer.
+type proxyFigures struct {
+	sessions  int
+	nginx     string            // nginx -v
+	install   string            // how nginx got here
+	setupRate map[string]spread // sessions set up per second
+	cpuPerM   map[string]spread // balancer CPU seconds per million session packets
+	survived  map[string]spread // share of sessions still answered after the balancer's SIGKILL
+	setupP50  map[string]spread // setup latency, ms
+}
+
+// benchProxy runs part 2: nginx's stream proxy and Usher's redirect,
+// interleaved, each repeat: set up the sessions, run them for a while
+// measuring the balancer's CPU, then SIGKILL the balancer and see which
+// sessions are still answered.
+func benchProxy(ctx context.Context, o benchOpts) (*proxyFigures, error) {
+	pf := &proxyFigures{sessions: 3000, setupRate: map[string]spread{}, cpuPerM: map[string]spread{},
+		survived: map[string]spread{}, setupP50: map[string]spread{}}
+	if o.quick {
+		pf.sessions = 1000
+	}
+	var err error
+	if pf.install, err = ensureNginx(ctx, o); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command(nginxBin, "-v").CombinedOutput(); err == nil {
+		pf.nginx = strings.TrimSpace(string(out))
+	}
+	var servers []*node.Endpoint
+	var addrs []netip.AddrPort
+	defer func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}()
+	for range proxyServers {
+		ep, err := node.ListenEndpoint(netip.MustParseAddrPort("127.0.0.1:0"), node.EndpointConfig{
+			SessionTTL: time.Minute, StockAmplification: 3})
+		if err != nil {
+			return nil, err
+		}
+		servers = append(servers, ep)
+		addrs = append(addrs, ep.Addr())
+	}
+	for r := range o.repeats {
+		for _, bal := range flip([2]string{balNginx, balUsher}, r) {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			res, err := proxyRun(ctx, o, bal, addrs, pf.sessions)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", bal, err)
+			}
+			pf.setupRate[bal] = append(pf.setupRate[bal], res.setupRate)
+			pf.setupP50[bal] = append(pf.setupP50[bal], res.setupP50)
+			pf.cpuPerM[bal] = append(pf.cpuPerM[bal], res.cpuPerM)
+			pf.survived[bal] = append(pf.survived[bal], res.survived)
+			fmt.Fprintf(o.log, "sessions %d/%d %-5s %7.0f setups/s (p50 %.2f ms) %6.2f CPU s per M packets, %5.1f%% answered after the kill\n",
+				r+1, o.repeats, bal, res.setupRate, res.setupP50, res.cpuPerM, 100*res.survived)
+		}
+	}
+	return pf, nil
+}
+
+// proxyResult is one run of part 2 with one balancer.
+type proxyResult struct {
+	setupRate, setupP50, cpuPerM, survived float64
+}
+
+// balancer is a running nginx or Usher responder.
+type balancer struct {
+	addr netip.AddrPort
+	cpu  func() time.Duration
+	kill func() // SIGKILL, every process of it
+	stop func()
+}
+
+// proxyRun sets up n sessions through bal, runs them, kills bal, and
+// reports.
+func proxyRun(ctx context.Context, o benchOpts, bal string, servers []netip.AddrPort, n int) (proxyResult, error) {
+	var b *balancer
+	var err error
+	if bal == balNginx {
+		b, err = startNginx(servers)
+	} else {
+		b, err = startUsherBalancer(o.exe, servers)
+	}
+	if err != nil {
+		return proxyResult{}, err
+	}
+	defer b.stop()
+	if err := checkLoopback(b.addr); err != nil {
+		return proxyResult{}, err
+	}
+	var res proxyResult
+	cpu0 := b.cpu()
+
+	// Set up the sessions, proxySetupPar at a time.
+	sess := make([]*benchSession, n)
+	lat := make(spread, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, proxySetupPar)
+	t0 := time.Now()
+	for w := range proxySetupPar {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				s, d, err := setupSession(bal, b.addr, rng)
+				if err != nil {
+					errs <- err
+					return
+				}
+				sess[i], lat[i] = s, float64(d.Microseconds())/1e3
+			}
+		})
+	}
+	wg.Wait()
+	setup := time.Since(t0)
+	defer func() {
+		for _, s := range sess {
+			if s != nil {
+				s.conn.Close()
+			}
+		}
+	}()
+	select {
+	case err := <-errs:
+		return res, err
+	default:
+	}
+	res.setupRate = float64(n) / setup.Seconds()
+	res.setupP50 = lat.median()
+
+	// Run them: a keepalive every proxyInterval each, for o.duration
+	// (at least 20 keepalives each). The balancer's CPU counts from before
+	// the setups to the kill, against every packet of the sessions' lives
+	// so far: setup (Usher: probe, redirect, keepalive, answer; nginx:
+	// keepalive, answer) and keepalives. Then kill it and watch.
+	runCtx, cancel := context.WithCancel(ctx)
+	var packets atomic.Uint64
+	setupPackets := uint64(2 * n)
+	if bal == balUsher {
+		setupPackets = uint64(4 * n)
+	}
+	packets.Add(setupPackets)
+	for _, s := range sess {
+		wg.Go(func() { s.run(runCtx, &packets) })
+	}
+	time.Sleep(max(o.duration, 20*proxyInterval))
+	p1, c1 := packets.Load(), b.cpu()
+	res.cpuPerM = (c1 - cpu0).Seconds() / (float64(p1) / 1e6)
+	b.kill()
+	killed := time.Now()
+	time.Sleep(max(o.duration, 10*proxyInterval))
+	cancel()
+	wg.Wait()
+	// A session survived if a keepalive sent well after the kill (three
+	// intervals, so none in flight at the kill counts) was answered.
+	alive := 0
+	for _, s := range sess {
+		if time.Unix(0, s.lastAnswered.Load()).After(killed.Add(3 * proxyInterval)) {
+			alive++
+		}
+	}
+	res.survived = float64(alive) / float64(n)
+	return res, nil
+}
+
+// benchSession is one client session: its socket, where its keepalives go,
+// and when it last got an answer.
+type benchSession struct {
+	conn         *net.UDPConn
+	to           netip.AddrPort
+	id           wire.SessionID
+	ticket       []byte
+	lastAnswered atomic.Int64 // unix ns
+}
+
+// setupSession opens a session through the balancer: with nginx, the first
+// keepalive through the proxy answered; with Usher, a probe answered with a
+// redirect, then the first keepalive to the assigned server answered.
+func setupSession(bal string, addr netip.AddrPort, rng *rand.Rand) (*benchSession, time.Duration, error) {
+	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		return nil, 0, err
+	}
+	s := &benchSession{conn: conn, to: addr}
+	for i := range s.id {
+		s.id[i] = byte(rng.Uint32())
+	}
+	start := time.Now()
+	var enc wire.Encoder
+	var dec wire.Decoder
+	buf := make([]byte, 2048)
+	if bal == balUsher {
+		var p wire.Probe
+		p.Session, p.PadTo = s.id, wire.ProbeSize
+		fillTxID(&p.TxID, rng)
+		pkt, err := enc.AppendProbe(nil, &p)
+		if err != nil {
+			conn.Close()
+			return nil, 0, err
+		}
+		resp, err := exchange(conn, addr, pkt, buf, &dec)
+		if err != nil || resp.Server == (netip.AddrPort{}) {
+			conn.Close()
+			return nil, 0, fmt.Errorf("probe: no redirect: %v", err)
+		}
+		s.to, s.ticket = resp.Server, append([]byte(nil), resp.Ticket...)
+	}
+	if _, err := exchange(conn, s.to, s.keepalive(&enc, rng), buf, &dec); err != nil {
+		conn.Close()
+		return nil, 0, fmt.Errorf("first keepalive: %w", err)
+	}
+	return s, time.Since(start), nil
+}
+
+// exchange sends pkt to addr until an answer comes (200 ms apart, five
+// tries) and decodes it.
+func exchange(conn *net.UDPConn, addr netip.AddrPort, pkt, buf []byte, dec *wire.Decoder) (wire.Response, error) {
+	var resp wire.Response
+	for range 5 {
+		if _, err := conn.WriteToUDPAddrPort(pkt, addr); err != nil {
+			return resp, err
+		}
+		conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, _, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			return resp, err
+		}
+		err = dec.DecodeResponse(buf[:n], &resp)
+		return resp, err
+	}
+	return resp, errors.New("no answer")
+}
+
+// keepalive encodes one keepalive of the session.
+func (s *benchSession) keepalive(enc *wire.Encoder, rng *rand.Rand) []byte {
+	k := wire.Keepalive{Session: s.id, Ticket: s.ticket, PadTo: wire.KeepaliveSize}
+	fillTxID(&k.TxID, rng)
+	out, err := enc.AppendKeepalive(nil, &k)
+	if err != nil {
+		panic(err) // a fixed, valid keepalive
+	}
+	return out
+}
+
+// run sends a keepalive every proxyInterval (starting at a random point of
+// the first) and notes each answer, until ctx ends. packets counts the
+// session's datagrams both ways.
+func (s *benchSession) run(ctx context.Context, packets *atomic.Uint64) {
+	rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
+	var enc wire.Encoder
+	buf := make([]byte, 2048)
+	next := time.Now().Add(time.Duration(rng.Int64N(int64(proxyInterval))))
+	for ctx.Err() == nil {
+		s.conn.SetReadDeadline(next)
+		for {
+			if _, _, err := s.conn.ReadFromUDPAddrPort(buf); err != nil {
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					// ICMP port unreachable, once the balancer is gone.
+					time.Sleep(time.Until(next))
+				}
+				break
+			}
+			s.lastAnswered.Store(time.Now().UnixNano())
+			packets.Add(1)
+		}
+		s.conn.WriteToUDPAddrPort(s.keepalive(&enc, rng), s.to)
+		packets.Add(1)
+		next = next.Add(proxyInterval)
+	}
+}
+
+// fillTxID fills a transaction ID with random bytes.
+func fillTxID(tx *[12]byte, rng *rand.Rand) {
+	for i := range tx {
+		tx[i] = byte(rng.Uint32())
+	}
+}
+
+// startUsherBalancer runs Usher's batched responder in a child process,
+// redirecting to servers.
+func startUsherBalancer(exe string, servers []netip.AddrPort) (*balancer, error) {
+	s, err := startBenchServer(exe, srvUsherBatch, servers...)
+	if err != nil {
+		return nil, err
+	}
+	return &balancer{
+		addr: s.addr,
+		cpu:  s.cpu,
+		kill: func() { syscall.Kill(s.pid, syscall.SIGKILL) },
+		stop: s.stop,
+	}, nil
+}
+
+// nginx's binary and stream module, as Debian installs them.
+const (
+	nginxBin    = "/usr/sbin/nginx"
+	nginxStream = "/usr/lib/nginx/modules/ngx_stream_module.so"
+)
+
+// ensureNginx installs nginx and its stream module with apt-get if either
+// is missing, and says what it did.
+func ensureNginx(ctx context.Context, o benchOpts) (string, error) {
+	_, errBin := os.Stat(nginxBin)
+	_, errMod := os.Stat(nginxStream)
+	if errBin == nil && errMod == nil {
+		return "already installed; `usher bench` installs it with `apt-get install -y --no-install-recommends nginx-light libnginx-mod-stream` when missing", nil
+	}
+	args := []string{"install", "-y", "--no-install-recommends", "nginx-light", "libnginx-mod-stream"}
+	fmt.Fprintf(o.log, "nginx or its stream module is missing: apt-get %s\n", strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, "apt-get", args...)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("apt-get %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	if _, err := os.Stat(nginxStream); err != nil {
+		return "", fmt.Errorf("nginx stream module still missing after apt-get: %w", err)
+	}
+	return "installed by this run: `apt-get " + strings.Join(args, " ") + "`", nil
+}
+
+// startNginx runs nginx in the foreground from a configuration of its own
+// in a temporary directory: one UDP stream server on a free loopback port,
+// least_conn over servers, one worker per core on SO_REUSEPORT sockets.
+func startNginx(servers []netip.AddrPort) (*balancer, error) {
+	port, err := freeUDPPort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "usher-bench-nginx-")
+	if err != nil {
+		return nil, err
+	}
+	var up strings.Builder
+	for _, s := range servers {
+		fmt.Fprintf(&up, "        server %s;\n", s)
+	}
+	conf := fmt.Sprintf(`load_module %s;
+worker_processes auto;
+worker_rlimit_nofile 40000;
+daemon off;
+pid %s/nginx.pid;
+error_log %s/error.log warn;
+events { worker_connections 16384; }
+stream {
+    upstream servers {
+        least_conn;
+%s    }
+    server {
+        listen 127.0.0.1:%d udp reuseport;
+        proxy_pass servers;
+        proxy_timeout 60s;
+    }
+}
+`, nginxStream, dir, dir, up.String(), port)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cmd := exec.Command(nginxBin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if out, err := exec.Command(nginxBin, "-t", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", path).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("nginx -t: %w\n%s", err, out)
+	}
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	master := cmd.Process.Pid
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	// Ready once every worker runs.
+	for deadline := time.Now().Add(5 * time.Second); len(childPIDs(master)) < 1; {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-done
+			os.RemoveAll(dir)
+			return nil, errors.New("nginx started no worker")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	pids := func() []int { return append([]int{master}, childPIDs(master)...) }
+	kill := func() {
+		for _, p := range pids() {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
+	return &balancer{
+		addr: addr,
+		cpu: func() time.Duration {
+			var t time.Duration
+			for _, p := range pids() {
+				t += procCPU(p)
+			}
+			return t
+		},
+		kill: kill,
+		stop: func() {
+			workers := childPIDs(master)
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(3 * time.Second):
+				cmd.Process.Kill()
+				<-done
+			}
+			for _, p := range workers {
+				syscall.Kill(p, syscall.SIGKILL) // orphans of a killed master
+			}
+			os.RemoveAll(dir)
+		},
+	}, nil
+}
+
+// childPIDs returns the processes whose parent is pid, from /proc.
+func childPIDs(pid int) []int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err == nil {
+		var out []int
+		for f := range strings.FieldsSeq(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// freeUDPPort returns a UDP port on 127.0.0.1 nobody was bound to a moment
+// ago.
+func freeUDPPort() (int, error) {
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port, nil
+}
+
+// plot draws part 2's charts into dir.
+func (pf *proxyFigures) plot(dir string) ([]string, error) {
+	charts := []struct {
+		file, title, ylabel string
+		by                  map[string]spread
+		k                   float64
+	}{
+		{"proxy_cpu.png", "Balancer CPU per million session packets (median, min–max)", "CPU seconds", pf.cpuPerM, 1},
+		{"proxy_setup.png", "Sessions set up per second (median, min–max)", "sessions/s", pf.setupRate, 1},
+		{"proxy_kill.png", "Sessions still answered after SIGKILL of the balancer", "% of sessions", pf.survived, 100},
+	}
+	var files []string
+	for _, c := range charts {
+		var vals []spread
+		for _, b := range proxyBalancers {
+			vals = append(vals, scale(c.by[b], c.k))
+		}
+		if err := barChart(filepath.Join(dir, c.file), c.title, c.ylabel, proxyBalancers, []barSeries{{"", vals}}); err != nil {
+			return files, err
+		}
+		files = append(files, c.file)
+	}
+	return files, nil
+}

@@ -1,0 +1,159 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usherlb/usher/wire"
+)
+
+// startInProcess runs a benchmark server in this process, as `usher bench
+// -serve` would in a child.
+func startInProcess(t *testing.T, name string) *benchServer {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer outW.Close()
+		if err := runBenchServer(name, nil, inR, outW); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}()
+	br := bufio.NewReader(outR)
+	line, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	go io.Copy(io.Discard, br)
+	addr := netip.MustParseAddrPort(strings.TrimSpace(line))
+	return &benchServer{name: name, addr: addr, pid: os.Getpid(), stdin: inW, done: done}
+}
+
+// TestBenchServers checks that every probe-path server answers a probe:
+// the echoes with the probe itself, Usher's with a redirect to a fake
+// server.
+func TestBenchServers(t *testing.T) {
+	var enc wire.Encoder
+	pkt, err := enc.AppendProbe(nil, &wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range benchServerNames {
+		t.Run(name, func(t *testing.T) {
+			s := startInProcess(t, name)
+			defer s.stop()
+			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(s.addr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			c.Write(pkt)
+			buf := make([]byte, 2048)
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(name, "echo") {
+				if string(buf[:n]) != string(pkt) {
+					t.Error("echo changed the probe")
+				}
+				return
+			}
+			var d wire.Decoder
+			var r wire.Response
+			if err := d.DecodeResponse(buf[:n], &r); err != nil || !r.Server.IsValid() {
+				t.Errorf("redirect %+v: %v", r, err)
+			}
+		})
+	}
+}
+
+// TestLoadGenerator runs both load shapes briefly against the plain echo.
+func TestLoadGenerator(t *testing.T) {
+	s := startInProcess(t, srvEcho)
+	defer s.stop()
+	sat, err := saturate(s, 100*time.Millisecond)
+	if err != nil || sat.rate <= 0 {
+		t.Fatalf("saturate: %+v, %v", sat, err)
+	}
+	lat, err := paced(s, 2000, 200*time.Millisecond)
+	if err != nil || lat.p50 <= 0 || lat.p99 < lat.p50 {
+		t.Fatalf("paced: %+v, %v", lat, err)
+	}
+}
+
+func TestCheckLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:1", true},
+		{"127.18.3.4:3478", true},
+		{"[::ffff:127.0.0.1]:1", true},
+		{"10.0.0.1:1", false},
+		{"[::1]:1", false},
+		{"198.18.0.100:3478", false},
+	} {
+		if err := checkLoopback(netip.MustParseAddrPort(tt.addr)); (err == nil) != tt.ok {
+			t.Errorf("%s: %v", tt.addr, err)
+		}
+	}
+}
+
+// TestBenchReport writes a report and its plots from made-up figures.
+func TestBenchReport(t *testing.T) {
+	probe := map[string]*probeFigures{}
+	for i, n := range benchServerNames {
+		f := float64(i + 1)
+		probe[n] = &probeFigures{
+			rate: spread{100 * f, 110 * f, 90 * f}, cpu: spread{1000, 1100, 900},
+			p50: map[int]spread{50: {10, 11}, 90: {20, 21}}, p99: map[int]spread{50: {30, 31}, 90: {40, 41}},
+			lost: map[int]spread{50: {0, 0}, 90: {0.01, 0}}, offered: map[int]float64{50: 50, 90: 90},
+		}
+	}
+	proxy := &proxyFigures{sessions: 10, nginx: "nginx/test", install: "already installed",
+		setupRate: map[string]spread{balNginx: {1, 2}, balUsher: {2, 3}},
+		cpuPerM:   map[string]spread{balNginx: {20, 21}, balUsher: {0.5, 0.6}},
+		survived:  map[string]spread{balNginx: {0, 0}, balUsher: {1, 1}},
+		setupP50:  map[string]spread{balNginx: {1, 1}, balUsher: {2, 2}},
+	}
+	r := &benchReport{
+		started: time.Now(), finished: time.Now(), probe: probe, proxy: proxy,
+		opts:   benchOpts{repeats: 2, duration: time.Second, parts: map[string]bool{"probe": true, "proxy": true}},
+		allocs: allocFigures{command: "go test", lines: []string{"BenchmarkX-2 10 100 ns/op 0 B/op 0 allocs/op"}},
+	}
+	dir := t.TempDir()
+	files, err := r.plot(dir)
+	if err != nil || len(files) != 6 {
+		t.Fatalf("plots %v: %v", files, err)
+	}
+	for _, f := range files {
+		if st, err := os.Stat(dir + "/" + f); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	var b strings.Builder
+	r.write(&b, "BENCHMARKS.md")
+	out := b.String()
+	for _, want := range []string{
+		"| usher batched ÷ batched echo, probes/s at saturation | ≥ 0.90x | 1.33x (1.33x–1.33x) | met |",
+		"| allocations per probe (`go test -bench`, every serving mode) | 0 | 0 | met |",
+		"| sessions answered after the balancer's SIGKILL (%) | 0.0 (0.0–0.0) | 100.0 (100.0–100.0) |",
+		"## 3. Failover against keepalived",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}

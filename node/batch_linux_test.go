@@ -1,0 +1,197 @@
+//go:build linux
+
+package node
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/usherlb/usher/wire"
+)
+
+// listenUDP opens a UDP socket on addr, closed at the end of the test.
+func listenUDP(t testing.TB, addr string) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestBatchIO reads a batch of datagrams, checks their sources, and sends
+// answers back in one batch, on IPv4 and dual-stack IPv6 sockets.
+func TestBatchIO(t *testing.T) {
+	tests := []struct {
+		name, server, client string
+	}{
+		{"ipv4", "127.0.0.1:0", "127.0.0.1:0"},
+		{"ipv6 socket, ipv4 client", "[::]:0", "127.0.0.1:0"},
+		{"ipv6", "[::1]:0", "[::1]:0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := listenUDP(t, tt.server)
+			port := srv.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+			cli := listenUDP(t, tt.client)
+			dst := netip.AddrPortFrom(cli.LocalAddr().(*net.UDPAddr).AddrPort().Addr(), port)
+			if tt.client == "127.0.0.1:0" {
+				dst = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+			}
+			const n = 5
+			for i := range n {
+				if _, err := cli.WriteToUDPAddrPort([]byte{byte(i), 'x'}, dst); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b, err := newBatchIO(srv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got := 0
+			for got < n {
+				m, err := b.recv()
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := cli.LocalAddr().(*net.UDPAddr).AddrPort()
+				for i := range m {
+					if src := b.source(i); src != unmapAddrPort(want) {
+						t.Errorf("source %v, want %v", src, want)
+					}
+					out := append(b.answerBuf(i), b.datagram(i)...)
+					out = append(out, 'y')
+					if !b.queue(i, out, b.source(i)) {
+						t.Fatal("queue refused")
+					}
+				}
+				sent, failed, err := b.send(m)
+				if err != nil || sent != m || failed != 0 {
+					t.Fatalf("send: %d %d %v", sent, failed, err)
+				}
+				got += m
+			}
+			cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 64)
+			for i := range n {
+				k, err := cli.Read(buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(buf[:k], []byte{byte(i), 'x', 'y'}) {
+					t.Errorf("answer %d = %q", i, buf[:k])
+				}
+			}
+		})
+	}
+}
+
+// TestBatchQueueRefuses checks the answers a socket cannot send.
+func TestBatchQueueRefuses(t *testing.T) {
+	b, err := newBatchIO(listenUDP(t, "127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4 := netip.MustParseAddrPort("127.0.0.1:9")
+	for _, tt := range []struct {
+		name string
+		out  []byte
+		to   netip.AddrPort
+	}{
+		{"empty", nil, v4},
+		{"oversized", make([]byte, maxDatagram+1), v4},
+		{"ipv6 on ipv4 socket", []byte("x"), netip.MustParseAddrPort("[2001:db8::1]:9")},
+	} {
+		if b.queue(0, tt.out, tt.to) {
+			t.Errorf("%s: queued", tt.name)
+		}
+	}
+}
+
+// TestBatchAllocs checks that a round of recv, answer and send allocates
+// nothing.
+func TestBatchAllocs(t *testing.T) {
+	srv := listenUDP(t, "127.0.0.1:0")
+	cli := listenUDP(t, "127.0.0.1:0")
+	to := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+	b, err := newBatchIO(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testResponder(newFakeClock(), Solo, server1, server2)
+	pkt := probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize})
+	buf := make([]byte, maxDatagram)
+	round := func() {
+		for range 4 {
+			cli.WriteToUDPAddrPort(pkt, to)
+		}
+		for got := 0; got < 4; {
+			n, err := b.recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				ans, dst, why := r.respond(b.answerBuf(i), b.datagram(i), b.source(i))
+				if why != dropNone || !b.queue(i, ans, dst) {
+					t.Fatalf("no answer: %v", why)
+				}
+			}
+			if sent, _, err := b.send(n); err != nil || sent != n {
+				t.Fatalf("send %d of %d: %v", sent, n, err)
+			}
+			got += n
+		}
+		for range 4 {
+			cli.ReadFromUDPAddrPort(buf)
+		}
+	}
+	round()
+	if n := testing.AllocsPerRun(100, round); n != 0 {
+		t.Errorf("%v allocs per round of 4 probes", n)
+	}
+}
+
+// TestReuseportSiblings checks that Serve on a caller's socket adds bound
+// siblings, answers on all of them, and closes only its own on Stop. The
+// socket is bound with IP_FREEBIND, as in netlink mode, and the siblings
+// must be too.
+func TestReuseportSiblings(t *testing.T) {
+	conn, err := ListenFreebind(netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := testResponder(newFakeClock(), Solo, server1)
+	r.cfg.Sockets, r.cfg.Batch = 3, true
+	defer r.Close()
+	r.Serve(conn)
+	r.mu.Lock()
+	sib := r.siblings
+	r.mu.Unlock()
+	if len(sib) != 2 {
+		t.Fatalf("%d siblings, want 2", len(sib))
+	}
+	for _, s := range sib {
+		if s.LocalAddr().String() != conn.LocalAddr().String() {
+			t.Errorf("sibling on %v, want %v", s.LocalAddr(), conn.LocalAddr())
+		}
+	}
+	addr := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	for i := range 16 {
+		if got := askOnce(t, addr, wire.SessionID{byte(i)}); got != server1 {
+			t.Fatalf("got %v", got)
+		}
+	}
+	r.Stop()
+	if _, err := sib[0].WriteToUDPAddrPort([]byte("x"), addr); err == nil {
+		t.Error("sibling still open after Stop")
+	}
+	if _, err := conn.WriteToUDPAddrPort([]byte("x"), addr); err != nil {
+		t.Errorf("caller's socket closed by Stop: %v", err)
+	}
+}

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package node
+
+import "net"
+
+// serveBatch answers one probe at a time where recvmmsg and sendmmsg are
+// missing: Batch is a Linux optimisation.
+func (p *prober) serveBatch(conn *net.UDPConn, stop <-chan struct{}) {
+	p.serve(conn, stop)
+}
