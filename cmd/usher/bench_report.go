@@ -150,7 +150,7 @@ func (r *benchReport) write(b *strings.Builder, out string) {
 	if o.parts["proxy"] {
 		r.writeProxy(b)
 	}
-	b.WriteString("## 3. Failover against keepalived\n\nNot done yet: the keepalived comparison (VRRP with its default and a 0.1 s advert interval against Usher's lan, fast and rapid profiles, in the namespace farm, ≥ 20 SIGKILLs each) is not part of this run.\n")
+	writeFailover(b, filepath.Join("e2e", "results"))
 }
 
 // writeProbe writes part 1.
