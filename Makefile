@@ -48,5 +48,12 @@ demo: build
 bench: build
 	./$(BIN) bench
 
+# chaos runs the chaos suite's long statistics pass (30 repetitions of every
+# fault for the fast, rapid and lan profiles, a 10-minute fault-free watch)
+# and writes e2e/results/*.json and e2e/results/README.md. It needs root for
+# the namespace farm and takes about an hour.
+chaos: build
+	USHER_BIN=$(CURDIR)/$(BIN) ./scripts/chaos.sh
+
 clean:
 	rm -rf bin

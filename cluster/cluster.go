@@ -223,7 +223,12 @@ func (c *Cluster) startRaft() error {
 	rc.LocalID = raft.ServerID(c.cfg.NodeName)
 	rc.HeartbeatTimeout = c.timing.RaftHeartbeat
 	rc.ElectionTimeout = c.timing.RaftElection
-	rc.LeaderLeaseTimeout = c.timing.RaftLease
+	// Serving is fenced by the barrier lease (see the package
+	// documentation), not by raft's own lease, so raft may keep leading
+	// through a stall as long as followers would still follow it: a
+	// leader that steps down after a short CPU stall is a spurious
+	// leadership change, which costs every new session a failover gap.
+	rc.LeaderLeaseTimeout = c.timing.RaftHeartbeat
 	rc.CommitTimeout = c.timing.RaftCommit
 	// A member wrongly declared dead and removed must be able to come back
 	// as a non-voter without restarting its agent.

@@ -94,10 +94,17 @@
 // RaftHeartbeat before starting raft: any vote the restarted node grants
 // then comes at least RaftHeartbeat after anything it acknowledged.
 //
+// The argument does not use raft's own leader lease, which is set to
+// RaftHeartbeat, the most raft allows: a leader stalled for less than that
+// (a busy CPU, a slow disk) stops serving at its deadline but stays leader,
+// and serves again at its next successful round, instead of stepping down
+// and costing every new session a failover gap.
+//
 // Consequences. A leader that is paused (SIGSTOP) wakes past its deadline
 // and answers nothing until a new round commits, which it cannot do if
 // another leader exists. A leader cut off from a majority stops serving at
-// its deadline, before raft itself steps down. A node that sees a higher
+// its deadline, before raft itself steps down (RaftHeartbeat after its last
+// contact with a majority). A node that sees a higher
 // term while holding stops serving at once (Serving compares terms) and the
 // owner releases. Before a graceful leave the leader releases the VIP
 // first, and only then asks raft for the leadership transfer that bypasses

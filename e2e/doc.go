@@ -76,4 +76,52 @@
 //     NewFarm of a process (or SweepStale) deletes every namespace named
 //     with Prefix whose owning PID, encoded in the name, no longer exists.
 //     Nothing without the prefix is ever touched.
+//
+// # Chaos suite
+//
+// TestChaos runs the built usher agent (built once per test process from
+// ./cmd/usher, or $USHER_BIN) as a three-node Raft farm on each topology:
+// "netns", a Farm with the VIP in netlink mode (the address really moves,
+// announced by gratuitous ARP), and "loop", a LoopFarm with the VIP in bind
+// mode. Every scenario starts a fresh farm, a prober that sends a fresh
+// probe to the VIP every 5 ms from the client host, and client.Dial
+// sessions from the client host, then injects its fault USHER_CHAOS_REPS
+// times:
+//
+//   - leader-death: host death of the leader (link down, then SIGKILL; a
+//     plain SIGKILL on loop), then a restart under the same name, address
+//     and data directory. leader-kill: SIGKILL of the leader's process
+//     alone, its host staying up (netns only).
+//   - follower-kill: SIGKILL of a follower holding sessions, then restart.
+//   - leader-pause: SIGSTOP of the leader until another node serves, then
+//     SIGCONT: it wakes still believing it leads.
+//   - leader-isolate: the leader cut off from its peers by blackhole routes
+//     while the client still reaches it, then healed (netns only).
+//   - majority-kill: two of three nodes killed: nobody may serve, the
+//     survivor's sessions go on, the dead servers' clients fall back to
+//     USHER-BACKUP; then the majority comes back.
+//   - drain: a follower with sessions drained through the leader's API.
+//   - rolling-restart: every node stopped (SIGTERM) and restarted in turn,
+//     the leader last.
+//   - quiet, quiet-loaded: no fault for USHER_CHAOS_QUIET (and
+//     USHER_CHAOS_LOADED with the probe path offered 90% of its measured
+//     capacity): any leader change fails.
+//
+// Invariants checked in every scenario: no two agents' VIP holding
+// intervals (from their -vip-events files, ended at the kill for a killed
+// holder) overlap; no probe is answered in an older term after a newer
+// term has answered an earlier probe; no answer is larger than its probe
+// and every answer is a redirect; no probe is assigned to a dead server
+// later than exclusionBound after its death; no agent exits unless the test
+// ended it. Scenarios add their own: sessions on servers the fault did not
+// touch see no loss and no keepalive silence longer than one interval
+// plus slack; a dead server's clients move within the declare-dead timeout
+// (plus the failover gap for the leader); nobody serves without a quorum.
+// goleak (TestMain) and Farm.Close check that nothing leaked.
+//
+// USHER_CHAOS_PROFILES (default "fast") and USHER_CHAOS_TOPOLOGIES (default
+// both) pick the runs; with USHER_CHAOS_RESULTS set, each scenario writes
+// <scenario>-<profile>-<topology>.json there and README.md is rebuilt as a
+// table of every result in the directory. scripts/chaos.sh runs the long
+// pass into e2e/results.
 package e2e

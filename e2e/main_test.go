@@ -3,19 +3,25 @@
 package e2e
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
 )
 
-// interruptible runs the tests with CatchInterrupts installed and removes
-// the handler before goleak looks for leftover goroutines.
+// interruptible runs the tests with CatchInterrupts installed, removes the
+// handler before goleak looks for leftover goroutines, and deletes the agent
+// binary the chaos tests built.
 type interruptible struct{ m *testing.M }
 
 func (r interruptible) Run() int {
 	stop := CatchInterrupts()
 	defer stop()
-	return r.m.Run()
+	code := r.m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	return code
 }
 
 func TestMain(m *testing.M) {

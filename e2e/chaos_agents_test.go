@@ -1,0 +1,509 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BinEnv names an environment variable holding the path of a built usher
+// binary; when it is unset the chaos tests build one, once per test process.
+const BinEnv = "USHER_BIN"
+
+// Ports every agent uses on its own host address.
+const (
+	gossipPort  = 7946 // raft takes the next one
+	sessionPort = 3479
+	httpPort    = 7480
+	vipPort     = 3478
+)
+
+// binDir is the temporary directory the built binary lives in, removed by
+// TestMain.
+var binDir string
+
+// usherBin returns the agent binary: $USHER_BIN, or one built from
+// ./cmd/usher into a temporary directory on first use.
+var usherBin = sync.OnceValues(func() (string, error) {
+	if p := os.Getenv(BinEnv); p != "" {
+		return p, nil
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join("/usr/local/go/bin", "go")
+	}
+	dir, err := os.MkdirTemp("", "usher-e2e-bin-")
+	if err != nil {
+		return "", err
+	}
+	binDir = dir
+	out := filepath.Join(dir, "usher")
+	cmd := exec.Command(goTool, "build", "-o", out, "github.com/usherlb/usher/cmd/usher")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/usher: %w: %s", err, b)
+	}
+	return out, nil
+})
+
+// profileTiming holds the figures of a cluster timing profile the checks
+// derive their bounds from (see cluster.Profile).
+type profileTiming struct {
+	heartbeat, lease time.Duration
+}
+
+var profiles = map[string]profileTiming{
+	"lan":   {heartbeat: time.Second, lease: 500 * time.Millisecond},
+	"fast":  {heartbeat: 300 * time.Millisecond, lease: 150 * time.Millisecond},
+	"rapid": {heartbeat: 100 * time.Millisecond, lease: 50 * time.Millisecond},
+}
+
+// agentStatus is the part of GET /v1/status the scenarios read.
+type agentStatus struct {
+	Node      string   `json:"node"`
+	Leader    string   `json:"leader"`
+	Term      uint64   `json:"term"`
+	Serving   bool     `json:"serving"`
+	Members   int      `json:"members"`
+	Voters    []string `json:"voters"`
+	Changes   uint64   `json:"leadership_changes"`
+	Sessions  int      `json:"sessions"`
+	Draining  bool     `json:"draining"`
+	VIPHolder string   `json:"vip_holder"`
+}
+
+// viewNodeJSON is one node of GET /v1/view.
+type viewNodeJSON struct {
+	ID       string `json:"id"`
+	Addr     string `json:"addr"`
+	Draining bool   `json:"draining"`
+	Suspect  bool   `json:"suspect"`
+}
+
+// agent is one usher agent process of a chaosCluster, restartable under the
+// same name, address and data directory.
+type agent struct {
+	c    *chaosCluster
+	host *Host
+	name string
+	http *http.Client
+
+	mu       sync.Mutex
+	proc     *Proc
+	expected bool   // the test ended (or is ending) the current process
+	stopped  bool   // SIGSTOPped
+	lives    []life // every process the agent ran, in order
+}
+
+// life is the span of one agent process on Monotonic: from just before it
+// started to the instant the test killed or stopped it (0 while it runs).
+type life struct{ from, to time.Duration }
+
+// chaosCluster runs one usher agent per server host of a topology, all
+// voters of one Raft cluster, and records what the invariant checks need.
+type chaosCluster struct {
+	t       *testing.T
+	topo    Topology
+	netns   bool
+	profile string
+	timing  profileTiming
+	dir     string
+	bin     string
+	agents  []*agent
+
+	keepalive, deadAfter time.Duration
+
+	mu         sync.Mutex
+	unexpected []string // agents that exited without the test asking
+	finished   bool
+}
+
+// Client timers handed out by every agent (USHER-TIMERS).
+const (
+	chaosKeepalive = 250 * time.Millisecond
+	chaosDeadAfter = time.Second
+)
+
+// newChaosCluster builds the topology (a namespace farm when netns, else a
+// loop farm) with n servers and starts an agent on each.
+func newChaosCluster(t *testing.T, netns bool, n int, profile string) *chaosCluster {
+	t.Helper()
+	bin, err := usherBin()
+	if err != nil {
+		t.Fatalf("building usher: %v", err)
+	}
+	var topo Topology
+	if netns {
+		topo = NewFarm(t, n)
+	} else {
+		topo = NewLoopFarm(t, n)
+	}
+	c := &chaosCluster{
+		t: t, topo: topo, netns: netns, profile: profile, timing: profiles[profile],
+		dir: t.TempDir(), bin: bin, keepalive: chaosKeepalive, deadAfter: chaosDeadAfter,
+	}
+	if d := os.Getenv(LogDirEnv); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if c.dir, err = os.MkdirTemp(d, "chaos-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range topo.Servers() {
+		a := &agent{c: c, host: h, name: h.Name}
+		a.http = &http.Client{
+			Timeout: time.Second,
+			Transport: &http.Transport{
+				DisableKeepAlives: true,
+				// Dial from the agent's own namespace: its API stays
+				// reachable while its link is down or it is isolated.
+				DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+					err = h.Do(func() error {
+						var d net.Dialer
+						conn, err = d.DialContext(ctx, network, addr)
+						return err
+					})
+					return conn, err
+				},
+			},
+		}
+		c.agents = append(c.agents, a)
+	}
+	for _, a := range c.agents {
+		a.start()
+	}
+	c.waitHealthy(30 * time.Second)
+	return c
+}
+
+// eventsPath is the agent's vip_events file; it survives restarts.
+func (a *agent) eventsPath() string { return filepath.Join(a.c.dir, a.name+".vip.jsonl") }
+
+// sessionAddr is the address the agent's sessions are redirected to.
+func (a *agent) sessionAddr() netip.AddrPort {
+	return netip.AddrPortFrom(a.host.Addr, sessionPort)
+}
+
+// start launches the agent process (again, after a kill: same name, address
+// and data directory).
+func (a *agent) start() {
+	c := a.c
+	addr := a.host.Addr.String()
+	args := []string{"agent",
+		"-node", a.name,
+		"-bind", net.JoinHostPort(addr, strconv.Itoa(gossipPort)),
+		"-session-addr", net.JoinHostPort(addr, strconv.Itoa(sessionPort)),
+		"-http", net.JoinHostPort(addr, strconv.Itoa(httpPort)),
+		"-vip", net.JoinHostPort(c.topo.VIP().String(), strconv.Itoa(vipPort)),
+		"-bootstrap-expect", strconv.Itoa(min(len(c.agents), 5)),
+		"-data-dir", filepath.Join(c.dir, a.name),
+		"-profile", c.profile,
+		"-keepalive-interval", c.keepalive.String(),
+		"-dead-after", c.deadAfter.String(),
+		"-backups", "2",
+		// Every probe is a new session; the load scenario sends
+		// hundreds of thousands, which must not fill the farm.
+		"-capacity", "100000000",
+		"-vip-events", a.eventsPath(),
+		"-log-level", "info",
+	}
+	if c.netns {
+		args = append(args, "-vip-mode", "netlink", "-interface", a.host.Iface)
+	} else {
+		args = append(args, "-vip-mode", "bind")
+	}
+	for _, o := range c.agents {
+		if o != a {
+			args = append(args, "-join", net.JoinHostPort(o.host.Addr.String(), strconv.Itoa(gossipPort)))
+		}
+	}
+	from := Monotonic()
+	p := a.host.StartIn(c.t, filepath.Join(c.dir, "logs"), c.bin, args...)
+	a.mu.Lock()
+	a.proc, a.expected, a.stopped = p, false, false
+	a.lives = append(a.lives, life{from: from})
+	a.mu.Unlock()
+	go a.watch(p)
+}
+
+// watch records an exit the test did not cause.
+func (a *agent) watch(p *Proc) {
+	<-p.Done()
+	a.mu.Lock()
+	unexpected := a.proc == p && !a.expected
+	a.mu.Unlock()
+	if !unexpected {
+		return
+	}
+	_, err := p.Exited()
+	why := tail(p.Log(), 3)
+	for _, line := range strings.Split(p.Log(), "\n") {
+		if strings.HasPrefix(line, "panic:") || strings.HasPrefix(line, "fatal error:") {
+			why = line
+			break
+		}
+	}
+	a.c.mu.Lock()
+	if !a.c.finished {
+		a.c.unexpected = append(a.c.unexpected, fmt.Sprintf("%s (log %s) exited on its own: %v: %s", a.name, p.LogPath(), err, why))
+	}
+	a.c.mu.Unlock()
+}
+
+// running reports whether the agent's process is up and not paused.
+func (a *agent) running() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.proc == nil || a.stopped {
+		return false
+	}
+	done, _ := a.proc.Exited()
+	return !done
+}
+
+// kill SIGKILLs the agent and returns the instant it was killed.
+func (a *agent) kill() time.Duration {
+	a.mu.Lock()
+	a.expected = true
+	p := a.proc
+	a.mu.Unlock()
+	at := Monotonic()
+	if err := p.Kill(); err != nil {
+		a.c.t.Errorf("kill %s: %v", a.name, err)
+	}
+	a.ended(at)
+	return at
+}
+
+// term stops the agent gracefully (SIGTERM) and returns when it exited.
+func (a *agent) term() time.Duration {
+	a.mu.Lock()
+	a.expected = true
+	p := a.proc
+	a.mu.Unlock()
+	if err := p.Term(); err != nil {
+		a.c.t.Errorf("term %s: %v", a.name, err)
+	}
+	at := Monotonic()
+	a.ended(at)
+	return at
+}
+
+// ended records that the current process ended at instant at.
+func (a *agent) ended(at time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n := len(a.lives); n > 0 && a.lives[n-1].to == 0 {
+		a.lives[n-1].to = at
+	}
+}
+
+// history returns a copy of the agent's lives.
+func (a *agent) history() []life {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]life(nil), a.lives...)
+}
+
+// stop pauses the agent (SIGSTOP); cont resumes it.
+func (a *agent) stop() {
+	a.mu.Lock()
+	a.stopped = true
+	p := a.proc
+	a.mu.Unlock()
+	if err := p.Stop(); err != nil {
+		a.c.t.Errorf("stop %s: %v", a.name, err)
+	}
+}
+
+func (a *agent) cont() {
+	a.mu.Lock()
+	p := a.proc
+	a.mu.Unlock()
+	if err := p.Cont(); err != nil {
+		a.c.t.Errorf("cont %s: %v", a.name, err)
+	}
+	a.mu.Lock()
+	a.stopped = false
+	a.mu.Unlock()
+}
+
+// url returns the agent's HTTP API URL for path.
+func (a *agent) url(path string) string {
+	return "http://" + net.JoinHostPort(a.host.Addr.String(), strconv.Itoa(httpPort)) + path
+}
+
+// do sends one API request and decodes a JSON answer into out (if not nil).
+func (a *agent) do(method, path string, out any) error {
+	req, err := http.NewRequest(method, a.url(path), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// status reads GET /v1/status.
+func (a *agent) status() (agentStatus, error) {
+	var st agentStatus
+	err := a.do(http.MethodGet, "/v1/status", &st)
+	return st, err
+}
+
+// view reads the nodes of GET /v1/view.
+func (a *agent) view() ([]viewNodeJSON, error) {
+	var v struct {
+		Nodes []viewNodeJSON `json:"nodes"`
+	}
+	err := a.do(http.MethodGet, "/v1/view", &v)
+	return v.Nodes, err
+}
+
+// live returns the agents whose process runs and is not paused.
+func (c *chaosCluster) live() []*agent {
+	var out []*agent
+	for _, a := range c.agents {
+		if a.running() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// byName returns the agent named name, or nil.
+func (c *chaosCluster) byName(name string) *agent {
+	for _, a := range c.agents {
+		if a.name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// bySession returns the agent whose session address is ap, or nil.
+func (c *chaosCluster) bySession(ap netip.AddrPort) *agent {
+	for _, a := range c.agents {
+		if a.sessionAddr() == ap {
+			return a
+		}
+	}
+	return nil
+}
+
+// leader returns the live agent that serves the VIP, once every live agent
+// names it leader, or nil.
+func (c *chaosCluster) leader() *agent {
+	var serving *agent
+	var leaderName string
+	for _, a := range c.live() {
+		st, err := a.status()
+		if err != nil {
+			return nil
+		}
+		if leaderName == "" {
+			leaderName = st.Leader
+		}
+		if st.Leader == "" || st.Leader != leaderName {
+			return nil
+		}
+		if st.Serving {
+			serving = a
+		}
+	}
+	if serving == nil || serving.name != leaderName {
+		return nil
+	}
+	return serving
+}
+
+// waitLeader waits for a leader that serves, as leader() sees it.
+func (c *chaosCluster) waitLeader(timeout time.Duration) *agent {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if l := c.leader(); l != nil {
+			return l
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("no serving leader within %v", timeout)
+	return nil
+}
+
+// waitHealthy waits until every running agent sees all agents as members
+// and voters and one of them serves.
+func (c *chaosCluster) waitHealthy(timeout time.Duration) *agent {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if last = c.healthy(); last == nil {
+			if l := c.leader(); l != nil {
+				return l
+			}
+			last = errors.New("no agreed serving leader")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("cluster not healthy within %v: %v", timeout, last)
+	return nil
+}
+
+// healthy reports why the cluster is not whole, or nil.
+func (c *chaosCluster) healthy() error {
+	want := min(len(c.agents), 5)
+	for _, a := range c.agents {
+		if !a.running() {
+			return fmt.Errorf("%s is down", a.name)
+		}
+		st, err := a.status()
+		if err != nil {
+			return fmt.Errorf("%s: %w", a.name, err)
+		}
+		if st.Members < len(c.agents) || len(st.Voters) < want {
+			return fmt.Errorf("%s sees %d members, voters %v", a.name, st.Members, st.Voters)
+		}
+		v, err := a.view()
+		if err != nil {
+			return fmt.Errorf("%s: view: %w", a.name, err)
+		}
+		fresh := 0
+		for _, n := range v {
+			if !n.Suspect && !n.Draining {
+				fresh++
+			}
+		}
+		if fresh < len(c.agents) {
+			return fmt.Errorf("%s's view has %d usable nodes", a.name, fresh)
+		}
+	}
+	return nil
+}
