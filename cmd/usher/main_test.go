@@ -30,8 +30,15 @@ func runArgs(ctx context.Context, args ...string) (int, string, string) {
 // testAgent starts an in-process agent on free loopback ports.
 func testAgent(t *testing.T) *node.Agent {
 	t.Helper()
+	return startTestAgent(t, "")
+}
+
+// startTestAgent starts an in-process dev agent on free loopback ports, its
+// HTTP API on http ("" for none), and waits until it answers probes.
+func startTestAgent(t *testing.T, http string) *node.Agent {
+	t.Helper()
 	c := node.DevConfig()
-	c.VIP, c.SessionAddr, c.HTTP, c.Bind = "127.0.0.1:0", "127.0.0.1:0", "", "127.0.0.1:0"
+	c.VIP, c.SessionAddr, c.HTTP, c.Bind = "127.0.0.1:0", "127.0.0.1:0", http, "127.0.0.1:0"
 	a, err := node.New(c, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -18,18 +18,7 @@ import (
 // API, for the operator commands to talk to.
 func opsAgent(t *testing.T) *node.Agent {
 	t.Helper()
-	c := node.DevConfig()
-	c.VIP, c.SessionAddr, c.HTTP, c.Bind = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	a, err := node.New(c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.WaitServing(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a := startTestAgent(t, "127.0.0.1:0")
 	if a.HTTPAddr() == "" {
 		t.Fatal("agent has no HTTP API")
 	}
