@@ -41,9 +41,8 @@ type Agent struct {
 	started time.Time
 
 	cl                       atomic.Pointer[cluster.Cluster]
-	source                   ViewSource
+	source                   *farmView
 	view                     atomic.Pointer[assign.View]
-	drained                  atomic.Bool // this node's own drain, set through SetDraining
 	verify                   *verifier
 	vipAcquired, vipReleased atomic.Uint64
 	vipEvents                *vipEventLog
@@ -408,21 +407,18 @@ func (a *Agent) publish() {
 		a.resp.SetTicketKey(st.TicketKey)
 		a.ep.SetTicketKey(st.TicketKey)
 	}
-	a.ep.SetDraining(a.drained.Load() || st.Drained[a.cfg.NodeName])
-	sessions, accepted := a.ep.Load()
-	if a.quiet.Load() {
-		a.view.Store(assign.NewView(a.source.Nodes(time.Now())))
-		return
+	a.ep.SetDraining(st.Drained[a.cfg.NodeName])
+	if !a.quiet.Load() {
+		sessions, accepted := a.ep.Load()
+		cl.SetReport(cluster.Report{
+			Service:  a.ep.Addr(),
+			Sessions: uint32(sessions),
+			Capacity: uint32(a.cfg.Capacity),
+			Accepted: accepted,
+			API:      a.HTTPAddr(),
+		})
 	}
-	cl.SetReport(cluster.Report{
-		Service:  a.ep.Addr(),
-		Sessions: uint32(sessions),
-		Capacity: uint32(a.cfg.Capacity),
-		Accepted: accepted,
-		Draining: a.drained.Load(),
-		API:      a.HTTPAddr(),
-	})
-	a.view.Store(assign.NewView(a.source.Nodes(time.Now())))
+	a.view.Store(assign.NewView(a.source.Nodes()))
 }
 
 // exportMetrics copies the packet paths' counters and the node's gauges into
@@ -488,16 +484,6 @@ func (a *Agent) HTTPAddr() string {
 		return ""
 	}
 	return a.httpLn.Addr().String()
-}
-
-// SetDraining declares this node draining (or not) in its own load report:
-// it gets no new sessions and its keepalive answers ask clients to move.
-// An operator's drain goes through Raft instead (DrainNode), so it
-// survives the node's restart.
-func (a *Agent) SetDraining(on bool) {
-	a.drained.Store(on)
-	a.publish()
-	a.log.Info("drain", "draining", on)
 }
 
 // DrainNode drains (or undrains) any node of the farm through Raft. On a

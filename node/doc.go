@@ -20,7 +20,7 @@
 //     its load to the cluster every 250 ms; the cluster says, lock-free, whether
 //     this node may answer probes now and in which term.
 //   - the load view: every 250 ms, and whenever membership changes, the
-//     gossiped members ([ViewSource]), with the farm's agreed drains and
+//     gossiped members, with the farm's agreed drains and
 //     capacity overrides, become an immutable assign.View published through an
 //     atomic pointer. Members that are not alive, or that a client reported
 //     lost and the leader's own check found silent, are marked suspect.

@@ -2,18 +2,17 @@ package node
 
 import (
 	"net/netip"
-	"time"
 
 	"github.com/usherlb/usher/assign"
 	"github.com/usherlb/usher/cluster"
 )
 
-// farmView is the ViewSource of a clustered node: every member's gossiped
-// load report, with the farm's agreed drains and capacity overrides applied.
-// A member that is not alive, or whose session endpoint the leader found
-// silent after a client reported it lost, is marked suspect, so it is never
-// assigned; a
-// member that has not reported a session address yet is left out.
+// farmView supplies the nodes the responder assigns sessions to: every
+// member's gossiped load report, with the farm's agreed drains and capacity
+// overrides applied. A member that is not alive, or whose session endpoint
+// the leader found silent after a client reported it lost, is marked
+// suspect, so it is never assigned; a member that has not reported a
+// session address yet is left out.
 type farmView struct {
 	c *cluster.Cluster
 	// excluded reports a server that a client reported lost and the
@@ -22,7 +21,7 @@ type farmView struct {
 }
 
 // Nodes returns the farm as this node sees it now.
-func (f *farmView) Nodes(time.Time) []assign.Node {
+func (f *farmView) Nodes() []assign.Node {
 	st := f.c.State()
 	members := f.c.Members()
 	nodes := make([]assign.Node, 0, len(members))

@@ -144,14 +144,16 @@ func (f *testFarm) leader() *Agent {
 	return nil
 }
 
-// byAddr returns the agent whose session endpoint is addr.
-func (f *testFarm) byAddr(addr netip.AddrPort) *Agent {
+// followers returns the live agents other than the one serving.
+func (f *testFarm) followers() []*Agent {
+	leader := f.leader()
+	var out []*Agent
 	for _, a := range f.agents {
-		if a.SessionAddr() == addr {
-			return a
+		if a != leader && !a.closed() {
+			out = append(out, a)
 		}
 	}
-	return nil
+	return out
 }
 
 // viewed waits until the leader's view has every live agent in it, with a
@@ -232,17 +234,8 @@ func probeUntilAnswered(t *testing.T, vip netip.AddrPort) wire.Response {
 func TestFarmDrainThroughFollower(t *testing.T) {
 	f := newTestFarm(t, 3, 3, nil)
 	f.viewed(3)
-	leader := f.leader()
-	var follower, target *Agent
-	for _, a := range f.agents {
-		if a != leader {
-			if follower == nil {
-				follower = a
-			} else {
-				target = a
-			}
-		}
-	}
+	fs := f.followers()
+	follower, target := fs[0], fs[1]
 	sessions := dialMany(t, f.vip, 20)
 	// Drain through a follower's API: it forwards to the leader, Raft
 	// replicates it, the drained node tells its clients.
@@ -270,13 +263,7 @@ func TestFarmDrainThroughFollower(t *testing.T) {
 func TestFarmExcludesStaleReports(t *testing.T) {
 	f := newTestFarm(t, 3, 3, nil)
 	f.viewed(3)
-	var quiet *Agent
-	for _, a := range f.agents {
-		if a != f.leader() {
-			quiet = a
-			break
-		}
-	}
+	quiet := f.followers()[0]
 	// The node stays a live member but stops reporting its load: after
 	// three publish intervals the leader assigns nothing to it.
 	quiet.quiet.Store(true)
@@ -302,16 +289,8 @@ func TestFarmLostServerVerification(t *testing.T) {
 	f := newTestFarm(t, 3, 3, nil)
 	f.viewed(3)
 	leader := f.leader()
-	var healthy, doomed *Agent
-	for _, a := range f.agents {
-		if a != leader {
-			if healthy == nil {
-				healthy = a
-			} else {
-				doomed = a
-			}
-		}
-	}
+	fs := f.followers()
+	healthy, doomed := fs[0], fs[1]
 
 	// A lying client names a healthy server: the leader checks it, keeps
 	// it in service, and sends that client elsewhere.

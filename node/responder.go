@@ -22,8 +22,9 @@ import (
 // must be cheap and must not block or allocate.
 type ServingFunc func() (term uint64, ok bool)
 
-// Solo is the ServingFunc of a node that is its own cluster: it always
-// serves, in term 1.
+// Solo is a ServingFunc that always serves, in term 1: for a responder run
+// without a cluster (tests, and the benchmark's servers). The agent always
+// passes the cluster's.
 func Solo() (uint64, bool) { return 1, true }
 
 // ResponderConfig configures a Responder.

@@ -33,7 +33,7 @@ type verifier struct {
 	log     hclog.Logger
 
 	reports  chan netip.AddrPort
-	excluded atomic.Pointer[map[netip.AddrPort]time.Time]
+	excluded atomic.Pointer[map[netip.AddrPort]struct{}]
 
 	reported, dropped, confirmed, refuted atomic.Uint64
 
@@ -53,7 +53,7 @@ func newVerifier(timeout, recheck time.Duration, changed func(), log hclog.Logge
 		reports: make(chan netip.AddrPort, 64),
 		stop:    make(chan struct{}),
 	}
-	empty := map[netip.AddrPort]time.Time{}
+	empty := map[netip.AddrPort]struct{}{}
 	v.excluded.Store(&empty)
 	v.wg.Add(1)
 	go v.loop()
@@ -148,7 +148,7 @@ func (v *verifier) record(r checkResult) {
 	if r.alive {
 		delete(next, r.server)
 	} else {
-		next[r.server] = time.Now()
+		next[r.server] = struct{}{}
 	}
 	v.excluded.Store(&next)
 	v.changed()
