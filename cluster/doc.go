@@ -12,7 +12,8 @@
 // Each node's load Report is its memberlist node metadata: a compact,
 // versioned binary encoding of at most MaxReportSize bytes. One publisher
 // goroutine republishes it (memberlist UpdateNode) every PublishInterval,
-// unconditionally, with Seq+1. The alternative, publishing only on change,
+// changed or not, with Seq+1, for as long as its owner keeps reporting (see
+// below). The alternative, publishing only on change,
 // would make a quiet healthy node indistinguishable from a stuck one; with a
 // heartbeat republish the age of a member's report (Member.ReportedAt, the
 // local receipt time of a new Seq) is a true liveness signal, which the
