@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -59,9 +60,13 @@ type Cluster struct {
 	bootstrapped      atomic.Bool
 	joined            atomic.Bool
 	leadershipChanges atomic.Uint64
+	watchPrompts      atomic.Uint64 // leader-watch prompts to raft (watch.go)
 
 	// renewals tracks the lease renewal in flight (see startRenewal).
 	renewals sync.WaitGroup
+	// watchDone is closed when the leader watch (watch.go) has stopped; it
+	// calls into raft, so it must end before raft shuts down.
+	watchDone chan struct{}
 
 	updates chan struct{}
 	wake    chan struct{}
@@ -121,6 +126,8 @@ func New(cfg Config) (*Cluster, error) {
 		stop:    make(chan struct{}),
 		obsCh:   make(chan raft.Observation, 16),
 
+		watchDone: make(chan struct{}),
+
 		timingWarned: map[string]uint32{},
 	}
 	c.vip.stepAside = make(chan chan struct{})
@@ -161,6 +168,11 @@ func New(cfg Config) (*Cluster, error) {
 	go func() { defer c.wg.Done(); c.runPublisher() }()
 	go func() { defer c.wg.Done(); c.runMaintenance() }()
 	go c.runVIPOwner()
+	if c.timing.RaftWatch > 0 && cfg.Voter {
+		go c.runLeaderWatch(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+	} else {
+		close(c.watchDone)
+	}
 	if len(cfg.Join) > 0 {
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); c.runJoiner() }()
@@ -228,7 +240,10 @@ func (c *Cluster) startRaft() error {
 	// through a stall as long as followers would still follow it: a
 	// leader that steps down after a short CPU stall is a spurious
 	// leadership change, which costs every new session a failover gap.
-	rc.LeaderLeaseTimeout = c.timing.RaftHeartbeat
+	// It sits a millisecond below the heartbeat timeout: raft requires
+	// lease <= heartbeat, and the leader watch (watch.go) briefly lowers
+	// the heartbeat timeout.
+	rc.LeaderLeaseTimeout = c.timing.RaftHeartbeat - time.Millisecond
 	rc.CommitTimeout = c.timing.RaftCommit
 	// A member wrongly declared dead and removed must be able to come back
 	// as a non-voter without restarting its agent.
@@ -405,6 +420,7 @@ func (c *Cluster) Shutdown() error {
 func (c *Cluster) shutdown() error {
 	close(c.stop)
 	<-c.vip.done
+	<-c.watchDone
 	// A barrier still queued when raft shuts down is never answered, so the
 	// renewal in flight must end while raft still runs.
 	c.renewals.Wait()

@@ -96,7 +96,7 @@
 // then comes at least RaftHeartbeat after anything it acknowledged.
 //
 // The argument does not use raft's own leader lease, which is set to
-// RaftHeartbeat, the most raft allows: a leader stalled for less than that
+// (just under) RaftHeartbeat, the most raft allows: a leader stalled for less than that
 // (a busy CPU, a slow disk) stops serving at its deadline but stays leader,
 // and serves again at its next successful round, instead of stepping down
 // and costing every new session a failover gap.
@@ -129,12 +129,14 @@
 //
 // # Timing profiles
 //
-//	profile  raft heartbeat/election  lease  commit  probe  probe timeout  suspicion  gossip  publish
-//	lan      1s / 1s                  500ms  50ms    1s     500ms          4          200ms   250ms
-//	fast     300ms / 300ms            150ms  15ms    200ms  100ms          2          50ms    250ms
-//	rapid    100ms / 100ms            50ms   5ms     100ms  50ms           2          30ms    250ms
+//	profile  raft heartbeat/election  lease  commit  watch  probe  probe timeout  suspicion  gossip  publish
+//	lan      1s / 1s                  500ms  50ms    off    1s     500ms          4          200ms   250ms
+//	fast     300ms / 300ms            150ms  15ms    25ms   200ms  100ms          2          50ms    250ms
+//	rapid    100ms / 100ms            50ms   5ms     off    100ms  50ms           2          30ms    250ms
 //
-// lan is the libraries' defaults. The lease is renewed every lease/3, one
+// lan is the libraries' defaults. fast's leader watch (Timing.RaftWatch,
+// watch.go) makes a follower stand for election about one heartbeat timeout
+// after its leader fell silent instead of one to two. The lease is renewed every lease/3, one
 // small raft barrier each time, so rapid costs about 60 tiny log writes a
 // second on every voter; use it on fast disks and quiet LANs.
 package cluster

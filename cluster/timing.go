@@ -22,6 +22,13 @@ type Timing struct {
 	RaftLease time.Duration
 	// RaftCommit is raft's CommitTimeout.
 	RaftCommit time.Duration
+	// RaftWatch, when not zero, is how often a voting follower checks its
+	// leader's silence itself: once RaftHeartbeat (plus a random fifth of
+	// it) has passed without contact, it makes raft stand for election at
+	// once rather than at raft's next randomized timer, which fires one to
+	// two heartbeat timeouts apart (see watch.go). Zero leaves detection to
+	// raft's timer alone.
+	RaftWatch time.Duration
 	// ProbeInterval is memberlist's failure-detector probe interval.
 	ProbeInterval time.Duration
 	// ProbeTimeout is how long memberlist waits for a probe's ack.
@@ -66,6 +73,7 @@ func Profile(name string) (Timing, error) {
 			RaftElection:    300 * time.Millisecond,
 			RaftLease:       150 * time.Millisecond,
 			RaftCommit:      15 * time.Millisecond,
+			RaftWatch:       25 * time.Millisecond,
 			ProbeInterval:   200 * time.Millisecond,
 			ProbeTimeout:    100 * time.Millisecond,
 			SuspicionMult:   2,
@@ -109,6 +117,9 @@ func (t Timing) validate() error {
 		if c.v < c.min {
 			return fmt.Errorf("timing.%s: %s is below the minimum %s", c.key, c.v, c.min)
 		}
+	}
+	if t.RaftWatch < 0 || t.RaftWatch > t.RaftHeartbeat/2 {
+		return fmt.Errorf("timing.raft_watch: %s is not between 0 (off) and half of raft_heartbeat %s", t.RaftWatch, t.RaftHeartbeat)
 	}
 	if t.RaftLease >= t.RaftHeartbeat {
 		return fmt.Errorf("timing.raft_lease: %s is not below raft_heartbeat %s (fencing needs a margin)", t.RaftLease, t.RaftHeartbeat)

@@ -219,7 +219,7 @@ func (a *agent) start() {
 		// hundreds of thousands, which must not fill the farm.
 		"-capacity", "100000000",
 		"-vip-events", a.eventsPath(),
-		"-log-level", "info",
+		"-log-level", chaosLogLevel(),
 	}
 	if c.netns {
 		args = append(args, "-vip-mode", "netlink", "-interface", a.host.Iface)
@@ -506,4 +506,12 @@ func (c *chaosCluster) healthy() error {
 		}
 	}
 	return nil
+}
+
+// chaosLogLevel is the agents' log level: $USHER_CHAOS_LOG_LEVEL, or info.
+func chaosLogLevel() string {
+	if l := os.Getenv("USHER_CHAOS_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "info"
 }

@@ -125,6 +125,7 @@ type Config struct {
 	RaftHeartbeatTimeout string `hcl:"raft_heartbeat_timeout,optional"`
 	RaftElectionTimeout  string `hcl:"raft_election_timeout,optional"`
 	RaftLeaseTimeout     string `hcl:"raft_lease_timeout,optional"`
+	RaftLeaderWatch      string `hcl:"raft_leader_watch,optional"`
 	GossipProbeInterval  string `hcl:"gossip_probe_interval,optional"`
 	GossipProbeTimeout   string `hcl:"gossip_probe_timeout,optional"`
 	GossipSuspicionMult  int    `hcl:"gossip_suspicion_mult,optional"`
@@ -385,6 +386,15 @@ func (c *Config) Validate() error {
 	override("raft_heartbeat_timeout", c.RaftHeartbeatTimeout, &timing.RaftHeartbeat)
 	override("raft_election_timeout", c.RaftElectionTimeout, &timing.RaftElection)
 	override("raft_lease_timeout", c.RaftLeaseTimeout, &timing.RaftLease)
+	switch d, err := time.ParseDuration(c.RaftLeaderWatch); {
+	case c.RaftLeaderWatch == "":
+	case err != nil:
+		bad("raft_leader_watch", c.RaftLeaderWatch, "is not a duration")
+	case d < 0 || d > timing.RaftHeartbeat/2:
+		bad("raft_leader_watch", c.RaftLeaderWatch, fmt.Sprintf("must be 0s (off) or at most half of raft_heartbeat_timeout %s", timing.RaftHeartbeat))
+	default:
+		timing.RaftWatch = d
+	}
 	override("gossip_probe_interval", c.GossipProbeInterval, &timing.ProbeInterval)
 	override("gossip_probe_timeout", c.GossipProbeTimeout, &timing.ProbeTimeout)
 	override("gossip_interval", c.GossipInterval, &timing.GossipInterval)

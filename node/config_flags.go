@@ -57,6 +57,7 @@ func (c *Config) keys() []configKey {
 		{"raft_heartbeat_timeout", &c.RaftHeartbeatTimeout, "override the profile's Raft heartbeat timeout"},
 		{"raft_election_timeout", &c.RaftElectionTimeout, "override the profile's Raft election timeout"},
 		{"raft_lease_timeout", &c.RaftLeaseTimeout, "override the profile's Raft leader lease (must stay below the heartbeat timeout)"},
+		{"raft_leader_watch", &c.RaftLeaderWatch, "override how often a voting follower checks its leader's silence itself (0s: leave it to Raft's randomized timer)"},
 		{"gossip_probe_interval", &c.GossipProbeInterval, "override the profile's memberlist probe interval"},
 		{"gossip_probe_timeout", &c.GossipProbeTimeout, "override the profile's memberlist probe timeout"},
 		{"gossip_suspicion_mult", &c.GossipSuspicionMult, "override the profile's memberlist suspicion multiplier (0: the profile's)"},

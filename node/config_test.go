@@ -209,6 +209,9 @@ func TestValidate(t *testing.T) {
 		{"join", "", func(c *Config) { c.Join = []string{""} }},
 		{"bootstrap_expect", "0", func(c *Config) { c.BootstrapExpect = 0 }},
 		{"respond_from", "anyone", func(c *Config) { c.RespondFrom = "anyone" }},
+		{"raft_leader_watch", "soon", func(c *Config) { c.RaftLeaderWatch = "soon" }},
+		{"raft_leader_watch", "-1ms", func(c *Config) { c.RaftLeaderWatch = "-1ms" }},
+		{"raft_leader_watch", "600ms", func(c *Config) { c.Profile = "lan"; c.RaftLeaderWatch = "600ms" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
