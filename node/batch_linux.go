@@ -245,13 +245,14 @@ func (p *prober) serveBatch(conn *net.UDPConn, stop <-chan struct{}) {
 			continue
 		}
 		k := 0
+		now := p.r.cfg.Now()
 		for i := range n {
 			from := b.source(i)
 			if !from.IsValid() {
 				p.drops.add(dropNotSTUN)
 				continue
 			}
-			ans, to, why := p.respond(b.answerBuf(k), b.datagram(i), from)
+			ans, to, why := p.respond(b.answerBuf(k), b.datagram(i), from, now)
 			if why == dropNone && !b.queue(k, ans, to) {
 				why = dropWriteError
 			}

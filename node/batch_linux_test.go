@@ -136,7 +136,7 @@ func TestBatchAllocs(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := range n {
-				ans, dst, why := r.respond(b.answerBuf(i), b.datagram(i), b.source(i))
+				ans, dst, why := r.respond(b.answerBuf(i), b.datagram(i), b.source(i), time.Now())
 				if why != dropNone || !b.queue(i, ans, dst) {
 					t.Fatalf("no answer: %v", why)
 				}

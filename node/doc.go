@@ -6,7 +6,7 @@
 //     answers keepalives (STUN Binding requests carrying USHER-SESSION) with
 //     XOR-MAPPED-ADDRESS and, while the node drains, USHER-DRAIN; it keeps
 //     the session table, whose size is the node's load; and with
-//     require_ticket it refuses a session without a valid ticket (an HMAC
+//     require_ticket it refuses a session without a valid ticket (a MAC
 //     over the session, the client's and the server's addresses and an
 //     expiry) with a 401. A stock Binding request gets a plain success: the
 //     endpoint is an ordinary STUN server too.

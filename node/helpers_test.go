@@ -81,3 +81,9 @@ var (
 	server2 = netip.MustParseAddrPort("198.51.100.2:3479")
 	server3 = netip.MustParseAddrPort("198.51.100.3:3479")
 )
+
+// answer is answerAt with the responder's clock read now, as the unbatched
+// serving loop does for each datagram.
+func (p *prober) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropReason) {
+	return p.answerAt(dst, pkt, from, p.r.cfg.Now())
+}

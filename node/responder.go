@@ -128,6 +128,7 @@ type prober struct {
 	// Owned by the serving goroutine (one at a time), or by a test calling
 	// answer directly.
 	asg       *assign.Assigner
+	now       time.Time // the clock as of the datagrams being answered: asg's clock
 	rng       *rand.Rand
 	term      uint64 // the term asg was made for
 	installed *assign.View
@@ -182,7 +183,7 @@ func (p *prober) init(r *Responder, rng *rand.Rand) {
 	p.r = r
 	p.keys = newTicketKeys(r.key)
 	p.rng = rng
-	p.asg = assign.New(r.cfg.Assign, r.cfg.Now, rng)
+	p.asg = assign.New(r.cfg.Assign, p.clock, rng)
 	p.ticket = make([]byte, 0, wire.MaxTicketLen)
 	p.backups = make([]netip.AddrPort, 0, wire.MaxBackups)
 	p.scratch = make([]byte, 0, maxDatagram)
@@ -350,7 +351,7 @@ func (p *prober) serve(conn *net.UDPConn, stop <-chan struct{}) {
 			continue
 		}
 		from = unmapAddrPort(from)
-		ans, to, why := p.respond(out[:0], buf[:n], from)
+		ans, to, why := p.respond(out[:0], buf[:n], from, r.cfg.Now())
 		if why != dropNone {
 			p.drops.add(why)
 			continue
@@ -363,20 +364,27 @@ func (p *prober) serve(conn *net.UDPConn, stop <-chan struct{}) {
 	}
 }
 
-// respond decides what to send for the probe pkt from from, and where: the
-// redirect itself, to the client, or, when the assigned server answers
-// (Handoff), the redirect sealed in a handoff, to that server.
-func (p *prober) respond(dst, pkt []byte, from netip.AddrPort) ([]byte, netip.AddrPort, dropReason) {
+// clock is the assigner's clock: the time the datagrams being answered were
+// read. One clock reading serves a whole batch (its datagrams arrived
+// within microseconds of each other), which saves several readings per
+// probe (BenchmarkResponderAnswer).
+func (p *prober) clock() time.Time { return p.now }
+
+// respond decides what to send for the probe pkt from from, read at now,
+// and where: the redirect itself, to the client, or, when the assigned
+// server answers (Handoff), the redirect sealed in a handoff, to that
+// server.
+func (p *prober) respond(dst, pkt []byte, from netip.AddrPort, now time.Time) ([]byte, netip.AddrPort, dropReason) {
 	r := p.r
 	if !r.cfg.Handoff {
-		out, why := p.answer(dst, pkt, from)
+		out, why := p.answerAt(dst, pkt, from, now)
 		return out, from, why
 	}
-	ans, why := p.answer(p.scratch[:0], pkt, from)
+	ans, why := p.answerAt(p.scratch[:0], pkt, from, now)
 	if why != dropNone {
 		return dst, from, why
 	}
-	h := wire.Handoff{Client: from, Sent: uint32(r.cfg.Now().Unix()), Answer: ans}
+	h := wire.Handoff{Client: from, Sent: uint32(now.Unix()), Answer: ans}
 	out, err := p.keys.sealer().AppendHandoff(dst, &h)
 	if err != nil {
 		return dst, from, dropTooLarge
@@ -401,12 +409,13 @@ func (r *Responder) Assigned() map[string]uint64 {
 	return m
 }
 
-// answer decides the redirect for the probe pkt from the client at from and
-// appends it to dst, or says why there is none. It is the whole per-probe
-// decision and does not allocate in steady state. Only one goroutine at a
-// time may call it.
-func (p *prober) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropReason) {
+// answerAt decides the redirect for the probe pkt from the client at from,
+// read at now, and appends it to dst, or says why there is none. It is the
+// whole per-probe decision and does not allocate in steady state. Only one
+// goroutine at a time may call it.
+func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) ([]byte, dropReason) {
 	r := p.r
+	p.now = now
 	req := &p.req
 	if err := p.dec.DecodeRequest(pkt, req); err != nil {
 		return dst, decodeDrop(err)
@@ -424,7 +433,7 @@ func (p *prober) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropReaso
 		// until its view has caught up; see assign.Config) rather than
 		// trusting counts it never made.
 		if p.term != 0 {
-			p.asg = assign.New(r.cfg.Assign, r.cfg.Now, p.rng)
+			p.asg = assign.New(r.cfg.Assign, p.clock, p.rng)
 			p.installed = nil
 		}
 		p.term = term
@@ -449,7 +458,7 @@ func (p *prober) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropReaso
 	rd := &p.redirect
 	*rd = wire.Redirect{Server: n.Addr, Term: term}
 	if req.HasSession {
-		expiry := r.cfg.Now().Add(r.cfg.TicketTTL).Unix()
+		expiry := now.Add(r.cfg.TicketTTL).Unix()
 		p.ticket = p.keys.ticketer().Append(p.ticket[:0], req.Session, from, n.Addr, uint32(expiry))
 		rd.Ticket = p.ticket
 		rd.Interval, rd.DeadAfter = r.cfg.KeepaliveInterval, r.cfg.DeadAfter

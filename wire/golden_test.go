@@ -2,13 +2,13 @@ package wire
 
 import (
 	"bytes"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
 
+	"github.com/dchest/siphash"
 	"github.com/pion/stun/v3"
 )
 
@@ -75,21 +75,21 @@ const (
 	goldenKeepalive = `
 		0001 0030 2112a442 75736865722d676f6c64656e  # Binding request, length 48 (68 bytes, already past PadTo 64: no PADDING)
 		c0a1 0008 736573732d303031                   # USHER-SESSION "sess-001"
-		c0a3 0015 01 6b49d200 5e487a3bfcd12387d15397620418436d 000000
+		c0a3 0015 02 6b49d200 52abb3443e1aaa6d824d6929d124add7 000000
 		                                             # USHER-TICKET: version 1, expiry 1800000000, MAC; 3 bytes alignment
-		8028 0004 cffe3f8b                           # FINGERPRINT
+		8028 0004 ba3aa6f3                           # FINGERPRINT
 	`
 	goldenRedirectFull4 = `
 		0111 0068 2112a442 75736865722d676f6c64656e  # Binding error response, length 104
 		0009 0004 0000 0300                          # ERROR-CODE 300 (class 3, number 0), no reason
 		8023 0008 0001 0d97 c000020a                 # ALTERNATE-SERVER 192.0.2.10:3479 (plain)
 		c0a6 0008 0000000000000007                   # USHER-TERM 7
-		c0a3 0015 01 6b49d200 5e487a3bfcd12387d15397620418436d 000000
+		c0a3 0015 02 6b49d200 52abb3443e1aaa6d824d6929d124add7 000000
 		                                             # USHER-TICKET (21 bytes)
 		c0a4 0008 000003e8 00000bb8                  # USHER-TIMERS 1000 ms, 3000 ms
 		c0a5 0008 0001 2c85 e112a649                 # USHER-BACKUP 192.0.2.11:3479 (XOR)
 		c0a5 0008 0001 2c85 e112a64e                 # USHER-BACKUP 192.0.2.12:3479 (XOR)
-		8028 0004 2f990ddd                           # FINGERPRINT
+		8028 0004 b3c67956                           # FINGERPRINT
 	`
 	// Limit 72: TERM fits (52), TICKET would not (80), TIMERS does (64),
 	// FINGERPRINT does (72), no backup does.
@@ -107,12 +107,12 @@ const (
 		8023 0014 0002 0d97 20010db8000000000000000000000010
 		                                             # ALTERNATE-SERVER [2001:db8::10]:3479
 		c0a6 0008 0000000000000007                   # USHER-TERM 7
-		c0a3 0015 01 6b49d200 5e487a3bfcd12387d15397620418436d 000000
+		c0a3 0015 02 6b49d200 52abb3443e1aaa6d824d6929d124add7 000000
 		                                             # USHER-TICKET
 		c0a4 0008 000003e8 00000bb8                  # USHER-TIMERS 1000 ms, 3000 ms
 		c0a5 0014 0002 2c85 0113a9fa 75736865722d676f6c64657f
 		                                             # USHER-BACKUP [2001:db8::11]:3479 (XOR)
-		8028 0004 5b553a4c                           # FINGERPRINT
+		8028 0004 c70a4ec7                           # FINGERPRINT
 	`
 	goldenStockMin4 = `
 		0111 0014 2112a442 75736865722d676f6c64656e  # Binding error response, length 20
@@ -155,9 +155,9 @@ const (
 		8028 0004 1b494c04                           # FINGERPRINT
 	`
 	goldenTicketBytes = `
-		01                                           # version
+		02                                           # version
 		6b49d200                                     # expiry 1800000000 (Unix seconds)
-		5e487a3bfcd12387d15397620418436d             # HMAC-SHA256, first 16 bytes
+		52abb3443e1aaa6d824d6929d124add7             # SipHash-2-4-128
 	`
 )
 
@@ -402,16 +402,19 @@ func TestGoldenIndependent(t *testing.T) {
 	t.Run("ticket", func(t *testing.T) {
 		// Recompute the MAC from the layout documented in ticket.go.
 		var in []byte
-		in = append(in, 1)
+		in = append(in, 0) // the version, set below
 		in = binary.BigEndian.AppendUint32(in, goldenExpiry)
 		in = append(in, goldenSession[:]...)
 		for _, ap := range []netip.AddrPort{client4, server4} {
 			in = append(in, net.ParseIP(ap.Addr().String()).To16()...)
 			in = binary.BigEndian.AppendUint16(in, ap.Port())
 		}
-		h := hmac.New(sha256.New, goldenKey)
-		h.Write(in)
-		want := append([]byte{1, 0x6b, 0x49, 0xd2, 0x00}, h.Sum(nil)[:16]...)
+		in[0] = 2
+		d := sha256.Sum256(append([]byte("usher ticket mac v2"), goldenKey...))
+		lo, hi := siphash.Hash128(binary.LittleEndian.Uint64(d[0:8]), binary.LittleEndian.Uint64(d[8:16]), in)
+		want := []byte{2, 0x6b, 0x49, 0xd2, 0x00}
+		want = binary.LittleEndian.AppendUint64(want, lo)
+		want = binary.LittleEndian.AppendUint64(want, hi)
 		if got := unhex(t, goldenTicketBytes); !bytes.Equal(got, want) {
 			t.Errorf("golden ticket %x, independently computed %x", got, want)
 		}
