@@ -61,7 +61,9 @@
 // When a whole re-probe round goes unanswered, the session sends a
 // keepalive straight to each USHER-BACKUP server of the last answer; the
 // first that answers becomes the server (BackupUsed), and the balancer is
-// probed again in later rounds meanwhile. Dial's first round has no backups
+// probed again in later rounds meanwhile. Backups on the loop guard's list
+// are skipped, unless every other backup is too: after a second outage the
+// server lost in the first may be the one still alive. Dial's first round has no backups
 // to fall back on, so it fails with ErrNoAnswer.
 //
 // # Concurrency

@@ -122,13 +122,26 @@ const maxPendingBackups = 4 * wire.MaxBackups
 
 // tryBackups sends a keepalive straight to every backup server from the
 // last answer that is not the current or lost server nor guarded against.
-// The first to answer becomes the server (see backupAnswer).
+// When every such backup is on the loop guard's list, it tries them anyway:
+// the guard stops a client from returning to a server it lost while
+// another one is known, and no other one is (a backup lost earlier may be
+// back, as after a second outage). The first to answer becomes the server
+// (see backupAnswer).
 func (m *machine) tryBackups() {
+	if m.sendBackups(false) == 0 {
+		m.sendBackups(true)
+	}
+}
+
+// sendBackups sends the keepalives of tryBackups, to guarded backups too
+// when guarded is set, and returns how many it sent.
+func (m *machine) sendBackups(guarded bool) int {
+	sent := 0
 	for _, b := range m.backups {
 		if b == m.server || b == m.lost {
 			continue
 		}
-		if _, lost := m.mem.lostAt(b, m.wall()); lost {
+		if _, lost := m.mem.lostAt(b, m.wall()); lost && !guarded {
 			continue
 		}
 		tx := newTx()
@@ -138,8 +151,10 @@ func (m *machine) tryBackups() {
 				m.backupTx = append(m.backupTx[:0], m.backupTx[1:]...)
 			}
 			m.backupTx = append(m.backupTx, pendingBackup{tx: tx, server: b})
+			sent++
 		}
 	}
+	return sent
 }
 
 // backupAnswer handles an answer to a keepalive sent to a backup server and
@@ -163,6 +178,7 @@ func (m *machine) backupAnswer(p *packet, now time.Time) bool {
 	}
 	m.mem.forgive(server)
 	m.mem.markSeen(server, m.wall())
+	m.backups = swapBackup(m.backups, server, m.server)
 	m.server = server
 	m.endProbing()
 	m.noteLive(now)
@@ -177,4 +193,21 @@ func (m *machine) backupAnswer(p *packet, now time.Time) bool {
 	m.s.stats.backupsUsed.Add(1)
 	m.emit(BackupUsed, server, nil)
 	return true
+}
+
+// swapBackup returns backups with used, the backup that became the server,
+// replaced by prev, the server it replaced: no new answer brings a fresh
+// list while the balancer is silent, and prev may come back before the
+// next outage. It reuses the backing array.
+func swapBackup(backups []netip.AddrPort, used, prev netip.AddrPort) []netip.AddrPort {
+	out := backups[:0]
+	for _, b := range backups {
+		if b != used && b != prev {
+			out = append(out, b)
+		}
+	}
+	if prev.IsValid() && prev != used {
+		out = append(out, prev)
+	}
+	return out
 }

@@ -327,6 +327,26 @@ func TestBackupWhenBalancerSilent(t *testing.T) {
 	}
 }
 
+// A second outage while the balancer stays silent: the session moved from
+// a to its backup b, a came back, and b dies. a is on the loop guard's
+// list, but it is the only backup left, so the session tries it.
+func TestBackupAfterSecondOutage(t *testing.T) {
+	a, b := newServer(t), newServer(t)
+	bal := newFake(t, redirectTo(wire.Redirect{Server: a.addr, Backups: []netip.AddrPort{a.addr, b.addr}}))
+	s := dial(t, bal, testOptions())
+	waitEvent(t, s, Assigned)
+	bal.silent.Store(true)
+	a.silent.Store(true)
+	if ev, _ := waitEvent(t, s, BackupUsed); ev.Server != b.addr {
+		t.Fatalf("first backup used %v, want %v", ev.Server, b.addr)
+	}
+	a.silent.Store(false)
+	b.silent.Store(true)
+	if ev, _ := waitEvent(t, s, BackupUsed); ev.Server != a.addr {
+		t.Fatalf("second backup used %v, want %v (the only live one)", ev.Server, a.addr)
+	}
+}
+
 func TestReprobeUntilBalancerReturns(t *testing.T) {
 	a, b := newServer(t), newServer(t)
 	bal := newFake(t, redirectTo(wire.Redirect{Server: a.addr}))
