@@ -33,7 +33,16 @@ type Config struct {
 	// picks even if the view has not caught up (see [Assigner.Warm]). Zero
 	// means no pick limit.
 	ColdPicks int
+	// Spread is LeastLoaded's band: new sessions go round robin to the
+	// nodes loaded at most Spread sessions above the eligible nodes' mean
+	// (see the package documentation). Zero means DefaultSpread; a negative
+	// value makes LeastLoaded strict, always the least loaded node, which
+	// herds onto a node whose report just showed many departures.
+	Spread int
 }
+
+// DefaultSpread is LeastLoaded's default band above the mean, in sessions.
+const DefaultSpread = 10
 
 // Assigner picks servers for new sessions from the installed [View] and its
 // pending ledger.

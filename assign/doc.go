@@ -43,8 +43,14 @@
 //
 // # Policies
 //
-//   - [LeastLoaded] (default): the eligible node with the lowest
-//     (sessions+pending)/capacity, ties broken at random.
+//   - [LeastLoaded] (default): the eligible nodes whose load
+//     (sessions+pending)/capacity is at most Config.Spread sessions above
+//     the eligible nodes' mean take new sessions in turn (in ID order, the
+//     cursor shared with RoundRobin). No node above that band gets one, so
+//     the farm stays level, and a report that reveals many departures from
+//     one node at once does not send every following session there
+//     ("strict" least-loaded, Spread < 0, does: the lowest load, ties at
+//     random).
 //   - [P2C]: power of two choices; two distinct eligible nodes at random,
 //     the less loaded wins.
 //   - [RoundRobin]: eligible nodes in ID order; the cursor survives view changes.

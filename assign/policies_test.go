@@ -53,7 +53,7 @@ func TestPoliciesDeterministicWithSeed(t *testing.T) {
 
 func TestLeastLoadedFillsTheGaps(t *testing.T) {
 	c := newFakeClock()
-	a := newTestAssigner(Config{}, c, 1, []Node{nodeN(c, 0, 0, 100), nodeN(c, 1, 5, 100), nodeN(c, 2, 10, 100)})
+	a := newTestAssigner(Config{Spread: -1}, c, 1, []Node{nodeN(c, 0, 0, 100), nodeN(c, 1, 5, 100), nodeN(c, 2, 10, 100)})
 	got := countIDs(t, a, 15)
 	// Sessions 0,5,10 plus 15 picks counted in the ledger: 10,10,10.
 	want := map[string]int{"n00": 10, "n01": 5}
@@ -71,7 +71,7 @@ func TestLeastLoadedFillsTheGaps(t *testing.T) {
 func TestLeastLoadedUsesRatioNotCount(t *testing.T) {
 	c := newFakeClock()
 	// 50/100 = 0.5 versus 90/200 = 0.45: the bigger node is less loaded.
-	a := newTestAssigner(Config{NoLedger: true}, c, 1, []Node{nodeN(c, 0, 50, 100), nodeN(c, 1, 90, 200)})
+	a := newTestAssigner(Config{NoLedger: true, Spread: -1}, c, 1, []Node{nodeN(c, 0, 50, 100), nodeN(c, 1, 90, 200)})
 	for _, id := range pickIDs(t, a, 20) {
 		if id != "n01" {
 			t.Fatalf("picked %s, want n01 (load 0.45 < 0.5)", id)
@@ -82,7 +82,7 @@ func TestLeastLoadedUsesRatioNotCount(t *testing.T) {
 func TestLeastLoadedBreaksTiesAtRandom(t *testing.T) {
 	c := newFakeClock()
 	nodes := []Node{nodeN(c, 0, 7, 100), nodeN(c, 1, 7, 100), nodeN(c, 2, 7, 100), nodeN(c, 3, 8, 100)}
-	a := newTestAssigner(Config{NoLedger: true}, c, 3, nodes)
+	a := newTestAssigner(Config{NoLedger: true, Spread: -1}, c, 3, nodes)
 	got := countIDs(t, a, 3000)
 	if got["n03"] != 0 {
 		t.Errorf("the more loaded node was picked %d times", got["n03"])
@@ -171,5 +171,64 @@ func TestRandomIsUniform(t *testing.T) {
 		if got[n.ID] < 1800 || got[n.ID] > 2200 {
 			t.Errorf("%s picked %d of 10000 times, want about 2000 regardless of load", n.ID, got[n.ID])
 		}
+	}
+}
+
+// A report that shows ten departures at once from one node of ten: strict
+// least-loaded sends the next ten sessions all to that node; the band
+// spreads them over every node within Spread of the mean.
+func TestLeastLoadedBandSpreadsAfterDepartures(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		spread       int
+		minN3, maxN3 int // picks of n03, the node the report emptied
+	}{
+		{"strict", -1, 10, 10},
+		{"band", 0, 1, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newFakeClock()
+			var nodes []Node
+			for i := range 10 {
+				sessions := 100
+				if i == 3 {
+					sessions = 90
+				}
+				nodes = append(nodes, nodeN(c, i, sessions, 1000))
+			}
+			a := newTestAssigner(Config{Spread: tt.spread}, c, 1, nodes)
+			got := countIDs(t, a, 10)
+			if n := got["n03"]; n < tt.minN3 || n > tt.maxN3 {
+				t.Errorf("picks %v: n03 got %d, want %d to %d", got, n, tt.minN3, tt.maxN3)
+			}
+		})
+	}
+}
+
+// The band never gives a session to a node above the mean by more than
+// Spread sessions (scaled by capacity), whatever the cursor says.
+func TestLeastLoadedBandExcludesOverloaded(t *testing.T) {
+	tests := []struct {
+		name  string
+		nodes func(c *fakeClock) []Node
+		never string
+	}{
+		{"equal capacity", func(c *fakeClock) []Node {
+			return []Node{nodeN(c, 0, 0, 100), nodeN(c, 1, 0, 100), nodeN(c, 2, 50, 100)}
+		}, "n02"}, // mean 16.7, band up to 21.7
+		{"by ratio", func(c *fakeClock) []Node {
+			return []Node{nodeN(c, 0, 100, 1000), nodeN(c, 1, 100, 1000), nodeN(c, 2, 100, 200)}
+		}, "n02"}, // n02 is half full, the mean 300/2200
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newFakeClock()
+			a := newTestAssigner(Config{NoLedger: true}, c, 1, tt.nodes(c))
+			for _, id := range pickIDs(t, a, 50) {
+				if id == tt.never {
+					t.Fatalf("picked %s, which is above the band", id)
+				}
+			}
+		})
 	}
 }

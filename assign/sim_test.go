@@ -194,8 +194,10 @@ func maxOf(xs []int) int {
 func TestSimulationLedgerPreventsHerding(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3} {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			ledger := simulate(t, Config{Policy: LeastLoaded, StaleAfter: 2 * time.Second}, seed)
-			noLedger := simulate(t, Config{Policy: LeastLoaded, StaleAfter: 2 * time.Second, NoLedger: true}, seed)
+			// Strict least-loaded (Spread -1): the band alone also spreads
+			// a burst, which would hide what the ledger does.
+			ledger := simulate(t, Config{Policy: LeastLoaded, StaleAfter: 2 * time.Second, Spread: -1}, seed)
+			noLedger := simulate(t, Config{Policy: LeastLoaded, StaleAfter: 2 * time.Second, NoLedger: true, Spread: -1}, seed)
 			p2c := simulate(t, Config{Policy: P2C, StaleAfter: 2 * time.Second}, seed)
 			p2cNoLedger := simulate(t, Config{Policy: P2C, StaleAfter: 2 * time.Second, NoLedger: true}, seed)
 			for _, r := range []struct {
@@ -266,8 +268,8 @@ func TestSimulationTakeover(t *testing.T) {
 	join := simFirst + 20*simPeriod + 50
 	worstStartWarm := 0.0
 	for _, takeover := range []int{4700, 4800, 4950, 5090, 5200, 5300} {
-		cold := simulateEvents(t, Config{StaleAfter: 2 * time.Second}, 1, takeover, join)
-		hot := simulateEvents(t, Config{StaleAfter: 2 * time.Second, StartWarm: true}, 1, takeover, join)
+		cold := simulateEvents(t, Config{StaleAfter: 2 * time.Second, Spread: -1}, 1, takeover, join)
+		hot := simulateEvents(t, Config{StaleAfter: 2 * time.Second, StartWarm: true, Spread: -1}, 1, takeover, join)
 		c, h := cold.afterTick(takeover), hot.afterTick(takeover)
 		t.Logf("takeover at %d ms: worst max/mean after it: with warm-up %.3f, without %.3f", takeover, c, h)
 		if c > 1.12 {

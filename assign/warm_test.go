@@ -69,7 +69,7 @@ func TestColdLeastLoadedUsesP2C(t *testing.T) {
 	for i := range nodes {
 		nodes[i].ReportedAt = c.Now().Add(-time.Second) // from before the takeover
 	}
-	a := New(Config{NoLedger: true}, c.Now, newRand(1))
+	a := New(Config{NoLedger: true, Spread: -1}, c.Now, newRand(1))
 	a.SetView(NewView(nodes))
 	cold := countIDs(t, a, 300)
 	if cold["n01"] == 0 || cold["n02"] != 0 {
