@@ -8,7 +8,7 @@
 #   USHER_CHAOS_PROFILES    timing profiles [fast,rapid,lan]
 #   USHER_CHAOS_TOPOLOGIES  netns and/or loop [netns]
 #   USHER_CHAOS_QUIET       fault-free watch for spurious leader changes [10m]
-#   USHER_CHAOS_LOADED      the same with the probe path at 90% load [2m]
+#   USHER_CHAOS_LOADED      the same with the probe path at 90% load [10m]
 #   USHER_BIN               agent binary to test [built from ./cmd/usher]
 #   CHAOS_RUN               go test -run pattern [TestChaos]
 set -euo pipefail
@@ -17,6 +17,6 @@ export USHER_CHAOS_REPS=${USHER_CHAOS_REPS:-30}
 export USHER_CHAOS_PROFILES=${USHER_CHAOS_PROFILES:-fast,rapid,lan}
 export USHER_CHAOS_TOPOLOGIES=${USHER_CHAOS_TOPOLOGIES:-netns}
 export USHER_CHAOS_QUIET=${USHER_CHAOS_QUIET:-10m}
-export USHER_CHAOS_LOADED=${USHER_CHAOS_LOADED:-2m}
+export USHER_CHAOS_LOADED=${USHER_CHAOS_LOADED:-10m}
 export USHER_CHAOS_RESULTS=${USHER_CHAOS_RESULTS:-$PWD/e2e/results}
 exec go test -count=1 -timeout 240m -v -run "${CHAOS_RUN:-TestChaos}" ./e2e/

@@ -41,6 +41,15 @@ the figures to a Markdown report and PNG plots:
   probe     the probe responder against a plain and a batched Go UDP echo
   proxy     session setups through nginx's UDP stream proxy and through
             Usher's redirect (installs nginx with apt-get when missing)
+  balance   balance quality of every assignment policy and of coturn's
+            round-robin redirect, in a simulation (10 and 50 nodes, stale
+            load reports, heavy-tailed sessions)
+  scale     16, 64 and 128 agents on loopback: join and leader agreement
+            time, view staleness, gossip traffic, memory with 100,000
+            sessions
+
+Failover against keepalived (part 3) is read from the chaos suite's
+results in e2e/results (run scripts/chaos.sh as root to measure it).
 
 Every figure is the median, min and max over repeated runs, and every
 headline is a ratio against a baseline measured next to it in the same run.
@@ -48,7 +57,7 @@ The load generator only targets 127.0.0.0/8.`, stderr)
 	quick := fs.Bool("quick", false, "a short run (about a minute): fewer repeats, shorter measurements")
 	out := fs.String("out", "BENCHMARKS.md", "the report to write")
 	plots := fs.String("plots", filepath.Join("docs", "bench"), "the directory for the PNG plots")
-	parts := fs.String("parts", "probe,proxy", "comma-separated parts to run: probe, proxy")
+	parts := fs.String("parts", "probe,proxy,balance,scale", "comma-separated parts to run: probe, proxy, balance, scale")
 	repeats := fs.Int("repeats", 0, "runs of each measurement (0: 7, or 3 with -quick)")
 	duration := fs.Duration("duration", 0, "length of one measurement (0: 2s, or 500ms with -quick)")
 	serve := fs.String("serve", "", "internal: run one benchmark server and print its address")
@@ -104,7 +113,7 @@ The load generator only targets 127.0.0.0/8.`, stderr)
 	}
 	for p := range strings.SplitSeq(*parts, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "probe", "proxy":
+		case "probe", "proxy", "balance", "scale":
 			o.parts[p] = true
 		case "":
 		default:
@@ -132,6 +141,19 @@ The load generator only targets 127.0.0.0/8.`, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "usher bench: proxy: %v\n", err)
 			rep.proxyErr = err
+		}
+	}
+	if o.parts["balance"] {
+		if rep.balance, err = benchBalance(ctx, o); err != nil {
+			fmt.Fprintf(stderr, "usher bench: balance: %v\n", err)
+			return 1
+		}
+	}
+	if o.parts["scale"] {
+		rep.scale, err = benchScale(ctx, o)
+		if err != nil {
+			fmt.Fprintf(stderr, "usher bench: scale: %v\n", err)
+			rep.scaleErr = err
 		}
 	}
 	rep.finished, rep.loadEnd = time.Now(), loadAvg()

@@ -18,6 +18,9 @@ type benchReport struct {
 	allocs            allocFigures
 	proxy             *proxyFigures
 	proxyErr          error
+	balance           *balanceFigures
+	scale             *scaleFigures
+	scaleErr          error
 	plots             []string // file names written, relative to the plot dir
 	plotDir           string
 	loadStart         string // /proc/loadavg's first three fields
@@ -84,8 +87,21 @@ func (r *benchReport) plot(dir string) ([]string, error) {
 			return files, err
 		}
 	}
+	type plotter interface {
+		plot(dir string) ([]string, error)
+	}
+	var parts []plotter
 	if r.proxy != nil {
-		pf, err := r.proxy.plot(dir)
+		parts = append(parts, r.proxy)
+	}
+	if r.balance != nil {
+		parts = append(parts, r.balance)
+	}
+	if r.scale != nil {
+		parts = append(parts, r.scale)
+	}
+	for _, p := range parts {
+		pf, err := p.plot(dir)
 		files = append(files, pf...)
 		if err != nil {
 			return files, err
@@ -151,6 +167,15 @@ func (r *benchReport) write(b *strings.Builder, out string) {
 		r.writeProxy(b)
 	}
 	writeFailover(b, filepath.Join("e2e", "results"))
+	if r.balance != nil {
+		r.balance.write(b)
+	}
+	switch {
+	case r.scale != nil:
+		r.scale.write(b)
+	case r.scaleErr != nil:
+		fmt.Fprintf(b, "## 5. Scale\n\nNot measured: %v\n\n", r.scaleErr)
+	}
 }
 
 // writeProbe writes part 1.

@@ -1,0 +1,594 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/usherlb/usher/assign"
+)
+
+// Part 4 of `usher bench`: balance quality. A discrete-event simulation on a
+// virtual clock drives the real assign.Assigner (as the leader's responder
+// runs it) with a farm of equal nodes, Poisson arrivals, heavy-tailed
+// session lengths and load reports that reach the leader late, and measures
+// how evenly each policy spreads the sessions. Nothing sleeps and nothing
+// reads the wall clock: four virtual minutes of a 50-node farm take about a
+// second.
+
+// balancePolicy is one way of choosing a server for a new session.
+type balancePolicy struct {
+	name   string
+	policy assign.Policy // for the assign policies
+	coturn bool          // coturn's alternate-server round robin instead
+	// blind policies use no load information, so staleness cannot change
+	// what they do: they are simulated once per farm size.
+	blind bool
+}
+
+// balancePolicies are the policies compared, Usher's default first.
+var balancePolicies = []balancePolicy{
+	{name: "least-loaded", policy: assign.LeastLoaded},
+	{name: "p2c", policy: assign.P2C},
+	{name: "round-robin", policy: assign.RoundRobin, blind: true},
+	{name: "random", policy: assign.Random, blind: true},
+	{name: "coturn", coturn: true, blind: true},
+}
+
+// The simulated farm and workload (see balanceModel for what each means).
+var (
+	balanceNodes = []int{10, 50}
+	balanceStale = []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second}
+)
+
+const (
+	balanceRate        = 20.0 // new sessions per node per second
+	balanceMeanLen     = 60 * time.Second
+	balanceSigma       = 1.5 // of the lognormal session length
+	balanceCapacity    = 2000
+	balancePublish     = 250 * time.Millisecond // cluster.DefaultPublishInterval
+	balanceAcceptDelay = 20 * time.Millisecond
+	balanceWindow      = 100 * time.Millisecond
+	balanceThreads     = 4                  // coturn relay threads, each with its own counter
+	balanceStaleAfter  = 3 * balancePublish // node.staleReports publish intervals, as the agent configures
+	balanceMaxMeanGoal = 1.05
+	balanceShareSlack  = 0.05 // the window-share goal is 2/N + this
+)
+
+// balanceModel is one simulated scenario.
+type balanceModel struct {
+	nodes       int           // equal servers in the farm
+	stale       time.Duration // how late each report reaches the leader
+	rate        float64       // new sessions per node per second (Poisson)
+	meanLen     time.Duration // mean session length
+	sigma       float64       // lognormal shape of the session length
+	capacity    int           // every node's capacity
+	publish     time.Duration // each node republishes its report this often
+	acceptDelay time.Duration // from the redirect to the node counting the session
+	warmup      time.Duration // simulated before measuring
+	measure     time.Duration // measured after the warm-up
+	window      time.Duration // the window for new-session shares and the sampling period
+	threads     int           // coturn: relay threads with their own counters
+}
+
+// newBalanceModel returns the bench's model for n nodes and staleness
+// stale; quick shortens the warm-up and the measurement.
+func newBalanceModel(n int, stale time.Duration, quick bool) balanceModel {
+	m := balanceModel{
+		nodes: n, stale: stale, rate: balanceRate, meanLen: balanceMeanLen, sigma: balanceSigma,
+		capacity: balanceCapacity, publish: balancePublish, acceptDelay: balanceAcceptDelay,
+		warmup: 120 * time.Second, measure: 120 * time.Second, window: balanceWindow, threads: balanceThreads,
+	}
+	if quick {
+		m.warmup, m.measure = 30*time.Second, 30*time.Second
+	}
+	return m
+}
+
+// balanceRun is what one simulation measured.
+type balanceRun struct {
+	avgRatio   float64 // time-average of max/mean concurrent sessions over the samples
+	p99Ratio   float64 // 99th percentile of the samples
+	worstRatio float64 // the worst sample
+	maxShare   float64 // the largest share of a window's new sessions one node got
+	p99Share   float64 // 99th percentile over windows of the largest share
+	arrivals   int     // new sessions during the measurement
+	rejected   int     // sessions a full node turned away
+	unplaced   int     // picks that failed (no eligible server)
+}
+
+// Event kinds. Events at the same instant run in the order they were
+// scheduled (seq), which is deterministic.
+const (
+	balArrival = iota // a client asks for a server
+	balAccept         // the client reaches its server: the session starts
+	balDepart         // the session ends
+	balPublish        // a node publishes its report
+	balDeliver        // a report reaches the leader
+	balTick           // a measurement window ends
+)
+
+// balanceEvent is one scheduled event of the simulation.
+type balanceEvent struct {
+	at       int64 // virtual nanoseconds since the start
+	seq      uint64
+	kind     uint8
+	node     int32
+	sessions int32  // balDeliver: the report's sessions
+	accepted uint64 // balDeliver: the report's accepted count
+	dur      int64  // balAccept: the session's length in nanoseconds
+}
+
+// balanceQueue is a binary min-heap of events by (at, seq).
+type balanceQueue struct {
+	ev  []balanceEvent
+	seq uint64
+}
+
+func (q *balanceQueue) less(i, j int) bool {
+	a, b := &q.ev[i], &q.ev[j]
+	return a.at < b.at || a.at == b.at && a.seq < b.seq
+}
+
+func (q *balanceQueue) push(e balanceEvent) {
+	e.seq = q.seq
+	q.seq++
+	q.ev = append(q.ev, e)
+	for i := len(q.ev) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q.less(i, p) {
+			break
+		}
+		q.ev[i], q.ev[p] = q.ev[p], q.ev[i]
+		i = p
+	}
+}
+
+func (q *balanceQueue) pop() balanceEvent {
+	top := q.ev[0]
+	last := len(q.ev) - 1
+	q.ev[0] = q.ev[last]
+	q.ev = q.ev[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < last && q.less(l, m) {
+			m = l
+		}
+		if r < last && q.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q.ev[i], q.ev[m] = q.ev[m], q.ev[i]
+		i = m
+	}
+	return top
+}
+
+// balanceBasePort numbers the simulated nodes' session addresses: node i
+// is 127.0.0.1:balanceBasePort+i, so a pick's port gives its index.
+const balanceBasePort = 20000
+
+// simulateBalance runs one scenario with one policy. The workload (arrival
+// times, session lengths, the nodes' publish phases) comes from its own
+// random stream seeded by seed, so every policy sees exactly the same
+// clients; the policy's random choices come from a second stream.
+func simulateBalance(m balanceModel, p balancePolicy, seed uint64) balanceRun {
+	work := rand.New(rand.NewPCG(seed, 0x62616c616e6365)) // "balance"
+	polRNG := rand.New(rand.NewPCG(seed, 0x706f6c696379)) // "policy"
+	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var now int64
+	clock := func() time.Time { return epoch.Add(time.Duration(now)) }
+
+	n := m.nodes
+	mu := math.Log(m.meanLen.Seconds()) - m.sigma*m.sigma/2 // lognormal location for the mean
+	length := func() int64 { return int64(math.Exp(mu+m.sigma*work.NormFloat64()) * 1e9) }
+
+	var q balanceQueue
+	sessions := make([]int, n)
+	accepted := make([]uint64, n)
+
+	// Start at steady state, evenly spread: each node holds the mean
+	// number of concurrent sessions, with the remaining lengths of sessions
+	// caught in progress (a length-biased lognormal draw, cut at a uniform
+	// point), so the departure process is stationary from the first instant.
+	initial := int(math.Round(m.rate * m.meanLen.Seconds()))
+	for i := range n {
+		for range initial {
+			biased := math.Exp(mu + m.sigma*m.sigma + m.sigma*work.NormFloat64())
+			q.push(balanceEvent{at: int64(work.Float64() * biased * 1e9), kind: balDepart, node: int32(i)})
+		}
+		sessions[i], accepted[i] = initial, uint64(initial)
+	}
+
+	// The leader's copy of each node's last report, and the view built
+	// from them. The agent rebuilds its view whenever a report arrives and
+	// the responder installs it at the next probe; so does this.
+	nodes := make([]assign.Node, n)
+	for i := range nodes {
+		nodes[i] = assign.Node{
+			ID:       fmt.Sprintf("n%03d", i),
+			Addr:     netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(balanceBasePort+i)),
+			Capacity: m.capacity, Sessions: initial, Accepted: uint64(initial), ReportedAt: clock(),
+		}
+		q.push(balanceEvent{at: int64(work.Float64() * float64(m.publish)), kind: balPublish, node: int32(i)})
+	}
+	dirty := true
+	var asg *assign.Assigner
+	if !p.coturn {
+		asg = assign.New(assign.Config{Policy: p.policy, StaleAfter: balanceStaleAfter}, clock, polRNG)
+	}
+	counters := make([]int, max(m.threads, 1)) // coturn: one per relay thread, all from 0
+
+	rate := m.rate * float64(n) // arrivals per second, farm-wide
+	q.push(balanceEvent{at: int64(work.ExpFloat64() / rate * 1e9), kind: balArrival})
+	start, end := int64(m.warmup), int64(m.warmup+m.measure)
+	q.push(balanceEvent{at: start + int64(m.window), kind: balTick})
+
+	var (
+		run     balanceRun
+		win     = make([]int, n)
+		winAll  int
+		ratios  []float64
+		shares  []float64
+		session uint64
+	)
+	for len(q.ev) > 0 {
+		e := q.pop()
+		if e.at > end {
+			break
+		}
+		now = e.at
+		switch e.kind {
+		case balArrival:
+			q.push(balanceEvent{at: now + int64(work.ExpFloat64()/rate*1e9), kind: balArrival})
+			dur := length()
+			var i int
+			if p.coturn {
+				th := polRNG.IntN(len(counters))
+				i = counters[th] % n
+				counters[th]++
+			} else {
+				if dirty {
+					asg.SetView(assign.NewView(nodes))
+					dirty = false
+				}
+				session++
+				var sid assign.SessionID
+				for k := range sid {
+					sid[k] = byte(session >> (8 * k))
+				}
+				nd, err := asg.Pick(sid, netip.AddrPort{})
+				if err != nil {
+					if now >= start {
+						run.unplaced++
+					}
+					continue
+				}
+				i = int(nd.Addr.Port()) - balanceBasePort
+			}
+			if now >= start {
+				win[i]++
+				winAll++
+				run.arrivals++
+			}
+			q.push(balanceEvent{at: now + int64(m.acceptDelay), kind: balAccept, node: int32(i), dur: dur})
+		case balAccept:
+			if sessions[e.node] >= m.capacity {
+				if now >= start {
+					run.rejected++
+				}
+				continue
+			}
+			sessions[e.node]++
+			accepted[e.node]++
+			q.push(balanceEvent{at: now + e.dur, kind: balDepart, node: e.node})
+		case balDepart:
+			sessions[e.node]--
+		case balPublish:
+			q.push(balanceEvent{at: now + int64(m.publish), kind: balPublish, node: e.node})
+			q.push(balanceEvent{at: now + int64(m.stale), kind: balDeliver, node: e.node,
+				sessions: int32(sessions[e.node]), accepted: accepted[e.node]})
+		case balDeliver:
+			nd := &nodes[e.node]
+			nd.Sessions, nd.Accepted = int(e.sessions), e.accepted
+			// cluster.Member.ReportedAt: when the leader received it.
+			nd.ReportedAt = clock()
+			dirty = true
+		case balTick:
+			if now+int64(m.window) <= end {
+				q.push(balanceEvent{at: now + int64(m.window), kind: balTick})
+			}
+			if winAll > 0 {
+				shares = append(shares, float64(slices.Max(win))/float64(winAll))
+			}
+			clear(win)
+			winAll = 0
+			total := 0
+			for _, s := range sessions {
+				total += s
+			}
+			if total > 0 {
+				ratios = append(ratios, float64(slices.Max(sessions))*float64(n)/float64(total))
+			}
+		}
+	}
+	if len(ratios) > 0 {
+		sum := 0.0
+		for _, r := range ratios {
+			sum += r
+		}
+		run.avgRatio = sum / float64(len(ratios))
+		slices.Sort(ratios)
+		run.p99Ratio = balancePercentile(ratios, 0.99)
+		run.worstRatio = ratios[len(ratios)-1]
+	}
+	if len(shares) > 0 {
+		slices.Sort(shares)
+		run.p99Share = balancePercentile(shares, 0.99)
+		run.maxShare = shares[len(shares)-1]
+	}
+	return run
+}
+
+// balancePercentile returns the q-quantile of sorted (nearest rank).
+func balancePercentile(sorted []float64, q float64) float64 {
+	k := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(k, 0), len(sorted)-1)]
+}
+
+// balanceCase is one row of the results: a policy on a farm size at a
+// staleness (zero for the load-blind policies, which staleness cannot
+// affect), over the seeds.
+type balanceCase struct {
+	nodes  int
+	stale  time.Duration
+	policy string
+	avg    spread // time-average max/mean
+	p99    spread // p99 sample of max/mean
+	worst  spread // worst sample of max/mean
+	share  spread // largest window share
+	share9 spread // p99 window share
+	lost   int    // rejected + unplaced sessions over all seeds
+}
+
+// balanceFigures is part 4's outcome.
+type balanceFigures struct {
+	seeds   int
+	model   balanceModel // the parameters common to every case (nodes and stale vary)
+	cases   []*balanceCase
+	elapsed time.Duration
+	plotDir string
+}
+
+// find returns the case for a policy on n nodes at staleness stale; a
+// load-blind policy's single case matches any staleness.
+func (f *balanceFigures) find(n int, stale time.Duration, policy string) *balanceCase {
+	for _, c := range f.cases {
+		if c.nodes == n && c.policy == policy && (c.stale == stale || c.stale == 0) {
+			return c
+		}
+	}
+	return nil
+}
+
+// benchBalance runs part 4: every policy on every farm size at every
+// staleness (once per size for load-blind policies), over several seeds.
+func benchBalance(ctx context.Context, o benchOpts) (*balanceFigures, error) {
+	seeds := 5
+	if o.quick {
+		seeds = 2
+	}
+	return runBalance(ctx, o, seeds, func(n int, stale time.Duration) balanceModel { return newBalanceModel(n, stale, o.quick) })
+}
+
+// runBalance is benchBalance with the number of seeds and the model for
+// each farm size and staleness given.
+func runBalance(ctx context.Context, o benchOpts, seeds int, model func(n int, stale time.Duration) balanceModel) (*balanceFigures, error) {
+	began := time.Now()
+	f := &balanceFigures{seeds: seeds, model: model(0, 0)}
+	for _, n := range balanceNodes {
+		for _, p := range balancePolicies {
+			stales := balanceStale
+			if p.blind {
+				stales = []time.Duration{0}
+			}
+			for _, st := range stales {
+				c := &balanceCase{nodes: n, stale: st, policy: p.name}
+				m := model(n, st)
+				for s := range f.seeds {
+					if err := ctx.Err(); err != nil {
+						return nil, err
+					}
+					r := simulateBalance(m, p, uint64(s+1))
+					c.avg = append(c.avg, r.avgRatio)
+					c.p99 = append(c.p99, r.p99Ratio)
+					c.worst = append(c.worst, r.worstRatio)
+					c.share = append(c.share, r.maxShare)
+					c.share9 = append(c.share9, r.p99Share)
+					c.lost += r.rejected + r.unplaced
+				}
+				f.cases = append(f.cases, c)
+				if o.log != nil {
+					fmt.Fprintf(o.log, "balance N=%d stale %-5s %-12s max/mean avg %s worst %s, window share max %s\n",
+						n, balanceStaleLabel(st), p.name, c.avg.format("%.3f"), c.worst.format("%.3f"), c.share.format("%.3f"))
+				}
+			}
+		}
+	}
+	f.elapsed = time.Since(began)
+	return f, nil
+}
+
+// shareMissed reports whether least-loaded missed the window-share goal
+// anywhere.
+func (f *balanceFigures) shareMissed() bool {
+	for _, c := range f.cases {
+		if c.policy == "least-loaded" && c.share.max() > balanceShareGoal(c.nodes) {
+			return true
+		}
+	}
+	return false
+}
+
+// balanceStaleLabel formats a staleness, "—" for the load-blind policies.
+func balanceStaleLabel(d time.Duration) string {
+	if d == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%gs", d.Seconds())
+}
+
+// balanceShareGoal is the window-share bound for n nodes.
+func balanceShareGoal(n int) float64 { return 2/float64(n) + balanceShareSlack }
+
+// balanceVerdict says whether worst (the largest over the seeds) is at
+// most bound, and by how much, formatting the difference with verb.
+func balanceVerdict(worst, bound float64, verb string) string {
+	if worst <= bound {
+		return fmt.Sprintf("met (margin "+verb+")", bound-worst)
+	}
+	return fmt.Sprintf("**not met** (over by "+verb+")", worst-bound)
+}
+
+// excess returns max/mean − 1 of each measurement: the imbalance itself,
+// which is what a ratio against a baseline should compare.
+func excess(s spread) spread {
+	out := make(spread, len(s))
+	for i, v := range s {
+		out[i] = v - 1
+	}
+	return out
+}
+
+// normalCDF is the standard normal distribution function.
+func normalCDF(x float64) float64 { return math.Erfc(-x/math.Sqrt2) / 2 }
+
+// write writes part 4's Markdown section.
+func (f *balanceFigures) write(b *strings.Builder) {
+	m := f.model
+	b.WriteString("## 4. Balance quality\n\n")
+	fmt.Fprintf(b, "A deterministic discrete-event simulation on a virtual clock (nothing sleeps; %d seeds took %v of real time in all) drives the real `assign.Assigner`, configured as the agent configures it (reports stale after %v, pending ledger on with its %v TTL, the new-leader warm-up), against a farm of N = %s equal nodes of capacity %d:\n\n",
+		f.seeds, f.elapsed.Round(time.Second), balanceStaleAfter, assign.DefaultPendingTTL, balanceJoinInts(balanceNodes), m.capacity)
+	fmt.Fprintf(b, "- **Arrivals**: a Poisson process of %g new sessions per node per second (%g/s farm-wide for N = 10, %g/s for N = 50), so a %v window holds %g new sessions per node on average (%g and %g farm-wide).\n",
+		m.rate, m.rate*10, m.rate*50, m.window, m.rate*m.window.Seconds(), m.rate*m.window.Seconds()*10, m.rate*m.window.Seconds()*50)
+	mean := m.meanLen.Seconds()
+	median := mean * math.Exp(-m.sigma*m.sigma/2)
+	const z90, z99 = 1.2816, 2.3263 // standard normal quantiles
+	fmt.Fprintf(b, "- **Session lengths**: lognormal with mean %g s and σ = %g: median %.1f s, p90 %.0f s, p99 %.0f s; heavy-tailed: the longest 10%% of sessions hold %.0f%% of the session-seconds. The steady state is %.0f concurrent sessions per node (%.0f%% of capacity).\n",
+		mean, m.sigma, median, median*math.Exp(z90*m.sigma), median*math.Exp(z99*m.sigma), 100*normalCDF(m.sigma-z90),
+		m.rate*mean, 100*m.rate*mean/float64(m.capacity))
+	// P(a session in progress outlives the warm-up) = E[(S-w)+]/E[S] for
+	// lognormal S: Φ(d) - (w/mean)Φ(d-σ), d = (ln(mean/w) + σ²/2)/σ.
+	w := m.warmup.Seconds()
+	d := (math.Log(mean/w) + m.sigma*m.sigma/2) / m.sigma
+	outlive := normalCDF(d) - w/mean*normalCDF(d-m.sigma)
+	fmt.Fprintf(b, "- **Start and warm-up**: the farm starts at steady state and evenly spread: every node holds the mean number of sessions, each with the remaining length of a session caught in progress (length-biased lognormal, cut at a uniform point), so departures are stationary from the start. Then %g s of simulated time under the policy before measuring for %g s. The even start favours the load-blind policies: with these long tails their imbalance is still growing at the end (%.0f%% of the sessions in progress at the start outlive the %g s warm-up), so their figures are lower bounds.\n",
+		m.warmup.Seconds(), m.measure.Seconds(), 100*outlive, m.warmup.Seconds())
+	fmt.Fprintf(b, "- **Sessions**: a redirected client reaches its server %v later (one round trip), which then counts it in its sessions and its monotonic accepted counter; a node at capacity would refuse it (counted below the results).\n", m.acceptDelay)
+	fmt.Fprintf(b, "- **Reports**: every node republishes (sessions, accepted) every %v (cluster.DefaultPublishInterval) at its own random phase; each report reaches the leader after the **staleness** under test (0.2, 1 or 2 s), so the freshest report the leader holds is that plus up to %v old. The leader stamps it with its arrival time (as cluster.Member.ReportedAt does), rebuilds its view and installs it at the next pick, where the accepted growth retires that node's oldest pending entries, as node/ does.\n",
+		m.publish, m.publish)
+	fmt.Fprintf(b, "- **Policies**: least-loaded (Usher's default: new sessions go round robin to the nodes within %d sessions of the mean load, with the ledger), p2c (with the ledger), round-robin and random from `assign`; and **coturn**: a TURN front end answering every ALLOCATE with 300 Try Alternate naming the next entry of its `alternate-server` list. coturn keeps that counter per relay thread (`as_counter` in each thread's server), all starting at the first entry, and a request lands on the thread its socket belongs to: modelled as %d relay threads, each request on a random one. Round-robin, random and coturn use no load information, so staleness cannot change them: they ran once per N.\n", assign.DefaultSpread, m.threads)
+	fmt.Fprintf(b, "- **Measures** (every %v of the measurement): max/mean is the busiest node's concurrent sessions over the mean; its time average, p99 and worst sample per run. Window share is the largest fraction of a %v window's new sessions (counted at the redirect) that one node got; its maximum and p99 over the windows per run. Every figure is **median (min–max) over %d seeds**; every policy sees the same clients for a seed, so ratios against coturn pair runs by seed.\n\n",
+		m.window, m.window, f.seeds)
+
+	b.WriteString("### Goals (least-loaded, as shipped)\n\n")
+	fmt.Fprintf(b, "The max/mean goal applies to the **worst sample** of each run (the issue asks for a bound, not an average; the p99 is in the results), and a goal is met when the worst of the %d seeds meets it.\n\n", f.seeds)
+	b.WriteString("| N | staleness | worst max/mean | ≤ 1.05 | largest window share | ≤ 2/N + 5% (10 nodes: 25%, 50 nodes: 9%) | least-loaded ÷ coturn: worst max/mean − 1, largest window share |\n|---|---|---|---|---|---|---|\n")
+	for _, n := range balanceNodes {
+		for _, st := range balanceStale {
+			ll, ct := f.find(n, st, "least-loaded"), f.find(n, 0, "coturn")
+			if ll == nil {
+				continue
+			}
+			head := "n/a"
+			if ct != nil {
+				head = ratios(excess(ll.worst), excess(ct.worst)).format("%.2fx") + ", " + ratios(ll.share, ct.share).format("%.2fx")
+			}
+			fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %s |\n", n, balanceStaleLabel(st),
+				ll.worst.format("%.3f"), balanceVerdict(ll.worst.max(), balanceMaxMeanGoal, "%.3f"),
+				scale(ll.share, 100).format("%.1f%%"), balanceVerdict(100*ll.share.max(), 100*balanceShareGoal(n), "%.1f points"), head)
+		}
+	}
+
+	b.WriteString("\n### Results\n\n| N | staleness | policy | max/mean, time average | max/mean, p99 | max/mean, worst | window share, p99 | window share, max |\n|---|---|---|---|---|---|---|---|\n")
+	for _, c := range f.cases {
+		fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %s | %s |\n", c.nodes, balanceStaleLabel(c.stale), c.policy,
+			c.avg.format("%.3f"), c.p99.format("%.3f"), c.worst.format("%.3f"),
+			scale(c.share9, 100).format("%.1f%%"), scale(c.share, 100).format("%.1f%%"))
+	}
+	lost := 0
+	for _, c := range f.cases {
+		lost += c.lost
+	}
+	fmt.Fprintf(b, "\nSessions refused by a full node or left without an eligible server during the measurements: %d.\n\n", lost)
+	if f.shareMissed() {
+		fmt.Fprintf(b, "Why a load-aware policy can crowd a window: the leader learns of a node's departures only from its reports, which carry the node's state every %v. Each report reveals at once all the departures since the previous one (on average %g here, Poisson around that), and least-loaded then sends every new session to that node until it is level again, so a run of consecutive picks lands on it: about (rate × publish interval) ÷ (N × rate × window) = %.1f/N of a window on average, and twice that in the tail. The ledger cannot help, since it counts arrivals, not departures, and staleness barely matters (the same happens with fresh reports); p2c spreads such a run only partly.\n\n",
+			m.publish, m.rate*m.publish.Seconds(), m.publish.Seconds()/m.window.Seconds())
+	}
+	if f.plotDir != "" {
+		for _, p := range []string{"balance_maxmean.png", "balance_share.png"} {
+			fmt.Fprintf(b, "![%s](%s)\n", p, filepath.ToSlash(filepath.Join(f.plotDir, p)))
+		}
+		b.WriteString("\n")
+	}
+}
+
+// balanceJoinInts formats 10 and 50 as "10 and 50".
+func balanceJoinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprint(x)
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
+// plot draws part 4's charts into dir: worst max/mean and the largest
+// window share, by farm size and staleness, one bar per policy.
+func (f *balanceFigures) plot(dir string) ([]string, error) {
+	f.plotDir = dir
+	var cats []string
+	for _, n := range balanceNodes {
+		for _, st := range balanceStale {
+			cats = append(cats, fmt.Sprintf("N=%d, %s", n, balanceStaleLabel(st)))
+		}
+	}
+	var worst, share []barSeries
+	for _, p := range balancePolicies {
+		w, s := barSeries{name: p.name}, barSeries{name: p.name}
+		for _, n := range balanceNodes {
+			for _, st := range balanceStale {
+				var cw, cs spread
+				if c := f.find(n, st, p.name); c != nil {
+					cw, cs = c.worst, scale(c.share, 100)
+				}
+				w.values = append(w.values, cw)
+				s.values = append(s.values, cs)
+			}
+		}
+		worst, share = append(worst, w), append(share, s)
+	}
+	var files []string
+	if err := barChart(filepath.Join(dir, "balance_maxmean.png"),
+		"Worst max/mean concurrent sessions (median, min–max over seeds); goal ≤ 1.05", "max/mean", cats, worst); err != nil {
+		return files, err
+	}
+	files = append(files, "balance_maxmean.png")
+	if err := barChart(filepath.Join(dir, "balance_share.png"),
+		"Largest share of a 100 ms window's new sessions on one node (median, min–max)", "% of the window", cats, share); err != nil {
+		return files, err
+	}
+	return append(files, "balance_share.png"), nil
+}

@@ -1,0 +1,1356 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/usherlb/usher/node"
+	"github.com/usherlb/usher/wire"
+)
+
+// Part 5 of `usher bench`: clusters of 16, 64 and 128 agent processes of
+// this binary on loopback, and one agent holding 100,000 sessions.
+
+const (
+	scaleVoters      = 3                      // bootstrap_expect; the first agents are the voters and the seeds
+	scalePoll        = 200 * time.Millisecond // formation and view polling period
+	scaleStatusEvery = time.Second            // status polling period inside the window
+	scaleWorkers     = 16                     // concurrent API requests
+	scaleRSSGoalMiB  = 100                    // agent RSS goal with scaleSessionGoal sessions
+	scaleSessionGoal = 100000
+	scaleStopGrace   = 5 * time.Second // SIGTERM to SIGKILL
+	scaleHTTPTimeout = 5 * time.Second // one API request
+)
+
+// scalePlan is what one part-5 run measures.
+type scalePlan struct {
+	sizes          []int         // cluster sizes
+	repeats        int           // runs of each size
+	window         time.Duration // measuring window once a cluster has formed
+	form           time.Duration // most time allowed to join and agree on a leader
+	sessions       int           // sessions driven into one agent
+	sessionRepeats int
+}
+
+// scalePlanFor returns the plan for o: three repeats of 16, 64 and 128
+// agents with a 15 s window, or with -quick one repeat of 16 and 64 with
+// a 5 s window. The repeats do not follow -repeats: one repeat of 128
+// agents takes about a minute.
+func scalePlanFor(o benchOpts) scalePlan {
+	if o.quick {
+		return scalePlan{sizes: []int{16, 64}, repeats: 1, window: 5 * time.Second, form: 60 * time.Second,
+			sessions: scaleSessionGoal, sessionRepeats: 1}
+	}
+	return scalePlan{sizes: []int{16, 64, 128}, repeats: 3, window: 15 * time.Second, form: 120 * time.Second,
+		sessions: scaleSessionGoal, sessionRepeats: 3}
+}
+
+// scaleFigures are part 5's measurements.
+type scaleFigures struct {
+	plan      scalePlan
+	sizes     []*scaleSize
+	sessions  *sessionFigures
+	loadStart string // /proc/loadavg at the start and end of part 5
+	loadEnd   string
+	loadPeak  float64 // highest 1-minute load average sampled during part 5
+	plotDir   string  // set by plot, for the report's image links
+}
+
+// scaleSize is the measurements of one cluster size over its repeats.
+// Times are in seconds, staleness in milliseconds, sizes in MiB.
+type scaleSize struct {
+	n                            int
+	runs                         int
+	join, leader                 spread // start of the first process to all agents agreeing
+	term                         spread // raft term when all agreed on a leader
+	formFailed                   int    // repeats that did not form within the plan's time
+	staleP50, staleP99, staleMax spread
+	apiRTT                       spread // p50 of the leader's /v1/view round trips, ms
+	gossipMed, gossipMax         spread // memberlist bytes sent per second per agent
+	rssMed, rssMax               spread
+	cpu                          spread // CPU cores used by all agents together
+	leaderCPU                    spread // CPU cores used by the leader
+	selfCPU                      spread // CPU cores used by the benchmark process (the poller)
+	elections                    spread // raft term increase during the window
+	exited                       spread // agents that ended on their own
+	largest                      []string
+	logCounts                    map[string]spread
+	notes                        []string
+}
+
+// sessionFigures is the measurement of one agent with many sessions.
+type sessionFigures struct {
+	target      int
+	counted     spread // sessions the agent reported
+	drive       spread // seconds to create them all
+	rss0, rss   spread // MiB: before the sessions, with them
+	hwm         spread // VmHWM with them, MiB
+	heap0, heap spread // live heap after the last GC (gctrace), MiB
+	notes       []string
+}
+
+// scaleResult is one repeat of one cluster size.
+type scaleResult struct {
+	n                    int
+	formed               bool
+	join, leaderAt       time.Duration // zero: not reached
+	leader               string
+	term, endTerm        uint64
+	ages, rtts           []time.Duration
+	staleMax             time.Duration
+	gossipMed, gossipMax float64
+	rssMed, rssMax       float64
+	cpu, leaderCPU       float64
+	selfCPU              float64
+	exited               int
+	largest              string // the agent with the largest RSS and its role
+	logCounts            map[string]int
+	notes                []string
+}
+
+// benchScale runs part 5 with the plan for o.
+func benchScale(ctx context.Context, o benchOpts) (*scaleFigures, error) {
+	return benchScaleWith(ctx, o, scalePlanFor(o))
+}
+
+// benchScaleWith runs part 5 with plan p. A cluster that does not form,
+// or whose agents die, is a finding recorded in the figures, not an error;
+// the error is for a cancelled ctx or a run where nothing could start.
+func benchScaleWith(ctx context.Context, o benchOpts, p scalePlan) (*scaleFigures, error) {
+	raiseNoFile()
+	f := &scaleFigures{plan: p, loadStart: loadAvg()}
+	f.samplePeak()
+	started := 0
+	for _, n := range p.sizes {
+		sz := &scaleSize{n: n, logCounts: map[string]spread{}}
+		f.sizes = append(f.sizes, sz)
+		for r := range p.repeats {
+			if err := ctx.Err(); err != nil {
+				return f, err
+			}
+			res, err := scaleRun(ctx, o, p, n)
+			f.samplePeak()
+			if err != nil {
+				if ctx.Err() != nil {
+					return f, ctx.Err()
+				}
+				sz.notes = append(sz.notes, fmt.Sprintf("repeat %d: %v", r+1, err))
+				fmt.Fprintf(o.log, "scale %d agents %d/%d: %v\n", n, r+1, p.repeats, err)
+				continue
+			}
+			started++
+			sz.add(res)
+			fmt.Fprintf(o.log, "scale %d agents %d/%d: %s\n", n, r+1, p.repeats, res.summary())
+		}
+	}
+	sf := &sessionFigures{target: p.sessions}
+	f.sessions = sf
+	for r := range p.sessionRepeats {
+		if err := ctx.Err(); err != nil {
+			return f, err
+		}
+		err := sessionRun(ctx, o, p.sessions, sf)
+		f.samplePeak()
+		if err != nil {
+			if ctx.Err() != nil {
+				return f, ctx.Err()
+			}
+			sf.notes = append(sf.notes, fmt.Sprintf("repeat %d: %v", r+1, err))
+			fmt.Fprintf(o.log, "scale sessions %d/%d: %v\n", r+1, p.sessionRepeats, err)
+			continue
+		}
+		started++
+		i := len(sf.rss) - 1
+		fmt.Fprintf(o.log, "scale sessions %d/%d: %.0f sessions counted in %.2fs, RSS %.1f MiB (%.1f MiB at 0), live heap %.1f MiB\n",
+			r+1, p.sessionRepeats, sf.counted[i], sf.drive[i], sf.rss[i], sf.rss0[i], lastOr(sf.heap, -1))
+	}
+	f.loadEnd = loadAvg()
+	if started == 0 {
+		return f, errors.New("scale: no run could start: " + strings.Join(append(f.allNotes(), "no notes"), "; "))
+	}
+	return f, nil
+}
+
+// allNotes returns every note of every size and of the session run.
+func (f *scaleFigures) allNotes() []string {
+	var out []string
+	for _, sz := range f.sizes {
+		out = append(out, sz.notes...)
+	}
+	if f.sessions != nil {
+		out = append(out, f.sessions.notes...)
+	}
+	return out
+}
+
+// samplePeak records the 1-minute load average if it is the highest yet.
+func (f *scaleFigures) samplePeak() {
+	if l, ok := loadAvg1(); ok && l > f.loadPeak {
+		f.loadPeak = l
+	}
+}
+
+// loadAvg1 returns the 1-minute load average.
+func loadAvg1() (float64, bool) {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, false
+	}
+	fs := strings.Fields(string(b))
+	if len(fs) == 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(fs[0], 64)
+	return v, err == nil
+}
+
+func lastOr(s spread, def float64) float64 {
+	if len(s) == 0 {
+		return def
+	}
+	return s[len(s)-1]
+}
+
+// add folds one repeat into the size's figures.
+func (sz *scaleSize) add(r scaleResult) {
+	sz.runs++
+	if !r.formed {
+		sz.formFailed++
+	}
+	if r.join > 0 {
+		sz.join = append(sz.join, r.join.Seconds())
+	}
+	if r.leaderAt > 0 {
+		sz.leader = append(sz.leader, r.leaderAt.Seconds())
+		sz.term = append(sz.term, float64(r.term))
+		sz.elections = append(sz.elections, float64(r.endTerm-r.term))
+	}
+	if len(r.ages) > 0 {
+		sz.staleP50 = append(sz.staleP50, ms(percentile(r.ages, 0.5)))
+		sz.staleP99 = append(sz.staleP99, ms(percentile(r.ages, 0.99)))
+		sz.staleMax = append(sz.staleMax, ms(r.staleMax))
+		sz.apiRTT = append(sz.apiRTT, ms(percentile(r.rtts, 0.5)))
+	}
+	sz.gossipMed = append(sz.gossipMed, r.gossipMed)
+	sz.gossipMax = append(sz.gossipMax, r.gossipMax)
+	sz.rssMed = append(sz.rssMed, r.rssMed)
+	sz.rssMax = append(sz.rssMax, r.rssMax)
+	sz.cpu = append(sz.cpu, r.cpu)
+	if r.leaderAt > 0 {
+		sz.leaderCPU = append(sz.leaderCPU, r.leaderCPU)
+	}
+	sz.selfCPU = append(sz.selfCPU, r.selfCPU)
+	sz.exited = append(sz.exited, float64(r.exited))
+	sz.largest = append(sz.largest, r.largest)
+	for _, p := range scaleLogPatterns {
+		sz.logCounts[p.key] = append(sz.logCounts[p.key], float64(r.logCounts[p.key]))
+	}
+	for _, n := range r.notes {
+		sz.notes = append(sz.notes, fmt.Sprintf("repeat %d: %s", sz.runs, n))
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// summary is the progress line of one repeat.
+func (r scaleResult) summary() string {
+	var b strings.Builder
+	if r.join > 0 {
+		fmt.Fprintf(&b, "joined %.1fs", r.join.Seconds())
+	} else {
+		b.WriteString("never all joined")
+	}
+	if r.leaderAt > 0 {
+		fmt.Fprintf(&b, ", leader %s at %.1fs (term %d, %d after the window)", r.leader, r.leaderAt.Seconds(), r.term, r.endTerm)
+	} else {
+		b.WriteString(", no agreed leader")
+	}
+	if len(r.ages) > 0 {
+		fmt.Fprintf(&b, ", staleness p99 %.0f ms", ms(percentile(r.ages, 0.99)))
+	}
+	fmt.Fprintf(&b, ", gossip %.1f kB/s/agent (max %.1f), RSS %.1f MiB (max %.1f, %s), CPU %.2f cores (leader %.2f, poller %.2f)",
+		r.gossipMed/1e3, r.gossipMax/1e3, r.rssMed, r.rssMax, r.largest, r.cpu, r.leaderCPU, r.selfCPU)
+	if r.exited > 0 {
+		fmt.Fprintf(&b, ", %d agents exited", r.exited)
+	}
+	return b.String()
+}
+
+// scaleRun starts n agents, waits for them to join and agree on a leader,
+// measures them over the plan's window and stops them.
+func scaleRun(ctx context.Context, o benchOpts, p scalePlan, n int) (scaleResult, error) {
+	res := scaleResult{n: n}
+	c, err := startScaleCluster(o.exe, n, nil, nil)
+	if err != nil {
+		return res, err
+	}
+	defer c.close()
+	leader := c.form(ctx, p.form, &res)
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	c.measure(ctx, p.window, leader, &res)
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	res.exited = c.exitedCount()
+	res.logCounts, res.notes = c.scanLogs(res.notes)
+	return res, nil
+}
+
+// scaleAgent is one agent process.
+type scaleAgent struct {
+	name                  string
+	gossip, session, http netip.AddrPort
+	logPath               string
+
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed once reaped
+	waitErr error         // read after exited is closed
+}
+
+// scaleCluster is a set of agent processes and their scratch directory.
+type scaleCluster struct {
+	dir     string
+	vip     netip.AddrPort
+	agents  []*scaleAgent
+	started time.Time // just before the first process started
+	tr      *http.Transport
+	hc      *http.Client
+	closed  bool
+}
+
+// startScaleCluster starts n agents of exe on 127.0.0.1: the first
+// scaleVoters (or all, if fewer) are voter-eligible and the seeds every
+// agent joins, the rest non-voters; profile fast. extra adds arguments to
+// every agent's command line, env to its environment.
+func startScaleCluster(exe string, n int, extra, env []string) (*scaleCluster, error) {
+	dir, err := os.MkdirTemp("", "usher-scale-")
+	if err != nil {
+		return nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	tr := &http.Transport{Proxy: nil, MaxIdleConns: 4 * n, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}
+	c := &scaleCluster{dir: dir, tr: tr, hc: &http.Client{Transport: tr, Timeout: scaleHTTPTimeout}}
+	pick := newPortPicker()
+	vip, err := pick.take(1, func(p uint16) bool { return udpFree(loopPort(p)) })
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	c.vip = loopPort(vip)
+	for i := range n {
+		a := &scaleAgent{name: fmt.Sprintf("s%03d", i+1)}
+		// Gossip takes p (UDP and TCP) and Raft p+1 (TCP).
+		g, err := pick.take(2, func(p uint16) bool {
+			return udpFree(loopPort(p)) && tcpFree(loopPort(p)) && tcpFree(loopPort(p+1))
+		})
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		s, err := pick.take(1, func(p uint16) bool { return udpFree(loopPort(p)) })
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		h, err := pick.take(1, func(p uint16) bool { return tcpFree(loopPort(p)) })
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		a.gossip, a.session, a.http = loopPort(g), loopPort(s), loopPort(h)
+		c.agents = append(c.agents, a)
+	}
+	voters := min(n, scaleVoters)
+	c.started = time.Now()
+	for i, a := range c.agents {
+		args := []string{"agent",
+			"-node", a.name,
+			"-bind", a.gossip.String(),
+			"-session-addr", a.session.String(),
+			"-http", a.http.String(),
+			"-vip", c.vip.String(),
+			"-vip-mode", "bind",
+			"-bootstrap-expect", strconv.Itoa(voters),
+			"-data-dir", filepath.Join(dir, a.name),
+			"-profile", "fast",
+			"-log-level", "info",
+		}
+		if i >= voters {
+			args = append(args, "-voter=false")
+		}
+		for _, seed := range c.agents[:voters] {
+			if seed != a {
+				args = append(args, "-join", seed.gossip.String())
+			}
+		}
+		args = append(args, extra...)
+		if err := c.start(exe, a, args, env); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func loopPort(p uint16) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), p)
+}
+
+// portPicker hands out distinct loopback ports below the kernel's
+// ephemeral range (so that no outgoing connection takes a port between its
+// check and the agent's bind), scanning up from a random base so that
+// concurrent runs rarely meet.
+type portPicker struct{ next, lo, hi int }
+
+func newPortPicker() *portPicker {
+	lo, hi := 10000, ephemeralLow()-1
+	return &portPicker{next: lo + rand.IntN(max(1, (hi-lo)/2)), lo: lo, hi: hi}
+}
+
+// ephemeralLow returns the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if fs := strings.Fields(string(b)); len(fs) == 2 {
+			if v, err := strconv.Atoi(fs[0]); err == nil && v > 12000 {
+				return v
+			}
+		}
+	}
+	return 32768
+}
+
+// take returns the first port p at or after the picker's position such
+// that p..p+width-1 lie in the picker's range and free(p) holds, and moves
+// past them.
+func (pp *portPicker) take(width int, free func(uint16) bool) (uint16, error) {
+	for tries := 0; tries < 4000; tries++ {
+		p := pp.next
+		if p+width > pp.hi+1 {
+			p = pp.lo
+		}
+		pp.next = p + width
+		if free(uint16(p)) {
+			return uint16(p), nil
+		}
+	}
+	return 0, errors.New("no free loopback ports")
+}
+
+// start launches one agent, its output to its log file.
+func (c *scaleCluster) start(exe string, a *scaleAgent, args, env []string) error {
+	a.logPath = filepath.Join(c.dir, a.name+".log")
+	logf, err := os.Create(a.logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close() // the child has its own copy
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = demoProcAttr()
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start agent %s: %w", a.name, err)
+	}
+	a.cmd = cmd
+	a.exited = make(chan struct{})
+	go func() {
+		a.waitErr = cmd.Wait()
+		close(a.exited)
+	}()
+	return nil
+}
+
+// close stops every agent by PID (SIGTERM, then SIGKILL after
+// scaleStopGrace), reaps them and removes the scratch directory. It is
+// idempotent.
+func (c *scaleCluster) close() {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	for _, a := range c.agents {
+		if a.cmd != nil {
+			a.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	deadline := time.Now().Add(scaleStopGrace)
+	for _, a := range c.agents {
+		if a.cmd == nil {
+			continue
+		}
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-a.exited:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	for _, a := range c.agents {
+		if a.cmd == nil {
+			continue
+		}
+		select {
+		case <-a.exited:
+		default:
+			a.cmd.Process.Kill()
+			<-a.exited
+		}
+	}
+	c.tr.CloseIdleConnections()
+	if c.dir != "" {
+		os.RemoveAll(c.dir)
+	}
+}
+
+// exitedCount returns how many agents have ended; close has not run yet,
+// so each ended on its own.
+func (c *scaleCluster) exitedCount() int {
+	n := 0
+	for _, a := range c.agents {
+		select {
+		case <-a.exited:
+			n++
+		default:
+		}
+	}
+	return n
+}
+
+// getJSON fetches path from a's API into v.
+func (c *scaleCluster) getJSON(ctx context.Context, a *scaleAgent, path string, v any) error {
+	body, err := c.get(ctx, a, path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(body, v)
+}
+
+// get fetches path from a's API.
+func (c *scaleCluster) get(ctx context.Context, a *scaleAgent, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.http.String()+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	return body, nil
+}
+
+// each runs fn for every agent, scaleWorkers at a time, and waits.
+func (c *scaleCluster) each(fn func(i int, a *scaleAgent)) {
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range min(scaleWorkers, len(c.agents)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(c.agents) {
+					return
+				}
+				fn(i, c.agents[i])
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// statuses polls every agent's /v1/status; ok[i] says agent i answered.
+func (c *scaleCluster) statuses(ctx context.Context) (sts []node.Status, ok []bool) {
+	sts, ok = make([]node.Status, len(c.agents)), make([]bool, len(c.agents))
+	c.each(func(i int, a *scaleAgent) {
+		ok[i] = c.getJSON(ctx, a, "/v1/status", &sts[i]) == nil
+	})
+	return sts, ok
+}
+
+// allJoined reports whether every agent answered and sees n alive members.
+func allJoined(sts []node.Status, ok []bool, n int) bool {
+	for i := range sts {
+		if !ok[i] || sts[i].Members < n {
+			return false
+		}
+	}
+	return len(sts) > 0
+}
+
+// agreedLeader returns the leader every agent names, if all answered and
+// name the same one and that one calls itself leader.
+func agreedLeader(sts []node.Status, ok []bool) (idx int, term uint64, agreed bool) {
+	if len(sts) == 0 {
+		return -1, 0, false
+	}
+	name := sts[0].Leader
+	idx = -1
+	for i := range sts {
+		if !ok[i] || name == "" || sts[i].Leader != name {
+			return -1, 0, false
+		}
+		if sts[i].Node == name {
+			idx = i
+		}
+	}
+	if idx < 0 || sts[idx].Role != "leader" {
+		return -1, 0, false
+	}
+	return idx, sts[idx].Term, true
+}
+
+// mostNamedLeader returns the agent most agents name as leader, or -1.
+func mostNamedLeader(sts []node.Status, ok []bool) int {
+	votes := map[string]int{}
+	for i := range sts {
+		if ok[i] && sts[i].Leader != "" {
+			votes[sts[i].Leader]++
+		}
+	}
+	best, bestVotes := -1, 0
+	for i := range sts {
+		if v := votes[sts[i].Node]; ok[i] && v > bestVotes {
+			best, bestVotes = i, v
+		}
+	}
+	return best
+}
+
+// form polls until every agent sees all n members alive and names the same
+// leader, or for at most limit; it fills in res and returns the leader's
+// index (-1 for none).
+func (c *scaleCluster) form(ctx context.Context, limit time.Duration, res *scaleResult) int {
+	n := len(c.agents)
+	deadline := c.started.Add(limit)
+	tick := time.NewTicker(scalePoll)
+	defer tick.Stop()
+	leader := -1
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		sts, ok := c.statuses(pctx)
+		cancel()
+		now := time.Now()
+		if res.join == 0 && allJoined(sts, ok, n) {
+			res.join = now.Sub(c.started)
+		}
+		if res.leaderAt == 0 {
+			if i, term, agreed := agreedLeader(sts, ok); agreed {
+				res.leaderAt, res.leader, res.term, leader = now.Sub(c.started), sts[i].Node, term, i
+			}
+		}
+		if res.join > 0 && res.leaderAt > 0 {
+			res.formed = true
+			return leader
+		}
+		if ctx.Err() != nil || now.After(deadline) {
+			answered, minMembers, names := 0, n, map[string]int{}
+			for i := range sts {
+				if ok[i] {
+					answered++
+					minMembers = min(minMembers, sts[i].Members)
+					names[sts[i].Leader]++
+				}
+			}
+			res.notes = append(res.notes, fmt.Sprintf("did not form within %v: %d of %d agents answered, the fewest members seen %d, leaders named %v",
+				limit, answered, n, minMembers, names))
+			if leader < 0 {
+				leader = mostNamedLeader(sts, ok)
+				if leader >= 0 {
+					res.leader = sts[leader].Node
+				}
+			}
+			return leader
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+}
+
+// scaleSnap is one agent's counters at one instant.
+type scaleSnap struct {
+	at    time.Time
+	bytes float64 // memberlist bytes sent, UDP and TCP
+	cpu   time.Duration
+	ok    bool
+}
+
+// snapshot reads every agent's memberlist byte counters from /metrics and
+// its CPU time from /proc.
+func (c *scaleCluster) snapshot(ctx context.Context) []scaleSnap {
+	out := make([]scaleSnap, len(c.agents))
+	c.each(func(i int, a *scaleAgent) {
+		s := &out[i]
+		s.cpu = procCPU(a.cmd.Process.Pid)
+		body, err := c.get(ctx, a, "/metrics")
+		if err != nil {
+			return
+		}
+		s.at = time.Now()
+		udp, _ := promSum(body, "usher_memberlist_udp_sent")
+		tcp, _ := promSum(body, "usher_memberlist_tcp_sent")
+		s.bytes, s.ok = udp+tcp, true
+	})
+	return out
+}
+
+// viewAnswer is the part of GET /v1/view the staleness needs.
+type viewAnswer struct {
+	Nodes []struct {
+		ID         string    `json:"id"`
+		ReportedAt time.Time `json:"reported_at"`
+	} `json:"nodes"`
+}
+
+// measure runs the window: it samples the leader's view every scalePoll,
+// every agent's status every scaleStatusEvery, and the agents' counters at
+// both ends, and fills in res.
+func (c *scaleCluster) measure(ctx context.Context, window time.Duration, leader int, res *scaleResult) {
+	began, self0 := time.Now(), procCPU(os.Getpid())
+	before := c.snapshot(ctx)
+	end := time.Now().Add(window)
+	tick := time.NewTicker(scalePoll)
+	defer tick.Stop()
+	nextStatus := time.Now().Add(scaleStatusEvery)
+	res.endTerm = res.term
+	noteTerms := func(sts []node.Status, ok []bool) {
+		for i := range sts {
+			if ok[i] {
+				res.endTerm = max(res.endTerm, sts[i].Term)
+			}
+		}
+	}
+	for time.Now().Before(end) && ctx.Err() == nil {
+		if leader >= 0 {
+			var v viewAnswer
+			t1 := time.Now()
+			vctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := c.getJSON(vctx, c.agents[leader], "/v1/view", &v)
+			cancel()
+			t2 := time.Now()
+			if err == nil {
+				res.rtts = append(res.rtts, t2.Sub(t1))
+				for _, nd := range v.Nodes {
+					if nd.ID == res.leader || nd.ReportedAt.IsZero() {
+						continue
+					}
+					age := max(t2.Sub(nd.ReportedAt), 0)
+					res.ages = append(res.ages, age)
+					res.staleMax = max(res.staleMax, age)
+				}
+			}
+		}
+		if time.Now().After(nextStatus) {
+			nextStatus = nextStatus.Add(scaleStatusEvery)
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			noteTerms(c.statuses(sctx))
+			cancel()
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	noteTerms(c.statuses(sctx))
+	cancel()
+	after := c.snapshot(ctx)
+	if len(rates(before, after)) < len(c.agents) {
+		res.notes = append(res.notes, fmt.Sprintf("memberlist bytes from %d of %d agents (the others' /metrics did not answer within %v)",
+			len(rates(before, after)), len(c.agents), scaleHTTPTimeout))
+	}
+
+	var rss []float64
+	span := time.Since(began).Seconds()
+	res.cpu = (sumCPU(after) - sumCPU(before)).Seconds() / span
+	res.selfCPU = (procCPU(os.Getpid()) - self0).Seconds() / span
+	if leader >= 0 {
+		res.leaderCPU = (after[leader].cpu - before[leader].cpu).Seconds() / span
+	}
+	for i, a := range c.agents {
+		if kb, ok := procStatusKB(a.cmd.Process.Pid, "VmRSS"); ok {
+			rss = append(rss, float64(kb)/1024)
+			if float64(kb)/1024 > res.rssMax {
+				res.rssMax, res.largest = float64(kb)/1024, a.name+" ("+c.role(i, leader)+")"
+			}
+		}
+	}
+	rs := spread(rates(before, after))
+	res.gossipMed, res.gossipMax = rs.median(), rs.max()
+	res.rssMed = spread(rss).median()
+}
+
+// role names agent i's part: the leader (index leader), a voter-eligible
+// seed, or a non-voter.
+func (c *scaleCluster) role(i, leader int) string {
+	switch {
+	case i == leader:
+		return "the leader"
+	case i < scaleVoters:
+		return "voter-eligible seed"
+	}
+	return "non-voter"
+}
+
+// sumCPU returns the CPU time of all agents in a snapshot.
+func sumCPU(s []scaleSnap) time.Duration {
+	var t time.Duration
+	for _, x := range s {
+		t += x.cpu
+	}
+	return t
+}
+
+// rates returns memberlist's bytes sent per second by each agent that
+// answered both snapshots.
+func rates(before, after []scaleSnap) []float64 {
+	var out []float64
+	for i := range before {
+		if before[i].ok && after[i].ok {
+			if dt := after[i].at.Sub(before[i].at).Seconds(); dt > 0 {
+				out = append(out, (after[i].bytes-before[i].bytes)/dt)
+			}
+		}
+	}
+	return out
+}
+
+// promSum returns the sum of every sample of the metric name (any labels)
+// in a Prometheus text exposition, and whether there was one.
+func promSum(body []byte, name string) (float64, bool) {
+	sum, found := 0.0, false
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' || !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		switch {
+		case rest == "":
+			continue
+		case rest[0] == '{':
+			i := strings.LastIndexByte(rest, '}')
+			if i < 0 {
+				continue
+			}
+			rest = rest[i+1:]
+		case rest[0] != ' ' && rest[0] != '\t':
+			continue // a longer name with this prefix
+		}
+		fs := strings.Fields(rest)
+		if len(fs) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fs[0], 64)
+		if err != nil {
+			continue
+		}
+		sum += v
+		found = true
+	}
+	return sum, found
+}
+
+// procStatusKB returns a kB field of /proc/pid/status, such as VmRSS.
+func procStatusKB(pid int, key string) (int64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	return statusField(b, key)
+}
+
+// statusField parses "key:   1234 kB" out of a /proc/pid/status text.
+func statusField(b []byte, key string) (int64, bool) {
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k != key {
+			continue
+		}
+		fs := strings.Fields(v)
+		if len(fs) == 0 {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(fs[0], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		return n, true
+	}
+	return 0, false
+}
+
+// scaleLogPatterns are the agent log lines part 5 counts, to tell a
+// quiet cluster from one that churns.
+var scaleLogPatterns = []struct{ key, substr string }{
+	{"leader changed", "leader changed"},
+	{"election started", "entering candidate state"},
+	{"heartbeat timeout", "heartbeat timeout reached"},
+	{"quorum lost", "failed to contact quorum"},
+	{"member suspected", "memberlist: Suspect "},
+	{"suspicion refuted", "memberlist: Refuting a"},
+	{"member marked failed", "as failed, suspect timeout"},
+	{"raft config change failed", "raft configuration change failed"},
+}
+
+// scanLogs counts scaleLogPatterns over every agent's log and appends to
+// notes the first lines of the kinds that show trouble.
+func (c *scaleCluster) scanLogs(notes []string) (map[string]int, []string) {
+	counts := map[string]int{}
+	examples := map[string]string{}
+	for _, a := range c.agents {
+		f, err := os.Open(a.logPath)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			for _, p := range scaleLogPatterns {
+				if strings.Contains(line, p.substr) {
+					counts[p.key]++
+					if _, ok := examples[p.key]; !ok {
+						examples[p.key] = a.name + ": " + line
+					}
+				}
+			}
+		}
+		f.Close()
+	}
+	for _, key := range []string{"quorum lost", "heartbeat timeout", "member marked failed", "raft config change failed"} {
+		if ex, ok := examples[key]; ok {
+			notes = append(notes, fmt.Sprintf("%d %q lines, first: `%s`", counts[key], key, truncate(ex, 240)))
+		}
+	}
+	for _, a := range c.agents {
+		select {
+		case <-a.exited:
+			notes = append(notes, fmt.Sprintf("agent %s exited on its own (%v), its last log lines: `%s`", a.name, a.waitErr, truncate(tail(a.logPath, 3), 600)))
+		default:
+		}
+	}
+	return counts, notes
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// sessionRun starts one agent, reads its RSS, drives target sessions into
+// its session endpoint from one socket, confirms the agent counts them and
+// reads its RSS again; it appends to sf.
+func sessionRun(ctx context.Context, o benchOpts, target int, sf *sessionFigures) error {
+	extra := []string{"-session-ttl", "30m", "-capacity", strconv.Itoa(2 * target)}
+	c, err := startScaleCluster(o.exe, 1, extra, []string{"GODEBUG=gctrace=1"})
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	a := c.agents[0]
+	pid := a.cmd.Process.Pid
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var st node.Status
+		if err := c.getJSON(ctx, a, "/v1/status", &st); err == nil && st.Role == "leader" {
+			break
+		}
+		if c.exitedCount() > 0 {
+			return fmt.Errorf("agent exited: %v (log: %s)", a.waitErr, tail(a.logPath, 5))
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("agent not leading itself after 30s (log: %s)", tail(a.logPath, 5))
+		}
+		sleepCtx(ctx, scalePoll)
+	}
+	sleepCtx(ctx, 3*time.Second) // let start-up settle
+	rss0, ok := procStatusKB(pid, "VmRSS")
+	if !ok {
+		return errors.New("cannot read the agent's VmRSS")
+	}
+	heap0, heapOK0 := lastLiveHeapMB(a.logPath)
+
+	began := time.Now()
+	answered, err := driveSessions(ctx, a.session, target)
+	took := time.Since(began)
+	if err != nil {
+		return err
+	}
+	var st node.Status
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		err := c.getJSON(ctx, a, "/v1/status", &st)
+		if err == nil && st.Sessions >= target || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		sleepCtx(ctx, scalePoll)
+	}
+	sleepCtx(ctx, 2*time.Second)
+	rss, ok1 := procStatusKB(pid, "VmRSS")
+	hwm, ok2 := procStatusKB(pid, "VmHWM")
+	if !ok1 || !ok2 {
+		return errors.New("cannot read the agent's VmRSS")
+	}
+	heap, heapOK := lastLiveHeapMB(a.logPath)
+	if err := c.getJSON(ctx, a, "/v1/status", &st); err != nil {
+		return fmt.Errorf("status after the sessions: %w", err)
+	}
+	if st.Sessions < target {
+		sf.notes = append(sf.notes, fmt.Sprintf("the agent counted %d of %d sessions (%d keepalives answered)", st.Sessions, target, answered))
+	}
+	sf.counted = append(sf.counted, float64(st.Sessions))
+	sf.drive = append(sf.drive, took.Seconds())
+	sf.rss0 = append(sf.rss0, float64(rss0)/1024)
+	sf.rss = append(sf.rss, float64(rss)/1024)
+	sf.hwm = append(sf.hwm, float64(hwm)/1024)
+	if heapOK0 {
+		sf.heap0 = append(sf.heap0, heap0)
+	}
+	if heapOK {
+		sf.heap = append(sf.heap, heap)
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// tail returns the last n lines of the file at path, joined by " | ".
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}
+
+// gcLine matches the heap sizes of a gctrace line: "4->5->2 MB".
+var gcLine = regexp.MustCompile(`(\d+)->(\d+)->(\d+) MB`)
+
+// lastLiveHeapMB returns the live heap after the last garbage collection
+// the Go runtime reported with GODEBUG=gctrace=1 in the log at path.
+func lastLiveHeapMB(path string) (float64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	return liveHeapMB(b)
+}
+
+// liveHeapMB returns the live heap of the last gctrace line in b.
+func liveHeapMB(b []byte) (float64, bool) {
+	var last []byte
+	for line := range bytes.SplitSeq(b, []byte("\n")) {
+		if bytes.HasPrefix(line, []byte("gc ")) {
+			if m := gcLine.FindSubmatch(line); m != nil {
+				last = m[3]
+			}
+		}
+	}
+	if last == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(string(last), 64)
+	return v, err == nil
+}
+
+// sessionDriveWindow is how many keepalives may await their answer.
+const sessionDriveWindow = 512
+
+// driveSessions sends one keepalive for each of n new session IDs to addr
+// from one socket, resending those unanswered, in up to five passes; it
+// returns how many were answered.
+func driveSessions(ctx context.Context, addr netip.AddrPort, n int) (int, error) {
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	conn.SetReadBuffer(4 << 20)
+	conn.SetWriteBuffer(4 << 20)
+	nonce := rand.Uint32()
+	base := rand.Uint64()
+	done := make([]atomic.Bool, n)
+	var got atomic.Int64
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		buf := make([]byte, 2048)
+		var dec wire.Decoder
+		var r wire.Response
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue // e.g. ECONNREFUSED before the endpoint is up
+			}
+			if dec.DecodeResponse(buf[:k], &r) != nil || !r.Success || binary.BigEndian.Uint32(r.TxID[8:]) != nonce {
+				continue
+			}
+			if i := binary.BigEndian.Uint64(r.TxID[:8]); i < uint64(n) && !done[i].Swap(true) {
+				got.Add(1)
+			}
+		}
+	}()
+	defer func() {
+		conn.Close()
+		<-readerDone
+	}()
+
+	var enc wire.Encoder
+	pkt := make([]byte, 0, 256)
+	for pass := 0; pass < 5 && int(got.Load()) < n && ctx.Err() == nil; pass++ {
+		start, sent := got.Load(), int64(0)
+		for i := 0; i < n && ctx.Err() == nil; i++ {
+			if done[i].Load() {
+				continue
+			}
+			k := wire.Keepalive{PadTo: wire.KeepaliveSize}
+			binary.BigEndian.PutUint64(k.TxID[:8], uint64(i))
+			binary.BigEndian.PutUint32(k.TxID[8:], nonce)
+			binary.BigEndian.PutUint64(k.Session[:], base+uint64(i))
+			pkt, err = enc.AppendKeepalive(pkt[:0], &k)
+			if err != nil {
+				return int(got.Load()), fmt.Errorf("encode keepalive: %w", err)
+			}
+			conn.Write(pkt)
+			sent++
+			// Keep at most sessionDriveWindow unanswered; give up waiting
+			// after 20 ms (the rest were lost, the next pass resends them).
+			for wait := time.Now(); sent-(got.Load()-start) > sessionDriveWindow && time.Since(wait) < 20*time.Millisecond; {
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+		for wait := time.Now(); int(got.Load()) < n && time.Since(wait) < 500*time.Millisecond; {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return int(got.Load()), err
+	}
+	return int(got.Load()), nil
+}
+
+// raiseNoFile lifts this process's open-file soft limit to its hard limit
+// (the Go runtime does so too since Go 1.19; this keeps it explicit).
+func raiseNoFile() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}
+
+// write writes part 5 of the report.
+func (f *scaleFigures) write(b *strings.Builder) {
+	p := f.plan
+	b.WriteString("## 5. Scale\n\n")
+	fmt.Fprintf(b, "Clusters of %s agent processes of this binary on 127.0.0.1 (distinct ports), profile `fast`, bootstrap_expect %d: the first %d agents are the voter-eligible ones and the seeds every agent joins, the others run with `voter = false`. All are started at once (one `fork`/`exec` after another). Every %v the benchmark asks every agent's `/v1/status` (%d requests at a time, kept-alive connections): *join* is the time from starting the first process to the first round in which every agent counts all N members alive, *leader* to the first round in which every agent names the same leader and that agent calls itself leader (so each is late by up to one polling round). Formation may take at most %v. Then, for a %v window: the leader's `/v1/view` every %v, each other node's report age = the moment the answer arrived − its `reported_at` (an upper bound: it includes the API round trip, whose median is listed); every agent's status every %v (its raft term, to count elections); at both ends every agent's `/metrics` (`usher_memberlist_udp_sent` + `usher_memberlist_tcp_sent`, the bytes memberlist sent: gossip, probes, push-pull; not raft) and the user + system CPU time (`/proc/PID/stat`) of every agent, of the leader alone and of the benchmark process that polls them; at the end each agent's VmRSS. A cluster that does not form in time is still measured over the window (staleness then from the agent most others name as leader, if any). %d repeat(s) per size; every figure is **median (min–max)** over the repeats, and a per-agent figure is the median (or max) over the agents within a repeat.\n\n",
+		joinInts(p.sizes), scaleVoters, scaleVoters, scalePoll, scaleWorkers, p.form, p.window, scalePoll, scaleStatusEvery, p.repeats)
+	fmt.Fprintf(b, "Sessions: one agent (bootstrap_expect 1, session_ttl 30m, `GODEBUG=gctrace=1`), 3 s after it leads itself its VmRSS is read (0 sessions), then one UDP socket sends one 64-byte keepalive for each of %d new session IDs (tickets not required; at most %d unanswered, unanswered ones resent), the agent's `/v1/status` must count them, and 2 s later VmRSS and VmHWM are read; the live heap is the runtime's own figure after its last collection (gctrace). %d repeat(s).\n\n",
+		p.sessions, sessionDriveWindow, p.sessionRepeats)
+	fmt.Fprintf(b, "Load average (1 min) at the start of part 5: %s; at the end: %s; highest sampled between runs: %.2f. The machine's cores are shared by all the agents and the benchmark itself.\n\n",
+		f.loadStart, f.loadEnd, f.loadPeak)
+
+	b.WriteString("### Goals\n\n| Goal | Bound | Measured (median, min–max) | |\n|---|---|---|---|\n")
+	if sf := f.sessions; sf != nil {
+		verdict := "not measured"
+		if len(sf.rss) > 0 {
+			verdict = metVerdict(sf.rss.median() <= scaleRSSGoalMiB)
+		}
+		fmt.Fprintf(b, "| agent RSS with %d tracked sessions | ≤ %d MiB | %s MiB | %s |\n", sf.target, scaleRSSGoalMiB, sf.rss.format("%.1f"), verdict)
+	}
+	for _, sz := range f.sizes {
+		if sz.runs == 0 {
+			fmt.Fprintf(b, "| %d agents join and agree on a leader within %v | every repeat | not measured | not measured |\n", sz.n, p.form)
+			continue
+		}
+		fmt.Fprintf(b, "| %d agents join and agree on a leader within %v | every repeat | %d of %d repeats | %s |\n",
+			sz.n, p.form, sz.runs-sz.formFailed, sz.runs, metVerdict(sz.formFailed == 0))
+		elect := "not measured"
+		if len(sz.elections) > 0 {
+			elect = metVerdict(sz.elections.max() == 0)
+		}
+		fmt.Fprintf(b, "| %d agents: no election during the window | 0 | %s | %s |\n", sz.n, sz.elections.format("%.0f"), elect)
+	}
+
+	b.WriteString("\n### Clusters\n\n| Agents | repeats formed | join (s) | leader agreed (s) | term at agreement | elections in window | leader's view staleness p50 (ms) | p99 (ms) | max (ms) | view API round trip p50 (ms) | memberlist bytes/s per agent, median agent | busiest agent | RSS per agent, median (MiB) | largest (MiB) | CPU, all agents (cores) | CPU, the leader (cores) | CPU, the poller (cores) | agents exited |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, sz := range f.sizes {
+		fmt.Fprintf(b, "| %d | %d of %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			sz.n, sz.runs-sz.formFailed, sz.runs, sz.join.format("%.1f"), sz.leader.format("%.1f"), sz.term.format("%.0f"), sz.elections.format("%.0f"),
+			sz.staleP50.format("%.0f"), sz.staleP99.format("%.0f"), sz.staleMax.format("%.0f"), sz.apiRTT.format("%.1f"),
+			sz.gossipMed.format("%.0f"), sz.gossipMax.format("%.0f"), sz.rssMed.format("%.1f"), sz.rssMax.format("%.1f"),
+			sz.cpu.format("%.2f"), sz.leaderCPU.format("%.2f"), sz.selfCPU.format("%.2f"), sz.exited.format("%.0f"))
+	}
+	b.WriteString("\nAgent log lines over all agents of a repeat (median, min–max over the repeats):\n\n| Agents |")
+	for _, lp := range scaleLogPatterns {
+		fmt.Fprintf(b, " %s |", lp.key)
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(scaleLogPatterns)) + "\n")
+	for _, sz := range f.sizes {
+		fmt.Fprintf(b, "| %d |", sz.n)
+		for _, lp := range scaleLogPatterns {
+			fmt.Fprintf(b, " %s |", sz.logCounts[lp.key].format("%.0f"))
+		}
+		b.WriteString("\n")
+	}
+
+	if sf := f.sessions; sf != nil {
+		b.WriteString("\n### One agent with many sessions\n\n| | 0 sessions | with the sessions |\n|---|---|---|\n")
+		fmt.Fprintf(b, "| sessions counted by the agent | 0 | %s |\n", sf.counted.format("%.0f"))
+		fmt.Fprintf(b, "| VmRSS (MiB) | %s | %s |\n", sf.rss0.format("%.1f"), sf.rss.format("%.1f"))
+		fmt.Fprintf(b, "| VmHWM, peak RSS (MiB) | | %s |\n", sf.hwm.format("%.1f"))
+		fmt.Fprintf(b, "| Go live heap after the last GC (MiB, gctrace) | %s | %s |\n", sf.heap0.format("%.0f"), sf.heap.format("%.0f"))
+		fmt.Fprintf(b, "| time to create them from one socket (s) | | %s |\n", sf.drive.format("%.2f"))
+		if len(sf.rss) > 0 && len(sf.rss0) > 0 && sf.target > 0 {
+			fmt.Fprintf(b, "\nRSS per session: %.0f bytes ((RSS with − RSS at 0) ÷ sessions, medians).\n", (sf.rss.median()-sf.rss0.median())*1024*1024/float64(sf.target))
+		}
+	}
+
+	var notes []string
+	for _, sz := range f.sizes {
+		if len(sz.largest) > 0 {
+			notes = append(notes, fmt.Sprintf("%d agents: the largest RSS in each repeat was %s", sz.n, strings.Join(sz.largest, ", ")))
+		}
+		for _, n := range sz.notes {
+			notes = append(notes, fmt.Sprintf("%d agents, %s", sz.n, n))
+		}
+	}
+	if f.sessions != nil {
+		for _, n := range f.sessions.notes {
+			notes = append(notes, "sessions, "+n)
+		}
+	}
+	if len(notes) > 0 {
+		b.WriteString("\n### What the runs reported\n\n")
+		for _, n := range notes {
+			b.WriteString("- " + n + "\n")
+		}
+	}
+	b.WriteString("\n")
+	if f.plotDir != "" {
+		for _, p := range scalePlots {
+			fmt.Fprintf(b, "![%s](%s)\n", p, filepath.ToSlash(filepath.Join(f.plotDir, p)))
+		}
+		b.WriteString("\n")
+	}
+}
+
+func metVerdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**not met**"
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	switch len(s) {
+	case 0:
+		return "no"
+	case 1:
+		return s[0]
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
+// scalePlots are the charts plot draws, in order.
+var scalePlots = []string{"scale_formation.png", "scale_staleness.png", "scale_gossip.png", "scale_rss.png"}
+
+// plot draws part 5's charts into dir and returns their file names.
+func (f *scaleFigures) plot(dir string) ([]string, error) {
+	f.plotDir = dir
+	var cats []string
+	var join, leader, p99, gMed, gMax, rMed, rMax []spread
+	for _, sz := range f.sizes {
+		cats = append(cats, fmt.Sprintf("%d agents", sz.n))
+		join, leader = append(join, sz.join), append(leader, sz.leader)
+		p99 = append(p99, sz.staleP99)
+		gMed, gMax = append(gMed, scale(sz.gossipMed, 1e-3)), append(gMax, scale(sz.gossipMax, 1e-3))
+		rMed, rMax = append(rMed, sz.rssMed), append(rMax, sz.rssMax)
+	}
+	rssCats := slices.Clone(cats)
+	rMedAll, rMaxAll := slices.Clone(rMed), slices.Clone(rMax)
+	if sf := f.sessions; sf != nil {
+		rssCats = append(rssCats, "1 agent, 0 sessions", fmt.Sprintf("1 agent, %dk sessions", sf.target/1000))
+		rMedAll = append(rMedAll, sf.rss0, sf.rss)
+		rMaxAll = append(rMaxAll, sf.rss0, sf.rss)
+	}
+	charts := []struct {
+		file, title, ylabel string
+		cats                []string
+		series              []barSeries
+	}{
+		{scalePlots[0], "Start of the first agent to all agents agreeing (median, min–max)", "seconds", cats,
+			[]barSeries{{"all see every member alive", join}, {"all name the same leader", leader}}},
+		{scalePlots[1], "Leader's view staleness p99 (median, min–max)", "ms", cats, []barSeries{{"", p99}}},
+		{scalePlots[2], "Memberlist bytes sent per agent (median, min–max)", "kB/s", cats,
+			[]barSeries{{"median agent", gMed}, {"busiest agent", gMax}}},
+		{scalePlots[3], "Agent RSS (median, min–max)", "MiB", rssCats,
+			[]barSeries{{"median agent", rMedAll}, {"largest agent", rMaxAll}}},
+	}
+	var files []string
+	for _, c := range charts {
+		if len(c.cats) == 0 {
+			continue
+		}
+		if err := barChart(filepath.Join(dir, c.file), c.title, c.ylabel, c.cats, c.series); err != nil {
+			return files, err
+		}
+		files = append(files, c.file)
+	}
+	return files, nil
+}
