@@ -42,9 +42,11 @@ lint:
 demo: build
 	./$(BIN) demo
 
-# bench measures the probe path and session setups against baselines in one
-# run and writes BENCHMARKS.md and docs/bench/*.png (about 5 minutes; it
-# installs nginx's stream module from Debian's packages when missing).
+# bench measures the probe path, session setups, balance quality and scale
+# against their baselines in one run and writes BENCHMARKS.md and
+# docs/bench/*.png (about 25 minutes, most of it the 128-agent clusters;
+# `bin/usher bench -quick` is a short pass). It installs nginx's stream
+# module from Debian's packages when missing.
 bench: build
 	./$(BIN) bench
 

@@ -54,7 +54,7 @@ results in e2e/results (run scripts/chaos.sh as root to measure it).
 Every figure is the median, min and max over repeated runs, and every
 headline is a ratio against a baseline measured next to it in the same run.
 The load generator only targets 127.0.0.0/8.`, stderr)
-	quick := fs.Bool("quick", false, "a short run (about a minute): fewer repeats, shorter measurements")
+	quick := fs.Bool("quick", false, "a short run (about five minutes): fewer repeats, shorter measurements, smaller clusters")
 	out := fs.String("out", "BENCHMARKS.md", "the report to write")
 	plots := fs.String("plots", filepath.Join("docs", "bench"), "the directory for the PNG plots")
 	parts := fs.String("parts", "probe,proxy,balance,scale", "comma-separated parts to run: probe, proxy, balance, scale")

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -1257,6 +1258,8 @@ func (f *scaleFigures) write(b *strings.Builder) {
 		}
 	}
 
+	f.writeWhy(b)
+
 	var notes []string
 	for _, sz := range f.sizes {
 		if len(sz.largest) > 0 {
@@ -1353,4 +1356,34 @@ func (f *scaleFigures) plot(dir string) ([]string, error) {
 		files = append(files, c.file)
 	}
 	return files, nil
+}
+
+// writeWhy explains a cluster size that did not form from the smallest
+// size that did: what one agent costs in CPU, and what N of them would need
+// from this machine's cores.
+func (f *scaleFigures) writeWhy(b *strings.Builder) {
+	var base *scaleSize
+	for _, sz := range f.sizes {
+		if sz.formFailed == 0 && len(sz.cpu) > 0 {
+			base = sz
+			break
+		}
+	}
+	if base == nil {
+		return
+	}
+	per := base.cpu.median() / float64(base.n)
+	cores := runtime.NumCPU()
+	var failed []string
+	for _, sz := range f.sizes {
+		if sz.formFailed > 0 {
+			failed = append(failed, fmt.Sprintf("%d agents would need %.1f", sz.n, per*float64(sz.n)))
+		}
+	}
+	if len(failed) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n### Why the larger clusters do not form here\n\n")
+	fmt.Fprintf(b, "At %d agents an idle `fast` agent costs %.3f cores (all agents' CPU ÷ agents; the leader %.2f of it), so %s cores of this machine's %d, before the benchmark's own polling. Starved of CPU, agents miss memberlist's 100 ms probe timeout and Raft's 300 ms heartbeat timeout from scheduling delay alone: members are marked failed and voters hold elections (the log counts above), so the cluster never settles. On real hosts each agent has a machine of its own; on one machine this measures CPU per agent. What grows with N is ours: every member is a Raft non-voter, so the leader replicates each lease-renewal barrier (about 20 a second in `fast`) to all of them, and every agent republishes its report every 250 ms, so each agent receives and relays about 4·N report updates a second.\n",
+		base.n, per, base.leaderCPU.median(), strings.Join(failed, ", "), cores)
 }
