@@ -59,7 +59,7 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny heartbeat", func(c *Config) {
 			c.Timing = fast
 			c.Timing.RaftHeartbeat = time.Millisecond
-		}, "timing.raft_heartbeat: 1ms is below the minimum 5ms"},
+		}, "timing.raft_heartbeat: 1ms is below the minimum 10ms"},
 		{"probe timeout above interval", func(c *Config) {
 			c.Timing = fast
 			c.Timing.ProbeTimeout = time.Second

@@ -104,7 +104,9 @@ func (t Timing) validate() error {
 		v   time.Duration
 		min time.Duration
 	}{
-		{"raft_heartbeat", t.RaftHeartbeat, 5 * time.Millisecond},
+		// raft wants 5ms at least of its heartbeat timeout and its lease,
+		// and the lease is set a millisecond below the heartbeat.
+		{"raft_heartbeat", t.RaftHeartbeat, 10 * time.Millisecond},
 		{"raft_election", t.RaftElection, 5 * time.Millisecond},
 		{"raft_lease", t.RaftLease, 5 * time.Millisecond},
 		{"raft_commit", t.RaftCommit, time.Millisecond},

@@ -47,7 +47,7 @@ func TestLeaderWatchPromptsElection(t *testing.T) {
 }
 
 func TestWatchThreshold(t *testing.T) {
-	for _, hb := range []time.Duration{5 * time.Millisecond, 100 * time.Millisecond, 300 * time.Millisecond, time.Second} {
+	for _, hb := range []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, 300 * time.Millisecond, time.Second} {
 		c := &Cluster{timing: Timing{RaftHeartbeat: hb}}
 		rng := rand.New(rand.NewPCG(1, 2))
 		lo, hi := hb+hb/5, hb
