@@ -192,11 +192,21 @@ func startNode(t testing.TB, cfg Config) *Cluster {
 // startFarm starts n voter-eligible nodes named n1..nN, all joining n1.
 func startFarm(t testing.TB, n, expect int, ledger *vipLedger) []*Cluster {
 	t.Helper()
+	return startFarmWith(t, n, expect, ledger, nil)
+}
+
+// startFarmWith is startFarm with each node's configuration passed through
+// adjust (when not nil) before the node starts.
+func startFarmWith(t testing.TB, n, expect int, ledger *vipLedger, adjust func(*Config)) []*Cluster {
+	t.Helper()
 	var nodes []*Cluster
 	var seed string
 	for i := 1; i <= n; i++ {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i), ledger)
 		cfg.BootstrapExpect = expect
+		if adjust != nil {
+			adjust(&cfg)
+		}
 		if seed != "" {
 			cfg.Join = []string{seed}
 		}

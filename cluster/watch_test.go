@@ -12,23 +12,12 @@ import (
 // its configured value afterwards, and that a new leader serves.
 func TestLeaderWatchPromptsElection(t *testing.T) {
 	ledger := newVIPLedger(t)
-	var nodes []*Cluster
-	var seed string
-	for i := 1; i <= 3; i++ {
-		cfg := testConfig(t, "w"+string(rune('0'+i)), ledger)
+	nodes := startFarmWith(t, 3, 3, ledger, func(cfg *Config) {
 		cfg.Timing.RaftHeartbeat = 800 * time.Millisecond
 		cfg.Timing.RaftElection = 800 * time.Millisecond
 		cfg.Timing.RaftLease = 400 * time.Millisecond
 		cfg.Timing.RaftWatch = 20 * time.Millisecond
-		if seed != "" {
-			cfg.Join = []string{seed}
-		}
-		c := startNode(t, cfg)
-		if seed == "" {
-			seed = c.GossipAddr().String()
-		}
-		nodes = append(nodes, c)
-	}
+	})
 	old := waitSingleServer(t, nodes, 20*time.Second)
 	rest := without(nodes, old)
 	old.crash()
