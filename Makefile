@@ -51,9 +51,10 @@ bench: build
 	./$(BIN) bench
 
 # chaos runs the chaos suite's long statistics pass (30 repetitions of every
-# fault for the fast, rapid and lan profiles, a 10-minute fault-free watch)
-# and writes e2e/results/*.json and e2e/results/README.md. It needs root for
-# the namespace farm and takes about an hour.
+# fault for the fast, rapid and lan profiles, a 10-minute fault-free watch and
+# a 10-minute watch with the probe path at 90% load per profile) and writes
+# e2e/results/*.json and e2e/results/README.md. It needs root for the
+# namespace farm and takes about an hour and a half.
 chaos: build
 	USHER_BIN=$(CURDIR)/$(BIN) ./scripts/chaos.sh
 
