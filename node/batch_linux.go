@@ -233,15 +233,9 @@ func (p *prober) serveBatch(conn *net.UDPConn, stop <-chan struct{}) {
 	for {
 		n, err := b.recv()
 		if err != nil {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
+			if p.readFailed(err, stop) {
 				return
 			}
-			p.r.log.Debug("read failed", "error", err)
 			continue
 		}
 		k := 0

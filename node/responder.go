@@ -339,15 +339,9 @@ func (p *prober) serve(conn *net.UDPConn, stop <-chan struct{}) {
 	for {
 		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
+			if p.readFailed(err, stop) {
 				return
 			}
-			r.log.Debug("read failed", "error", err)
 			continue
 		}
 		from = unmapAddrPort(from)
@@ -369,6 +363,21 @@ func (p *prober) serve(conn *net.UDPConn, stop <-chan struct{}) {
 // within microseconds of each other), which saves several readings per
 // probe (BenchmarkResponderAnswer).
 func (p *prober) clock() time.Time { return p.now }
+
+// readFailed handles a failed read of the serving loop and reports whether
+// the loop should end: when stop is closed or the socket is.
+func (p *prober) readFailed(err error, stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	p.r.log.Debug("read failed", "error", err)
+	return false
+}
 
 // respond decides what to send for the probe pkt from from, read at now,
 // and where: the redirect itself, to the client, or, when the assigned
