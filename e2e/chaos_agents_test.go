@@ -510,7 +510,7 @@ func (c *chaosCluster) healthy() error {
 
 // chaosLogLevel is the agents' log level: $USHER_CHAOS_LOG_LEVEL, or info.
 func chaosLogLevel() string {
-	if l := os.Getenv("USHER_CHAOS_LOG_LEVEL"); l != "" {
+	if l := os.Getenv(LogLevelEnv); l != "" {
 		return l
 	}
 	return "info"

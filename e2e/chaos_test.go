@@ -32,6 +32,9 @@ const (
 	// LoadedEnv is how long the loaded no-fault scenario runs (default:
 	// the quiet duration).
 	LoadedEnv = "USHER_CHAOS_LOADED"
+	// LogLevelEnv is the agents' log level (default "info"; "debug"
+	// shows raft's elections, with USHER_E2E_LOGDIR to keep the logs).
+	LogLevelEnv = "USHER_CHAOS_LOG_LEVEL"
 )
 
 // chaosConfig is a chaos run's size, from the environment.

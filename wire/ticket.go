@@ -17,7 +17,7 @@ import (
 // A ticket is a stateless token the balancer mints for every probe and a
 // server checks on every keepalive, much like a TCP SYN cookie, and like
 // Linux's SYN cookies it is keyed SipHash: a pseudorandom function built
-// for short inputs, about five times cheaper here than HMAC-SHA256 (which
+// for short inputs, about three times cheaper here than HMAC-SHA256 (which
 // version 1 used; BenchmarkTicketMAC compares them). Forging one means
 // guessing a 128-bit tag online before the expiry.
 const (

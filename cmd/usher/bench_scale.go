@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -216,15 +215,8 @@ func (f *scaleFigures) samplePeak() {
 
 // loadAvg1 returns the 1-minute load average.
 func loadAvg1() (float64, bool) {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0, false
-	}
-	fs := strings.Fields(string(b))
-	if len(fs) == 0 {
-		return 0, false
-	}
-	v, err := strconv.ParseFloat(fs[0], 64)
+	first, _, _ := strings.Cut(loadAvg(), ",")
+	v, err := strconv.ParseFloat(first, 64)
 	return v, err == nil
 }
 
@@ -555,23 +547,7 @@ func (c *scaleCluster) getJSON(ctx context.Context, a *scaleAgent, path string, 
 
 // get fetches path from a's API.
 func (c *scaleCluster) get(ctx context.Context, a *scaleAgent, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.http.String()+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", path, resp.Status)
-	}
-	return body, nil
+	return fetchAPI(ctx, c.hc, a.http, path, 4<<20)
 }
 
 // each runs fn for every agent, scaleWorkers at a time, and waits.

@@ -289,19 +289,11 @@ func (f *farm) members(ctx context.Context, n *farmNode) ([]node.MemberInfo, err
 }
 
 func (f *farm) getJSON(ctx context.Context, n *farmNode, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.http.String()+path, nil)
+	body, err := fetchAPI(ctx, f.http, n.http, path, 1<<20)
 	if err != nil {
 		return err
 	}
-	resp, err := f.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", path, resp.Status)
-	}
-	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v)
+	return json.Unmarshal(body, v)
 }
 
 // statuses polls every live agent at once; an unreachable one has no entry.
