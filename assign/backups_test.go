@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 func TestBackups(t *testing.T) {
@@ -70,5 +71,63 @@ func TestBackupsCountPending(t *testing.T) {
 	// n00 is now 0 sessions + 10 pending, n01 5 + 0.
 	if got := a.Backups(nil, 2, none); fmt.Sprint(got) != fmt.Sprint([]netip.AddrPort{addr(1), addr(0)}) {
 		t.Fatalf("after 10 picks on n00: Backups = %v: pending not counted", got)
+	}
+}
+
+// TestPickWithBackups checks that the one-pass call picks what Pick picks
+// and names the backups Backups names for that pick, minus the server the
+// client reported lost.
+func TestPickWithBackups(t *testing.T) {
+	tests := []struct {
+		name  string
+		avoid netip.AddrPort
+		n     int
+	}{
+		{"none", none, 3},
+		{"no backups", none, 0},
+		{"all", none, 10},
+		{"avoid", addr(2), 3},
+		{"avoid all", addr(4), 10},
+	}
+	for _, p := range allPolicies {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%v/%s", p, tt.name), func(t *testing.T) {
+				// Two identical assigners on a clock that stands still, so
+				// the two calls of the second see what the one call sees.
+				c := newFakeClock()
+				var nodes []Node
+				for i := range 6 {
+					nodes = append(nodes, nodeN(c, i, (i*37)%50, 100))
+				}
+				cfg := Config{Policy: p, StartWarm: true, StaleAfter: time.Hour}
+				one := newTestAssigner(cfg, c, 1, nodes)
+				two := newTestAssigner(cfg, c, 1, nodes)
+				for i := range uint64(50) {
+					got, backups, err := one.PickWithBackups(sid(i), tt.avoid, nil, tt.n)
+					want, err2 := two.Pick(sid(i), tt.avoid)
+					if err != nil || err2 != nil || got.ID != want.ID {
+						t.Fatalf("probe %d: PickWithBackups = %s, %v; Pick = %s, %v", i, got.ID, err, want.ID, err2)
+					}
+					var wantBackups []netip.AddrPort
+					for _, b := range two.Backups(nil, tt.n+1, want.Addr) {
+						if b != tt.avoid && len(wantBackups) < tt.n {
+							wantBackups = append(wantBackups, b)
+						}
+					}
+					if fmt.Sprint(backups) != fmt.Sprint(wantBackups) {
+						t.Fatalf("probe %d: backups = %v, want %v", i, backups, wantBackups)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestPickWithBackupsNoServer(t *testing.T) {
+	c := newFakeClock()
+	a := newTestAssigner(Config{}, c, 1, []Node{nodeN(c, 0, 0, 100)})
+	dst := []netip.AddrPort{addr(9)}
+	if _, got, err := a.PickWithBackups(sid(1), addr(0), dst, 2); err != ErrNoServer || len(got) != 1 {
+		t.Fatalf("PickWithBackups avoiding the only node = %v, %v; want dst unchanged, ErrNoServer", got, err)
 	}
 }

@@ -43,6 +43,37 @@ func BenchmarkBackups(b *testing.B) {
 	}
 }
 
+// BenchmarkPickAndBackups measures what the probe path needs per probe, a
+// pick and 3 backups, over 10 and 100 nodes: as two calls (two passes over
+// the view) and as one PickWithBackups.
+func BenchmarkPickAndBackups(b *testing.B) {
+	for _, n := range []int{10, 100} {
+		b.Run(fmt.Sprintf("two-calls/nodes=%d", n), func(b *testing.B) {
+			a, _ := steadyAssigner(LeastLoaded, n)
+			dst := make([]netip.AddrPort, 0, 3)
+			b.ReportAllocs()
+			for i := range b.N {
+				nd, err := a.Pick(sid(uint64(i)), none)
+				if err != nil {
+					b.Fatal(err)
+				}
+				dst = a.Backups(dst[:0], 3, nd.Addr)
+			}
+		})
+		b.Run(fmt.Sprintf("one-call/nodes=%d", n), func(b *testing.B) {
+			a, _ := steadyAssigner(LeastLoaded, n)
+			dst := make([]netip.AddrPort, 0, 3)
+			b.ReportAllocs()
+			for i := range b.N {
+				var err error
+				if _, dst, err = a.PickWithBackups(sid(uint64(i)), none, dst[:0], 3); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkSetView measures installing a new view of 10 and 100 nodes,
 // reconciling every ledger.
 func BenchmarkSetView(b *testing.B) {

@@ -16,49 +16,81 @@ import (
 // a valid address, and returns ErrNoServer when none is eligible. It does not allocate once the
 // node's ledger has reached its working size.
 func (a *Assigner) Pick(s SessionID, avoid netip.AddrPort) (Node, error) {
+	nd, _, err := a.PickWithBackups(s, avoid, nil, 0)
+	return nd, err
+}
+
+// PickWithBackups is Pick followed by Backups in one pass over the view: it
+// chooses a server for session s exactly as Pick does (avoid is never
+// chosen) and appends to dst the addresses of up to n other eligible
+// servers, least loaded first, for the USHER-BACKUP attribute. The backups
+// never include avoid either: a client that reported a server lost is not
+// sent back to it by way of its backups. It does not allocate when cap(dst)
+// is large enough. On ErrNoServer dst is returned unchanged.
+func (a *Assigner) PickWithBackups(s SessionID, avoid netip.AddrPort, dst []netip.AddrPort, n int) (Node, []netip.AddrPort, error) {
 	now := a.now()
 	elig := a.eligible(now, avoid)
 	if len(elig) == 0 {
-		return Node{}, ErrNoServer
+		return Node{}, dst, ErrNoServer
 	}
-	var i int32
-	switch a.cfg.Policy {
-	case LeastLoaded:
-		switch {
-		case !a.Warm():
-			i = a.p2c(elig)
-		case a.cfg.Spread < 0:
-			i = a.leastLoaded(elig)
-		default:
-			i = a.band(elig)
-		}
-	case P2C:
-		i = a.p2c(elig)
-	case RoundRobin:
-		i = a.roundRobin(elig)
-	case Random:
-		i = elig[a.rng.IntN(len(elig))]
-	case Sticky:
-		i = a.sticky(elig, s)
-	default:
-		i = a.leastLoaded(elig)
-	}
+	i := a.choose(elig, s)
 	a.picks++
 	if !a.cfg.NoLedger {
 		a.state[i].led.push(now.UnixNano())
 	}
-	return a.view.nodes[i], nil
+	if n > 0 {
+		// The pick is no backup of itself: drop it, keeping ID order.
+		k := 0
+		for _, j := range elig {
+			if j != i {
+				elig[k] = j
+				k++
+			}
+		}
+		dst = a.leastLoadedFirst(dst, elig[:k], n)
+	}
+	return a.view.nodes[i], dst, nil
+}
+
+// choose returns the eligible node the configured policy picks for s.
+func (a *Assigner) choose(elig []int32, s SessionID) int32 {
+	switch a.cfg.Policy {
+	case LeastLoaded:
+		switch {
+		case !a.Warm():
+			return a.p2c(elig)
+		case a.cfg.Spread < 0:
+			return a.leastLoaded(elig)
+		default:
+			return a.band(elig)
+		}
+	case P2C:
+		return a.p2c(elig)
+	case RoundRobin:
+		return a.roundRobin(elig)
+	case Random:
+		return elig[a.rng.IntN(len(elig))]
+	case Sticky:
+		return a.sticky(elig, s)
+	}
+	return a.leastLoaded(elig)
 }
 
 // Backups appends to dst the addresses of up to n eligible servers other
 // than not, least loaded first (ties in ID order), for the USHER-BACKUP
 // attribute. It records nothing in the ledger. It does not allocate when
-// cap(dst) is large enough.
+// cap(dst) is large enough. The probe path uses PickWithBackups, which
+// saves a second pass over the view.
 func (a *Assigner) Backups(dst []netip.AddrPort, n int, not netip.AddrPort) []netip.AddrPort {
 	if n <= 0 {
 		return dst
 	}
-	elig := a.eligible(a.now(), not)
+	return a.leastLoadedFirst(dst, a.eligible(a.now(), not), n)
+}
+
+// leastLoadedFirst appends to dst the addresses of the n least loaded of
+// elig (ties in ID order), reordering elig.
+func (a *Assigner) leastLoadedFirst(dst []netip.AddrPort, elig []int32, n int) []netip.AddrPort {
 	n = min(n, len(elig))
 	// Partial selection sort: n is a handful, and it needs no allocation.
 	for k := 0; k < n; k++ {

@@ -457,12 +457,18 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 	if req.LostServer.IsValid() && r.cfg.LostServer != nil {
 		r.cfg.LostServer(req.LostServer)
 	}
-	// Pick never hands a client the server it reported lost; whether other
-	// clients still get that server is the verifier's call, not this one's.
-	n, err := p.asg.Pick(assign.SessionID(req.Session), req.LostServer)
+	// The pick (and its backups) never hands a client the server it
+	// reported lost; whether other clients still get that server is the
+	// verifier's call, not this one's.
+	backups := 0
+	if req.HasSession {
+		backups = r.cfg.Backups
+	}
+	n, bk, err := p.asg.PickWithBackups(assign.SessionID(req.Session), req.LostServer, p.backups[:0], backups)
 	if err != nil {
 		return dst, dropNoServer
 	}
+	p.backups = bk
 	p.assigned[n.ID]++
 	rd := &p.redirect
 	*rd = wire.Redirect{Server: n.Addr, Term: term}
@@ -471,8 +477,7 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 		p.ticket = p.keys.ticketer().Append(p.ticket[:0], req.Session, from, n.Addr, uint32(expiry))
 		rd.Ticket = p.ticket
 		rd.Interval, rd.DeadAfter = r.cfg.KeepaliveInterval, r.cfg.DeadAfter
-		if r.cfg.Backups > 0 {
-			p.backups = p.asg.Backups(p.backups[:0], r.cfg.Backups, n.Addr)
+		if len(p.backups) > 0 {
 			rd.Backups = p.backups
 		}
 	}

@@ -46,14 +46,6 @@ func xorAddress(v []byte, tx *[stun.TransactionIDSize]byte) (netip.AddrPort, boo
 // magic is the STUN magic cookie, the XOR key of an address's first bytes.
 var magic = [4]byte{0x21, 0x12, 0xa4, 0x42}
 
-// addMappedAddress appends attribute t holding ap in MAPPED-ADDRESS encoding,
-// which is what ALTERNATE-SERVER uses.
-func addMappedAddress(m *stun.Message, t stun.AttrType, ap netip.AddrPort) error {
-	var buf [net.IPv6len]byte
-	a := stun.MappedAddress{IP: ipOf(&buf, ap.Addr()), Port: int(ap.Port())}
-	return a.AddToAs(m, t)
-}
-
 // mappedAddress decodes a MAPPED-ADDRESS encoded value.
 func mappedAddress(v []byte) (netip.AddrPort, bool) {
 	if len(v) < 4 {

@@ -1,7 +1,8 @@
 package wire
 
 import (
-	"encoding/binary"
+	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -46,8 +47,13 @@ func Limit(req *Request, stockFactor int) int {
 	return stockFactor * req.Size
 }
 
-// Encoder builds answers, reusing its buffers so that encoding does not
-// allocate when dst has room. It is not safe for concurrent use.
+// Encoder builds Usher's messages. The answers (AppendRedirect,
+// AppendKeepaliveAnswer, AppendErrorAnswer), which are the balancer's and the
+// servers' hot path, are written by hand straight into dst's spare capacity
+// (see put.go) and use no state of the Encoder; the client's requests
+// (AppendProbe, AppendKeepalive) are built with pion/stun in a message the
+// Encoder reuses. None of them allocates when dst has room. An Encoder is
+// not safe for concurrent use.
 type Encoder struct {
 	m stun.Message
 }
@@ -61,6 +67,10 @@ const (
 	sizeDrain       = 4
 )
 
+// errErrorCode means an error code that ERROR-CODE cannot carry: its class
+// (code/100) must fit a byte and its number (code%100) must not be negative.
+var errErrorCode = errors.New("error code out of range")
+
 // AppendRedirect appends to dst the answer to the probe req redirecting it
 // to r.Server, no larger than limit bytes (see Limit). For a stock request it
 // is the minimal redirect: ERROR-CODE 300 without a reason phrase,
@@ -72,8 +82,9 @@ const (
 // later, smaller one may still go in, except that the backups stop at the
 // first one that does not fit. A ticket longer than MaxTicketLen is never
 // sent. If even the minimal redirect does not fit it returns dst unchanged
-// and ErrTooLarge. r.Ticket must not lie in dst's spare capacity, where the
-// answer is built.
+// and ErrTooLarge; if r.Server is not valid, dst unchanged and ErrNoServer.
+// The answer is written in dst's spare capacity, so r.Ticket must not lie
+// there.
 func (e *Encoder) AppendRedirect(dst []byte, req *Request, r *Redirect, limit int) ([]byte, error) {
 	if !r.Server.IsValid() {
 		return dst, ErrNoServer
@@ -82,20 +93,21 @@ func (e *Encoder) AppendRedirect(dst []byte, req *Request, r *Redirect, limit in
 	if size > limit {
 		return dst, ErrTooLarge
 	}
+	// Decide what goes in, and so the exact size, before writing anything.
+	add := func(n int) bool {
+		if size+n > limit {
+			return false
+		}
+		size += n
+		return true
+	}
 	var withFP, withTerm, withTicket, withTimers bool
 	backups := 0
 	if !req.HasSession {
-		withFP = req.Fingerprint && size+sizeFingerprint <= limit
+		withFP = req.Fingerprint && add(sizeFingerprint)
 	} else {
 		// Most important first: the term fences stale leaders, the ticket
 		// may be required by the server, the timers have defaults.
-		add := func(n int) bool {
-			if size+n > limit {
-				return false
-			}
-			size += n
-			return true
-		}
 		withTerm = r.Term != 0 && add(sizeTerm)
 		withTicket = len(r.Ticket) > 0 && len(r.Ticket) <= MaxTicketLen && add(4+padded(len(r.Ticket)))
 		withTimers = (r.Interval != 0 || r.DeadAfter != 0) && add(sizeTimers)
@@ -106,44 +118,37 @@ func (e *Encoder) AppendRedirect(dst []byte, req *Request, r *Redirect, limit in
 			}
 			backups++
 		}
-		if withFP {
-			size -= sizeFingerprint // added last, below
-		}
 	}
 
-	m := e.start(dst, stun.NewType(req.Method, stun.ClassErrorResponse), req.TxID)
-	if err := (stun.ErrorCodeAttribute{Code: stun.CodeTryAlternate}).AddTo(m); err != nil {
-		return dst, err
-	}
-	if err := addMappedAddress(m, stun.AttrAlternateServer, r.Server); err != nil {
-		return dst, err
-	}
+	// The attributes go in the order the client reads them, the fingerprint
+	// last although it was counted before the backups.
+	out, b := extend(dst, size)
+	n := putHeader(b, stun.NewType(req.Method, stun.ClassErrorResponse), size-HeaderSize, &req.TxID)
+	n = putErrorCode(b, n, stun.CodeTryAlternate)
+	n = putMappedAddress(b, n, stun.AttrAlternateServer, r.Server)
 	if withTerm {
-		var v [8]byte
-		binary.BigEndian.PutUint64(v[:], r.Term)
-		m.Add(AttrTerm, v[:])
+		n = putUint64(b, n, AttrTerm, r.Term)
 	}
 	if withTicket {
-		m.Add(AttrTicket, r.Ticket)
+		n = putBytes(b, n, AttrTicket, r.Ticket)
 	}
 	if withTimers {
-		var v [8]byte
-		binary.BigEndian.PutUint32(v[0:4], millis(r.Interval))
-		binary.BigEndian.PutUint32(v[4:8], millis(r.DeadAfter))
-		m.Add(AttrTimers, v[:])
+		n = putUint32Pair(b, n, AttrTimers, millis(r.Interval), millis(r.DeadAfter))
 	}
-	for _, b := range r.Backups[:backups] {
-		if err := addXORAddress(m, AttrBackup, b); err != nil {
-			return dst, err
-		}
+	for _, ap := range r.Backups[:backups] {
+		n = putXORAddress(b, n, AttrBackup, ap, &req.TxID)
 	}
-	return e.finish(dst, withFP)
+	if withFP {
+		putFingerprint(b, n)
+	}
+	return out, nil
 }
 
 // AppendKeepaliveAnswer appends to dst the success answer to the keepalive
 // req, no larger than limit bytes. It drops FINGERPRINT, then USHER-DRAIN,
 // when they do not fit; XOR-MAPPED-ADDRESS is required, and if it does not
-// fit the result is dst unchanged and ErrTooLarge.
+// fit the result is dst unchanged and ErrTooLarge. IPv4-mapped IPv6
+// addresses are sent as IPv4.
 func (e *Encoder) AppendKeepaliveAnswer(dst []byte, req *Request, a *KeepaliveAnswer, limit int) ([]byte, error) {
 	size := HeaderSize + addrSize(a.Mapped)
 	if size > limit {
@@ -154,57 +159,48 @@ func (e *Encoder) AppendKeepaliveAnswer(dst []byte, req *Request, a *KeepaliveAn
 		size += sizeDrain
 	}
 	withFP := req.Fingerprint && size+sizeFingerprint <= limit
+	if withFP {
+		size += sizeFingerprint
+	}
 
-	m := e.start(dst, stun.NewType(req.Method, stun.ClassSuccessResponse), req.TxID)
-	if err := addXORAddress(m, stun.AttrXORMappedAddress, a.Mapped); err != nil {
-		return dst, err
-	}
+	out, b := extend(dst, size)
+	n := putHeader(b, stun.NewType(req.Method, stun.ClassSuccessResponse), size-HeaderSize, &req.TxID)
+	n = putXORAddress(b, n, stun.AttrXORMappedAddress, a.Mapped, &req.TxID)
 	if withDrain {
-		m.Add(AttrDrain, nil)
+		n = putAttrHeader(b, n, AttrDrain, 0)
 	}
-	return e.finish(dst, withFP)
+	if withFP {
+		putFingerprint(b, n)
+	}
+	return out, nil
 }
 
 // AppendErrorAnswer appends to dst an error answer to req with the given
 // STUN error code and no reason phrase (for example 401 for a session that
-// presents no valid ticket), no larger than limit bytes.
+// presents no valid ticket), and FINGERPRINT if the request had one and it
+// fits, no larger than limit bytes. If it does not fit the result is dst
+// unchanged and ErrTooLarge; a code ERROR-CODE cannot carry (below 0 or
+// above 25599) is an error too.
 func (e *Encoder) AppendErrorAnswer(dst []byte, req *Request, code stun.ErrorCode, limit int) ([]byte, error) {
 	size := HeaderSize + sizeErrorCode
 	if size > limit {
 		return dst, ErrTooLarge
 	}
+	if !validErrorCode(code) {
+		return dst, fmt.Errorf("%w: %d", errErrorCode, int(code))
+	}
 	withFP := req.Fingerprint && size+sizeFingerprint <= limit
-	m := e.start(dst, stun.NewType(req.Method, stun.ClassErrorResponse), req.TxID)
-	if err := (stun.ErrorCodeAttribute{Code: code}).AddTo(m); err != nil {
-		return dst, err
+	if withFP {
+		size += sizeFingerprint
 	}
-	return e.finish(dst, withFP)
-}
 
-// start resets the encoder's message to write into dst's spare capacity.
-func (e *Encoder) start(dst []byte, t stun.MessageType, tx [stun.TransactionIDSize]byte) *stun.Message {
-	m := &e.m
-	m.Raw = dst[len(dst):]
-	m.Attributes = m.Attributes[:0]
-	m.Length = 0
-	m.Type = t
-	m.TransactionID = tx
-	m.WriteHeader()
-	return m
-}
-
-// finish adds the fingerprint if asked and returns dst extended by the
-// message.
-func (e *Encoder) finish(dst []byte, fingerprint bool) ([]byte, error) {
-	m := &e.m
-	if fingerprint {
-		if err := stun.Fingerprint.AddTo(m); err != nil {
-			return dst, err
-		}
+	out, b := extend(dst, size)
+	n := putHeader(b, stun.NewType(req.Method, stun.ClassErrorResponse), size-HeaderSize, &req.TxID)
+	n = putErrorCode(b, n, code)
+	if withFP {
+		putFingerprint(b, n)
 	}
-	// m.Raw was built in dst's spare capacity, so when it fit this append
-	// copies nothing anywhere new and allocates nothing.
-	return append(dst, m.Raw...), nil
+	return out, nil
 }
 
 // padded rounds n up to a multiple of four, the STUN attribute alignment.

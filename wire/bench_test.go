@@ -104,17 +104,60 @@ func BenchmarkDecodeRequest(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendRedirect encodes the probe path's redirect (IPv6 server,
+// ticket, timers, term, three backups, fingerprint) by hand (direct) and
+// with pion/stun as the encoder did before (reference).
 func BenchmarkAppendRedirect(b *testing.B) {
 	p := newProbePath(b)
 	if err := p.d.DecodeRequest(p.probe, &p.req); err != nil {
 		b.Fatal(err)
 	}
 	p.r.Ticket = goldenTicket()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := p.e.AppendRedirect(p.out[:0], &p.req, &p.r, ProbeSize); err != nil {
-			b.Fatal(err)
-		}
+	var ref refEncoder
+	for _, bm := range []struct {
+		name   string
+		encode func() ([]byte, error)
+	}{
+		{"reference", func() ([]byte, error) { return ref.refAppendRedirect(p.out[:0], &p.req, &p.r, ProbeSize) }},
+		{"direct", func() ([]byte, error) { return p.e.AppendRedirect(p.out[:0], &p.req, &p.r, ProbeSize) }},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bm.encode(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAppendKeepaliveAnswer encodes the keepalive path's answer (IPv4
+// XOR-MAPPED-ADDRESS, USHER-DRAIN, fingerprint) by hand (direct) and with
+// pion/stun (reference).
+func BenchmarkAppendKeepaliveAnswer(b *testing.B) {
+	k := newKeepalivePath(b)
+	if err := k.d.DecodeRequest(k.msg, &k.req); err != nil {
+		b.Fatal(err)
+	}
+	a := KeepaliveAnswer{Mapped: client4, Drain: true}
+	limit := Limit(&k.req, 1)
+	var ref refEncoder
+	for _, bm := range []struct {
+		name   string
+		encode func() ([]byte, error)
+	}{
+		{"reference", func() ([]byte, error) { return ref.refAppendKeepaliveAnswer(k.out[:0], &k.req, &a, limit) }},
+		{"direct", func() ([]byte, error) { return k.e.AppendKeepaliveAnswer(k.out[:0], &k.req, &a, limit) }},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bm.encode(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

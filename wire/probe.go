@@ -96,3 +96,29 @@ func pad(m *stun.Message, size int) {
 	}
 	m.Add(stun.AttrPadding, zeros[:padded(n)])
 }
+
+// start resets the encoder's message to write into dst's spare capacity.
+func (e *Encoder) start(dst []byte, t stun.MessageType, tx [stun.TransactionIDSize]byte) *stun.Message {
+	m := &e.m
+	m.Raw = dst[len(dst):]
+	m.Attributes = m.Attributes[:0]
+	m.Length = 0
+	m.Type = t
+	m.TransactionID = tx
+	m.WriteHeader()
+	return m
+}
+
+// finish adds the fingerprint if asked and returns dst extended by the
+// message.
+func (e *Encoder) finish(dst []byte, fingerprint bool) ([]byte, error) {
+	m := &e.m
+	if fingerprint {
+		if err := stun.Fingerprint.AddTo(m); err != nil {
+			return dst, err
+		}
+	}
+	// m.Raw was built in dst's spare capacity, so when it fit this append
+	// copies nothing anywhere new and allocates nothing.
+	return append(dst, m.Raw...), nil
+}
