@@ -89,7 +89,21 @@ func TestSingleNodeDev(t *testing.T) {
 func TestReportGossip(t *testing.T) {
 	nodes := startFarm(t, 3, 3, nil)
 	service := netip.MustParseAddrPort("192.0.2.7:3479")
-	nodes[1].SetReport(Report{Service: service, Sessions: 7, Capacity: 100, Accepted: 42})
+	// The owner keeps reporting, as the agent does: the publisher stops
+	// vouching for a node whose owner has gone quiet.
+	keep := time.NewTicker(DefaultPublishInterval / 2)
+	done := make(chan struct{})
+	t.Cleanup(func() { keep.Stop(); close(done) })
+	go func() {
+		for {
+			nodes[1].SetReport(Report{Service: service, Sessions: 7, Capacity: 100, Accepted: 42})
+			select {
+			case <-done:
+				return
+			case <-keep.C:
+			}
+		}
+	}()
 
 	for _, c := range nodes {
 		eventually(t, 5*time.Second, "report on "+c.cfg.NodeName, func() bool {

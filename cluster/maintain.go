@@ -23,7 +23,21 @@ type maintenance struct {
 	// missingSince records when each configured server was first seen not
 	// alive during this leadership.
 	missingSince map[raft.ServerID]time.Time
+	// stateSent records the state messages sent to members outside raft
+	// during this leadership; stateMsg is the buffer they are built in.
+	stateSent map[string]stateSent
+	stateMsg  []byte
 }
+
+// standbyCount is how many voter-eligible members beyond the voters the
+// leader keeps in the raft configuration as non-voters. A standby follows
+// the log, so promoting it to replace a dead voter is one configuration
+// change with nothing to catch up. The other members stay out of raft: the
+// leader would otherwise replicate every lease renewal (up to 60 a second)
+// to every member of the farm, which at tens of members costs more CPU than
+// everything else the agents do. They get the state they need from the
+// leader in state messages (statemsg.go).
+const standbyCount = 2
 
 // forgetAfter is how long dead and left members stay in the member table
 // once they are out of the raft configuration.
@@ -76,11 +90,13 @@ func (c *Cluster) maintain(m *maintenance) {
 		m.leading = true
 		m.keyChecked = false
 		m.missingSince = map[raft.ServerID]time.Time{}
+		m.stateSent = map[string]stateSent{}
 	}
 	if !m.keyChecked {
 		m.keyChecked = c.ensureTicketKey()
 	}
 	c.reconcile(m, servers)
+	c.sendState(m, servers)
 }
 
 // refreshConfiguration loads the raft configuration and caches the voter map.
@@ -209,21 +225,43 @@ func (c *Cluster) reconcile(m *maintenance, servers []raft.Server) {
 		configured[s.ID] = s
 	}
 
-	// Add alive members that are missing, or whose raft address changed.
-	for _, e := range snapshot {
-		id := raft.ServerID(e.name)
-		if e.status != Alive || e.report.RaftAddr == "" || e.report.Leaving || !c.sameTiming(e) {
-			continue
+	// Follow raft addresses that changed; count the standbys, and remove
+	// non-voters that are no standbys (not voter-eligible, or too many:
+	// a farm from before standbys had every member in raft).
+	standbys := 0
+	for _, s := range servers {
+		e, known := entries[s.ID]
+		if !known || e.status != Alive || e.report.RaftAddr == "" || e.report.Leaving {
+			continue // the dead and the leaving are handled below
 		}
 		addr := raft.ServerAddress(e.report.RaftAddr)
-		s, ok := configured[id]
 		switch {
-		case !ok:
-			c.configChange("add non-voter", id, c.raft.AddNonvoter(id, addr, 0, raftOpTimeout))
-		case s.Address != addr && s.Suffrage == raft.Voter:
-			c.configChange("update voter address", id, c.raft.AddVoter(id, addr, 0, raftOpTimeout))
-		case s.Address != addr:
-			c.configChange("update non-voter address", id, c.raft.AddNonvoter(id, addr, 0, raftOpTimeout))
+		case s.Suffrage == raft.Voter:
+			if s.Address != addr {
+				c.configChange("update voter address", s.ID, c.raft.AddVoter(s.ID, addr, 0, raftOpTimeout))
+			}
+		case !e.report.Voter || standbys >= standbyCount:
+			c.configChange("remove surplus non-voter", s.ID, c.raft.RemoveServer(s.ID, 0, raftOpTimeout))
+		default:
+			standbys++
+			if s.Address != addr {
+				c.configChange("update non-voter address", s.ID, c.raft.AddNonvoter(s.ID, addr, 0, raftOpTimeout))
+			}
+		}
+	}
+	// Add alive voter-eligible members as standbys, in name order, until
+	// there are standbyCount.
+	for _, e := range snapshot {
+		if standbys >= standbyCount {
+			break
+		}
+		id := raft.ServerID(e.name)
+		if _, ok := configured[id]; ok || e.status != Alive || !e.report.Voter || e.report.RaftAddr == "" ||
+			e.report.Leaving || !c.sameTiming(e) {
+			continue
+		}
+		if c.configChange("add standby", id, c.raft.AddNonvoter(id, raft.ServerAddress(e.report.RaftAddr), 0, raftOpTimeout)) {
+			standbys++
 		}
 	}
 

@@ -81,6 +81,8 @@ type memberTable struct {
 	now      func() time.Time
 	meta     func() []byte
 	onChange func(membership bool)
+	// onState, if set, takes the state messages (statemsg.go).
+	onState func([]byte)
 
 	mu sync.Mutex
 	m  map[string]*memberEntry
@@ -134,7 +136,10 @@ func (t *memberTable) observe(n *memberlist.Node, status MemberStatus) {
 		e.statusSince = now
 	}
 	e.gossip = gossip
-	if err == nil && (!ok || e.report.Seq != report.Seq || e.reportedAt.IsZero()) {
+	// A report also arrives straight from its node (NotifyMsg), so the
+	// metadata may carry an older one: only a newer Seq replaces it, except
+	// when the member comes back (its Seq starts from its clock anew).
+	if err == nil && (membership || report.Seq > e.report.Seq || e.reportedAt.IsZero()) {
 		e.report = report
 		e.reportedAt = now
 	}
@@ -151,7 +156,7 @@ func (t *memberTable) observe(n *memberlist.Node, status MemberStatus) {
 func (t *memberTable) setLocalReport(name string, r Report) {
 	now := t.now()
 	t.mu.Lock()
-	if e, ok := t.m[name]; ok && e.report.Seq != r.Seq {
+	if e, ok := t.m[name]; ok && r.Seq > e.report.Seq {
 		e.report = r
 		e.reportedAt = now
 	}
@@ -194,8 +199,47 @@ func (t *memberTable) NodeMeta(limit int) []byte {
 	return b
 }
 
-// NotifyMsg implements memberlist.Delegate; the cluster sends no user messages.
-func (t *memberTable) NotifyMsg([]byte) {}
+// NotifyMsg implements memberlist.Delegate: it passes state messages to
+// onState and takes the report messages members send straight to the
+// voters (see publisher). A report replaces
+// the member's current one only if its Seq is newer, and only for a member
+// memberlist has told this node about and that is alive.
+func (t *memberTable) NotifyMsg(b []byte) {
+	if len(b) > 0 && b[0] == msgState {
+		if t.onState != nil {
+			t.onState(b)
+		}
+		return
+	}
+	name, r, err := decodeReportMsg(b)
+	if err != nil {
+		metrics.IncrCounter([]string{"cluster", "report", "bad"}, 1)
+		return
+	}
+	now := t.now()
+	t.mu.Lock()
+	e, ok := t.m[name]
+	fresh := ok && e.status == Alive && r.Seq > e.report.Seq
+	if fresh {
+		e.report = r
+		e.reportedAt = now
+	}
+	t.mu.Unlock()
+	if fresh {
+		t.onChange(false)
+	}
+}
+
+// lookup returns a copy of name's entry.
+func (t *memberTable) lookup(name string) (memberEntry, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.m[name]
+	if !ok {
+		return memberEntry{}, false
+	}
+	return *e, true
+}
 
 // GetBroadcasts implements memberlist.Delegate; the cluster has none.
 func (t *memberTable) GetBroadcasts(overhead, limit int) [][]byte { return nil }

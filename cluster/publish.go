@@ -1,9 +1,12 @@
 package cluster
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/hashicorp/go-metrics"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
 )
 
 // runPublisher republishes this node's report every PublishInterval with a
@@ -14,7 +17,7 @@ import (
 func (c *Cluster) runPublisher() {
 	t := time.NewTicker(c.timing.PublishInterval)
 	defer t.Stop()
-	seq := c.loadReport().Seq
+	p := publisher{seq: c.loadReport().Seq}
 	for {
 		select {
 		case <-c.stop:
@@ -24,14 +27,14 @@ func (c *Cluster) runPublisher() {
 		if last := c.reportedAt.Load(); last != 0 && Monotonic()-time.Duration(last) > ownerSilence*c.timing.PublishInterval {
 			continue
 		}
-		seq++
+		p.seq++
 		r := *c.pending.Load()
-		r.Seq = seq
+		r.Seq = p.seq
 		r.RaftAddr = c.raftAddr
 		r.Voter = c.cfg.Voter
 		r.Bootstrapped = c.bootstrapped.Load()
 		r.Timing = c.timing.Fingerprint()
-		if !c.publish(r) {
+		if !c.publish(r, &p) {
 			return
 		}
 	}
@@ -41,25 +44,100 @@ func (c *Cluster) runPublisher() {
 // before the publisher stops vouching for the node.
 const ownerSilence = 2
 
-// publish gossips r unless the node has left; it reports whether the
-// publisher should go on.
-func (c *Cluster) publish(r Report) bool {
+// metaEvery is how many publish intervals may pass between two metadata
+// updates whose report differs only in load (see publisher).
+const metaEvery = 20
+
+// publisher is the publisher goroutine's state.
+//
+// Only the voters need every report: the leader assigns from them, and any
+// voter may be the next leader. So each report goes straight to each voter
+// in one small memberlist packet (SendBestEffort, encrypted and labelled like
+// the rest of memberlist's traffic), and the gossiped metadata, which every
+// member receives many times over, changes only when the report's
+// membership fields do (service, raft address, voter, bootstrapped, timing,
+// draining, capacity, API) or every metaEvery intervals to refresh the load
+// figures the other members show. Gossiping every report costs each member
+// O(N log N) messages a second; this costs a voter O(N) and everyone else
+// O(1). Until raft has voters, every report is gossiped, as bootstrap
+// decides from the metadata.
+type publisher struct {
+	seq      uint64
+	gossiped Report // the report last put in the metadata
+	since    int    // publish intervals since then
+	msg      []byte // the direct message, reused
+}
+
+// publish records r, sends it to the voters and, when due, gossips it,
+// unless the node has left; it reports whether the publisher should go on.
+func (c *Cluster) publish(r Report, p *publisher) bool {
 	c.leaveMu.Lock()
 	defer c.leaveMu.Unlock()
 	if c.left {
 		return false
 	}
-	if !c.encodeMeta(r) {
+	c.members.setLocalReport(c.cfg.NodeName, r)
+	c.lastSeq.Store(r.Seq)
+	targets := c.reportTargets()
+	p.since++
+	if len(targets) == 0 || p.since >= metaEvery || !sameMembership(r, p.gossiped) {
+		if !c.encodeMeta(r) {
+			return true
+		}
+		// UpdateNode waits until the broadcast is sent; a timeout only
+		// means nobody else is reachable right now.
+		if err := c.ml.UpdateNode(c.timing.PublishInterval); err != nil {
+			c.logger.Trace("publishing report", "error", err)
+		}
+		p.gossiped, p.since = r, 0
+		c.reportsGossiped.Add(1)
+		metrics.IncrCounter([]string{"cluster", "report", "gossiped"}, 1)
+	}
+	var err error
+	if p.msg, err = appendReportMsg(p.msg[:0], c.cfg.NodeName, r); err != nil {
+		c.logger.Error("encoding report", "error", err)
 		return true
 	}
-	c.members.setLocalReport(c.cfg.NodeName, r)
-	// UpdateNode waits until the broadcast is sent; a timeout only means
-	// nobody else is reachable right now.
-	if err := c.ml.UpdateNode(c.timing.PublishInterval); err != nil {
-		c.logger.Trace("publishing report", "error", err)
+	for _, to := range targets {
+		n := memberlist.Node{Name: to.name, Addr: to.gossip.Addr().AsSlice(), Port: to.gossip.Port()}
+		if err := c.ml.SendBestEffort(&n, p.msg); err != nil {
+			c.logger.Trace("sending report", "to", to.name, "error", err)
+			continue
+		}
+		c.reportsSent.Add(1)
 	}
 	metrics.IncrCounter([]string{"cluster", "report", "published"}, 1)
 	return true
+}
+
+// reportTarget is a voter to send reports to.
+type reportTarget struct {
+	name   string
+	gossip netip.AddrPort
+}
+
+// reportTargets returns the alive voters other than this node: those the
+// leader's state messages name while they keep coming (this node is
+// outside the raft configuration), else those of this node's own raft
+// configuration.
+func (c *Cluster) reportTargets() []reportTarget {
+	var out []reportTarget
+	for name, suffrage := range c.suffrages() {
+		if name == c.cfg.NodeName || suffrage != raft.Voter {
+			continue
+		}
+		if e, ok := c.members.lookup(name); ok && e.status == Alive && e.gossip.IsValid() {
+			out = append(out, reportTarget{name: name, gossip: e.gossip})
+		}
+	}
+	return out
+}
+
+// sameMembership reports whether a and b agree on everything but load and
+// Seq, that is on everything that members other than the voters act on.
+func sameMembership(a, b Report) bool {
+	a.Sessions, a.Accepted, a.Seq = b.Sessions, b.Accepted, b.Seq
+	return a == b
 }
 
 // encodeMeta stores the encoding of r for memberlist's NodeMeta.

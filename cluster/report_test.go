@@ -143,3 +143,64 @@ func FuzzDecodeReport(f *testing.F) {
 		}
 	})
 }
+
+func TestReportMsg(t *testing.T) {
+	r := Report{Service: netip.MustParseAddrPort("192.0.2.7:3479"), RaftAddr: "192.0.2.7:8300", Sessions: 7,
+		Capacity: 100, Accepted: 42, Seq: 9, Voter: true, API: "127.0.0.1:8080"}
+	b, err := appendReportMsg([]byte("keep"), "node-a", r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte("keep")) {
+		t.Fatalf("appendReportMsg dropped dst: %q", b)
+	}
+	name, got, err := decodeReportMsg(b[4:])
+	if err != nil || name != "node-a" || got != r {
+		t.Fatalf("decodeReportMsg = %q, %+v, %v; want node-a, %+v", name, got, err, r)
+	}
+	good := b[4:]
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"kind only", []byte{msgReport}},
+		{"wrong kind", append([]byte{2}, good[1:]...)},
+		{"empty name", []byte{msgReport, 0, reportVersion}},
+		{"name past the end", []byte{msgReport, 9, 'a'}},
+		{"no report", good[:2+len("node-a")]},
+		{"truncated report", good[:len(good)-1]},
+		{"trailing byte", append(append([]byte(nil), good...), 0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, err := decodeReportMsg(tc.b); !errors.Is(err, ErrBadReport) {
+				t.Fatalf("decodeReportMsg(%x) = %v, want ErrBadReport", tc.b, err)
+			}
+		})
+	}
+	for _, bad := range []string{"", strings.Repeat("n", maxNodeNameLen+1)} {
+		if _, err := appendReportMsg(nil, bad, r); err == nil {
+			t.Errorf("appendReportMsg with a %d-byte name: no error", len(bad))
+		}
+	}
+}
+
+func FuzzReportMsg(f *testing.F) {
+	b, _ := appendReportMsg(nil, "n1", Report{Seq: 1, Sessions: 3})
+	f.Add(b)
+	f.Add([]byte{msgReport, 1, 'x'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name, r, err := decodeReportMsg(b)
+		if err != nil {
+			return
+		}
+		again, err := appendReportMsg(nil, name, r)
+		if err != nil {
+			t.Fatalf("a decoded message does not encode: %v", err)
+		}
+		name2, r2, err := decodeReportMsg(again)
+		if err != nil || name2 != name || r2 != r {
+			t.Fatalf("round trip: %q %+v %v, want %q %+v", name2, r2, err, name, r)
+		}
+	})
+}

@@ -31,6 +31,10 @@ var Version = "dev"
 // rebuilds the load view.
 const viewInterval = 250 * time.Millisecond
 
+// viewGap is the shortest time between two view rebuilds caused by
+// membership updates (see viewLoop).
+const viewGap = 20 * time.Millisecond
+
 // Agent is the Usher agent on one machine: the session endpoint on the
 // node's real address, the probe responder on the balancer address, the
 // cluster membership and leadership that decide who answers probes, the
@@ -376,20 +380,38 @@ const leaveTimeout = 5 * time.Second
 // viewLoop, every publish interval and whenever membership changes,
 // publishes this node's load report, follows the farm's agreed state and
 // rebuilds the load view; it exports metrics every second.
+//
+// A voter hears every member's report every publish interval, each one an
+// update, so updates closer than viewGap to the last rebuild wait for the
+// gap to pass and are served by one rebuild.
 func (a *Agent) viewLoop() {
 	defer a.wg.Done()
 	cl := a.cl.Load()
 	t := time.NewTicker(viewInterval)
 	defer t.Stop()
+	gap := time.NewTimer(time.Hour)
+	gap.Stop()
+	armed := false
+	var last time.Time
 	lastExport := time.Now()
 	for {
 		select {
 		case <-a.stop:
 			return
 		case <-t.C:
-		case <-cl.Updates():
 		case <-a.wake:
+		case <-gap.C:
+			armed = false
+		case <-cl.Updates():
+			if wait := viewGap - time.Since(last); wait > 0 {
+				if !armed {
+					gap.Reset(wait)
+					armed = true
+				}
+				continue
+			}
 		}
+		last = time.Now()
 		a.publish()
 		if time.Since(lastExport) >= time.Second {
 			lastExport = time.Now()
