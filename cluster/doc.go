@@ -22,7 +22,7 @@
 // voter may lead next), so each report goes straight to each voter in one
 // ~100-byte memberlist packet (publish.go, reportmsg.go), and the report in
 // the node's gossiped memberlist metadata changes only when a field other
-// than the load does, or every metaEvery intervals. Gossiping every report
+// than the load does, or every metaEvery intervals (30 s). Gossiping every report
 // would cost each member O(N log N) messages a second; this costs a voter
 // O(N) and every other member O(1). Members other than the voters see load
 // figures up to metaEvery intervals old.

@@ -45,8 +45,11 @@ func (c *Cluster) runPublisher() {
 const ownerSilence = 2
 
 // metaEvery is how many publish intervals may pass between two metadata
-// updates whose report differs only in load (see publisher).
-const metaEvery = 20
+// updates whose report differs only in load (see publisher): 30 s at the
+// default interval, memberlist's own push/pull period. Every update is
+// gossiped to every member several times over, so at 64 members a refresh
+// every 5 s was still most of the gossip traffic.
+const metaEvery = 120
 
 // publisher is the publisher goroutine's state.
 //

@@ -256,7 +256,8 @@ func scratchDirs(t *testing.T) []string {
 // TestBenchScaleFull runs the whole part 5 when USHER_BENCH_SCALE is set
 // (to "quick" for the quick plan) and prints its section; it takes several
 // minutes and loads the machine. USHER_BENCH_SCALE_SIZES (such as "128")
-// replaces the cluster sizes, USHER_BENCH_BIN names a binary to use,
+// replaces the cluster sizes and USHER_BENCH_SCALE_LAN_SIZES the sizes also
+// run with profile lan (empty for none), USHER_BENCH_BIN names a binary to use,
 // USHER_BENCH_PLOTS a directory for the plots.
 func TestBenchScaleFull(t *testing.T) {
 	mode := os.Getenv("USHER_BENCH_SCALE")
@@ -269,16 +270,25 @@ func TestBenchScaleFull(t *testing.T) {
 	}
 	o := benchOpts{exe: bin, quick: mode == "quick", log: testWriter{t}}
 	p := scalePlanFor(o)
-	if sizes := os.Getenv("USHER_BENCH_SCALE_SIZES"); sizes != "" {
-		p.sizes = nil
+	sizesFrom := func(env string, dst *[]int) {
+		sizes, ok := os.LookupEnv(env)
+		if !ok {
+			return
+		}
+		*dst = nil
 		for s := range strings.SplitSeq(sizes, ",") {
+			if s == "" {
+				continue
+			}
 			n, err := strconv.Atoi(s)
 			if err != nil {
-				t.Fatalf("USHER_BENCH_SCALE_SIZES: %v", err)
+				t.Fatalf("%s: %v", env, err)
 			}
-			p.sizes = append(p.sizes, n)
+			*dst = append(*dst, n)
 		}
 	}
+	sizesFrom("USHER_BENCH_SCALE_SIZES", &p.sizes)
+	sizesFrom("USHER_BENCH_SCALE_LAN_SIZES", &p.lanSizes)
 	f, err := benchScaleWith(context.Background(), o, p)
 	if err != nil {
 		t.Fatal(err)
