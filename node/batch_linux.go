@@ -191,13 +191,16 @@ func (b *batchIO) queue(k int, out []byte, to netip.AddrPort) bool {
 
 // send sends answers 0..k-1, waiting for room in the socket if need be. It
 // returns how many were sent and how many the kernel refused.
-func (b *batchIO) send(k int) (sent, failed int, err error) {
-	if k == 0 {
+func (b *batchIO) send(k int) (sent, failed int, err error) { return b.sendRange(0, k) }
+
+// sendRange sends answers from..to-1 as send does.
+func (b *batchIO) sendRange(from, to int) (sent, failed int, err error) {
+	if to <= from {
 		return 0, 0, nil
 	}
-	b.queued, b.sent, b.failed, b.errno = k, 0, 0, 0
+	b.queued, b.sent, b.failed, b.errno = to, from, 0, 0
 	err = b.rc.Write(b.sendFn)
-	return b.sent, b.failed, err
+	return b.sent - from, b.failed, err
 }
 
 // sendmmsg is the RawConn write function. sendmmsg reports an error only
@@ -238,7 +241,7 @@ func (p *prober) serveBatch(conn *net.UDPConn, stop <-chan struct{}) {
 			}
 			continue
 		}
-		k := 0
+		k, flushed := 0, 0
 		now := p.r.cfg.Now()
 		for i := range n {
 			from := b.source(i)
@@ -255,14 +258,32 @@ func (p *prober) serveBatch(conn *net.UDPConn, stop <-chan struct{}) {
 				continue
 			}
 			k++
+			if k-flushed == flushEvery && i < n-1 {
+				if !p.flush(b, flushed, k) {
+					return
+				}
+				flushed = k
+			}
 		}
-		sent, failed, err := b.send(k)
-		p.answered.Add(uint64(sent))
-		for range failed + (k - sent - failed) {
-			p.drops.add(dropWriteError)
-		}
-		if err != nil && errors.Is(err, net.ErrClosed) {
+		if !p.flush(b, flushed, k) {
 			return
 		}
 	}
+}
+
+// flushEvery is how many answers of a large batch go out in one sendmmsg
+// before the rest are decided: the first clients get their answers (and
+// the machine's other core work to do) while the batch is still being
+// answered, instead of all of them waiting for the last.
+const flushEvery = 16
+
+// flush sends answers from..to-1 and counts them; it reports false when
+// the socket is closed.
+func (p *prober) flush(b *batchIO, from, to int) bool {
+	sent, failed, err := b.sendRange(from, to)
+	p.answered.Add(uint64(sent))
+	for range failed + (to - from - sent - failed) {
+		p.drops.add(dropWriteError)
+	}
+	return err == nil || !errors.Is(err, net.ErrClosed)
 }

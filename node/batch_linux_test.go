@@ -195,3 +195,42 @@ func TestReuseportSiblings(t *testing.T) {
 		t.Errorf("caller's socket closed by Stop: %v", err)
 	}
 }
+
+// TestBatchFlushes sends one batch larger than flushEvery to a batched
+// responder at once: every probe is answered, whether it went out in an
+// early flush or with the rest.
+func TestBatchFlushes(t *testing.T) {
+	clk := newFakeClock()
+	r := testResponder(clk, Solo, server1, server2)
+	r.cfg.Batch = true
+	srv := listenUDP(t, "127.0.0.1:0")
+	cli := listenUDP(t, "127.0.0.1:0")
+	const n = 3*flushEvery + 5
+	dst := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+	sent := map[[12]byte]bool{}
+	for i := range n {
+		pkt := probe(t, wire.Probe{Session: wire.SessionID{byte(i)}, PadTo: wire.ProbeSize})
+		sent[[12]byte(pkt[8:20])] = true
+		if _, err := cli.WriteToUDPAddrPort(pkt, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// All are queued before the responder reads: one batch.
+	r.Serve(srv)
+	defer r.Stop()
+	buf := make([]byte, 1500)
+	cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for got := 0; got < n; got++ {
+		k, _, err := cli.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("%d of %d answers: %v (stats %+v)", got, n, err, r.Stats())
+		}
+		if tx := [12]byte(buf[8:20]); k < 20 || !sent[tx] {
+			t.Fatalf("an answer to no probe sent, or twice: %x", buf[:k])
+		}
+		delete(sent, [12]byte(buf[8:20]))
+	}
+	if st := r.Stats(); st.Answered != n {
+		t.Fatalf("answered %d, want %d", st.Answered, n)
+	}
+}
