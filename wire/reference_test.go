@@ -15,7 +15,9 @@ import (
 
 // refEncoder builds answers with pion/stun, reusing its message.
 type refEncoder struct {
-	m stun.Message
+	// Encoder lends its pion-based start and finish, which the client's
+	// requests are still built with.
+	Encoder
 }
 
 // refAppendRedirect is AppendRedirect built with pion/stun.
@@ -114,30 +116,6 @@ func (e *refEncoder) refAppendErrorAnswer(dst []byte, req *Request, code stun.Er
 		return dst, err
 	}
 	return e.finish(dst, withFP)
-}
-
-// start resets the message to write into dst's spare capacity.
-func (e *refEncoder) start(dst []byte, t stun.MessageType, tx [stun.TransactionIDSize]byte) *stun.Message {
-	m := &e.m
-	m.Raw = dst[len(dst):]
-	m.Attributes = m.Attributes[:0]
-	m.Length = 0
-	m.Type = t
-	m.TransactionID = tx
-	m.WriteHeader()
-	return m
-}
-
-// finish adds the fingerprint if asked and returns dst extended by the
-// message.
-func (e *refEncoder) finish(dst []byte, fingerprint bool) ([]byte, error) {
-	m := &e.m
-	if fingerprint {
-		if err := stun.Fingerprint.AddTo(m); err != nil {
-			return dst, err
-		}
-	}
-	return append(dst, m.Raw...), nil
 }
 
 // refAddXORAddress appends attribute t holding ap in XOR-MAPPED-ADDRESS
