@@ -100,6 +100,8 @@ type Stats struct {
 	// LeadershipChanges counts leader changes this node has observed.
 	LeadershipChanges uint64
 	// OldestReportAge is the age of the oldest report among alive members.
+	// Only voters hear every report; elsewhere it grows to metaEvery
+	// publish intervals (30 s) between refreshes of the gossiped metadata.
 	OldestReportAge time.Duration
 	// Voters lists the voters of the raft configuration, sorted.
 	Voters []string

@@ -53,6 +53,8 @@ type Member struct {
 	// Status is the node's liveness.
 	Status MemberStatus
 	// Report is the node's latest load report; zero if none decoded yet.
+	// A voter hears every report; other members see the gossiped one, whose
+	// load is refreshed every 30 s (see the package documentation).
 	Report Report
 	// ReportedAt is the local time this agent received the current report
 	// (the time Report.Seq last changed).

@@ -196,7 +196,17 @@ func (c *Cluster) sendState(m *maintenance, servers []raft.Server) {
 		}
 	}
 	now := time.Now()
-	for _, e := range c.members.snapshot() {
+	members := c.members.snapshot()
+	known := make(map[string]bool, len(members))
+	for _, e := range members {
+		known[e.name] = true
+	}
+	for name := range m.stateSent {
+		if !known[name] {
+			delete(m.stateSent, name) // a member the table forgot
+		}
+	}
+	for _, e := range members {
 		if e.status != Alive || configured[e.name] || e.name == c.cfg.NodeName || !e.gossip.IsValid() {
 			continue
 		}
