@@ -208,6 +208,10 @@ func TestFarmAssignsAcrossNodesAndFailsOver(t *testing.T) {
 	// the old leader move, and nobody else notices.
 	old := f.leader()
 	oldAddr := old.SessionAddr()
+	before := make([]netip.AddrPort, len(sessions))
+	for i, s := range sessions {
+		before[i] = s.Server()
+	}
 	start := time.Now()
 	old.Close()
 	next := f.leader()
@@ -218,9 +222,12 @@ func TestFarmAssignsAcrossNodesAndFailsOver(t *testing.T) {
 			waitFor(t, func() bool { return s.Server() != oldAddr && s.Stats().Reassignments > 0 })
 		}
 	}
-	for _, s := range sessions {
-		if s.Stats().Reassignments == 0 && s.Stats().Lost > 0 {
-			t.Errorf("a session on %v, which stayed up, lost its server", s.Server())
+	// A session of the old leader may have moved to one of its backups
+	// rather than through a new redirect; what must not happen is a
+	// session on a server that stayed up losing it.
+	for i, s := range sessions {
+		if before[i] != oldAddr && s.Stats().Lost > 0 {
+			t.Errorf("a session on %v, which stayed up, lost its server", before[i])
 		}
 	}
 }
