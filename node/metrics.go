@@ -9,6 +9,7 @@ import (
 	metrics "github.com/hashicorp/go-metrics"
 	metricsprom "github.com/hashicorp/go-metrics/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -31,6 +32,14 @@ type telemetry struct {
 // newTelemetry builds the sinks for the service "usher".
 func newTelemetry() (*telemetry, error) {
 	reg := prometheus.NewRegistry()
+	// The Go runtime's and the process's own figures (goroutines, heap,
+	// GC, CPU seconds, RSS, open files), read at each scrape: no goroutine.
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	opts := metricsprom.PrometheusOpts{
 		Registerer: reg,
 		Name:       "usher",
