@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -345,11 +344,7 @@ func scaleRun(ctx context.Context, o benchOpts, p scalePlan, n int, profile stri
 type scaleAgent struct {
 	name                  string
 	gossip, session, http netip.AddrPort
-	logPath               string
-
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed once reaped
-	waitErr error         // read after exited is closed
+	agentProc
 }
 
 // scaleCluster is a set of agent processes and their scratch directory.
@@ -483,27 +478,9 @@ func (pp *portPicker) take(width int, free func(uint16) bool) (uint16, error) {
 
 // start launches one agent, its output to its log file.
 func (c *scaleCluster) start(exe string, a *scaleAgent, args, env []string) error {
-	a.logPath = filepath.Join(c.dir, a.name+".log")
-	logf, err := os.Create(a.logPath)
-	if err != nil {
-		return err
-	}
-	defer logf.Close() // the child has its own copy
-	cmd := exec.Command(exe, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = demoProcAttr()
-	if len(env) > 0 {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	if err := cmd.Start(); err != nil {
+	if err := a.agentProc.start(exe, filepath.Join(c.dir, a.name+".log"), args, env); err != nil {
 		return fmt.Errorf("start agent %s: %w", a.name, err)
 	}
-	a.cmd = cmd
-	a.exited = make(chan struct{})
-	go func() {
-		a.waitErr = cmd.Wait()
-		close(a.exited)
-	}()
 	return nil
 }
 

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -40,12 +39,8 @@ type farmNode struct {
 	gossip  netip.AddrPort // memberlist; Raft uses the next port
 	session netip.AddrPort
 	http    netip.AddrPort
-	logPath string
-
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed once the process has been reaped
-	waitErr error         // how it ended; read after exited is closed
-	killed  time.Time     // when the demo sent SIGKILL; zero while alive
+	agentProc
+	killed time.Time // when the demo sent SIGKILL; zero while alive
 }
 
 // farm is the demo's five agent processes and their scratch directory.
@@ -188,12 +183,6 @@ func startFarm(bin string, plan farmPlan, o demoOptions) (*farm, error) {
 // start launches one agent.
 func (f *farm) start(bin string, n *farmNode, o demoOptions) error {
 	data := filepath.Join(f.dir, n.name)
-	n.logPath = filepath.Join(f.dir, n.name+".log")
-	logf, err := os.Create(n.logPath)
-	if err != nil {
-		return err
-	}
-	defer logf.Close() // the child holds its own copy
 	args := []string{"agent",
 		"-node", n.name,
 		"-bind", n.gossip.String(),
@@ -214,18 +203,9 @@ func (f *farm) start(bin string, n *farmNode, o demoOptions) error {
 			args = append(args, "-join", seed.gossip.String())
 		}
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = demoProcAttr()
-	if err := cmd.Start(); err != nil {
+	if err := n.agentProc.start(bin, filepath.Join(f.dir, n.name+".log"), args, nil); err != nil {
 		return fmt.Errorf("start agent %s: %w", n.name, err)
 	}
-	n.cmd = cmd
-	n.exited = make(chan struct{})
-	go func() {
-		n.waitErr = cmd.Wait()
-		close(n.exited)
-	}()
 	return nil
 }
 

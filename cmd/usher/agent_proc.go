@@ -1,0 +1,43 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+)
+
+// agentProc is an agent child process of the demo or the scale benchmark,
+// its output in a log file of its own.
+type agentProc struct {
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed once the process has been reaped
+	waitErr error         // how it ended; read after exited is closed
+}
+
+// start runs exe with args, env added to this process's environment, its
+// stdout and stderr going to a new file at logPath, and reaps it in a
+// goroutine that closes exited.
+func (p *agentProc) start(exe, logPath string, args, env []string) error {
+	p.logPath = logPath
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close() // the child holds its own copy
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = demoProcAttr()
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	p.cmd = cmd
+	p.exited = make(chan struct{})
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	return nil
+}
