@@ -1,8 +1,10 @@
 package main
 
 import (
+	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 )
 
 // agentProc is an agent child process of the demo or the scale benchmark,
@@ -40,4 +42,36 @@ func (p *agentProc) start(exe, logPath string, args, env []string) error {
 		close(p.exited)
 	}()
 	return nil
+}
+
+// agentAddrs names a local agent and the loopback addresses it serves.
+type agentAddrs struct {
+	name    string
+	gossip  netip.AddrPort // memberlist; Raft uses the next port
+	session netip.AddrPort
+	http    netip.AddrPort
+}
+
+// agentArgs returns the command line of agent a with profile fast in vip
+// mode bind at vip, its data under dataDir, bootstrapping with expect
+// voters and joining seeds (a itself left out); more follows it.
+func agentArgs(a agentAddrs, vip netip.AddrPort, expect int, dataDir string, seeds []agentAddrs, more ...string) []string {
+	args := []string{"agent",
+		"-node", a.name,
+		"-bind", a.gossip.String(),
+		"-session-addr", a.session.String(),
+		"-http", a.http.String(),
+		"-vip", vip.String(),
+		"-vip-mode", "bind",
+		"-bootstrap-expect", strconv.Itoa(expect),
+		"-data-dir", dataDir,
+		"-profile", "fast",
+		"-log-level", "info",
+	}
+	for _, s := range seeds {
+		if s.name != a.name {
+			args = append(args, "-join", s.gossip.String())
+		}
+	}
+	return append(args, more...)
 }

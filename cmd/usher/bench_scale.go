@@ -342,8 +342,7 @@ func scaleRun(ctx context.Context, o benchOpts, p scalePlan, n int, profile stri
 
 // scaleAgent is one agent process.
 type scaleAgent struct {
-	name                  string
-	gossip, session, http netip.AddrPort
+	agentAddrs
 	agentProc
 }
 
@@ -377,7 +376,7 @@ func startScaleCluster(exe string, n int, extra, env []string) (*scaleCluster, e
 	}
 	c.vip = loopPort(vip)
 	for i := range n {
-		a := &scaleAgent{name: fmt.Sprintf("s%03d", i+1)}
+		a := &scaleAgent{agentAddrs: agentAddrs{name: fmt.Sprintf("s%03d", i+1)}}
 		// Gossip takes p (UDP and TCP) and Raft p+1 (TCP).
 		g, err := pick.take(2, func(p uint16) bool {
 			return udpFree(loopPort(p)) && tcpFree(loopPort(p)) && tcpFree(loopPort(p+1))
@@ -401,26 +400,14 @@ func startScaleCluster(exe string, n int, extra, env []string) (*scaleCluster, e
 	}
 	voters := min(n, scaleVoters)
 	c.started = time.Now()
+	seeds := make([]agentAddrs, 0, voters)
+	for _, s := range c.agents[:voters] {
+		seeds = append(seeds, s.agentAddrs)
+	}
 	for i, a := range c.agents {
-		args := []string{"agent",
-			"-node", a.name,
-			"-bind", a.gossip.String(),
-			"-session-addr", a.session.String(),
-			"-http", a.http.String(),
-			"-vip", c.vip.String(),
-			"-vip-mode", "bind",
-			"-bootstrap-expect", strconv.Itoa(voters),
-			"-data-dir", filepath.Join(dir, a.name),
-			"-profile", "fast",
-			"-log-level", "info",
-		}
+		args := agentArgs(a.agentAddrs, c.vip, voters, filepath.Join(dir, a.name), seeds)
 		if i >= voters {
 			args = append(args, "-voter=false")
-		}
-		for _, seed := range c.agents[:voters] {
-			if seed != a {
-				args = append(args, "-join", seed.gossip.String())
-			}
 		}
 		args = append(args, extra...)
 		if err := c.start(exe, a, args, env); err != nil {

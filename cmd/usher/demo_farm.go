@@ -35,10 +35,7 @@ var demoFixedPorts = true
 
 // farmNode is one agent process of the demo farm.
 type farmNode struct {
-	name    string
-	gossip  netip.AddrPort // memberlist; Raft uses the next port
-	session netip.AddrPort
-	http    netip.AddrPort
+	agentAddrs
 	agentProc
 	killed time.Time // when the demo sent SIGKILL; zero while alive
 }
@@ -79,7 +76,7 @@ func planFarm(vip string) (farmPlan, error) {
 		if distinct {
 			ip = netip.AddrFrom4([4]byte{127, 0, 0, byte(11 + i)})
 		}
-		n := &farmNode{name: "n" + strconv.Itoa(i+1)}
+		n := &farmNode{agentAddrs: agentAddrs{name: "n" + strconv.Itoa(i+1)}}
 		var ok bool
 		for try := range 200 {
 			g, s, h := uint16(7946), uint16(3479), uint16(7480)
@@ -182,27 +179,14 @@ func startFarm(bin string, plan farmPlan, o demoOptions) (*farm, error) {
 
 // start launches one agent.
 func (f *farm) start(bin string, n *farmNode, o demoOptions) error {
-	data := filepath.Join(f.dir, n.name)
-	args := []string{"agent",
-		"-node", n.name,
-		"-bind", n.gossip.String(),
-		"-session-addr", n.session.String(),
-		"-http", n.http.String(),
-		"-vip", f.vip.String(),
-		"-vip-mode", "bind",
-		"-bootstrap-expect", strconv.Itoa(demoVoters),
-		"-data-dir", data,
-		"-profile", "fast",
+	seeds := make([]agentAddrs, 0, demoVoters)
+	for _, s := range f.nodes[:demoVoters] {
+		seeds = append(seeds, s.agentAddrs)
+	}
+	args := agentArgs(n.agentAddrs, f.vip, demoVoters, filepath.Join(f.dir, n.name), seeds,
 		"-capacity", strconv.Itoa(max(1000, o.Clients)),
 		"-keepalive-interval", o.Keepalive.String(),
-		"-dead-after", o.DeadAfter.String(),
-		"-log-level", "info",
-	}
-	for _, seed := range f.nodes[:demoVoters] {
-		if seed != n {
-			args = append(args, "-join", seed.gossip.String())
-		}
-	}
+		"-dead-after", o.DeadAfter.String())
 	if err := n.agentProc.start(bin, filepath.Join(f.dir, n.name+".log"), args, nil); err != nil {
 		return fmt.Errorf("start agent %s: %w", n.name, err)
 	}
