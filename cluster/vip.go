@@ -78,8 +78,16 @@ func (c *Cluster) runVIPOwner() {
 	leaderCh := c.raft.LeaderCh()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	renewEvery := time.NewTicker(c.timing.RaftLease / 3)
-	defer renewEvery.Stop()
+	// The lease is renewed every RaftLease/3, and only the leader renews:
+	// the ticker runs while this node leads, so that the other nodes do
+	// not wake for it.
+	var renewEvery *time.Ticker
+	var renewC <-chan time.Time
+	defer func() {
+		if renewEvery != nil {
+			renewEvery.Stop()
+		}
+	}()
 
 	// A previous run of the agent may have left the address behind.
 	if c.cfg.VIP != nil {
@@ -104,7 +112,7 @@ func (c *Cluster) runVIPOwner() {
 			close(ack)
 		case <-leaderCh:
 		case <-tick.C:
-		case <-renewEvery.C:
+		case <-renewC:
 			renewNow = true
 			cooldown = false
 		case res := <-results:
@@ -118,6 +126,14 @@ func (c *Cluster) runVIPOwner() {
 		isLeader := c.raft.State() == raft.Leader
 		if !isLeader {
 			c.vip.acquireFailures = 0
+		}
+		switch {
+		case isLeader && renewEvery == nil:
+			renewEvery = time.NewTicker(c.timing.RaftLease / 3)
+			renewC = renewEvery.C
+		case !isLeader && renewEvery != nil:
+			renewEvery.Stop()
+			renewEvery, renewC = nil, nil
 		}
 		if held != 0 && (!isLeader || c.raft.CurrentTerm() != held) {
 			c.releaseVIP("lost leadership")

@@ -28,11 +28,14 @@ import (
 // documentation is untouched; only the random wait for the next timer goes
 // away, and the gap drops to about RaftHeartbeat.
 
+// watchIdle is how often the leader watch looks whether this node has become
+// a voting follower, while it is not one.
+const watchIdle = time.Second
+
 // runLeaderWatch polls the leader's silence until stop is closed.
 func (c *Cluster) runLeaderWatch(rng *rand.Rand) {
 	defer close(c.watchDone)
-	every := c.timing.RaftWatch
-	t := time.NewTicker(every)
+	t := time.NewTimer(c.timing.RaftWatch)
 	defer t.Stop()
 	threshold := c.watchThreshold(rng)
 	var poked time.Time // the silence last poked about, by its last contact
@@ -42,9 +45,14 @@ func (c *Cluster) runLeaderWatch(rng *rand.Rand) {
 			return
 		case <-t.C:
 		}
-		if c.raft.State() != raft.Follower {
+		// Only a voting follower watches its leader; any other node (the
+		// leader, a standby, a member outside raft) looks again in a while,
+		// so that it does not wake up forty times a second for nothing.
+		if c.raft.State() != raft.Follower || (*c.voters.Load())[c.cfg.NodeName] != raft.Voter {
+			t.Reset(watchIdle)
 			continue
 		}
+		t.Reset(c.timing.RaftWatch)
 		last := c.raft.LastContact()
 		if last.IsZero() || time.Since(last) < threshold || last.Equal(poked) {
 			continue

@@ -6,8 +6,13 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/usherlb/usher/wire"
 )
@@ -232,4 +237,55 @@ func TestBatchFlushes(t *testing.T) {
 	}
 	// The count follows the send, so it may trail the last answer a little.
 	waitFor(t, func() bool { return r.Stats().Answered == n })
+}
+
+// TestResponderReadBuffer checks that Serve sizes the receive buffer of the
+// socket it is given and of every SO_REUSEPORT sibling it opens.
+func TestResponderReadBuffer(t *testing.T) {
+	rmemMax := readSysctlInt(t, "/proc/sys/net/core/rmem_max")
+	const want = 256 << 10 // below the kernel default cap, so it is not capped
+	r := testResponder(newFakeClock(), Solo, netip.MustParseAddrPort("127.0.0.1:40001"))
+	r.cfg.ReadBuffer = want
+	r.cfg.Sockets = 2
+	srv := listenUDP(t, "127.0.0.1:0")
+	r.Serve(srv)
+	defer r.Close()
+	r.mu.Lock()
+	conns := append([]*net.UDPConn{r.conn}, r.siblings...)
+	r.mu.Unlock()
+	if len(conns) != 2 {
+		t.Fatalf("serving %d sockets, want 2", len(conns))
+	}
+	for i, c := range conns {
+		rc, err := c.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			got, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+		}); err != nil || serr != nil {
+			t.Fatal(err, serr)
+		}
+		// Linux reports twice what was asked (its bookkeeping overhead),
+		// capped at twice rmem_max.
+		if exp := 2 * min(want, rmemMax); got != exp {
+			t.Errorf("socket %d: SO_RCVBUF = %d, want %d", i, got, exp)
+		}
+	}
+}
+
+// readSysctlInt reads an integer sysctl from its /proc file.
+func readSysctlInt(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Skipf("cannot read %s: %v", path, err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return n
 }
