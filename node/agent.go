@@ -161,6 +161,7 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 		Handoff:            cfg.RespondFrom == "server",
 		Sockets:            probeSockets(cfg.ProbeSockets),
 		Batch:              cfg.ProbeBatch,
+		ReadBuffer:         cfg.ProbeReadBuffer,
 		LostServer:         a.verify.report,
 		Logger:             logger.Named("responder"),
 	})

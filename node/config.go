@@ -118,6 +118,13 @@ type Config struct {
 	// ProbeBatch reads and answers probes in batches (recvmmsg/sendmmsg,
 	// Linux only), never waiting to fill one.
 	ProbeBatch bool `hcl:"probe_batch,optional"`
+	// ProbeReadBuffer is the receive buffer of every probe socket, in
+	// bytes (0: the kernel's default, about 200 KiB). A larger one absorbs
+	// bursts of probes (the clients of a server that died all probe again
+	// within a keepalive interval) that the default would partly drop, at
+	// the price of a longer queue under sustained overload; see
+	// node.SizeReadBuffer for when the kernel caps it.
+	ProbeReadBuffer int `hcl:"probe_read_buffer,optional"`
 	// VerifyTimeout is how long the leader waits for a server that a client
 	// reported lost to answer before it excludes that server.
 	VerifyTimeout string `hcl:"verify_timeout,optional"`
@@ -138,6 +145,10 @@ type Config struct {
 	// a flag that overrides a key removes its entry.
 	ranges map[string]hcl.Range
 }
+
+// maxProbeReadBuffer bounds probe_read_buffer: 256 MiB of queued probes is
+// minutes of work, never a sensible queue.
+const maxProbeReadBuffer = 256 << 20
 
 // Parsed holds typed values derived from a Config by Validate.
 type Parsed struct {
@@ -366,6 +377,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ProbeSockets < 0 || c.ProbeSockets > 64 {
 		bad("probe_sockets", strconv.Itoa(c.ProbeSockets), "must be between 0 (one per CPU) and 64")
+	}
+	if c.ProbeReadBuffer < 0 || c.ProbeReadBuffer > maxProbeReadBuffer {
+		bad("probe_read_buffer", strconv.Itoa(c.ProbeReadBuffer), fmt.Sprintf("must be between 0 (the kernel's default) and %d bytes", maxProbeReadBuffer))
 	}
 	if c.Backups < 0 || c.Backups > 4 {
 		bad("backups", strconv.Itoa(c.Backups), "must be between 0 and 4")

@@ -53,6 +53,7 @@ func (c *Config) keys() []configKey {
 		{"vip_events", &c.VIPEvents, "file to append a JSON line to at each take-over and release of the balancer address"},
 		{"probe_sockets", &c.ProbeSockets, "SO_REUSEPORT sockets answering probes, each with its own goroutine (0: one per CPU)"},
 		{"probe_batch", &c.ProbeBatch, "read and answer probes in batches (recvmmsg/sendmmsg, Linux only)"},
+		{"probe_read_buffer", &c.ProbeReadBuffer, "receive buffer of every probe socket in bytes (0: the kernel's default)"},
 		{"verify_timeout", &c.VerifyTimeout, "how long a server a client reported lost may stay silent before the leader excludes it"},
 		{"raft_heartbeat_timeout", &c.RaftHeartbeatTimeout, "override the profile's Raft heartbeat timeout"},
 		{"raft_election_timeout", &c.RaftElectionTimeout, "override the profile's Raft election timeout"},

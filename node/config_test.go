@@ -204,6 +204,8 @@ func TestValidate(t *testing.T) {
 		{"ticket_key", "(hidden)", func(c *Config) { c.TicketKey = "abcd" }},
 		{"stock_amplification", "0", func(c *Config) { c.StockAmplification = 0 }},
 		{"backups", "9", func(c *Config) { c.Backups = 9 }},
+		{"probe_read_buffer", "-1", func(c *Config) { c.ProbeReadBuffer = -1 }},
+		{"probe_read_buffer", "268435457", func(c *Config) { c.ProbeReadBuffer = 256<<20 + 1 }},
 		{"log_level", "loud", func(c *Config) { c.LogLevel = "loud" }},
 		{"profile", "slow", func(c *Config) { c.Profile = "slow" }},
 		{"join", "", func(c *Config) { c.Join = []string{""} }},

@@ -75,26 +75,15 @@ type ResponderConfig struct {
 	// of the same user that also asks for SO_REUSEPORT can then bind the
 	// address too.
 	Sockets int
-	// ReadBuffer is the receive buffer (SO_RCVBUF) the responder asks for
-	// on every socket it serves, in bytes; zero means DefaultProbeReadBuffer.
-	// The kernel caps it at net.core.rmem_max.
+	// ReadBuffer, if positive, is the receive buffer the responder asks
+	// for on every socket it serves, in bytes (see SizeReadBuffer); zero
+	// leaves the kernel's default.
 	ReadBuffer int
 	// Batch reads and answers probes in batches (recvmmsg and sendmmsg on
 	// Linux; elsewhere it is ignored). A batch is whatever the socket holds
 	// when the goroutine wakes, up to a bound: it never waits for more.
 	Batch bool
 }
-
-// DefaultProbeReadBuffer is the receive buffer the responder asks for on
-// the balancer address. Probes come in bursts: the clients of a server that
-// died all probe again within a keepalive interval, and a leader that was
-// not scheduled for a few milliseconds finds its socket full. The kernel's
-// default (about 200 KiB, some 170 probes of 256 bytes as the kernel counts
-// them) drops the tail of such a burst, and each dropped probe costs its
-// client a retry timeout. 1 MiB holds about 850 probes: bursts five times
-// larger, while a sustained overload still queues no more than about ten
-// milliseconds of work before the kernel drops.
-const DefaultProbeReadBuffer = 1 << 20
 
 // ResponderStats counts what a Responder did.
 type ResponderStats struct {
@@ -184,9 +173,6 @@ func NewResponder(cfg ResponderConfig) *Responder {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	if cfg.ReadBuffer <= 0 {
-		cfg.ReadBuffer = DefaultProbeReadBuffer
-	}
 	r := &Responder{
 		cfg: cfg,
 		log: cfg.Logger,
@@ -257,7 +243,10 @@ func (r *Responder) Serve(conn *net.UDPConn) {
 		conns = append(conns, sib...)
 	}
 	for _, c := range conns {
-		if err := c.SetReadBuffer(r.cfg.ReadBuffer); err != nil {
+		if r.cfg.ReadBuffer <= 0 {
+			break
+		}
+		if err := SizeReadBuffer(c, r.cfg.ReadBuffer); err != nil {
 			r.log.Warn("cannot size the receive buffer", "bytes", r.cfg.ReadBuffer, "error", err)
 		}
 	}

@@ -53,7 +53,6 @@ func runBenchServer(name string, targets []netip.AddrPort, stdin io.Reader, stdo
 		if err != nil {
 			return err
 		}
-		conn.SetReadBuffer(node.DefaultProbeReadBuffer)
 		addr = conn.LocalAddr().(*net.UDPAddr).AddrPort()
 		done := make(chan struct{})
 		go func() { defer close(done); plainEcho(conn) }()
@@ -62,9 +61,6 @@ func runBenchServer(name string, targets []netip.AddrPort, stdin io.Reader, stdo
 		conns, err := listenReuseport(lo, runtime.NumCPU())
 		if err != nil {
 			return err
-		}
-		for _, c := range conns {
-			c.SetReadBuffer(node.DefaultProbeReadBuffer)
 		}
 		addr = conns[0].LocalAddr().(*net.UDPAddr).AddrPort()
 		var wg sync.WaitGroup
