@@ -122,8 +122,9 @@ type Config struct {
 	// bytes (0: the kernel's default, about 200 KiB). A larger one absorbs
 	// bursts of probes (the clients of a server that died all probe again
 	// within a keepalive interval) that the default would partly drop, at
-	// the price of a longer queue under sustained overload; see
-	// node.SizeReadBuffer for when the kernel caps it.
+	// the price of a longer queue under sustained overload. With
+	// CAP_NET_ADMIN it may exceed net.core.rmem_max; without, the kernel
+	// caps it there.
 	ProbeReadBuffer int `hcl:"probe_read_buffer,optional"`
 	// VerifyTimeout is how long the leader waits for a server that a client
 	// reported lost to answer before it excludes that server.

@@ -10,12 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SizeReadBuffer sets conn's receive buffer to n bytes, as the responder
-// does for its probe sockets. With CAP_NET_ADMIN it uses SO_RCVBUFFORCE,
+// sizeReadBuffer sets conn's receive buffer to n bytes. With CAP_NET_ADMIN it uses SO_RCVBUFFORCE,
 // which may exceed net.core.rmem_max (the agent that moves the balancer
 // address in netlink mode has that capability anyway); without it the
 // kernel caps n at rmem_max.
-func SizeReadBuffer(conn *net.UDPConn, n int) error {
+func sizeReadBuffer(conn *net.UDPConn, n int) error {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("receive buffer: %w", err)

@@ -4,8 +4,8 @@ package node
 
 import "net"
 
-// SizeReadBuffer sets conn's receive buffer to n bytes, as the responder
-// does for its probe sockets; the system may cap it.
-func SizeReadBuffer(conn *net.UDPConn, n int) error {
+// sizeReadBuffer sets conn's receive buffer to n bytes; the system may cap
+// it.
+func sizeReadBuffer(conn *net.UDPConn, n int) error {
 	return conn.SetReadBuffer(n)
 }

@@ -76,7 +76,7 @@ type ResponderConfig struct {
 	// address too.
 	Sockets int
 	// ReadBuffer, if positive, is the receive buffer the responder asks
-	// for on every socket it serves, in bytes (see SizeReadBuffer); zero
+	// for on every socket it serves, in bytes (see sizeReadBuffer); zero
 	// leaves the kernel's default.
 	ReadBuffer int
 	// Batch reads and answers probes in batches (recvmmsg and sendmmsg on
@@ -242,12 +242,11 @@ func (r *Responder) Serve(conn *net.UDPConn) {
 		r.siblings = sib
 		conns = append(conns, sib...)
 	}
-	for _, c := range conns {
-		if r.cfg.ReadBuffer <= 0 {
-			break
-		}
-		if err := SizeReadBuffer(c, r.cfg.ReadBuffer); err != nil {
-			r.log.Warn("cannot size the receive buffer", "bytes", r.cfg.ReadBuffer, "error", err)
+	if r.cfg.ReadBuffer > 0 {
+		for _, c := range conns {
+			if err := sizeReadBuffer(c, r.cfg.ReadBuffer); err != nil {
+				r.log.Warn("cannot size the receive buffer", "bytes", r.cfg.ReadBuffer, "error", err)
+			}
 		}
 	}
 	r.conn = conn
