@@ -10,10 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sizeReadBuffer sets conn's receive buffer to n bytes. With CAP_NET_ADMIN it uses SO_RCVBUFFORCE,
-// which may exceed net.core.rmem_max (the agent that moves the balancer
-// address in netlink mode has that capability anyway); without it the
-// kernel caps n at rmem_max.
+// sizeReadBuffer sets conn's receive buffer to n bytes. With CAP_NET_ADMIN
+// it uses SO_RCVBUFFORCE, which may exceed net.core.rmem_max (an agent that
+// moves the balancer address in netlink mode has that capability anyway);
+// without it the kernel caps n at rmem_max.
 func sizeReadBuffer(conn *net.UDPConn, n int) error {
 	rc, err := conn.SyscallConn()
 	if err != nil {
