@@ -171,10 +171,14 @@ func TestScaleWrite(t *testing.T) {
 		"| 4 | 2 of 2 | 1.5 (1.0–2.0) |",
 		"- 8 agents, repeat 2: did not form",
 		"| 8 | 4 (3–5) |",
+		"### Elections inside the window\n\n8 agents (up to 2 in one repeat) held elections after they had formed.",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "4 agents (up to") {
+		t.Errorf("report names the 4 agents, which held no election, among those that did:\n%s", out)
 	}
 }
 
