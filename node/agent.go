@@ -544,7 +544,9 @@ type Status struct {
 	VIPMode   string `json:"vip_mode"`
 	VIPHolder string `json:"vip_holder"`
 	// OldestReportMs is the age of the oldest load report among live
-	// members, in milliseconds.
+	// members, in milliseconds. Only voters hear every member's report;
+	// on any other node it grows to about 30 s between refreshes of the
+	// gossiped metadata (see cluster.Stats.OldestReportAge).
 	OldestReportMs    float64  `json:"oldest_report_age_ms"`
 	Members           int      `json:"members"`
 	Voters            []string `json:"voters"`
