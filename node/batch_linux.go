@@ -189,11 +189,9 @@ func (b *batchIO) queue(k int, out []byte, to netip.AddrPort) bool {
 	return true
 }
 
-// send sends answers 0..k-1, waiting for room in the socket if need be. It
-// returns how many were sent and how many the kernel refused.
-func (b *batchIO) send(k int) (sent, failed int, err error) { return b.sendRange(0, k) }
-
-// sendRange sends answers from..to-1 as send does.
+// sendRange sends the queued answers from..to-1, waiting for room in the
+// socket if need be. It returns how many were sent and how many the kernel
+// refused.
 func (b *batchIO) sendRange(from, to int) (sent, failed int, err error) {
 	if to <= from {
 		return 0, 0, nil

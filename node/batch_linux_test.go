@@ -75,7 +75,7 @@ func TestBatchIO(t *testing.T) {
 						t.Fatal("queue refused")
 					}
 				}
-				sent, failed, err := b.send(m)
+				sent, failed, err := b.sendRange(0, m)
 				if err != nil || sent != m || failed != 0 {
 					t.Fatalf("send: %d %d %v", sent, failed, err)
 				}
@@ -146,7 +146,7 @@ func TestBatchAllocs(t *testing.T) {
 					t.Fatalf("no answer: %v", why)
 				}
 			}
-			if sent, _, err := b.send(n); err != nil || sent != n {
+			if sent, _, err := b.sendRange(0, n); err != nil || sent != n {
 				t.Fatalf("send %d of %d: %v", sent, n, err)
 			}
 			got += n
@@ -240,46 +240,66 @@ func TestBatchFlushes(t *testing.T) {
 }
 
 // TestResponderReadBuffer checks that Serve sizes the receive buffer of the
-// socket it is given and of every SO_REUSEPORT sibling it opens.
+// socket it is given and of every SO_REUSEPORT sibling it opens: below
+// rmem_max for anyone, past it with CAP_NET_ADMIN (SO_RCVBUFFORCE).
 func TestResponderReadBuffer(t *testing.T) {
 	rmemMax := readSysctlInt(t, "/proc/sys/net/core/rmem_max")
-	// Above the kernel's default rmem_max (208 KiB), so that root's
-	// SO_RCVBUFFORCE shows.
-	const want = 256 << 10
-	r := testResponder(newFakeClock(), Solo, netip.MustParseAddrPort("127.0.0.1:40001"))
-	r.cfg.ReadBuffer = want
-	r.cfg.Sockets = 2
-	srv := listenUDP(t, "127.0.0.1:0")
-	r.Serve(srv)
-	defer r.Close()
-	r.mu.Lock()
-	conns := append([]*net.UDPConn{r.conn}, r.siblings...)
-	r.mu.Unlock()
-	if len(conns) != 2 {
-		t.Fatalf("serving %d sockets, want 2", len(conns))
+	rmemDefault := readSysctlInt(t, "/proc/sys/net/core/rmem_default")
+	// Below rmem_max and unlike the default, so that a socket left alone
+	// shows; the kernel's smallest rmem_max default is far above it.
+	small := 96 << 10
+	if small >= rmemMax || small == rmemDefault {
+		t.Skipf("rmem_max %d, rmem_default %d: no size between them to tell", rmemMax, rmemDefault)
 	}
-	for i, c := range conns {
-		rc, err := c.SyscallConn()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got int
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			got, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
-		}); err != nil || serr != nil {
-			t.Fatal(err, serr)
-		}
-		// Linux reports twice what was asked (its bookkeeping overhead);
-		// without CAP_NET_ADMIN what was asked is capped at rmem_max.
-		exp := 2 * want
-		if os.Geteuid() != 0 {
-			exp = 2 * min(want, rmemMax)
-		}
-		if got != exp {
-			t.Errorf("socket %d: SO_RCVBUF = %d, want %d", i, got, exp)
-		}
+	tests := []struct {
+		name      string
+		bytes     int
+		needForce bool
+	}{
+		{"below rmem_max", small, false},
+		{"past rmem_max", rmemMax + 64<<10, true},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.needForce && os.Geteuid() != 0 {
+				t.Skip("SO_RCVBUFFORCE needs CAP_NET_ADMIN")
+			}
+			r := testResponder(newFakeClock(), Solo, netip.MustParseAddrPort("127.0.0.1:40001"))
+			r.cfg.ReadBuffer = tt.bytes
+			r.cfg.Sockets = 2
+			r.Serve(listenUDP(t, "127.0.0.1:0"))
+			defer r.Close()
+			r.mu.Lock()
+			conns := append([]*net.UDPConn{r.conn}, r.siblings...)
+			r.mu.Unlock()
+			if len(conns) != 2 {
+				t.Fatalf("serving %d sockets, want 2", len(conns))
+			}
+			for i, c := range conns {
+				// Linux reports twice what was set (its bookkeeping overhead).
+				if got := rcvbuf(t, c); got != 2*tt.bytes {
+					t.Errorf("socket %d: SO_RCVBUF = %d, want %d", i, got, 2*tt.bytes)
+				}
+			}
+		})
+	}
+}
+
+// rcvbuf returns conn's SO_RCVBUF as the kernel reports it.
+func rcvbuf(t *testing.T, conn *net.UDPConn) int {
+	t.Helper()
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		got, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	}); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	return got
 }
 
 // readSysctlInt reads an integer sysctl from its /proc file.

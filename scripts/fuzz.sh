@@ -8,9 +8,10 @@
 # busy (golang/go#56238). So a failure is judged by its reproducer: the input
 # the engine wrote under testdata/fuzz is replayed on its own with plain
 # `go test -run`. A reproducer that fails again is a bug and fails the run
-# (the file stays, so the next `go test` fails on it too); one that passes,
-# or a failure that wrote none, is counted as an engine flake, reported and
-# not fatal.
+# (the file stays, so the next `go test` fails on it too); so does a failure
+# that wrote none when the target's seed corpus fails on its own. A
+# reproducer that passes, or a failure that wrote none while the seeds pass,
+# is counted as an engine flake, reported and not fatal.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=${FUZZTIME:-10s}
@@ -31,8 +32,15 @@ for pkg in $(go list ${FUZZPKGS:-./...}); do
     cat "$log"
     new=$(comm -13 <(echo "$before") <(ls "$corpus" 2>/dev/null | sort) | grep -v '^$' || true)
     if [ -z "$new" ]; then
-      echo "--- no reproducer written: an engine flake, not a finding"
-      flaked=$((flaked + 1))
+      # No new input: either the seed corpus fails (a bug, found without
+      # fuzzing) or the engine failed a run that found nothing.
+      if go test -count=1 -run "^$f\$" "$pkg"; then
+        echo "--- no reproducer written and the seed corpus passes: an engine flake, not a finding"
+        flaked=$((flaked + 1))
+      else
+        echo "--- the seed corpus fails on its own: a bug"
+        failed=$((failed + 1))
+      fi
       continue
     fi
     bug=0

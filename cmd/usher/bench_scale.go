@@ -202,10 +202,14 @@ func benchScaleWith(ctx context.Context, o benchOpts, p scalePlan) (*scaleFigure
 	return f, nil
 }
 
+// fast reports whether the size runs the part's own profile, fast (the
+// zero profile means fast too).
+func (sz *scaleSize) fast() bool { return sz.profile == "" || sz.profile == "fast" }
+
 // label names the size in the report: "64 agents", or "128 agents, lan"
 // for a profile other than fast.
 func (sz *scaleSize) label() string {
-	if sz.profile == "" || sz.profile == "fast" {
+	if sz.fast() {
 		return fmt.Sprintf("%d agents", sz.n)
 	}
 	return fmt.Sprintf("%d agents, %s", sz.n, sz.profile)
@@ -213,7 +217,7 @@ func (sz *scaleSize) label() string {
 
 // rowLabel names the size in a table row: "64", or "128, lan".
 func (sz *scaleSize) rowLabel() string {
-	if sz.profile == "" || sz.profile == "fast" {
+	if sz.fast() {
 		return strconv.Itoa(sz.n)
 	}
 	return fmt.Sprintf("%d, %s", sz.n, sz.profile)
@@ -1339,7 +1343,7 @@ func (f *scaleFigures) writeElections(b *strings.Builder) {
 		return
 	}
 	fmt.Fprintf(b, "\n### Elections inside the window\n\n%s held elections after they had formed. "+
-		"A voter that is not scheduled for a raft heartbeat timeout (`fast`: 300 ms) stands for election, and a cluster that keeps this machine's cores half busy or more leaves voters unscheduled that long now and then. "+
+		"A voter that is not scheduled for a raft heartbeat timeout (300 ms with `fast`, 1 s with `lan`) stands for election, and a cluster that keeps this machine's cores half busy or more leaves voters unscheduled that long now and then. "+
 		"It comes and goes with the machine's load rather than with the agent: on 2026-11-27 the 64-agent part run back to back with usher 1e79a5a and with usher 99b6777 held 4, 1 and 1 elections in the window against 0, 0 and 3, where an earlier full run with 1e79a5a's cluster code had held none.\n",
 		strings.Join(held, " and "))
 }
@@ -1352,7 +1356,7 @@ func (f *scaleFigures) writeWhy(b *strings.Builder) {
 	var failed, lanFormed []string
 	for _, sz := range f.sizes {
 		switch {
-		case sz.profile != "fast":
+		case !sz.fast():
 			if sz.runs > 0 && sz.formFailed == 0 {
 				lanFormed = append(lanFormed, fmt.Sprintf("%d agents with profile %s formed in every repeat (leader agreed after %s s)", sz.n, sz.profile, sz.leader.format("%.1f")))
 			}
@@ -1370,7 +1374,7 @@ func (f *scaleFigures) writeWhy(b *strings.Builder) {
 	per := base.cpu.median() / float64(base.n)
 	var need []string
 	for _, sz := range f.sizes {
-		if sz.profile == "fast" && sz.formFailed > 0 {
+		if sz.fast() && sz.formFailed > 0 {
 			need = append(need, fmt.Sprintf("%d agents would need %.1f", sz.n, per*float64(sz.n)))
 		}
 	}
