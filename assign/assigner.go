@@ -2,6 +2,7 @@ package assign
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -68,12 +69,19 @@ type Assigner struct {
 	picks uint64    // successful picks since New
 }
 
-// nodeState is what the Assigner remembers about one node across views.
+// nodeState is what the Assigner remembers about one node across views,
+// and what eligible needs of the installed view's entry for it in a form
+// cheaper to test on every pick.
 type nodeState struct {
 	led        ledger
 	accepted   uint64    // Accepted in the last reconciled report
 	reportedAt time.Time // ReportedAt of that report
 	hrw        uint64    // hashNodeID(ID), for Sticky
+	picks      uint64    // successful picks since the last TakePicks
+
+	// Of the installed view's entry for the node:
+	closed     bool  // draining, suspect, no capacity or no address: never eligible
+	reportedNs int64 // ReportedAt in Unix nanoseconds (see unixNano)
 }
 
 // New returns an Assigner with no view: Pick fails with ErrNoServer until
@@ -123,7 +131,7 @@ func (a *Assigner) SetView(v *View) {
 		ns = make([]nodeState, n)
 	}
 	ns = ns[:n]
-	cutoff := a.now().Add(-a.ttl).UnixNano()
+	cutoff := unixNano(a.now()) - int64(a.ttl)
 
 	j := 0
 	for i := range v.nodes {
@@ -139,6 +147,8 @@ func (a *Assigner) SetView(v *View) {
 			*st = nodeState{accepted: nd.Accepted, reportedAt: nd.ReportedAt, hrw: hashNodeID(nd.ID)}
 		}
 		st.led.expire(cutoff)
+		st.closed = nd.Draining || nd.Suspect || nd.Capacity <= 0 || !nd.Addr.IsValid()
+		st.reportedNs = unixNano(nd.ReportedAt)
 	}
 
 	// The old array becomes the spare. Clear it so it does not keep the
@@ -233,6 +243,41 @@ func (a *Assigner) Pending(id string) int {
 		return 0
 	}
 	l := &a.state[i].led
-	l.expire(a.now().Add(-a.ttl).UnixNano())
+	l.expire(unixNano(a.now()) - int64(a.ttl))
 	return l.len()
 }
+
+// TakePicks calls f with the ID of every node of the installed view that
+// was picked since the last TakePicks (or New) and how many times, and
+// starts those counts again from zero. Picks of a node that has left the
+// view are lost, so a caller that keeps totals takes the picks before it
+// installs a new view.
+func (a *Assigner) TakePicks(f func(id string, n uint64)) {
+	for i := range a.state {
+		if n := a.state[i].picks; n > 0 {
+			f(a.view.nodes[i].ID, n)
+			a.state[i].picks = 0
+		}
+	}
+}
+
+// unixNano returns t in Unix nanoseconds, clamped to the int64 range (the
+// zero Time is the smallest value), so that the probe path compares
+// integers rather than Times. Comparisons then use the wall clock only, as
+// the ledger does: a report time and the Assigner's clock may come from
+// different processes, and only their wall readings are comparable.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(minUnixNano):
+		return math.MinInt64
+	case t.After(maxUnixNano):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// The Times whose Unix nanoseconds fit in an int64.
+var (
+	minUnixNano = time.Unix(0, math.MinInt64)
+	maxUnixNano = time.Unix(0, math.MaxInt64)
+)

@@ -3,7 +3,6 @@ package assign
 import (
 	"math/bits"
 	"net/netip"
-	"time"
 )
 
 // Pick chooses a server for session s with the configured policy and records
@@ -28,15 +27,16 @@ func (a *Assigner) Pick(s SessionID, avoid netip.AddrPort) (Node, error) {
 // sent back to it by way of its backups. It does not allocate when cap(dst)
 // is large enough. On ErrNoServer dst is returned unchanged.
 func (a *Assigner) PickWithBackups(s SessionID, avoid netip.AddrPort, dst []netip.AddrPort, n int) (Node, []netip.AddrPort, error) {
-	now := a.now()
+	now := unixNano(a.now())
 	elig := a.eligible(now, avoid)
 	if len(elig) == 0 {
 		return Node{}, dst, ErrNoServer
 	}
 	i := a.choose(elig, s)
 	a.picks++
+	a.state[i].picks++
 	if !a.cfg.NoLedger {
-		a.state[i].led.push(now.UnixNano())
+		a.state[i].led.push(now)
 	}
 	if n > 0 {
 		// The pick is no backup of itself: drop it, keeping ID order.
@@ -85,7 +85,7 @@ func (a *Assigner) Backups(dst []netip.AddrPort, n int, not netip.AddrPort) []ne
 	if n <= 0 {
 		return dst
 	}
-	return a.leastLoadedFirst(dst, a.eligible(a.now(), not), n)
+	return a.leastLoadedFirst(dst, a.eligible(unixNano(a.now()), not), n)
 }
 
 // leastLoadedFirst appends to dst the addresses of the n least loaded of
@@ -111,28 +111,28 @@ func (a *Assigner) leastLoadedFirst(dst []netip.AddrPort, elig []int32, n int) [
 }
 
 // eligible expires ledger entries and fills the scratch slice with the
-// indices of the eligible nodes, in ID order.
-func (a *Assigner) eligible(now time.Time, avoid netip.AddrPort) []int32 {
+// indices of the eligible nodes, in ID order. now is the clock in Unix
+// nanoseconds.
+func (a *Assigner) eligible(now int64, avoid netip.AddrPort) []int32 {
 	elig := a.elig[:0]
 	if a.view == nil {
 		return elig
 	}
-	cutoff := now.Add(-a.ttl).UnixNano()
+	cutoff := now - int64(a.ttl)
 	checkStale := a.cfg.StaleAfter > 0
-	staleBefore := now.Add(-a.cfg.StaleAfter) // now-ReportedAt > StaleAfter
+	staleBefore := now - int64(a.cfg.StaleAfter) // now-ReportedAt > StaleAfter
 	checkAvoid := avoid.IsValid()
 	for i := range a.view.nodes {
-		nd := &a.view.nodes[i]
-		led := &a.state[i].led
-		led.expire(cutoff)
+		st := &a.state[i]
+		st.led.expire(cutoff)
 		switch {
-		case nd.Draining, nd.Suspect, nd.Capacity <= 0, !nd.Addr.IsValid():
+		case st.closed:
 			continue
-		case a.used(int32(i)) >= uint64(nd.Capacity):
+		case a.used(int32(i)) >= uint64(a.view.nodes[i].Capacity):
 			continue // full, counting the redirects on their way
-		case checkStale && nd.ReportedAt.Before(staleBefore):
+		case checkStale && st.reportedNs < staleBefore:
 			continue
-		case checkAvoid && nd.Addr == avoid:
+		case checkAvoid && a.view.nodes[i].Addr == avoid:
 			continue
 		}
 		elig = append(elig, int32(i))

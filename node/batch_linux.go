@@ -52,8 +52,9 @@ type batchIO struct {
 	recvFn, sendFn          func(fd uintptr) bool
 }
 
-// newBatchIO prepares batch I/O on conn.
-func newBatchIO(conn *net.UDPConn) (*batchIO, error) {
+// newBatchIO prepares batch I/O on conn, for batches of up to size
+// datagrams.
+func newBatchIO(conn *net.UDPConn, size int) (*batchIO, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -71,18 +72,18 @@ func newBatchIO(conn *net.UDPConn) (*batchIO, error) {
 	b := &batchIO{
 		rc:      rc,
 		inet6:   family == unix.AF_INET6,
-		rx:      make([]mmsghdr, batchSize),
-		rxIov:   make([]unix.Iovec, batchSize),
-		rxNames: make([]sockaddr, batchSize),
-		rxBufs:  make([][]byte, batchSize),
-		tx:      make([]mmsghdr, batchSize),
-		txIov:   make([]unix.Iovec, batchSize),
-		txNames: make([]sockaddr, batchSize),
-		txBufs:  make([][]byte, batchSize),
+		rx:      make([]mmsghdr, size),
+		rxIov:   make([]unix.Iovec, size),
+		rxNames: make([]sockaddr, size),
+		rxBufs:  make([][]byte, size),
+		tx:      make([]mmsghdr, size),
+		txIov:   make([]unix.Iovec, size),
+		txNames: make([]sockaddr, size),
+		txBufs:  make([][]byte, size),
 	}
-	rxMem := make([]byte, batchSize*maxDatagram)
-	txMem := make([]byte, batchSize*maxDatagram)
-	for i := range batchSize {
+	rxMem := make([]byte, size*maxDatagram)
+	txMem := make([]byte, size*maxDatagram)
+	for i := range size {
 		b.rxBufs[i] = rxMem[i*maxDatagram : (i+1)*maxDatagram : (i+1)*maxDatagram]
 		b.txBufs[i] = txMem[i*maxDatagram : i*maxDatagram : (i+1)*maxDatagram]
 		b.rxIov[i].Base = &b.rxBufs[i][0]
@@ -97,7 +98,7 @@ func newBatchIO(conn *net.UDPConn) (*batchIO, error) {
 	return b, nil
 }
 
-// recv waits for datagrams and reads up to batchSize of them; datagram i is
+// recv waits for datagrams and reads up to a batch of them; datagram i is
 // then b.datagram(i) from b.source(i).
 func (b *batchIO) recv() (int, error) {
 	b.n, b.errno = 0, 0
@@ -225,7 +226,7 @@ func (b *batchIO) sendmmsg(fd uintptr) bool {
 // probes the socket holds with one batch of answers, until stop is closed
 // or conn is.
 func (p *prober) serveBatch(conn *net.UDPConn, stop <-chan struct{}) {
-	b, err := newBatchIO(conn)
+	b, err := newBatchIO(conn, batchSize)
 	if err != nil {
 		p.r.log.Warn("answering one probe at a time", "error", err)
 		p.serve(conn, stop)

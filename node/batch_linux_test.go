@@ -53,7 +53,7 @@ func TestBatchIO(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			b, err := newBatchIO(srv)
+			b, err := newBatchIO(srv, batchSize)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,7 +98,7 @@ func TestBatchIO(t *testing.T) {
 
 // TestBatchQueueRefuses checks the answers a socket cannot send.
 func TestBatchQueueRefuses(t *testing.T) {
-	b, err := newBatchIO(listenUDP(t, "127.0.0.1:0"))
+	b, err := newBatchIO(listenUDP(t, "127.0.0.1:0"), batchSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestBatchAllocs(t *testing.T) {
 	srv := listenUDP(t, "127.0.0.1:0")
 	cli := listenUDP(t, "127.0.0.1:0")
 	to := srv.LocalAddr().(*net.UDPAddr).AddrPort()
-	b, err := newBatchIO(srv)
+	b, err := newBatchIO(srv, batchSize)
 	if err != nil {
 		t.Fatal(err)
 	}

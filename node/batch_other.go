@@ -9,3 +9,9 @@ import "net"
 func (p *prober) serveBatch(conn *net.UDPConn, stop <-chan struct{}) {
 	p.serve(conn, stop)
 }
+
+// serveRaw is serve where RawConn reads of single datagrams are not
+// written: the net package's reads and writes.
+func (p *prober) serveRaw(conn *net.UDPConn, stop <-chan struct{}) {
+	p.serve(conn, stop)
+}

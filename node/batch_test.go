@@ -3,6 +3,7 @@ package node
 import (
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,14 +13,16 @@ import (
 
 // serveModes are the ways a responder can serve its address.
 var serveModes = []struct {
-	name    string
-	sockets int
-	batch   bool
+	name     string
+	sockets  int
+	batch    bool
+	portable bool // serve through the net package even where serveRaw is written
 }{
-	{"single", 1, false},
-	{"batch", 1, true},
-	{"reuseport", 2, false},
-	{"reuseport_batch", 2, true},
+	{"single", 1, false, false},
+	{"portable", 1, false, true},
+	{"batch", 1, true, false},
+	{"reuseport", 2, false, false},
+	{"reuseport_batch", 2, true, false},
 }
 
 // TestResponderServeModes answers probes from many client sockets in every
@@ -29,7 +32,7 @@ func TestResponderServeModes(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			clk := newFakeClock()
 			r := testResponder(clk, Solo, server1, server2)
-			r.cfg.Sockets, r.cfg.Batch = m.sockets, m.batch
+			r.cfg.Sockets, r.cfg.Batch, r.portable = m.sockets, m.batch, m.portable
 			defer r.Close()
 			if err := r.Listen(netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
 				t.Fatal(err)
@@ -69,6 +72,68 @@ func TestResponderServeModes(t *testing.T) {
 	}
 }
 
+// TestResponderStopUnderLoad stops a responder while clients flood it:
+// in every mode Stop must end the serving goroutines although their socket
+// never runs dry (serveRaw and serveBatch leave their read callback every
+// so many probes for that), and the responder must serve again after. A
+// slow Serving function (a tenth of a millisecond a probe) keeps the
+// senders ahead of the responder.
+func TestResponderStopUnderLoad(t *testing.T) {
+	slow := func() (uint64, bool) {
+		time.Sleep(100 * time.Microsecond)
+		return 1, true
+	}
+	for _, m := range serveModes {
+		t.Run(m.name, func(t *testing.T) {
+			clk := newFakeClock()
+			r := testResponder(clk, slow, server1, server2)
+			r.cfg.Sockets, r.cfg.Batch, r.portable = m.sockets, m.batch, m.portable
+			defer r.Close()
+			if err := r.Listen(netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
+				t.Fatal(err)
+			}
+			pkt := probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize})
+			flood := make(chan struct{})
+			var flooders sync.WaitGroup
+			for range 2 {
+				c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(r.Addr()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				flooders.Go(func() {
+					for {
+						select {
+						case <-flood:
+							return
+						default:
+							c.Write(pkt) // answers pile up unread; the kernel drops them
+						}
+					}
+				})
+			}
+			defer func() { close(flood); flooders.Wait() }()
+			time.Sleep(100 * time.Millisecond)
+			stopped := make(chan struct{})
+			go func() { r.Stop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Stop did not return under load")
+			}
+			if r.Serving() {
+				t.Fatal("serving after Stop")
+			}
+			if err := r.Listen(netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
+				t.Fatal(err)
+			}
+			if got := askOnce(t, r.Addr(), wire.SessionID{2}); got != server1 && got != server2 {
+				t.Fatalf("after Stop and Listen: got %v", got)
+			}
+		})
+	}
+}
+
 // BenchmarkResponderServe measures whole probe round trips on loopback in
 // each serving mode: 8 client sockets each keep 8 probes in flight, and an
 // op is one answered probe. allocs/op counts both ends and must be 0.
@@ -77,7 +142,7 @@ func BenchmarkResponderServe(b *testing.B) {
 		b.Run(m.name, func(b *testing.B) {
 			clk := newFakeClock()
 			r := testResponder(clk, Solo, server1, server2, server3)
-			r.cfg.Sockets, r.cfg.Batch = m.sockets, m.batch
+			r.cfg.Sockets, r.cfg.Batch, r.portable = m.sockets, m.batch, m.portable
 			defer r.Close()
 			if err := r.Listen(netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
 				b.Fatal(err)

@@ -115,6 +115,7 @@ type Responder struct {
 	wg       sync.WaitGroup // the serving goroutines
 	owned    *net.UDPConn   // the socket Listen opened, closed by Close
 	key      []byte         // the newest ticket key, for new probers
+	portable bool           // tests: serve, not serveRaw, without Batch
 
 	// prober serves the first socket (and a test calling answer);
 	// more[i] serves sibling i. They outlive Serve and Stop, so their
@@ -143,8 +144,9 @@ type prober struct {
 	redirect  wire.Redirect
 	ticket    []byte
 	backups   []netip.AddrPort
-	scratch   []byte            // the answer, before it is sealed in a handoff
-	assigned  map[string]uint64 // assignments per node, by this goroutine
+	scratch   []byte                    // the answer, before it is sealed in a handoff
+	assigned  map[string]uint64         // assignments per node, by this goroutine, as of the last TakePicks
+	count     func(id string, n uint64) // adds to assigned: asg.TakePicks's callback, bound once
 
 	// assignedCopy is assigned as of the last view change, for metrics; the
 	// serving goroutine copies into it (allocating only for a new node)
@@ -192,6 +194,7 @@ func (p *prober) init(r *Responder, rng *rand.Rand) {
 	p.backups = make([]netip.AddrPort, 0, wire.MaxBackups)
 	p.scratch = make([]byte, 0, maxDatagram)
 	p.assigned = make(map[string]uint64)
+	p.count = func(id string, n uint64) { p.assigned[id] += n }
 	p.assignedCopy = make(map[string]uint64)
 }
 
@@ -255,10 +258,13 @@ func (r *Responder) Serve(conn *net.UDPConn) {
 		r.wg.Add(1)
 		go func(c *net.UDPConn, stop <-chan struct{}) {
 			defer r.wg.Done()
-			if r.cfg.Batch {
+			switch {
+			case r.cfg.Batch:
 				p.serveBatch(c, stop)
-			} else {
+			case r.portable:
 				p.serve(c, stop)
+			default:
+				p.serveRaw(c, stop)
 			}
 		}(conns[i], r.stop)
 	}
@@ -342,7 +348,9 @@ func (r *Responder) Stats() ResponderStats {
 }
 
 // serve is the goroutine that reads and answers probes on conn, one at a
-// time, until stop is closed or conn is.
+// time through the net package, until stop is closed or conn is. It is the
+// portable loop: on Linux serveRaw does the same work with less overhead
+// per probe.
 func (p *prober) serve(conn *net.UDPConn, stop <-chan struct{}) {
 	r := p.r
 	buf := make([]byte, maxDatagram)
@@ -453,12 +461,14 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 		// until its view has caught up; see assign.Config) rather than
 		// trusting counts it never made.
 		if p.term != 0 {
+			p.asg.TakePicks(p.count)
 			p.asg = assign.New(r.cfg.Assign, p.clock, p.rng)
 			p.installed = nil
 		}
 		p.term = term
 	}
 	if v := r.cfg.View.Load(); v != p.installed {
+		p.asg.TakePicks(p.count)
 		p.asg.SetView(v)
 		p.installed = v
 		p.assignedMu.Lock()
@@ -480,7 +490,6 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 		return dst, dropNoServer
 	}
 	p.backups = bk
-	p.assigned[n.ID]++
 	rd := &p.redirect
 	*rd = wire.Redirect{Server: n.Addr, Term: term}
 	if req.HasSession {
