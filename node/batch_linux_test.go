@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,41 +203,93 @@ func TestReuseportSiblings(t *testing.T) {
 }
 
 // TestBatchFlushes sends one batch larger than flushEvery to a batched
-// responder at once: every probe is answered, whether it went out in an
-// early flush or with the rest.
+// responder at once and holds the Serving call of one probe until the
+// test has read what should have left before it: the first flushEvery
+// answers when deciding is slow (the fake clock moves 10 µs a probe), none
+// when it is fast (the batch leaves in one sendmmsg). Then every probe
+// must be answered once.
 func TestBatchFlushes(t *testing.T) {
-	clk := newFakeClock()
-	r := testResponder(clk, Solo, server1, server2)
-	r.cfg.Batch = true
-	srv := listenUDP(t, "127.0.0.1:0")
-	cli := listenUDP(t, "127.0.0.1:0")
 	const n = 3*flushEvery + 5
-	dst := srv.LocalAddr().(*net.UDPAddr).AddrPort()
-	sent := map[[12]byte]bool{}
-	for i := range n {
-		pkt := probe(t, wire.Probe{Session: wire.SessionID{byte(i)}, PadTo: wire.ProbeSize})
-		sent[[12]byte(pkt[8:20])] = true
-		if _, err := cli.WriteToUDPAddrPort(pkt, dst); err != nil {
-			t.Fatal(err)
-		}
+	tests := []struct {
+		name      string
+		perProbe  time.Duration // how far the clock moves while a probe is decided
+		holdAt    int32         // the Serving call that waits for the test
+		wantEarly int           // answers that arrive while it waits
+	}{
+		// A slow batch flushes at the first check past flushAfter.
+		{name: "slow", perProbe: 10 * time.Microsecond, holdAt: flushEvery + 1, wantEarly: flushEvery},
+		// A fast batch leaves in one sendmmsg: nothing before its last
+		// probe is decided.
+		{name: "fast", perProbe: 0, holdAt: n, wantEarly: 0},
 	}
-	// All are queued before the responder reads: one batch.
-	r.Serve(srv)
-	defer r.Stop()
-	buf := make([]byte, 1500)
-	cli.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for got := 0; got < n; got++ {
-		k, _, err := cli.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			t.Fatalf("%d of %d answers: %v (stats %+v)", got, n, err, r.Stats())
-		}
-		if tx := [12]byte(buf[8:20]); k < 20 || !sent[tx] {
-			t.Fatalf("an answer to no probe sent, or twice: %x", buf[:k])
-		}
-		delete(sent, [12]byte(buf[8:20]))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newFakeClock()
+			var calls atomic.Int32
+			release := make(chan struct{})
+			serving := func() (uint64, bool) {
+				clk.Advance(tt.perProbe)
+				if calls.Add(1) == tt.holdAt {
+					<-release
+				}
+				return 1, true
+			}
+			r := testResponder(clk, serving, server1, server2)
+			r.cfg.Batch = true
+			srv := listenUDP(t, "127.0.0.1:0")
+			cli := listenUDP(t, "127.0.0.1:0")
+			dst := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+			sent := map[[12]byte]bool{}
+			for i := range n {
+				pkt := probe(t, wire.Probe{Session: wire.SessionID{byte(i)}, PadTo: wire.ProbeSize})
+				sent[[12]byte(pkt[8:20])] = true
+				if _, err := cli.WriteToUDPAddrPort(pkt, dst); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// All are queued before the responder reads: one batch.
+			r.Serve(srv)
+			released := false
+			unhold := func() {
+				if !released {
+					close(release)
+					released = true
+				}
+			}
+			defer r.Stop()
+			defer unhold()
+			buf := make([]byte, 1500)
+			read := func(deadline time.Duration) error {
+				cli.SetReadDeadline(time.Now().Add(deadline))
+				k, _, err := cli.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					return err
+				}
+				if tx := [12]byte(buf[8:20]); k < 20 || !sent[tx] {
+					t.Fatalf("an answer to no probe sent, or twice: %x", buf[:k])
+				}
+				delete(sent, [12]byte(buf[8:20]))
+				return nil
+			}
+			got := 0
+			for ; got < tt.wantEarly; got++ {
+				if err := read(5 * time.Second); err != nil {
+					t.Fatalf("%d answers before the batch was decided, want %d: %v", got, tt.wantEarly, err)
+				}
+			}
+			if err := read(200 * time.Millisecond); err == nil {
+				t.Fatalf("more than %d answers before the batch was decided", tt.wantEarly)
+			}
+			unhold()
+			for ; got < n; got++ {
+				if err := read(5 * time.Second); err != nil {
+					t.Fatalf("%d of %d answers: %v (stats %+v)", got, n, err, r.Stats())
+				}
+			}
+			// The count follows the send, so it may trail the last answer a little.
+			waitFor(t, func() bool { return r.Stats().Answered == n })
+		})
 	}
-	// The count follows the send, so it may trail the last answer a little.
-	waitFor(t, func() bool { return r.Stats().Answered == n })
 }
 
 // TestResponderReadBuffer checks that Serve sizes the receive buffer of the
