@@ -156,4 +156,24 @@ func TestBenchReport(t *testing.T) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
+	if strings.Contains(out, "Why the missed goals miss") {
+		t.Error("a report whose goals are all met explains misses")
+	}
+
+	// A missed goal is explained under the goals.
+	probe[srvUsher].p99[50] = spread{60, 62}
+	probe[srvUsherBatch].cpu = spread{1300, 1430}
+	b.Reset()
+	r.write(&b, "BENCHMARKS.md")
+	out = b.String()
+	for _, want := range []string{
+		"| usher ÷ plain echo, p99 at 50% load | ≤ 1.10x | 2.00x (2.00x–2.00x) | **not met** |",
+		"Why the missed goals miss:",
+		"- *usher ÷ plain echo, p99 at 50% load*: the per-repeat ratios run from 2.00x to 2.00x",
+		"- *usher batched ÷ batched echo, CPU per answer*: the median misses the bound by 18% of it",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report with misses lacks %q", want)
+		}
+	}
 }
