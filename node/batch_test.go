@@ -11,13 +11,16 @@ import (
 	"github.com/usherlb/usher/wire"
 )
 
-// serveModes are the ways a responder can serve its address.
-var serveModes = []struct {
+// serveMode is one way a responder can serve its address.
+type serveMode struct {
 	name     string
 	sockets  int
 	batch    bool
 	portable bool // serve through the net package even where serveRaw is written
-}{
+}
+
+// serveModes are the ways a responder can serve its address.
+var serveModes = []serveMode{
 	{"single", 1, false, false},
 	{"portable", 1, false, true},
 	{"batch", 1, true, false},
@@ -25,18 +28,25 @@ var serveModes = []struct {
 	{"reuseport_batch", 2, true, false},
 }
 
+// listenMode starts a responder in mode m on a loopback port, with the
+// given clock, Serving function and servers; the test's cleanup closes it.
+func listenMode(tb testing.TB, m serveMode, clk *fakeClock, serving ServingFunc, servers ...netip.AddrPort) *Responder {
+	tb.Helper()
+	r := testResponder(clk, serving, servers...)
+	r.cfg.Sockets, r.cfg.Batch, r.portable = m.sockets, m.batch, m.portable
+	if err := r.Listen(netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { r.Close() })
+	return r
+}
+
 // TestResponderServeModes answers probes from many client sockets in every
 // mode, through Stop and a second Serve, and checks the counts add up.
 func TestResponderServeModes(t *testing.T) {
 	for _, m := range serveModes {
 		t.Run(m.name, func(t *testing.T) {
-			clk := newFakeClock()
-			r := testResponder(clk, Solo, server1, server2)
-			r.cfg.Sockets, r.cfg.Batch, r.portable = m.sockets, m.batch, m.portable
-			defer r.Close()
-			if err := r.Listen(netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
-				t.Fatal(err)
-			}
+			r := listenMode(t, m, newFakeClock(), Solo, server1, server2)
 			addr := r.Addr()
 			const clients, rounds = 8, 2
 			for round := range rounds {
@@ -85,13 +95,7 @@ func TestResponderStopUnderLoad(t *testing.T) {
 	}
 	for _, m := range serveModes {
 		t.Run(m.name, func(t *testing.T) {
-			clk := newFakeClock()
-			r := testResponder(clk, slow, server1, server2)
-			r.cfg.Sockets, r.cfg.Batch, r.portable = m.sockets, m.batch, m.portable
-			defer r.Close()
-			if err := r.Listen(netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
-				t.Fatal(err)
-			}
+			r := listenMode(t, m, newFakeClock(), slow, server1, server2)
 			pkt := probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize})
 			flood := make(chan struct{})
 			var flooders sync.WaitGroup
@@ -141,12 +145,7 @@ func BenchmarkResponderServe(b *testing.B) {
 	for _, m := range serveModes {
 		b.Run(m.name, func(b *testing.B) {
 			clk := newFakeClock()
-			r := testResponder(clk, Solo, server1, server2, server3)
-			r.cfg.Sockets, r.cfg.Batch, r.portable = m.sockets, m.batch, m.portable
-			defer r.Close()
-			if err := r.Listen(netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
-				b.Fatal(err)
-			}
+			r := listenMode(b, m, clk, Solo, server1, server2, server3)
 			to := r.Addr()
 			const clients, window = 8, 8
 			conns := make([]*net.UDPConn, clients)
