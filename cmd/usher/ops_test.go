@@ -290,3 +290,24 @@ func TestKeygen(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteStatusReportAge checks that a non-voter's report age says it
+// comes from gossip, which only refreshes every 30 s or so.
+func TestWriteStatusReportAge(t *testing.T) {
+	tests := []struct {
+		role, want string
+	}{
+		{"leader", "oldest report age   250ms\n"},
+		{"follower", "oldest report age   250ms\n"},
+		{"non-voter", "oldest report age   250ms (gossiped; only voters hear every report)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.role, func(t *testing.T) {
+			var b strings.Builder
+			writeStatus(&b, &node.Status{Node: "n1", Role: tt.role, OldestReportMs: 250})
+			if !strings.Contains(b.String(), tt.want) {
+				t.Errorf("status lacks %q:\n%s", tt.want, b.String())
+			}
+		})
+	}
+}
