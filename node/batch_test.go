@@ -191,3 +191,35 @@ func BenchmarkResponderServe(b *testing.B) {
 		})
 	}
 }
+
+// TestResponderServeFamilies answers IPv4 and IPv6 clients on IPv6
+// sockets in every mode: the raw and batched loops parse and write the
+// sockaddrs themselves.
+func TestResponderServeFamilies(t *testing.T) {
+	tests := []struct {
+		name, listen, client string
+	}{
+		{"dual-stack socket, ipv4 client", "[::]:0", "127.0.0.1"},
+		{"dual-stack socket, ipv6 client", "[::]:0", "::1"},
+		{"ipv6 socket", "[::1]:0", "::1"},
+	}
+	for _, m := range serveModes {
+		for _, tt := range tests {
+			t.Run(m.name+"/"+tt.name, func(t *testing.T) {
+				r := testResponder(newFakeClock(), Solo, server1)
+				r.cfg.Sockets, r.cfg.Batch, r.portable = m.sockets, m.batch, m.portable
+				defer r.Close()
+				if err := r.Listen(netip.MustParseAddrPort(tt.listen)); err != nil {
+					t.Skipf("no IPv6 here: %v", err)
+				}
+				to := netip.AddrPortFrom(netip.MustParseAddr(tt.client), r.Addr().Port())
+				if got := askOnce(t, to, wire.SessionID{7}); got != server1 {
+					t.Fatalf("got %v, want %v", got, server1)
+				}
+				if st := r.Stats(); st.Answered != 1 {
+					waitFor(t, func() bool { return r.Stats().Answered == 1 })
+				}
+			})
+		}
+	}
+}

@@ -28,7 +28,7 @@ type rawIO struct {
 	p *prober
 	b *batchIO
 
-	answered int           // probes answered in this callback
+	answered int           // probes answered in this call of burst
 	blocked  bool          // the answer in the send slot waits for room
 	errno    syscall.Errno // a read failure to report
 	readFn   func(fd uintptr) bool
@@ -51,9 +51,8 @@ func (p *prober) serveRaw(conn *net.UDPConn, stop <-chan struct{}) {
 	s := &rawIO{p: p, b: b}
 	s.readFn = s.burst
 	for {
-		s.answered, s.blocked, s.errno = 0, false, 0
+		s.blocked, s.errno = false, 0
 		err := b.rc.Read(s.readFn)
-		p.answered.Add(uint64(s.answered))
 		switch {
 		case err != nil:
 			if p.readFailed(err, stop) {
@@ -72,8 +71,17 @@ func (p *prober) serveRaw(conn *net.UDPConn, stop <-chan struct{}) {
 // burst is the RawConn read callback: it answers queued probes until the
 // socket is empty (false: the poller waits for the next), rawBurst are
 // answered, an answer must wait for room, or a read fails (true: back to
-// serveRaw).
+// serveRaw). The probes it answered are counted when it returns, since
+// with false the callback may not be left for a long time.
 func (s *rawIO) burst(fd uintptr) bool {
+	more := s.answer(fd)
+	s.p.answered.Add(uint64(s.answered))
+	s.answered = 0
+	return more
+}
+
+// answer does burst's work and returns its result.
+func (s *rawIO) answer(fd uintptr) bool {
 	p, b := s.p, s.b
 	now := p.r.cfg.Now()
 	for i := 0; i < rawBurst; i++ {
