@@ -523,9 +523,9 @@ func TestEventsDroppedNotBlocking(t *testing.T) {
 	// Nobody reads the events: Lost and Reassigned are dropped, and the
 	// session still moves.
 	eventually(t, "the move to the other server", func() bool { return s.Server() == b.addr })
-	if n := s.Stats().EventsDropped; n < 2 {
-		t.Errorf("EventsDropped = %d, want at least 2", n)
-	}
+	// The session switches servers before it emits Reassigned, so the
+	// second drop may trail the move a little.
+	eventually(t, "two dropped events", func() bool { return s.Stats().EventsDropped >= 2 })
 	if ev := <-s.Events(); ev.Kind != Assigned {
 		t.Errorf("buffered event %v, want the assignment", ev)
 	}
