@@ -28,10 +28,10 @@ type rawIO struct {
 	p *prober
 	b *batchIO
 
-	answered int           // probes answered in this call of burst
-	blocked  bool          // the answer in the send slot waits for room
-	errno    syscall.Errno // a read failure to report
-	readFn   func(fd uintptr) bool
+	answered int                   // probes answered in this call of burst
+	blocked  bool                  // the answer in the send slot waits for room
+	errno    syscall.Errno         // a read failure to report
+	readFn   func(fd uintptr) bool // s.burst, bound once so that a Read does not allocate
 }
 
 // serveRaw is serve on Linux, and what the responder runs there unless
@@ -59,7 +59,9 @@ func (p *prober) serveRaw(conn *net.UDPConn, stop <-chan struct{}) {
 				return
 			}
 		case s.errno != 0:
-			p.readFailed(s.errno, stop)
+			if p.readFailed(s.errno, stop) {
+				return
+			}
 		case s.blocked:
 			if !p.flush(b, 0, 1) {
 				return
