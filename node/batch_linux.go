@@ -120,7 +120,7 @@ func (b *batchIO) recvmmsg(fd uintptr) bool {
 		b.rxIov[i].SetLen(maxDatagram)
 	}
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rx[0])), uintptr(len(b.rx)), unix.MSG_DONTWAIT, 0, 0)
+		n, _, e := rawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rx[0])), uintptr(len(b.rx)), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
 			b.n = int(n)
@@ -209,7 +209,7 @@ func (b *batchIO) sendRange(from, to int) (sent, failed int, err error) {
 func (b *batchIO) sendmmsg(fd uintptr) bool {
 	for b.sent+b.failed < b.queued {
 		at := b.sent + b.failed
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.tx[at])), uintptr(b.queued-at), unix.MSG_DONTWAIT, 0, 0)
+		n, _, e := rawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.tx[at])), uintptr(b.queued-at), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
 			b.sent += int(n)
@@ -267,6 +267,9 @@ func (p *prober) serveBatch(conn *net.UDPConn, stop <-chan struct{}) {
 		}
 		if !p.flush(b, flushed, k) {
 			return
+		}
+		if n == len(b.rx) {
+			p.yield()
 		}
 	}
 }

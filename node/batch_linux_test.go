@@ -368,3 +368,50 @@ func readSysctlInt(t *testing.T, path string) int {
 	}
 	return n
 }
+
+// TestResponderYieldsWhenFull fills a socket with more probes than one
+// burst or batch takes before serving it: the serving loop must answer them
+// all and yield to the scheduler at least once on the way, which is what
+// keeps a flood from holding the processor its raw system calls never give
+// up.
+func TestResponderYieldsWhenFull(t *testing.T) {
+	for _, m := range serveModes {
+		if m.portable || m.sockets > 1 {
+			continue // the portable loop uses the net package's calls
+		}
+		t.Run(m.name, func(t *testing.T) {
+			r := modeResponder(t, m, newFakeClock(), Solo, server1, server2)
+			var yields atomic.Int64
+			r.yieldHook = func() { yields.Add(1) }
+			conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			c, err := net.DialUDP("udp", nil, conn.LocalAddr().(*net.UDPAddr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			const n = 3 * batchSize
+			pkt := probe(t, wire.Probe{Session: wire.SessionID{1}})
+			for range n {
+				if _, err := c.Write(pkt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.Serve(conn)
+			defer r.Stop()
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 2048)
+			for i := range n {
+				if _, err := c.Read(buf); err != nil {
+					t.Fatalf("answer %d of %d: %v", i+1, n, err)
+				}
+			}
+			if yields.Load() == 0 {
+				t.Errorf("%d probes queued, answered without a yield", n)
+			}
+		})
+	}
+}

@@ -29,6 +29,7 @@ type rawIO struct {
 	b *batchIO
 
 	answered int                   // probes answered in this call of burst
+	full     bool                  // the call of burst stopped at rawBurst probes
 	blocked  bool                  // the answer in the send slot waits for room
 	errno    syscall.Errno         // a read failure to report
 	readFn   func(fd uintptr) bool // s.burst, bound once so that a Read does not allocate
@@ -41,6 +42,8 @@ type rawIO struct {
 // reading are paid once per wake-up (the clock again every rawClockEvery
 // probes) rather than once per probe. An answer the socket has no room
 // for waits, as in serve, before the next probe is read.
+//
+// The system calls are raw (see rawSyscall6).
 func (p *prober) serveRaw(conn *net.UDPConn, stop <-chan struct{}) {
 	b, err := newBatchIO(conn, 1)
 	if err != nil {
@@ -51,7 +54,7 @@ func (p *prober) serveRaw(conn *net.UDPConn, stop <-chan struct{}) {
 	s := &rawIO{p: p, b: b}
 	s.readFn = s.burst
 	for {
-		s.blocked, s.errno = false, 0
+		s.full, s.blocked, s.errno = false, false, 0
 		err := b.rc.Read(s.readFn)
 		switch {
 		case err != nil:
@@ -66,6 +69,8 @@ func (p *prober) serveRaw(conn *net.UDPConn, stop <-chan struct{}) {
 			if !p.flush(b, 0, 1) {
 				return
 			}
+		case s.full:
+			p.yield()
 		}
 	}
 }
@@ -91,7 +96,7 @@ func (s *rawIO) answer(fd uintptr) bool {
 			now = p.r.cfg.Now()
 		}
 		namelen := uint32(unix.SizeofSockaddrInet6)
-		n, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b.rxBufs[0][0])), uintptr(len(b.rxBufs[0])),
+		n, _, e := rawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b.rxBufs[0][0])), uintptr(len(b.rxBufs[0])),
 			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&b.rxNames[0][0])), uintptr(unsafe.Pointer(&namelen)))
 		switch e {
 		case 0:
@@ -127,6 +132,7 @@ func (s *rawIO) answer(fd uintptr) bool {
 			p.drops.add(dropWriteError)
 		}
 	}
+	s.full = true
 	return true
 }
 
@@ -134,7 +140,7 @@ func (s *rawIO) answer(fd uintptr) bool {
 // EINTR, and returns the errno.
 func (b *batchIO) sendto(fd uintptr) syscall.Errno {
 	for {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(b.txIov[0].Base)), uintptr(b.txIov[0].Len),
+		_, _, e := rawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(b.txIov[0].Base)), uintptr(b.txIov[0].Len),
 			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&b.txNames[0][0])), uintptr(b.tx[0].hdr.Namelen))
 		if e != unix.EINTR {
 			return e

@@ -108,14 +108,15 @@ type Responder struct {
 	cfg ResponderConfig
 	log hclog.Logger
 
-	mu       sync.Mutex
-	conn     *net.UDPConn   // the socket being served; nil when not serving
-	siblings []*net.UDPConn // SO_REUSEPORT sockets Serve opened; Stop closes them
-	stop     chan struct{}  // closed by Stop to end the serving goroutines
-	wg       sync.WaitGroup // the serving goroutines
-	owned    *net.UDPConn   // the socket Listen opened, closed by Close
-	key      []byte         // the newest ticket key, for new probers
-	portable bool           // tests: serve, not serveRaw, without Batch
+	mu        sync.Mutex
+	conn      *net.UDPConn   // the socket being served; nil when not serving
+	siblings  []*net.UDPConn // SO_REUSEPORT sockets Serve opened; Stop closes them
+	stop      chan struct{}  // closed by Stop to end the serving goroutines
+	wg        sync.WaitGroup // the serving goroutines
+	owned     *net.UDPConn   // the socket Listen opened, closed by Close
+	key       []byte         // the newest ticket key, for new probers
+	portable  bool           // tests: serve, not serveRaw, without Batch
+	yieldHook func()         // tests: called where a serving loop would yield (see yield)
 
 	// prober serves the first socket (and a test calling answer);
 	// more[i] serves sibling i. They outlive Serve and Stop, so their
