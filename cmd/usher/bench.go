@@ -192,7 +192,9 @@ var probePairs = [][2]string{{srvEcho, srvUsher}, {srvEchoBatch, srvUsherBatch}}
 
 // benchProbePath measures every probe-path server: saturation first, each
 // pair interleaved (the order flips every repeat), then paced loads at a
-// share of the pair's lower median saturation, so both see the same load.
+// share of the pair's lower median saturation, so both see the same load,
+// with both servers of the pair running and taking turns every
+// pacedSlice.
 func benchProbePath(ctx context.Context, o benchOpts) (map[string]*probeFigures, error) {
 	figs := map[string]*probeFigures{}
 	for _, n := range benchServerNames {
@@ -219,15 +221,16 @@ func benchProbePath(ctx context.Context, o benchOpts) (map[string]*probeFigures,
 		for _, lvl := range loadLevels {
 			rate := sat * float64(lvl) / 100
 			for r := range o.repeats {
-				for _, name := range flip(pair, r) {
-					if err := ctx.Err(); err != nil {
-						return nil, err
-					}
-					res, err := withServer(o.exe, name, func(s *benchServer) (latResult, error) { return paced(s, rate, o.duration) })
-					if err != nil {
-						return nil, err
-					}
-					f := figs[name]
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				names := flip(pair, r)
+				res, err := withServers(o.exe, names, func(ss []*benchServer) ([]latResult, error) { return paced(ss, rate, o.duration) })
+				if err != nil {
+					return nil, err
+				}
+				for i, name := range names {
+					f, res := figs[name], res[i]
 					f.offered[lvl] = rate
 					f.p50[lvl] = append(f.p50[lvl], float64(res.p50.Nanoseconds())/1e3)
 					f.p99[lvl] = append(f.p99[lvl], float64(res.p99.Nanoseconds())/1e3)
@@ -259,6 +262,26 @@ func withServer[T any](exe, name string, f func(*benchServer) (T, error)) (T, er
 	}
 	defer s.stop()
 	return f(s)
+}
+
+// withServers starts the named servers, all at once, runs f against them
+// and stops them.
+func withServers[T any](exe string, names []string, f func([]*benchServer) (T, error)) (T, error) {
+	var zero T
+	ss := make([]*benchServer, 0, len(names))
+	defer func() {
+		for _, s := range ss {
+			s.stop()
+		}
+	}()
+	for _, n := range names {
+		s, err := startBenchServer(exe, n)
+		if err != nil {
+			return zero, err
+		}
+		ss = append(ss, s)
+	}
+	return f(ss)
 }
 
 // allocFigures is the outcome of the node package's serving benchmarks.

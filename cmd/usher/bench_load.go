@@ -190,11 +190,12 @@ func saturate(srv *benchServer, d time.Duration) (satResult, error) {
 	return satResult{rate: float64(n) / t1.Sub(t0).Seconds(), cpu: (c1 - c0) / time.Duration(n)}, nil
 }
 
-// latResult is one paced run.
+// latResult is one server's share of a paced run.
 type latResult struct {
 	p50, p99 time.Duration
 	lost     float64 // fraction of probes unanswered
-	rate     float64 // offered probes per second
+	rate     float64 // offered probes per second, while it is the server's turn
+	answered int     // probes sent after the warm-up and answered
 }
 
 // pacedPool is how many pre-encoded probes each paced socket cycles
@@ -202,115 +203,137 @@ type latResult struct {
 // by slot, so no answer may take longer than a cycle (seconds).
 const pacedPool = 1 << 14
 
-// paced sends probes at rate per second over loadSockets/2 sockets: one
-// sender wakes every paceTick and sends what is due, round robin over the
-// sockets, so probes arrive spread out and the generator stays cheap. It
-// runs for d after a warm-up and returns the round-trip percentiles of the
-// probes sent in that window, from their send times (kept by transaction
-// ID, which every server under test returns).
-func paced(srv *benchServer, rate float64, d time.Duration) (latResult, error) {
-	if err := checkLoopback(srv.addr); err != nil {
-		return latResult{}, err
+// pacedSlice is how long the paced sender stays with one server before it
+// turns to the next. Servers measured against each other take turns many
+// times a second, so a stretch of the shared machine's stalls (a neighbour
+// busy for a second, a burst of host interrupts) falls on all of them
+// alike rather than on whichever had the run at the time.
+const pacedSlice = 100 * time.Millisecond
+
+// paced sends probes at rate per second to the servers in turn, a
+// pacedSlice each, the first server first, until each has had d after a
+// warm-up. One sender wakes every paceTick and sends what is due to the
+// server whose turn it is, round robin over loadSockets/2 sockets of that
+// server's own, so probes arrive spread out and the generator stays cheap.
+// It returns, per server, the round-trip percentiles of the probes sent to
+// it after the warm-up, from their send times (kept by transaction ID,
+// which every server under test returns).
+func paced(srvs []*benchServer, rate float64, d time.Duration) ([]latResult, error) {
+	for _, s := range srvs {
+		if err := checkLoopback(s.addr); err != nil {
+			return nil, err
+		}
 	}
 	const socks = loadSockets / 2
-	warm := d / 4
-	total := warm + d
+	n := time.Duration(len(srvs))
+	warm := n * d / 4
+	total := warm + n*d
 	type pacedConn struct {
 		*loadConn
+		srv    int
 		pool   [][]byte
 		sentAt []atomic.Int64 // by slot: ns since start, +1 (0: not sent)
 	}
-	conns := make([]*pacedConn, socks)
+	conns := make([][]*pacedConn, len(srvs))
 	var enc wire.Encoder
 	rng := rand.New(rand.NewPCG(3, 5))
-	for i := range conns {
-		c, err := newLoadConn(srv.addr)
-		if err != nil {
-			return latResult{}, err
+	for s, srv := range srvs {
+		conns[s] = make([]*pacedConn, socks)
+		for i := range conns[s] {
+			c, err := newLoadConn(srv.addr)
+			if err != nil {
+				return nil, err
+			}
+			defer c.conn.Close()
+			pc := &pacedConn{loadConn: c, srv: s, pool: make([][]byte, pacedPool), sentAt: make([]atomic.Int64, pacedPool)}
+			for j := range pc.pool {
+				pc.pool[j] = encodeProbe(&enc, make([]byte, 0, wire.ProbeSize), rng, 0, uint32(j))
+			}
+			conns[s][i] = pc
 		}
-		defer c.conn.Close()
-		pc := &pacedConn{loadConn: c, pool: make([][]byte, pacedPool), sentAt: make([]atomic.Int64, pacedPool)}
-		for j := range pc.pool {
-			pc.pool[j] = encodeProbe(&enc, make([]byte, 0, wire.ProbeSize), rng, 0, uint32(j))
-		}
-		conns[i] = pc
 	}
 	start := time.Now()
 	var mu sync.Mutex
-	var lats []time.Duration
+	lats := make([][]time.Duration, len(srvs))
 	var wg sync.WaitGroup
-	for _, c := range conns {
-		wg.Go(func() {
-			local := make([]time.Duration, 0, int(rate*d.Seconds()/socks*1.1)+16)
-			c.conn.SetReadDeadline(start.Add(total + 200*time.Millisecond))
-			for {
-				n, err := c.pc.ReadBatch(c.rx, 0)
-				now := time.Since(start)
-				if err != nil {
-					break
-				}
-				for _, m := range c.rx[:n] {
-					b := m.Buffers[0][:m.N]
-					if len(b) < 20 {
-						continue
+	for _, cs := range conns {
+		for _, c := range cs {
+			wg.Go(func() {
+				local := make([]time.Duration, 0, int(rate*d.Seconds()/socks*1.1)+16)
+				c.conn.SetReadDeadline(start.Add(total + 200*time.Millisecond))
+				for {
+					n, err := c.pc.ReadBatch(c.rx, 0)
+					now := time.Since(start)
+					if err != nil {
+						break
 					}
-					slot := binary.BigEndian.Uint32(b[16:20]) % pacedPool
-					sent := time.Duration(c.sentAt[slot].Swap(0) - 1)
-					if sent >= warm && sent < total {
-						local = append(local, now-sent)
+					for _, m := range c.rx[:n] {
+						b := m.Buffers[0][:m.N]
+						if len(b) < 20 {
+							continue
+						}
+						slot := binary.BigEndian.Uint32(b[16:20]) % pacedPool
+						sent := time.Duration(c.sentAt[slot].Swap(0) - 1)
+						if sent >= warm && sent < total {
+							local = append(local, now-sent)
+						}
 					}
 				}
-			}
-			mu.Lock()
-			lats = append(lats, local...)
-			mu.Unlock()
-		})
+				mu.Lock()
+				lats[c.srv] = append(lats[c.srv], local...)
+				mu.Unlock()
+			})
+		}
 	}
 	// The sender.
-	var inWindow uint64
+	inWindow := make([]uint64, len(srvs))
 	batch := make([][]byte, 0, loadBatch)
-	next := make([]int, socks)
+	next := make([][]int, len(srvs))
+	idx := make([]int, len(srvs))
+	for s := range next {
+		next[s] = make([]int, socks)
+	}
 	var sent uint64
-	idx := 0
 	for {
 		el := time.Since(start)
 		if el >= total {
 			break
 		}
+		s := int(el/pacedSlice) % len(srvs)
 		due := uint64(rate*el.Seconds()) - sent
 		for due > 0 {
-			c := conns[idx]
+			i := idx[s]
+			c := conns[s][i]
 			k := min(int(due), loadBatch)
 			now := int64(time.Since(start)) + 1
 			batch = batch[:0]
 			for range k {
-				slot := next[idx] % pacedPool
-				next[idx]++
+				slot := next[s][i] % pacedPool
+				next[s][i]++
 				c.sentAt[slot].Store(now)
 				batch = append(batch, c.pool[slot])
 			}
 			c.send(batch)
-			idx = (idx + 1) % socks
+			idx[s] = (i + 1) % socks
 			sent += uint64(k)
 			due -= uint64(k)
 			if time.Duration(now-1) >= warm {
-				inWindow += uint64(k)
+				inWindow[s] += uint64(k)
 			}
 		}
 		time.Sleep(paceTick)
 	}
 	wg.Wait()
-	if len(lats) == 0 {
-		return latResult{}, fmt.Errorf("server %s answered nothing", srv.name)
-	}
-	slices.Sort(lats)
-	res := latResult{
-		p50:  lats[len(lats)/2],
-		p99:  lats[len(lats)*99/100],
-		rate: rate,
-	}
-	if inWindow > 0 {
-		res.lost = max(0, 1-float64(len(lats))/float64(inWindow))
+	res := make([]latResult, len(srvs))
+	for s, l := range lats {
+		if len(l) == 0 {
+			return nil, fmt.Errorf("server %s answered nothing", srvs[s].name)
+		}
+		slices.Sort(l)
+		res[s] = latResult{p50: l[len(l)/2], p99: l[len(l)*99/100], rate: rate, answered: len(l)}
+		if inWindow[s] > 0 {
+			res[s].lost = max(0, 1-float64(len(l))/float64(inWindow[s]))
+		}
 	}
 	return res, nil
 }

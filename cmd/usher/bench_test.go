@@ -87,9 +87,27 @@ func TestLoadGenerator(t *testing.T) {
 	if err != nil || sat.rate <= 0 {
 		t.Fatalf("saturate: %+v, %v", sat, err)
 	}
-	lat, err := paced(s, 2000, 200*time.Millisecond)
-	if err != nil || lat.p50 <= 0 || lat.p99 < lat.p50 {
+	lat, err := paced([]*benchServer{s}, 2000, 200*time.Millisecond)
+	if err != nil || lat[0].p50 <= 0 || lat[0].p99 < lat[0].p50 {
 		t.Fatalf("paced: %+v, %v", lat, err)
+	}
+}
+
+// TestPacedTurns runs a paced load against two servers at once: each must
+// get its share of the probes, in turns, and answer them.
+func TestPacedTurns(t *testing.T) {
+	a, b := startInProcess(t, srvEcho), startInProcess(t, srvEchoBatch)
+	defer a.stop()
+	defer b.stop()
+	lat, err := paced([]*benchServer{a, b}, 4000, 4*pacedSlice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 4000/s for 8 slices after the warm-up: 3200 probes, half each.
+	for i, l := range lat {
+		if l.p50 <= 0 || l.p99 < l.p50 || l.answered < 1200 || l.answered > 2000 {
+			t.Errorf("server %d: %+v", i, l)
+		}
 	}
 }
 
