@@ -533,10 +533,17 @@ func (a *Agent) LeaderAPI() string {
 	return ""
 }
 
+// The roles a node reports in Status.Role.
+const (
+	RoleLeader   = "leader"    // it leads raft (whether or not it serves yet)
+	RoleFollower = "follower"  // a raft voter that does not lead
+	RoleNonVoter = "non-voter" // not a raft voter: a standby or outside raft
+)
+
 // Status is the agent's state as GET /v1/status reports it.
 type Status struct {
 	Node      string `json:"node"`
-	Role      string `json:"role"`
+	Role      string `json:"role"` // RoleLeader, RoleFollower or RoleNonVoter
 	Leader    string `json:"leader"`
 	Term      uint64 `json:"term"`
 	Serving   bool   `json:"serving"`
@@ -572,12 +579,12 @@ func (a *Agent) Status() Status {
 	}
 	sessions, accepted := a.ep.Load()
 	up := time.Since(a.started)
-	role := "follower"
+	role := RoleFollower
 	switch {
 	case st.Leader == a.cfg.NodeName:
-		role = "leader"
+		role = RoleLeader
 	case !slices.Contains(st.Voters, a.cfg.NodeName):
-		role = "non-voter"
+		role = RoleNonVoter
 	}
 	holder := ""
 	switch {

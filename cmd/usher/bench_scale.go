@@ -600,7 +600,7 @@ func agreedLeader(sts []node.Status, ok []bool) (idx int, term uint64, agreed bo
 			idx = i
 		}
 	}
-	if idx < 0 || sts[idx].Role != "leader" {
+	if idx < 0 || sts[idx].Role != node.RoleLeader {
 		return -1, 0, false
 	}
 	return idx, sts[idx].Term, true
@@ -965,7 +965,7 @@ func sessionRun(ctx context.Context, o benchOpts, target int, sf *sessionFigures
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var st node.Status
-		if err := c.getJSON(ctx, a, "/v1/status", &st); err == nil && st.Role == "leader" {
+		if err := c.getJSON(ctx, a, "/v1/status", &st); err == nil && st.Role == node.RoleLeader {
 			break
 		}
 		if c.exitedCount() > 0 {

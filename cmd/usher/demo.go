@@ -364,7 +364,7 @@ func (d *demo) formationTrouble() error {
 		return fmt.Errorf("only %d of %d agents answer on their API after 30s", len(d.status), demoNodes)
 	case d.leader() == nil:
 		for name, st := range d.status {
-			if st.Role == "leader" {
+			if st.Role == node.RoleLeader {
 				return fmt.Errorf("%s leads but cannot take the balancer address %s: does another agent or demo hold it? (try -vip)", name, d.farm.vip)
 			}
 		}
@@ -404,14 +404,14 @@ func (d *demo) victim() *farmNode {
 		if best == nil {
 			return true
 		}
-		nv, bv := d.roleOf(n) == "non-voter", d.roleOf(best) == "non-voter"
+		nv, bv := d.roleOf(n) == node.RoleNonVoter, d.roleOf(best) == node.RoleNonVoter
 		if nv != bv {
 			return nv
 		}
 		return on[n.session] > on[best.session]
 	}
 	for _, n := range d.farm.nodes {
-		if !n.alive() || on[n.session] == 0 || d.roleOf(n) == "leader" {
+		if !n.alive() || on[n.session] == 0 || d.roleOf(n) == node.RoleLeader {
 			continue
 		}
 		if better(n) {

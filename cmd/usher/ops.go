@@ -367,7 +367,7 @@ func writeStatus(w io.Writer, st *node.Status) {
 	line("session address", "%s", orNone(st.SessionAddr))
 	line("members", "%d alive", st.Members)
 	line("voters", "%d: %s", len(st.Voters), orNone(strings.Join(st.Voters, ", ")))
-	if st.Role == "non-voter" {
+	if st.Role == node.RoleNonVoter {
 		// Only voters hear every report; this node sees the gossiped
 		// copies, refreshed every 30 s or so, which look stale here.
 		line("oldest report age", "%s (gossiped; only voters hear every report)", formatAgeMs(st.OldestReportMs))
