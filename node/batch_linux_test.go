@@ -415,3 +415,67 @@ func TestResponderYieldsWhenFull(t *testing.T) {
 		})
 	}
 }
+
+// TestResponderGroupsMixed queues valid probes from two clients between
+// datagrams that are not STUN before serving, in every mode that reads
+// several datagrams before it answers: every probe must get exactly one
+// answer, at its own client, and every other datagram be counted as
+// dropped.
+func TestResponderGroupsMixed(t *testing.T) {
+	for _, m := range serveModes {
+		if m.portable || m.sockets > 1 {
+			continue
+		}
+		t.Run(m.name, func(t *testing.T) {
+			r := modeResponder(t, m, newFakeClock(), Solo, server1, server2)
+			conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			const perClient = 40 // over two groups of serveRaw's each
+			var clients [2]*net.UDPConn
+			for i := range clients {
+				c, err := net.DialUDP("udp", nil, conn.LocalAddr().(*net.UDPAddr))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				clients[i] = c
+			}
+			for j := range perClient {
+				for i, c := range clients {
+					c.Write(probe(t, wire.Probe{Session: wire.SessionID{byte(i), byte(j)}}))
+					c.Write([]byte("not a probe"))
+				}
+			}
+			r.Serve(conn)
+			defer r.Stop()
+			buf := make([]byte, 2048)
+			for i, c := range clients {
+				for j := range perClient {
+					c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					n, err := c.Read(buf)
+					if err != nil {
+						t.Fatalf("client %d, answer %d: %v", i, j+1, err)
+					}
+					var d wire.Decoder
+					var resp wire.Response
+					if err := d.DecodeResponse(buf[:n], &resp); err != nil || !resp.Server.IsValid() {
+						t.Fatalf("client %d: %+v, %v", i, resp, err)
+					}
+				}
+				c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+				if _, err := c.Read(buf); err == nil {
+					t.Errorf("client %d: an answer beyond its %d probes", i, perClient)
+				}
+			}
+			if got := r.Stats().Drops["not_stun"]; got != 2*perClient {
+				t.Errorf("dropped as not STUN: %d, want %d", got, 2*perClient)
+			}
+			if got := r.Stats().Answered; got != 2*perClient {
+				t.Errorf("answered %d, want %d", got, 2*perClient)
+			}
+		})
+	}
+}
