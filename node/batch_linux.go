@@ -244,17 +244,7 @@ func (p *prober) serveBatch(conn *net.UDPConn, stop <-chan struct{}) {
 		k, flushed := 0, 0
 		now := p.r.cfg.Now()
 		for i := range n {
-			from := b.source(i)
-			if !from.IsValid() {
-				p.drops.add(dropNotSTUN)
-				continue
-			}
-			ans, to, why := p.respond(b.answerBuf(k), b.datagram(i), from, now)
-			if why == dropNone && !b.queue(k, ans, to) {
-				why = dropWriteError
-			}
-			if why != dropNone {
-				p.drops.add(why)
+			if !p.answerSlot(b, i, k, now) {
 				continue
 			}
 			k++
@@ -272,6 +262,26 @@ func (p *prober) serveBatch(conn *net.UDPConn, stop <-chan struct{}) {
 			p.yield()
 		}
 	}
+}
+
+// answerSlot decides the answer to datagram i of b's last read, read at
+// now, and queues it in send slot k. It reports false, having counted the
+// drop, when there is none.
+func (p *prober) answerSlot(b *batchIO, i, k int, now time.Time) bool {
+	from := b.source(i)
+	if !from.IsValid() {
+		p.drops.add(dropNotSTUN)
+		return false
+	}
+	ans, to, why := p.respond(b.answerBuf(k), b.datagram(i), from, now)
+	if why == dropNone && !b.queue(k, ans, to) {
+		why = dropWriteError
+	}
+	if why != dropNone {
+		p.drops.add(why)
+		return false
+	}
+	return true
 }
 
 // A batch whose decisions take long sends what it has answered before it

@@ -123,20 +123,9 @@ func (s *rawIO) answer(fd uintptr) bool {
 		now := p.r.cfg.Now()
 		k := 0
 		for i := range n {
-			from := b.source(i)
-			if !from.IsValid() {
-				p.drops.add(dropNotSTUN)
-				continue
+			if p.answerSlot(b, i, k, now) {
+				k++
 			}
-			ans, to, why := p.respond(b.answerBuf(k), b.datagram(i), from, now)
-			if why == dropNone && !b.queue(k, ans, to) {
-				why = dropWriteError
-			}
-			if why != dropNone {
-				p.drops.add(why)
-				continue
-			}
-			k++
 		}
 		for i := range k {
 			switch b.sendto(fd, i) {
