@@ -163,7 +163,7 @@ func (r *benchReport) write(b *strings.Builder, out string) {
 		cmd, r.started.UTC().Format("2006-01-02 15:04 UTC"), r.finished.Sub(r.started).Round(time.Second))
 	fmt.Fprintf(b, "- Machine: %s\n", machine())
 	fmt.Fprintf(b, "- Load average (1, 5, 15 min) at the start: %s; at the end: %s. Anything else running on the machine shares its cores with the benchmark.\n", r.loadStart, r.loadEnd)
-	fmt.Fprintf(b, "- Each measurement: %v after a %v warm-up, %d repeats; every figure is **median (min–max)** over the repeats.\n",
+	fmt.Fprintf(b, "- Each measurement: %v after a %v warm-up (a paced run of part 1 gives each of its two servers that much in turns), %d repeats; every figure is **median (min–max)** over the repeats.\n",
 		o.duration, o.duration/4, o.repeats)
 	fmt.Fprintf(b, "- Every headline is a ratio against a baseline measured next to it in the same run (the pair's order flips every repeat); the ratio's spread is over the per-repeat pairs.\n")
 	fmt.Fprintf(b, "- Everything runs on loopback of this one machine: the load generator and the server share its cores, as they would share any 2-core box, so absolute figures are noisy; read the ratios.\n\n")
