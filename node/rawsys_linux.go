@@ -20,11 +20,12 @@ import (
 // with ordinary calls to 1.09x with raw ones (probes/s from 0.86x to
 // 1.01x), and the batched one from 1.12x to 0.89x of the batched echo's
 // (probes/s from 0.92x to 1.06x); the echoes pay the bookkeeping through
-// the net package. What it costs is the runtime's entersyscall/exitsyscall
+// the net package. The bookkeeping is the runtime's entersyscall/exitsyscall
 // pair on every call and, when its monitor finds a goroutine some tens of
-// microseconds into a call while nothing is idle (a sendmmsg of 64 answers
-// on loopback delivers all of them before it returns), a hand-off of the
-// processor to another thread and back.
+// microseconds into a call while no processor is idle (a sendmmsg of 64
+// answers on loopback delivers all of them before it returns), a hand-off
+// of the processor to another thread and back; how the saving splits
+// between the two was not measured.
 //
 // The price is that a goroutine looping over raw calls never hands its
 // processor over at them, so a flood of probes could hold every processor

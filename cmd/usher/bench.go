@@ -255,13 +255,7 @@ func flip(pair [2]string, r int) []string {
 
 // withServer starts the named server, runs f against it and stops it.
 func withServer[T any](exe, name string, f func(*benchServer) (T, error)) (T, error) {
-	s, err := startBenchServer(exe, name)
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	defer s.stop()
-	return f(s)
+	return withServers(exe, []string{name}, func(ss []*benchServer) (T, error) { return f(ss[0]) })
 }
 
 // withServers starts the named servers, all at once, runs f against them
