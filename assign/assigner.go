@@ -73,15 +73,15 @@ type Assigner struct {
 // and what eligible needs of the installed view's entry for it in a form
 // cheaper to test on every pick.
 type nodeState struct {
-	led        ledger
-	accepted   uint64    // Accepted in the last reconciled report
-	reportedAt time.Time // ReportedAt of that report
-	hrw        uint64    // hashNodeID(ID), for Sticky
-	picks      uint64    // successful picks since the last TakePicks
+	led          ledger
+	accepted     uint64    // Accepted in the last reconciled report
+	reconciledAt time.Time // ReportedAt of that report
+	hrw          uint64    // hashNodeID(ID), for Sticky
+	picks        uint64    // successful picks since the last TakePicks
 
 	// Of the installed view's entry for the node:
 	closed     bool  // draining, suspect, no capacity or no address: never eligible
-	reportedNs int64 // ReportedAt in Unix nanoseconds (see unixNano)
+	reportedNs int64 // ReportedAt in Unix nanoseconds (see unixNano); older than reconciledAt after an out-of-order report
 }
 
 // New returns an Assigner with no view: Pick fails with ErrNoServer until
@@ -131,7 +131,7 @@ func (a *Assigner) SetView(v *View) {
 		ns = make([]nodeState, n)
 	}
 	ns = ns[:n]
-	cutoff := unixNano(a.now()) - int64(a.ttl)
+	cutoff := before(unixNano(a.now()), a.ttl)
 
 	j := 0
 	for i := range v.nodes {
@@ -144,7 +144,7 @@ func (a *Assigner) SetView(v *View) {
 			*st = old[j]
 			a.reconcile(st, nd)
 		} else {
-			*st = nodeState{accepted: nd.Accepted, reportedAt: nd.ReportedAt, hrw: hashNodeID(nd.ID)}
+			*st = nodeState{accepted: nd.Accepted, reconciledAt: nd.ReportedAt, hrw: hashNodeID(nd.ID)}
 		}
 		st.led.expire(cutoff)
 		st.closed = nd.Draining || nd.Suspect || nd.Capacity <= 0 || !nd.Addr.IsValid()
@@ -167,7 +167,7 @@ func (a *Assigner) SetView(v *View) {
 
 // reconcile removes from st's ledger the entries nd's report accounts for.
 func (a *Assigner) reconcile(st *nodeState, nd *Node) {
-	if nd.ReportedAt.Before(st.reportedAt) {
+	if nd.ReportedAt.Before(st.reconciledAt) {
 		return // an older report than the one already reconciled
 	}
 	var k uint64
@@ -182,7 +182,7 @@ func (a *Assigner) reconcile(st *nodeState, nd *Node) {
 	}
 	st.led.dropOldest(k)
 	st.accepted = nd.Accepted
-	st.reportedAt = nd.ReportedAt
+	st.reconciledAt = nd.ReportedAt
 }
 
 // caughtUp reports whether every node of v that may still be assigned has a
@@ -243,7 +243,7 @@ func (a *Assigner) Pending(id string) int {
 		return 0
 	}
 	l := &a.state[i].led
-	l.expire(unixNano(a.now()) - int64(a.ttl))
+	l.expire(before(unixNano(a.now()), a.ttl))
 	return l.len()
 }
 
@@ -274,6 +274,16 @@ func unixNano(t time.Time) int64 {
 		return math.MaxInt64
 	}
 	return t.UnixNano()
+}
+
+// before returns the Unix nanoseconds d before now, or the smallest int64
+// if that is earlier still (a clock at the zero Time), rather than wrap
+// around to the far future.
+func before(now int64, d time.Duration) int64 {
+	if now < math.MinInt64+int64(d) {
+		return math.MinInt64
+	}
+	return now - int64(d)
 }
 
 // The Times whose Unix nanoseconds fit in an int64.

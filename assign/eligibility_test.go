@@ -155,3 +155,21 @@ func TestNewPanicsWithoutClockOrRand(t *testing.T) {
 		}()
 	}
 }
+
+// TestZeroTimeClock runs an Assigner on a clock that reads the zero Time,
+// whose Unix nanoseconds are clamped to the smallest int64: the ledger's
+// expiry cutoff and the staleness bound must not wrap around to the far
+// future, which would expire every pending entry and make every report
+// stale.
+func TestZeroTimeClock(t *testing.T) {
+	c := &fakeClock{}
+	nodes := equalNodes(c, 2, 1000)
+	a := newTestAssigner(Config{StaleAfter: time.Second}, c, 1, nodes)
+	nd, err := a.Pick(sid(1), netip.AddrPort{})
+	if err != nil {
+		t.Fatalf("pick on a zero clock: %v", err)
+	}
+	if got := a.Pending(nd.ID); got != 1 {
+		t.Errorf("pending on %s: %d, want 1", nd.ID, got)
+	}
+}

@@ -118,9 +118,9 @@ func (a *Assigner) eligible(now int64, avoid netip.AddrPort) []int32 {
 	if a.view == nil {
 		return elig
 	}
-	cutoff := now - int64(a.ttl)
+	cutoff := before(now, a.ttl)
 	checkStale := a.cfg.StaleAfter > 0
-	staleBefore := now - int64(a.cfg.StaleAfter) // now-ReportedAt > StaleAfter
+	staleBefore := before(now, a.cfg.StaleAfter) // now-ReportedAt > StaleAfter
 	checkAvoid := avoid.IsValid()
 	for i := range a.view.nodes {
 		st := &a.state[i]

@@ -225,7 +225,7 @@ func (b *batchIO) sendmmsg(fd uintptr) bool {
 
 // serveBatch is serve with recvmmsg and sendmmsg: it answers each batch of
 // probes the socket holds with one batch of answers, until stop is closed
-// or conn is.
+// or conn is. After a full batch it yields (see rawSyscall6).
 func (p *prober) serveBatch(conn *net.UDPConn, stop <-chan struct{}) {
 	b, err := newBatchIO(conn, batchSize)
 	if err != nil {

@@ -10,8 +10,8 @@ func (p *prober) serveBatch(conn *net.UDPConn, stop <-chan struct{}) {
 	p.serve(conn, stop)
 }
 
-// serveRaw is serve where RawConn reads of single datagrams are not
-// written: the net package's reads and writes.
+// serveRaw is serve outside Linux, where the raw loop is not written:
+// the net package's reads and writes.
 func (p *prober) serveRaw(conn *net.UDPConn, stop <-chan struct{}) {
 	p.serve(conn, stop)
 }

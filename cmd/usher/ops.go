@@ -367,13 +367,13 @@ func writeStatus(w io.Writer, st *node.Status) {
 	line("session address", "%s", orNone(st.SessionAddr))
 	line("members", "%d alive", st.Members)
 	line("voters", "%d: %s", len(st.Voters), orNone(strings.Join(st.Voters, ", ")))
+	// Only voters hear every report; a non-voter sees the gossiped copies,
+	// refreshed every 30 s or so, which look stale.
+	gossiped := ""
 	if st.Role == node.RoleNonVoter {
-		// Only voters hear every report; this node sees the gossiped
-		// copies, refreshed every 30 s or so, which look stale here.
-		line("oldest report age", "%s (gossiped; only voters hear every report)", formatAgeMs(st.OldestReportMs))
-	} else {
-		line("oldest report age", "%s", formatAgeMs(st.OldestReportMs))
+		gossiped = " (gossiped; only voters hear every report)"
 	}
+	line("oldest report age", "%s%s", formatAgeMs(st.OldestReportMs), gossiped)
 	line("leadership changes", "%d", st.LeadershipChanges)
 	line("sessions", "%s, %d accepted", formatLoad(uint64(max(st.Sessions, 0)), uint64(max(st.Capacity, 0))), st.Accepted)
 	line("draining", "%s", yesNo(st.Draining))

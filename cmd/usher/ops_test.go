@@ -297,9 +297,9 @@ func TestWriteStatusReportAge(t *testing.T) {
 	tests := []struct {
 		role, want string
 	}{
-		{"leader", "oldest report age   250ms\n"},
-		{"follower", "oldest report age   250ms\n"},
-		{"non-voter", "oldest report age   250ms (gossiped; only voters hear every report)\n"},
+		{node.RoleLeader, "oldest report age   250ms\n"},
+		{node.RoleFollower, "oldest report age   250ms\n"},
+		{node.RoleNonVoter, "oldest report age   250ms (gossiped; only voters hear every report)\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.role, func(t *testing.T) {
