@@ -9,18 +9,25 @@ LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/usher
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz lint demo bench chaos clean
+.PHONY: all build test gate unit fuzz mutate lint demo bench chaos clean
 
 all: lint build test
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/usher
 
-# test is what CI runs: lint, a brief pass of every fuzz target, then the
-# race-enabled unit and multi-node tests, ending with one summary line.
-test: lint build
+# test is what CI runs: lint, a check that the test scripts fail when a
+# test fails, a brief pass of every fuzz target, then the race-enabled unit
+# and multi-node tests, ending with one summary line. Any failure stops it
+# with a non-zero exit.
+test: lint build gate
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 	./scripts/test.sh
+
+# gate proves the gate: scripts/test.sh and scripts/fuzz.sh must exit
+# non-zero on a failing, panicking, hanging or unbuildable test package.
+gate:
+	./scripts/test-gate.sh
 
 unit:
 	$(GO) test -race -count=1 $(PKGS)
@@ -29,6 +36,12 @@ unit:
 # (its reproducer fails on replay) from a flake of Go's fuzzing engine.
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+# mutate breaks each invariant on purpose, one listed mutation at a time
+# (scripts/mutations/*.mut), in a copy of the tree, and fails if the test
+# named for it still passes. MUTATE=REGEXP picks mutations by name.
+mutate:
+	$(GO) run ./cmd/usher-mutate -run '$(MUTATE)'
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); \

@@ -18,9 +18,19 @@ fuzztime=${FUZZTIME:-10s}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 passed=0 failed=0 flaked=0
-for pkg in $(go list ${FUZZPKGS:-./...}); do
+# shellcheck disable=SC2086 # FUZZPKGS is a word list
+pkgs=$(go list ${FUZZPKGS:-./...}) || { echo "fuzz: go list failed"; exit 1; }
+for pkg in $pkgs; do
   dir=$(go list -f '{{.Dir}}' "$pkg")
-  for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
+  if ! targets=$(go test -list '^Fuzz' "$pkg" 2>&1); then
+    # A package whose tests do not build lists no target: that is a failure,
+    # not a package without fuzz targets.
+    echo "fuzz: cannot list the fuzz targets of $pkg:"
+    echo "$targets"
+    failed=$((failed + 1))
+    continue
+  fi
+  for f in $(echo "$targets" | grep '^Fuzz' || true); do
     echo "fuzz $pkg $f ($fuzztime)"
     corpus="$dir/testdata/fuzz/$f"
     before=$(ls "$corpus" 2>/dev/null | sort)

@@ -1,0 +1,8 @@
+package hang
+
+import (
+	"testing"
+	"time"
+)
+
+func TestHangs(t *testing.T) { time.Sleep(time.Hour) }

@@ -1,0 +1,5 @@
+package nobuild
+
+import "testing"
+
+func TestDoesNotBuild(t *testing.T) { undefined() }
