@@ -512,6 +512,14 @@ func (c *Cluster) Leader() (name string, term uint64) {
 	return string(id), c.raft.CurrentTerm()
 }
 
+// LeaderRaftAddr returns the leader's raft address as raft on this node
+// knows it, from the leader's own messages; empty on a node outside the
+// raft configuration or while no leader is known.
+func (c *Cluster) LeaderRaftAddr() string {
+	addr, _ := c.raft.LeaderWithID()
+	return string(addr)
+}
+
 // State returns the farm's agreed state as this node knows it: the state
 // machine as last applied here or, on a member outside the raft
 // configuration, what the leader last sent it (see statemsg.go), whichever

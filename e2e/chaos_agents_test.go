@@ -208,6 +208,7 @@ func (a *agent) start() {
 		"-bind", net.JoinHostPort(addr, strconv.Itoa(gossipPort)),
 		"-session-addr", net.JoinHostPort(addr, strconv.Itoa(sessionPort)),
 		"-http", net.JoinHostPort(addr, strconv.Itoa(httpPort)),
+		"-api-token", apiToken,
 		"-vip", net.JoinHostPort(c.topo.VIP().String(), strconv.Itoa(vipPort)),
 		"-bootstrap-expect", strconv.Itoa(min(len(c.agents), 5)),
 		"-data-dir", filepath.Join(c.dir, a.name),
@@ -342,6 +343,10 @@ func (a *agent) cont() {
 	a.mu.Unlock()
 }
 
+// apiToken is the chaos farm's API token: its agents listen on addresses
+// other than loopback, which needs one.
+const apiToken = "chaos-farm-api-token"
+
 // url returns the agent's HTTP API URL for path.
 func (a *agent) url(path string) string {
 	return "http://" + net.JoinHostPort(a.host.Addr.String(), strconv.Itoa(httpPort)) + path
@@ -353,6 +358,7 @@ func (a *agent) do(method, path string, out any) error {
 	if err != nil {
 		return err
 	}
+	req.Header.Set("X-Usher-Token", apiToken) // node.TokenHeader
 	resp, err := a.http.Do(req)
 	if err != nil {
 		return err

@@ -219,7 +219,8 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 	a.publish()
 
 	if a.httpLn != nil {
-		a.httpSrv = &http.Server{Handler: a.handler(logger.Named("api")), ReadHeaderTimeout: 5 * time.Second}
+		acc := newAPIAccess(p, addrPortOf(a.httpLn.Addr()), cfg.APIHosts, ownAddrs(p))
+		a.httpSrv = &http.Server{Handler: a.handler(logger.Named("api"), acc), ReadHeaderTimeout: 5 * time.Second}
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
@@ -234,6 +235,30 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 		"session_addr", ep.Addr(), "gossip", cl.GossipAddr(), "raft", cl.RaftAddr(),
 		"http", a.HTTPAddr(), "profile", cfg.Profile, "version", Version)
 	return a, nil
+}
+
+// addrPortOf returns a listener address as an AddrPort (zero if it is not
+// TCP or UDP).
+func addrPortOf(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.AddrPort()
+	case *net.UDPAddr:
+		return a.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+// ownAddrs lists the agent's configured addresses that are specific (for
+// the API's Host check).
+func ownAddrs(p Parsed) []netip.Addr {
+	var out []netip.Addr
+	for _, ap := range []netip.AddrPort{p.Bind, p.Advertise, p.RaftBind, p.SessionAddr, p.AdvertiseSessionAddr} {
+		if ap.IsValid() && !ap.Addr().IsUnspecified() {
+			out = append(out, ap.Addr())
+		}
+	}
+	return out
 }
 
 // probeSockets is the number of probe sockets for the probe_sockets key.
@@ -525,12 +550,29 @@ func (a *Agent) DrainNode(node string, on bool) error {
 func (a *Agent) LeaderAPI() string {
 	cl := a.cl.Load()
 	leader, _ := cl.Leader()
+	raftHost, _, err := net.SplitHostPort(cl.LeaderRaftAddr())
+	if leader == "" || err != nil {
+		return ""
+	}
 	for _, m := range cl.Members() {
-		if m.Name == leader && m.Status == cluster.Alive {
+		if m.Name != leader || m.Status != cluster.Alive {
+			continue
+		}
+		// The API address comes from gossip, which anyone who can send
+		// a packet may forge (issue 12); the raft address comes from
+		// the leader itself. Forward only to the host raft knows.
+		if host, _, err := net.SplitHostPort(m.Report.API); err == nil && sameHost(host, raftHost) {
 			return m.Report.API
 		}
 	}
 	return ""
+}
+
+// sameHost reports whether two host strings name the same IP address.
+func sameHost(a, b string) bool {
+	x, err1 := netip.ParseAddr(a)
+	y, err2 := netip.ParseAddr(b)
+	return err1 == nil && err2 == nil && x.Unmap() == y.Unmap()
 }
 
 // The roles a node reports in Status.Role.

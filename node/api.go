@@ -21,30 +21,35 @@ import (
 //	GET  /v1/health    200 {"ok":true}
 //	GET  /v1/status    the agent's Status
 //	GET  /v1/view      the load view the responder assigns from
-//	GET  /v1/sessions  the session table
+//	GET  /v1/sessions  the session table (read token)
 //	GET  /v1/members   every member: address, load, status, voter/leader
 //	PUT  /v1/drain     ?node=NAME[&enable=false]: drain (or undrain) a node,
 //	                   through Raft; a follower forwards it to the leader
-//	DELETE /v1/drain   ?node=NAME: undrain a node
-//	PUT  /v1/leave     leave the cluster gracefully (the process stays up)
+//	                   (write token)
+//	DELETE /v1/drain   ?node=NAME: undrain a node (write token)
+//	PUT  /v1/leave     leave the cluster gracefully (the process stays up;
+//	                   write token)
 //	GET  /metrics      Prometheus metrics
 //
-// Errors are {"error": "..."} with a fitting status code.
-func (a *Agent) handler(log hclog.Logger) http.Handler {
+// Every request must name the agent in its Host header, and the marked ones
+// need a token (see apiauth.go). Errors are {"error": "..."} with a fitting
+// status code.
+func (a *Agent) handler(log hclog.Logger, acc *apiAccess) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
+	handle := func(pattern string, n need, h http.HandlerFunc) { mux.HandleFunc(pattern, acc.guard(n, h)) }
+	handle("GET /v1/health", needNone, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /v1/status", needNone, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Status())
 	})
-	mux.HandleFunc("GET /v1/view", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /v1/view", needNone, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.viewJSON())
 	})
-	mux.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /v1/sessions", needRead, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.sessionsJSON(time.Now()))
 	})
-	mux.HandleFunc("PUT /v1/drain", func(w http.ResponseWriter, r *http.Request) {
+	handle("PUT /v1/drain", needWrite, func(w http.ResponseWriter, r *http.Request) {
 		on := true
 		if s := r.URL.Query().Get("enable"); s != "" {
 			v, err := strconv.ParseBool(s)
@@ -56,13 +61,13 @@ func (a *Agent) handler(log hclog.Logger) http.Handler {
 		}
 		a.drain(w, r, on, log)
 	})
-	mux.HandleFunc("DELETE /v1/drain", func(w http.ResponseWriter, r *http.Request) {
+	handle("DELETE /v1/drain", needWrite, func(w http.ResponseWriter, r *http.Request) {
 		a.drain(w, r, false, log)
 	})
-	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /v1/members", needNone, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Members())
 	})
-	mux.HandleFunc("PUT /v1/leave", func(w http.ResponseWriter, r *http.Request) {
+	handle("PUT /v1/leave", needWrite, func(w http.ResponseWriter, r *http.Request) {
 		log.Info("leave requested through the api", "remote", r.RemoteAddr)
 		if err := a.Leave(); err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
@@ -71,11 +76,11 @@ func (a *Agent) handler(log hclog.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"node": a.cfg.NodeName, "left": true})
 	})
 	metrics := a.tel.handler()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /metrics", needNone, func(w http.ResponseWriter, r *http.Request) {
 		a.exportMetrics()
 		metrics.ServeHTTP(w, r)
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	handle("/", needNone, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/v1/health", "/v1/status", "/v1/view", "/v1/sessions", "/v1/drain", "/v1/members", "/v1/leave", "/metrics":
 			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path)
@@ -134,6 +139,11 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, api string, log 
 		return
 	}
 	req.Header.Set(forwardedHeader, a.cfg.NodeName)
+	for _, h := range []string{TokenHeader, "Authorization"} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
 	client := http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {

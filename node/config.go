@@ -61,8 +61,21 @@ type Config struct {
 	// VIPAcquireScript and VIPReleaseScript are run in script mode.
 	VIPAcquireScript string `hcl:"vip_acquire_script,optional"`
 	VIPReleaseScript string `hcl:"vip_release_script,optional"`
-	// HTTP is the address of the HTTP API; empty disables it.
+	// HTTP is the address of the HTTP API; empty disables it. An address
+	// other than loopback needs an API token.
 	HTTP string `hcl:"http,optional"`
+	// APIToken is the API's read token: it lets a request read the session
+	// table, and, without APIWriteToken, also write. APITokenFile names a
+	// file (mode 0600 or stricter) holding it instead.
+	APIToken     string `hcl:"api_token,optional"`
+	APITokenFile string `hcl:"api_token_file,optional"`
+	// APIWriteToken, when set, is the token every write (drain, undrain,
+	// leave) needs; APIWriteTokenFile names a file holding it instead.
+	APIWriteToken     string `hcl:"api_write_token,optional"`
+	APIWriteTokenFile string `hcl:"api_write_token_file,optional"`
+	// APIHosts lists further names the API answers to in the Host header
+	// (its own addresses and, on loopback, localhost are always allowed).
+	APIHosts []string `hcl:"api_hosts,optional"`
 	// Capacity is the most sessions the node takes.
 	Capacity int `hcl:"capacity,optional"`
 	// Policy is the assignment policy: least-loaded, p2c, round-robin,
@@ -169,6 +182,8 @@ type Parsed struct {
 	RaftBind             netip.AddrPort
 	EncryptKey           []byte // nil when not set
 	Timing               cluster.Timing
+	APIReadToken         string // empty: reads need no token
+	APIWriteToken        string // empty: writes need no token (loopback only)
 }
 
 // DefaultConfig returns the configuration a key takes when neither the file
@@ -305,11 +320,7 @@ func (c *Config) Validate() error {
 			bad("advertise", c.Advertise, "must be set when bind and session_addr are unspecified addresses")
 		}
 	}
-	if c.HTTP != "" {
-		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
-			bad("http", c.HTTP, "is not a host:port address")
-		}
-	}
+	c.validateAPI(&p, bad)
 
 	switch c.VIPMode {
 	case "bind", "script":

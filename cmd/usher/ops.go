@@ -60,11 +60,36 @@ func apiAddr(flagValue string) string {
 	return defaultHTTPAddr
 }
 
+// The environment variables that give operator commands an API token:
+// the token itself, or a file holding it.
+const (
+	tokenEnv     = "USHER_HTTP_TOKEN"
+	tokenFileEnv = "USHER_HTTP_TOKEN_FILE"
+)
+
+// apiToken returns the API token from $USHER_HTTP_TOKEN or the file
+// $USHER_HTTP_TOKEN_FILE names; empty when neither is set.
+func apiToken() (string, error) {
+	if tok := os.Getenv(tokenEnv); tok != "" {
+		return tok, nil
+	}
+	file := os.Getenv(tokenFileEnv)
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("$%s: %w", tokenFileEnv, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
 // apiClient calls one agent's HTTP API.
 type apiClient struct {
-	addr string // host:port, for messages
-	base string // scheme://host:port
-	http *http.Client
+	addr  string // host:port, for messages
+	base  string // scheme://host:port
+	token string // sent with every request when set
+	http  *http.Client
 }
 
 // newAPIClient returns a client for the API at addr, host:port or an
@@ -81,9 +106,14 @@ func newAPIClient(addr string) (*apiClient, error) {
 	if _, _, err := net.SplitHostPort(u.Host); err != nil {
 		return nil, fmt.Errorf("-http: %q is not a host:port address", addr)
 	}
+	token, err := apiToken()
+	if err != nil {
+		return nil, err
+	}
 	return &apiClient{
-		addr: u.Host,
-		base: u.Scheme + "://" + u.Host,
+		addr:  u.Host,
+		base:  u.Scheme + "://" + u.Host,
+		token: token,
 		http: &http.Client{
 			Timeout:   apiTimeout,
 			Transport: &http.Transport{DisableKeepAlives: true, Proxy: http.ProxyFromEnvironment},
@@ -103,6 +133,9 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set(node.TokenHeader, c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, c.transportError(ctx, err)
@@ -141,6 +174,9 @@ func apiError(resp *http.Response, body []byte) error {
 		Error string `json:"error"`
 	}
 	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		if resp.StatusCode == http.StatusUnauthorized {
+			return fmt.Errorf("%s: set $%s (or $%s) to the agent's api token", e.Error, tokenEnv, tokenFileEnv)
+		}
 		return errors.New(e.Error)
 	}
 	text := strings.TrimSpace(string(body))

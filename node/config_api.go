@@ -1,0 +1,80 @@
+package node
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+)
+
+// minTokenLen is the shortest API token accepted: 16 characters, so that a
+// token cannot be guessed within any plausible number of requests.
+const minTokenLen = 16
+
+// validateAPI checks the HTTP API's keys (http, api_token, api_token_file,
+// api_write_token, api_write_token_file, api_hosts) and fills p's tokens.
+// bad reports a problem with a key.
+func (c *Config) validateAPI(p *Parsed, bad func(key, value, problem string)) {
+	if c.HTTP == "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(c.HTTP)
+	if err != nil {
+		bad("http", c.HTTP, "is not a host:port address")
+		return
+	}
+	p.APIReadToken = readToken("api_token", c.APIToken, "api_token_file", c.APITokenFile, bad)
+	p.APIWriteToken = readToken("api_write_token", c.APIWriteToken, "api_write_token_file", c.APIWriteTokenFile, bad)
+	if p.APIWriteToken == "" {
+		p.APIWriteToken = p.APIReadToken // one token for everything
+	}
+	for _, h := range c.APIHosts {
+		if h == "" || strings.ContainsAny(h, " /:@") && net.ParseIP(h) == nil {
+			bad("api_hosts", h, "is not a host name or an address (no port)")
+		}
+	}
+	ip, err := netip.ParseAddr(host)
+	loopback := (err == nil && ip.IsLoopback()) || host == "localhost"
+	if !loopback && p.APIWriteToken == "" {
+		bad("http", c.HTTP, "is not a loopback address: an API that other hosts reach needs api_token (or api_token_file), else anyone who reaches it can drain the farm")
+	}
+}
+
+// readToken returns the token set inline (key) or in a file (fileKey); at
+// most one may be set. A token file must not be readable by the group or
+// others.
+func readToken(key, inline, fileKey, file string, bad func(key, value, problem string)) string {
+	switch {
+	case inline != "" && file != "":
+		bad(fileKey, file, "cannot be set together with "+key)
+		return ""
+	case file != "":
+		fi, err := os.Stat(file)
+		if err != nil {
+			bad(fileKey, file, "cannot be read: "+err.Error())
+			return ""
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			bad(fileKey, file, fmt.Sprintf("is readable by others (mode %#o): chmod 600 it", fi.Mode().Perm()))
+			return ""
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			bad(fileKey, file, "cannot be read: "+err.Error())
+			return ""
+		}
+		inline, key = strings.TrimSpace(string(b)), fileKey
+		if inline == "" {
+			bad(fileKey, file, "is empty")
+			return ""
+		}
+	case inline == "":
+		return ""
+	}
+	if len(inline) < minTokenLen {
+		bad(key, "(hidden)", fmt.Sprintf("is shorter than %d characters", minTokenLen))
+		return ""
+	}
+	return inline
+}
