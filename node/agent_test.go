@@ -1,12 +1,16 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +19,7 @@ import (
 	"github.com/pion/stun/v3"
 
 	"github.com/usherlb/usher/client"
+	"github.com/usherlb/usher/wire"
 )
 
 // testConfig is a dev-like configuration on free loopback ports.
@@ -277,5 +282,186 @@ func TestAgentScriptVIP(t *testing.T) {
 	defer cancel()
 	if err := b2.WaitServing(ctx); err == nil {
 		t.Error("serving although the acquire script fails")
+	}
+}
+
+// TestAgentTickets checks require_ticket through a running agent: a
+// keepalive that begins a session, or moves a known one to a new client
+// address, without a valid ticket gets a 401 error answer and changes no
+// session, whatever is wrong with the ticket (missing, forged, sealed with
+// another key, expired, issued for another session or another client
+// address); one with the ticket the leader issued is accepted.
+func TestAgentTickets(t *testing.T) {
+	a := startAgent(t, testConfig()) // require_ticket = true
+	ca, cb := listenUDP(t, "127.0.0.1:0"), listenUDP(t, "127.0.0.1:0")
+	addrA := ca.LocalAddr().(*net.UDPAddr).AddrPort()
+	addrB := cb.LocalAddr().(*net.UDPAddr).AddrPort()
+	s, other := wire.SessionID{0x71, 1}, wire.SessionID{0x71, 2}
+	tk := agentTickets(t, a, ca, s, addrB)
+
+	steps := []struct {
+		name    string
+		from    *net.UDPConn
+		session wire.SessionID
+		ticket  []byte
+		refused bool
+		client  netip.AddrPort // s's client address after the step; zero: no session
+	}{
+		{"missing", ca, s, nil, true, netip.AddrPort{}},
+		{"forged", ca, s, tk.forged, true, netip.AddrPort{}},
+		{"another key", ca, s, tk.otherKey, true, netip.AddrPort{}},
+		{"expired", ca, s, tk.expired, true, netip.AddrPort{}},
+		{"another session", ca, other, tk.genuine, true, netip.AddrPort{}},
+		{"valid", ca, s, tk.genuine, false, addrA},
+		{"known, from its address", ca, s, nil, false, addrA},
+		{"moved, no ticket", cb, s, nil, true, addrA},
+		{"moved, the old address's ticket", cb, s, tk.genuine, true, addrA},
+		{"moved, forged", cb, s, tk.forged, true, addrA},
+		{"moved with its own ticket", cb, s, tk.forB, false, addrB},
+	}
+	refused := uint64(0)
+	for _, st := range steps {
+		r := roundTrip(t, st.from, a.SessionAddr(), keepalive(t, st.session, st.ticket, wire.KeepaliveSize))
+		from := st.from.LocalAddr().(*net.UDPAddr).AddrPort()
+		switch {
+		case st.refused && (r.Success || r.Code != stun.CodeUnauthorized):
+			t.Errorf("%s: answer %+v, want 401", st.name, r)
+		case !st.refused && (!r.Success || r.Mapped != from):
+			t.Errorf("%s: answer %+v, want success mapping %v", st.name, r, from)
+		}
+		if st.refused {
+			refused++
+		}
+		var got, want []netip.AddrPort
+		for _, si := range a.ep.Sessions() {
+			if si.ID != s || !si.Ticketed {
+				t.Errorf("%s: session %+v", st.name, si)
+			}
+			got = append(got, si.Client)
+		}
+		if st.client.IsValid() {
+			want = append(want, st.client)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: sessions at %v, want %v", st.name, got, want)
+		}
+	}
+	if got := a.Stats().Endpoint.Refused; got != refused {
+		t.Errorf("%d refusals counted, %d sent", got, refused)
+	}
+}
+
+// testTickets are the tickets TestAgentTickets shows.
+type testTickets struct {
+	genuine  []byte // the leader's, for session s from A
+	forged   []byte // genuine with a MAC bit flipped
+	otherKey []byte // for s from A, sealed with a key other than the farm's
+	expired  []byte // for s from A, with the farm's key, expired a minute ago
+	forB     []byte // for s from B, with the farm's key
+}
+
+// agentTickets waits until a's session endpoint checks tickets with the
+// farm's key, probes a from ca (client address A) for session s to get the
+// genuine ticket, and makes the others with or without the farm's key,
+// checking that each is good or bad for the reason its name gives.
+func agentTickets(t *testing.T, a *Agent, ca *net.UDPConn, s wire.SessionID, addrB netip.AddrPort) testTickets {
+	t.Helper()
+	var key []byte
+	waitFor(t, func() bool {
+		key = a.cl.Load().State().TicketKey
+		return len(key) > 0 && bytes.Equal(*a.ep.keys.next.Load(), key)
+	})
+	srv, addrA := a.SessionAddr(), ca.LocalAddr().(*net.UDPAddr).AddrPort()
+	rd := roundTrip(t, ca, a.VIPAddr(), probe(t, wire.Probe{Session: s, PadTo: wire.ProbeSize}))
+	if rd.Server != srv || len(rd.Ticket) != wire.TicketLen {
+		t.Fatalf("redirect %+v", rd)
+	}
+	tk := wire.NewTicketer(key)
+	now := time.Now()
+	later := uint32(now.Add(time.Hour).Unix())
+	tt := testTickets{
+		genuine:  bytes.Clone(rd.Ticket),
+		otherKey: wire.NewTicketer(bytes.Repeat([]byte{7}, len(key))).Append(nil, s, addrA, srv, later),
+		expired:  tk.Append(nil, s, addrA, srv, uint32(now.Add(-time.Minute).Unix())),
+		forB:     tk.Append(nil, s, addrB, srv, later),
+	}
+	tt.forged = bytes.Clone(tt.genuine)
+	tt.forged[len(tt.forged)-1] ^= 1 // the MAC's last byte
+	for _, c := range []struct {
+		ticket []byte
+		want   error
+	}{{tt.genuine, nil}, {tt.forged, wire.ErrTicketInvalid}, {tt.otherKey, wire.ErrTicketInvalid}, {tt.expired, wire.ErrTicketExpired}} {
+		if err := tk.Verify(c.ticket, s, addrA, srv, uint32(now.Unix())); !errors.Is(err, c.want) {
+			t.Fatalf("ticket % x: %v, want %v", c.ticket, err, c.want)
+		}
+	}
+	if err := tk.Verify(tt.forB, s, addrB, srv, uint32(now.Unix())); err != nil {
+		t.Fatalf("the ticket for B: %v", err)
+	}
+	return tt
+}
+
+// TestAgentEndpointStock checks that the session endpoint of an agent keeps
+// to the configured stock_amplification: with a factor of 2 a 20-byte stock
+// Binding request from IPv4 gets its 32-byte answer (a factor of 1 would
+// allow none).
+func TestAgentEndpointStock(t *testing.T) {
+	c := testConfig()
+	c.StockAmplification = 2
+	a := startAgent(t, c)
+	cl := listenUDP(t, "127.0.0.1:0")
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw
+	r := roundTrip(t, cl, a.SessionAddr(), req)
+	if !r.Success || r.Mapped != cl.LocalAddr().(*net.UDPAddr).AddrPort() || r.Size > 2*len(req) {
+		t.Errorf("answer %+v to a %d-byte request", r, len(req))
+	}
+	if st := a.Stats().Endpoint; st.Stock != 1 || st.Keepalives != 0 {
+		t.Errorf("endpoint stats %+v", st)
+	}
+}
+
+// TestAgentLedgerFillsCapacity checks that the leader counts its own
+// redirects against a node's capacity until the node's reports include them
+// (design invariant 5: it never assigns to a full node): a node of capacity
+// 4 and a burst of 6 probes whose clients never arrive, so its reports show
+// no session throughout. The first 4 are redirected to it, the other 2 are
+// refused as no_server.
+func TestAgentLedgerFillsCapacity(t *testing.T) {
+	c := testConfig()
+	c.Capacity = 4
+	a := startAgent(t, c)
+	waitFor(t, func() bool {
+		nodes := a.view.Load().Nodes()
+		return len(nodes) == 1 && !nodes[0].Suspect && nodes[0].Capacity == 4
+	})
+	cl := listenUDP(t, "127.0.0.1:0")
+	const burst = 6
+	for i := range burst {
+		p := probe(t, wire.Probe{Session: wire.SessionID{0x1d, byte(i)}, PadTo: wire.ProbeSize})
+		if _, err := cl.WriteToUDPAddrPort(p, a.VIPAddr()); err != nil {
+			t.Fatal(err)
+		}
+		// The count of answers follows the send, so it may trail it.
+		waitFor(t, func() bool {
+			st := a.resp.Stats()
+			return st.Answered+st.Drops["no_server"] == uint64(i+1)
+		})
+	}
+	if st := a.resp.Stats(); st.Answered != uint64(c.Capacity) || st.Drops["no_server"] != uint64(burst-c.Capacity) {
+		t.Errorf("%d probes to a node of capacity %d: %d redirected, %d refused as no_server",
+			burst, c.Capacity, st.Answered, st.Drops["no_server"])
+	}
+	var d wire.Decoder
+	buf := make([]byte, maxDatagram)
+	for i := range c.Capacity {
+		cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := cl.Read(buf)
+		if err != nil {
+			t.Fatalf("redirect %d: %v", i+1, err)
+		}
+		var r wire.Response
+		if err := d.DecodeResponse(buf[:n], &r); err != nil || r.Server != a.SessionAddr() {
+			t.Errorf("redirect %d: %+v, %v", i+1, r, err)
+		}
 	}
 }

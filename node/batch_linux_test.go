@@ -18,17 +18,6 @@ import (
 	"github.com/usherlb/usher/wire"
 )
 
-// listenUDP opens a UDP socket on addr, closed at the end of the test.
-func listenUDP(t testing.TB, addr string) *net.UDPConn {
-	t.Helper()
-	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // TestBatchIO reads a batch of datagrams, checks their sources, and sends
 // answers back in one batch, on IPv4 and dual-stack IPv6 sockets.
 func TestBatchIO(t *testing.T) {

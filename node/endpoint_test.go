@@ -135,8 +135,12 @@ func TestEndpointTickets(t *testing.T) {
 	}
 }
 
-// TestEndpointSizeRule sends keepalives and stock requests of random sizes
-// and checks that no answer is larger than allowed.
+// TestEndpointSizeRule sends keepalives of random sizes, then stock
+// Binding requests of several sizes under several stock_amplification
+// factors, and checks that no answer is larger than the size rule allows
+// (docs/protocol.md, "The size rule"): a keepalive's own size, factor times
+// a stock request's; and that a request whose smallest answer is larger
+// than that gets none (dropped as too_large).
 func TestEndpointSizeRule(t *testing.T) {
 	clk := newFakeClock()
 	e := testEndpoint(clk, false)
@@ -161,6 +165,99 @@ func TestEndpointSizeRule(t *testing.T) {
 	pkt := keepalive(t, wire.SessionID{1}, nil, 0)
 	if _, why := e.answer(nil, pkt, v6); why != dropTooLarge {
 		t.Errorf("minimal IPv6 keepalive (%d bytes): %v", len(pkt), why)
+	}
+	t.Run("stock", func(t *testing.T) { testEndpointStockSizes(t, v6) })
+}
+
+// stockBindings returns stock Binding requests (no USHER-SESSION, no
+// PADDING) of several sizes: the minimal 20-byte one, and ones carrying a
+// SOFTWARE attribute of lengths that are and are not multiples of four,
+// each with and without FINGERPRINT.
+func stockBindings() [][]byte {
+	var out [][]byte
+	for _, n := range []int{-1, 0, 1, 3, 5, 13, 22, 40} {
+		var setters []stun.Setter
+		if n >= 0 {
+			setters = append(setters, stun.RawAttribute{Type: stun.AttrSoftware, Value: make([]byte, n)})
+		}
+		for _, fp := range []bool{false, true} {
+			s := append([]stun.Setter{stun.TransactionID, stun.BindingRequest}, setters...)
+			if fp {
+				s = append(s, stun.Fingerprint)
+			}
+			out = append(out, stun.MustBuild(s...).Raw)
+		}
+	}
+	return out
+}
+
+// testEndpointStockSizes checks the endpoint's answers to stock Binding
+// requests against factor x the request's size, for each factor and client
+// family.
+func testEndpointStockSizes(t *testing.T, v6 netip.AddrPort) {
+	pkts := stockBindings()
+	if len(pkts[0]) != wire.HeaderSize {
+		t.Fatalf("the minimal Binding request is %d bytes", len(pkts[0]))
+	}
+	answered, dropped := 0, 0
+	for _, factor := range []int{1, 2, 3, 5} {
+		e := testEndpoint(newFakeClock(), false)
+		e.cfg.StockAmplification = factor
+		before := answered
+		for _, from := range []netip.AddrPort{clientA, v6} {
+			// The smallest answer: header and XOR-MAPPED-ADDRESS.
+			least := wire.HeaderSize + 12
+			if from.Addr().Is6() {
+				least = wire.HeaderSize + 24
+			}
+			for _, pkt := range pkts {
+				limit := factor * len(pkt)
+				out, why := e.answer(nil, pkt, from)
+				if least > limit {
+					if why != dropTooLarge {
+						t.Errorf("factor %d, %d-byte request from %v: %d-byte answer (drop %v), want none (too_large): the smallest is %d bytes",
+							factor, len(pkt), from, len(out), why, least)
+					}
+					dropped++
+					continue
+				}
+				if why != dropNone {
+					t.Errorf("factor %d, %d-byte request from %v: dropped (%v), though a %d-byte answer fits in %d",
+						factor, len(pkt), from, why, least, limit)
+					continue
+				}
+				if len(out) > limit {
+					t.Errorf("factor %d, %d-byte request from %v: answer of %d bytes, above %d", factor, len(pkt), from, len(out), limit)
+				}
+				if r := decode(t, out); !r.Success || r.Mapped != from || [12]byte(pkt[8:20]) != r.TxID {
+					t.Errorf("factor %d, %d-byte request from %v: answer %+v", factor, len(pkt), from, r)
+				}
+				answered++
+			}
+		}
+		if n, _ := e.Load(); n != 0 {
+			t.Errorf("factor %d: stock requests made %d sessions", factor, n)
+		}
+		if got := e.Stats().Stock; got != uint64(answered-before) {
+			t.Errorf("factor %d: %d stock answers counted, %d sent", factor, got, answered-before)
+		}
+	}
+	// Both outcomes occur, and the minimal Binding request gets what the
+	// size rule gives it: 32 bytes to IPv4 and 44 to IPv6 need factors 2
+	// and 3.
+	if answered == 0 || dropped == 0 {
+		t.Errorf("%d answered, %d dropped: the cases do not cover both", answered, dropped)
+	}
+	for _, tt := range []struct {
+		factor int
+		from   netip.AddrPort
+		want   dropReason
+	}{{1, clientA, dropTooLarge}, {2, clientA, dropNone}, {2, v6, dropTooLarge}, {3, v6, dropNone}} {
+		e := testEndpoint(newFakeClock(), false)
+		e.cfg.StockAmplification = tt.factor
+		if _, why := e.answer(nil, pkts[0], tt.from); why != tt.want {
+			t.Errorf("20-byte Binding from %v, factor %d: %v, want %v", tt.from, tt.factor, why, tt.want)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/pion/stun/v3"
 
+	"github.com/usherlb/usher/assign"
 	"github.com/usherlb/usher/client"
 	"github.com/usherlb/usher/cluster"
 	"github.com/usherlb/usher/wire"
@@ -455,5 +456,73 @@ func TestFarmHandoffFromStrangerIgnored(t *testing.T) {
 	waitFor(t, func() bool { return a.ep.Stats().Drops["handoff_invalid"] == 1 })
 	if a.ep.Stats().Relayed != 0 {
 		t.Fatal("relayed a handoff from a stranger")
+	}
+}
+
+// TestFarmLedgerStopsHerding checks design invariant 5's "no herding onto
+// one node from a stale view" through a real leader. Two of three nodes
+// report 40 sessions each, the third none; then a burst of probes comes in
+// whose clients never arrive, so no load report ever counts them: the view
+// stays stale about every redirect of the burst. Only the leader's pending
+// ledger knows where they went. With it, least-loaded's band sends the
+// first redirects to the empty node until the others are back within the
+// band (assign.DefaultSpread above the mean), then takes turns, so no node
+// ends more than the band above the mean (the loads end 36, 67 and 67, the
+// mean 56.7); without it, the empty node looks emptiest for the whole burst
+// and takes all of it.
+func TestFarmLedgerStopsHerding(t *testing.T) {
+	f := newTestFarm(t, 3, 3, func(_ int, c *Config) { c.SessionTTL = "1m" })
+	f.viewed(3)
+	// Reports produced from now on are younger than every agent's
+	// Assigner, so the view below ends the leader's warm-up: its
+	// least-loaded is the band, not the warm-up's p2c.
+	t0 := time.Now()
+	leader := f.leader()
+	fs := f.followers()
+	empty := fs[0]
+	const busyLoad, burst = 40, 90
+	c := listenUDP(t, "127.0.0.1:0")
+	for j, a := range []*Agent{leader, fs[1]} {
+		for i := range busyLoad {
+			ka := keepalive(t, wire.SessionID{0x1e, byte(j), byte(i)}, nil, wire.KeepaliveSize)
+			if r := roundTrip(t, c, a.SessionAddr(), ka); !r.Success {
+				t.Fatalf("keepalive refused: %+v", r)
+			}
+		}
+	}
+	reported := map[netip.AddrPort]int{}
+	waitFor(t, func() bool {
+		clear(reported)
+		for _, n := range leader.view.Load().Nodes() {
+			want := busyLoad
+			if n.ID == empty.cfg.NodeName {
+				want = 0
+			}
+			if n.Suspect || n.Sessions != want || !n.ReportedAt.After(t0) {
+				return false
+			}
+			reported[n.Addr] = n.Sessions
+		}
+		return len(reported) == 3
+	})
+
+	got := map[netip.AddrPort]int{}
+	start := time.Now()
+	for i := range burst {
+		r := roundTrip(t, c, f.vip, probe(t, wire.Probe{Session: wire.SessionID{0x1f, byte(i)}, PadTo: wire.ProbeSize}))
+		got[r.Server]++
+	}
+	t.Logf("burst of %d probes in %v: %v on top of %v", burst, time.Since(start), got, reported)
+	if took := time.Since(start); took >= assign.DefaultPendingTTL {
+		t.Fatalf("the burst took %v, longer than a ledger entry lives (%v)", took, assign.DefaultPendingTTL)
+	}
+	mean := float64(2*busyLoad+burst) / 3
+	for addr, n := range reported {
+		if got[addr] == 0 {
+			t.Errorf("%v got none of the burst: %v", addr, got)
+		}
+		if load := float64(n + got[addr]); load > mean+assign.DefaultSpread+1 {
+			t.Errorf("%v ends with %.0f sessions, the mean is %.1f: the burst herded onto it (%v)", addr, load, mean, got)
+		}
 	}
 }

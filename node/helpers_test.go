@@ -2,6 +2,7 @@ package node
 
 import (
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -86,4 +87,38 @@ var (
 // serving loop does for each datagram.
 func (p *prober) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropReason) {
 	return p.answerAt(dst, pkt, from, p.r.cfg.Now())
+}
+
+// listenUDP opens a UDP socket on addr, closed at the end of the test.
+func listenUDP(t testing.TB, addr string) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// roundTrip sends the request pkt from c to to and returns the first answer
+// to arrive that carries pkt's transaction ID, failing the test if none
+// comes within 5 s.
+func roundTrip(t testing.TB, c *net.UDPConn, to netip.AddrPort, pkt []byte) wire.Response {
+	t.Helper()
+	if _, err := c.WriteToUDPAddrPort(pkt, to); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, maxDatagram)
+	var d wire.Decoder
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("no answer from %v: %v", to, err)
+		}
+		var r wire.Response
+		if d.DecodeResponse(buf[:n], &r) == nil && r.TxID == [12]byte(pkt[8:20]) {
+			return r
+		}
+	}
 }

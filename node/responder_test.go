@@ -1,6 +1,8 @@
 package node
 
 import (
+	"encoding/binary"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -193,23 +195,179 @@ func TestResponderSizeRule(t *testing.T) {
 	}
 }
 
+// TestResponderMalformedNeverCrashes checks design invariant 6 on the
+// probe responder: datagrams of every malformed kind are dropped for the
+// right reason, and over a socket, in every single-socket serving mode,
+// each is counted as a drop, none is answered, and valid probes sent
+// between them are still answered. Random bytes over a valid header never
+// crash it either.
 func TestResponderMalformedNeverCrashes(t *testing.T) {
 	clk := newFakeClock()
-	r := testResponder(clk, Solo, server1)
 	good := probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: 128})
-	rng := rand.New(rand.NewPCG(7, 8))
-	buf := make([]byte, 300)
-	for range 10000 {
-		n := rng.IntN(len(buf))
-		for i := range n {
-			buf[i] = byte(rng.Uint32())
+	t.Run("decide", func(t *testing.T) {
+		r := testResponder(clk, Solo, server1)
+		rng := rand.New(rand.NewPCG(9, 10))
+		seen := map[dropReason]int{}
+		for i := range 10000 {
+			pkt, want := malformed(rng, good)
+			out, why := r.answer(nil, pkt, clientA)
+			if why != want {
+				t.Fatalf("datagram %d (%d bytes, % x): %v (%d-byte answer), want %v", i, len(pkt), pkt[:min(len(pkt), 24)], why, len(out), want)
+			}
+			seen[want]++
 		}
-		if n > 20 && rng.IntN(2) == 0 {
-			copy(buf, good[:20])
-			buf[2], buf[3] = byte((n-20)>>8), byte(n-20)
+		for _, why := range []dropReason{dropNotSTUN, dropNotRequest, dropMethod, dropAttribute, dropFingerprint} {
+			if seen[why] == 0 {
+				t.Errorf("no datagram dropped as %v: %v", why, seen)
+			}
 		}
-		r.answer(nil, buf[:n], clientA)
+	})
+	t.Run("random", func(t *testing.T) {
+		r := testResponder(clk, Solo, server1)
+		rng := rand.New(rand.NewPCG(7, 8))
+		buf := make([]byte, 300)
+		for range 10000 {
+			n := rng.IntN(len(buf))
+			for i := range n {
+				buf[i] = byte(rng.Uint32())
+			}
+			if n > 20 && rng.IntN(2) == 0 {
+				copy(buf, good[:20])
+				buf[2], buf[3] = byte((n-20)>>8), byte(n-20)
+			}
+			// Should the bytes make a valid request, its answer keeps to
+			// the size rule.
+			if out, why := r.answer(nil, buf[:n], clientA); why == dropNone && len(out) > 3*n {
+				t.Fatalf("%d-byte datagram, %d-byte answer", n, len(out))
+			}
+		}
+	})
+	for _, m := range serveModes {
+		if m.sockets != 1 {
+			continue
+		}
+		t.Run(m.name, func(t *testing.T) { testMalformedServed(t, m, good) })
 	}
+}
+
+// testMalformedServed sends rounds of malformed datagrams, each round
+// followed by a valid probe, to a responder serving in mode m: the probe's
+// answer must be the first datagram back, and by then (the serving loop
+// takes datagrams in order, and counts a drop before it sends the next
+// answer) every datagram before it must be counted as dropped, by reason.
+func testMalformedServed(t *testing.T, m serveMode, good []byte) {
+	r := listenMode(t, m, newFakeClock(), Solo, server1)
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(r.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A probe longer than the read buffer arrives truncated.
+	oversized := stun.MustBuild(stun.TransactionID, stun.BindingRequest,
+		stun.RawAttribute{Type: wire.AttrSession, Value: make([]byte, wire.SessionLen)},
+		stun.RawAttribute{Type: stun.AttrPadding, Value: make([]byte, 2*maxDatagram)}, stun.Fingerprint).Raw
+	rng := rand.New(rand.NewPCG(11, 12))
+	want := map[string]uint64{}
+	buf := make([]byte, 2*maxDatagram)
+	const rounds, perRound = 8, 16 // a round fits a default receive buffer many times over
+	for round := range rounds {
+		for i := range perRound {
+			pkt, why := malformed(rng, good)
+			if i == 0 {
+				pkt, why = oversized, dropNotSTUN
+			}
+			if _, err := c.Write(pkt); err != nil {
+				t.Fatal(err)
+			}
+			want[why.String()]++
+		}
+		p := probe(t, wire.Probe{Session: wire.SessionID{2, byte(round)}, PadTo: wire.ProbeSize})
+		if _, err := c.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("round %d: the valid probe got no answer: %v", round, err)
+		}
+		var d wire.Decoder
+		var a wire.Response
+		if err := d.DecodeResponse(buf[:n], &a); err != nil || a.TxID != [12]byte(p[8:20]) || a.Server != server1 {
+			t.Fatalf("round %d: the first datagram back (%d bytes) is not the probe's answer: %+v, %v", round, n, a, err)
+		}
+		if got := r.Stats().Drops; !maps.Equal(got, want) {
+			t.Fatalf("round %d: drops counted %v, want %v", round, got, want)
+		}
+	}
+	// The count of answers follows the sends, so it may trail them.
+	waitFor(t, func() bool { return r.Stats().Answered == rounds })
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := c.Read(buf); err == nil {
+		t.Errorf("an extra %d-byte datagram came back", n)
+	}
+}
+
+// malformed returns a datagram that the balancer must drop, of a kind rng
+// picks, mostly derived from good (a valid probe with FINGERPRINT), and the
+// reason it must be dropped for. Every kind is malformed by construction:
+// no outcome of rng makes it a valid request.
+func malformed(rng *rand.Rand, good []byte) ([]byte, dropReason) {
+	pkt := append([]byte(nil), good...)
+	randomize := func(b []byte) {
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+	}
+	switch rng.IntN(10) {
+	case 0: // the first two bits of a STUN message are zero
+		pkt = make([]byte, 1+rng.IntN(300))
+		randomize(pkt)
+		pkt[0] |= 0x40 << rng.IntN(2)
+	case 1: // shorter than a header
+		pkt = make([]byte, rng.IntN(wire.HeaderSize))
+		randomize(pkt)
+	case 2: // a wrong magic cookie
+		pkt[4+rng.IntN(4)] ^= byte(1 + rng.IntN(255))
+	case 3: // truncated: the length field claims more
+		pkt = pkt[:rng.IntN(len(pkt))]
+	case 4: // bytes after the message
+		extra := make([]byte, 1+rng.IntN(64))
+		randomize(extra)
+		pkt = append(pkt, extra...)
+	case 5: // a header whose length field does not match a random body
+		body := make([]byte, rng.IntN(280))
+		randomize(body)
+		pkt = append(pkt[:wire.HeaderSize], body...)
+		l := len(body) + 4*(1+rng.IntN(100))
+		pkt[2], pkt[3] = byte(l>>8), byte(l)
+	case 6: // not a request
+		class := []stun.MessageClass{stun.ClassIndication, stun.ClassSuccessResponse, stun.ClassErrorResponse}[rng.IntN(3)]
+		binary.BigEndian.PutUint16(pkt, stun.NewType(stun.MethodBinding, class).Value())
+		return pkt, dropNotRequest
+	case 7: // a method other than Binding and Allocate
+		method := stun.Method(rng.IntN(0x1000))
+		if method == stun.MethodBinding || method == stun.MethodAllocate {
+			method = stun.MethodRefresh
+		}
+		binary.BigEndian.PutUint16(pkt, stun.NewType(method, stun.ClassRequest).Value())
+		return pkt, dropMethod
+	case 8: // a byte changed in the transaction ID or the CRC itself
+		i := 8 + rng.IntN(12)
+		if rng.IntN(2) == 0 {
+			i = len(pkt) - 1 - rng.IntN(4)
+		}
+		pkt[i] ^= byte(1 + rng.IntN(255))
+		return pkt, dropFingerprint
+	default: // an Usher attribute of a size it cannot have
+		bad := []stun.RawAttribute{
+			{Type: wire.AttrSession, Value: make([]byte, []int{0, 4, 7, 9, 16}[rng.IntN(5)])},
+			{Type: wire.AttrTicket, Value: make([]byte, wire.MaxTicketLen+1+rng.IntN(64))},
+			{Type: wire.AttrService, Value: make([]byte, wire.MaxServiceLen+1+rng.IntN(64))},
+			{Type: wire.AttrLostServer, Value: make([]byte, rng.IntN(8))},
+		}[rng.IntN(4)]
+		return stun.MustBuild(stun.TransactionID, stun.BindingRequest, bad, stun.Fingerprint).Raw, dropAttribute
+	}
+	return pkt, dropNotSTUN
 }
 
 // askOnce sends one probe to addr and returns the answer's server.
