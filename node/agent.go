@@ -131,6 +131,8 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 		RequireTicket:      cfg.RequireTicket,
 		TicketKey:          key,
 		StockAmplification: cfg.StockAmplification,
+		Handoffs:           cfg.RespondFrom == "server",
+		HandoffFrom:        p.VIP.Addr(),
 		Logger:             logger.Named("endpoint"),
 	})
 	if err != nil {

@@ -64,7 +64,8 @@
 // A datagram that cannot be answered within those rules, or is malformed,
 // is dropped and counted by reason (not_stun, not_request, method,
 // attribute, fingerprint, too_large, no_server, not_leader,
-// unknown_service, handoff_invalid, handoff_stale); the packet paths count with atomics, and the counts
+// unknown_service, handoff_invalid, handoff_stale, handoff_replay); the
+// packet paths count with atomics, and the counts
 // reach go-metrics when metrics are exported.
 //
 // # Configuration

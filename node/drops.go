@@ -25,6 +25,7 @@ const (
 	dropWriteError
 	dropHandoffInvalid
 	dropHandoffStale
+	dropHandoffReplay
 	numDropReasons
 )
 
@@ -42,6 +43,7 @@ var dropNames = [numDropReasons]string{
 	dropWriteError:     "write_error",
 	dropHandoffInvalid: "handoff_invalid",
 	dropHandoffStale:   "handoff_stale",
+	dropHandoffReplay:  "handoff_replay",
 }
 
 // String returns the reason's metric label.

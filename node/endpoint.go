@@ -34,6 +34,12 @@ type EndpointConfig struct {
 	// StockAmplification bounds answers to stock STUN Binding requests
 	// (see wire.Limit).
 	StockAmplification int
+	// Handoffs makes the endpoint relay the leader's handoffs
+	// (respond_from = "server"); without it every handoff is dropped.
+	Handoffs bool
+	// HandoffFrom, when valid, is the only source address a handoff is
+	// taken from: the balancer address, which the leader sends them from.
+	HandoffFrom netip.Addr
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger is the endpoint's logger; nil discards logs.
@@ -73,10 +79,11 @@ type Endpoint struct {
 	once   sync.Once
 
 	// Owned by the read loop (or a test calling answer directly).
-	dec  wire.Decoder
-	enc  wire.Encoder
-	req  wire.Request
-	keys *ticketKeys
+	dec     wire.Decoder
+	enc     wire.Encoder
+	req     wire.Request
+	keys    *ticketKeys
+	replays *handoffReplays
 
 	keepalives, stock, refused, relayed atomic.Uint64
 	drops                               dropCounters
@@ -117,11 +124,12 @@ func newEndpoint(cfg EndpointConfig) *Endpoint {
 		cfg.SessionTTL = 3 * time.Second
 	}
 	return &Endpoint{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		table:  newSessionTable(cfg.SessionTTL),
-		closed: make(chan struct{}),
-		keys:   newTicketKeys(cfg.TicketKey),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		table:   newSessionTable(cfg.SessionTTL),
+		closed:  make(chan struct{}),
+		keys:    newTicketKeys(cfg.TicketKey),
+		replays: newHandoffReplays((handoffMaxAge+1)*time.Second, maxHandoffReplays),
 	}
 }
 
@@ -230,7 +238,7 @@ const handoffMaxAge = 5
 // request answered to its source.
 func (e *Endpoint) handle(dst, pkt []byte, from netip.AddrPort) ([]byte, netip.AddrPort, dropReason) {
 	if wire.IsHandoff(pkt) {
-		return e.relay(dst, pkt)
+		return e.relay(dst, pkt, from)
 	}
 	out, why := e.answer(dst, pkt, from)
 	return out, from, why
@@ -238,10 +246,16 @@ func (e *Endpoint) handle(dst, pkt []byte, from netip.AddrPort) ([]byte, netip.A
 
 // relay opens a handoff sealed by the leader (respond_from = "server") and
 // returns the answer it carries and the client it goes to. The endpoint
-// relays only answers that redirect to itself: it vouches for no one else.
-func (e *Endpoint) relay(dst, pkt []byte) ([]byte, netip.AddrPort, dropReason) {
+// relays only when handoffs are on, only handoffs from the balancer
+// address, each at most once, and only answers that redirect to itself: it
+// vouches for no one else.
+func (e *Endpoint) relay(dst, pkt []byte, from netip.AddrPort) ([]byte, netip.AddrPort, dropReason) {
+	if !e.cfg.Handoffs || (e.cfg.HandoffFrom.IsValid() && from.Addr() != e.cfg.HandoffFrom) {
+		return dst, netip.AddrPort{}, dropHandoffInvalid
+	}
 	var h wire.Handoff
-	switch err := e.keys.sealer().OpenHandoff(pkt, &h, uint32(e.cfg.Now().Unix()), handoffMaxAge); {
+	now := e.cfg.Now()
+	switch err := e.keys.sealer().OpenHandoff(pkt, &h, uint32(now.Unix()), handoffMaxAge); {
 	case errors.Is(err, wire.ErrHandoffStale):
 		return dst, netip.AddrPort{}, dropHandoffStale
 	case err != nil:
@@ -250,6 +264,9 @@ func (e *Endpoint) relay(dst, pkt []byte) ([]byte, netip.AddrPort, dropReason) {
 	var r wire.Response
 	if err := e.dec.DecodeResponse(h.Answer, &r); err != nil || r.Server != e.cfg.Addr || !h.Client.IsValid() {
 		return dst, netip.AddrPort{}, dropHandoffInvalid
+	}
+	if !e.replays.admit(wire.HandoffMAC(pkt), now) {
+		return dst, netip.AddrPort{}, dropHandoffReplay
 	}
 	e.relayed.Add(1)
 	return append(dst, h.Answer...), h.Client, dropNone

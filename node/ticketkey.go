@@ -48,6 +48,6 @@ func (t *ticketKeys) sealer() *wire.Sealer {
 
 func (t *ticketKeys) refresh() {
 	if p := t.next.Load(); p != t.cur {
-		t.cur, t.tk, t.sl = p, wire.NewTicketer(*p), wire.NewSealer(*p)
+		t.cur, t.tk, t.sl = p, wire.NewTicketer(*p), wire.NewSealer(wire.HandoffKey(*p))
 	}
 }

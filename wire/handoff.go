@@ -22,8 +22,10 @@ import (
 //
 // The magic's first byte (0x55) has its top bits set, so a handoff is never
 // mistaken for a STUN message on a session endpoint. The MAC is keyed with
-// the farm's ticket key: a server relays only answers the leader sealed, so
-// nobody else can make it send datagrams to an address of their choosing.
+// the handoff key, HandoffKey of the farm's key, so a handoff MAC and a
+// ticket MAC never serve for one another: a server relays only answers the
+// leader sealed, so nobody else can make it send datagrams to an address of
+// their choosing.
 const (
 	handoffHeader = 4 + 16 + 2 + 4 + 2
 	// HandoffOverhead is what a handoff adds to the answer it carries.
@@ -52,6 +54,32 @@ type Handoff struct {
 	Answer []byte
 }
 
+// handoffKeyLabel separates the handoff key from the farm key it is derived
+// from.
+const handoffKeyLabel = "usher handoff key v1"
+
+// HandoffKey derives the key handoffs are sealed with from the farm's key:
+// HMAC-SHA256(farmKey, "usher handoff key v1").
+func HandoffKey(farmKey []byte) []byte {
+	m := hmac.New(sha256.New, farmKey)
+	m.Write([]byte(handoffKeyLabel))
+	return m.Sum(nil)
+}
+
+// HandoffMAC returns the MAC of a handoff that starts b (after IsHandoff;
+// nil if b is too short to hold one), which identifies it: a receiver that
+// remembers the MACs it relayed can refuse a replay.
+func HandoffMAC(b []byte) []byte {
+	if len(b) < HandoffOverhead {
+		return nil
+	}
+	n := int(binary.BigEndian.Uint16(b[handoffHeader-2 : handoffHeader]))
+	if len(b) != HandoffOverhead+n {
+		return nil
+	}
+	return b[handoffHeader+n:]
+}
+
 // IsHandoff reports whether b starts like a handoff.
 func IsHandoff(b []byte) bool {
 	return len(b) >= len(handoffMagic) && [4]byte(b[:4]) == handoffMagic
@@ -64,7 +92,7 @@ type Sealer struct {
 	sum [sha256.Size]byte
 }
 
-// NewSealer returns a Sealer keyed with the farm's key.
+// NewSealer returns a Sealer keyed with key (HandoffKey of the farm's key).
 func NewSealer(key []byte) *Sealer {
 	return &Sealer{mac: hmac.New(sha256.New, key)}
 }
@@ -92,15 +120,12 @@ func (s *Sealer) OpenHandoff(b []byte, h *Handoff, now, maxAge uint32) error {
 	if !IsHandoff(b) {
 		return ErrNotHandoff
 	}
-	if len(b) < HandoffOverhead {
+	mac := HandoffMAC(b)
+	if mac == nil {
 		return ErrHandoffInvalid
 	}
-	n := int(binary.BigEndian.Uint16(b[handoffHeader-2 : handoffHeader]))
-	if len(b) != HandoffOverhead+n {
-		return ErrHandoffInvalid
-	}
-	body := b[:handoffHeader+n]
-	if !hmac.Equal(b[handoffHeader+n:], s.seal(body)) {
+	n := len(b) - HandoffOverhead
+	if !hmac.Equal(mac, s.seal(b[:handoffHeader+n])) {
 		return ErrHandoffInvalid
 	}
 	addr := netip.AddrFrom16([16]byte(b[4:20])).Unmap()

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"net/netip"
 	"testing"
@@ -102,4 +103,32 @@ func FuzzOpenHandoff(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestHandoffKey(t *testing.T) {
+	// Golden: the derivation is part of the protocol (docs/protocol.md).
+	got := hex.EncodeToString(HandoffKey(bytes.Repeat([]byte{7}, 32)))
+	want := "bdc8de64f6c826a087d2c67ef5495b2de958dd000ee289aa46669a18500c3675"
+	if got != want {
+		t.Errorf("HandoffKey = %s, want %s", got, want)
+	}
+	if bytes.Equal(HandoffKey([]byte{1}), HandoffKey([]byte{2})) {
+		t.Error("two farm keys give one handoff key")
+	}
+}
+
+func TestHandoffMAC(t *testing.T) {
+	s := NewSealer(HandoffKey(bytes.Repeat([]byte{7}, 32)))
+	pkt, err := s.AppendHandoff(nil, &Handoff{Client: netip.MustParseAddrPort("198.18.0.200:4000"), Sent: 10, Answer: []byte{1, 2, 3, 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mac := HandoffMAC(pkt); !bytes.Equal(mac, pkt[len(pkt)-TicketMACLen:]) {
+		t.Errorf("HandoffMAC = %x", mac)
+	}
+	for _, b := range [][]byte{pkt[:len(pkt)-1], pkt[:HandoffOverhead-1], append(append([]byte(nil), pkt...), 0)} {
+		if mac := HandoffMAC(b); mac != nil {
+			t.Errorf("HandoffMAC of %d bytes = %x, want nil", len(b), mac)
+		}
+	}
 }
