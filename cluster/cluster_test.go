@@ -277,25 +277,49 @@ func TestEncryptedGossip(t *testing.T) {
 	}
 }
 
+// TestQuorumLossStopsServing crashes both followers of a three-voter farm:
+// the leader must stop serving by its lease deadline, as seen from outside.
+//
+// The bound is exact. A lease round that starts at s extends the deadline
+// to s + RaftLease only once its barrier commits, which takes an
+// acknowledgement from a follower that stored the barrier entry, created
+// after s. Once crash has returned for both followers (lost, read after),
+// no follower stores anything, so every round that can still commit began
+// before lost, and no deadline reaches past lost + RaftLease. Serving
+// compares the clock with the deadline, and the watch reads the clock
+// before each call: a true answer whose call began at or after
+// lost + RaftLease is impossible, however loaded the machine.
 func TestQuorumLossStopsServing(t *testing.T) {
 	ledger := newVIPLedger(t)
 	nodes := startFarm(t, 3, 3, ledger)
 	leader := waitSingleServer(t, nodes, 15*time.Second)
+	term, _ := leader.Serving()
 	for _, c := range without(nodes, leader) {
 		c.crash()
 	}
 	lost := Monotonic()
+	bound := lost + leader.timing.RaftLease
 	eventually(t, 5*time.Second, "leader stops serving", func() bool {
 		_, ok := leader.Serving()
 		return !ok
 	})
-	t.Logf("serving stopped %v after the majority died (lease %v)", Monotonic()-lost, leader.timing.RaftLease)
 	eventually(t, 5*time.Second, "vip released", func() bool { return !leader.Stats().VIPHolder })
 	for range 10 {
 		if _, ok := leader.Serving(); ok {
 			t.Fatal("serving again without a quorum")
 		}
 		time.Sleep(30 * time.Millisecond)
+	}
+	ledger.watch.waitPolled(t, leader.Name(), bound+leader.timing.RaftHeartbeat)
+	last, ok := ledger.watch.last(leader.Name(), 0)
+	if !ok {
+		t.Fatal("the watch never saw the leader serve")
+	}
+	t.Logf("last seen serving (term %d) %v after the majority was gone (lease %v)",
+		last.term, last.t0-lost, leader.timing.RaftLease)
+	if last.term != term || last.t0 >= bound {
+		t.Errorf("%s seen serving term %d at or after %v, %v past lost + RaftLease; it led term %d when the majority went",
+			leader.Name(), last.term, last.t0, last.t0-bound, term)
 	}
 }
 
