@@ -126,6 +126,12 @@ type chaosCluster struct {
 
 	keepalive, deadAfter time.Duration
 
+	// sizes probes the VIP and every session endpoint with requests of
+	// every kind for the size rule; polls watches who serves. Both run
+	// from the cluster's start to verify.
+	sizes *prober
+	polls *statusPoller
+
 	mu         sync.Mutex
 	unexpected []string // agents that exited without the test asking
 	finished   bool
@@ -186,9 +192,17 @@ func newChaosCluster(t *testing.T, netns bool, n int, profile string) *chaosClus
 	for _, a := range c.agents {
 		a.start()
 	}
+	c.sizes = startSizeProber(c, sizeProbeEvery)
+	c.polls = startStatusPoller(c)
 	c.waitHealthy(30 * time.Second)
 	return c
 }
+
+// sizeProbeEvery is the size prober's send interval: with three agents
+// each of its ten targets (four at the VIP, two per agent) gets a request
+// every 20 ms, often enough that every kind is answered in the short healthy spells of
+// majority-kill.
+const sizeProbeEvery = 2 * time.Millisecond
 
 // eventsPath is the agent's vip_events file; it survives restarts.
 func (a *agent) eventsPath() string { return filepath.Join(a.c.dir, a.name+".vip.jsonl") }

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bufio"
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -97,11 +96,18 @@ func holdIntervals(name string, evs []vipEventLine, lives []life) []Interval {
 }
 
 // verify checks the invariants every scenario must keep and records the
-// violations in res: no two VIP holders at once, no answer from an older
-// term after a newer one, no answer larger than its request, no assignment
-// to a dead server past the exclusion bound, no agent exit the test did
-// not cause. It marks the cluster finished, so the kills of the cleanup do
-// not count as unexpected exits.
+// violations in res. It stops the probers and the status poller, and marks
+// the cluster finished, so the kills of the cleanup do not count as
+// unexpected exits. Each check says what it proves and from whose record:
+//
+//   - unexpected-exit: no agent exited unless the test ended it.
+//   - vip-overlap: the agents' own -vip-events records (checkHoldRecords).
+//   - amplification, not-redirect, size-unanswered: what the client host
+//     received (checkSizes).
+//   - term-interleave, term-shared: who was seen serving, by the prober's
+//     answers and the status polls (checkFencing).
+//   - dead-assignment: the prober's answers against the kills the test
+//     made (checkDeadAssignments).
 func (c *chaosCluster) verify(pr *prober, res *chaosResult) {
 	c.t.Helper()
 	c.mu.Lock()
@@ -113,16 +119,74 @@ func (c *chaosCluster) verify(pr *prober, res *chaosResult) {
 		a.expected = true
 		a.mu.Unlock()
 	}
-	fail := func(kind, format string, args ...any) {
-		c.t.Helper()
-		res.violation(kind)
-		c.t.Errorf(kind+": "+format, args...)
-	}
 	for _, u := range unexpected {
-		fail("unexpected-exit", "%s", u)
+		c.fail(res, "unexpected-exit", "%s", u)
 	}
+	c.checkHoldRecords(res)
+	pr.close()
+	c.sizes.close()
+	c.polls.close()
+	answers := append(pr.snapshot(), c.sizes.snapshot()...)
+	res.Answers += len(answers)
+	c.checkSizes(answers, res)
+	c.checkFencing(pr, res)
+	c.checkDeadAssignments(answers, res)
+}
 
-	// Never two VIP holders at once.
+// fail records a violation of the given kind and fails the test.
+func (c *chaosCluster) fail(res *chaosResult, kind, format string, args ...any) {
+	c.t.Helper()
+	res.violation(kind)
+	c.t.Errorf(kind+": "+format, args...)
+}
+
+// reporter records violations of many kinds, failing the test with the
+// first few of each kind only.
+type reporter struct {
+	c     *chaosCluster
+	res   *chaosResult
+	shown map[string]int
+}
+
+// reporterShows is how many violations of one kind a reporter shows.
+const reporterShows = 3
+
+func (c *chaosCluster) reporter(res *chaosResult) *reporter {
+	return &reporter{c: c, res: res, shown: map[string]int{}}
+}
+
+// add records one violation of kind, and fails the test with it if it is
+// among the first of its kind.
+func (r *reporter) add(kind, format string, args ...any) {
+	r.c.t.Helper()
+	if r.shown[kind]++; r.shown[kind] <= reporterShows {
+		r.c.fail(r.res, kind, format, args...)
+		return
+	}
+	r.res.violation(kind)
+}
+
+// done says how many violations of each kind were not shown.
+func (r *reporter) done() {
+	r.c.t.Helper()
+	for kind, n := range r.shown {
+		if n > reporterShows {
+			r.c.t.Errorf("%s: %d violations in all", kind, n)
+		}
+	}
+}
+
+// checkHoldRecords checks that no two agents' holding intervals, as each
+// agent recorded them in its -vip-events file (ended at the kill for a
+// holder killed while holding), overlap. This trusts the holders: it
+// proves that the VIP owner's own bookkeeping never let two nodes believe
+// they held at once (an acquire before the last holder's release, a
+// restart that kept an old hold), but an agent records a release at its
+// lease deadline at the latest, so one that served past its lease looks
+// clean here; checkFencing and the scenarios' lease checks do not trust
+// that record.
+func (c *chaosCluster) checkHoldRecords(res *chaosResult) {
+	c.t.Helper()
 	var all []Interval
 	for _, a := range c.agents {
 		evs, err := readVIPEvents(a.eventsPath())
@@ -134,34 +198,87 @@ func (c *chaosCluster) verify(pr *prober, res *chaosResult) {
 	}
 	res.Holds += len(all)
 	for _, p := range Overlaps(all) {
-		fail("vip-overlap", "%s held [%v, %v) while %s held [%v, %v)",
+		c.fail(res, "vip-overlap", "%s recorded holding [%v, %v) while %s recorded holding [%v, %v)",
 			p[0].Holder, p[0].From, p[0].To, p[1].Holder, p[1].From, p[1].To)
 	}
+}
 
-	if pr == nil {
-		return
+// checkSizes checks every answer the client host received against the
+// size rule (an Usher request's answer no larger than the request, a stock
+// request's at most stockAmplification times it), that every answer at the
+// VIP is a 300 redirect of the request's method, and that every kind of
+// request the probers sent was answered at least once, so that no size
+// check passed for want of answers.
+func (c *chaosCluster) checkSizes(answers []answer, res *chaosResult) {
+	c.t.Helper()
+	kinds := map[string]int{}
+	for _, tg := range c.sizes.targets {
+		kinds[tg.kind.name] += 0
 	}
-	pr.close()
-	answers := pr.snapshot()
-	res.Answers += len(answers)
+	r := c.reporter(res)
 	for i, a := range answers {
-		if a.size > a.req {
-			fail("amplification", "answer %d: %d bytes to a %d-byte probe", i, a.size, a.req)
+		kinds[a.kind.name]++
+		if lim := a.kind.limit(a.req); a.size > lim {
+			r.add("amplification", "answer %d: %d bytes to a %d-byte %s (limit %d)", i, a.size, a.req, a.kind.name, lim)
 		}
-		if !a.redirect {
-			fail("not-redirect", "answer %d is not a 300 redirect", i)
+		if a.vip && !a.redirect {
+			r.add("not-redirect", "answer %d at the VIP to a %s is not a 300 redirect of its method", i, a.kind.name)
 		}
 	}
-	bad, late := termInterleavings(answers)
+	r.done()
+	for k, n := range kinds {
+		if n == 0 {
+			c.fail(res, "size-unanswered", "no %s was answered: its size rule went unchecked", k)
+		}
+	}
+	c.t.Logf("answers checked against the size rule, by kind of request: %v", kinds)
+}
+
+// checkFencing checks, from evidence gathered outside the serving nodes
+// (the answers at the VIP and the status polls, see Sighting), that no
+// node served in an older term after a newer term had served
+// (term-interleave: StaleServing), and that no two nodes served in one
+// term (term-shared: SharedTerms). Unlike checkHoldRecords it sees a node
+// that serves past its lease, as soon as a newer term has been seen
+// serving first. It fails if the polls never saw anyone serve, which
+// would leave it checking the prober alone.
+func (c *chaosCluster) checkFencing(pr *prober, res *chaosResult) {
+	c.t.Helper()
+	s := c.sightings(pr)
+	polled, answered := c.polls.snapshot()
+	res.Polls += answered
+	if len(polled) == 0 {
+		c.fail(res, "no-sightings", "%d status polls answered, none found a node serving", answered)
+	}
+	c.t.Logf("fencing checked on %d sightings, %d of them from %d status polls answered", len(s), len(polled), answered)
+	r := c.reporter(res)
+	defer r.done()
+	bad, late := StaleServing(s)
 	for _, p := range bad {
-		fail("term-interleave", "a probe sent at %v was answered in term %d, after a probe was answered in term %d at %v",
-			p[1].sent, p[1].term, p[0].term, p[0].recv)
+		r.add("term-interleave", "%s served term %d within [%v, %v], after %s had served term %d within [%v, %v]",
+			who(p[1]), p[1].Term, p[1].Sent, p[1].Recv, who(p[0]), p[0].Term, p[0].Sent, p[0].Recv)
+	}
+	for _, p := range SharedTerms(s) {
+		r.add("term-shared", "%s and %s both served term %d (within [%v, %v] and [%v, %v])",
+			p[0].Node, p[1].Node, p[0].Term, p[0].Sent, p[0].Recv, p[1].Sent, p[1].Recv)
 	}
 	if late > 0 {
-		res.note("%d answers of an older term arrived after a newer term had answered, all to probes sent before that (delivered late, not served late)", late)
+		res.note("%d sightings of an older term arrived after a newer term had been seen serving, all asked for before that (delivered late, not served late)", late)
 	}
-	// No assignment to a server after it died plus the exclusion bound,
-	// until it was started again.
+}
+
+// who names the node of a sighting.
+func who(s Sighting) string {
+	if s.Node == "" {
+		return "the VIP"
+	}
+	return s.Node
+}
+
+// checkDeadAssignments checks that no probe sent more than exclusionBound
+// after a server died was assigned to it, until it was started again.
+func (c *chaosCluster) checkDeadAssignments(answers []answer, res *chaosResult) {
+	c.t.Helper()
 	for _, ag := range c.agents {
 		lives := ag.history()
 		for i, l := range lives {
@@ -174,7 +291,7 @@ func (c *chaosCluster) verify(pr *prober, res *chaosResult) {
 			}
 			for _, a := range answers {
 				if a.server == ag.sessionAddr() && a.sent >= l.to+exclusionBound && a.sent < until {
-					fail("dead-assignment", "probe sent %v after %s died was assigned to it", a.sent-l.to, ag.name)
+					c.fail(res, "dead-assignment", "probe sent %v after %s died was assigned to it", a.sent-l.to, ag.name)
 					break
 				}
 			}
@@ -188,44 +305,15 @@ func (c *chaosCluster) verify(pr *prober, res *chaosResult) {
 func (c *chaosCluster) checkUndisturbed(ss []*chaosSession, from, to time.Duration, res *chaosResult) {
 	c.t.Helper()
 	for i, s := range ss {
-		if how, bad := s.disturbedIn(from, to); bad {
-			res.violation("session-disturbed")
-			c.t.Errorf("session-disturbed: session %d (on %v): %s; window [%v, %v); events %s; stats %+v", i, s.s.Server(), how, from, to, s.describeEvents(), s.s.Stats())
-		}
+		c.checkSession(fmt.Sprintf("session %d", i), s, from, to, res)
 	}
 }
 
-// termInterleavings finds the answers that prove two terms served at once:
-// an answer in term T to a probe sent after an answer in a newer term had
-// already arrived. For each it returns the newer answer that preceded it
-// and the offending one. An older-term answer to a probe sent before any
-// newer term answered is not a violation: the old holder may have answered
-// while still holding, and the packet arrived late (a dead host's kernel
-// flushes the answers it queued while resolving the client's address once
-// its link is back). late counts those.
-func termInterleavings(answers []answer) (bad [][2]answer, late int) {
-	byRecv := slices.Clone(answers)
-	slices.SortFunc(byRecv, func(a, b answer) int { return cmp.Compare(a.recv, b.recv) })
-	// best[i] is the answer with the highest term among byRecv[:i+1].
-	best := make([]answer, len(byRecv))
-	for i, a := range byRecv {
-		best[i] = a
-		if i > 0 && best[i-1].term >= a.term {
-			best[i] = best[i-1]
-		}
+// checkSession is checkUndisturbed for one session, named name.
+func (c *chaosCluster) checkSession(name string, s *chaosSession, from, to time.Duration, res *chaosResult) {
+	c.t.Helper()
+	if how, bad := s.disturbedIn(from, to); bad {
+		res.violation("session-disturbed")
+		c.t.Errorf("session-disturbed: %s (on %v): %s; window [%v, %v); events %s; stats %+v", name, s.s.Server(), how, from, to, s.describeEvents(), s.s.Stats())
 	}
-	for _, a := range byRecv {
-		// Newest answer received strictly before a's probe was sent.
-		i, _ := slices.BinarySearchFunc(byRecv, a.sent, func(x answer, t time.Duration) int { return cmp.Compare(x.recv, t) })
-		if i > 0 && best[i-1].term > a.term {
-			bad = append(bad, [2]answer{best[i-1], a})
-			continue
-		}
-		// Newest answer received before a itself arrived.
-		j, _ := slices.BinarySearchFunc(byRecv, a.recv, func(x answer, t time.Duration) int { return cmp.Compare(x.recv, t) })
-		if j > 0 && best[j-1].term > a.term {
-			late++
-		}
-	}
-	return bad, late
 }

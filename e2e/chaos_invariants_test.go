@@ -8,36 +8,8 @@ import (
 )
 
 // The invariant checks of the chaos suite must be able to fail: these
-// tables feed them histories with and without violations.
-
-func TestTermInterleavings(t *testing.T) {
-	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-	ans := func(sent, recv int, term uint64) answer {
-		return answer{sent: ms(sent), recv: ms(recv), term: term}
-	}
-	tests := []struct {
-		name      string
-		answers   []answer
-		bad, late int
-	}{
-		{"one term", []answer{ans(0, 1, 3), ans(5, 6, 3)}, 0, 0},
-		{"clean handover", []answer{ans(0, 1, 3), ans(10, 11, 4), ans(20, 21, 4)}, 0, 0},
-		{"old term answers a probe sent after the new term answered",
-			[]answer{ans(0, 1, 3), ans(10, 11, 4), ans(20, 21, 3)}, 1, 0},
-		{"two leaders alternate",
-			[]answer{ans(0, 1, 4), ans(5, 6, 5), ans(10, 11, 4), ans(15, 16, 5), ans(20, 21, 4)}, 2, 0},
-		{"old answer delivered late", []answer{ans(0, 1, 3), ans(10, 11, 4), ans(5, 30, 3)}, 0, 1},
-		{"answers out of order in the slice", []answer{ans(20, 21, 3), ans(10, 11, 4)}, 1, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			bad, late := termInterleavings(tt.answers)
-			if len(bad) != tt.bad || late != tt.late {
-				t.Errorf("got %d violations %v and %d late, want %d and %d", len(bad), bad, late, tt.bad, tt.late)
-			}
-		})
-	}
-}
+// tables feed them histories with and without violations (the checks on
+// sightings are tested in sighting_test.go).
 
 func TestHoldIntervals(t *testing.T) {
 	s := func(n int) time.Duration { return time.Duration(n) * time.Second }

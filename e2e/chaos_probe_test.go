@@ -9,43 +9,164 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/stun/v3"
+
 	"github.com/usherlb/usher/wire"
 )
 
-// answer is one probe answered at the VIP, timed on Monotonic.
+// stockAmplification is the agents' stock_amplification: the chaos agents
+// run with the default, so a stock request's answer may be three times its
+// size (docs/protocol.md, "The size rule").
+const stockAmplification = 3
+
+// probeKind is one kind of request a prober sends, with what the size rule
+// allows its answer.
+type probeKind struct {
+	name string
+	// stock marks a request without USHER-SESSION: its answer may be
+	// stockAmplification times its size, an Usher request's no larger
+	// than the request.
+	stock bool
+	// build appends the request, with transaction ID tx, to buf.
+	build func(enc *wire.Encoder, buf []byte, tx [stun.TransactionIDSize]byte) []byte
+}
+
+// limit is the largest answer the size rule allows to a request of req
+// bytes of kind k.
+func (k *probeKind) limit(req int) int {
+	if k.stock {
+		return stockAmplification * req
+	}
+	return req
+}
+
+// usherProbe is an Usher probe with a fresh session, padded to padTo bytes
+// (0: not padded, 40 bytes).
+func usherProbe(name string, padTo int) *probeKind {
+	return &probeKind{name: name, build: func(enc *wire.Encoder, buf []byte, tx [stun.TransactionIDSize]byte) []byte {
+		p := wire.Probe{TxID: tx, PadTo: padTo}
+		rand.Read(p.Session[:])
+		out, _ := enc.AppendProbe(buf, &p)
+		return out
+	}}
+}
+
+// The kinds of request the probers send.
+var (
+	// probePadded is what clients send: padded to wire.ProbeSize, so the
+	// whole redirect fits.
+	probePadded = usherProbe("probe-padded", wire.ProbeSize)
+	// probeBare is an Usher probe without padding (40 bytes): the
+	// redirect must shrink to its required attributes.
+	probeBare = usherProbe("probe-bare", 0)
+	// probeSmall has room for USHER-TERM and USHER-TIMERS but not the
+	// ticket (72 bytes).
+	probeSmall = usherProbe("probe-72", 72)
+	// stockBinding is a stock STUN Binding request: a bare 20-byte header.
+	stockBinding = &probeKind{name: "stock-binding", stock: true, build: func(_ *wire.Encoder, buf []byte, tx [stun.TransactionIDSize]byte) []byte {
+		m := &stun.Message{Type: stun.BindingRequest, TransactionID: tx}
+		m.WriteHeader()
+		return append(buf, m.Raw...)
+	}}
+	// stockAllocate is a stock TURN Allocate request as a TURN client
+	// starts one: REQUESTED-TRANSPORT UDP and FINGERPRINT (36 bytes).
+	stockAllocate = &probeKind{name: "stock-allocate", stock: true, build: func(_ *wire.Encoder, buf []byte, tx [stun.TransactionIDSize]byte) []byte {
+		m := &stun.Message{Type: stun.NewType(stun.MethodAllocate, stun.ClassRequest), TransactionID: tx}
+		m.WriteHeader()
+		m.Add(stun.AttrRequestedTransport, []byte{17, 0, 0, 0})
+		_ = stun.Fingerprint.AddTo(m)
+		return append(buf, m.Raw...)
+	}}
+)
+
+// keepaliveBare is an Usher keepalive without ticket or padding (40 bytes)
+// in session s: one session per prober and server, so the probing adds
+// one session to each server's load.
+func keepaliveBare(s wire.SessionID) *probeKind {
+	return &probeKind{name: "keepalive-bare", build: func(enc *wire.Encoder, buf []byte, tx [stun.TransactionIDSize]byte) []byte {
+		out, _ := enc.AppendKeepalive(buf, &wire.Keepalive{TxID: tx, Session: s})
+		return out
+	}}
+}
+
+// target is one destination of a prober and the kind of request it gets.
+type target struct {
+	to   netip.AddrPort
+	kind *probeKind
+	vip  bool // the balancer address, which must answer with a redirect
+}
+
+// answer is one request answered, timed on Monotonic: sent is read before
+// the request was sent, recv when its answer had been read.
 type answer struct {
 	sent, recv time.Duration
 	term       uint64
 	server     netip.AddrPort
 	size, req  int
-	redirect   bool
+	kind       *probeKind
+	vip        bool
+	// redirect: a 300 Try Alternate of the request's method.
+	redirect bool
 }
 
-// prober sends a fresh probe (new transaction and session) to the VIP from
-// the client host every interval and records every answer.
+// pendingReq is a request sent and not yet answered.
+type pendingReq struct {
+	sent   time.Duration
+	size   int
+	method stun.Method
+	t      *target
+}
+
+// prober sends a fresh request (new transaction; for a probe, a new
+// session) from the client host every interval, to its targets in turn,
+// and records every answer.
 type prober struct {
-	conn  *net.UDPConn
-	vip   netip.AddrPort
-	every time.Duration
+	conn    *net.UDPConn
+	targets []target
+	every   time.Duration
 
 	mu      sync.Mutex
-	pending map[[12]byte]time.Duration
+	pending map[[stun.TransactionIDSize]byte]pendingReq
 	answers []answer
 	sent    int
-	reqSize int
 
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// startProber opens the prober's socket on the client host and starts
-// sending.
+// startProber starts the prober the scenarios time failovers with: a
+// padded probe to the VIP every interval.
 func startProber(c *chaosCluster, every time.Duration) *prober {
+	return startProberTo(c, every, []target{{to: netip.AddrPortFrom(c.topo.VIP(), vipPort), kind: probePadded, vip: true}})
+}
+
+// startSizeProber starts a prober that checks the size rule on requests of
+// every kind: bare, small and stock probes to the VIP, and stock Binding
+// requests and bare keepalives to every agent's session endpoint.
+func startSizeProber(c *chaosCluster, every time.Duration) *prober {
+	vip := netip.AddrPortFrom(c.topo.VIP(), vipPort)
+	ts := []target{
+		{to: vip, kind: probeBare, vip: true},
+		{to: vip, kind: probeSmall, vip: true},
+		{to: vip, kind: stockBinding, vip: true},
+		{to: vip, kind: stockAllocate, vip: true},
+	}
+	for _, a := range c.agents {
+		var s wire.SessionID
+		rand.Read(s[:])
+		ts = append(ts, target{to: a.sessionAddr(), kind: stockBinding}, target{to: a.sessionAddr(), kind: keepaliveBare(s)})
+	}
+	return startProberTo(c, every, ts)
+}
+
+// startProberTo opens a prober's socket on the client host and starts
+// sending to targets.
+func startProberTo(c *chaosCluster, every time.Duration, targets []target) *prober {
 	c.t.Helper()
 	cl := c.topo.Client()
 	p := &prober{
-		vip: netip.AddrPortFrom(c.topo.VIP(), vipPort), every: every,
-		pending: make(map[[12]byte]time.Duration), stop: make(chan struct{}),
+		targets: targets, every: every,
+		pending: make(map[[stun.TransactionIDSize]byte]pendingReq), stop: make(chan struct{}),
 	}
 	if err := cl.Do(func() (err error) {
 		p.conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: cl.Addr.AsSlice()})
@@ -78,28 +199,26 @@ func (p *prober) send() {
 	var buf []byte
 	t := time.NewTicker(p.every)
 	defer t.Stop()
-	for {
-		pr := wire.Probe{PadTo: wire.ProbeSize}
-		rand.Read(pr.TxID[:])
-		rand.Read(pr.Session[:])
-		var err error
-		buf, err = enc.AppendProbe(buf[:0], &pr)
-		if err == nil {
+	for i := 0; ; i++ {
+		tg := &p.targets[i%len(p.targets)]
+		var tx [stun.TransactionIDSize]byte
+		rand.Read(tx[:])
+		buf = tg.kind.build(&enc, buf[:0], tx)
+		if len(buf) > 0 {
 			now := Monotonic()
 			p.mu.Lock()
-			p.pending[pr.TxID] = now
+			p.pending[tx] = pendingReq{sent: now, size: len(buf), method: methodOf(buf), t: tg}
 			p.sent++
-			p.reqSize = len(buf)
 			if p.sent%500 == 0 {
-				for id, at := range p.pending {
-					if now-at > 5*time.Second {
+				for id, r := range p.pending {
+					if now-r.sent > 5*time.Second {
 						delete(p.pending, id)
 					}
 				}
 			}
 			p.mu.Unlock()
-			// A send error (no route, link down) is a lost probe.
-			_, _ = p.conn.WriteToUDPAddrPort(buf, p.vip)
+			// A send error (no route, link down) is a lost request.
+			_, _ = p.conn.WriteToUDPAddrPort(buf, tg.to)
 		}
 		select {
 		case <-p.stop:
@@ -129,16 +248,24 @@ func (p *prober) read() {
 			continue
 		}
 		p.mu.Lock()
-		sent, ok := p.pending[r.TxID]
+		req, ok := p.pending[r.TxID]
 		delete(p.pending, r.TxID)
 		if ok {
 			p.answers = append(p.answers, answer{
-				sent: sent, recv: now, term: r.Term, server: r.Server,
-				size: n, req: p.reqSize, redirect: !r.Success && r.Code == 300,
+				sent: req.sent, recv: now, term: r.Term, server: r.Server,
+				size: n, req: req.size, kind: req.t.kind, vip: req.t.vip,
+				redirect: !r.Success && r.Code == stun.CodeTryAlternate && r.Method == req.method,
 			})
 		}
 		p.mu.Unlock()
 	}
+}
+
+// methodOf returns the method of the STUN message b (a header at least).
+func methodOf(b []byte) stun.Method {
+	var t stun.MessageType
+	t.ReadValue(uint16(b[0])<<8 | uint16(b[1]))
+	return t.Method
 }
 
 // snapshot returns a copy of the answers so far, in arrival order.

@@ -117,10 +117,8 @@ func openSessions(c *chaosCluster, n int) []*chaosSession {
 				LocalAddr: netip.AddrPortFrom(cl.Addr, 0),
 				Now:       monoNow,
 				Events:    1024,
-				// Short probe rounds, so a client whose server died
-				// while the balancer is gone reaches its backups soon.
-				RTO:     100 * time.Millisecond,
-				Retries: 4,
+				RTO:       chaosRTO,
+				Retries:   chaosRetries,
 			})
 			return err
 		})
@@ -138,6 +136,17 @@ func openSessions(c *chaosCluster, n int) []*chaosSession {
 	c.t.Cleanup(func() { close(stop); <-done })
 	return out
 }
+
+// The chaos sessions' probe retransmission: short rounds, so a client whose
+// server died while the balancer is gone reaches its backups soon.
+const (
+	chaosRTO     = 100 * time.Millisecond
+	chaosRetries = 4
+	// probeRound is the longest a whole unanswered probe round lasts: the
+	// waits after each of the chaosRetries transmissions, doubling from
+	// chaosRTO, each up to 20% longer with the client's jitter.
+	probeRound = chaosRTO * (1<<chaosRetries - 1) * 12 / 10
+)
 
 // gapBound is the longest keepalive silence a session on a healthy server
 // may see: one interval with the client's +20% jitter, plus slack for a

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"strconv"
@@ -134,7 +135,7 @@ func TestChaos(t *testing.T) {
 							if sc.netnsOnly && !netns {
 								t.Skip("needs a namespace farm: loopback links cannot be cut")
 							}
-							res := newResult(sc.name, profile, topo, cfg.reps)
+							res := newResult(sc.name, profile, topo)
 							start := time.Now()
 							c := newChaosCluster(t, netns, 3, profile)
 							sc.run(t, c, res, cfg)
@@ -261,6 +262,7 @@ func leaderKill(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig
 			}
 		}
 		l.start()
+		res.repDone()
 	}
 	c.waitHealthy(30 * time.Second)
 	c.verify(pr, res)
@@ -329,6 +331,7 @@ func followerKill(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConf
 		}
 		c.checkUndisturbed(others, t0, Monotonic(), res)
 		f.start()
+		res.repDone()
 	}
 	c.waitHealthy(30 * time.Second)
 	c.verify(pr, res)
@@ -396,6 +399,7 @@ func leaderPause(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfi
 			res.note("rep %d: the paused leader %s led again after waking", rep, l.name)
 		}
 		c.checkUndisturbed(others, t0, tc, res)
+		res.repDone()
 	}
 	c.verify(pr, res)
 }
@@ -440,15 +444,29 @@ func leaderIsolate(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosCon
 			t.Fatal(err)
 		}
 		c.waitHealthy(30 * time.Second)
+		// Every lease renewal that committed started before the cut, so
+		// the lease ended by t0 + lease, whatever l recorded: nobody may
+		// be seen serving its term after that.
+		if late := Served(c.sightings(pr), st.Term, t0+c.timing.lease, 0); len(late) > 0 {
+			x := late[0]
+			res.violation("served-past-lease")
+			t.Errorf("rep %d: %s served term %d within [%v, %v], %v after it was cut off (lease %v); %d sightings in all, %d of them by status polls",
+				rep, who(x), x.Term, x.Sent, x.Recv, x.Sent-t0, c.timing.lease, len(late), named(late))
+		}
 		c.checkUndisturbed(ss, t0, Monotonic(), res)
+		res.repDone()
 	}
 	c.verify(pr, res)
 }
 
-// majorityKill kills two of the three nodes, the leader among them: the
-// survivor has no quorum, so nobody may answer at the VIP; the survivor's
-// sessions go on; the dead servers' clients find the survivor through
-// USHER-BACKUP. Then the dead nodes come back.
+// majorityKill kills two of the three nodes, the leader among them, and
+// checks what the design promises for the loss of a majority: nobody
+// serves at the VIP once the old leader's lease is over (no split brain);
+// the sessions on the survivor carry on undisturbed; every session of a
+// dead server falls back to the survivor, the one live USHER-BACKUP it was
+// given, within its declare-dead timeout plus one unanswered probe round,
+// and keeps working there. Then the dead nodes come back and the VIP must
+// answer again.
 func majorityKill(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig) {
 	pr := startProber(c, probeEvery)
 	for rep := range cfg.reps {
@@ -480,39 +498,24 @@ func majorityKill(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConf
 		}
 		// No answer at the VIP once the old leader's lease is over.
 		quiet := t0 + c.timing.lease
-		_, missing := waitMoved(victims, func(*chaosSession) netip.AddrPort { return netip.AddrPort{} }, t0, c.deadAfter+answerTimeout)
-		for _, s := range victims {
-			used := false
-			for _, ev := range s.eventsSince(t0) {
-				if ev.Kind == client.BackupUsed {
-					used = true
-					res.observe("backup-fallback", mono(ev.At)-t0)
-					break
-				}
-			}
-			if !used {
-				res.violation("no-backup")
-				t.Errorf("rep %d: a session of a dead server did not fall back to a backup; its events since the kill: %v; stats %+v; survivor %s", rep, s.eventsSince(t0), s.s.Stats(), survivor.sessionAddr())
-			}
-		}
-		if missing > 0 {
-			t.Logf("rep %d: %d sessions not moved", rep, missing)
-		}
+		waitMoved(victims, func(*chaosSession) netip.AddrPort { return netip.AddrPort{} }, t0, c.deadAfter+answerTimeout)
+		fellBack := c.checkFallback(rep, victims, survivor, t0, res)
 		// Hold the quorum-less state a while longer.
 		time.Sleep(max(time.Second, 3*c.timing.heartbeat))
 		tq := Monotonic()
-		if st, err := survivor.status(); err == nil && st.Serving {
+		for _, x := range Served(c.sightings(pr), 0, quiet, tq) {
 			res.violation("served-without-quorum")
-			t.Errorf("rep %d: %s serves without a quorum", rep, survivor.name)
-		}
-		for _, a := range pr.snapshot() {
-			if a.sent >= quiet && a.sent < tq {
-				res.violation("served-without-quorum")
-				t.Errorf("rep %d: the VIP answered (term %d, %v after the kill) without a quorum", rep, a.term, a.recv-t0)
-				break
-			}
+			t.Errorf("rep %d: %s served (term %d) within [%v, %v] after the kill, without a quorum", rep, who(x), x.Term, x.Sent-t0, x.Recv-t0)
+			break
 		}
 		c.checkUndisturbed(kept, t0, tq, res)
+		// A fallen-back session's silence ends with its first answer
+		// from the survivor, within a keepalive interval of the move.
+		for i, s := range victims {
+			if at, ok := fellBack[s]; ok {
+				c.checkSession(fmt.Sprintf("session %d of a dead server, on the survivor since %v", i, at), s, at+c.gapBound(), tq, res)
+			}
+		}
 		tr := Monotonic()
 		for _, a := range dead {
 			a.start()
@@ -527,8 +530,42 @@ func majorityKill(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConf
 		for _, s := range ss {
 			s.close()
 		}
+		res.repDone()
 	}
 	c.verify(pr, res)
+}
+
+// checkFallback checks that every session of victims, whose server died at
+// t0 while the balancer fell silent, moved to the survivor through a
+// backup (BackupUsed) within its declare-dead timeout plus one unanswered
+// probe round, and returns when each that did moved.
+func (c *chaosCluster) checkFallback(rep int, victims []*chaosSession, survivor *agent, t0 time.Duration, res *chaosResult) map[*chaosSession]time.Duration {
+	c.t.Helper()
+	bound := c.deadAfter + probeRound + 300*time.Millisecond
+	out := map[*chaosSession]time.Duration{}
+	for _, s := range victims {
+		var at time.Duration
+		used := false
+		for _, ev := range s.eventsSince(t0) {
+			if ev.Kind == client.BackupUsed {
+				at, used = mono(ev.At), ev.Server == survivor.sessionAddr()
+				break
+			}
+		}
+		if !used {
+			res.violation("no-backup")
+			c.t.Errorf("rep %d: a session of a dead server did not fall back to the survivor %s; its events since the kill: %v; stats %+v",
+				rep, survivor.sessionAddr(), s.eventsSince(t0), s.s.Stats())
+			continue
+		}
+		res.observe("backup-fallback", at-t0)
+		if at-t0 > bound {
+			res.violation("slow-backup")
+			c.t.Errorf("rep %d: a session of a dead server took %v to fall back to %s (bound %v)", rep, at-t0, survivor.name, bound)
+		}
+		out[s] = at
+	}
+	return out
 }
 
 // drain drains a follower that holds sessions through the leader's API and
@@ -565,6 +602,7 @@ func drain(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig) {
 		if err := l.do("DELETE", "/v1/drain?node="+f.name, nil); err != nil {
 			t.Fatalf("undrain %s: %v", f.name, err)
 		}
+		res.repDone()
 	}
 	c.waitHealthy(30 * time.Second)
 	c.verify(pr, res)
@@ -580,9 +618,11 @@ func slicesMax(d []time.Duration) time.Duration {
 }
 
 // rollingRestart stops (SIGTERM) and restarts every node in turn, the
-// leader last, waiting for the cluster to be whole between nodes: every
-// session must always find a server again within its declare-dead timeout
-// plus the failover gap.
+// leader last, waiting for the cluster to be whole between nodes, in
+// cfg.reps/10 passes (at least one; each counts as one repetition): every
+// session of the stopped node must find a server again within its
+// declare-dead timeout plus the failover gap (as in leaderKill), counted
+// from the process's exit, and the others must not notice.
 func rollingRestart(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig) {
 	pr := startProber(c, probeEvery)
 	ss := openSessions(c, 6)
@@ -600,10 +640,19 @@ func rollingRestart(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosCo
 			c.settle(ss, answerTimeout)
 			victims, others := split(ss, a.sessionAddr())
 			t0 := Monotonic()
-			a.term()
+			te := a.term()
+			gap := answerTimeout
+			if ans, ok := pr.firstAfter(te, answerTimeout); ok {
+				gap = ans.recv - te
+			}
+			bound := c.deadAfter + 2*gap + 300*time.Millisecond
 			took, missing := waitMoved(victims, func(*chaosSession) netip.AddrPort { return a.sessionAddr() }, t0, answerTimeout)
 			for _, d := range took {
 				res.observe("client-reassignment", d)
+				if t0+d-te > bound {
+					res.violation("slow-reassignment")
+					t.Errorf("a session of stopped %s took %v from its exit to move (bound %v)", a.name, t0+d-te, bound)
+				}
 			}
 			if missing > 0 {
 				res.violation("not-reassigned")
@@ -614,6 +663,7 @@ func rollingRestart(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosCo
 			c.waitHealthy(30 * time.Second)
 			res.observe("node-restart-to-healthy", Monotonic()-t0)
 		}
+		res.repDone()
 	}
 	c.verify(pr, res)
 }
@@ -633,7 +683,8 @@ func quietLoaded(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfi
 
 // quietRun watches a fault-free farm for cfg.quiet, with the probe path
 // loaded at the given fraction of its measured capacity (0: no load), and
-// fails on any leader change.
+// fails on any leader change and on any session disturbed: the load goes
+// to the VIP, the sessions to their servers.
 func quietRun(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig, load float64) {
 	pr := startProber(c, probeEvery)
 	ss := openSessions(c, 6)
@@ -673,9 +724,8 @@ func quietRun(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig, 
 			l.name, before.Term, after.Term, after.Serving, changes, cfg.quiet)
 	}
 	res.note("%d spurious leader changes in %v without faults", changes, cfg.quiet)
-	if load == 0 {
-		c.checkUndisturbed(ss, t0, Monotonic(), res)
-	}
+	c.checkUndisturbed(ss, t0, Monotonic(), res)
+	res.repDone()
 	c.verify(pr, res)
 }
 

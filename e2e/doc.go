@@ -56,8 +56,10 @@
 //
 // Namespaces do not virtualise clocks, so Monotonic (CLOCK_MONOTONIC) read
 // in the test agrees with timestamps agents log on any host. Interval and
-// Overlaps check the "never two VIP holders" invariant on recorded holding
-// intervals; Percentile (nearest rank) summarises latencies.
+// Overlaps check the "never two VIP holders" invariant on the holding
+// intervals the agents record; Sighting, StaleServing, SharedTerms and
+// Served check it on what observers outside the agents saw; Percentile
+// (nearest rank) summarises latencies.
 //
 // # Cleanup guarantees
 //
@@ -83,41 +85,74 @@
 // ./cmd/usher, or $USHER_BIN) as a three-node Raft farm on each topology:
 // "netns", a Farm with the VIP in netlink mode (the address really moves,
 // announced by gratuitous ARP), and "loop", a LoopFarm with the VIP in bind
-// mode. Every scenario starts a fresh farm, a prober that sends a fresh
-// probe to the VIP every 5 ms from the client host, and client.Dial
+// mode. Every scenario starts a fresh farm and three observers on it: a
+// prober that sends a fresh padded probe to the VIP every 5 ms from the
+// client host; a size prober that sends, from the client host, bare and
+// small Usher probes and stock STUN Binding and TURN Allocate requests to
+// the VIP, and stock Binding requests and bare keepalives to every
+// agent's session endpoint; and a status poller that queries every agent's
+// GET /v1/status every 5 ms from the agent's own host. It dials client.Dial
 // sessions from the client host, then injects its fault USHER_CHAOS_REPS
-// times:
+// times (the repetitions actually run are what the results report):
 //
 //   - leader-death: host death of the leader (link down, then SIGKILL; a
 //     plain SIGKILL on loop), then a restart under the same name, address
 //     and data directory. leader-kill: SIGKILL of the leader's process
-//     alone, its host staying up (netns only).
-//   - follower-kill: SIGKILL of a follower holding sessions, then restart.
+//     alone, its host staying up (netns only). The dead leader's sessions
+//     must move within the declare-dead timeout plus twice the failover
+//     gap plus slack.
+//   - follower-kill: SIGKILL of a follower holding sessions, then restart;
+//     its sessions must move within the declare-dead timeout plus slack.
 //   - leader-pause: SIGSTOP of the leader until another node serves, then
 //     SIGCONT: it wakes still believing it leads.
 //   - leader-isolate: the leader cut off from its peers by blackhole routes
-//     while the client still reaches it, then healed (netns only).
-//   - majority-kill: two of three nodes killed: nobody may serve, the
-//     survivor's sessions go on, the dead servers' clients fall back to
-//     USHER-BACKUP; then the majority comes back.
-//   - drain: a follower with sessions drained through the leader's API.
+//     while the client still reaches it, then healed (netns only); nobody
+//     may be seen serving its term once its lease is over
+//     (served-past-lease), whatever it recorded.
+//   - majority-kill: two of three nodes killed: nobody may be seen serving
+//     once the old leader's lease is over, the survivor's sessions go on
+//     undisturbed, and every session of a dead server falls back to the
+//     survivor through USHER-BACKUP within the declare-dead timeout plus
+//     one unanswered probe round, and keeps working there; then the
+//     majority comes back and the VIP must answer.
+//   - drain: a follower with sessions drained through the leader's API;
+//     its sessions must move and no probe may be assigned to it.
 //   - rolling-restart: every node stopped (SIGTERM) and restarted in turn,
-//     the leader last.
+//     the leader last, in USHER_CHAOS_REPS/10 passes (at least one); the
+//     stopped node's sessions must move within the declare-dead timeout
+//     plus twice the failover gap plus slack of its exit.
 //   - quiet, quiet-loaded: no fault for USHER_CHAOS_QUIET (and
 //     USHER_CHAOS_LOADED with the probe path offered 90% of its measured
-//     capacity): any leader change fails.
+//     capacity): any leader change fails, and so does any session
+//     disturbed.
 //
-// Invariants checked in every scenario: no two agents' VIP holding
-// intervals (from their -vip-events files, ended at the kill for a killed
-// holder) overlap; no probe is answered in an older term after a newer
-// term has answered an earlier probe; no answer is larger than its probe
-// and every answer is a redirect; no probe is assigned to a dead server
-// later than exclusionBound after its death; no agent exits unless the test
-// ended it. Scenarios add their own: sessions on servers the fault did not
-// touch see no loss and no keepalive silence longer than one interval
-// plus slack; a dead server's clients move within the declare-dead timeout
-// (plus the failover gap for the leader); nobody serves without a quorum.
-// goleak (TestMain) and Farm.Close check that nothing leaked.
+// Invariants checked in every scenario (chaosCluster.verify), each from a
+// named source:
+//
+//   - vip-overlap: no two agents' VIP holding intervals overlap, as the
+//     agents recorded them in their -vip-events files (ended at the kill
+//     for a killed holder). This trusts the holders: an agent records its
+//     release at its lease deadline at the latest, so one that serves past
+//     its lease does not show here.
+//   - term-interleave, term-shared: from evidence the agents do not write
+//     (Sighting: the VIP's answers and the status polls, each timed by the
+//     observer before it asked and when the answer arrived), no node is
+//     seen serving an older term after a newer term was seen serving
+//     (StaleServing), and no two nodes are seen serving one term
+//     (SharedTerms).
+//   - amplification, not-redirect, size-unanswered: every answer the
+//     client host receives keeps the size rule (an Usher request's answer
+//     no larger than the request, a stock request's at most three times
+//     it), every answer at the VIP is a 300 redirect of its request's
+//     method, and every kind of request was answered at least once.
+//   - dead-assignment: no probe is assigned to a server later than
+//     exclusionBound after its death.
+//   - unexpected-exit: no agent exits unless the test ended it.
+//
+// Scenarios add their own, named above; sessions on servers the fault did
+// not touch must see no loss and no keepalive silence longer than one
+// interval plus slack (session-disturbed). goleak (TestMain) and
+// Farm.Close check that nothing leaked.
 //
 // USHER_CHAOS_PROFILES (default "fast") and USHER_CHAOS_TOPOLOGIES (default
 // both) pick the runs; with USHER_CHAOS_RESULTS set, each scenario writes

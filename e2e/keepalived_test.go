@@ -83,7 +83,7 @@ func TestKeepalivedFailover(t *testing.T) {
 	}
 	for _, set := range keepalivedSettings {
 		t.Run(set.name, func(t *testing.T) {
-			res := newResult("keepalived", set.name, "netns", reps)
+			res := newResult("keepalived", set.name, "netns")
 			start := time.Now()
 			runKeepalived(t, bin, set, reps, res)
 			res.Seconds = time.Since(start).Seconds()
@@ -264,6 +264,7 @@ func runKeepalived(t *testing.T, bin string, set keepalivedSetting, reps int, re
 			t.Fatal(err)
 		}
 		first.start(t)
+		res.repDone()
 	}
 	waitSteady(t, reps, nodes, vip, pr, answeredBy(first))
 	res.Answers = len(pr.snapshot())
