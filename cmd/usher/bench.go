@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -34,7 +33,7 @@ type benchOpts struct {
 
 // runBench implements `usher bench`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("bench", "[-quick] [-out FILE] [-plots DIR] [-parts LIST]",
+	fs := newFlagSet("bench", "[-quick] [-out FILE] [-plots DIR] [-results FILE] [-parts LIST] | -render",
 		`Measure Usher against its anchors on this machine, in one run, and write
 the figures to a Markdown report and PNG plots:
 
@@ -51,12 +50,18 @@ the figures to a Markdown report and PNG plots:
 Failover against keepalived (part 3) is read from the chaos suite's
 results in e2e/results (run scripts/chaos.sh as root to measure it).
 
+The run's raw results are saved as JSON (-results), and the report is
+rendered from them alone: -render writes the report and the plots again
+from that file without measuring, after a change to the report's wording.
+
 Every figure is the median, min and max over repeated runs, and every
 headline is a ratio against a baseline measured next to it in the same run.
 The load generator only targets 127.0.0.0/8.`, stderr)
 	quick := fs.Bool("quick", false, "a short run (about five minutes): fewer repeats, shorter measurements, smaller clusters")
 	out := fs.String("out", "BENCHMARKS.md", "the report to write")
 	plots := fs.String("plots", filepath.Join("docs", "bench"), "the directory for the PNG plots")
+	results := fs.String("results", "", "the run's raw results, written by a run and read by -render (default: results.json in the -plots directory)")
+	render := fs.Bool("render", false, "write the report and the plots from -results instead of measuring")
 	parts := fs.String("parts", "probe,proxy,balance,scale", "comma-separated parts to run: probe, proxy, balance, scale")
 	repeats := fs.Int("repeats", 0, "runs of each measurement (0: 7, or 3 with -quick)")
 	duration := fs.Duration("duration", 0, "length of one measurement (0: 2s, or 500ms with -quick)")
@@ -67,38 +72,80 @@ The load generator only targets 127.0.0.0/8.`, stderr)
 		return code
 	}
 	if *serve != "" {
-		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				fmt.Fprintf(stderr, "usher bench: %v\n", err)
-				return 1
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				fmt.Fprintf(stderr, "usher bench: %v\n", err)
-				return 1
-			}
-			defer pprof.StopCPUProfile()
+		return serveBench(*serve, *targets, *cpuProfile, stdout, stderr)
+	}
+	if *results == "" {
+		*results = filepath.Join(*plots, "results.json")
+	}
+	var rep *benchReport
+	if *render {
+		raw, err := os.ReadFile(*results)
+		if err == nil {
+			rep, err = decodeResults(raw)
 		}
-		var ts []netip.AddrPort
-		for t := range strings.SplitSeq(*targets, ",") {
-			if t == "" {
-				continue
-			}
-			a, err := netip.ParseAddrPort(t)
-			if err != nil {
-				fmt.Fprintf(stderr, "usher bench: -targets: %v\n", err)
-				return 2
-			}
-			ts = append(ts, a)
+		if err != nil {
+			fmt.Fprintf(stderr, "usher bench: -render: %v\n", err)
+			return 1
 		}
-		if err := runBenchServer(*serve, ts, os.Stdin, stdout); err != nil {
+	} else {
+		o := benchOpts{quick: *quick, repeats: *repeats, duration: *duration, parts: map[string]bool{}, args: args, log: stderr}
+		if code := o.complete(*parts, stderr); code >= 0 {
+			return code
+		}
+		var err error
+		if rep, err = measureBench(ctx, o); err != nil {
 			fmt.Fprintf(stderr, "usher bench: %v\n", err)
 			return 1
 		}
-		return 0
 	}
-	o := benchOpts{quick: *quick, repeats: *repeats, duration: *duration, parts: map[string]bool{}, args: args, log: stderr}
+	rep.PlotDir, rep.ResultsFile = *plots, *results
+	n, err := saveBench(rep, *out, *results, !*render)
+	if err != nil {
+		fmt.Fprintf(stderr, "usher bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote %s, %s and %d plots in %s (a run of %s)\n", *out, *results, n, *plots, rep.Finished.Sub(rep.Started).Round(time.Second))
+	return 0
+}
+
+// serveBench runs `usher bench -serve NAME`: one benchmark server in this
+// process, for the parent's measurements.
+func serveBench(name, targets, cpuProfile string, stdout, stderr io.Writer) int {
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "usher bench: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "usher bench: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var ts []netip.AddrPort
+	for t := range strings.SplitSeq(targets, ",") {
+		if t == "" {
+			continue
+		}
+		a, err := netip.ParseAddrPort(t)
+		if err != nil {
+			fmt.Fprintf(stderr, "usher bench: -targets: %v\n", err)
+			return 2
+		}
+		ts = append(ts, a)
+	}
+	if err := runBenchServer(name, ts, os.Stdin, stdout); err != nil {
+		fmt.Fprintf(stderr, "usher bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// complete fills in o's defaults and parts (a comma-separated list) and
+// finds this binary; it returns an exit code, or -1 to go on.
+func (o *benchOpts) complete(parts string, stderr io.Writer) int {
 	if o.repeats <= 0 {
 		o.repeats = 7
 		if o.quick {
@@ -111,7 +158,7 @@ The load generator only targets 127.0.0.0/8.`, stderr)
 			o.duration = 500 * time.Millisecond
 		}
 	}
-	for p := range strings.SplitSeq(*parts, ",") {
+	for p := range strings.SplitSeq(parts, ",") {
 		switch p = strings.TrimSpace(p); p {
 		case "probe", "proxy", "balance", "scale":
 			o.parts[p] = true
@@ -127,61 +174,82 @@ The load generator only targets 127.0.0.0/8.`, stderr)
 		return 1
 	}
 	o.exe = exe
+	return -1
+}
 
-	rep := &benchReport{started: time.Now(), opts: o, loadStart: loadAvg()}
+// measureBench runs the parts o names and returns their results with the
+// machine's description. A part that cannot run at all (the probe path,
+// the balance simulation) is an error; proxy and scale failures are
+// findings the report states.
+func measureBench(ctx context.Context, o benchOpts) (*benchReport, error) {
+	rep := &benchReport{Schema: resultsSchema, Started: time.Now(), Args: o.args, Repeats: o.repeats, Duration: o.duration,
+		Machine: machine(), Cores: runtime.NumCPU(), LoadStart: loadAvg(), RcvBuf: rcvBufDefault()}
+	var err error
 	if o.parts["probe"] {
-		if rep.probe, err = benchProbePath(ctx, o); err != nil {
-			fmt.Fprintf(stderr, "usher bench: probe path: %v\n", err)
-			return 1
+		if rep.Probe, err = benchProbePath(ctx, o); err != nil {
+			return nil, fmt.Errorf("probe path: %w", err)
 		}
-		rep.allocs = benchAllocs(ctx, o)
+		rep.Allocs = benchAllocs(ctx, o)
 	}
 	if o.parts["proxy"] {
-		rep.proxy, err = benchProxy(ctx, o)
-		if err != nil {
-			fmt.Fprintf(stderr, "usher bench: proxy: %v\n", err)
-			rep.proxyErr = err
+		if rep.Proxy, err = benchProxy(ctx, o); err != nil {
+			fmt.Fprintf(o.log, "usher bench: proxy: %v\n", err)
+			rep.ProxyErr = err.Error()
 		}
 	}
+	rep.Failover = readFailover(failoverDir)
 	if o.parts["balance"] {
-		if rep.balance, err = benchBalance(ctx, o); err != nil {
-			fmt.Fprintf(stderr, "usher bench: balance: %v\n", err)
-			return 1
+		if rep.Balance, err = benchBalance(ctx, o); err != nil {
+			return nil, fmt.Errorf("balance: %w", err)
 		}
 	}
 	if o.parts["scale"] {
-		rep.scale, err = benchScale(ctx, o)
-		if err != nil {
-			fmt.Fprintf(stderr, "usher bench: scale: %v\n", err)
-			rep.scaleErr = err
+		if rep.Scale, err = benchScale(ctx, o); err != nil {
+			fmt.Fprintf(o.log, "usher bench: scale: %v\n", err)
+			rep.ScaleErr = err.Error()
 		}
 	}
-	rep.finished, rep.loadEnd = time.Now(), loadAvg()
-	if err := os.MkdirAll(*plots, 0o755); err != nil {
-		fmt.Fprintf(stderr, "usher bench: %v\n", err)
-		return 1
-	}
-	rep.plots, err = rep.plot(*plots)
+	rep.Finished, rep.LoadEnd = time.Now(), loadAvg()
+	return rep, nil
+}
+
+// saveBench writes rep's report to out and its plots to rep.PlotDir, and
+// with save its raw results to results; it returns how many plots it drew.
+// The report and the plots are drawn from rep's JSON decoded again, so
+// that what a run writes is exactly what -render writes from its results.
+func saveBench(rep *benchReport, out, results string, save bool) (int, error) {
+	raw, err := encodeResults(rep)
 	if err != nil {
-		fmt.Fprintf(stderr, "usher bench: plots: %v\n", err)
-		return 1
+		return 0, err
+	}
+	if rep, err = decodeResults(raw); err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(rep.PlotDir, 0o755); err != nil {
+		return 0, err
+	}
+	files, err := rep.plot(rep.PlotDir)
+	if err != nil {
+		return len(files), fmt.Errorf("plots: %w", err)
+	}
+	if save {
+		if err := os.WriteFile(results, raw, 0o644); err != nil {
+			return len(files), err
+		}
 	}
 	var b strings.Builder
-	rep.write(&b, *out)
-	if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
-		fmt.Fprintf(stderr, "usher bench: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "wrote %s and %d plots in %s (%s)\n", *out, len(rep.plots), *plots, rep.finished.Sub(rep.started).Round(time.Second))
-	return 0
+	rep.write(&b)
+	return len(files), os.WriteFile(out, []byte(b.String()), 0o644)
 }
 
 // probeFigures are the probe-path measurements of one server.
 type probeFigures struct {
-	rate, cpu spread          // probes/s at saturation; server CPU ns per answer
-	p50, p99  map[int]spread  // by load percent: latency in µs
-	lost      map[int]spread  // by load percent: fraction unanswered
-	offered   map[int]float64 // by load percent: probes/s offered
+	Rate    spread          `json:"rate"`    // probes/s at saturation
+	CPU     spread          `json:"cpu_ns"`  // server CPU ns per answer at saturation
+	P50     map[int]spread  `json:"p50_us"`  // by load percent: latency in µs
+	P99     map[int]spread  `json:"p99_us"`  // by load percent: latency in µs
+	Lost    map[int]spread  `json:"lost"`    // by load percent: fraction unanswered
+	Offered map[int]float64 `json:"offered"` // by load percent: probes/s offered
 }
 
 // loadLevels are the paced loads, in percent of saturation.
@@ -198,7 +266,7 @@ var probePairs = [][2]string{{srvEcho, srvUsher}, {srvEchoBatch, srvUsherBatch}}
 func benchProbePath(ctx context.Context, o benchOpts) (map[string]*probeFigures, error) {
 	figs := map[string]*probeFigures{}
 	for _, n := range benchServerNames {
-		figs[n] = &probeFigures{p50: map[int]spread{}, p99: map[int]spread{}, lost: map[int]spread{}, offered: map[int]float64{}}
+		figs[n] = &probeFigures{P50: map[int]spread{}, P99: map[int]spread{}, Lost: map[int]spread{}, Offered: map[int]float64{}}
 	}
 	for r := range o.repeats {
 		for _, pair := range probePairs {
@@ -210,14 +278,14 @@ func benchProbePath(ctx context.Context, o benchOpts) (map[string]*probeFigures,
 				if err != nil {
 					return nil, err
 				}
-				figs[name].rate = append(figs[name].rate, res.rate)
-				figs[name].cpu = append(figs[name].cpu, float64(res.cpu.Nanoseconds()))
+				figs[name].Rate = append(figs[name].Rate, res.rate)
+				figs[name].CPU = append(figs[name].CPU, float64(res.cpu.Nanoseconds()))
 				fmt.Fprintf(o.log, "saturation %d/%d %-12s %9.0f probes/s %6.2f µs CPU/probe\n", r+1, o.repeats, name, res.rate, float64(res.cpu.Nanoseconds())/1e3)
 			}
 		}
 	}
 	for _, pair := range probePairs {
-		sat := min(figs[pair[0]].rate.median(), figs[pair[1]].rate.median())
+		sat := min(figs[pair[0]].Rate.median(), figs[pair[1]].Rate.median())
 		for _, lvl := range loadLevels {
 			rate := sat * float64(lvl) / 100
 			for r := range o.repeats {
@@ -231,10 +299,10 @@ func benchProbePath(ctx context.Context, o benchOpts) (map[string]*probeFigures,
 				}
 				for i, name := range names {
 					f, res := figs[name], res[i]
-					f.offered[lvl] = rate
-					f.p50[lvl] = append(f.p50[lvl], float64(res.p50.Nanoseconds())/1e3)
-					f.p99[lvl] = append(f.p99[lvl], float64(res.p99.Nanoseconds())/1e3)
-					f.lost[lvl] = append(f.lost[lvl], res.lost)
+					f.Offered[lvl] = rate
+					f.P50[lvl] = append(f.P50[lvl], float64(res.p50.Nanoseconds())/1e3)
+					f.P99[lvl] = append(f.P99[lvl], float64(res.p99.Nanoseconds())/1e3)
+					f.Lost[lvl] = append(f.Lost[lvl], res.lost)
 					fmt.Fprintf(o.log, "load %d%% %d/%d %-12s %9.0f probes/s p50 %6.1f µs p99 %7.1f µs lost %.4f\n",
 						lvl, r+1, o.repeats, name, rate, float64(res.p50.Nanoseconds())/1e3, float64(res.p99.Nanoseconds())/1e3, res.lost)
 				}
@@ -280,9 +348,9 @@ func withServers[T any](exe string, names []string, f func([]*benchServer) (T, e
 
 // allocFigures is the outcome of the node package's serving benchmarks.
 type allocFigures struct {
-	command string
-	lines   []string // the benchmark result lines
-	err     error
+	Command string   `json:"command"`
+	Lines   []string `json:"lines,omitempty"` // the benchmark result lines
+	Err     string   `json:"error,omitempty"` // why there are none
 }
 
 // benchAllocs runs the node package's serving benchmarks, which count
@@ -290,25 +358,25 @@ type allocFigures struct {
 // are at hand.
 func benchAllocs(ctx context.Context, o benchOpts) allocFigures {
 	args := []string{"test", "-run", "^$", "-bench", "ResponderServe|ResponderAnswer", "-benchmem", "-benchtime", "50000x", "./node/"}
-	a := allocFigures{command: "go " + strings.Join(args, " ")}
+	a := allocFigures{Command: "go " + strings.Join(args, " ")}
 	if _, err := os.Stat("node/responder.go"); err != nil {
-		a.err = errors.New("not run: the Usher source is not in the working directory")
+		a.Err = "not run: the Usher source is not in the working directory"
 		return a
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		a.err = errors.New("not run: no go toolchain on PATH")
+		a.Err = "not run: no go toolchain on PATH"
 		return a
 	}
-	fmt.Fprintf(o.log, "running %s\n", a.command)
+	fmt.Fprintf(o.log, "running %s\n", a.Command)
 	out, err := exec.CommandContext(ctx, goBin, args...).CombinedOutput()
 	if err != nil {
-		a.err = fmt.Errorf("%s: %w\n%s", a.command, err, out)
+		a.Err = fmt.Sprintf("%s: %v\n%s", a.Command, err, out)
 		return a
 	}
 	for l := range strings.SplitSeq(string(out), "\n") {
 		if strings.HasPrefix(l, "Benchmark") {
-			a.lines = append(a.lines, strings.Join(strings.Fields(l), " "))
+			a.Lines = append(a.Lines, strings.Join(strings.Fields(l), " "))
 		}
 	}
 	return a

@@ -16,7 +16,7 @@ import (
 // nodes with a shorter warm-up and measurement.
 func testBalanceModel(n int, stale time.Duration) balanceModel {
 	m := newBalanceModel(n, stale, true)
-	m.warmup, m.measure = 20*time.Second, 20*time.Second
+	m.Warmup, m.Measure = 20*time.Second, 20*time.Second
 	return m
 }
 
@@ -45,8 +45,8 @@ func TestBalanceDeterministic(t *testing.T) {
 			if c := simulateBalance(m, p, 8); c == a {
 				t.Fatalf("seeds 7 and 8 gave the same run %+v", a)
 			}
-			if a.arrivals < int(0.9*m.rate*float64(m.nodes)*m.measure.Seconds()) {
-				t.Errorf("only %d arrivals measured, want about %.0f", a.arrivals, m.rate*float64(m.nodes)*m.measure.Seconds())
+			if a.arrivals < int(0.9*m.Rate*float64(m.Nodes)*m.Measure.Seconds()) {
+				t.Errorf("only %d arrivals measured, want about %.0f", a.arrivals, m.Rate*float64(m.Nodes)*m.Measure.Seconds())
 			}
 			if a.rejected+a.unplaced != 0 {
 				t.Errorf("%d rejected, %d unplaced: the farm should never fill", a.rejected, a.unplaced)
@@ -120,14 +120,14 @@ func TestBalanceQueue(t *testing.T) {
 func TestBenchBalanceQuick(t *testing.T) {
 	f, err := runBalance(context.Background(), benchOpts{quick: true, log: io.Discard}, 1, func(n int, stale time.Duration) balanceModel {
 		m := newBalanceModel(n, stale, true)
-		m.warmup, m.measure, m.meanLen = 5*time.Second, 5*time.Second, 10*time.Second
+		m.Warmup, m.Measure, m.MeanLen = 5*time.Second, 5*time.Second, 10*time.Second
 		return m
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(balanceNodes) * (2*len(balanceStale) + 3); len(f.cases) != want {
-		t.Errorf("%d cases, want %d", len(f.cases), want)
+	if want := len(balanceNodes) * (2*len(balanceStale) + 3); len(f.Cases) != want {
+		t.Errorf("%d cases, want %d", len(f.Cases), want)
 	}
 	dir := t.TempDir()
 	files, err := f.plot(dir)
@@ -140,7 +140,7 @@ func TestBenchBalanceQuick(t *testing.T) {
 		}
 	}
 	var b strings.Builder
-	f.write(&b)
+	f.write(&b, dir)
 	s := b.String()
 	for _, want := range []string{"## 4. Balance quality", "| N | staleness | worst max/mean", "| 50 | 2s | least-loaded |", "| 10 | — | coturn |", "balance_share.png"} {
 		if !strings.Contains(s, want) {

@@ -35,38 +35,77 @@ type failoverResult struct {
 	} `json:"metrics"`
 }
 
-// writeFailover writes part 3 from the results in dir.
-func writeFailover(b *strings.Builder, dir string) {
+// failoverDir is where part 3's results are, relative to the repository.
+const failoverDir = "e2e/results"
+
+// failoverFigures is one row of part 3 as the run found it: the gaps of
+// one failover setup, or why there are none.
+type failoverFigures struct {
+	Label   string  `json:"label"`
+	File    string  `json:"file"`
+	Missing string  `json:"missing,omitempty"` // why there is no gap: "not measured", "unreadable: ..."
+	N       int     `json:"n"`
+	P50     float64 `json:"p50_ms"`
+	P95     float64 `json:"p95_ms"`
+	P99     float64 `json:"p99_ms"`
+	Max     float64 `json:"max_ms"`
+	Started string  `json:"started"` // when the chaos run measured it
+}
+
+// readFailover reads part 3's rows from the results in dir, as they are
+// when the bench runs: the report shows that copy, not the files' later
+// state.
+func readFailover(dir string) []failoverFigures {
+	out := make([]failoverFigures, 0, len(failoverRows))
+	for _, row := range failoverRows {
+		out = append(out, readFailoverRow(dir, row))
+	}
+	return out
+}
+
+// readFailoverRow reads one row's results file from dir.
+func readFailoverRow(dir string, row failoverRow) failoverFigures {
+	ff := failoverFigures{Label: row.label, File: row.file}
+	raw, err := os.ReadFile(filepath.Join(dir, row.file))
+	if err != nil {
+		ff.Missing = "not measured"
+		return ff
+	}
+	var res failoverResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		ff.Missing = fmt.Sprintf("unreadable: %v", err)
+		return ff
+	}
+	g, ok := res.Metrics["vip-failover-gap"]
+	if !ok {
+		ff.Missing = "no gap recorded"
+		return ff
+	}
+	ff.N, ff.P50, ff.P95, ff.P99, ff.Max, ff.Started = g.N, g.P50, g.P95, g.P99, g.Max, res.Started
+	return ff
+}
+
+// writeFailover writes part 3 from the rows the run read.
+func writeFailover(b *strings.Builder, rows []failoverFigures) {
 	b.WriteString("## 3. Failover against keepalived\n\n")
 	b.WriteString("Measured in the chaos suite's namespace farm (a bridge in a namespace of its own, three server namespaces and a client namespace on 198.18.0.0/15), not by this run: host death of the holder (its link down, then SIGKILL), gap = death to the first answered probe at the balancer address from the client namespace, probed every 5 ms by the same prober. keepalived holds the address with VRRP in front of the same servers; Usher's leader holds it in netlink mode. Commands, as root: `scripts/chaos.sh` (Usher) and `USHER_BENCH_KEEPALIVED=1 go test -count=1 -run TestKeepalivedFailover -v ./e2e/` (keepalived, installed from Debian's packages if missing).\n\n")
 	b.WriteString("| Holder | kills | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) | measured |\n|---|---|---|---|---|---|---|\n")
 	found := 0
-	for _, row := range failoverRows {
-		raw, err := os.ReadFile(filepath.Join(dir, row.file))
-		if err != nil {
-			fmt.Fprintf(b, "| %s | not measured | | | | | |\n", row.label)
-			continue
-		}
-		var res failoverResult
-		if err := json.Unmarshal(raw, &res); err != nil {
-			fmt.Fprintf(b, "| %s | unreadable: %v | | | | | |\n", row.label, err)
-			continue
-		}
-		g, ok := res.Metrics["vip-failover-gap"]
-		if !ok {
-			fmt.Fprintf(b, "| %s | no gap recorded | | | | | |\n", row.label)
+	for _, ff := range rows {
+		if ff.Missing != "" {
+			fmt.Fprintf(b, "| %s | %s | | | | | |\n", ff.Label, ff.Missing)
 			continue
 		}
 		found++
-		started := res.Started
+		started := ff.Started
 		if len(started) >= 16 {
 			started = strings.Replace(started[:16], "T", " ", 1) + " UTC"
 		}
-		fmt.Fprintf(b, "| %s | %d | %.0f | %.0f | %.0f | %.0f | %s |\n", row.label, g.N, g.P50, g.P95, g.P99, g.Max, started)
+		fmt.Fprintf(b, "| %s | %d | %.0f | %.0f | %.0f | %.0f | %s |\n", ff.Label, ff.N, ff.P50, ff.P95, ff.P99, ff.Max, started)
 	}
 	if found == 0 {
-		b.WriteString("\nNo results found in " + dir + ": run the commands above first.\n")
+		b.WriteString("\nNo results found in " + failoverDir + ": run the commands above first.\n\n")
 		return
 	}
-	b.WriteString("\nWhat sessions see during the gap: with keepalived in front of an in-path balancer every session's packets go through the address, so every session stalls for the whole gap. Usher's sessions never touch the balancer address: in the same leader-death runs no session on a surviving server saw a keepalive gap (the chaos suite checks each one), and only new sessions wait for the gap.\n")
+	b.WriteString("\nWhat sessions see during the gap: with keepalived in front of an in-path balancer every session's packets go through the address, so every session stalls for the whole gap. Usher's sessions never touch the balancer address: in the same leader-death runs no session on a surviving server saw a keepalive gap (the chaos suite checks each one), and only new sessions wait for the gap.\n\n")
 }

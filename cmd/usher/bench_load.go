@@ -29,7 +29,18 @@ const (
 	loadWindow  = 32  // probes in flight per socket at saturation
 	loadBatch   = 64  // datagrams per recvmmsg/sendmmsg
 	loadPool    = 512 // distinct pre-encoded probes per socket at saturation
+
+	// loadLossAfter is how long a probe may go unanswered at saturation
+	// before it counts as lost and is replaced.
+	loadLossAfter = 20 * time.Millisecond
+	// pacedSockets is how many sockets of its own each server of a paced
+	// run gets.
+	pacedSockets = loadSockets / 2
 )
+
+// warmup is the warm-up before a measurement of d, for each server
+// measured: saturate and paced runs both discard it.
+func warmup(d time.Duration) time.Duration { return d / 4 }
 
 // paceTick is how often the paced sender wakes to send what is due. Each
 // tick's probes arrive together and queue behind each other at the
@@ -113,8 +124,8 @@ type satResult struct {
 
 // saturate keeps loadWindow probes in flight on each of loadSockets
 // sockets for d (after a warm-up) and returns the answer rate and the
-// server's CPU time per answer. A probe unanswered for 20 ms counts as
-// lost and is replaced.
+// server's CPU time per answer. A probe unanswered for loadLossAfter
+// counts as lost and is replaced.
 func saturate(srv *benchServer, d time.Duration) (satResult, error) {
 	if err := checkLoopback(srv.addr); err != nil {
 		return satResult{}, err
@@ -153,7 +164,7 @@ func saturate(srv *benchServer, d time.Duration) (satResult, error) {
 			}
 			refill()
 			for !stop.Load() {
-				c.conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+				c.conn.SetReadDeadline(time.Now().Add(loadLossAfter))
 				n, err := c.pc.ReadBatch(c.rx, 0)
 				if err != nil {
 					if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -172,7 +183,7 @@ func saturate(srv *benchServer, d time.Duration) (satResult, error) {
 			}
 		})
 	}
-	time.Sleep(d / 4) // warm-up
+	time.Sleep(warmup(d))
 	a0, c0, t0 := answered.Load(), srv.cpu(), time.Now()
 	time.Sleep(d)
 	a1, c1, t1 := answered.Load(), srv.cpu(), time.Now()
@@ -213,7 +224,7 @@ const pacedSlice = 100 * time.Millisecond
 // paced sends probes at rate per second to the servers in turn, a
 // pacedSlice each, the first server first, until each has had d after a
 // warm-up. One sender wakes every paceTick and sends what is due to the
-// server whose turn it is, round robin over loadSockets/2 sockets of that
+// server whose turn it is, round robin over pacedSockets sockets of that
 // server's own, so probes arrive spread out and the generator stays cheap.
 // It returns, per server, the round-trip percentiles of the probes sent to
 // it after the warm-up, from their send times (kept by transaction ID,
@@ -224,9 +235,9 @@ func paced(srvs []*benchServer, rate float64, d time.Duration) ([]latResult, err
 			return nil, err
 		}
 	}
-	const socks = loadSockets / 2
+	const socks = pacedSockets
 	n := time.Duration(len(srvs))
-	warm := n * d / 4
+	warm := n * warmup(d)
 	total := warm + n*d
 	type pacedConn struct {
 		*loadConn

@@ -33,6 +33,11 @@ const (
 	proxyServers  = 3
 	proxyInterval = 100 * time.Millisecond // between keepalives of one session
 	proxySetupPar = 64                     // sessions set up at once
+	// proxyKillMargin is how many keepalive intervals after the balancer's
+	// kill a session's answered keepalive must have been sent for the
+	// session to count as surviving, so that none in flight at the kill
+	// counts.
+	proxyKillMargin = 3
 )
 
 // proxyBalancers lists the balancers in report order.
@@ -40,13 +45,13 @@ var proxyBalancers = []string{balNginx, balUsher}
 
 // proxyFigures are part 2's measurements, by balancer.
 type proxyFigures struct {
-	sessions  int
-	nginx     string            // nginx -v
-	install   string            // how nginx got here
-	setupRate map[string]spread // sessions set up per second
-	cpuPerM   map[string]spread // balancer CPU seconds per million session packets
-	survived  map[string]spread // share of sessions still answered after the balancer's SIGKILL
-	setupP50  map[string]spread // setup latency, ms
+	Sessions  int               `json:"sessions"`
+	Nginx     string            `json:"nginx"`        // nginx -v
+	Install   string            `json:"install"`      // how nginx got here
+	SetupRate map[string]spread `json:"setup_rate"`   // sessions set up per second
+	CPUPerM   map[string]spread `json:"cpu_per_m"`    // balancer CPU seconds per million session packets
+	Survived  map[string]spread `json:"survived"`     // share of sessions still answered after the balancer's SIGKILL
+	SetupP50  map[string]spread `json:"setup_p50_ms"` // setup latency, ms
 }
 
 // benchProxy runs part 2: nginx's stream proxy and Usher's redirect,
@@ -54,17 +59,17 @@ type proxyFigures struct {
 // measuring the balancer's CPU, then SIGKILL the balancer and see which
 // sessions are still answered.
 func benchProxy(ctx context.Context, o benchOpts) (*proxyFigures, error) {
-	pf := &proxyFigures{sessions: 3000, setupRate: map[string]spread{}, cpuPerM: map[string]spread{},
-		survived: map[string]spread{}, setupP50: map[string]spread{}}
+	pf := &proxyFigures{Sessions: 3000, SetupRate: map[string]spread{}, CPUPerM: map[string]spread{},
+		Survived: map[string]spread{}, SetupP50: map[string]spread{}}
 	if o.quick {
-		pf.sessions = 1000
+		pf.Sessions = 1000
 	}
 	var err error
-	if pf.install, err = ensureNginx(ctx, o); err != nil {
+	if pf.Install, err = ensureNginx(ctx, o); err != nil {
 		return nil, err
 	}
 	if out, err := exec.Command(nginxBin, "-v").CombinedOutput(); err == nil {
-		pf.nginx = strings.TrimSpace(string(out))
+		pf.Nginx = strings.TrimSpace(string(out))
 	}
 	var servers []*node.Endpoint
 	var addrs []netip.AddrPort
@@ -87,14 +92,14 @@ func benchProxy(ctx context.Context, o benchOpts) (*proxyFigures, error) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			res, err := proxyRun(ctx, o, bal, addrs, pf.sessions)
+			res, err := proxyRun(ctx, o, bal, addrs, pf.Sessions)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", bal, err)
 			}
-			pf.setupRate[bal] = append(pf.setupRate[bal], res.setupRate)
-			pf.setupP50[bal] = append(pf.setupP50[bal], res.setupP50)
-			pf.cpuPerM[bal] = append(pf.cpuPerM[bal], res.cpuPerM)
-			pf.survived[bal] = append(pf.survived[bal], res.survived)
+			pf.SetupRate[bal] = append(pf.SetupRate[bal], res.setupRate)
+			pf.SetupP50[bal] = append(pf.SetupP50[bal], res.setupP50)
+			pf.CPUPerM[bal] = append(pf.CPUPerM[bal], res.cpuPerM)
+			pf.Survived[bal] = append(pf.Survived[bal], res.survived)
 			fmt.Fprintf(o.log, "sessions %d/%d %-5s %7.0f setups/s (p50 %.2f ms) %6.2f CPU s per M packets, %5.1f%% answered after the kill\n",
 				r+1, o.repeats, bal, res.setupRate, res.setupP50, res.cpuPerM, 100*res.survived)
 		}
@@ -199,11 +204,11 @@ func proxyRun(ctx context.Context, o benchOpts, bal string, servers []netip.Addr
 	time.Sleep(max(o.duration, 10*proxyInterval))
 	cancel()
 	wg.Wait()
-	// A session survived if a keepalive sent well after the kill (three
-	// intervals, so none in flight at the kill counts) was answered.
+	// A session survived if a keepalive sent well after the kill was
+	// answered.
 	alive := 0
 	for _, s := range sess {
-		if time.Unix(0, s.lastAnswered.Load()).After(killed.Add(3 * proxyInterval)) {
+		if time.Unix(0, s.lastAnswered.Load()).After(killed.Add(proxyKillMargin * proxyInterval)) {
 			alive++
 		}
 	}
@@ -499,9 +504,9 @@ func (pf *proxyFigures) plot(dir string) ([]string, error) {
 		by                  map[string]spread
 		k                   float64
 	}{
-		{"proxy_cpu.png", "Balancer CPU per million session packets (median, min–max)", "CPU seconds", pf.cpuPerM, 1},
-		{"proxy_setup.png", "Sessions set up per second (median, min–max)", "sessions/s", pf.setupRate, 1},
-		{"proxy_kill.png", "Sessions still answered after SIGKILL of the balancer", "% of sessions", pf.survived, 100},
+		{"proxy_cpu.png", "Balancer CPU per million session packets (median, min–max)", "CPU seconds", pf.CPUPerM, 1},
+		{"proxy_setup.png", "Sessions set up per second (median, min–max)", "sessions/s", pf.SetupRate, 1},
+		{"proxy_kill.png", "Sessions still answered after SIGKILL of the balancer", "% of sessions", pf.Survived, 100},
 	}
 	var files []string
 	for _, c := range charts {

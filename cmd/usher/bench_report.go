@@ -7,26 +7,47 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/usherlb/usher/wire"
 )
 
-// benchReport gathers one run's figures and writes BENCHMARKS.md.
+// benchReport is one run of `usher bench`: every figure it measured and
+// every fact about the machine the report states. It is saved as JSON
+// (docs/bench/results.json by default) and the report is rendered from it
+// alone, so `usher bench -render` writes BENCHMARKS.md again, byte for
+// byte, without measuring anything. Nothing the report prints may come
+// from elsewhere than this struct and the code's own constants.
 type benchReport struct {
-	started, finished time.Time
-	opts              benchOpts
-	probe             map[string]*probeFigures
-	allocs            allocFigures
-	proxy             *proxyFigures
-	proxyErr          error
-	balance           *balanceFigures
-	scale             *scaleFigures
-	scaleErr          error
-	plots             []string // file names written, relative to the plot dir
-	plotDir           string
-	loadStart         string // /proc/loadavg's first three fields
-	loadEnd           string
+	Schema      int           `json:"schema"` // resultsSchema
+	Started     time.Time     `json:"started"`
+	Finished    time.Time     `json:"finished"`
+	Args        []string      `json:"args"`    // the command line after `usher bench`
+	Repeats     int           `json:"repeats"` // of each probe-path and proxy measurement
+	Duration    time.Duration `json:"duration"`
+	Machine     string        `json:"machine"`    // CPU, cores, kernel, Go and usher versions
+	Cores       int           `json:"cores"`      // runtime.NumCPU
+	LoadStart   string        `json:"load_start"` // /proc/loadavg's first three fields
+	LoadEnd     string        `json:"load_end"`
+	RcvBuf      int           `json:"rcvbuf"`       // net.core.rmem_default in bytes (0: unknown): the probe servers' receive buffer
+	PlotDir     string        `json:"plot_dir"`     // where the plots are, for the report's links
+	ResultsFile string        `json:"results_file"` // where this struct is saved, for the report's header
+
+	Probe    map[string]*probeFigures `json:"probe,omitempty"`
+	Allocs   allocFigures             `json:"allocs"`
+	Proxy    *proxyFigures            `json:"proxy,omitempty"`
+	ProxyErr string                   `json:"proxy_error,omitempty"`
+	Failover []failoverFigures        `json:"failover"`
+	Balance  *balanceFigures          `json:"balance,omitempty"`
+	Scale    *scaleFigures            `json:"scale,omitempty"`
+	ScaleErr string                   `json:"scale_error,omitempty"`
 }
+
+// resultsSchema is the version of benchReport's JSON; a file of another
+// version is refused rather than rendered wrong.
+const resultsSchema = 1
 
 // loadAvg returns the 1, 5 and 15 minute load averages from /proc.
 func loadAvg() string {
@@ -41,6 +62,20 @@ func loadAvg() string {
 	return strings.Join(f[:3], ", ")
 }
 
+// rcvBufDefault returns the kernel's default socket receive buffer
+// (net.core.rmem_default) in bytes, or 0 if it cannot be read.
+func rcvBufDefault() int {
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_default")
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
 // serverLabels names the probe-path servers in tables and plots.
 var serverLabels = map[string]string{
 	srvEcho:       "plain echo",
@@ -49,9 +84,8 @@ var serverLabels = map[string]string{
 	srvUsherBatch: "usher batched",
 }
 
-// plot draws the report's charts into dir.
+// plot draws the report's charts into dir and returns their file names.
 func (r *benchReport) plot(dir string) ([]string, error) {
-	r.plotDir = dir
 	var files []string
 	add := func(name string, err error) error {
 		if err == nil {
@@ -59,13 +93,13 @@ func (r *benchReport) plot(dir string) ([]string, error) {
 		}
 		return err
 	}
-	if r.probe != nil {
+	if r.Probe != nil {
 		var cats []string
 		var rate, cpu []spread
 		for _, n := range benchServerNames {
 			cats = append(cats, serverLabels[n])
-			rate = append(rate, scale(r.probe[n].rate, 1e-3))
-			cpu = append(cpu, scale(r.probe[n].cpu, 1e-3))
+			rate = append(rate, scale(r.Probe[n].Rate, 1e-3))
+			cpu = append(cpu, scale(r.Probe[n].CPU, 1e-3))
 		}
 		if err := add("probe_rate.png", barChart(filepath.Join(dir, "probe_rate.png"),
 			"Probes answered per second at saturation (median, min–max)", "thousand probes/s", cats, []barSeries{{"", rate}})); err != nil {
@@ -79,7 +113,7 @@ func (r *benchReport) plot(dir string) ([]string, error) {
 		for _, lvl := range loadLevels {
 			s := barSeries{name: fmt.Sprintf("p99 at %d%% load", lvl)}
 			for _, n := range benchServerNames {
-				s.values = append(s.values, r.probe[n].p99[lvl])
+				s.values = append(s.values, r.Probe[n].P99[lvl])
 			}
 			series = append(series, s)
 		}
@@ -92,14 +126,14 @@ func (r *benchReport) plot(dir string) ([]string, error) {
 		plot(dir string) ([]string, error)
 	}
 	var parts []plotter
-	if r.proxy != nil {
-		parts = append(parts, r.proxy)
+	if r.Proxy != nil {
+		parts = append(parts, r.Proxy)
 	}
-	if r.balance != nil {
-		parts = append(parts, r.balance)
+	if r.Balance != nil {
+		parts = append(parts, r.Balance)
 	}
-	if r.scale != nil {
-		parts = append(parts, r.scale)
+	if r.Scale != nil {
+		parts = append(parts, r.Scale)
 	}
 	for _, p := range parts {
 		pf, err := p.plot(dir)
@@ -120,12 +154,15 @@ func scale(s spread, k float64) spread {
 	return out
 }
 
-// goal is one headline: a ratio against a baseline and its bound.
+// goal is one headline of part 1: a ratio against a baseline and its
+// bound.
 type goal struct {
 	what   string
 	ratio  spread
 	bound  float64
-	atMost bool // the ratio must be at most bound (else at least)
+	atMost bool      // the ratio must be at most bound (else at least)
+	pair   [2]string // the baseline server and the one measured against it
+	level  int       // for a paced goal, the load in percent; 0 for saturation
 }
 
 // met reports whether the median ratio is within the bound.
@@ -136,109 +173,194 @@ func (g goal) met() bool {
 	return g.ratio.median() >= g.bound
 }
 
+// row is the goal's line of the goals table.
 func (g goal) row() string {
 	op := "≥"
 	if g.atMost {
 		op = "≤"
 	}
-	verdict := "met"
-	if !g.met() {
-		verdict = "**not met**"
-	}
-	if len(g.ratio) == 0 {
-		verdict = "not measured"
-	}
-	return fmt.Sprintf("| %s | %s %.2fx | %s | %s |\n", g.what, op, g.bound, g.ratio.format("%.2fx"), verdict)
+	return fmt.Sprintf("| %s | %s %.2fx | %s | %s |\n", g.what, op, g.bound, g.ratio.format("%.2fx"), metVerdict(g.met()))
 }
 
-// write writes the Markdown report; out is its own path, for links.
-func (r *benchReport) write(b *strings.Builder, out string) {
-	o := r.opts
+// probeGoals are part 1's goals over the figures f; the paced ones hold
+// at the lightest paced load.
+func probeGoals(f map[string]*probeFigures) []goal {
+	plain, batched := [2]string{srvEcho, srvUsher}, [2]string{srvEchoBatch, srvUsherBatch}
+	lvl := loadLevels[0]
+	ratio := func(pair [2]string, of func(*probeFigures) spread) spread {
+		return ratios(of(f[pair[1]]), of(f[pair[0]]))
+	}
+	rate := func(p *probeFigures) spread { return p.Rate }
+	cpu := func(p *probeFigures) spread { return p.CPU }
+	p99 := func(p *probeFigures) spread { return p.P99[lvl] }
+	return []goal{
+		{what: "usher batched ÷ batched echo, probes/s at saturation", ratio: ratio(batched, rate), bound: 0.9, pair: batched},
+		{what: "usher batched ÷ batched echo, CPU per answer", ratio: ratio(batched, cpu), bound: 1.1, atMost: true, pair: batched},
+		{what: "usher ÷ plain echo, probes/s at saturation", ratio: ratio(plain, rate), bound: 0.85, pair: plain},
+		{what: fmt.Sprintf("usher ÷ plain echo, p99 at %d%% load", lvl), ratio: ratio(plain, p99), bound: 1.1, atMost: true, pair: plain, level: lvl},
+		{what: fmt.Sprintf("usher batched ÷ batched echo, p99 at %d%% load", lvl), ratio: ratio(batched, p99), bound: 1.1, atMost: true, pair: batched, level: lvl},
+	}
+}
+
+// write writes the Markdown report.
+func (r *benchReport) write(b *strings.Builder) {
 	cmd := "usher bench"
-	if len(o.args) > 0 {
-		cmd += " " + strings.Join(o.args, " ")
+	if len(r.Args) > 0 {
+		cmd += " " + strings.Join(r.Args, " ")
 	}
 	fmt.Fprintf(b, "# Usher benchmarks\n\n")
-	fmt.Fprintf(b, "Generated by `%s` on %s in %s. Do not edit: run `make bench` (or `go run ./cmd/usher bench`; `-quick` for a short pass) to measure again.\n\n",
-		cmd, r.started.UTC().Format("2006-01-02 15:04 UTC"), r.finished.Sub(r.started).Round(time.Second))
-	fmt.Fprintf(b, "- Machine: %s\n", machine())
-	fmt.Fprintf(b, "- Load average (1, 5, 15 min) at the start: %s; at the end: %s. Anything else running on the machine shares its cores with the benchmark.\n", r.loadStart, r.loadEnd)
+	fmt.Fprintf(b, "Generated by `%s` on %s in %s. Do not edit: run `make bench` (or `go run ./cmd/usher bench`; `-quick` for a short pass) to measure again, or `go run ./cmd/usher bench -render` to write this file and the plots again from this run's raw results, `%s`.\n\n",
+		cmd, r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Finished.Sub(r.Started).Round(time.Second), filepath.ToSlash(r.ResultsFile))
+	fmt.Fprintf(b, "- Machine: %s\n", r.Machine)
+	fmt.Fprintf(b, "- Load average (1, 5, 15 min) at the start: %s; at the end: %s. Anything else running on the machine shares its cores with the benchmark.\n", r.LoadStart, r.LoadEnd)
 	fmt.Fprintf(b, "- Each measurement: %v after a %v warm-up (a paced run of part 1 gives each of its two servers that much in turns), %d repeats; every figure is **median (min–max)** over the repeats.\n",
-		o.duration, o.duration/4, o.repeats)
+		r.Duration, warmup(r.Duration), r.Repeats)
 	fmt.Fprintf(b, "- Every headline is a ratio against a baseline measured next to it in the same run (the pair's order flips every repeat); the ratio's spread is over the per-repeat pairs.\n")
-	fmt.Fprintf(b, "- Everything runs on loopback of this one machine: the load generator and the server share its cores, as they would share any 2-core box, so absolute figures are noisy; read the ratios.\n\n")
-	if r.probe != nil {
+	fmt.Fprintf(b, "- Everything runs on loopback of this one machine: the load generator and the server share its cores, as they would share any %d-core box, so absolute figures are noisy; read the ratios.\n\n", r.Cores)
+	if r.Probe != nil {
 		r.writeProbe(b)
 	}
-	if o.parts["proxy"] {
+	if r.Proxy != nil || r.ProxyErr != "" {
 		r.writeProxy(b)
 	}
-	writeFailover(b, filepath.Join("e2e", "results"))
-	if r.balance != nil {
-		r.balance.write(b)
+	writeFailover(b, r.Failover)
+	if r.Balance != nil {
+		r.Balance.write(b, r.PlotDir)
 	}
 	switch {
-	case r.scale != nil:
-		r.scale.write(b)
-	case r.scaleErr != nil:
-		fmt.Fprintf(b, "## 5. Scale\n\nNot measured: %v\n\n", r.scaleErr)
+	case r.Scale != nil:
+		r.Scale.write(b, r.PlotDir, r.Cores)
+	case r.ScaleErr != "":
+		fmt.Fprintf(b, "## 5. Scale\n\nNot measured: %s\n\n", r.ScaleErr)
 	}
 }
 
 // writeProbe writes part 1.
 func (r *benchReport) writeProbe(b *strings.Builder) {
-	f := r.probe
+	f := r.Probe
 	b.WriteString("## 1. Probe path\n\n")
-	b.WriteString("Servers answer 256-byte Usher probes (each a new session) on 127.0.0.1, each in a child process of its own so that its CPU time (user + system, from /proc) is its alone. The servers:\n\n")
-	b.WriteString("- **plain echo**: a Go UDP echo, one socket, `ReadFromUDPAddrPort`/`WriteToUDPAddrPort` one datagram at a time: the floor any Go UDP server pays.\n")
-	b.WriteString("- **usher**: the responder (`node.Responder`) as the leader runs it by default, one socket, one probe per recvfrom and one answer per sendto: decode, assign (least-loaded over a 3-server view republished every 100 ms with the servers' accepted counts, as reports would), mint a SipHash ticket, encode the redirect with two backups. On Linux it answers every probe queued at a wake-up inside one `RawConn` read callback, so the runtime's poller bookkeeping is paid per wake-up rather than per probe, and takes them in groups of up to 16: it reads a group, decides it, then sends its answers; the system calls stay one per datagram, as in the echo, but they are raw ones (below).\n")
-	b.WriteString("- **batched echo**: the echo with `golang.org/x/net/ipv4` `ReadBatch`/`WriteBatch` (recvmmsg/sendmmsg), one SO_REUSEPORT socket and goroutine per core.\n")
-	b.WriteString("- **usher batched**: the responder with `Batch` (its own allocation-free recvmmsg/sendmmsg loop that takes whatever the socket holds and never waits to fill a batch) and `Sockets` = one SO_REUSEPORT socket per core, sharing nothing on the probe path but the atomically swapped view.\n\n")
-	fmt.Fprintf(b, "The load generator (in the `usher bench` process) uses %d client sockets with batched I/O. *Saturation*: one server at a time, %d probes in flight per socket, a probe unanswered for 20 ms is replaced. *Paced load*: both servers of a pair run at once and take turns of %v: every %v the generator sends the probes then due at a fixed rate to the server whose turn it is, round robin over %d sockets of its own, and times each answer against its probe's send time (found by transaction ID). The rate is 50%% and 90%% of the lower median saturation of the pair, so both servers of a pair see the same offered load, and with ten turns a second a stretch of the shared machine's stalls falls on both alike rather than on whichever had the run at the time (until 2026-11-27 each server had a run of its own, and the p99 ratios of a pair went from 0.44x to 2.69x). A tick's probes arrive together and queue behind each other, so the latencies include that queueing, for every server alike; the 90%% runs overload the machine (generator and server together) and lose probes, so read them as an overload test. Every server keeps the kernel's default receive buffer (about 200 KiB), as the agent does unless `probe_read_buffer` says otherwise: the bursts of the paced runs then lose up to a few percent of the probes even at half load (the unanswered column), and those are missing from the latencies. With a 1 MiB buffer on every server (a run on 2026-11-27) nothing was lost at half load, but at saturation the unbatched responder's CPU per answer rose by half (15.8 µs against 10.6 µs the run before; the echo's by a tenth) and its rate fell to 0.70x of the echo's: the whole window of 256 probes then queues in its socket, and probably each probe, and the responder's own state between probes, is colder in the caches by the time it is read.\n\n", loadSockets, loadWindow, pacedSlice, paceTick, loadSockets/2)
+	r.writeProbeMethod(b)
 	b.WriteString("### Goals\n\n| Goal | Bound | Measured (median, min–max) | |\n|---|---|---|---|\n")
-	goals := []goal{
-		{what: "usher batched ÷ batched echo, probes/s at saturation", ratio: ratios(f[srvUsherBatch].rate, f[srvEchoBatch].rate), bound: 0.9},
-		{what: "usher batched ÷ batched echo, CPU per answer", ratio: ratios(f[srvUsherBatch].cpu, f[srvEchoBatch].cpu), bound: 1.1, atMost: true},
-		{what: "usher ÷ plain echo, probes/s at saturation", ratio: ratios(f[srvUsher].rate, f[srvEcho].rate), bound: 0.85},
-		{what: "usher ÷ plain echo, p99 at 50% load", ratio: ratios(f[srvUsher].p99[50], f[srvEcho].p99[50]), bound: 1.1, atMost: true},
-		{what: "usher batched ÷ batched echo, p99 at 50% load", ratio: ratios(f[srvUsherBatch].p99[50], f[srvEchoBatch].p99[50]), bound: 1.1, atMost: true},
-	}
+	goals := probeGoals(f)
 	for _, g := range goals {
 		b.WriteString(g.row())
 	}
 	b.WriteString(r.allocRow())
 	r.writeProbeMisses(b, goals)
 	fmt.Fprintf(b, "\nFor scale: batched echo ÷ plain echo = %s probes/s; usher batched ÷ usher = %s probes/s (not interleaved pairs: medians of the runs).\n\n",
-		fmtRatio(f[srvEchoBatch].rate.median(), f[srvEcho].rate.median()), fmtRatio(f[srvUsherBatch].rate.median(), f[srvUsher].rate.median()))
-	b.WriteString("Where the difference goes: most of every server's CPU time is the kernel's (recvfrom/sendto or recvmmsg/sendmmsg). The responder adds its per-probe decision, which `BenchmarkResponderAnswer` below times alone (STUN decoding with the request's CRC-32 fingerprint, the SipHash ticket MAC, the least-loaded pick with two backups, the hand-written answer with its own fingerprint): about 0.5 µs warm, and more between system calls, whose kernel work leaves the caches cold. It takes none of that back on the system calls themselves: on its probe path they are raw (`unix.RawSyscall6`, all with MSG_DONTWAIT, so none can block), which skips the runtime's entersyscall/exitsyscall on every call and the hand-off of the processor to another thread when the runtime's monitor finds a goroutine some tens of microseconds into a call while no processor is idle (a sendmmsg of 64 answers on loopback delivers all of them before it returns); how the saving splits between the two was not measured. The echoes pay for both through the net package. In paired saturation runs on 2026-11-27 (`TestBenchPairs` in cmd/usher, 16 interleaved repeats of each) that moved the unbatched responder from 0.86x to 1.01x of the plain echo's probes/s and from 1.21x to 1.09x of its CPU per answer, and the batched one from 0.92x to 1.06x of the batched echo's probes/s and from 1.12x to 0.89x of its CPU per answer. A goroutine looping over raw calls never hands its processor over at them, so the serving loops yield to the scheduler after every full burst or batch (64 probes), lest a flood keep raft and memberlist waiting up to the scheduler's 10 ms time slice; the yield did not show in the same pairs. Taking the queued probes in groups (16 reads, 16 decisions, 16 sends, rather than each probe's three in turn, so that each runs with warm caches) then took the unbatched responder from 1.08x to 1.03x of the plain echo's CPU per answer and from 1.00x to 1.07x of its probes/s (16 more pairs, same day). Earlier steps of that day, in the same kind of pairs: answering every queued probe in one read callback and a leaner decision (integer report times and per-node pick counts in the assigner instead of `time.Time` comparisons and a map update per probe) took the unbatched responder from 0.81x to 0.86x of the plain echo's probes/s; letting a batch leave in one sendmmsg unless deciding it takes longer than 50 µs (with a large view its answers then leave 16 at a time while the rest is decided) took the batched one from 0.92x to 0.96x of the batched echo's. Retrying an empty socket 4 or 16 times before parking, to catch the next probe without sleeping, moved nothing beyond the run-to-run spread.\n\n")
+		fmtRatio(f[srvEchoBatch].Rate.median(), f[srvEcho].Rate.median()), fmtRatio(f[srvUsherBatch].Rate.median(), f[srvUsher].Rate.median()))
+	decision := "not timed in this run"
+	if ns, ok := answerNs(r.Allocs.Lines); ok {
+		decision = fmt.Sprintf("%s ns warm in this run, and more between system calls, whose kernel work leaves the caches cold", strconv.FormatFloat(ns, 'f', -1, 64))
+	}
+	fmt.Fprintf(b, "Where the difference goes: most of every server's CPU time is the kernel's (recvfrom/sendto or recvmmsg/sendmmsg). The responder adds its per-probe decision, which `BenchmarkResponderAnswer` below times alone (STUN decoding with the request's CRC-32 fingerprint, the SipHash ticket MAC, the least-loaded pick with two backups, the hand-written answer with its own fingerprint): %s. It takes none of that back on the system calls themselves: on its probe path they are raw (`unix.RawSyscall6`, all with MSG_DONTWAIT, so none can block), which skips the runtime's entersyscall/exitsyscall on every call and the hand-off of the processor to another thread when the runtime's monitor finds a goroutine some tens of microseconds into a call while no processor is idle (a sendmmsg of a full batch on loopback delivers all of it before it returns); how the saving splits between the two was not measured. The echoes pay for both through the net package. A goroutine looping over raw calls never hands its processor over at them, so the serving loops yield to the scheduler after every full burst or batch, lest a flood keep raft and memberlist waiting up to the scheduler's 10 ms time slice. What each of these steps moved, in paired runs of `TestBenchPairs` (cmd/usher/bench_pairs_test.go), is in docs/bench/history.md with the commit it was measured at.\n\n", decision)
+	r.writeProbeTables(b)
+}
+
+// writeProbeMethod writes how part 1 measures: the servers, the load
+// generator and what the paced runs lose.
+func (r *benchReport) writeProbeMethod(b *strings.Builder) {
+	fmt.Fprintf(b, "Servers answer %d-byte Usher probes (each a new session) on 127.0.0.1, each in a child process of its own so that its CPU time (user + system, from /proc) is its alone. The servers:\n\n", wire.ProbeSize)
+	b.WriteString("- **plain echo**: a Go UDP echo, one socket, `ReadFromUDPAddrPort`/`WriteToUDPAddrPort` one datagram at a time: the floor any Go UDP server pays.\n")
+	fmt.Fprintf(b, "- **usher**: the responder (`node.Responder`) as the leader runs it by default, one socket, one probe per recvfrom and one answer per sendto: decode, assign (least-loaded over a %d-server view republished every %v with the servers' accepted counts, as reports would), mint a SipHash ticket, encode the redirect with two backups. On Linux it answers every probe queued at a wake-up inside one `RawConn` read callback, so the runtime's poller bookkeeping is paid per wake-up rather than per probe, and takes them in groups of up to 16: it reads a group, decides it, then sends its answers; the system calls stay one per datagram, as in the echo, but they are raw ones (below).\n",
+		fakeFarmSize, fakeFarmPublish)
+	b.WriteString("- **batched echo**: the echo with `golang.org/x/net/ipv4` `ReadBatch`/`WriteBatch` (recvmmsg/sendmmsg), one SO_REUSEPORT socket and goroutine per core.\n")
+	b.WriteString("- **usher batched**: the responder with `Batch` (its own allocation-free recvmmsg/sendmmsg loop that takes whatever the socket holds and never waits to fill a batch) and `Sockets` = one SO_REUSEPORT socket per core, sharing nothing on the probe path but the atomically swapped view.\n\n")
+	buf := "its size unknown here"
+	if r.RcvBuf > 0 {
+		buf = fmt.Sprintf("%d KiB here, net.core.rmem_default", r.RcvBuf>>10)
+	}
+	fmt.Fprintf(b, "The load generator (in the `usher bench` process) uses %d client sockets with batched I/O. *Saturation*: one server at a time, %d probes in flight per socket, a probe unanswered for %v is replaced. *Paced load*: both servers of a pair run at once and take turns of %v: every %v the generator sends the probes then due at a fixed rate to the server whose turn it is, round robin over %d sockets of its own, and times each answer against its probe's send time (found by transaction ID). The rate is %s of the lower median saturation of the pair, so both servers of a pair see the same offered load, and with %d turns a second a stretch of the shared machine's stalls falls on both alike rather than on whichever had the run at the time (docs/bench/history.md has what separate runs gave). A tick's probes arrive together and queue behind each other, so the latencies include that queueing, for every server alike. Every server keeps the kernel's default receive buffer (%s), as the agent does unless `probe_read_buffer` says otherwise: the bursts of the paced runs then lose probes (the unanswered column; %s), and those are missing from the latencies, so a run that loses many is an overload test rather than a latency figure. docs/bench/history.md has what a larger buffer did.\n\n",
+		loadSockets, loadWindow, loadLossAfter, pacedSlice, paceTick, pacedSockets, joinWords(percents(loadLevels)), int(time.Second/pacedSlice), buf, r.lossSummary())
+}
+
+// lossSummary says how many probes the paced runs lost: the range of the
+// servers' medians at each load.
+func (r *benchReport) lossSummary() string {
+	var parts []string
+	for _, lvl := range loadLevels {
+		var med spread
+		for _, n := range benchServerNames {
+			if l := r.Probe[n].Lost[lvl]; len(l) > 0 {
+				med = append(med, 100*l.median())
+			}
+		}
+		if len(med) > 0 {
+			parts = append(parts, fmt.Sprintf("from %.2f%% to %.2f%% at %d%% load", med.min(), med.max(), lvl))
+		}
+	}
+	if len(parts) == 0 {
+		return "none measured"
+	}
+	return "the servers' medians run " + joinWords(parts)
+}
+
+// writeProbeTables writes part 1's tables, plots and allocations.
+func (r *benchReport) writeProbeTables(b *strings.Builder) {
+	f := r.Probe
 	b.WriteString("### Saturation\n\n| Server | probes/s | server CPU per answer (µs) |\n|---|---|---|\n")
 	for _, n := range benchServerNames {
-		fmt.Fprintf(b, "| %s | %s | %s |\n", serverLabels[n], f[n].rate.format("%.0f"), scale(f[n].cpu, 1e-3).format("%.2f"))
+		fmt.Fprintf(b, "| %s | %s | %s |\n", serverLabels[n], f[n].Rate.format("%.0f"), scale(f[n].CPU, 1e-3).format("%.2f"))
 	}
 	b.WriteString("\n### Latency under paced load\n\n| Server | load | offered probes/s | p50 (µs) | p99 (µs) | unanswered |\n|---|---|---|---|---|---|\n")
 	for _, n := range benchServerNames {
 		for _, lvl := range loadLevels {
-			fmt.Fprintf(b, "| %s | %d%% | %.0f | %s | %s | %s |\n", serverLabels[n], lvl, f[n].offered[lvl],
-				f[n].p50[lvl].format("%.1f"), f[n].p99[lvl].format("%.1f"), scale(f[n].lost[lvl], 100).format("%.2f%%"))
+			fmt.Fprintf(b, "| %s | %d%% | %.0f | %s | %s | %s |\n", serverLabels[n], lvl, f[n].Offered[lvl],
+				f[n].P50[lvl].format("%.1f"), f[n].P99[lvl].format("%.1f"), scale(f[n].Lost[lvl], 100).format("%.2f%%"))
 		}
 	}
 	b.WriteString("\n")
 	for _, p := range []string{"probe_rate.png", "probe_cpu.png", "probe_latency.png"} {
-		fmt.Fprintf(b, "![%s](%s)\n", p, filepath.ToSlash(filepath.Join(r.plotDir, p)))
+		fmt.Fprintf(b, "![%s](%s)\n", p, filepath.ToSlash(filepath.Join(r.PlotDir, p)))
 	}
 	b.WriteString("\n### Allocations\n\n")
-	if r.allocs.err != nil {
-		fmt.Fprintf(b, "%v\n\n", r.allocs.err)
+	if r.Allocs.Err != "" {
+		fmt.Fprintf(b, "%s\n\n", r.Allocs.Err)
 	} else {
 		fmt.Fprintf(b, "`%s` (round trips on loopback through each serving mode, counting both ends; and the per-probe decision alone):\n\n```\n%s\n```\n\n",
-			r.allocs.command, strings.Join(r.allocs.lines, "\n"))
+			r.Allocs.Command, strings.Join(r.Allocs.Lines, "\n"))
 	}
+}
+
+// answerNs returns the ns/op of BenchmarkResponderAnswer among the
+// benchmark result lines.
+func answerNs(lines []string) (float64, bool) {
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "BenchmarkResponderAnswer") {
+			continue
+		}
+		for i := 1; i < len(f); i++ {
+			if f[i] == "ns/op" {
+				v, err := strconv.ParseFloat(f[i-1], 64)
+				return v, err == nil
+			}
+		}
+	}
+	return 0, false
+}
+
+// percents formats each of ps as "50%".
+func percents(ps []int) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = fmt.Sprintf("%d%%", p)
+	}
+	return out
+}
+
+// joinWords joins "a", "b" and "c" as "a, b and c".
+func joinWords(s []string) string {
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
 
 // writeProbeMisses says, under part 1's goals, why each missed one misses:
 // the spread of its per-repeat ratios and what drives it.
 func (r *benchReport) writeProbeMisses(b *strings.Builder, goals []goal) {
-	f := r.probe
+	f := r.Probe
 	var lines []string
 	for _, g := range goals {
 		if len(g.ratio) == 0 || g.met() {
@@ -248,25 +370,20 @@ func (r *benchReport) writeProbeMisses(b *strings.Builder, goals []goal) {
 		if g.ratio.min() <= g.bound && g.bound <= g.ratio.max() {
 			where = "on both sides of the bound"
 		}
-		switch {
-		case strings.Contains(g.what, "p99"):
-			pair := [2]string{srvEcho, srvUsher}
-			if strings.Contains(g.what, "batched") {
-				pair = [2]string{srvEchoBatch, srvUsherBatch}
-			}
-			var p50, p99, lost spread
-			for _, n := range pair {
-				p50 = append(p50, f[n].p50[50]...)
-				p99 = append(p99, f[n].p99[50]...)
-				lost = append(lost, f[n].lost[50]...)
-			}
-			lines = append(lines, fmt.Sprintf("- *%s*: the per-repeat ratios run from %.2fx to %.2fx, %s. A paced run's tail is set by the few moments its server is not scheduled at all: the bursts of the 1 ms ticks then queue for milliseconds (these runs' p99s are %.1f–%.1f ms against p50s of %.1f–%.1f ms). The turns share long stretches of stalls between the two servers, but whether a short one falls into one server's turn or the other's is still chance, a few of them in each server's %v of a repeat. The unanswered share of the same runs goes from %.2f%% to %.2f%%: probes dropped by a full receive buffer during a stall are missing from the latencies, so the run with the worse stall may show the better p99. %s",
-				g.what, g.ratio.min(), g.ratio.max(), where, p99.min()/1e3, p99.max()/1e3, p50.min()/1e3, p50.max()/1e3, r.opts.duration, lost.min()*100, lost.max()*100,
-				oursInTail(ratios(f[pair[1]].cpu, f[pair[0]].cpu))))
-		case strings.Contains(g.what, "CPU"), strings.Contains(g.what, "probes/s"):
-			lines = append(lines, fmt.Sprintf("- *%s*: the median misses the bound by %.0f%% of it; the per-repeat ratios run from %.2fx to %.2fx, %s. What the responder spends beyond the echo is its decision and the scheduling around it (\"Where the difference goes\" above); `TestBenchPairs` repeats such a pair as often as wanted to tell a change from the spread.",
+		if g.level == 0 {
+			lines = append(lines, fmt.Sprintf("- *%s*: the median misses the bound by %.0f%% of it; the per-repeat ratios run from %.2fx to %.2fx, %s. What the responder spends beyond the echo is its decision and the scheduling around it (\"Where the difference goes\" below); `TestBenchPairs` repeats such a pair as often as wanted to tell a change from the spread.",
 				g.what, 100*math.Abs(g.ratio.median()-g.bound)/g.bound, g.ratio.min(), g.ratio.max(), where))
+			continue
 		}
+		var p50, p99, lost spread
+		for _, n := range g.pair {
+			p50 = append(p50, f[n].P50[g.level]...)
+			p99 = append(p99, f[n].P99[g.level]...)
+			lost = append(lost, f[n].Lost[g.level]...)
+		}
+		lines = append(lines, fmt.Sprintf("- *%s*: the per-repeat ratios run from %.2fx to %.2fx, %s. A paced run's tail is set by the few moments its server is not scheduled at all: the bursts of the %v ticks then queue for milliseconds (these runs' p99s are %.1f–%.1f ms against p50s of %.1f–%.1f ms). The turns share long stretches of stalls between the two servers, but whether a short one falls into one server's turn or the other's is still chance, a few of them in each server's %v of a repeat. The unanswered share of the same runs goes from %.2f%% to %.2f%%: probes dropped by a full receive buffer during a stall are missing from the latencies, so the run with the worse stall may show the better p99. %s",
+			g.what, g.ratio.min(), g.ratio.max(), where, paceTick, p99.min()/1e3, p99.max()/1e3, p50.min()/1e3, p50.max()/1e3, r.Duration, lost.min()*100, lost.max()*100,
+			oursInTail(ratios(f[g.pair[1]].CPU, f[g.pair[0]].CPU))))
 	}
 	if len(lines) == 0 {
 		return
@@ -278,30 +395,27 @@ func (r *benchReport) writeProbeMisses(b *strings.Builder, goals []goal) {
 // pair's CPU-per-answer ratios at saturation.
 func oursInTail(cpu spread) string {
 	if cpu.median() > 1 {
-		return fmt.Sprintf("What is ours in it is the responder's CPU per answer, %s of the echo's at saturation in the same run: the decision the echo does not make (\"Where the difference goes\" above), which each tick's burst takes that much longer to drain.", cpu.format("%.2fx"))
+		return fmt.Sprintf("What is ours in it is the responder's CPU per answer, %s of the echo's at saturation in the same run: the decision the echo does not make (\"Where the difference goes\" below), which each tick's burst takes that much longer to drain.", cpu.format("%.2fx"))
 	}
 	return fmt.Sprintf("The responder's CPU per answer was %s of the echo's at saturation in the same run, so its own work does not lengthen the tail: the miss is the stalls'.", cpu.format("%.2fx"))
 }
 
-// allocRow is the goal row for allocations per probe.
+// allocRow is the goal row for allocations per probe: met when every
+// benchmark line counts none.
 func (r *benchReport) allocRow() string {
-	if r.allocs.err != nil || len(r.allocs.lines) == 0 {
+	if r.Allocs.Err != "" || len(r.Allocs.Lines) == 0 {
 		return "| allocations per probe | 0 | not measured | not measured |\n"
 	}
-	worst := "0"
-	for _, l := range r.allocs.lines {
+	worst := 0.0
+	for _, l := range r.Allocs.Lines {
 		f := strings.Fields(l)
 		for i := 1; i < len(f); i++ {
-			if f[i] == "allocs/op" && f[i-1] != "0" {
-				worst = f[i-1]
+			if v, err := strconv.ParseFloat(f[i-1], 64); err == nil && f[i] == "allocs/op" {
+				worst = max(worst, v)
 			}
 		}
 	}
-	verdict := "met"
-	if worst != "0" {
-		verdict = "**not met**"
-	}
-	return fmt.Sprintf("| allocations per probe (`go test -bench`, every serving mode) | 0 | %s | %s |\n", worst, verdict)
+	return fmt.Sprintf("| allocations per probe (`go test -bench`, every serving mode) | 0 | %s | %s |\n", strconv.FormatFloat(worst, 'f', -1, 64), metVerdict(worst == 0))
 }
 
 // fmtRatio formats a/b.
@@ -315,29 +429,30 @@ func fmtRatio(a, b float64) string {
 // writeProxy writes part 2.
 func (r *benchReport) writeProxy(b *strings.Builder) {
 	b.WriteString("## 2. Session setups against an in-path proxy\n\n")
-	if r.proxyErr != nil {
-		fmt.Fprintf(b, "Not measured: %v\n\n", r.proxyErr)
+	if r.ProxyErr != "" {
+		fmt.Fprintf(b, "Not measured: %s\n\n", r.ProxyErr)
 		return
 	}
-	pf := r.proxy
-	fmt.Fprintf(b, "The same %d client sessions, each on its own socket, set up %d at a time and then sending a 64-byte keepalive every %v, reach the same %d session servers (Usher's session endpoints, tickets not required so that proxied keepalives are accepted too) either\n\n",
-		pf.sessions, proxySetupPar, proxyInterval, proxyServers)
-	fmt.Fprintf(b, "- through **nginx** (%s, %s): its UDP stream proxy, `least_conn` over the servers, `worker_processes auto` on `reuseport` sockets; a session is set up when its first keepalive comes back through the proxy; or\n", pf.nginx, pf.install)
+	pf := r.Proxy
+	fmt.Fprintf(b, "The same %d client sessions, each on its own socket, set up %d at a time and then sending a %d-byte keepalive every %v, reach the same %d session servers (Usher's session endpoints, tickets not required so that proxied keepalives are accepted too) either\n\n",
+		pf.Sessions, proxySetupPar, wire.KeepaliveSize, proxyInterval, proxyServers)
+	fmt.Fprintf(b, "- through **nginx** (%s, %s): its UDP stream proxy, `least_conn` over the servers, `worker_processes auto` on `reuseport` sockets; a session is set up when its first keepalive comes back through the proxy; or\n", pf.Nginx, pf.Install)
 	b.WriteString("- through **Usher**'s redirect (the batched responder, one socket per core, in a child process): a session is set up when its probe is answered with a redirect and its first keepalive, sent straight to the assigned server, is answered.\n\n")
-	b.WriteString("Sessions set up per second is bounded by this generator on this machine (64 setups in flight, each opening a socket), for both balancers: read it as \"neither balancer slows setups down at this rate\", not as either one's limit.\n\n")
-	b.WriteString("*Session packets* are every datagram the sessions sent and received from setup until the balancer was killed: the setup exchange (Usher: probe, redirect, first keepalive and its answer; nginx: first keepalive and its answer) and the keepalives and answers after it. Balancer CPU is the user + system time of all the balancer's processes over the same span (from /proc, in 10 ms ticks). Then the balancer is killed (SIGKILL, every process of it) and the sessions run on: a session *survives* if a keepalive it sent three intervals or more after the kill was answered. No session server dies here, so every server survives.\n\n")
+	fmt.Fprintf(b, "Sessions set up per second is bounded by this generator on this machine (%d setups in flight, each opening a socket), for both balancers: read it as \"neither balancer slows setups down at this rate\", not as either one's limit.\n\n", proxySetupPar)
+	fmt.Fprintf(b, "*Session packets* are every datagram the sessions sent and received from setup until the balancer was killed: the setup exchange (Usher: probe, redirect, first keepalive and its answer; nginx: first keepalive and its answer) and the keepalives and answers after it. Balancer CPU is the user + system time of all the balancer's processes over the same span (from /proc, in %v ticks). Then the balancer is killed (SIGKILL, every process of it) and the sessions run on: a session *survives* if a keepalive it sent %d intervals or more after the kill was answered. No session server dies here, so every server survives.\n\n",
+		time.Second/clockTicks, proxyKillMargin)
 	b.WriteString("| | nginx stream proxy | Usher redirect | Usher ÷ nginx (per-repeat pairs) |\n|---|---|---|---|\n")
 	row := func(what, verb string, by map[string]spread, k float64) {
 		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", what, scale(by[balNginx], k).format(verb), scale(by[balUsher], k).format(verb),
 			ratios(by[balUsher], by[balNginx]).format("%.3fx"))
 	}
-	row("balancer CPU seconds per million session packets", "%.3f", pf.cpuPerM, 1)
-	row("sessions set up per second", "%.0f", pf.setupRate, 1)
-	row("setup latency p50 (ms)", "%.2f", pf.setupP50, 1)
-	row("sessions answered after the balancer's SIGKILL (%)", "%.1f", pf.survived, 100)
+	row("balancer CPU seconds per million session packets", "%.3f", pf.CPUPerM, 1)
+	row("sessions set up per second", "%.0f", pf.SetupRate, 1)
+	row("setup latency p50 (ms)", "%.2f", pf.SetupP50, 1)
+	row("sessions answered after the balancer's SIGKILL (%)", "%.1f", pf.Survived, 100)
 	b.WriteString("\n")
 	for _, p := range []string{"proxy_cpu.png", "proxy_setup.png", "proxy_kill.png"} {
-		fmt.Fprintf(b, "![%s](%s)\n", p, filepath.ToSlash(filepath.Join(r.plotDir, p)))
+		fmt.Fprintf(b, "![%s](%s)\n", p, filepath.ToSlash(filepath.Join(r.PlotDir, p)))
 	}
 	b.WriteString("\n")
 }

@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/usherlb/usher/cluster"
 	"github.com/usherlb/usher/node"
 	"github.com/usherlb/usher/wire"
 )
@@ -46,13 +46,13 @@ const (
 
 // scalePlan is what one part-5 run measures.
 type scalePlan struct {
-	sizes          []int         // cluster sizes, profile fast
-	lanSizes       []int         // cluster sizes also run with profile lan, to tell the failure detector's limit from the rest
-	repeats        int           // runs of each size
-	window         time.Duration // measuring window once a cluster has formed
-	form           time.Duration // most time allowed to join and agree on a leader
-	sessions       int           // sessions driven into one agent
-	sessionRepeats int
+	Sizes          []int         `json:"sizes"`           // cluster sizes, profile fast
+	LanSizes       []int         `json:"lan_sizes"`       // cluster sizes also run with profile lan, to tell the failure detector's limit from the rest
+	Repeats        int           `json:"repeats"`         // runs of each size
+	Window         time.Duration `json:"window"`          // measuring window once a cluster has formed
+	Form           time.Duration `json:"form"`            // most time allowed to join and agree on a leader
+	Sessions       int           `json:"sessions"`        // sessions driven into one agent
+	SessionRepeats int           `json:"session_repeats"` // runs of the session measurement
 }
 
 // scalePlanFor returns the plan for o: three repeats of 16, 64 and 128
@@ -61,56 +61,62 @@ type scalePlan struct {
 // agents takes about a minute.
 func scalePlanFor(o benchOpts) scalePlan {
 	if o.quick {
-		return scalePlan{sizes: []int{16, 64}, repeats: 1, window: 5 * time.Second, form: 60 * time.Second,
-			sessions: scaleSessionGoal, sessionRepeats: 1}
+		return scalePlan{Sizes: []int{16, 64}, Repeats: 1, Window: 5 * time.Second, Form: 60 * time.Second,
+			Sessions: scaleSessionGoal, SessionRepeats: 1}
 	}
-	return scalePlan{sizes: []int{16, 64, 128}, lanSizes: []int{128}, repeats: 3, window: 15 * time.Second, form: 120 * time.Second,
-		sessions: scaleSessionGoal, sessionRepeats: 3}
+	return scalePlan{Sizes: []int{16, 64, 128}, LanSizes: []int{128}, Repeats: 3, Window: 15 * time.Second, Form: 120 * time.Second,
+		Sessions: scaleSessionGoal, SessionRepeats: 3}
 }
 
 // scaleFigures are part 5's measurements.
 type scaleFigures struct {
-	plan      scalePlan
-	sizes     []*scaleSize
-	sessions  *sessionFigures
-	loadStart string // /proc/loadavg at the start and end of part 5
-	loadEnd   string
-	loadPeak  float64 // highest 1-minute load average sampled during part 5
-	plotDir   string  // set by plot, for the report's image links
+	Plan      scalePlan       `json:"plan"`
+	Sizes     []*scaleSize    `json:"sizes"`
+	Sessions  *sessionFigures `json:"sessions"`
+	LoadStart string          `json:"load_start"` // /proc/loadavg at the start and end of part 5
+	LoadEnd   string          `json:"load_end"`
+	LoadPeak  float64         `json:"load_peak"` // highest 1-minute load average sampled during part 5
 }
 
 // scaleSize is the measurements of one cluster size over its repeats.
 // Times are in seconds, staleness in milliseconds, sizes in MiB.
 type scaleSize struct {
-	n                            int
-	profile                      string // the agents' timing profile
-	runs                         int
-	join, leader                 spread // start of the first process to all agents agreeing
-	term                         spread // raft term when all agreed on a leader
-	formFailed                   int    // repeats that did not form within the plan's time
-	staleP50, staleP99, staleMax spread
-	apiRTT                       spread // p50 of the leader's /v1/view round trips, ms
-	gossipMed, gossipMax         spread // memberlist bytes sent per second per agent
-	rssMed, rssMax               spread
-	cpu                          spread // CPU cores used by all agents together
-	leaderCPU                    spread // CPU cores used by the leader
-	selfCPU                      spread // CPU cores used by the benchmark process (the poller)
-	elections                    spread // raft term increase during the window
-	exited                       spread // agents that ended on their own
-	largest                      []string
-	logCounts                    map[string]spread
-	notes                        []string
+	N          int               `json:"n"`
+	Profile    string            `json:"profile"` // the agents' timing profile
+	Runs       int               `json:"runs"`
+	Join       spread            `json:"join"`        // start of the first process to all agents seeing every member
+	Leader     spread            `json:"leader"`      // start of the first process to all agents agreeing on a leader
+	Term       spread            `json:"term"`        // raft term when all agreed on a leader
+	FormFailed int               `json:"form_failed"` // repeats that did not form within the plan's time
+	StaleP50   spread            `json:"stale_p50"`
+	StaleP99   spread            `json:"stale_p99"`
+	StaleMax   spread            `json:"stale_max"`
+	APIRTT     spread            `json:"api_rtt"`    // p50 of the leader's /v1/view round trips, ms
+	GossipMed  spread            `json:"gossip_med"` // memberlist bytes sent per second, median agent
+	GossipMax  spread            `json:"gossip_max"` // memberlist bytes sent per second, busiest agent
+	RSSMed     spread            `json:"rss_med"`
+	RSSMax     spread            `json:"rss_max"`
+	CPU        spread            `json:"cpu"`        // CPU cores used by all agents together
+	LeaderCPU  spread            `json:"leader_cpu"` // CPU cores used by the leader
+	SelfCPU    spread            `json:"self_cpu"`   // CPU cores used by the benchmark process (the poller)
+	Elections  spread            `json:"elections"`  // raft term increase during the window
+	Exited     spread            `json:"exited"`     // agents that ended on their own
+	Largest    []string          `json:"largest"`
+	LogCounts  map[string]spread `json:"log_counts"`
+	Notes      []string          `json:"notes"`
 }
 
 // sessionFigures is the measurement of one agent with many sessions.
 type sessionFigures struct {
-	target      int
-	counted     spread // sessions the agent reported
-	drive       spread // seconds to create them all
-	rss0, rss   spread // MiB: before the sessions, with them
-	hwm         spread // VmHWM with them, MiB
-	heap0, heap spread // live heap after the last GC (gctrace), MiB
-	notes       []string
+	Target  int      `json:"target"`
+	Counted spread   `json:"counted"` // sessions the agent reported
+	Drive   spread   `json:"drive"`   // seconds to create them all
+	RSS0    spread   `json:"rss0"`    // MiB before the sessions
+	RSS     spread   `json:"rss"`     // MiB with them
+	HWM     spread   `json:"hwm"`     // VmHWM with them, MiB
+	Heap0   spread   `json:"heap0"`   // live heap after the last GC (gctrace), MiB, before the sessions
+	Heap    spread   `json:"heap"`    // and with them
+	Notes   []string `json:"notes"`
 }
 
 // scaleResult is one repeat of one cluster size.
@@ -142,60 +148,60 @@ func benchScale(ctx context.Context, o benchOpts) (*scaleFigures, error) {
 // the error is for a cancelled ctx or a run where nothing could start.
 func benchScaleWith(ctx context.Context, o benchOpts, p scalePlan) (*scaleFigures, error) {
 	raiseNoFile()
-	f := &scaleFigures{plan: p, loadStart: loadAvg()}
+	f := &scaleFigures{Plan: p, LoadStart: loadAvg()}
 	f.samplePeak()
 	started := 0
 	var cases []*scaleSize
-	for _, n := range p.sizes {
-		cases = append(cases, &scaleSize{n: n, profile: "fast", logCounts: map[string]spread{}})
+	for _, n := range p.Sizes {
+		cases = append(cases, &scaleSize{N: n, Profile: "fast", LogCounts: map[string]spread{}})
 	}
-	for _, n := range p.lanSizes {
-		cases = append(cases, &scaleSize{n: n, profile: "lan", logCounts: map[string]spread{}})
+	for _, n := range p.LanSizes {
+		cases = append(cases, &scaleSize{N: n, Profile: "lan", LogCounts: map[string]spread{}})
 	}
 	for _, sz := range cases {
-		n := sz.n
-		f.sizes = append(f.sizes, sz)
-		for r := range p.repeats {
+		n := sz.N
+		f.Sizes = append(f.Sizes, sz)
+		for r := range p.Repeats {
 			if err := ctx.Err(); err != nil {
 				return f, err
 			}
-			res, err := scaleRun(ctx, o, p, n, sz.profile)
+			res, err := scaleRun(ctx, o, p, n, sz.Profile)
 			f.samplePeak()
 			if err != nil {
 				if ctx.Err() != nil {
 					return f, ctx.Err()
 				}
-				sz.notes = append(sz.notes, fmt.Sprintf("repeat %d: %v", r+1, err))
-				fmt.Fprintf(o.log, "scale %s %d/%d: %v\n", sz.label(), r+1, p.repeats, err)
+				sz.Notes = append(sz.Notes, fmt.Sprintf("repeat %d: %v", r+1, err))
+				fmt.Fprintf(o.log, "scale %s %d/%d: %v\n", sz.label(), r+1, p.Repeats, err)
 				continue
 			}
 			started++
 			sz.add(res)
-			fmt.Fprintf(o.log, "scale %s %d/%d: %s\n", sz.label(), r+1, p.repeats, res.summary())
+			fmt.Fprintf(o.log, "scale %s %d/%d: %s\n", sz.label(), r+1, p.Repeats, res.summary())
 		}
 	}
-	sf := &sessionFigures{target: p.sessions}
-	f.sessions = sf
-	for r := range p.sessionRepeats {
+	sf := &sessionFigures{Target: p.Sessions}
+	f.Sessions = sf
+	for r := range p.SessionRepeats {
 		if err := ctx.Err(); err != nil {
 			return f, err
 		}
-		err := sessionRun(ctx, o, p.sessions, sf)
+		err := sessionRun(ctx, o, p.Sessions, sf)
 		f.samplePeak()
 		if err != nil {
 			if ctx.Err() != nil {
 				return f, ctx.Err()
 			}
-			sf.notes = append(sf.notes, fmt.Sprintf("repeat %d: %v", r+1, err))
-			fmt.Fprintf(o.log, "scale sessions %d/%d: %v\n", r+1, p.sessionRepeats, err)
+			sf.Notes = append(sf.Notes, fmt.Sprintf("repeat %d: %v", r+1, err))
+			fmt.Fprintf(o.log, "scale sessions %d/%d: %v\n", r+1, p.SessionRepeats, err)
 			continue
 		}
 		started++
-		i := len(sf.rss) - 1
+		i := len(sf.RSS) - 1
 		fmt.Fprintf(o.log, "scale sessions %d/%d: %.0f sessions counted in %.2fs, RSS %.1f MiB (%.1f MiB at 0), live heap %.1f MiB\n",
-			r+1, p.sessionRepeats, sf.counted[i], sf.drive[i], sf.rss[i], sf.rss0[i], lastOr(sf.heap, -1))
+			r+1, p.SessionRepeats, sf.Counted[i], sf.Drive[i], sf.RSS[i], sf.RSS0[i], lastOr(sf.Heap, -1))
 	}
-	f.loadEnd = loadAvg()
+	f.LoadEnd = loadAvg()
 	if started == 0 {
 		return f, errors.New("scale: no run could start: " + strings.Join(append(f.allNotes(), "no notes"), "; "))
 	}
@@ -204,41 +210,41 @@ func benchScaleWith(ctx context.Context, o benchOpts, p scalePlan) (*scaleFigure
 
 // fast reports whether the size runs the part's own profile, fast (the
 // zero profile means fast too).
-func (sz *scaleSize) fast() bool { return sz.profile == "" || sz.profile == "fast" }
+func (sz *scaleSize) fast() bool { return sz.Profile == "" || sz.Profile == "fast" }
 
 // label names the size in the report: "64 agents", or "128 agents, lan"
 // for a profile other than fast.
 func (sz *scaleSize) label() string {
 	if sz.fast() {
-		return fmt.Sprintf("%d agents", sz.n)
+		return fmt.Sprintf("%d agents", sz.N)
 	}
-	return fmt.Sprintf("%d agents, %s", sz.n, sz.profile)
+	return fmt.Sprintf("%d agents, %s", sz.N, sz.Profile)
 }
 
 // rowLabel names the size in a table row: "64", or "128, lan".
 func (sz *scaleSize) rowLabel() string {
 	if sz.fast() {
-		return strconv.Itoa(sz.n)
+		return strconv.Itoa(sz.N)
 	}
-	return fmt.Sprintf("%d, %s", sz.n, sz.profile)
+	return fmt.Sprintf("%d, %s", sz.N, sz.Profile)
 }
 
 // allNotes returns every note of every size and of the session run.
 func (f *scaleFigures) allNotes() []string {
 	var out []string
-	for _, sz := range f.sizes {
-		out = append(out, sz.notes...)
+	for _, sz := range f.Sizes {
+		out = append(out, sz.Notes...)
 	}
-	if f.sessions != nil {
-		out = append(out, f.sessions.notes...)
+	if f.Sessions != nil {
+		out = append(out, f.Sessions.Notes...)
 	}
 	return out
 }
 
 // samplePeak records the 1-minute load average if it is the highest yet.
 func (f *scaleFigures) samplePeak() {
-	if l, ok := loadAvg1(); ok && l > f.loadPeak {
-		f.loadPeak = l
+	if l, ok := loadAvg1(); ok && l > f.LoadPeak {
+		f.LoadPeak = l
 	}
 }
 
@@ -258,40 +264,40 @@ func lastOr(s spread, def float64) float64 {
 
 // add folds one repeat into the size's figures.
 func (sz *scaleSize) add(r scaleResult) {
-	sz.runs++
+	sz.Runs++
 	if !r.formed {
-		sz.formFailed++
+		sz.FormFailed++
 	}
 	if r.join > 0 {
-		sz.join = append(sz.join, r.join.Seconds())
+		sz.Join = append(sz.Join, r.join.Seconds())
 	}
 	if r.leaderAt > 0 {
-		sz.leader = append(sz.leader, r.leaderAt.Seconds())
-		sz.term = append(sz.term, float64(r.term))
-		sz.elections = append(sz.elections, float64(r.endTerm-r.term))
+		sz.Leader = append(sz.Leader, r.leaderAt.Seconds())
+		sz.Term = append(sz.Term, float64(r.term))
+		sz.Elections = append(sz.Elections, float64(r.endTerm-r.term))
 	}
 	if len(r.ages) > 0 {
-		sz.staleP50 = append(sz.staleP50, ms(percentile(r.ages, 0.5)))
-		sz.staleP99 = append(sz.staleP99, ms(percentile(r.ages, 0.99)))
-		sz.staleMax = append(sz.staleMax, ms(r.staleMax))
-		sz.apiRTT = append(sz.apiRTT, ms(percentile(r.rtts, 0.5)))
+		sz.StaleP50 = append(sz.StaleP50, ms(percentile(r.ages, 0.5)))
+		sz.StaleP99 = append(sz.StaleP99, ms(percentile(r.ages, 0.99)))
+		sz.StaleMax = append(sz.StaleMax, ms(r.staleMax))
+		sz.APIRTT = append(sz.APIRTT, ms(percentile(r.rtts, 0.5)))
 	}
-	sz.gossipMed = append(sz.gossipMed, r.gossipMed)
-	sz.gossipMax = append(sz.gossipMax, r.gossipMax)
-	sz.rssMed = append(sz.rssMed, r.rssMed)
-	sz.rssMax = append(sz.rssMax, r.rssMax)
-	sz.cpu = append(sz.cpu, r.cpu)
+	sz.GossipMed = append(sz.GossipMed, r.gossipMed)
+	sz.GossipMax = append(sz.GossipMax, r.gossipMax)
+	sz.RSSMed = append(sz.RSSMed, r.rssMed)
+	sz.RSSMax = append(sz.RSSMax, r.rssMax)
+	sz.CPU = append(sz.CPU, r.cpu)
 	if r.leaderAt > 0 {
-		sz.leaderCPU = append(sz.leaderCPU, r.leaderCPU)
+		sz.LeaderCPU = append(sz.LeaderCPU, r.leaderCPU)
 	}
-	sz.selfCPU = append(sz.selfCPU, r.selfCPU)
-	sz.exited = append(sz.exited, float64(r.exited))
-	sz.largest = append(sz.largest, r.largest)
+	sz.SelfCPU = append(sz.SelfCPU, r.selfCPU)
+	sz.Exited = append(sz.Exited, float64(r.exited))
+	sz.Largest = append(sz.Largest, r.largest)
 	for _, p := range scaleLogPatterns {
-		sz.logCounts[p.key] = append(sz.logCounts[p.key], float64(r.logCounts[p.key]))
+		sz.LogCounts[p.key] = append(sz.LogCounts[p.key], float64(r.logCounts[p.key]))
 	}
 	for _, n := range r.notes {
-		sz.notes = append(sz.notes, fmt.Sprintf("repeat %d: %s", sz.runs, n))
+		sz.Notes = append(sz.Notes, fmt.Sprintf("repeat %d: %s", sz.Runs, n))
 	}
 }
 
@@ -331,11 +337,11 @@ func scaleRun(ctx context.Context, o benchOpts, p scalePlan, n int, profile stri
 		return res, err
 	}
 	defer c.close()
-	leader := c.form(ctx, p.form, &res)
+	leader := c.form(ctx, p.Form, &res)
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	c.measure(ctx, p.window, leader, &res)
+	c.measure(ctx, p.Window, leader, &res)
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
@@ -950,11 +956,20 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// The session run's agent keeps its sessions for sessionTTL; its RSS is
+// read sessionSettle after it leads itself and sessionAfter after it
+// counts the sessions.
+const (
+	sessionTTL    = 30 * time.Minute
+	sessionSettle = 3 * time.Second
+	sessionAfter  = 2 * time.Second
+)
+
 // sessionRun starts one agent, reads its RSS, drives target sessions into
 // its session endpoint from one socket, confirms the agent counts them and
 // reads its RSS again; it appends to sf.
 func sessionRun(ctx context.Context, o benchOpts, target int, sf *sessionFigures) error {
-	extra := []string{"-session-ttl", "30m", "-capacity", strconv.Itoa(2 * target)}
+	extra := []string{"-session-ttl", sessionTTL.String(), "-capacity", strconv.Itoa(2 * target)}
 	c, err := startScaleCluster(o.exe, 1, extra, []string{"GODEBUG=gctrace=1"})
 	if err != nil {
 		return err
@@ -976,7 +991,7 @@ func sessionRun(ctx context.Context, o benchOpts, target int, sf *sessionFigures
 		}
 		sleepCtx(ctx, scalePoll)
 	}
-	sleepCtx(ctx, 3*time.Second) // let start-up settle
+	sleepCtx(ctx, sessionSettle)
 	rss0, ok := procStatusKB(pid, "VmRSS")
 	if !ok {
 		return errors.New("cannot read the agent's VmRSS")
@@ -998,7 +1013,7 @@ func sessionRun(ctx context.Context, o benchOpts, target int, sf *sessionFigures
 		}
 		sleepCtx(ctx, scalePoll)
 	}
-	sleepCtx(ctx, 2*time.Second)
+	sleepCtx(ctx, sessionAfter)
 	rss, ok1 := procStatusKB(pid, "VmRSS")
 	hwm, ok2 := procStatusKB(pid, "VmHWM")
 	if !ok1 || !ok2 {
@@ -1009,18 +1024,18 @@ func sessionRun(ctx context.Context, o benchOpts, target int, sf *sessionFigures
 		return fmt.Errorf("status after the sessions: %w", err)
 	}
 	if st.Sessions < target {
-		sf.notes = append(sf.notes, fmt.Sprintf("the agent counted %d of %d sessions (%d keepalives answered)", st.Sessions, target, answered))
+		sf.Notes = append(sf.Notes, fmt.Sprintf("the agent counted %d of %d sessions (%d keepalives answered)", st.Sessions, target, answered))
 	}
-	sf.counted = append(sf.counted, float64(st.Sessions))
-	sf.drive = append(sf.drive, took.Seconds())
-	sf.rss0 = append(sf.rss0, float64(rss0)/1024)
-	sf.rss = append(sf.rss, float64(rss)/1024)
-	sf.hwm = append(sf.hwm, float64(hwm)/1024)
+	sf.Counted = append(sf.Counted, float64(st.Sessions))
+	sf.Drive = append(sf.Drive, took.Seconds())
+	sf.RSS0 = append(sf.RSS0, float64(rss0)/1024)
+	sf.RSS = append(sf.RSS, float64(rss)/1024)
+	sf.HWM = append(sf.HWM, float64(hwm)/1024)
 	if heapOK0 {
-		sf.heap0 = append(sf.heap0, heap0)
+		sf.Heap0 = append(sf.Heap0, heap0)
 	}
 	if heapOK {
-		sf.heap = append(sf.heap, heap)
+		sf.Heap = append(sf.Heap, heap)
 	}
 	return nil
 }
@@ -1163,86 +1178,60 @@ func raiseNoFile() {
 	}
 }
 
-// write writes part 5 of the report.
-func (f *scaleFigures) write(b *strings.Builder) {
-	p := f.plan
+// write writes part 5 of the report, with links to the plots in plotDir
+// (none if it is empty); cores is how many the machine has.
+func (f *scaleFigures) write(b *strings.Builder, plotDir string, cores int) {
+	p := f.Plan
+	fast, lan := mustProfile(cluster.ProfileFast), mustProfile(cluster.ProfileLAN)
 	b.WriteString("## 5. Scale\n\n")
-	fmt.Fprintf(b, "Clusters of %s agent processes of this binary on 127.0.0.1 (distinct ports), profile `fast` (rows marked `lan` use profile `lan`, whose failure detector probes every 1 s with a 500 ms timeout: a diagnostic, see below), bootstrap_expect %d: the first %d agents are the voter-eligible ones and the seeds every agent joins, the others run with `voter = false`. All are started at once (one `fork`/`exec` after another). Every %v the benchmark asks every agent's `/v1/status` (%d requests at a time, kept-alive connections): *join* is the time from starting the first process to the first round in which every agent counts all N members alive, *leader* to the first round in which every agent names the same leader and that agent calls itself leader (so each is late by up to one polling round). Formation may take at most %v. Then, for a %v window: the leader's `/v1/view` every %v, each other node's report age = the moment the answer arrived − its `reported_at` (an upper bound: it includes the API round trip, whose median is listed); every agent's status every %v (its raft term, to count elections); at both ends every agent's `/metrics` (`usher_memberlist_udp_sent` + `usher_memberlist_tcp_sent`, the bytes memberlist sent: gossip, probes, push-pull; not raft) and the user + system CPU time (`/proc/PID/stat`) of every agent, of the leader alone and of the benchmark process that polls them; at the end each agent's VmRSS. A cluster that does not form in time is still measured over the window (staleness then from the agent most others name as leader, if any). %d repeat(s) per size; every figure is **median (min–max)** over the repeats, and a per-agent figure is the median (or max) over the agents within a repeat.\n\n",
-		joinInts(p.sizes), scaleVoters, scaleVoters, scalePoll, scaleWorkers, p.form, p.window, scalePoll, scaleStatusEvery, p.repeats)
-	fmt.Fprintf(b, "Sessions: one agent (bootstrap_expect 1, session_ttl 30m, `GODEBUG=gctrace=1`), 3 s after it leads itself its VmRSS is read (0 sessions), then one UDP socket sends one 64-byte keepalive for each of %d new session IDs (tickets not required; at most %d unanswered, unanswered ones resent), the agent's `/v1/status` must count them, and 2 s later VmRSS and VmHWM are read; the live heap is the runtime's own figure after its last collection (gctrace). %d repeat(s).\n\n",
-		p.sessions, sessionDriveWindow, p.sessionRepeats)
-	fmt.Fprintf(b, "Load average (1 min) at the start of part 5: %s; at the end: %s; highest sampled between runs: %.2f. The machine's cores are shared by all the agents and the benchmark itself.\n\n",
-		f.loadStart, f.loadEnd, f.loadPeak)
+	fmt.Fprintf(b, "Clusters of %s agent processes of this binary on 127.0.0.1 (distinct ports), profile `fast` (rows marked `lan` use profile `lan`, whose failure detector probes every %v with a %v timeout: a diagnostic, see below), bootstrap_expect %d: the first %d agents are the voter-eligible ones and the seeds every agent joins, the others run with `voter = false`. All are started at once (one `fork`/`exec` after another). Every %v the benchmark asks every agent's `/v1/status` (%d requests at a time, kept-alive connections): *join* is the time from starting the first process to the first round in which every agent counts all N members alive, *leader* to the first round in which every agent names the same leader and that agent calls itself leader (so each is late by up to one polling round). Formation may take at most %v. Then, for a %v window: the leader's `/v1/view` every %v, each other node's report age = the moment the answer arrived − its `reported_at` (an upper bound: it includes the API round trip, whose median is listed); every agent's status every %v (its raft term, to count elections); at both ends every agent's `/metrics` (`usher_memberlist_udp_sent` + `usher_memberlist_tcp_sent`, the bytes memberlist sent: gossip, probes, push-pull; not raft) and the user + system CPU time (`/proc/PID/stat`) of every agent, of the leader alone and of the benchmark process that polls them; at the end each agent's VmRSS. A cluster that does not form in time is still measured over the window (staleness then from the agent most others name as leader, if any). %d repeat(s) per size; every figure is **median (min–max)** over the repeats, and a per-agent figure is the median (or max) over the agents within a repeat.\n\n",
+		joinInts(p.Sizes), lan.ProbeInterval, lan.ProbeTimeout, scaleVoters, scaleVoters, scalePoll, scaleWorkers, p.Form, p.Window, scalePoll, scaleStatusEvery, p.Repeats)
+	fmt.Fprintf(b, "Sessions: one agent (bootstrap_expect 1, session_ttl %v, `GODEBUG=gctrace=1`), %v after it leads itself its VmRSS is read (0 sessions), then one UDP socket sends one %d-byte keepalive for each of %d new session IDs (tickets not required; at most %d unanswered, unanswered ones resent), the agent's `/v1/status` must count them, and %v later VmRSS and VmHWM are read; the live heap is the runtime's own figure after its last collection (gctrace). %d repeat(s).\n\n",
+		sessionTTL, sessionSettle, wire.KeepaliveSize, p.Sessions, sessionDriveWindow, sessionAfter, p.SessionRepeats)
+	fmt.Fprintf(b, "Load average (1, 5, 15 min) at the start of part 5: %s; at the end: %s; highest 1-minute average sampled between runs: %.2f. The machine's cores are shared by all the agents and the benchmark itself.\n\n",
+		f.LoadStart, f.LoadEnd, f.LoadPeak)
 
-	b.WriteString("### Goals\n\n| Goal | Bound | Measured (median, min–max) | |\n|---|---|---|---|\n")
-	if sf := f.sessions; sf != nil {
-		verdict := "not measured"
-		if len(sf.rss) > 0 {
-			verdict = metVerdict(sf.rss.median() <= scaleRSSGoalMiB)
-		}
-		fmt.Fprintf(b, "| agent RSS with %d tracked sessions | ≤ %d MiB | %s MiB | %s |\n", sf.target, scaleRSSGoalMiB, sf.rss.format("%.1f"), verdict)
-	}
-	for _, sz := range f.sizes {
-		if sz.runs == 0 {
-			fmt.Fprintf(b, "| %s join and agree on a leader within %v | every repeat | not measured | not measured |\n", sz.label(), p.form)
-			continue
-		}
-		fmt.Fprintf(b, "| %s join and agree on a leader within %v | every repeat | %d of %d repeats | %s |\n",
-			sz.label(), p.form, sz.runs-sz.formFailed, sz.runs, metVerdict(sz.formFailed == 0))
-		elect := "not measured"
-		if len(sz.elections) > 0 {
-			elect = metVerdict(sz.elections.max() == 0)
-		}
-		fmt.Fprintf(b, "| %s: no election during the window | 0 | %s | %s |\n", sz.label(), sz.elections.format("%.0f"), elect)
-	}
+	f.writeGoals(b)
 
 	b.WriteString("\n### Clusters\n\n| Agents | repeats formed | join (s) | leader agreed (s) | term at agreement | elections in window | leader's view staleness p50 (ms) | p99 (ms) | max (ms) | view API round trip p50 (ms) | memberlist bytes/s per agent, median agent | busiest agent | RSS per agent, median (MiB) | largest (MiB) | CPU, all agents (cores) | CPU, the leader (cores) | CPU, the poller (cores) | agents exited |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, sz := range f.sizes {
+	for _, sz := range f.Sizes {
 		fmt.Fprintf(b, "| %s | %d of %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			sz.rowLabel(), sz.runs-sz.formFailed, sz.runs, sz.join.format("%.1f"), sz.leader.format("%.1f"), sz.term.format("%.0f"), sz.elections.format("%.0f"),
-			sz.staleP50.format("%.0f"), sz.staleP99.format("%.0f"), sz.staleMax.format("%.0f"), sz.apiRTT.format("%.1f"),
-			sz.gossipMed.format("%.0f"), sz.gossipMax.format("%.0f"), sz.rssMed.format("%.1f"), sz.rssMax.format("%.1f"),
-			sz.cpu.format("%.2f"), sz.leaderCPU.format("%.2f"), sz.selfCPU.format("%.2f"), sz.exited.format("%.0f"))
+			sz.rowLabel(), sz.Runs-sz.FormFailed, sz.Runs, sz.Join.format("%.1f"), sz.Leader.format("%.1f"), sz.Term.format("%.0f"), sz.Elections.format("%.0f"),
+			sz.StaleP50.format("%.0f"), sz.StaleP99.format("%.0f"), sz.StaleMax.format("%.0f"), sz.APIRTT.format("%.1f"),
+			sz.GossipMed.format("%.0f"), sz.GossipMax.format("%.0f"), sz.RSSMed.format("%.1f"), sz.RSSMax.format("%.1f"),
+			sz.CPU.format("%.2f"), sz.LeaderCPU.format("%.2f"), sz.SelfCPU.format("%.2f"), sz.Exited.format("%.0f"))
 	}
 	b.WriteString("\nAgent log lines over all agents of a repeat (median, min–max over the repeats):\n\n| Agents |")
 	for _, lp := range scaleLogPatterns {
 		fmt.Fprintf(b, " %s |", lp.key)
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---|", len(scaleLogPatterns)) + "\n")
-	for _, sz := range f.sizes {
+	for _, sz := range f.Sizes {
 		fmt.Fprintf(b, "| %s |", sz.rowLabel())
 		for _, lp := range scaleLogPatterns {
-			fmt.Fprintf(b, " %s |", sz.logCounts[lp.key].format("%.0f"))
+			fmt.Fprintf(b, " %s |", sz.LogCounts[lp.key].format("%.0f"))
 		}
 		b.WriteString("\n")
 	}
 
-	if sf := f.sessions; sf != nil {
-		b.WriteString("\n### One agent with many sessions\n\n| | 0 sessions | with the sessions |\n|---|---|---|\n")
-		fmt.Fprintf(b, "| sessions counted by the agent | 0 | %s |\n", sf.counted.format("%.0f"))
-		fmt.Fprintf(b, "| VmRSS (MiB) | %s | %s |\n", sf.rss0.format("%.1f"), sf.rss.format("%.1f"))
-		fmt.Fprintf(b, "| VmHWM, peak RSS (MiB) | | %s |\n", sf.hwm.format("%.1f"))
-		fmt.Fprintf(b, "| Go live heap after the last GC (MiB, gctrace) | %s | %s |\n", sf.heap0.format("%.0f"), sf.heap.format("%.0f"))
-		fmt.Fprintf(b, "| time to create them from one socket (s) | | %s |\n", sf.drive.format("%.2f"))
-		if len(sf.rss) > 0 && len(sf.rss0) > 0 && sf.target > 0 {
-			fmt.Fprintf(b, "\nRSS per session: %.0f bytes ((RSS with − RSS at 0) ÷ sessions, medians).\n", (sf.rss.median()-sf.rss0.median())*1024*1024/float64(sf.target))
-		}
+	if f.Sessions != nil {
+		f.Sessions.write(b)
 	}
 
-	f.writeWhy(b)
-	f.writeElections(b)
+	f.writeWhy(b, fast, cores)
+	f.writeElections(b, fast, lan, cores)
 
 	var notes []string
-	for _, sz := range f.sizes {
-		if len(sz.largest) > 0 {
-			notes = append(notes, fmt.Sprintf("%s: the largest RSS in each repeat was %s", sz.label(), strings.Join(sz.largest, ", ")))
+	for _, sz := range f.Sizes {
+		if len(sz.Largest) > 0 {
+			notes = append(notes, fmt.Sprintf("%s: the largest RSS in each repeat was %s", sz.label(), strings.Join(sz.Largest, ", ")))
 		}
-		for _, n := range sz.notes {
+		for _, n := range sz.Notes {
 			notes = append(notes, fmt.Sprintf("%s, %s", sz.label(), n))
 		}
 	}
-	if f.sessions != nil {
-		for _, n := range f.sessions.notes {
+	if f.Sessions != nil {
+		for _, n := range f.Sessions.Notes {
 			notes = append(notes, "sessions, "+n)
 		}
 	}
@@ -1253,9 +1242,9 @@ func (f *scaleFigures) write(b *strings.Builder) {
 		}
 	}
 	b.WriteString("\n")
-	if f.plotDir != "" {
+	if plotDir != "" {
 		for _, p := range scalePlots {
-			fmt.Fprintf(b, "![%s](%s)\n", p, filepath.ToSlash(filepath.Join(f.plotDir, p)))
+			fmt.Fprintf(b, "![%s](%s)\n", p, filepath.ToSlash(filepath.Join(plotDir, p)))
 		}
 		b.WriteString("\n")
 	}
@@ -1287,22 +1276,21 @@ var scalePlots = []string{"scale_formation.png", "scale_staleness.png", "scale_g
 
 // plot draws part 5's charts into dir and returns their file names.
 func (f *scaleFigures) plot(dir string) ([]string, error) {
-	f.plotDir = dir
 	var cats []string
 	var join, leader, p99, gMed, gMax, rMed, rMax []spread
-	for _, sz := range f.sizes {
+	for _, sz := range f.Sizes {
 		cats = append(cats, sz.label())
-		join, leader = append(join, sz.join), append(leader, sz.leader)
-		p99 = append(p99, sz.staleP99)
-		gMed, gMax = append(gMed, scale(sz.gossipMed, 1e-3)), append(gMax, scale(sz.gossipMax, 1e-3))
-		rMed, rMax = append(rMed, sz.rssMed), append(rMax, sz.rssMax)
+		join, leader = append(join, sz.Join), append(leader, sz.Leader)
+		p99 = append(p99, sz.StaleP99)
+		gMed, gMax = append(gMed, scale(sz.GossipMed, 1e-3)), append(gMax, scale(sz.GossipMax, 1e-3))
+		rMed, rMax = append(rMed, sz.RSSMed), append(rMax, sz.RSSMax)
 	}
 	rssCats := slices.Clone(cats)
 	rMedAll, rMaxAll := slices.Clone(rMed), slices.Clone(rMax)
-	if sf := f.sessions; sf != nil {
-		rssCats = append(rssCats, "1 agent, 0 sessions", fmt.Sprintf("1 agent, %dk sessions", sf.target/1000))
-		rMedAll = append(rMedAll, sf.rss0, sf.rss)
-		rMaxAll = append(rMaxAll, sf.rss0, sf.rss)
+	if sf := f.Sessions; sf != nil {
+		rssCats = append(rssCats, "1 agent, 0 sessions", fmt.Sprintf("1 agent, %dk sessions", sf.Target/1000))
+		rMedAll = append(rMedAll, sf.RSS0, sf.RSS)
+		rMaxAll = append(rMaxAll, sf.RSS0, sf.RSS)
 	}
 	charts := []struct {
 		file, title, ylabel string
@@ -1330,37 +1318,90 @@ func (f *scaleFigures) plot(dir string) ([]string, error) {
 	return files, nil
 }
 
+// writeGoals writes part 5's goals with their verdicts.
+func (f *scaleFigures) writeGoals(b *strings.Builder) {
+	p := f.Plan
+	b.WriteString("### Goals\n\n| Goal | Bound | Measured (median, min–max) | |\n|---|---|---|---|\n")
+	if sf := f.Sessions; sf != nil {
+		verdict := "not measured"
+		if len(sf.RSS) > 0 {
+			verdict = metVerdict(sf.RSS.median() <= scaleRSSGoalMiB)
+		}
+		fmt.Fprintf(b, "| agent RSS with %d tracked sessions | ≤ %d MiB | %s MiB | %s |\n", sf.Target, scaleRSSGoalMiB, sf.RSS.format("%.1f"), verdict)
+	}
+	for _, sz := range f.Sizes {
+		if sz.Runs == 0 {
+			fmt.Fprintf(b, "| %s join and agree on a leader within %v | every repeat | not measured | not measured |\n", sz.label(), p.Form)
+			continue
+		}
+		fmt.Fprintf(b, "| %s join and agree on a leader within %v | every repeat | %d of %d repeats | %s |\n",
+			sz.label(), p.Form, sz.Runs-sz.FormFailed, sz.Runs, metVerdict(sz.FormFailed == 0))
+		elect := "not measured"
+		if len(sz.Elections) > 0 {
+			elect = metVerdict(sz.Elections.max() == 0)
+		}
+		fmt.Fprintf(b, "| %s: no election during the window | 0 | %s | %s |\n", sz.label(), sz.Elections.format("%.0f"), elect)
+	}
+}
+
+// write writes the session run's table.
+func (sf *sessionFigures) write(b *strings.Builder) {
+	b.WriteString("\n### One agent with many sessions\n\n| | 0 sessions | with the sessions |\n|---|---|---|\n")
+	fmt.Fprintf(b, "| sessions counted by the agent | 0 | %s |\n", sf.Counted.format("%.0f"))
+	fmt.Fprintf(b, "| VmRSS (MiB) | %s | %s |\n", sf.RSS0.format("%.1f"), sf.RSS.format("%.1f"))
+	fmt.Fprintf(b, "| VmHWM, peak RSS (MiB) | | %s |\n", sf.HWM.format("%.1f"))
+	fmt.Fprintf(b, "| Go live heap after the last GC (MiB, gctrace) | %s | %s |\n", sf.Heap0.format("%.0f"), sf.Heap.format("%.0f"))
+	fmt.Fprintf(b, "| time to create them from one socket (s) | | %s |\n", sf.Drive.format("%.2f"))
+	if len(sf.RSS) > 0 && len(sf.RSS0) > 0 && sf.Target > 0 {
+		fmt.Fprintf(b, "\nRSS per session: %.0f bytes ((RSS with − RSS at 0) ÷ sessions, medians).\n", (sf.RSS.median()-sf.RSS0.median())*1024*1024/float64(sf.Target))
+	}
+}
+
+// mustProfile returns the named timing profile, which exists.
+func mustProfile(name string) cluster.Timing {
+	t, err := cluster.Profile(name)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
 // writeElections explains elections inside the measurement window of a
-// cluster that formed.
-func (f *scaleFigures) writeElections(b *strings.Builder) {
+// cluster that formed, with the CPU the agents used of the machine's
+// cores.
+func (f *scaleFigures) writeElections(b *strings.Builder, fast, lan cluster.Timing, cores int) {
 	var held []string
-	for _, sz := range f.sizes {
-		if sz.formFailed < sz.runs && len(sz.elections) > 0 && sz.elections.max() > 0 {
-			held = append(held, fmt.Sprintf("%s (up to %.0f in one repeat)", sz.label(), sz.elections.max()))
+	for _, sz := range f.Sizes {
+		if sz.FormFailed < sz.Runs && len(sz.Elections) > 0 && sz.Elections.max() > 0 {
+			used := ""
+			if len(sz.CPU) > 0 {
+				used = fmt.Sprintf(", while all agents together used %s cores", sz.CPU.format("%.2f"))
+			}
+			held = append(held, fmt.Sprintf("%s (up to %.0f in one repeat%s)", sz.label(), sz.Elections.max(), used))
 		}
 	}
 	if len(held) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "\n### Elections inside the window\n\n%s held elections after they had formed. "+
-		"A voter that is not scheduled for a raft heartbeat timeout (300 ms with `fast`, 1 s with `lan`) stands for election, and a cluster that keeps this machine's cores half busy or more leaves voters unscheduled that long now and then. "+
-		"It comes and goes with the machine's load rather than with the agent: on 2026-11-27 the 64-agent part run back to back with usher 1e79a5a and with usher 99b6777 held 4, 1 and 1 elections in the window against 0, 0 and 3, where an earlier full run with 1e79a5a's cluster code had held none.\n",
-		strings.Join(held, " and "))
+	fmt.Fprintf(b, "\n### Elections inside the window\n\n%s held elections after they had formed, on a machine of %d cores. "+
+		"A voter that is not scheduled for a raft heartbeat timeout (%v with `fast`, %v with `lan`) stands for election, and a cluster that keeps the machine's cores busy leaves voters unscheduled that long now and then. "+
+		"docs/bench/history.md has runs of the same part with two builds back to back, which held elections alike.\n",
+		strings.Join(held, " and "), cores, fast.RaftHeartbeat, lan.RaftHeartbeat)
 }
 
 // writeWhy explains a cluster size that did not form from the smallest
 // size that did: what one agent costs in CPU, and what N of them would need
 // from this machine's cores.
-func (f *scaleFigures) writeWhy(b *strings.Builder) {
+func (f *scaleFigures) writeWhy(b *strings.Builder, fast cluster.Timing, cores int) {
 	var base *scaleSize
 	var failed, lanFormed []string
-	for _, sz := range f.sizes {
+	for _, sz := range f.Sizes {
 		switch {
 		case !sz.fast():
-			if sz.runs > 0 && sz.formFailed == 0 {
-				lanFormed = append(lanFormed, fmt.Sprintf("%d agents with profile %s formed in every repeat (leader agreed after %s s)", sz.n, sz.profile, sz.leader.format("%.1f")))
+			if sz.Runs > 0 && sz.FormFailed == 0 {
+				lanFormed = append(lanFormed, fmt.Sprintf("%d agents with profile %s formed in every repeat (leader agreed after %s s)", sz.N, sz.Profile, sz.Leader.format("%.1f")))
 			}
-		case sz.formFailed == 0 && len(sz.cpu) > 0:
+		case sz.FormFailed == 0 && len(sz.CPU) > 0:
 			if base == nil {
 				base = sz
 			}
@@ -1371,19 +1412,20 @@ func (f *scaleFigures) writeWhy(b *strings.Builder) {
 	if base == nil || len(failed) == 0 {
 		return
 	}
-	per := base.cpu.median() / float64(base.n)
+	per := base.CPU.median() / float64(base.N)
 	var need []string
-	for _, sz := range f.sizes {
-		if sz.fast() && sz.formFailed > 0 {
-			need = append(need, fmt.Sprintf("%d agents would need %.1f", sz.n, per*float64(sz.n)))
+	for _, sz := range f.Sizes {
+		if sz.fast() && sz.FormFailed > 0 {
+			need = append(need, fmt.Sprintf("%d agents would need %.1f", sz.N, per*float64(sz.N)))
 		}
 	}
 	fmt.Fprintf(b, "\n### Why %s do not always form here\n\n", strings.Join(failed, " and "))
-	fmt.Fprintf(b, "At %d agents an idle `fast` agent costs %.3f cores (all agents' CPU ÷ agents; the leader %.2f of it), so %s cores of this machine's %d, before the benchmark's own polling. "+
-		"What an agent does does not grow with N any more, except on the voters: each member sends its report straight to the voters (3 packets per 250 ms), its gossiped metadata changes only with membership fields or every 30 s, and only the voters and two standbys are in Raft. "+
-		"What is left is per agent and fixed: memberlist probes a member every 200 ms with a 100 ms timeout and gossips every 50 ms, and the agent's own timers; on this virtual machine each wake-up costs tens of microseconds of kernel time. "+
-		"With more agents than the cores can serve, an agent that is not scheduled within memberlist's 100 ms probe timeout is suspected and then marked failed (the log counts above), and every such change is gossiped to all, so the farm churns instead of settling. "+
-		"On real hosts each agent has a machine of its own.", base.n, per, base.leaderCPU.median(), strings.Join(need, ", "), runtime.NumCPU())
+	fmt.Fprintf(b, "At %d agents an idle `fast` agent costs %.3f cores (all agents' CPU ÷ agents; the leader alone %.2f cores), so %s cores of this machine's %d, before the benchmark's own polling. "+
+		"What an agent does does not grow with N any more, except on the voters: each member sends its report straight to the voters (%d packets per %v), its gossiped metadata changes only with membership fields or every 30 s, and only the voters and two standbys are in Raft. "+
+		"What is left is per agent and fixed: memberlist probes a member every %v with a %v timeout and gossips every %v, and the agent's own timers, each wake-up costing kernel time. "+
+		"With more agents than the cores can serve, an agent that is not scheduled within memberlist's %v probe timeout is suspected and then marked failed (the log counts above), and every such change is gossiped to all, so the farm churns instead of settling. "+
+		"On real hosts each agent has a machine of its own.", base.N, per, base.LeaderCPU.median(), strings.Join(need, ", "), cores,
+		scaleVoters, fast.PublishInterval, fast.ProbeInterval, fast.ProbeTimeout, fast.GossipInterval, fast.ProbeTimeout)
 	if len(lanFormed) > 0 {
 		fmt.Fprintf(b, " The same count with a failure detector that tolerates such delays shows the limit is the scheduling, not the protocol: %s.", strings.Join(lanFormed, "; "))
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,17 +151,17 @@ func TestPortPicker(t *testing.T) {
 // goal verdicts.
 func TestScaleWrite(t *testing.T) {
 	f := &scaleFigures{
-		plan: scalePlan{sizes: []int{4, 8}, repeats: 2, window: time.Second, form: time.Minute, sessions: 1000, sessionRepeats: 2},
-		sizes: []*scaleSize{
-			{n: 4, runs: 2, join: spread{1, 2}, leader: spread{1, 2}, term: spread{2, 2}, elections: spread{0, 0},
-				staleP99: spread{100, 120}, gossipMed: spread{1000, 2000}, rssMed: spread{20, 21}, logCounts: map[string]spread{}},
-			{n: 8, runs: 2, formFailed: 1, join: spread{3}, elections: spread{0, 2}, notes: []string{"repeat 2: did not form"},
-				logCounts: map[string]spread{"leader changed": {3, 5}}},
+		Plan: scalePlan{Sizes: []int{4, 8}, Repeats: 2, Window: time.Second, Form: time.Minute, Sessions: 1000, SessionRepeats: 2},
+		Sizes: []*scaleSize{
+			{N: 4, Runs: 2, Join: spread{1, 2}, Leader: spread{1, 2}, Term: spread{2, 2}, Elections: spread{0, 0},
+				StaleP99: spread{100, 120}, GossipMed: spread{1000, 2000}, RSSMed: spread{20, 21}, LogCounts: map[string]spread{}},
+			{N: 8, Runs: 2, FormFailed: 1, Join: spread{3}, Elections: spread{0, 2}, Notes: []string{"repeat 2: did not form"},
+				LogCounts: map[string]spread{"leader changed": {3, 5}}},
 		},
-		sessions: &sessionFigures{target: 1000, counted: spread{1000, 1000}, rss0: spread{20, 21}, rss: spread{120, 130}},
+		Sessions: &sessionFigures{Target: 1000, Counted: spread{1000, 1000}, RSS0: spread{20, 21}, RSS: spread{120, 130}},
 	}
 	var b strings.Builder
-	f.write(&b)
+	f.write(&b, "", 2)
 	out := b.String()
 	for _, want := range []string{
 		"## 5. Scale\n",
@@ -171,7 +172,7 @@ func TestScaleWrite(t *testing.T) {
 		"| 4 | 2 of 2 | 1.5 (1.0–2.0) |",
 		"- 8 agents, repeat 2: did not form",
 		"| 8 | 4 (3–5) |",
-		"### Elections inside the window\n\n8 agents (up to 2 in one repeat) held elections after they had formed.",
+		"### Elections inside the window\n\n8 agents (up to 2 in one repeat) held elections after they had formed, on a machine of 2 cores.",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
@@ -208,34 +209,34 @@ func TestBenchScaleSmall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	var log strings.Builder
-	p := scalePlan{sizes: []int{4}, repeats: 1, window: 2 * time.Second, form: 30 * time.Second, sessions: 5000, sessionRepeats: 1}
+	p := scalePlan{Sizes: []int{4}, Repeats: 1, Window: 2 * time.Second, Form: 30 * time.Second, Sessions: 5000, SessionRepeats: 1}
 	f, err := benchScaleWith(ctx, benchOpts{exe: bin, log: &log}, p)
 	t.Logf("progress:\n%s", log.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	sz := f.sizes[0]
-	if sz.runs != 1 || sz.formFailed != 0 || len(sz.join) != 1 || len(sz.leader) != 1 {
+	sz := f.Sizes[0]
+	if sz.Runs != 1 || sz.FormFailed != 0 || len(sz.Join) != 1 || len(sz.Leader) != 1 {
 		t.Fatalf("the 4-agent cluster did not form: %+v", sz)
 	}
-	if len(sz.staleP99) != 1 || sz.staleP99[0] <= 0 || sz.staleP99[0] > 10000 {
-		t.Errorf("staleness p99 %v ms, want one sample in (0, 10 s]", sz.staleP99)
+	if len(sz.StaleP99) != 1 || sz.StaleP99[0] <= 0 || sz.StaleP99[0] > 10000 {
+		t.Errorf("staleness p99 %v ms, want one sample in (0, 10 s]", sz.StaleP99)
 	}
-	if sz.gossipMed.median() <= 0 {
-		t.Errorf("memberlist bytes/s %v: the counters did not move", sz.gossipMed)
+	if sz.GossipMed.median() <= 0 {
+		t.Errorf("memberlist bytes/s %v: the counters did not move", sz.GossipMed)
 	}
-	if sz.rssMed.median() <= 1 || sz.rssMax.median() < sz.rssMed.median() {
-		t.Errorf("RSS median %v, max %v MiB", sz.rssMed, sz.rssMax)
+	if sz.RSSMed.median() <= 1 || sz.RSSMax.median() < sz.RSSMed.median() {
+		t.Errorf("RSS median %v, max %v MiB", sz.RSSMed, sz.RSSMax)
 	}
-	sf := f.sessions
-	if len(sf.counted) != 1 || sf.counted[0] < 5000 {
-		t.Errorf("sessions counted %v, want 5000; notes %v", sf.counted, sf.notes)
+	sf := f.Sessions
+	if len(sf.Counted) != 1 || sf.Counted[0] < 5000 {
+		t.Errorf("sessions counted %v, want 5000; notes %v", sf.Counted, sf.Notes)
 	}
-	if len(sf.rss) != 1 || sf.rss[0] <= 0 || sf.rss0[0] <= 0 {
-		t.Errorf("session RSS %v, at 0 sessions %v", sf.rss, sf.rss0)
+	if len(sf.RSS) != 1 || sf.RSS[0] <= 0 || sf.RSS0[0] <= 0 {
+		t.Errorf("session RSS %v, at 0 sessions %v", sf.RSS, sf.RSS0)
 	}
 	var b strings.Builder
-	f.write(&b)
+	f.write(&b, "", 2)
 	if !strings.HasPrefix(b.String(), "## 5. Scale\n") {
 		t.Errorf("section starts %q", b.String()[:min(40, b.Len())])
 	}
@@ -291,8 +292,8 @@ func TestBenchScaleFull(t *testing.T) {
 			*dst = append(*dst, n)
 		}
 	}
-	sizesFrom("USHER_BENCH_SCALE_SIZES", &p.sizes)
-	sizesFrom("USHER_BENCH_SCALE_LAN_SIZES", &p.lanSizes)
+	sizesFrom("USHER_BENCH_SCALE_SIZES", &p.Sizes)
+	sizesFrom("USHER_BENCH_SCALE_LAN_SIZES", &p.LanSizes)
 	f, err := benchScaleWith(context.Background(), o, p)
 	if err != nil {
 		t.Fatal(err)
@@ -306,7 +307,7 @@ func TestBenchScaleFull(t *testing.T) {
 		t.Error(err)
 	}
 	var b strings.Builder
-	f.write(&b)
+	f.write(&b, dir, runtime.NumCPU())
 	fmt.Fprintf(os.Stdout, "%s\nplots: %v in %s\n", b.String(), files, dir)
 }
 

@@ -182,22 +182,32 @@ func listenReuseport(addr netip.AddrPort, n int) ([]*net.UDPConn, error) {
 	return conns, nil
 }
 
-// fakeFarm stands in for a farm's load reports: every 100 ms it publishes
-// a fresh view in which each server has accepted exactly the sessions the
-// responder sent it, as real servers' reports would say, so the pending
-// ledger stays as small as in service.
+// The fake farm behind Usher's probe-path servers: fakeFarmSize servers
+// on loopback ports nobody uses, their reports republished every
+// fakeFarmPublish.
+const (
+	fakeFarmSize    = 3
+	fakeFarmPublish = 100 * time.Millisecond
+)
+
+// fakeFarm stands in for a farm's load reports: every fakeFarmPublish it
+// publishes a fresh view in which each server has accepted exactly the
+// sessions the responder sent it, as real servers' reports would say, so
+// the pending ledger stays as small as in service.
 type fakeFarm struct {
 	view  atomic.Pointer[assign.View]
 	resp  *node.Responder
 	nodes []assign.Node
 }
 
-// newFakeFarm returns a farm of the servers at addrs, or of three on
-// loopback ports nobody uses.
+// newFakeFarm returns a farm of the servers at addrs, or of fakeFarmSize
+// on loopback ports nobody uses.
 func newFakeFarm(addrs []netip.AddrPort) *fakeFarm {
 	if len(addrs) == 0 {
 		lo := netip.MustParseAddr("127.0.0.1")
-		addrs = []netip.AddrPort{netip.AddrPortFrom(lo, 40001), netip.AddrPortFrom(lo, 40002), netip.AddrPortFrom(lo, 40003)}
+		for i := range fakeFarmSize {
+			addrs = append(addrs, netip.AddrPortFrom(lo, uint16(40001+i)))
+		}
 	}
 	f := &fakeFarm{}
 	for i, a := range addrs {
@@ -221,9 +231,9 @@ func (f *fakeFarm) publish() {
 	f.view.Store(assign.NewView(f.nodes))
 }
 
-// run publishes a view every 100 ms until ctx ends.
+// run publishes a view every fakeFarmPublish until ctx ends.
 func (f *fakeFarm) run(ctx context.Context) {
-	t := time.NewTicker(100 * time.Millisecond)
+	t := time.NewTicker(fakeFarmPublish)
 	defer t.Stop()
 	for {
 		select {

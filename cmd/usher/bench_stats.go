@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 )
 
 // spread is a set of repeated measurements of one figure.
@@ -52,4 +55,58 @@ func ratios(ours, base spread) spread {
 		}
 	}
 	return r
+}
+
+// MarshalJSON writes the measurements as a JSON array, with the values
+// JSON has no number for (NaN, ±Inf, which a division by a zero
+// measurement gives) as the strings "NaN", "+Inf" and "-Inf".
+func (s spread) MarshalJSON() ([]byte, error) {
+	if s == nil {
+		return []byte("null"), nil
+	}
+	b := []byte{'['}
+	for i, v := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		switch {
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			b = strconv.AppendQuote(b, strconv.FormatFloat(v, 'g', -1, 64))
+		default:
+			b = strconv.AppendFloat(b, v, 'g', -1, 64)
+		}
+	}
+	return append(b, ']'), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (s *spread) UnmarshalJSON(b []byte) error {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw == nil {
+		*s = nil
+		return nil
+	}
+	out := make(spread, len(raw))
+	for i, r := range raw {
+		if len(r) > 0 && r[0] == '"' {
+			var str string
+			if err := json.Unmarshal(r, &str); err != nil {
+				return err
+			}
+			v, err := strconv.ParseFloat(str, 64)
+			if err != nil || !(math.IsNaN(v) || math.IsInf(v, 0)) {
+				return fmt.Errorf("spread: %q is not NaN or an infinity", str)
+			}
+			out[i] = v
+			continue
+		}
+		if err := json.Unmarshal(r, &out[i]); err != nil {
+			return err
+		}
+	}
+	*s = out
+	return nil
 }

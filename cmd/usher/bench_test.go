@@ -135,21 +135,20 @@ func TestBenchReport(t *testing.T) {
 	for i, n := range benchServerNames {
 		f := float64(i + 1)
 		probe[n] = &probeFigures{
-			rate: spread{100 * f, 110 * f, 90 * f}, cpu: spread{1000, 1100, 900},
-			p50: map[int]spread{50: {10, 11}, 90: {20, 21}}, p99: map[int]spread{50: {30, 31}, 90: {40, 41}},
-			lost: map[int]spread{50: {0, 0}, 90: {0.01, 0}}, offered: map[int]float64{50: 50, 90: 90},
+			Rate: spread{100 * f, 110 * f, 90 * f}, CPU: spread{1000, 1100, 900},
+			P50: map[int]spread{50: {10, 11}, 90: {20, 21}}, P99: map[int]spread{50: {30, 31}, 90: {40, 41}},
+			Lost: map[int]spread{50: {0, 0}, 90: {0.01, 0}}, Offered: map[int]float64{50: 50, 90: 90},
 		}
 	}
-	proxy := &proxyFigures{sessions: 10, nginx: "nginx/test", install: "already installed",
-		setupRate: map[string]spread{balNginx: {1, 2}, balUsher: {2, 3}},
-		cpuPerM:   map[string]spread{balNginx: {20, 21}, balUsher: {0.5, 0.6}},
-		survived:  map[string]spread{balNginx: {0, 0}, balUsher: {1, 1}},
-		setupP50:  map[string]spread{balNginx: {1, 1}, balUsher: {2, 2}},
+	proxy := &proxyFigures{Sessions: 10, Nginx: "nginx/test", Install: "already installed",
+		SetupRate: map[string]spread{balNginx: {1, 2}, balUsher: {2, 3}},
+		CPUPerM:   map[string]spread{balNginx: {20, 21}, balUsher: {0.5, 0.6}},
+		Survived:  map[string]spread{balNginx: {0, 0}, balUsher: {1, 1}},
+		SetupP50:  map[string]spread{balNginx: {1, 1}, balUsher: {2, 2}},
 	}
 	r := &benchReport{
-		started: time.Now(), finished: time.Now(), probe: probe, proxy: proxy,
-		opts:   benchOpts{repeats: 2, duration: time.Second, parts: map[string]bool{"probe": true, "proxy": true}},
-		allocs: allocFigures{command: "go test", lines: []string{"BenchmarkX-2 10 100 ns/op 0 B/op 0 allocs/op"}},
+		Started: time.Now(), Finished: time.Now(), Probe: probe, Proxy: proxy, Repeats: 2, Duration: time.Second,
+		Allocs: allocFigures{Command: "go test", Lines: []string{"BenchmarkX-2 10 100 ns/op 0 B/op 0 allocs/op"}},
 	}
 	dir := t.TempDir()
 	files, err := r.plot(dir)
@@ -162,7 +161,7 @@ func TestBenchReport(t *testing.T) {
 		}
 	}
 	var b strings.Builder
-	r.write(&b, "BENCHMARKS.md")
+	r.write(&b)
 	out := b.String()
 	reportHas(t, out, "report",
 		"| usher batched ÷ batched echo, probes/s at saturation | ≥ 0.90x | 1.33x (1.33x–1.33x) | met |",
@@ -175,11 +174,11 @@ func TestBenchReport(t *testing.T) {
 	}
 
 	// A missed goal is explained under the goals.
-	probe[srvUsher].p99[50] = spread{60, 62}
-	probe[srvUsherBatch].cpu = spread{1300, 1430}
-	probe[srvUsherBatch].p99[50] = spread{15, 93} // 0.5x and 3x the batched echo's
+	probe[srvUsher].P99[50] = spread{60, 62}
+	probe[srvUsherBatch].CPU = spread{1300, 1430}
+	probe[srvUsherBatch].P99[50] = spread{15, 93} // 0.5x and 3x the batched echo's
 	b.Reset()
-	r.write(&b, "BENCHMARKS.md")
+	r.write(&b)
 	out = b.String()
 	reportHas(t, out, "report with misses",
 		"| usher ÷ plain echo, p99 at 50% load | ≤ 1.10x | 2.00x (2.00x–2.00x) | **not met** |",
