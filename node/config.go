@@ -38,8 +38,9 @@ type Config struct {
 	Bind string `hcl:"bind,optional"`
 	// Advertise is the gossip address other members use, if not Bind.
 	Advertise string `hcl:"advertise,optional"`
-	// RaftBind is the Raft transport's TCP address; empty means Bind's
-	// address with the port after Bind's.
+	// RaftBind is the Raft transport's TCP address, one of this node's
+	// own (never 0.0.0.0 or ::); empty means the port after Bind's, on
+	// Bind's address or, when that is unspecified, on the advertised one.
 	RaftBind string `hcl:"raft_bind,optional"`
 	// Voter says the node may be one of the Raft voters.
 	Voter bool `hcl:"voter,optional"`
@@ -282,17 +283,6 @@ func (c *Config) Validate() error {
 	if p.Advertise.IsValid() && (p.Advertise.Addr().IsUnspecified() || p.Advertise.Port() == 0) {
 		bad("advertise", c.Advertise, "must name a specific address and port")
 	}
-	if c.RaftBind == "" {
-		if p.Bind.IsValid() {
-			port := p.Bind.Port()
-			if port != 0 {
-				port++
-			}
-			p.RaftBind = netip.AddrPortFrom(p.Bind.Addr(), port)
-		}
-	} else {
-		p.RaftBind = addr("raft_bind", c.RaftBind, false)
-	}
 	if p.Bind.IsValid() && p.Bind.Addr().IsUnspecified() && !p.Advertise.IsValid() {
 		// Other members reach this node where its clients do.
 		real := p.AdvertiseSessionAddr
@@ -305,6 +295,7 @@ func (c *Config) Validate() error {
 			bad("advertise", c.Advertise, "must be set when bind and session_addr are unspecified addresses")
 		}
 	}
+	p.RaftBind = c.raftBind(p, bad)
 	if c.HTTP != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 			bad("http", c.HTTP, "is not a host:port address")
@@ -460,6 +451,35 @@ func (c *Config) Validate() error {
 	}
 	c.Parsed = p
 	return nil
+}
+
+// raftBind returns the Raft transport's address: raft_bind, or by default
+// the port after bind's on bind's address or, when bind is an unspecified
+// address, on the advertised gossip address. Raft never listens on every
+// interface: an unspecified raft_bind is refused.
+func (c *Config) raftBind(p Parsed, bad func(key, value, problem string)) netip.AddrPort {
+	if c.RaftBind != "" {
+		ap, err := resolveAddrPort(c.RaftBind)
+		switch {
+		case err != nil:
+			bad("raft_bind", c.RaftBind, "is not a host:port address")
+		case ap.Addr().IsUnspecified():
+			bad("raft_bind", c.RaftBind, "must be this node's own address, not an unspecified one (Raft would listen on every interface)")
+		}
+		return ap
+	}
+	if !p.Bind.IsValid() {
+		return netip.AddrPort{}
+	}
+	host := p.Bind.Addr()
+	if host.IsUnspecified() {
+		host = p.Advertise.Addr() // invalid when advertise failed, reported above
+	}
+	port := p.Bind.Port()
+	if port != 0 {
+		port++
+	}
+	return netip.AddrPortFrom(host, port)
 }
 
 // resolveAddrPort parses host:port, resolving a host name if needed. An

@@ -22,7 +22,7 @@ func (c *Config) keys() []configKey {
 		{"data_dir", &c.DataDir, "directory for the node's durable state"},
 		{"bind", &c.Bind, "gossip address (memberlist, UDP and TCP)"},
 		{"advertise", &c.Advertise, "gossip address other members use, if not bind"},
-		{"raft_bind", &c.RaftBind, "Raft transport address (default: bind's address, bind's port + 1)"},
+		{"raft_bind", &c.RaftBind, "Raft transport address, this node's own (default: bind's address, or advertise's when bind is 0.0.0.0, and bind's port + 1)"},
 		{"voter", &c.Voter, "this node may be a Raft voter"},
 		{"session_addr", &c.SessionAddr, "address of the session endpoint: the node's real address"},
 		{"advertise_session_addr", &c.AdvertiseSessionAddr, "address named in redirects, if not session_addr"},
