@@ -17,6 +17,7 @@ import (
 
 	"github.com/usherlb/usher/assign"
 	"github.com/usherlb/usher/cluster"
+	"github.com/usherlb/usher/internal/pki"
 )
 
 // Config is the agent's configuration. Every field tagged hcl is a key of the
@@ -105,6 +106,14 @@ type Config struct {
 	Label string `hcl:"label,optional"`
 	// EncryptKey is the base64 gossip key (cluster only).
 	EncryptKey string `hcl:"encrypt_key,optional"`
+	// TLS is the tls block: the CA, certificate and key files of Raft's
+	// mutual TLS (keys tls.ca_file, tls.cert_file, tls.key_file; flags
+	// -tls-ca-file, -tls-cert-file, -tls-key-file).
+	TLS TLSConfig `hcl:"tls,block"`
+	// Insecure lets a farm of several voters (bootstrap_expect above 1) run
+	// without encrypt_key or the tls block, open to any host that reaches
+	// its gossip and Raft ports; the agent then warns at every start.
+	Insecure bool `hcl:"insecure,optional"`
 	// RespondFrom says who sends a probe's answer: "leader", or "server"
 	// (the leader hands the probe to the assigned node, which answers from
 	// its own real address).
@@ -168,7 +177,8 @@ type Parsed struct {
 	Bind                 netip.AddrPort
 	Advertise            netip.AddrPort // zero when not set
 	RaftBind             netip.AddrPort
-	EncryptKey           []byte // nil when not set
+	EncryptKey           []byte      // nil when not set
+	TLS                  *pki.Bundle // nil without the tls block
 	Timing               cluster.Timing
 }
 
@@ -429,6 +439,17 @@ func (c *Config) Validate() error {
 			bad("encrypt_key", "(hidden)", "must decode to 16, 24 or 32 bytes")
 		}
 		p.EncryptKey = k
+	}
+	if c.TLS.enabled() {
+		p.TLS = c.loadTLS(time.Now(), bad)
+	}
+	if c.BootstrapExpect > 1 && !c.Insecure {
+		if c.EncryptKey == "" {
+			bad("encrypt_key", "", "must be set when bootstrap_expect is above 1, or any host that reaches the gossip port can forge members (`usher keygen` makes one); insecure = true runs without")
+		}
+		if !c.TLS.enabled() {
+			bad("tls", "", "must be set (ca_file, cert_file, key_file) when bootstrap_expect is above 1, or any host that reaches the Raft port can steer or brick the farm (`usher tls -h`); insecure = true runs without")
+		}
 	}
 	for _, j := range c.Join {
 		if j == "" {
