@@ -79,8 +79,8 @@
 // state message (so that a node whose configuration went stale while it
 // was down still accepts the leader that adds it back). Everything else is
 // closed before Raft reads a byte, counted (Stats.RaftRefused and the
-// cluster.raft.rejected metric) and logged at Warn, at most once per five
-// seconds. Handshakes in flight are bounded, so a flood of silent
+// go-metrics counter cluster.raft.rejected) and logged at Warn, at most
+// once per five seconds. Handshakes in flight are bounded, so a flood of silent
 // connections holds a bounded number of sockets for a bounded time. The
 // dialing node checks the server's certificate the same way and, when its
 // configuration names the server at that address, that the certificate

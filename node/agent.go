@@ -479,6 +479,7 @@ func (a *Agent) exportMetrics() {
 
 	cs := a.cl.Load().Stats()
 	t.counter("leadership_changes", cs.LeadershipChanges)
+	t.counter("raft_refused", cs.RaftRefused)
 	t.gauge("vip_holder", boolFloat(cs.VIPHolder))
 	t.counter("vip_acquired", a.vipAcquired.Load())
 	t.counter("vip_released", a.vipReleased.Load())
