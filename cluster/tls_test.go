@@ -295,3 +295,22 @@ func TestAdmitRaftPeer(t *testing.T) {
 		})
 	}
 }
+
+func TestTLSStreamRefusesTLS12(t *testing.T) {
+	p := newTestPKI(t, testFarm)
+	server := listenTLS(t, p.store("n1"), &fakePolicy{admit: map[string]bool{"n2": true}})
+	serveEcho(server)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		conn, err := tls.Dial("tcp", server.Addr().String(), &tls.Config{
+			MaxVersion:         v,
+			Certificates:       []tls.Certificate{*p.clientCert("n2")},
+			InsecureSkipVerify: true,
+		})
+		if err == nil {
+			conn.Close()
+		}
+		if (err == nil) != (v == tls.VersionTLS13) {
+			t.Errorf("handshake offering at most TLS version %x: %v", v, err)
+		}
+	}
+}
