@@ -116,14 +116,20 @@ func (f *fakePolicy) raftPeerAt(a raft.ServerAddress) (string, bool) {
 	return n, ok
 }
 
-// listenTLS starts a TLS stream on loopback for node, admitting admit.
+// listenTLS starts a TLS stream on loopback with src and pol.
 func listenTLS(t *testing.T, src TLS, pol peerPolicy) *tlsStream {
+	t.Helper()
+	return listenTLSTimeout(t, src, pol, tlsHandshakeTimeout)
+}
+
+// listenTLSTimeout is listenTLS with a handshake deadline of its own.
+func listenTLSTimeout(t *testing.T, src TLS, pol peerPolicy, handshake time.Duration) *tlsStream {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newTLSStream(&tcpStream{Listener: ln}, src, pol, testLogger("tls"))
+	s := newTLSStream(&tcpStream{Listener: ln}, src, pol, testLogger("tls"), handshake)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -208,8 +214,7 @@ func TestTLSStreamChecks(t *testing.T) {
 
 func TestTLSStreamSilentPeer(t *testing.T) {
 	p := newTestPKI(t, testFarm)
-	server := listenTLS(t, p.store("n1"), &fakePolicy{})
-	server.timeout = 200 * time.Millisecond
+	server := listenTLSTimeout(t, p.store("n1"), &fakePolicy{}, 200*time.Millisecond)
 	conn, err := net.Dial("tcp", server.Addr().String())
 	if err != nil {
 		t.Fatal(err)

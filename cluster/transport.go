@@ -66,7 +66,7 @@ func newRaftTransport(tc transportConfig) (*raft.NetworkTransport, *tlsStream, e
 		secure *tlsStream
 	)
 	if tc.tls != nil {
-		secure = newTLSStream(plain, tc.tls, tc.peers, tc.logger)
+		secure = newTLSStream(plain, tc.tls, tc.peers, tc.logger, tlsHandshakeTimeout)
 		stream = secure
 	}
 	if tc.wrap != nil {

@@ -84,14 +84,14 @@ type tlsStream struct {
 }
 
 // newTLSStream wraps ln's listener and dialer with mutual TLS and starts
-// the accept loop.
-func newTLSStream(ln *tcpStream, src TLS, peers peerPolicy, logger hclog.Logger) *tlsStream {
+// the accept loop; a peer has handshake to complete its handshake.
+func newTLSStream(ln *tcpStream, src TLS, peers peerPolicy, logger hclog.Logger, handshake time.Duration) *tlsStream {
 	s := &tlsStream{
 		ln:       ln,
 		src:      src,
 		peers:    peers,
 		logger:   logger,
-		timeout:  tlsHandshakeTimeout,
+		timeout:  handshake,
 		ready:    make(chan net.Conn),
 		slots:    make(chan struct{}, maxTLSHandshakes),
 		done:     make(chan struct{}),
