@@ -40,8 +40,13 @@ type Cluster struct {
 	walMeta  *metadb.BoltMetaDB
 	dirLock  io.Closer
 	raftAddr string
-	observer *raft.Observer
-	obsCh    chan raft.Observation
+	// secure is raft's TLS stream layer, nil without Config.TLS.
+	secure *tlsStream
+	// raftReady is raft once started, for the TLS stream's peer checks,
+	// which run on goroutines of their own.
+	raftReady atomic.Pointer[raft.Raft]
+	observer  *raft.Observer
+	obsCh     chan raft.Observation
 
 	// pending is the report SetReport last stored; meta is the encoding
 	// memberlist currently gossips.
@@ -110,6 +115,11 @@ type Stats struct {
 	// ReportsSent counts the reports this node sent straight to voters;
 	// ReportsGossiped the ones it put in its gossiped metadata.
 	ReportsSent, ReportsGossiped uint64
+	// RaftRefused counts the connections to this node's Raft port that
+	// were closed before Raft read a byte: no certificate of this farm,
+	// a node outside the Raft configuration, or no handshake in time
+	// (always 0 without Config.TLS).
+	RaftRefused uint64
 }
 
 // leaveTimeout bounds the graceful leave Shutdown performs.
@@ -233,16 +243,22 @@ func (c *Cluster) startRaft() error {
 		time.Sleep(c.timing.RaftHeartbeat)
 	}
 
-	advertise, err := c.raftAdvertise()
-	if err != nil {
-		return err
-	}
+	advertise := c.raftAdvertise()
 	timeout := min(max(10*c.timing.RaftHeartbeat, time.Second), 10*time.Second)
-	trans, err := newRaftTransport(c.cfg.RaftBindAddr.String(), advertise, timeout, raftLog.Named("transport"), c.cfg.wrapStream)
+	trans, secure, err := newRaftTransport(transportConfig{
+		bind:      c.cfg.RaftBindAddr.String(),
+		advertise: advertise,
+		timeout:   timeout,
+		logger:    raftLog.Named("transport"),
+		tls:       c.cfg.TLS,
+		peers:     c,
+		wrap:      c.cfg.wrapStream,
+	})
 	if err != nil {
 		return fmt.Errorf("raft_bind_addr: %s: %w", c.cfg.RaftBindAddr, err)
 	}
 	c.trans = trans
+	c.secure = secure
 	c.raftAddr = string(trans.LocalAddr())
 
 	rc := raft.DefaultConfig()
@@ -271,22 +287,17 @@ func (c *Cluster) startRaft() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	c.raft = r
+	c.raftReady.Store(r)
 	return nil
 }
 
 // raftAdvertise returns the address other voters dial, or nil to let the
 // transport advertise its bound address.
-func (c *Cluster) raftAdvertise() (net.Addr, error) {
-	switch {
-	case c.cfg.RaftAdvertiseAddr.IsValid():
-		return net.TCPAddrFromAddrPort(c.cfg.RaftAdvertiseAddr), nil
-	case !c.cfg.RaftBindAddr.Addr().IsUnspecified():
-		return nil, nil
-	case c.cfg.RaftBindAddr.Port() == 0:
-		return nil, fmt.Errorf("raft_bind_addr: %s: port 0 needs a specific address or raft_advertise_addr", c.cfg.RaftBindAddr)
+func (c *Cluster) raftAdvertise() net.Addr {
+	if c.cfg.RaftAdvertiseAddr.IsValid() {
+		return net.TCPAddrFromAddrPort(c.cfg.RaftAdvertiseAddr)
 	}
-	ap := netip.AddrPortFrom(c.cfg.AdvertiseAddr.Addr(), c.cfg.RaftBindAddr.Port())
-	return net.TCPAddrFromAddrPort(ap), nil
+	return nil
 }
 
 // closeRaft stops raft and closes its transport and store; any may be nil.
@@ -615,6 +626,9 @@ func (c *Cluster) Stats() Stats {
 		Joined:            c.joined.Load(),
 		ReportsSent:       c.reportsSent.Load(),
 		ReportsGossiped:   c.reportsGossiped.Load(),
+	}
+	if c.secure != nil {
+		s.RaftRefused = c.secure.rejected.Load()
 	}
 	now := time.Now()
 	for _, e := range c.members.snapshot() {

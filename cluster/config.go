@@ -22,13 +22,20 @@ type Config struct {
 	// AdvertiseAddr is the gossip address other members use; zero means
 	// BindAddr. Required when BindAddr is an unspecified address.
 	AdvertiseAddr netip.AddrPort
-	// RaftBindAddr is the raft TCP transport's bind address. Port 0 picks a
-	// free port (tests); RaftAddr reports the one chosen.
+	// RaftBindAddr is the raft TCP transport's bind address: this node's
+	// own address, never an unspecified one (Raft listens on one
+	// interface, not on all). Port 0 picks a free port (tests); RaftAddr
+	// reports the one chosen.
 	RaftBindAddr netip.AddrPort
 	// RaftAdvertiseAddr is the raft address other voters dial; zero means
-	// RaftBindAddr, or AdvertiseAddr's IP with RaftBindAddr's port when
-	// RaftBindAddr is an unspecified address.
+	// RaftBindAddr.
 	RaftAdvertiseAddr netip.AddrPort
+	// TLS, when set, carries every Raft connection over mutual TLS 1.3
+	// with this material: a peer must prove a certificate of the farm's
+	// CA naming a node of the Raft configuration, or the connection is
+	// closed before Raft reads a byte (see transport_tls.go). Nil means
+	// plain TCP, which anyone who reaches the Raft port can steer.
+	TLS TLS
 	// Join is the seed list of host:port gossip addresses.
 	Join []string
 	// RetryJoinInterval is the pause between join attempts; default 1s.
@@ -96,12 +103,13 @@ func (c *Config) Validate() error {
 	if !c.RaftBindAddr.IsValid() {
 		return fmt.Errorf("raft_bind_addr: %q is not an address:port", c.RaftBindAddr)
 	}
+	if c.RaftBindAddr.Addr().IsUnspecified() {
+		return fmt.Errorf("raft_bind_addr: %s: must be this node's own address, not an unspecified one (Raft would listen on every interface)", c.RaftBindAddr)
+	}
 	if c.RaftAdvertiseAddr.IsValid() {
 		if c.RaftAdvertiseAddr.Addr().IsUnspecified() || c.RaftAdvertiseAddr.Port() == 0 {
 			return fmt.Errorf("raft_advertise_addr: %s must name a specific address and port", c.RaftAdvertiseAddr)
 		}
-	} else if c.RaftBindAddr.Addr().IsUnspecified() && c.RaftBindAddr.Port() == 0 {
-		return fmt.Errorf("raft_bind_addr: %s: port 0 needs a specific address or raft_advertise_addr", c.RaftBindAddr)
 	}
 	for _, seed := range c.Join {
 		if _, _, err := net.SplitHostPort(seed); err != nil {

@@ -39,7 +39,12 @@ func TestConfigValidate(t *testing.T) {
 		{"unspecified bind", func(c *Config) { c.BindAddr = netip.MustParseAddrPort("0.0.0.0:7946") }, "advertise_addr: must be set when bind_addr 0.0.0.0:7946"},
 		{"unspecified advertise", func(c *Config) { c.AdvertiseAddr = netip.MustParseAddrPort("0.0.0.0:7946") }, "advertise_addr: 0.0.0.0:7946"},
 		{"no raft bind", func(c *Config) { c.RaftBindAddr = netip.AddrPort{} }, "raft_bind_addr:"},
-		{"raft unspecified port 0", func(c *Config) { c.RaftBindAddr = netip.MustParseAddrPort("[::]:0") }, "raft_bind_addr: [::]:0: port 0"},
+		{"raft unspecified port 0", func(c *Config) { c.RaftBindAddr = netip.MustParseAddrPort("[::]:0") }, "raft_bind_addr: [::]:0: must be this node's own address"},
+		{"raft unspecified v4", func(c *Config) { c.RaftBindAddr = netip.MustParseAddrPort("0.0.0.0:8300") }, "raft_bind_addr: 0.0.0.0:8300: must be"},
+		{"raft unspecified with advertise", func(c *Config) {
+			c.RaftBindAddr = netip.MustParseAddrPort("[::]:8300")
+			c.RaftAdvertiseAddr = netip.MustParseAddrPort("10.0.0.1:8300")
+		}, "raft_bind_addr: [::]:8300: must be"},
 		{"raft advertise port 0", func(c *Config) { c.RaftAdvertiseAddr = netip.MustParseAddrPort("10.0.0.1:0") }, "raft_advertise_addr: 10.0.0.1:0"},
 		{"bad seed", func(c *Config) { c.Join = []string{"10.0.0.2"} }, `join: "10.0.0.2"`},
 		{"negative retry", func(c *Config) { c.RetryJoinInterval = -time.Second }, "retry_join_interval: -1s"},

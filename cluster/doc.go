@@ -66,6 +66,29 @@
 // a state message whenever it changes and every second (statemsg.go);
 // State returns that on such a member.
 //
+// # Raft over mutual TLS
+//
+// Raft binds to the node's own address, never to an unspecified one. With
+// Config.TLS set, every Raft connection is TLS 1.3 with a certificate at
+// both ends (transport_tls.go). The accepting node hands a connection to
+// Raft only once the peer has proved, within a handshake deadline, a
+// certificate of the farm's CA that names this farm and a node this node
+// admits: a server of its latest Raft configuration (on the leader that
+// includes a server being added), any node of the farm while it has no
+// configuration yet, or the leader and voters named by the leader's latest
+// state message (so that a node whose configuration went stale while it
+// was down still accepts the leader that adds it back). Everything else is
+// closed before Raft reads a byte, counted (Stats.RaftRefused and the
+// go-metrics counter cluster.raft.rejected) and logged at Warn, at most
+// once per five seconds. Handshakes in flight are bounded, so a flood of silent
+// connections holds a bounded number of sockets for a bounded time. The
+// dialing node checks the server's certificate the same way and, when its
+// configuration names the server at that address, that the certificate
+// names that server; so a farm started on a reused address, or a gossiped
+// Raft address that points at another node, is refused. The certificate
+// source is read at every handshake, so a reloaded certificate applies to
+// the next connection.
+//
 // # VIP ownership and fencing
 //
 // Invariant: at no instant do two nodes answer probes on the VIP.

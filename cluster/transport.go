@@ -30,31 +30,52 @@ func (s *tcpStream) Addr() net.Addr {
 	return s.Listener.Addr()
 }
 
+// transportConfig configures newRaftTransport.
+type transportConfig struct {
+	bind      string
+	advertise net.Addr // nil: the bound address
+	timeout   time.Duration
+	logger    hclog.Logger
+	// tls, when set, puts every Raft connection under mutual TLS
+	// (transport_tls.go); peers decides which peers are acceptable.
+	tls   TLS
+	peers peerPolicy
+	// wrap, if not nil, wraps the stream layer (tests use it to cut a
+	// node off).
+	wrap func(raft.StreamLayer) raft.StreamLayer
+}
+
 // newRaftTransport listens on the raft bind address and builds the network
-// transport. wrap, if not nil, wraps the stream layer (tests use it to cut
-// a node off).
-func newRaftTransport(bind string, advertise net.Addr, timeout time.Duration, logger hclog.Logger,
-	wrap func(raft.StreamLayer) raft.StreamLayer) (*raft.NetworkTransport, error) {
-	l, err := net.Listen("tcp", bind)
+// transport. It also returns the TLS stream layer, nil without TLS.
+func newRaftTransport(tc transportConfig) (*raft.NetworkTransport, *tlsStream, error) {
+	l, err := net.Listen("tcp", tc.bind)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var stream raft.StreamLayer = &tcpStream{Listener: l, advertise: advertise}
-	if a, ok := stream.Addr().(*net.TCPAddr); !ok || a.IP == nil || a.IP.IsUnspecified() {
+	plain := &tcpStream{Listener: l, advertise: tc.advertise}
+	if a, ok := plain.Addr().(*net.TCPAddr); !ok || a.IP == nil || a.IP.IsUnspecified() {
 		l.Close()
-		return nil, errors.New("raft address is not advertisable")
+		return nil, nil, errors.New("raft address is not advertisable")
 	}
-	if a := stream.Addr().(*net.TCPAddr); a.Port == 0 {
+	if a := plain.Addr().(*net.TCPAddr); a.Port == 0 {
 		l.Close()
-		return nil, fmt.Errorf("raft advertise address %s has no port", a)
+		return nil, nil, fmt.Errorf("raft advertise address %s has no port", a)
 	}
-	if wrap != nil {
-		stream = wrap(stream)
+	var (
+		stream raft.StreamLayer = plain
+		secure *tlsStream
+	)
+	if tc.tls != nil {
+		secure = newTLSStream(plain, tc.tls, tc.peers, tc.logger, tlsHandshakeTimeout)
+		stream = secure
+	}
+	if tc.wrap != nil {
+		stream = tc.wrap(stream)
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: 3,
-		Timeout: timeout,
-		Logger:  logger,
-	}), nil
+		Timeout: tc.timeout,
+		Logger:  tc.logger,
+	}), secure, nil
 }

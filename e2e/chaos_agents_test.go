@@ -123,6 +123,7 @@ type chaosCluster struct {
 	dir     string
 	bin     string
 	agents  []*agent
+	creds   map[string][]string // each agent's label, gossip key and TLS flags
 
 	keepalive, deadAfter time.Duration
 
@@ -189,6 +190,11 @@ func newChaosCluster(t *testing.T, netns bool, n int, profile string) *chaosClus
 		}
 		c.agents = append(c.agents, a)
 	}
+	var names []string
+	for _, a := range c.agents {
+		names = append(names, a.name)
+	}
+	c.creds = farmCredentials(t, bin, c.dir, names)
 	for _, a := range c.agents {
 		a.start()
 	}
@@ -236,6 +242,7 @@ func (a *agent) start() {
 		"-vip-events", a.eventsPath(),
 		"-log-level", chaosLogLevel(),
 	}
+	args = append(args, c.creds[a.name]...)
 	if c.netns {
 		args = append(args, "-vip-mode", "netlink", "-interface", a.host.Iface)
 	} else {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/usherlb/usher/assign"
 	"github.com/usherlb/usher/cluster"
+	"github.com/usherlb/usher/internal/pki"
 )
 
 // Version is the agent's version, reported by the API and `usher version`.
@@ -60,7 +61,8 @@ type Agent struct {
 	vip     vipHolder
 	vipConn *net.UDPConn // the probe socket in netlink and script modes
 	tel     *telemetry
-	tmpDir  string // a data directory of our own, removed by Close
+	tmpDir  string     // a data directory of our own, removed by Close
+	tls     *pki.Store // Raft's TLS material, nil without the tls block
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -197,7 +199,7 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 		a.tmpDir = dataDir
 		undo = append(undo, func() { os.RemoveAll(a.tmpDir) })
 	}
-	cl, err := cluster.New(cluster.Config{
+	cc := cluster.Config{
 		NodeName:        cfg.NodeName,
 		BindAddr:        p.Bind,
 		AdvertiseAddr:   p.Advertise,
@@ -212,7 +214,13 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 		Logger:          logger,
 		VIP:             a.vip,
 		OnVIP:           a.onVIP,
-	})
+	}
+	a.logSecurity()
+	if p.TLS != nil {
+		a.tls = pki.NewStore(p.TLS)
+		cc.TLS = a.tls
+	}
+	cl, err := cluster.New(cc)
 	if err != nil {
 		return nil, err
 	}
@@ -498,6 +506,7 @@ func (a *Agent) exportMetrics() {
 
 	cs := a.cl.Load().Stats()
 	t.counter("leadership_changes", cs.LeadershipChanges)
+	t.counter("raft_refused", cs.RaftRefused)
 	t.gauge("vip_holder", boolFloat(cs.VIPHolder))
 	t.counter("vip_acquired", a.vipAcquired.Load())
 	t.counter("vip_released", a.vipReleased.Load())

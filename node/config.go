@@ -17,6 +17,7 @@ import (
 
 	"github.com/usherlb/usher/assign"
 	"github.com/usherlb/usher/cluster"
+	"github.com/usherlb/usher/internal/pki"
 )
 
 // Config is the agent's configuration. Every field tagged hcl is a key of the
@@ -38,8 +39,9 @@ type Config struct {
 	Bind string `hcl:"bind,optional"`
 	// Advertise is the gossip address other members use, if not Bind.
 	Advertise string `hcl:"advertise,optional"`
-	// RaftBind is the Raft transport's TCP address; empty means Bind's
-	// address with the port after Bind's.
+	// RaftBind is the Raft transport's TCP address, one of this node's
+	// own (never 0.0.0.0 or ::); empty means the port after Bind's, on
+	// Bind's address or, when that is unspecified, on the advertised one.
 	RaftBind string `hcl:"raft_bind,optional"`
 	// Voter says the node may be one of the Raft voters.
 	Voter bool `hcl:"voter,optional"`
@@ -117,6 +119,14 @@ type Config struct {
 	Label string `hcl:"label,optional"`
 	// EncryptKey is the base64 gossip key (cluster only).
 	EncryptKey string `hcl:"encrypt_key,optional"`
+	// TLS is the tls block: the CA, certificate and key files of Raft's
+	// mutual TLS (keys tls.ca_file, tls.cert_file, tls.key_file; flags
+	// -tls-ca-file, -tls-cert-file, -tls-key-file).
+	TLS TLSConfig `hcl:"tls,block"`
+	// Insecure lets a farm of several voters (bootstrap_expect above 1) run
+	// without encrypt_key or the tls block, open to any host that reaches
+	// its gossip and Raft ports; the agent then warns at every start.
+	Insecure bool `hcl:"insecure,optional"`
 	// RespondFrom says who sends a probe's answer: "leader", or "server"
 	// (the leader hands the probe to the assigned node, which answers from
 	// its own real address).
@@ -180,7 +190,8 @@ type Parsed struct {
 	Bind                 netip.AddrPort
 	Advertise            netip.AddrPort // zero when not set
 	RaftBind             netip.AddrPort
-	EncryptKey           []byte // nil when not set
+	EncryptKey           []byte      // nil when not set
+	TLS                  *pki.Bundle // nil without the tls block
 	Timing               cluster.Timing
 	APIReadToken         string // empty: reads need no token
 	APIWriteToken        string // empty: writes need no token (loopback only)
@@ -297,17 +308,6 @@ func (c *Config) Validate() error {
 	if p.Advertise.IsValid() && (p.Advertise.Addr().IsUnspecified() || p.Advertise.Port() == 0) {
 		bad("advertise", c.Advertise, "must name a specific address and port")
 	}
-	if c.RaftBind == "" {
-		if p.Bind.IsValid() {
-			port := p.Bind.Port()
-			if port != 0 {
-				port++
-			}
-			p.RaftBind = netip.AddrPortFrom(p.Bind.Addr(), port)
-		}
-	} else {
-		p.RaftBind = addr("raft_bind", c.RaftBind, false)
-	}
 	if p.Bind.IsValid() && p.Bind.Addr().IsUnspecified() && !p.Advertise.IsValid() {
 		// Other members reach this node where its clients do.
 		real := p.AdvertiseSessionAddr
@@ -320,6 +320,7 @@ func (c *Config) Validate() error {
 			bad("advertise", c.Advertise, "must be set when bind and session_addr are unspecified addresses")
 		}
 	}
+	p.RaftBind = c.raftBind(p, bad)
 	c.validateAPI(&p, bad)
 
 	switch c.VIPMode {
@@ -450,6 +451,17 @@ func (c *Config) Validate() error {
 		}
 		p.EncryptKey = k
 	}
+	if c.TLS.enabled() {
+		p.TLS = c.loadTLS(time.Now(), bad)
+	}
+	if c.BootstrapExpect > 1 && !c.Insecure {
+		if c.EncryptKey == "" {
+			bad("encrypt_key", "", "must be set when bootstrap_expect is above 1, or any host that reaches the gossip port can forge members (`usher keygen` makes one); insecure = true runs without")
+		}
+		if !c.TLS.enabled() {
+			bad("tls", "", "must be set (ca_file, cert_file, key_file) when bootstrap_expect is above 1, or any host that reaches the Raft port can steer or brick the farm (`usher tls -h`); insecure = true runs without")
+		}
+	}
 	for _, j := range c.Join {
 		if j == "" {
 			bad("join", j, "must not hold an empty address")
@@ -471,6 +483,35 @@ func (c *Config) Validate() error {
 	}
 	c.Parsed = p
 	return nil
+}
+
+// raftBind returns the Raft transport's address: raft_bind, or by default
+// the port after bind's on bind's address or, when bind is an unspecified
+// address, on the advertised gossip address. Raft never listens on every
+// interface: an unspecified raft_bind is refused.
+func (c *Config) raftBind(p Parsed, bad func(key, value, problem string)) netip.AddrPort {
+	if c.RaftBind != "" {
+		ap, err := resolveAddrPort(c.RaftBind)
+		switch {
+		case err != nil:
+			bad("raft_bind", c.RaftBind, "is not a host:port address")
+		case ap.Addr().IsUnspecified():
+			bad("raft_bind", c.RaftBind, "must be this node's own address, not an unspecified one (Raft would listen on every interface)")
+		}
+		return ap
+	}
+	if !p.Bind.IsValid() {
+		return netip.AddrPort{}
+	}
+	host := p.Bind.Addr()
+	if host.IsUnspecified() {
+		host = p.Advertise.Addr() // invalid when advertise failed, reported above
+	}
+	port := p.Bind.Port()
+	if port != 0 {
+		port++
+	}
+	return netip.AddrPortFrom(host, port)
 }
 
 // resolveAddrPort parses host:port, resolving a host name if needed. An

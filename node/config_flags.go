@@ -15,14 +15,15 @@ type configKey struct {
 }
 
 // keys lists every configuration key, in the order help shows them. Both the
-// file decoder and RegisterFlags are driven by it.
+// file decoder and RegisterFlags are driven by it. A key named block.attr is
+// an attribute of a block of the file (tls.ca_file is ca_file in tls {}).
 func (c *Config) keys() []configKey {
 	return []configKey{
 		{"node_name", &c.NodeName, "unique name of this node (default: host name)"},
 		{"data_dir", &c.DataDir, "directory for the node's durable state"},
 		{"bind", &c.Bind, "gossip address (memberlist, UDP and TCP)"},
 		{"advertise", &c.Advertise, "gossip address other members use, if not bind"},
-		{"raft_bind", &c.RaftBind, "Raft transport address (default: bind's address, bind's port + 1)"},
+		{"raft_bind", &c.RaftBind, "Raft transport address, this node's own (default: bind's address, or advertise's when bind is 0.0.0.0, and bind's port + 1)"},
 		{"voter", &c.Voter, "this node may be a Raft voter"},
 		{"session_addr", &c.SessionAddr, "address of the session endpoint: the node's real address"},
 		{"advertise_session_addr", &c.AdvertiseSessionAddr, "address named in redirects, if not session_addr"},
@@ -54,6 +55,10 @@ func (c *Config) keys() []configKey {
 		{"bootstrap_expect", &c.BootstrapExpect, "voters to wait for before the first election"},
 		{"label", &c.Label, "cluster label"},
 		{"encrypt_key", &c.EncryptKey, "base64 gossip encryption key"},
+		{"tls.ca_file", &c.TLS.CAFile, "farm CA certificate (PEM) for Raft's mutual TLS"},
+		{"tls.cert_file", &c.TLS.CertFile, "this node's certificate (PEM) naming node_name and the farm (label)"},
+		{"tls.key_file", &c.TLS.KeyFile, "this node's private key (PEM), mode 0600"},
+		{"insecure", &c.Insecure, "allow bootstrap_expect above 1 without encrypt_key and tls (warns at every start)"},
 		{"respond_from", &c.RespondFrom, "who answers probes: leader, or server (the assigned node answers from its own address)"},
 		{"vip_events", &c.VIPEvents, "file to append a JSON line to at each take-over and release of the balancer address"},
 		{"probe_sockets", &c.ProbeSockets, "SO_REUSEPORT sockets answering probes, each with its own goroutine (0: one per CPU)"},
@@ -100,8 +105,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // flagAliases are short flag names for the keys an operator types most.
 var flagAliases = map[string]string{"node_name": "node"}
 
-// flagName is the flag for a configuration key.
-func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
+// flagName is the flag for a configuration key: tls.ca_file is -tls-ca-file.
+func flagName(key string) string { return strings.NewReplacer("_", "-", ".", "-").Replace(key) }
 
 // override records that key no longer comes from the file.
 func (c *Config) override(key string) { delete(c.ranges, key) }

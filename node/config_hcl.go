@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -63,18 +64,81 @@ func (c *Config) parse(src []byte, filename string) error {
 	if diags.HasErrors() {
 		return diagError(diags, src)
 	}
-	keys := c.keys()
-	schema := &hcl.BodySchema{}
-	for _, k := range keys {
-		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: k.name})
+	top, blocks := splitKeys(c.keys())
+	schema := attrSchema(top)
+	for _, b := range blockNames(blocks) {
+		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: b})
 	}
 	content, diags := f.Body.Content(schema)
 	if diags.HasErrors() {
 		return diagError(diags, src)
 	}
 	c.ranges = make(map[string]hcl.Range, len(content.Attributes))
+	if err := c.decodeAttrs(top, "", content.Attributes); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, b := range content.Blocks {
+		if seen[b.Type] {
+			r := b.DefRange
+			return fmt.Errorf("%s:%d:%d: %s: only one %s block is allowed", r.Filename, r.Start.Line, r.Start.Column, b.Type, b.Type)
+		}
+		seen[b.Type] = true
+		prefix := b.Type + "."
+		bc, diags := b.Body.Content(attrSchema(blocks[b.Type]))
+		if diags.HasErrors() {
+			return diagError(diags, src)
+		}
+		if err := c.decodeAttrs(blocks[b.Type], prefix, bc.Attributes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// splitKeys parts keys into the top-level ones and, by block name, those of
+// blocks (named block.attr).
+func splitKeys(keys []configKey) (top []configKey, blocks map[string][]configKey) {
+	blocks = map[string][]configKey{}
 	for _, k := range keys {
-		a, ok := content.Attributes[k.name]
+		if b, _, ok := strings.Cut(k.name, "."); ok {
+			blocks[b] = append(blocks[b], k)
+		} else {
+			top = append(top, k)
+		}
+	}
+	return top, blocks
+}
+
+// blockNames returns the block names of blocks, sorted.
+func blockNames(blocks map[string][]configKey) []string {
+	names := make([]string, 0, len(blocks))
+	for b := range blocks {
+		names = append(names, b)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// attrSchema is the schema of keys as attributes (a block's without its
+// prefix).
+func attrSchema(keys []configKey) *hcl.BodySchema {
+	schema := &hcl.BodySchema{}
+	for _, k := range keys {
+		_, attr, _ := strings.Cut(k.name, ".")
+		if attr == "" {
+			attr = k.name
+		}
+		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: attr})
+	}
+	return schema
+}
+
+// decodeAttrs decodes the attributes of keys (those of the block prefix,
+// or the top level when prefix is empty) and records where each was set.
+func (c *Config) decodeAttrs(keys []configKey, prefix string, attrs hcl.Attributes) error {
+	for _, k := range keys {
+		a, ok := attrs[strings.TrimPrefix(k.name, prefix)]
 		if !ok {
 			continue
 		}

@@ -45,18 +45,25 @@ func TestKeysMatchTags(t *testing.T) {
 		}
 		keys[k.name] = true
 	}
-	rt := reflect.TypeOf(c)
-	for i := range rt.NumField() {
-		tag, ok := rt.Field(i).Tag.Lookup("hcl")
-		if !ok {
-			continue
+	var walk func(rt reflect.Type, prefix string)
+	walk = func(rt reflect.Type, prefix string) {
+		for i := range rt.NumField() {
+			tag, ok := rt.Field(i).Tag.Lookup("hcl")
+			if !ok {
+				continue
+			}
+			name, kind, _ := strings.Cut(tag, ",")
+			if kind == "block" {
+				walk(rt.Field(i).Type, prefix+name+".")
+				continue
+			}
+			if !keys[prefix+name] {
+				t.Errorf("field %s (hcl %q) is not a key", rt.Field(i).Name, prefix+name)
+			}
+			delete(keys, prefix+name)
 		}
-		name, _, _ := strings.Cut(tag, ",")
-		if !keys[name] {
-			t.Errorf("field %s (hcl %q) is not a key", rt.Field(i).Name, name)
-		}
-		delete(keys, name)
 	}
+	walk(reflect.TypeOf(c), "")
 	for k := range keys {
 		t.Errorf("key %s has no hcl-tagged field", k)
 	}

@@ -73,6 +73,10 @@
 // [Config] holds every key of the HCL configuration file; each is also a
 // flag (see [Config.RegisterFlags]). [LoadConfigFile] reads a file, and
 // [Config.Validate] checks every key, naming the key, its value and, for
-// values from a file, file:line:column. A probe naming an USHER-SERVICE
+// values from a file, file:line:column. The tls block (tls.go) names the
+// CA, certificate and key files of Raft's mutual TLS; Validate checks them
+// against node_name and label, and [Agent.ReloadTLS] puts renewed files
+// into use without a restart. A farm of several voters needs encrypt_key
+// and the tls block unless insecure = true. A probe naming an USHER-SERVICE
 // other than "default" is dropped (unknown_service): one service per agent.
 package node

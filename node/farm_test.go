@@ -63,6 +63,7 @@ func newTestFarm(t *testing.T, n, voters int, tweak func(i int, c *Config)) *tes
 		c.HTTP = "127.0.0.1:0"
 		c.VIP = f.vip.String()
 		c.BootstrapExpect = voters
+		c.Insecure = true // Raft over TLS is tested in package cluster
 		c.KeepaliveInterval = "100ms"
 		c.DeadAfter = "600ms"
 		if f.seed != "" {

@@ -92,6 +92,7 @@ var metricHelp = []struct {
 	{"lost_server_confirmed", "Servers reported lost that the leader found silent and excluded.", false},
 	{"lost_server_refuted", "Servers reported lost that answered the leader's check and stayed in service.", false},
 	{"leadership_changes", "Raft leadership changes this node observed.", false},
+	{"raft_refused", "Connections to the Raft port closed before Raft read a byte: no certificate of this farm, a node outside the Raft configuration, or no TLS handshake in time.", false},
 	{"vip_holder", "1 while this node holds the balancer address.", true},
 	{"view_staleness_seconds", "Age of the oldest load report among live members.", true},
 	{"voters", "Raft voters in the configuration.", true},

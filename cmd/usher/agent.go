@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -17,7 +20,19 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 -dev, the single-node development settings), then the configuration file,
 then the flags; every configuration key is also a flag. -dev runs one node
 that leads itself: balancer address 127.0.0.100:3478, session endpoint
-127.0.0.1:3479, HTTP API 127.0.0.1:7480.`
+127.0.0.1:3479, HTTP API 127.0.0.1:7480.
+
+A farm of several voters (bootstrap_expect 3 or 5) needs gossip encryption
+(encrypt_key, from 'usher keygen') and Raft's mutual TLS (tls.ca_file,
+tls.cert_file, tls.key_file, from 'usher tls'), or insecure = true. SIGHUP
+reloads the TLS files (a certificate renewed on disk applies to the next
+Raft connection); it never stops the agent.`
+
+	// SIGHUP reloads the TLS files; caught from the start, it never ends
+	// the agent (its default action would).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	// First pass: find -config and -dev, which decide the base the other
 	// flags override.
@@ -68,7 +83,14 @@ that leads itself: balancer address 127.0.0.100:3478, session endpoint
 		fmt.Fprintf(stderr, "usher agent: %v\n", err)
 		return 1
 	}
-	<-ctx.Done()
+	for waiting := true; waiting; {
+		select {
+		case <-ctx.Done():
+			waiting = false
+		case <-hup:
+			reloadTLS(a, logger)
+		}
+	}
 	logger.Info("shutting down")
 	if err := a.Close(); err != nil {
 		fmt.Fprintf(stderr, "usher agent: shutdown: %v\n", err)
@@ -83,4 +105,15 @@ func addAgentFlags(fs *flag.FlagSet, cfg *node.Config, path *string, dev *bool) 
 	fs.StringVar(path, "config", "", "configuration file (HCL, or JSON if named *.json)")
 	fs.BoolVar(dev, "dev", false, "run one development node on loopback")
 	cfg.RegisterFlags(fs)
+}
+
+// reloadTLS is the agent's answer to SIGHUP: it reloads the TLS files and
+// logs what it applied, or why it kept the current ones.
+func reloadTLS(a *node.Agent, logger hclog.Logger) {
+	applied, err := a.ReloadTLS()
+	if err != nil {
+		logger.Error("SIGHUP: reload failed, the current TLS files stay in use", "error", err)
+		return
+	}
+	logger.Info("SIGHUP: reloaded", "tls", applied)
 }

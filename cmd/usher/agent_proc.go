@@ -1,10 +1,19 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"time"
+
+	"github.com/usherlb/usher/internal/pki"
 )
 
 // agentProc is an agent child process of the demo or the scale benchmark,
@@ -74,4 +83,64 @@ func agentArgs(a agentAddrs, vip netip.AddrPort, expect int, dataDir string, see
 		}
 	}
 	return append(args, more...)
+}
+
+// localFarmName is the farm name (label) of the farms the demo and the
+// scale benchmark run.
+const localFarmName = "usher-local"
+
+// localFarmArgs returns the flags that give agent name of a local farm its
+// credentials, as a real farm has them (bootstrap_expect above 1 requires
+// them): the farm's label, its gossip key and its Raft TLS files. The first
+// call for a scratch directory dir makes the farm's CA and gossip key in it;
+// each node's certificate is made on its first call and reused on the
+// next (a restarted agent).
+func localFarmArgs(dir, name string) ([]string, error) {
+	caFile := filepath.Join(dir, "usher-"+localFarmName+"-ca.pem")
+	caKeyFile := filepath.Join(dir, "usher-"+localFarmName+"-ca-key.pem")
+	keyFile := filepath.Join(dir, "gossip.key")
+	if _, err := os.Stat(caFile); errors.Is(err, fs.ErrNotExist) {
+		ca, err := pki.NewCA(localFarmName, time.Now(), 7*24*time.Hour, rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		caKey, err := ca.KeyPEM()
+		if err != nil {
+			return nil, err
+		}
+		gossip := make([]byte, 32)
+		rand.Read(gossip)
+		if err := writeFiles(io.Discard, []file{
+			{caFile, ca.CertPEM(), 0o644},
+			{caKeyFile, caKey, 0o600},
+			{keyFile, []byte(base64.StdEncoding.EncodeToString(gossip)), 0o600},
+		}); err != nil {
+			return nil, err
+		}
+	}
+	gossip, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	base := filepath.Join(dir, "usher-"+localFarmName+"-"+fileSafe(name))
+	if _, err := os.Stat(base + ".pem"); errors.Is(err, fs.ErrNotExist) {
+		ca, err := loadCA(dir, caFile, caKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		cert, key, err := ca.Issue(name, time.Now(), 7*24*time.Hour, rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeFiles(io.Discard, []file{{base + ".pem", cert, 0o644}, {base + "-key.pem", key, 0o600}}); err != nil {
+			return nil, err
+		}
+	}
+	return []string{
+		"-label", localFarmName,
+		"-encrypt-key", string(gossip),
+		"-tls-ca-file", caFile,
+		"-tls-cert-file", base + ".pem",
+		"-tls-key-file", base + "-key.pem",
+	}, nil
 }

@@ -415,7 +415,12 @@ func startScaleCluster(exe string, n int, extra, env []string) (*scaleCluster, e
 		seeds = append(seeds, s.agentAddrs)
 	}
 	for i, a := range c.agents {
-		args := agentArgs(a.agentAddrs, c.vip, voters, filepath.Join(dir, a.name), seeds)
+		creds, err := localFarmArgs(dir, a.name)
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("credentials of %s: %w", a.name, err)
+		}
+		args := agentArgs(a.agentAddrs, c.vip, voters, filepath.Join(dir, a.name), seeds, creds...)
 		if i >= voters {
 			args = append(args, "-voter=false")
 		}

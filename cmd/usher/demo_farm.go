@@ -183,10 +183,15 @@ func (f *farm) start(bin string, n *farmNode, o demoOptions) error {
 	for _, s := range f.nodes[:demoVoters] {
 		seeds = append(seeds, s.agentAddrs)
 	}
+	creds, err := localFarmArgs(f.dir, n.name)
+	if err != nil {
+		return fmt.Errorf("credentials of %s: %w", n.name, err)
+	}
 	args := agentArgs(n.agentAddrs, f.vip, demoVoters, filepath.Join(f.dir, n.name), seeds,
-		"-capacity", strconv.Itoa(max(1000, o.Clients)),
-		"-keepalive-interval", o.Keepalive.String(),
-		"-dead-after", o.DeadAfter.String())
+		append(creds,
+			"-capacity", strconv.Itoa(max(1000, o.Clients)),
+			"-keepalive-interval", o.Keepalive.String(),
+			"-dead-after", o.DeadAfter.String())...)
 	if err := n.agentProc.start(bin, filepath.Join(f.dir, n.name+".log"), args, nil); err != nil {
 		return fmt.Errorf("start agent %s: %w", n.name, err)
 	}

@@ -6,6 +6,7 @@
 //	usher agent -dev             one node: VIP 127.0.0.100:3478, sessions on 127.0.0.1:3479
 //	usher probe [-json] ADDR     ask a balancer address for an assignment
 //	usher validate FILE          check a configuration file
+//	usher tls ca create          a farm CA; `usher tls cert create -node NAME` a node certificate
 //	usher version                print the version
 //	usher demo                   a five-agent farm on loopback and a few hundred clients; kills the leader and a server
 //
@@ -57,6 +58,7 @@ var commands = []command{
 	{"undrain", "undo a drain", runUndrain},
 	{"leave", "make an agent leave the farm gracefully", runLeave},
 	{"keygen", "print a new gossip encryption key", runKeygen},
+	{"tls", "create the farm CA and node certificates of Raft's mutual TLS", runTLS},
 	{"validate", "check a configuration file", runValidate},
 	{"version", "print the version", runVersion},
 	{"demo", "run a five-node farm and a few hundred clients on loopback, kill nodes, show the failover", runDemo},

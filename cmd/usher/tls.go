@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/usherlb/usher/internal/pki"
+)
+
+// tlsAbout is the help of `usher tls`.
+const tlsAbout = `Make the certificates of Raft's mutual TLS, as 'consul tls' does.
+
+  usher tls ca create [-farm NAME] [-dir D] [-days N]
+      a new farm CA: D/usher-NAME-ca.pem (the certificate, for every node's
+      tls.ca_file) and D/usher-NAME-ca-key.pem (the key that signs node
+      certificates: keep it off the nodes).
+  usher tls cert create -node NAME [-ca-file F] [-ca-key-file F] [-dir D] [-days N]
+      a certificate for node NAME, signed by the CA: D/usher-FARM-NAME.pem
+      (tls.cert_file) and D/usher-FARM-NAME-key.pem (tls.key_file).
+
+Every certificate names the farm, which must be the agents' label, and a node
+certificate names its node, which must be the agent's node_name: a node
+accepts Raft connections only from certificates of its own CA, its own farm
+and, once the farm has formed, a node of its Raft configuration. Keys are
+written with mode 0600 and existing files are never overwritten. A renewed
+certificate is put into use by SIGHUP to the agent.
+
+Set-up of a farm of three voters:
+
+  usher tls ca create -farm prod
+  usher tls cert create -node n1     (and n2, n3: one per node)
+  usher keygen                       (the gossip key, encrypt_key)
+
+then on node n1:
+
+  label       = "prod"
+  encrypt_key = "<the key>"
+  tls {
+    ca_file   = "/etc/usher/usher-prod-ca.pem"
+    cert_file = "/etc/usher/usher-prod-n1.pem"
+    key_file  = "/etc/usher/usher-prod-n1-key.pem"
+  }`
+
+// runTLS implements `usher tls`.
+func runTLS(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) >= 2 && args[1] == "create" {
+		switch args[0] {
+		case "ca":
+			return runTLSCACreate(args[2:], stdout, stderr)
+		case "cert":
+			return runTLSCertCreate(args[2:], stdout, stderr)
+		}
+	}
+	usage := "Usage: usher tls ca create | cert create [flags]\n\n" + tlsAbout + "\n"
+	fmt.Fprint(stderr, usage) // as the flag package prints every command's help
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		return 0
+	}
+	return 2
+}
+
+// runTLSCACreate implements `usher tls ca create`.
+func runTLSCACreate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("tls ca create", "[-farm NAME] [-dir D] [-days N]",
+		"Create a farm CA: its certificate, for every node's tls.ca_file, and its key,\nwhich signs node certificates ('usher tls cert create') and should stay off\nthe nodes. The farm name must be the agents' label. See 'usher tls -h'.", stderr)
+	farm := fs.String("farm", "usher", "the farm's name: the agents' label (letters, digits, '-', '_', '.')")
+	dir := fs.String("dir", ".", "directory the files are written to")
+	days := fs.Int("days", int(pki.DefaultCAValidity/(24*time.Hour)), "days the CA is valid")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 || *days < 1 {
+		fs.Usage()
+		return 2
+	}
+	ca, err := pki.NewCA(*farm, time.Now(), time.Duration(*days)*24*time.Hour, rand.Reader)
+	if err != nil {
+		fmt.Fprintf(stderr, "usher tls ca create: -farm: %v\n", err)
+		return 2
+	}
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		fmt.Fprintf(stderr, "usher tls ca create: %v\n", err)
+		return 1
+	}
+	base := filepath.Join(*dir, "usher-"+*farm+"-ca")
+	if err := writeFiles(stdout, []file{{base + ".pem", ca.CertPEM(), 0o644}, {base + "-key.pem", keyPEM, 0o600}}); err != nil {
+		fmt.Fprintf(stderr, "usher tls ca create: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runTLSCertCreate implements `usher tls cert create`.
+func runTLSCertCreate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("tls cert create", "-node NAME [-ca-file F] [-ca-key-file F] [-dir D] [-days N]",
+		"Create a certificate and key for node NAME (the agent's node_name), signed by\nthe farm's CA. See 'usher tls -h'.", stderr)
+	nodeName := fs.String("node", "", "the node's name: the agent's node_name (required)")
+	caFile := fs.String("ca-file", "", "the CA certificate (default: the one usher-*-ca.pem in -dir)")
+	caKeyFile := fs.String("ca-key-file", "", "the CA key (default: -ca-file with -key before .pem)")
+	dir := fs.String("dir", ".", "directory the files are written to, and the CA is looked for in")
+	days := fs.Int("days", int(pki.DefaultCertValidity/(24*time.Hour)), "days the certificate is valid (at most the CA's remaining life)")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 || *nodeName == "" || *days < 1 {
+		fs.Usage()
+		return 2
+	}
+	ca, err := loadCA(*dir, *caFile, *caKeyFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "usher tls cert create: %v\n", err)
+		return 1
+	}
+	certPEM, keyPEM, err := ca.Issue(*nodeName, time.Now(), time.Duration(*days)*24*time.Hour, rand.Reader)
+	if err != nil {
+		fmt.Fprintf(stderr, "usher tls cert create: -node: %v\n", err)
+		return 2
+	}
+	base := filepath.Join(*dir, "usher-"+ca.Farm+"-"+fileSafe(*nodeName))
+	if err := writeFiles(stdout, []file{{base + ".pem", certPEM, 0o644}, {base + "-key.pem", keyPEM, 0o600}}); err != nil {
+		fmt.Fprintf(stderr, "usher tls cert create: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// loadCA reads the CA certificate and key; an empty caFile means the one
+// usher-*-ca.pem in dir.
+func loadCA(dir, caFile, caKeyFile string) (*pki.CA, error) {
+	if caFile == "" {
+		found, _ := filepath.Glob(filepath.Join(dir, "usher-*-ca.pem"))
+		if len(found) != 1 {
+			return nil, fmt.Errorf("-ca-file: %d files usher-*-ca.pem in %s; name the CA with -ca-file", len(found), dir)
+		}
+		caFile = found[0]
+	}
+	if caKeyFile == "" {
+		caKeyFile = strings.TrimSuffix(caFile, ".pem") + "-key.pem"
+	}
+	certPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("-ca-file: %w", err)
+	}
+	keyPEM, err := os.ReadFile(caKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("-ca-key-file: %w", err)
+	}
+	ca, err := pki.ParseCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s and %s: %w", caFile, caKeyFile, err)
+	}
+	return ca, nil
+}
+
+// fileSafe maps a node name to a file name part.
+func fileSafe(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 {
+			return '_'
+		}
+		return r
+	}, name)
+}
+
+// file is one file writeFiles makes.
+type file struct {
+	path string
+	data []byte
+	mode os.FileMode
+}
+
+// writeFiles creates each file with its mode, refusing to overwrite any, and
+// reports each one saved.
+func writeFiles(stdout io.Writer, files []file) error {
+	for _, f := range files {
+		if _, err := os.Lstat(f.path); err == nil {
+			return fmt.Errorf("%s already exists: not overwritten", f.path)
+		}
+	}
+	for _, f := range files {
+		w, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(f.data)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return errors.Join(err, os.Remove(f.path))
+		}
+		fmt.Fprintf(stdout, "==> Saved %s\n", f.path)
+	}
+	return nil
+}
