@@ -39,7 +39,10 @@ fuzz:
 
 # mutate breaks each invariant on purpose, one listed mutation at a time
 # (scripts/mutations/*.mut), in a copy of the tree, and fails if the test
-# named for it still passes. MUTATE=REGEXP picks mutations by name.
+# named for it still passes. MUTATE=REGEXP picks mutations by name. The
+# whole list takes about a quarter of an hour on 2 cores (the chaos ones
+# need root), too long to add to make test; run it before a change to the
+# guarded code lands.
 mutate:
 	$(GO) run ./cmd/usher-mutate -run '$(MUTATE)'
 
@@ -52,10 +55,12 @@ demo: build
 	./$(BIN) demo
 
 # bench measures the probe path, session setups, balance quality and scale
-# against their baselines in one run and writes BENCHMARKS.md and
-# docs/bench/*.png (about 25 minutes, most of it the 128-agent clusters;
-# `bin/usher bench -quick` is a short pass). It installs nginx's stream
-# module from Debian's packages when missing.
+# against their baselines in one run and writes BENCHMARKS.md, the plots in
+# docs/bench/ and docs/bench/results.json, the raw results the report is
+# rendered from (`bin/usher bench -render` renders it again). It takes about
+# 25 minutes, most of it the 128-agent clusters; `bin/usher bench -quick`
+# is a short pass. It installs nginx's stream module from Debian's packages
+# when missing.
 bench: build
 	./$(BIN) bench
 
