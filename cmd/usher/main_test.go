@@ -37,8 +37,18 @@ func testAgent(t *testing.T) *node.Agent {
 // HTTP API on http ("" for none), and waits until it answers probes.
 func startTestAgent(t *testing.T, http string) *node.Agent {
 	t.Helper()
+	return startTestAgentWith(t, http, nil)
+}
+
+// startTestAgentWith is startTestAgent with the configuration passed
+// through adjust (when not nil) first.
+func startTestAgentWith(t *testing.T, http string, adjust func(*node.Config)) *node.Agent {
+	t.Helper()
 	c := node.DevConfig()
 	c.VIP, c.SessionAddr, c.HTTP, c.Bind = "127.0.0.1:0", "127.0.0.1:0", http, "127.0.0.1:0"
+	if adjust != nil {
+		adjust(&c)
+	}
 	a, err := node.New(c, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/usherlb/usher/node"
 )
@@ -19,19 +18,8 @@ func TestOpsToken(t *testing.T) {
 	t.Setenv(httpAddrEnv, "")
 	t.Setenv(tokenEnv, "")
 	t.Setenv(tokenFileEnv, "")
-	c := node.DevConfig()
-	c.VIP, c.SessionAddr, c.HTTP, c.Bind = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	c.APIToken = token
-	a, err := node.New(c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.WaitServing(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a := startTestAgentWith(t, "127.0.0.1:0", func(c *node.Config) { c.APIToken = token })
+	ctx := context.Background()
 	api, name := a.HTTPAddr(), a.Status().Node
 
 	code, _, errOut := runArgs(ctx, "drain", "-http", api, name)
