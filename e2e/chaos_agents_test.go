@@ -178,14 +178,7 @@ func newChaosCluster(t *testing.T, netns bool, n int, profile string) *chaosClus
 				DisableKeepAlives: true,
 				// Dial from the agent's own namespace: its API stays
 				// reachable while its link is down or it is isolated.
-				DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
-					err = h.Do(func() error {
-						var d net.Dialer
-						conn, err = d.DialContext(ctx, network, addr)
-						return err
-					})
-					return conn, err
-				},
+				DialContext: dialFrom(h),
 			},
 		}
 		c.agents = append(c.agents, a)
@@ -362,6 +355,18 @@ func (a *agent) cont() {
 	a.mu.Lock()
 	a.stopped = false
 	a.mu.Unlock()
+}
+
+// dialFrom returns a dialer that connects from inside h's namespace.
+func dialFrom(h *Host) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+		err = h.Do(func() error {
+			var d net.Dialer
+			conn, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return conn, err
+	}
 }
 
 // apiToken is the chaos farm's API token: its agents listen on addresses

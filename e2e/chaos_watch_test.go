@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -44,17 +43,9 @@ type statusPoller struct {
 func startStatusPoller(c *chaosCluster) *statusPoller {
 	sp := &statusPoller{stop: make(chan struct{})}
 	for _, a := range c.agents {
-		h := a.host
 		hc := &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost: pollInFlight,
-			DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
-				err = h.Do(func() error {
-					var d net.Dialer
-					conn, err = d.DialContext(ctx, network, addr)
-					return err
-				})
-				return conn, err
-			},
+			DialContext:         dialFrom(a.host),
 		}}
 		sp.clients = append(sp.clients, hc)
 		sp.wg.Add(1)

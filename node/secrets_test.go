@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,24 +15,6 @@ import (
 
 	"github.com/usherlb/usher/client"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the agent's concurrent loggers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestSecretsStayOut runs an agent with every secret set, logging at trace
 // level, does what an operator and a client do, and checks that no secret
@@ -47,7 +28,7 @@ func TestSecretsStayOut(t *testing.T) {
 	c.APIToken = testReadToken
 	c.APIWriteToken = testWriteToken
 	c.LogLevel = "trace"
-	var logs lockedBuffer
+	var logs syncBuffer
 	a, err := New(c, hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &logs}))
 	if err != nil {
 		t.Fatal(err)

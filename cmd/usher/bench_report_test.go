@@ -482,11 +482,11 @@ func TestScaleGoals(t *testing.T) {
 // TestResultsRoundTrip checks that the results' JSON keeps every field of
 // a run (oddReport sets them all) and that the report rendered from it is
 // the report of the run, byte for byte.
-func TestResultsRoundTrip(t *testing.T) {
-	r := oddReport()
-	if zero := zeroFields(reflect.ValueOf(r).Elem(), "benchReport"); len(zero) > 0 {
-		t.Fatalf("oddReport leaves fields unset, which the round trip then does not cover: %v", zero)
-	}
+// roundTripResults encodes r as the saved results, decodes them again and
+// fails the test unless nothing changed; it returns the decoded results and
+// their encoding.
+func roundTripResults(t *testing.T, r *benchReport) (*benchReport, []byte) {
+	t.Helper()
 	raw, err := encodeResults(r)
 	if err != nil {
 		t.Fatal(err)
@@ -498,6 +498,15 @@ func TestResultsRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(r, back) {
 		t.Errorf("the results changed through JSON:\n%+v\n%+v", r, back)
 	}
+	return back, raw
+}
+
+func TestResultsRoundTrip(t *testing.T) {
+	r := oddReport()
+	if zero := zeroFields(reflect.ValueOf(r).Elem(), "benchReport"); len(zero) > 0 {
+		t.Fatalf("oddReport leaves fields unset, which the round trip then does not cover: %v", zero)
+	}
+	back, raw := roundTripResults(t, r)
 	if a, b := render(r), render(back); a != b {
 		t.Errorf("the report from the JSON differs from the run's:\n%s", firstDiff(a, b))
 	}
@@ -577,17 +586,7 @@ func TestFailedParts(t *testing.T) {
 	r.Proxy, r.ProxyErr = nil, "nginx: odd failure"
 	r.Scale, r.ScaleErr = nil, "scale: odd failure"
 	r.Allocs = allocFigures{Command: "go test", Err: "not run: odd"}
-	raw, err := encodeResults(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := decodeResults(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(r, back) {
-		t.Errorf("the results changed through JSON:\n%+v\n%+v", r, back)
-	}
+	back, _ := roundTripResults(t, r)
 	out := render(back)
 	if out != render(r) {
 		t.Errorf("the report from the JSON differs from the run's:\n%s", firstDiff(render(r), out))
