@@ -230,21 +230,38 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 
 	if a.httpLn != nil {
 		acc := newAPIAccess(p, addrPortOf(a.httpLn.Addr()), cfg.APIHosts, ownAddrs(p))
-		a.httpSrv = &http.Server{Handler: a.handler(logger.Named("api"), acc), ReadHeaderTimeout: 5 * time.Second}
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				a.log.Error("http api stopped", "error", err)
-			}
-		}()
+		a.serveAPI(logger.Named("api"), acc)
 	}
 	a.wg.Add(1)
 	go a.viewLoop()
 	a.log.Info("agent started", "node", cfg.NodeName, "vip", p.VIP, "vip_mode", cfg.VIPMode,
 		"session_addr", ep.Addr(), "gossip", cl.GossipAddr(), "raft", cl.RaftAddr(),
-		"http", a.HTTPAddr(), "profile", cfg.Profile, "version", Version)
+		"http", a.HTTPAddr(), "http_tls", p.APITLS, "profile", cfg.Profile, "version", Version)
 	return a, nil
+}
+
+// serveAPI starts the HTTP API on the agent's listener: HTTPS with the
+// tls block's certificate when api_tls says so (see apitls.go), else plain
+// HTTP. The server's own complaints (failed TLS handshakes, which any
+// stranger can cause) are logged at debug level.
+func (a *Agent) serveAPI(log hclog.Logger, acc *apiAccess) {
+	a.httpSrv = &http.Server{
+		Handler:           a.handler(log, acc),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
+	}
+	serve := func() error { return a.httpSrv.Serve(a.httpLn) }
+	if a.cfg.Parsed.APITLS {
+		a.httpSrv.TLSConfig = apiServerTLS(a.tls)
+		serve = func() error { return a.httpSrv.ServeTLS(a.httpLn, "", "") }
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http api stopped", "error", err)
+		}
+	}()
 }
 
 // addrPortOf returns a listener address as an AddrPort (zero if it is not
@@ -537,6 +554,18 @@ func (a *Agent) SessionAddr() netip.AddrPort { return a.ep.Addr() }
 // the node is not answering probes.
 func (a *Agent) VIPAddr() netip.AddrPort { return a.resp.Addr() }
 
+// APIURL returns the HTTP API's base URL, https://host:port when it
+// serves HTTPS, or "" when it is disabled.
+func (a *Agent) APIURL() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	if a.cfg.Parsed.APITLS {
+		return "https://" + a.HTTPAddr()
+	}
+	return "http://" + a.HTTPAddr()
+}
+
 // HTTPAddr returns the HTTP API's address, or "" when it is disabled.
 func (a *Agent) HTTPAddr() string {
 	if a.httpLn == nil {
@@ -556,27 +585,44 @@ func (a *Agent) DrainNode(node string, on bool) error {
 	return nil
 }
 
-// LeaderAPI returns the HTTP API address of the current leader as gossiped,
-// or "" if no leader or address is known.
-func (a *Agent) LeaderAPI() string {
+// LeaderAPI returns where to forward a request for the leader: the
+// leader's node name and its HTTP API address, or "" and "" if no leader
+// or no trustworthy address is known.
+//
+// Only authenticated state picks the target. The leader's name and raft
+// address come from raft (over mutual TLS with the tls block, where the
+// dialing side checks the certificate names the server at that address);
+// the API address comes from the leader's gossiped load report, which
+// anyone who can send a gossip packet may forge. So the address is used
+// only on the host raft knows as the leader's (an API bound to an
+// unspecified address is reached there, on its port). With the API over
+// TLS the forward also requires the certificate of the leader node, so a
+// forged port on the leader's own host gets a failed handshake, never a
+// request or its token; over plain HTTP the leader's host is trusted as a
+// whole (docs/security.md).
+func (a *Agent) LeaderAPI() (node, addr string) {
 	cl := a.cl.Load()
 	leader, _ := cl.Leader()
 	raftHost, _, err := net.SplitHostPort(cl.LeaderRaftAddr())
 	if leader == "" || err != nil {
-		return ""
+		return "", ""
 	}
 	for _, m := range cl.Members() {
 		if m.Name != leader || m.Status != cluster.Alive {
 			continue
 		}
-		// The API address comes from gossip, which anyone who can send
-		// a packet may forge (issue 12); the raft address comes from
-		// the leader itself. Forward only to the host raft knows.
-		if host, _, err := net.SplitHostPort(m.Report.API); err == nil && sameHost(host, raftHost) {
-			return m.Report.API
+		host, port, err := net.SplitHostPort(m.Report.API)
+		if err != nil {
+			continue
+		}
+		if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+			host = raftHost
+		}
+		if sameHost(host, raftHost) {
+			return leader, net.JoinHostPort(raftHost, port)
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // sameHost reports whether two host strings name the same IP address.

@@ -113,8 +113,8 @@ func (a *Agent) drain(w http.ResponseWriter, r *http.Request, on bool, log hclog
 	}
 	err := a.DrainNode(node, on)
 	if errors.Is(err, cluster.ErrNotLeader) && r.Header.Get(forwardedHeader) == "" {
-		if api := a.LeaderAPI(); api != "" {
-			a.forward(w, r, api, log)
+		if leader, api := a.LeaderAPI(); api != "" {
+			a.forward(w, r, leader, api, log)
 			return
 		}
 	}
@@ -130,10 +130,19 @@ func (a *Agent) drain(w http.ResponseWriter, r *http.Request, on bool, log hclog
 	writeJSON(w, http.StatusOK, map[string]any{"node": node, "draining": on})
 }
 
-// forward replays r against the leader's API at api and copies its answer.
-func (a *Agent) forward(w http.ResponseWriter, r *http.Request, api string, log hclog.Logger) {
-	u := "http://" + api + r.URL.RequestURI()
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, u, nil)
+// forward replays r against the API of the leader node at api and copies
+// its answer. Over HTTPS (when this agent's own API is HTTPS, see
+// LeaderAPI) the leader must prove a certificate naming it before the
+// request, and the caller's token, are sent. Redirects are not followed
+// and no proxy is used: the token goes to the leader or nowhere.
+func (a *Agent) forward(w http.ResponseWriter, r *http.Request, leader, api string, log hclog.Logger) {
+	scheme := "http://"
+	tr := &http.Transport{DisableKeepAlives: true}
+	if a.cfg.Parsed.APITLS {
+		scheme = "https://"
+		tr.TLSClientConfig = APIClientTLS(a.tls.Bundle().Verifier, leader)
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, scheme+api+r.URL.RequestURI(), nil)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -144,18 +153,27 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, api string, log 
 			req.Header.Set(h, v)
 		}
 	}
-	client := http.Client{Timeout: 10 * time.Second}
+	client := http.Client{
+		Transport:     tr,
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	resp, err := client.Do(req)
 	if err != nil {
-		writeError(w, http.StatusBadGateway, "forward to the leader at "+api+": "+err.Error())
+		log.Warn("forward to the leader failed", "leader", leader, "leader_api", api, "error", err)
+		writeError(w, http.StatusBadGateway, "forward to the leader "+leader+" at "+api+": "+err.Error())
 		return
 	}
 	defer resp.Body.Close()
-	log.Debug("forwarded to the leader", "path", r.URL.Path, "leader_api", api, "status", resp.StatusCode)
+	log.Debug("forwarded to the leader", "path", r.URL.Path, "leader", leader, "leader_api", api, "status", resp.StatusCode)
 	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
 	w.WriteHeader(resp.StatusCode)
-	io.Copy(w, resp.Body)
+	io.Copy(w, io.LimitReader(resp.Body, maxForwardAnswer))
 }
+
+// maxForwardAnswer bounds the answer of the leader copied back to the
+// caller of a forwarded request.
+const maxForwardAnswer = 1 << 20
 
 // MemberInfo is one member as GET /v1/members and `usher members` show it.
 type MemberInfo struct {

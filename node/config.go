@@ -78,6 +78,13 @@ type Config struct {
 	// APIHosts lists further names the API answers to in the Host header
 	// (its own addresses and, on loopback, localhost are always allowed).
 	APIHosts []string `hcl:"api_hosts,optional"`
+	// APITLS serves the API over HTTPS with the tls block's certificate
+	// and key (reloaded with them on SIGHUP). Unset (nil), it is on when
+	// the tls block is set and http is not a loopback address, and off
+	// otherwise; true without the tls block is an error. Every node of a
+	// farm must serve its API the same way: a follower forwards a drain to
+	// the leader over HTTPS exactly when its own API is HTTPS.
+	APITLS *bool `hcl:"api_tls,optional"`
 	// Capacity is the most sessions the node takes.
 	Capacity int `hcl:"capacity,optional"`
 	// Policy is the assignment policy: least-loaded, p2c, round-robin,
@@ -195,6 +202,7 @@ type Parsed struct {
 	Timing               cluster.Timing
 	APIReadToken         string // empty: reads need no token
 	APIWriteToken        string // empty: writes need no token (loopback only)
+	APITLS               bool   // the API serves HTTPS (api_tls, or its default)
 }
 
 // DefaultConfig returns the configuration a key takes when neither the file

@@ -13,8 +13,14 @@ import (
 const minTokenLen = 16
 
 // validateAPI checks the HTTP API's keys (http, api_token, api_token_file,
-// api_write_token, api_write_token_file, api_hosts) and fills p's tokens.
-// bad reports a problem with a key.
+// api_write_token, api_write_token_file, api_hosts, api_tls) and fills p's
+// tokens and whether the API serves HTTPS. bad reports a problem with a key.
+//
+// HTTPS is the default wherever the API is reachable from other hosts and
+// the node has a certificate to serve (the tls block): a token sent in
+// clear over the network is a token any host on the path can replay. On
+// loopback the API stays plain HTTP by default, so that `usher status` on
+// the node itself needs no CA file.
 func (c *Config) validateAPI(p *Parsed, bad func(key, value, problem string)) {
 	if c.HTTP == "" {
 		return
@@ -38,6 +44,14 @@ func (c *Config) validateAPI(p *Parsed, bad func(key, value, problem string)) {
 	loopback := (err == nil && ip.IsLoopback()) || host == "localhost"
 	if !loopback && p.APIWriteToken == "" {
 		bad("http", c.HTTP, "is not a loopback address: an API that other hosts reach needs api_token (or api_token_file), else anyone who reaches it can drain the farm")
+	}
+	switch {
+	case c.APITLS == nil:
+		p.APITLS = c.TLS.enabled() && !loopback
+	case *c.APITLS && !c.TLS.enabled():
+		bad("api_tls", "true", "needs the tls block (tls.ca_file, tls.cert_file, tls.key_file): the API serves that certificate")
+	default:
+		p.APITLS = *c.APITLS
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 // its one-line help.
 type configKey struct {
 	name  string
-	ptr   any // *string, *int, *bool or *[]string into the Config
+	ptr   any // *string, *int, *bool, **bool (unset: nil) or *[]string into the Config
 	usage string
 }
 
@@ -38,6 +38,7 @@ func (c *Config) keys() []configKey {
 		{"api_write_token", &c.APIWriteToken, "API token every write (drain, leave) needs"},
 		{"api_write_token_file", &c.APIWriteTokenFile, "file holding api_write_token (mode 0600)"},
 		{"api_hosts", &c.APIHosts, "further host name the API answers to in the Host header; repeatable"},
+		{"api_tls", &c.APITLS, "serve the API over HTTPS with the tls block's certificate (default: on when the tls block is set and http is not loopback; the same on every node)"},
 		{"capacity", &c.Capacity, "most sessions this node takes"},
 		{"policy", &c.Policy, "assignment policy: least-loaded, p2c, round-robin, random or sticky"},
 		{"keepalive_interval", &c.KeepaliveInterval, "keepalive interval given to clients"},
@@ -90,6 +91,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			v = &intFlag{c: c, key: k.name, p: p}
 		case *bool:
 			v = &boolFlag{c: c, key: k.name, p: p}
+		case **bool:
+			v = &optBoolFlag{c: c, key: k.name, p: p}
 		case *[]string:
 			v = &listFlag{c: c, key: k.name, p: p}
 		default:
@@ -177,6 +180,33 @@ func (f *boolFlag) Set(s string) error {
 }
 
 func (f *boolFlag) IsBoolFlag() bool { return true }
+
+// optBoolFlag is the flag of a key whose unset value (nil) means a
+// default decided from other keys.
+type optBoolFlag struct {
+	c   *Config
+	key string
+	p   **bool
+}
+
+func (f *optBoolFlag) String() string {
+	if f.p == nil || *f.p == nil {
+		return ""
+	}
+	return strconv.FormatBool(**f.p)
+}
+
+func (f *optBoolFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*f.p = &v
+	f.c.override(f.key)
+	return nil
+}
+
+func (f *optBoolFlag) IsBoolFlag() bool { return true }
 
 type listFlag struct {
 	c    *Config

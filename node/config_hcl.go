@@ -188,6 +188,13 @@ func (k *configKey) decode(a *hcl.Attribute) error {
 			return fail("true or false")
 		}
 		*p = b.True()
+	case **bool:
+		b, err := convert.Convert(v, cty.Bool)
+		if err != nil {
+			return fail("true or false")
+		}
+		t := b.True()
+		*p = &t
 	case *[]string:
 		l, err := convert.Convert(v, cty.List(cty.String))
 		if err != nil || l.IsNull() {
