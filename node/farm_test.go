@@ -52,6 +52,12 @@ func freeUDPPort(t *testing.T) uint16 {
 // tweak, and waits until one of them serves.
 func newTestFarm(t *testing.T, n, voters int, tweak func(i int, c *Config)) *testFarm {
 	t.Helper()
+	return newLoggedFarm(t, n, voters, tweak, hclog.NewNullLogger())
+}
+
+// newLoggedFarm is newTestFarm with every agent logging to logger.
+func newLoggedFarm(t *testing.T, n, voters int, tweak func(i int, c *Config), logger hclog.Logger) *testFarm {
+	t.Helper()
 	f := &testFarm{t: t, open: map[string]time.Duration{}}
 	f.vip = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t))
 	for i := range n {
@@ -72,7 +78,7 @@ func newTestFarm(t *testing.T, n, voters int, tweak func(i int, c *Config)) *tes
 		if tweak != nil {
 			tweak(i, &c)
 		}
-		a, err := newAgent(c, hclog.NewNullLogger(), f.record(c.NodeName))
+		a, err := newAgent(c, logger.Named(c.NodeName), f.record(c.NodeName))
 		if err != nil {
 			t.Fatal(err)
 		}
