@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/usherlb/usher/internal/pki"
 	"github.com/usherlb/usher/node"
 )
 
@@ -40,12 +42,36 @@ const (
 )
 
 // httpFlagHelp documents -http for every command that uses it.
-const httpFlagHelp = "address of the agent's HTTP API, host:port (default $" + httpAddrEnv + ", else " + defaultHTTPAddr + ")"
+const httpFlagHelp = "address of the agent's HTTP API, host:port or https://host:port (default $" + httpAddrEnv + ", else " + defaultHTTPAddr + ")"
 
-// addHTTPFlag registers -http on fs. Resolve the result with apiAddr after
-// parsing.
-func addHTTPFlag(fs *flag.FlagSet) *string {
-	return fs.String("http", "", httpFlagHelp)
+// caFileEnv names the environment variable that gives the farm CA file
+// when -ca-file is not given.
+const caFileEnv = "USHER_HTTP_CA_FILE"
+
+// caFlagHelp documents -ca-file for every command that uses it.
+const caFlagHelp = "farm CA certificate (PEM) that an https:// agent's certificate must chain to, naming a node of its farm (default $" + caFileEnv + ")"
+
+// apiFlags are the flags that say how to reach an agent's API.
+type apiFlags struct {
+	addr, caFile *string
+}
+
+// addHTTPFlag registers -http and -ca-file on fs. Resolve the results with
+// apiAddr and caFile after parsing.
+func addHTTPFlag(fs *flag.FlagSet) apiFlags {
+	return apiFlags{
+		addr:   fs.String("http", "", httpFlagHelp),
+		caFile: fs.String("ca-file", "", caFlagHelp),
+	}
+}
+
+// caFile returns the farm CA file to use: the -ca-file flag's value, else
+// $USHER_HTTP_CA_FILE; empty when neither is set.
+func caFile(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return os.Getenv(caFileEnv)
 }
 
 // apiAddr returns the API address to use: the -http flag's value, else
@@ -89,12 +115,16 @@ type apiClient struct {
 	addr  string // host:port, for messages
 	base  string // scheme://host:port
 	token string // sent with every request when set
+	ca    string // the farm CA file, for messages
 	http  *http.Client
 }
 
 // newAPIClient returns a client for the API at addr, host:port or an
-// http(s):// URL. It keeps no idle connection, so nothing outlives a call.
-func newAPIClient(addr string) (*apiClient, error) {
+// http(s):// URL. An https:// agent must prove a certificate of the farm CA
+// in the file ca names (see node.APIClientTLS). The client keeps no idle
+// connection, so nothing outlives a call, uses no proxy for a loopback
+// address, and follows no redirect, so the token goes to addr or nowhere.
+func newAPIClient(addr, ca string) (*apiClient, error) {
 	base := addr
 	if !strings.Contains(addr, "://") {
 		base = "http://" + addr
@@ -110,15 +140,40 @@ func newAPIClient(addr string) (*apiClient, error) {
 	if err != nil {
 		return nil, err
 	}
+	tr := &http.Transport{DisableKeepAlives: true, Proxy: http.ProxyFromEnvironment}
+	if u.Scheme == "https" {
+		if tr.TLSClientConfig, err = farmTLS(ca); err != nil {
+			return nil, err
+		}
+	}
 	return &apiClient{
 		addr:  u.Host,
 		base:  u.Scheme + "://" + u.Host,
 		token: token,
+		ca:    ca,
 		http: &http.Client{
-			Timeout:   apiTimeout,
-			Transport: &http.Transport{DisableKeepAlives: true, Proxy: http.ProxyFromEnvironment},
+			Timeout:       apiTimeout,
+			Transport:     tr,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}, nil
+}
+
+// farmTLS returns the TLS configuration that checks an agent's certificate
+// against the farm CA in the file ca.
+func farmTLS(ca string) (*tls.Config, error) {
+	if ca == "" {
+		return nil, fmt.Errorf("an https:// agent needs the farm CA certificate: set -ca-file or $%s", caFileEnv)
+	}
+	caPEM, err := os.ReadFile(ca)
+	if err != nil {
+		return nil, fmt.Errorf("-ca-file: %w", err)
+	}
+	v, err := pki.NewVerifier(caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("-ca-file: %s is not an Usher farm CA certificate: %w", ca, err)
+	}
+	return node.APIClientTLS(v, ""), nil
 }
 
 // call sends method path?query with no body and returns the answer's body.
@@ -163,6 +218,9 @@ func (c *apiClient) transportError(ctx context.Context, err error) error {
 			return fmt.Errorf("the agent at %s did not answer within %v", c.addr, apiTimeout)
 		}
 		err = ue.Err
+	}
+	if errors.Is(err, node.ErrAPICertificate) {
+		return fmt.Errorf("the agent at %s is not a node of the farm of %s: %w", c.addr, c.ca, err)
 	}
 	return fmt.Errorf("cannot reach the agent at %s (is it running? see -http and $%s): %w", c.addr, httpAddrEnv, err)
 }
@@ -217,7 +275,7 @@ type opsCommand struct {
 // client. It returns the exit code to stop with, or -1 to go on; nargs is
 // the number of positional arguments the command takes.
 func (o *opsCommand) setUp(fs *flag.FlagSet, args []string, nargs int) int {
-	addr := addHTTPFlag(fs)
+	flags := addHTTPFlag(fs)
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -234,7 +292,7 @@ func (o *opsCommand) setUp(fs *flag.FlagSet, args []string, nargs int) int {
 			return 2
 		}
 	}
-	api, err := newAPIClient(apiAddr(*addr))
+	api, err := newAPIClient(apiAddr(*flags.addr), caFile(*flags.caFile))
 	if err != nil {
 		fmt.Fprintf(o.stderr, "usher %s: %v\n", o.name, err)
 		return 2
@@ -251,7 +309,7 @@ func (o *opsCommand) fail(err error) int {
 
 // runMembers implements `usher members`.
 func runMembers(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("members", "[-json] [-http ADDR]",
+	fs := newFlagSet("members", "[-json] [-http ADDR] [-ca-file FILE]",
 		`List the members of the farm as the agent at -http sees them: each node's
 session address, gossip status (alive, suspect, dead, left), load (sessions
 over capacity, after the farm's capacity overrides), Raft role (leader, voter
@@ -354,7 +412,7 @@ func orDash(s string) string {
 
 // runStatus implements `usher status`.
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("status", "[-json] [-http ADDR]",
+	fs := newFlagSet("status", "[-json] [-http ADDR] [-ca-file FILE]",
 		`Show the state of the agent at -http: its role, the leader and term, the
 balancer address and which node holds it, whether this node answers probes,
 the farm's size and voters, the age of the oldest load report, how often
@@ -431,7 +489,7 @@ func orNone(s string) string {
 
 // runDrain implements `usher drain NODE`.
 func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("drain", "[-http ADDR] NODE",
+	fs := newFlagSet("drain", "[-http ADDR] [-ca-file FILE] NODE",
 		`Drain the node NODE: balancers stop assigning new sessions to it and its
 keepalive answers ask its clients to move to another server. The drain is
 agreed through Raft, so every balancer applies it and it survives NODE's
@@ -442,7 +500,7 @@ request: a follower forwards it to the leader.`, stderr)
 
 // runUndrain implements `usher undrain NODE`.
 func runUndrain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("undrain", "[-http ADDR] NODE",
+	fs := newFlagSet("undrain", "[-http ADDR] [-ca-file FILE] NODE",
 		`Undo 'usher drain NODE': NODE gets new sessions again. Like a drain, this
 goes through Raft; any agent of the farm takes the request.`, stderr)
 	return setDrain(ctx, "undrain", fs, args, stdout, stderr, false)
@@ -473,7 +531,7 @@ func setDrain(ctx context.Context, name string, fs *flag.FlagSet, args []string,
 
 // runLeave implements `usher leave`.
 func runLeave(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("leave", "[-http ADDR]",
+	fs := newFlagSet("leave", "[-http ADDR] [-ca-file FILE]",
 		`Make the agent at -http leave the farm gracefully: it hands leadership on if
 it leads, leaves the Raft configuration and tells the other members it is
 going, so they do not wait for it to time out. The agent's process keeps
