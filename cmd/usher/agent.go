@@ -24,9 +24,11 @@ that leads itself: balancer address 127.0.0.100:3478, session endpoint
 
 A farm of several voters (bootstrap_expect 3 or 5) needs gossip encryption
 (encrypt_key, from 'usher keygen') and Raft's mutual TLS (tls.ca_file,
-tls.cert_file, tls.key_file, from 'usher tls'), or insecure = true. SIGHUP
-reloads the TLS files (a certificate renewed on disk applies to the next
-Raft connection); it never stops the agent.`
+tls.cert_file, tls.key_file, from 'usher tls'), or insecure = true. With
+the tls block, an HTTP API on an address other than loopback serves HTTPS
+with the node's certificate (api_tls; clients need the farm CA, see 'usher
+status -h'). SIGHUP reloads the TLS files (a certificate renewed on disk
+applies to the next Raft or API connection); it never stops the agent.`
 
 	// SIGHUP reloads the TLS files; caught from the start, it never ends
 	// the agent (its default action would).
