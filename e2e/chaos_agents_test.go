@@ -18,6 +18,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/usherlb/usher/internal/pki"
+	"github.com/usherlb/usher/node"
 )
 
 // BinEnv names an environment variable holding the path of a built usher
@@ -100,6 +103,9 @@ type agent struct {
 	host *Host
 	name string
 	http *http.Client
+	// scheme is the API's URL scheme, "https" once useFarmTLS set the
+	// client up for it; "" means http.
+	scheme string
 
 	mu       sync.Mutex
 	proc     *Proc
@@ -189,6 +195,7 @@ func newChaosCluster(t *testing.T, netns bool, n int, profile string) *chaosClus
 	}
 	c.creds = farmCredentials(t, bin, c.dir, names)
 	for _, a := range c.agents {
+		a.useFarmTLS()
 		a.start()
 	}
 	c.sizes = startSizeProber(c, sizeProbeEvery)
@@ -373,9 +380,33 @@ func dialFrom(h *Host) func(ctx context.Context, network, addr string) (net.Conn
 // other than loopback, which needs one.
 const apiToken = "chaos-farm-api-token"
 
+// useFarmTLS makes the agent's API client speak HTTPS, checking that the
+// agent's certificate is the farm's and names the agent, when the agent
+// serves its API over TLS: with the tls block, an API off loopback does by
+// default (the namespace farm's), one on loopback does not.
+func (a *agent) useFarmTLS() {
+	if a.host.Addr.IsLoopback() {
+		return
+	}
+	caPEM, err := os.ReadFile(farmCAFile(a.c.dir))
+	if err != nil {
+		a.c.t.Fatal(err)
+	}
+	v, err := pki.NewVerifier(caPEM)
+	if err != nil {
+		a.c.t.Fatal(err)
+	}
+	a.http.Transport.(*http.Transport).TLSClientConfig = node.APIClientTLS(v, a.name)
+	a.scheme = "https"
+}
+
 // url returns the agent's HTTP API URL for path.
 func (a *agent) url(path string) string {
-	return "http://" + net.JoinHostPort(a.host.Addr.String(), strconv.Itoa(httpPort)) + path
+	scheme := a.scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	return scheme + "://" + net.JoinHostPort(a.host.Addr.String(), strconv.Itoa(httpPort)) + path
 }
 
 // do sends one API request and decodes a JSON answer into out (if not nil).

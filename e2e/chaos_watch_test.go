@@ -46,6 +46,7 @@ func startStatusPoller(c *chaosCluster) *statusPoller {
 		hc := &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost: pollInFlight,
 			DialContext:         dialFrom(a.host),
+			TLSClientConfig:     a.http.Transport.(*http.Transport).TLSClientConfig,
 		}}
 		sp.clients = append(sp.clients, hc)
 		sp.wg.Add(1)

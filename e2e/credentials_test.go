@@ -27,7 +27,7 @@ func farmCredentials(t *testing.T, bin, dir string, nodes []string) map[string][
 	}
 	run("tls", "ca", "create", "-farm", e2eFarm, "-dir", dir)
 	key := strings.TrimSpace(run("keygen"))
-	caFile := filepath.Join(dir, "usher-"+e2eFarm+"-ca.pem")
+	caFile := farmCAFile(dir)
 	creds := make(map[string][]string, len(nodes))
 	for _, n := range nodes {
 		run("tls", "cert", "create", "-node", n, "-dir", dir)
@@ -42,3 +42,6 @@ func farmCredentials(t *testing.T, bin, dir string, nodes []string) map[string][
 	}
 	return creds
 }
+
+// farmCAFile is where farmCredentials writes the farm CA's certificate.
+func farmCAFile(dir string) string { return filepath.Join(dir, "usher-"+e2eFarm+"-ca.pem") }
