@@ -96,8 +96,11 @@ type Config struct {
 	RequireTicket bool `hcl:"require_ticket,optional"`
 	// TicketTTL is how long an issued ticket stays valid.
 	TicketTTL string `hcl:"ticket_ttl,optional"`
-	// TicketKey is the hex-encoded ticket key (at least 16 bytes). Empty
-	// means a random key per process, which is enough for a single node.
+	// TicketKey is the hex-encoded ticket key: 32 bytes, 64 hex digits,
+	// used as they are, so that a service that issues its own tickets
+	// (wire.NewTicketer) with the same key is understood. The leader makes
+	// its configured key the farm's, replacing a different one; empty
+	// leaves the farm's key to the leaders (the first one generates it).
 	// TicketKeyFile names a file (mode 0600 or stricter) holding it
 	// instead.
 	TicketKey     string `hcl:"ticket_key,optional"`
@@ -483,8 +486,8 @@ func (c *Config) ticketKey(bad func(key, value, problem string)) []byte {
 	switch {
 	case err != nil:
 		bad(from, "(hidden)", "is not hex")
-	case len(k) < 16:
-		bad(from, "(hidden)", "must be at least 16 bytes")
+	case len(k) != cluster.TicketKeySize:
+		bad(from, "(hidden)", fmt.Sprintf("must be %d bytes (%d hex digits; openssl rand -hex %d makes one)", cluster.TicketKeySize, 2*cluster.TicketKeySize, cluster.TicketKeySize))
 	default:
 		return k
 	}

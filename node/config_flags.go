@@ -45,7 +45,7 @@ func (c *Config) keys() []configKey {
 		{"session_ttl", &c.SessionTTL, "silence after which a session expires (default: dead_after)"},
 		{"require_ticket", &c.RequireTicket, "refuse new sessions without a valid ticket (401)"},
 		{"ticket_ttl", &c.TicketTTL, "lifetime of an issued ticket"},
-		{"ticket_key", &c.TicketKey, "hex ticket key, at least 16 bytes (default: random per process)"},
+		{"ticket_key", &c.TicketKey, "hex ticket key of 32 bytes; the leader makes it the farm's (default: the first leader generates one)"},
 		{"ticket_key_file", &c.TicketKeyFile, "file holding ticket_key (mode 0600)"},
 		{"stock_amplification", &c.StockAmplification, "largest answer to a stock STUN/TURN request, as a multiple of its size"},
 		{"backups", &c.Backups, "how many USHER-BACKUP servers a redirect names (0-4)"},
