@@ -23,6 +23,10 @@ type State struct {
 	// configured one (Config.TicketKey), or one the first leader without
 	// a configured key generated.
 	TicketKey []byte `json:"ticket_key,omitempty"`
+	// Keyring is the farm's gossip keyring, empty until an operator first
+	// changes it (see keyring.go). Never log or show it: name its keys by
+	// KeyFingerprint.
+	Keyring Keyring `json:"keyring,omitzero"`
 	// Index is the raft index of the last command that changed the state,
 	// so that of two copies the newer is known.
 	Index uint64 `json:"index,omitempty"`
@@ -45,6 +49,10 @@ const (
 	// configured key differs from the farm's proposes it.
 	opTicketKeyRotate = "ticket_key_rotate"
 	opClearCapacity   = "clear_capacity"
+	// The gossip keyring ops (keyring.go).
+	opKeyringInstall = "keyring_install"
+	opKeyringUse     = "keyring_use"
+	opKeyringRemove  = "keyring_remove"
 )
 
 // command is one raft log entry for the FSM, encoded as small JSON.
@@ -55,6 +63,9 @@ type command struct {
 	Drain    bool   `json:"drain,omitempty"`
 	Capacity uint32 `json:"capacity,omitempty"`
 	Key      []byte `json:"key,omitempty"`
+	// Seed is the proposing leader's keyring, for a keyring op on a farm
+	// whose keyring is still empty.
+	Seed *Keyring `json:"seed,omitempty"`
 }
 
 // snapshotFile is the encoding of an FSM snapshot.
@@ -102,7 +113,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return fmt.Errorf("%w: version %d", errBadCommand, cmd.V)
 	}
 	old := f.state.Load()
-	next := &State{Drained: old.Drained, Capacity: old.Capacity, TicketKey: old.TicketKey, Index: l.Index}
+	next := &State{Drained: old.Drained, Capacity: old.Capacity, TicketKey: old.TicketKey, Keyring: old.Keyring, Index: l.Index}
 	switch cmd.Op {
 	case opDrain:
 		next.Drained = maps.Clone(old.Drained)
@@ -136,6 +147,12 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return fmt.Errorf("%w: ticket key of %d bytes", errBadCommand, len(cmd.Key))
 		}
 		next.TicketKey = cmd.Key
+	case opKeyringInstall, opKeyringUse, opKeyringRemove:
+		kr, err := keyringOp(old.Keyring, cmd)
+		if err != nil {
+			return err
+		}
+		next.Keyring = kr
 	default:
 		return fmt.Errorf("%w: op %q", errBadCommand, cmd.Op)
 	}
