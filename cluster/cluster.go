@@ -81,6 +81,11 @@ type Cluster struct {
 	// calls into raft, so it must end before raft shuts down.
 	watchDone chan struct{}
 
+	// keyring is memberlist's gossip keyring, nil without EncryptKey;
+	// runKeyring keeps it the farm's, woken by keyringWake.
+	keyring     *memberlist.Keyring
+	keyringWake chan struct{}
+
 	updates chan struct{}
 	wake    chan struct{}
 	stop    chan struct{}
@@ -149,7 +154,8 @@ func New(cfg Config) (*Cluster, error) {
 		stop:    make(chan struct{}),
 		obsCh:   make(chan raft.Observation, 16),
 
-		watchDone: make(chan struct{}),
+		watchDone:   make(chan struct{}),
+		keyringWake: make(chan struct{}, 1),
 
 		timingWarned: map[string]uint32{},
 	}
@@ -191,6 +197,10 @@ func New(cfg Config) (*Cluster, error) {
 	c.wg.Add(2)
 	go func() { defer c.wg.Done(); c.runPublisher() }()
 	go func() { defer c.wg.Done(); c.runMaintenance() }()
+	if c.keyring != nil {
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.runKeyring() }()
+	}
 	go c.runVIPOwner()
 	if c.timing.RaftWatch > 0 && cfg.Voter {
 		go c.runLeaderWatch(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
@@ -349,9 +359,13 @@ func (c *Cluster) startMemberlist() error {
 	mc.AdvertiseAddr = c.cfg.AdvertiseAddr.Addr().String()
 	mc.AdvertisePort = int(c.cfg.AdvertiseAddr.Port())
 	mc.Label = c.cfg.Label
-	if len(c.cfg.EncryptKey) > 0 {
-		mc.SecretKey = c.cfg.EncryptKey
+	// The keyring, not SecretKey, so that memberlist does not put the
+	// configured key back when the farm's keyring has dropped it.
+	ring, err := c.newKeyring()
+	if err != nil {
+		return err
 	}
+	c.keyring, mc.Keyring = ring, ring
 	mc.ProbeInterval = c.timing.ProbeInterval
 	mc.ProbeTimeout = c.timing.ProbeTimeout
 	mc.SuspicionMult = c.timing.SuspicionMult
@@ -551,6 +565,10 @@ func (c *Cluster) stateChanged() {
 	c.notifyUpdate()
 	select {
 	case c.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case c.keyringWake <- struct{}{}:
 	default:
 	}
 }

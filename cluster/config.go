@@ -45,6 +45,12 @@ type Config struct {
 	Label string
 	// EncryptKey is an optional 16, 24 or 32-byte AES key for gossip.
 	EncryptKey []byte
+	// TicketKey, when set, is the farm's ticket key as this node is
+	// configured with it: TicketKeySize bytes. A leader with a configured
+	// key makes it the farm's (State.TicketKey), replacing a different one;
+	// a leader without generates one when the farm has none. Nil leaves
+	// the farm's key to the leaders.
+	TicketKey []byte
 	// DataDir holds raft's write-ahead log and snapshots (DataDir/raft).
 	DataDir string
 	// BootstrapExpect is the number of raft voters: 1 (single-node dev), 3 or 5.
@@ -127,6 +133,9 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("encrypt_key: %d bytes is not 16, 24 or 32", len(c.EncryptKey))
 	}
+	if len(c.TicketKey) != 0 && len(c.TicketKey) != TicketKeySize {
+		return fmt.Errorf("ticket_key: %d bytes is not %d", len(c.TicketKey), TicketKeySize)
+	}
 	if c.DataDir == "" {
 		return fmt.Errorf("data_dir: must be set")
 	}
@@ -159,5 +168,6 @@ func (c Config) withDefaults() Config {
 	}
 	c.Join = append([]string(nil), c.Join...)
 	c.EncryptKey = append([]byte(nil), c.EncryptKey...)
+	c.TicketKey = append([]byte(nil), c.TicketKey...)
 	return c
 }

@@ -18,6 +18,7 @@ func TestFSMApply(t *testing.T) {
 	changes := 0
 	f := newFSM(func() { changes++ })
 	key := bytes.Repeat([]byte{7}, TicketKeySize)
+	rotated := bytes.Repeat([]byte{9}, TicketKeySize)
 	steps := []struct {
 		cmd     command
 		wantErr bool
@@ -31,6 +32,9 @@ func TestFSMApply(t *testing.T) {
 		{command{Op: opTicketKey, Key: key}, false},
 		{command{Op: opTicketKey, Key: bytes.Repeat([]byte{8}, TicketKeySize)}, false}, // first key wins
 		{command{Op: opTicketKey, Key: []byte{1}}, true},
+		{command{Op: opTicketKeyRotate, Key: rotated}, false}, // only an explicit rotation replaces it
+		{command{Op: opTicketKeyRotate, Key: []byte{1}}, true},
+		{command{Op: opTicketKey, Key: key}, false}, // and set-once stays a no-op after it
 		{command{Op: "explode"}, true},
 	}
 	before := f.state.Load()
@@ -47,14 +51,14 @@ func TestFSMApply(t *testing.T) {
 	if st.Capacity["a"] != 50 || len(st.Capacity) != 1 {
 		t.Errorf("capacity %v", st.Capacity)
 	}
-	if !bytes.Equal(st.TicketKey, key) {
+	if !bytes.Equal(st.TicketKey, rotated) {
 		t.Errorf("ticket key %x", st.TicketKey)
 	}
 	if len(before.Drained) != 0 {
 		t.Error("an earlier State was modified in place")
 	}
-	if changes != 7 {
-		t.Errorf("%d change notifications, want 7", changes)
+	if changes != 8 {
+		t.Errorf("%d change notifications, want 8", changes)
 	}
 
 	for _, bad := range [][]byte{[]byte("{"), []byte(`{"v":2,"op":"drain"}`)} {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"maps"
@@ -20,6 +21,9 @@ type maintenance struct {
 	leading bool
 	// keyChecked is true once this leadership has ensured a ticket key.
 	keyChecked bool
+	// keySeen is the farm's ticket key checkTicketKey last compared with
+	// the configured one.
+	keySeen []byte
 	// missingSince records when each configured server was first seen not
 	// alive during this leadership.
 	missingSince map[raft.ServerID]time.Time
@@ -68,6 +72,7 @@ func (c *Cluster) runMaintenance() {
 			}
 		}
 		c.maintain(&m)
+		c.checkTicketKey(&m)
 	}
 }
 
@@ -182,27 +187,54 @@ func serverIDs(servers []raft.Server) []string {
 	return ids
 }
 
-// ensureTicketKey proposes a random ticket key if the FSM has none. It
-// reports whether the check is done for this leadership.
+// ensureTicketKey makes the farm's ticket key this node's configured one
+// (Config.TicketKey), replacing a different key, or, without a configured
+// key, proposes a random one if the FSM has none. It reports whether the
+// check is done for this leadership.
 func (c *Cluster) ensureTicketKey() bool {
 	// The barrier makes the FSM current, so an existing key is seen.
 	if err := c.raft.Barrier(raftOpTimeout).Error(); err != nil {
 		return false
 	}
-	if len(c.State().TicketKey) != 0 {
+	cur, want := c.fsm.state.Load().TicketKey, c.cfg.TicketKey
+	switch {
+	case len(want) == 0 && len(cur) != 0, len(want) != 0 && bytes.Equal(cur, want):
 		return true
 	}
-	key := make([]byte, TicketKeySize)
-	if _, err := rand.Read(key); err != nil {
-		c.logger.Error("generating the ticket key", "error", err)
-		return false
+	cmd, what := command{Op: opTicketKey, Key: want}, "stored the configured ticket_key as the farm's ticket key"
+	switch {
+	case len(want) == 0:
+		cmd.Key = make([]byte, TicketKeySize)
+		if _, err := rand.Read(cmd.Key); err != nil {
+			c.logger.Error("generating the ticket key", "error", err)
+			return false
+		}
+		what = "generated the ticket key"
+	case len(cur) != 0:
+		cmd.Op, what = opTicketKeyRotate, "replaced the farm's ticket key with the configured ticket_key"
 	}
-	if err := c.apply(command{Op: opTicketKey, Key: key}); err != nil {
+	if err := c.apply(cmd); err != nil {
 		c.logger.Warn("storing the ticket key", "error", err)
 		return false
 	}
-	c.logger.Info("generated the ticket key")
+	c.logger.Info(what)
 	return true
+}
+
+// checkTicketKey warns, once per change of the farm's ticket key, when this
+// node is configured with a ticket key other than the farm's: the node
+// issues and checks tickets with the farm's key, so its configured one is
+// not in use. It never logs either key.
+func (c *Cluster) checkTicketKey(m *maintenance) {
+	farm := c.State().TicketKey
+	if len(farm) == 0 || bytes.Equal(farm, m.keySeen) {
+		return
+	}
+	m.keySeen = bytes.Clone(farm)
+	if len(c.cfg.TicketKey) != 0 && !bytes.Equal(farm, c.cfg.TicketKey) {
+		metrics.IncrCounter([]string{"cluster", "ticket_key_mismatch"}, 1)
+		c.logger.Warn("the farm's ticket key is not this node's configured ticket_key: tickets are issued and checked with the farm's key, which the leader's ticket_key sets; give every node the same ticket_key")
+	}
 }
 
 // reconcile is autopilot-lite, run on the leader: it adds alive members to

@@ -113,7 +113,8 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 
 	key := p.TicketKey
 	if key == nil {
-		// Replaced by the farm's key as soon as Raft has one.
+		// Replaced by the farm's key as soon as Raft has one (a
+		// configured key becomes the farm's when this node leads).
 		key = make([]byte, 32)
 		rand.Read(key)
 	}
@@ -207,6 +208,7 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 		Join:            cfg.Join,
 		Label:           cfg.Label,
 		EncryptKey:      p.EncryptKey,
+		TicketKey:       p.TicketKey,
 		DataDir:         dataDir,
 		BootstrapExpect: cfg.BootstrapExpect,
 		Voter:           cfg.Voter,

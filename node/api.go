@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,8 @@ import (
 //	DELETE /v1/drain   ?node=NAME: undrain a node (write token)
 //	PUT  /v1/leave     leave the cluster gracefully (the process stays up;
 //	                   write token)
+//	GET  /v1/keyring   and POST|PUT /v1/keyring/{install,use,remove}: the
+//	                   gossip keyring (api_keyring.go)
 //	GET  /metrics      Prometheus metrics
 //
 // Every request must name the agent in its Host header, and the marked ones
@@ -75,6 +78,7 @@ func (a *Agent) handler(log hclog.Logger, acc *apiAccess) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"node": a.cfg.NodeName, "left": true})
 	})
+	a.keyringRoutes(handle, log)
 	metrics := a.tel.handler()
 	handle("GET /metrics", needNone, func(w http.ResponseWriter, r *http.Request) {
 		a.exportMetrics()
@@ -82,7 +86,8 @@ func (a *Agent) handler(log hclog.Logger, acc *apiAccess) http.Handler {
 	})
 	handle("/", needNone, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
-		case "/v1/health", "/v1/status", "/v1/view", "/v1/sessions", "/v1/drain", "/v1/members", "/v1/leave", "/metrics":
+		case "/v1/health", "/v1/status", "/v1/view", "/v1/sessions", "/v1/drain", "/v1/members", "/v1/leave", "/metrics",
+			"/v1/keyring", "/v1/keyring/install", "/v1/keyring/use", "/v1/keyring/remove":
 			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path)
 		default:
 			writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
@@ -130,22 +135,31 @@ func (a *Agent) drain(w http.ResponseWriter, r *http.Request, on bool, log hclog
 	writeJSON(w, http.StatusOK, map[string]any{"node": node, "draining": on})
 }
 
-// forward replays r against the API of the leader node at api and copies
-// its answer. Over HTTPS (when this agent's own API is HTTPS, see
-// LeaderAPI) the leader must prove a certificate naming it before the
-// request, and the caller's token, are sent. Redirects are not followed
-// and no proxy is used: the token goes to the leader or nowhere.
+// forward replays r, which has no body, against the API of the leader
+// node at api and copies its answer.
 func (a *Agent) forward(w http.ResponseWriter, r *http.Request, leader, api string, log hclog.Logger) {
+	a.forwardBody(w, r, leader, api, nil, log)
+}
+
+// forwardBody is forward for a request whose body, already read, is body.
+// Over HTTPS (when this agent's own API is HTTPS, see LeaderAPI) the
+// leader must prove a certificate naming it before the request, and the
+// caller's token, are sent. Redirects are not followed and no proxy is
+// used: the token goes to the leader or nowhere.
+func (a *Agent) forwardBody(w http.ResponseWriter, r *http.Request, leader, api string, body []byte, log hclog.Logger) {
 	scheme := "http://"
 	tr := &http.Transport{DisableKeepAlives: true}
 	if a.cfg.Parsed.APITLS {
 		scheme = "https://"
 		tr.TLSClientConfig = APIClientTLS(a.tls.Bundle().Verifier, leader)
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, scheme+api+r.URL.RequestURI(), nil)
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, scheme+api+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set(forwardedHeader, a.cfg.NodeName)
 	for _, h := range []string{TokenHeader, "Authorization"} {

@@ -103,9 +103,15 @@ type Config struct {
 	RequireTicket bool `hcl:"require_ticket,optional"`
 	// TicketTTL is how long an issued ticket stays valid.
 	TicketTTL string `hcl:"ticket_ttl,optional"`
-	// TicketKey is the hex-encoded ticket key (at least 16 bytes). Empty
-	// means a random key per process, which is enough for a single node.
-	TicketKey string `hcl:"ticket_key,optional"`
+	// TicketKey is the hex-encoded ticket key: 32 bytes, 64 hex digits,
+	// used as they are, so that a service that issues its own tickets
+	// (wire.NewTicketer) with the same key is understood. The leader makes
+	// its configured key the farm's, replacing a different one; empty
+	// leaves the farm's key to the leaders (the first one generates it).
+	// TicketKeyFile names a file (mode 0600 or stricter) holding it
+	// instead.
+	TicketKey     string `hcl:"ticket_key,optional"`
+	TicketKeyFile string `hcl:"ticket_key_file,optional"`
 	// StockAmplification bounds an answer to a stock STUN or TURN request
 	// to this many times the request's size.
 	StockAmplification int `hcl:"stock_amplification,optional"`
@@ -124,8 +130,10 @@ type Config struct {
 	BootstrapExpect int `hcl:"bootstrap_expect,optional"`
 	// Label keeps clusters on one network apart (cluster only).
 	Label string `hcl:"label,optional"`
-	// EncryptKey is the base64 gossip key (cluster only).
-	EncryptKey string `hcl:"encrypt_key,optional"`
+	// EncryptKey is the base64 gossip key (cluster only). EncryptKeyFile
+	// names a file (mode 0600 or stricter) holding it instead.
+	EncryptKey     string `hcl:"encrypt_key,optional"`
+	EncryptKeyFile string `hcl:"encrypt_key_file,optional"`
 	// TLS is the tls block: the CA, certificate and key files of Raft's
 	// mutual TLS (keys tls.ca_file, tls.cert_file, tls.key_file; flags
 	// -tls-ca-file, -tls-cert-file, -tls-key-file).
@@ -383,16 +391,7 @@ func (c *Config) Validate() error {
 	if p.TicketTTL > 0 && p.TicketTTL < time.Second {
 		bad("ticket_ttl", c.TicketTTL, "must be at least 1s")
 	}
-	if c.TicketKey != "" {
-		k, err := hex.DecodeString(c.TicketKey)
-		switch {
-		case err != nil:
-			bad("ticket_key", "(hidden)", "is not hex")
-		case len(k) < 16:
-			bad("ticket_key", "(hidden)", "must be at least 16 bytes")
-		}
-		p.TicketKey = k
-	}
+	p.TicketKey = c.ticketKey(bad)
 	if c.StockAmplification < 1 {
 		bad("stock_amplification", strconv.Itoa(c.StockAmplification), "must be at least 1")
 	}
@@ -449,22 +448,13 @@ func (c *Config) Validate() error {
 		bad("gossip_probe_timeout", timing.ProbeTimeout.String(), fmt.Sprintf("must not be longer than gossip_probe_interval %s", timing.ProbeInterval))
 	}
 	p.Timing = timing
-	if c.EncryptKey != "" {
-		k, err := base64.StdEncoding.DecodeString(c.EncryptKey)
-		switch {
-		case err != nil:
-			bad("encrypt_key", "(hidden)", "is not base64")
-		case len(k) != 16 && len(k) != 24 && len(k) != 32:
-			bad("encrypt_key", "(hidden)", "must decode to 16, 24 or 32 bytes")
-		}
-		p.EncryptKey = k
-	}
+	p.EncryptKey = c.encryptKey(bad)
 	if c.TLS.enabled() {
 		p.TLS = c.loadTLS(time.Now(), bad)
 	}
 	if c.BootstrapExpect > 1 && !c.Insecure {
-		if c.EncryptKey == "" {
-			bad("encrypt_key", "", "must be set when bootstrap_expect is above 1, or any host that reaches the gossip port can forge members (`usher keygen` makes one); insecure = true runs without")
+		if p.EncryptKey == nil && c.EncryptKeyFile == "" {
+			bad("encrypt_key", "", "must be set (or encrypt_key_file) when bootstrap_expect is above 1, or any host that reaches the gossip port can forge members (`usher keygen` makes one); insecure = true runs without")
 		}
 		if !c.TLS.enabled() {
 			bad("tls", "", "must be set (ca_file, cert_file, key_file) when bootstrap_expect is above 1, or any host that reaches the Raft port can steer or brick the farm (`usher tls -h`); insecure = true runs without")
@@ -490,6 +480,44 @@ func (c *Config) Validate() error {
 		return err
 	}
 	c.Parsed = p
+	return nil
+}
+
+// ticketKey returns the ticket key set by ticket_key or ticket_key_file,
+// nil when neither is set or the key is refused.
+func (c *Config) ticketKey(bad func(key, value, problem string)) []byte {
+	v, from := readSecret("ticket_key", c.TicketKey, "ticket_key_file", c.TicketKeyFile, bad)
+	if v == "" {
+		return nil
+	}
+	k, err := hex.DecodeString(v)
+	switch {
+	case err != nil:
+		bad(from, "(hidden)", "is not hex")
+	case len(k) != cluster.TicketKeySize:
+		bad(from, "(hidden)", fmt.Sprintf("must be %d bytes (%d hex digits; openssl rand -hex %d makes one)", cluster.TicketKeySize, 2*cluster.TicketKeySize, cluster.TicketKeySize))
+	default:
+		return k
+	}
+	return nil
+}
+
+// encryptKey returns the gossip key set by encrypt_key or
+// encrypt_key_file, nil when neither is set or the key is refused.
+func (c *Config) encryptKey(bad func(key, value, problem string)) []byte {
+	v, from := readSecret("encrypt_key", c.EncryptKey, "encrypt_key_file", c.EncryptKeyFile, bad)
+	if v == "" {
+		return nil
+	}
+	k, err := base64.StdEncoding.DecodeString(v)
+	switch {
+	case err != nil:
+		bad(from, "(hidden)", "is not base64")
+	case len(k) != 16 && len(k) != 24 && len(k) != 32:
+		bad(from, "(hidden)", "must decode to 16, 24 or 32 bytes")
+	default:
+		return k
+	}
 	return nil
 }
 

@@ -55,40 +55,51 @@ func (c *Config) validateAPI(p *Parsed, bad func(key, value, problem string)) {
 	}
 }
 
-// readToken returns the token set inline (key) or in a file (fileKey); at
-// most one may be set. A token file must not be readable by the group or
-// others.
+// readToken returns the API token set inline (key) or in a file (fileKey);
+// at most one may be set (see readSecret).
 func readToken(key, inline, fileKey, file string, bad func(key, value, problem string)) string {
+	tok, from := readSecret(key, inline, fileKey, file, bad)
+	if tok == "" {
+		return ""
+	}
+	if len(tok) < minTokenLen {
+		bad(from, "(hidden)", fmt.Sprintf("is shorter than %d characters", minTokenLen))
+		return ""
+	}
+	return tok
+}
+
+// readSecret returns a secret set inline (key) or in a file (fileKey), and
+// the key it came from, for error messages; at most one may be set. A
+// secret file must not be readable by the group or others; its contents are
+// trimmed of surrounding white space. Both are empty when neither is set or
+// the secret is refused (bad has been told why).
+func readSecret(key, inline, fileKey, file string, bad func(key, value, problem string)) (secret, from string) {
 	switch {
 	case inline != "" && file != "":
 		bad(fileKey, file, "cannot be set together with "+key)
-		return ""
-	case file != "":
-		fi, err := os.Stat(file)
-		if err != nil {
-			bad(fileKey, file, "cannot be read: "+err.Error())
-			return ""
-		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			bad(fileKey, file, fmt.Sprintf("is readable by others (mode %#o): chmod 600 it", fi.Mode().Perm()))
-			return ""
-		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			bad(fileKey, file, "cannot be read: "+err.Error())
-			return ""
-		}
-		inline, key = strings.TrimSpace(string(b)), fileKey
-		if inline == "" {
-			bad(fileKey, file, "is empty")
-			return ""
-		}
-	case inline == "":
-		return ""
+		return "", ""
+	case file == "":
+		return inline, key
 	}
-	if len(inline) < minTokenLen {
-		bad(key, "(hidden)", fmt.Sprintf("is shorter than %d characters", minTokenLen))
-		return ""
+	fi, err := os.Stat(file)
+	if err != nil {
+		bad(fileKey, file, "cannot be read: "+err.Error())
+		return "", ""
 	}
-	return inline
+	if fi.Mode().Perm()&0o077 != 0 {
+		bad(fileKey, file, fmt.Sprintf("is readable by others (mode %#o): chmod 600 it", fi.Mode().Perm()))
+		return "", ""
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		bad(fileKey, file, "cannot be read: "+err.Error())
+		return "", ""
+	}
+	secret = strings.TrimSpace(string(b))
+	if secret == "" {
+		bad(fileKey, file, "is empty")
+		return "", ""
+	}
+	return secret, fileKey
 }

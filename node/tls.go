@@ -127,7 +127,7 @@ func describeTLS(b *pki.Bundle) string {
 func (a *Agent) logSecurity() {
 	cfg := a.cfg
 	var open []string
-	if cfg.EncryptKey == "" {
+	if cfg.Parsed.EncryptKey == nil {
 		open = append(open, "gossip (no encrypt_key)")
 	}
 	if !cfg.TLS.enabled() {

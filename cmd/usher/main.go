@@ -5,6 +5,7 @@
 //	usher agent -config FILE     run the agent (every config key is a flag too)
 //	usher agent -dev             one node: VIP 127.0.0.100:3478, sessions on 127.0.0.1:3479
 //	usher probe [-json] ADDR     ask a balancer address for an assignment
+//	usher keyring -list          the farm's gossip keys; -install, -use, -remove KEY rotate them
 //	usher validate FILE          check a configuration file
 //	usher tls ca create          a farm CA; `usher tls cert create -node NAME` a node certificate
 //	usher version                print the version
@@ -58,6 +59,7 @@ var commands = []command{
 	{"undrain", "undo a drain", runUndrain},
 	{"leave", "make an agent leave the farm gracefully", runLeave},
 	{"keygen", "print a new gossip encryption key", runKeygen},
+	{"keyring", "list, install, use or remove the farm's gossip keys (key rotation, through Raft)", runKeyring},
 	{"tls", "create the farm CA and node certificates of Raft's mutual TLS", runTLS},
 	{"validate", "check a configuration file", runValidate},
 	{"version", "print the version", runVersion},

@@ -183,9 +183,17 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	return c.send(ctx, method, u, nil)
+}
+
+// send is call for the URL u with a JSON body (none when nil).
+func (c *apiClient) send(ctx context.Context, method, u string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.token != "" {
@@ -196,14 +204,14 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 		return nil, c.transportError(ctx, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return nil, fmt.Errorf("read the answer of the agent at %s: %w", c.addr, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, apiError(resp, body)
+		return nil, apiError(resp, answer)
 	}
-	return body, nil
+	return answer, nil
 }
 
 // transportError explains a failed request: no agent, no answer in time, or
