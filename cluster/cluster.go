@@ -17,7 +17,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 )
 
@@ -36,7 +35,7 @@ type Cluster struct {
 	fsm      *fsm
 	raft     *raft.Raft
 	trans    *raft.NetworkTransport
-	logStore *wal.WAL
+	logStore *markedLog
 	walMeta  *metadb.BoltMetaDB
 	dirLock  io.Closer
 	raftAddr string
@@ -219,17 +218,17 @@ func (c *Cluster) startRaft() error {
 	}
 	c.dirLock = lock
 	raftLog := c.cfg.Logger.Named("raft")
-	// WAL.Close leaves its metadata database open, so the cluster owns it.
-	c.walMeta = &metadb.BoltMetaDB{}
-	logStore, err := wal.Open(walDir, wal.WithLogger(raftLog.Named("wal")), wal.WithMetaStore(c.walMeta))
-	if err != nil {
-		return fmt.Errorf("open raft log in %s: %w", walDir, err)
-	}
-	c.logStore = logStore
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, raftLog.Named("snapshots"))
 	if err != nil {
 		return fmt.Errorf("open raft snapshots in %s: %w", dir, err)
 	}
+	// WAL.Close leaves its metadata database open, so the cluster owns it.
+	c.walMeta = &metadb.BoltMetaDB{}
+	logStore, err := openLog(dir, walDir, c.walMeta, snaps, raftLog.Named("wal"), c.cfg.walSegmentSize)
+	if err != nil {
+		return err
+	}
+	c.logStore = logStore
 	existing, err := raft.HasExistingState(logStore, logStore, snaps)
 	if err != nil {
 		return fmt.Errorf("read raft state: %w", err)
