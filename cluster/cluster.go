@@ -66,10 +66,13 @@ type Cluster struct {
 	vip vipOwner
 
 	// voters caches the raft configuration (server ID to suffrage).
-	voters            atomic.Pointer[map[string]raft.ServerSuffrage]
-	timingWarnMu      sync.Mutex
-	timingWarned      map[string]uint32
-	bootstrapped      atomic.Bool
+	voters       atomic.Pointer[map[string]raft.ServerSuffrage]
+	timingWarnMu sync.Mutex
+	timingWarned map[string]uint32
+	bootstrapped atomic.Bool
+	// verified says this node's raft state is its own: found on disk at
+	// start, bootstrapped, or confirmed by the leader (wiped.go).
+	verified          atomic.Bool
 	joined            atomic.Bool
 	leadershipChanges atomic.Uint64
 	watchPrompts      atomic.Uint64 // leader-watch prompts to raft (watch.go)
@@ -91,6 +94,12 @@ type Cluster struct {
 	left     bool
 	shutOnce sync.Once
 	shutErr  error
+
+	// failed is closed, with failErr set, when the node stops for good
+	// (see Failed).
+	failed   chan struct{}
+	failOnce sync.Once
+	failErr  error
 }
 
 // Stats is a summary of the cluster as this node sees it.
@@ -147,6 +156,7 @@ func New(cfg Config) (*Cluster, error) {
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		obsCh:   make(chan raft.Observation, 16),
+		failed:  make(chan struct{}),
 
 		watchDone: make(chan struct{}),
 
@@ -168,7 +178,7 @@ func New(cfg Config) (*Cluster, error) {
 		Seq:          uint64(time.Now().UnixNano()),
 		RaftAddr:     c.raftAddr,
 		Voter:        cfg.Voter,
-		Bootstrapped: c.bootstrapped.Load(),
+		Bootstrapped: c.verifiedState(),
 		Timing:       c.timing.Fingerprint(),
 	})
 	c.members = newMemberTable(logger.Named("members"), c.loadMeta, c.memberChanged)
@@ -234,6 +244,7 @@ func (c *Cluster) startRaft() error {
 		return fmt.Errorf("read raft state: %w", err)
 	}
 	c.bootstrapped.Store(existing)
+	c.verified.Store(existing)
 	if existing {
 		// A restarted voter has forgotten the leader it followed, so it
 		// would grant votes at once; sitting out one heartbeat timeout keeps
