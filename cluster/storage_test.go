@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 )
 
@@ -36,11 +37,20 @@ func singleVoter(t *testing.T, dir string, n int) uint64 {
 			t.Fatal(err)
 		}
 	}
-	last, err := c.logStore.LastIndex()
+	if err := c.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	// Read the last index from the closed log itself: raft appends lease
+	// renewals until it stops.
+	meta := &metadb.BoltMetaDB{}
+	defer meta.Close()
+	w, err := wal.Open(filepath.Join(dir, "raft", "wal"), wal.WithMetaStore(meta), wal.WithSegmentSize(segmentSmall))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Shutdown(); err != nil {
+	defer w.Close()
+	last, err := w.LastIndex()
+	if err != nil {
 		t.Fatal(err)
 	}
 	return last
