@@ -17,7 +17,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 )
 
@@ -36,7 +35,7 @@ type Cluster struct {
 	fsm      *fsm
 	raft     *raft.Raft
 	trans    *raft.NetworkTransport
-	logStore *wal.WAL
+	logStore *markedLog
 	walMeta  *metadb.BoltMetaDB
 	dirLock  io.Closer
 	raftAddr string
@@ -67,10 +66,13 @@ type Cluster struct {
 	vip vipOwner
 
 	// voters caches the raft configuration (server ID to suffrage).
-	voters            atomic.Pointer[map[string]raft.ServerSuffrage]
-	timingWarnMu      sync.Mutex
-	timingWarned      map[string]uint32
-	bootstrapped      atomic.Bool
+	voters       atomic.Pointer[map[string]raft.ServerSuffrage]
+	timingWarnMu sync.Mutex
+	timingWarned map[string]uint32
+	bootstrapped atomic.Bool
+	// verified says this node's raft state is its own: found on disk at
+	// start, bootstrapped, or confirmed by the leader (wiped.go).
+	verified          atomic.Bool
 	joined            atomic.Bool
 	leadershipChanges atomic.Uint64
 	watchPrompts      atomic.Uint64 // leader-watch prompts to raft (watch.go)
@@ -97,6 +99,12 @@ type Cluster struct {
 	left     bool
 	shutOnce sync.Once
 	shutErr  error
+
+	// failed is closed, with failErr set, when the node stops for good
+	// (see Failed).
+	failed   chan struct{}
+	failOnce sync.Once
+	failErr  error
 }
 
 // Stats is a summary of the cluster as this node sees it.
@@ -153,6 +161,7 @@ func New(cfg Config) (*Cluster, error) {
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		obsCh:   make(chan raft.Observation, 16),
+		failed:  make(chan struct{}),
 
 		watchDone:   make(chan struct{}),
 		keyringWake: make(chan struct{}, 1),
@@ -175,7 +184,7 @@ func New(cfg Config) (*Cluster, error) {
 		Seq:          uint64(time.Now().UnixNano()),
 		RaftAddr:     c.raftAddr,
 		Voter:        cfg.Voter,
-		Bootstrapped: c.bootstrapped.Load(),
+		Bootstrapped: c.verifiedState(),
 		Timing:       c.timing.Fingerprint(),
 	})
 	c.members = newMemberTable(logger.Named("members"), c.loadMeta, c.memberChanged)
@@ -229,22 +238,23 @@ func (c *Cluster) startRaft() error {
 	}
 	c.dirLock = lock
 	raftLog := c.cfg.Logger.Named("raft")
-	// WAL.Close leaves its metadata database open, so the cluster owns it.
-	c.walMeta = &metadb.BoltMetaDB{}
-	logStore, err := wal.Open(walDir, wal.WithLogger(raftLog.Named("wal")), wal.WithMetaStore(c.walMeta))
-	if err != nil {
-		return fmt.Errorf("open raft log in %s: %w", walDir, err)
-	}
-	c.logStore = logStore
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, raftLog.Named("snapshots"))
 	if err != nil {
 		return fmt.Errorf("open raft snapshots in %s: %w", dir, err)
 	}
+	// WAL.Close leaves its metadata database open, so the cluster owns it.
+	c.walMeta = &metadb.BoltMetaDB{}
+	logStore, err := openLog(dir, walDir, c.walMeta, snaps, raftLog.Named("wal"), c.cfg.walSegmentSize)
+	if err != nil {
+		return err
+	}
+	c.logStore = logStore
 	existing, err := raft.HasExistingState(logStore, logStore, snaps)
 	if err != nil {
 		return fmt.Errorf("read raft state: %w", err)
 	}
 	c.bootstrapped.Store(existing)
+	c.verified.Store(existing)
 	if existing {
 		// A restarted voter has forgotten the leader it followed, so it
 		// would grant votes at once; sitting out one heartbeat timeout keeps

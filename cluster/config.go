@@ -74,6 +74,9 @@ type Config struct {
 
 	// wrapStream, if set, wraps raft's stream layer (tests cut nodes off).
 	wrapStream func(raft.StreamLayer) raft.StreamLayer
+	// walSegmentSize, if not 0, replaces raft-wal's 64 MiB segment size
+	// (tests seal segments after a few entries).
+	walSegmentSize int
 }
 
 // DefaultRetryJoinInterval is the default Config.RetryJoinInterval.

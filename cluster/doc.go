@@ -89,6 +89,26 @@
 // source is read at every handshake, so a reloaded certificate applies to
 // the next connection.
 //
+// # Storage that fails loudly
+//
+// DataDir/raft holds the write-ahead log (raft-wal, which preallocates each
+// 64 MiB segment when it opens it, so a data directory needs about 128 MiB
+// free: the segment in use and the next), two snapshots and the log mark,
+// LogMarkFile: the highest index and term this node stored, checksummed and
+// replaced atomically. New refuses, with ErrStorageDamaged naming the file
+// and the recovery, a log that ends short of the mark, forgot its term, has
+// a gap or an entry it cannot read, or lost raft-wal's metadata database,
+// before raft-wal would delete anything (storage.go). A torn final write,
+// which a crash can leave, was never counted and recovers as before.
+//
+// A node that starts without raft state reports Bootstrapped only once its
+// state is verified (its own bootstrap, a peers file, or the leader's state
+// message showing it outside the configuration). The voters remember which
+// voters reported raft state; a leader that sees one report none any more
+// tells it, and that node shuts raft down and closes Failed with
+// ErrWipedVoter (wiped.go). The leader follows a voter to a new raft address
+// only with TLS and only when the node there has verified raft state.
+//
 // # VIP ownership and fencing
 //
 // Invariant: at no instant do two nodes answer probes on the VIP.

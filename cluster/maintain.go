@@ -31,6 +31,14 @@ type maintenance struct {
 	// during this leadership; stateMsg is the buffer they are built in.
 	stateSent map[string]stateSent
 	stateMsg  []byte
+	// hadState records the voters seen reporting raft state, on every node
+	// of the configuration and across leaderships; wipedSent when the
+	// leader last told a voter that lost it (wiped.go).
+	hadState  map[raft.ServerID]bool
+	wipedSent map[raft.ServerID]time.Time
+	// moveRefused records the raft address the leader last refused to
+	// move each voter to (voterMayMove).
+	moveRefused map[raft.ServerID]raft.ServerAddress
 }
 
 // standbyCount is how many voter-eligible members beyond the voters the
@@ -81,9 +89,17 @@ func (c *Cluster) maintain(m *maintenance) {
 	if !c.bootstrapped.Load() {
 		c.tryBootstrap()
 	}
+	if !c.verified.Load() {
+		c.checkWiped()
+	}
 	if !ok {
 		return
 	}
+	entries := map[raft.ServerID]memberEntry{}
+	for _, e := range c.members.snapshot() {
+		entries[raft.ServerID(e.name)] = e
+	}
+	m.recordState(servers, entries)
 	c.members.prune(forgetAfter, func(name string) bool {
 		return slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == name })
 	})
@@ -102,6 +118,7 @@ func (c *Cluster) maintain(m *maintenance) {
 	}
 	c.reconcile(m, servers)
 	c.sendState(m, servers)
+	c.noticeWiped(m, servers, entries)
 }
 
 // refreshConfiguration loads the raft configuration and caches the voter map.
@@ -169,6 +186,7 @@ func (c *Cluster) tryBootstrap() {
 	err := c.raft.BootstrapCluster(conf).Error()
 	switch {
 	case err == nil:
+		c.verified.Store(true)
 		c.logger.Info("bootstrapped raft", "voters", serverIDs(conf.Servers))
 	case errors.Is(err, raft.ErrCantBootstrap):
 		c.logger.Debug("raft already has state, not bootstrapping")
@@ -269,7 +287,7 @@ func (c *Cluster) reconcile(m *maintenance, servers []raft.Server) {
 		addr := raft.ServerAddress(e.report.RaftAddr)
 		switch {
 		case s.Suffrage == raft.Voter:
-			if s.Address != addr {
+			if s.Address != addr && c.voterMayMove(m, s, e) {
 				c.configChange("update voter address", s.ID, c.raft.AddVoter(s.ID, addr, 0, raftOpTimeout))
 			}
 		case !e.report.Voter || standbys >= standbyCount:

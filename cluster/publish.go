@@ -32,7 +32,7 @@ func (c *Cluster) runPublisher() {
 		r.Seq = p.seq
 		r.RaftAddr = c.raftAddr
 		r.Voter = c.cfg.Voter
-		r.Bootstrapped = c.bootstrapped.Load()
+		r.Bootstrapped = c.verifiedState()
 		r.Timing = c.timing.Fingerprint()
 		if !c.publish(r, &p) {
 			return

@@ -75,5 +75,6 @@ func (c *Cluster) recoverFromPeersFile(dir string, rc *raft.Config, logs raft.Lo
 		return fmt.Errorf("recover from %s: %w", path, err)
 	}
 	c.bootstrapped.Store(true)
+	c.verified.Store(true)
 	return os.Rename(path, path+".applied")
 }

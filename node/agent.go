@@ -429,6 +429,14 @@ func (a *Agent) Leave() error {
 	return a.cl.Load().Leave(leaveTimeout)
 }
 
+// Failed returns a channel that is closed when the agent's cluster layer
+// has stopped for good (see cluster.Cluster.Failed); Err says why. The
+// owner should Close the agent and exit with that error.
+func (a *Agent) Failed() <-chan struct{} { return a.cl.Load().Failed() }
+
+// Err returns why Failed was closed, or nil while it is open.
+func (a *Agent) Err() error { return a.cl.Load().Err() }
+
 // leaveTimeout bounds a graceful leave.
 const leaveTimeout = 5 * time.Second
 

@@ -85,10 +85,13 @@ applies to the next Raft or API connection); it never stops the agent.`
 		fmt.Fprintf(stderr, "usher agent: %v\n", err)
 		return 1
 	}
+	var failed error
 	for waiting := true; waiting; {
 		select {
 		case <-ctx.Done():
 			waiting = false
+		case <-a.Failed():
+			failed, waiting = a.Err(), false
 		case <-hup:
 			reloadTLS(a, logger)
 		}
@@ -96,6 +99,10 @@ applies to the next Raft or API connection); it never stops the agent.`
 	logger.Info("shutting down")
 	if err := a.Close(); err != nil {
 		fmt.Fprintf(stderr, "usher agent: shutdown: %v\n", err)
+		return 1
+	}
+	if failed != nil {
+		fmt.Fprintf(stderr, "usher agent: %v\n", failed)
 		return 1
 	}
 	return 0
