@@ -39,6 +39,11 @@ type maintenance struct {
 // leader in state messages (statemsg.go).
 const standbyCount = 2
 
+// unverifiedGrace is how long bootstrap waits for an alive member's first
+// verified report (Config.TLS) before it leaves the member out: a node that
+// never proves its reports must not stall the farm's start for ever.
+const unverifiedGrace = 10 * time.Second
+
 // forgetAfter is how long dead and left members stay in the member table
 // once they are out of the raft configuration.
 const forgetAfter = 5 * time.Minute
@@ -72,6 +77,7 @@ func (c *Cluster) runMaintenance() {
 }
 
 func (c *Cluster) maintain(m *maintenance) {
+	c.askMissingCerts()
 	servers, ok := c.refreshConfiguration()
 	if !c.bootstrapped.Load() {
 		c.tryBootstrap()
@@ -97,6 +103,21 @@ func (c *Cluster) maintain(m *maintenance) {
 	}
 	c.reconcile(m, servers)
 	c.sendState(m, servers)
+}
+
+// askMissingCerts asks each alive member whose metadata did not verify
+// for its certificate again (Config.TLS): a lost request or answer would
+// otherwise wait for the member's next message, up to metaEvery intervals
+// for a member that reports to the voters only.
+func (c *Cluster) askMissingCerts() {
+	if c.auth == nil {
+		return
+	}
+	for _, e := range c.members.snapshot() {
+		if e.status == Alive && e.pending != nil && e.name != c.cfg.NodeName {
+			c.auth.ask(e.name)
+		}
+	}
 }
 
 // refreshConfiguration loads the raft configuration and caches the voter map.
@@ -132,9 +153,16 @@ func (c *Cluster) tryBootstrap() {
 		return
 	}
 	var eligible []memberEntry
+	now := time.Now()
 	for _, e := range c.members.snapshot() {
 		if e.status != Alive {
 			continue
+		}
+		if c.auth != nil && e.reportedAt.IsZero() && now.Sub(e.firstSeen) < unverifiedGrace {
+			// Its signed report is on its way (its certificate is being
+			// fetched): every node must decide on the same members.
+			c.logger.Debug("not bootstrapping yet: a member's report is not verified", "member", e.name)
+			return
 		}
 		if e.report.Bootstrapped {
 			c.logger.Debug("not bootstrapping: a member already has raft state", "member", e.name)
