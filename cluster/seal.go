@@ -123,7 +123,9 @@ func openSealed(blob, aad []byte, own *localKey) ([]byte, error) {
 		return nil, fmt.Errorf("%w: truncated", errSeal)
 	}
 	ephPub, ct := blob[keyIDLen+1:keyIDLen+1+n], blob[keyIDLen+1+n:]
-	k, ok := own.key.(interface{ ECDH() (*ecdh.PrivateKey, error) })
+	k, ok := own.key.(interface {
+		ECDH() (*ecdh.PrivateKey, error)
+	})
 	if !ok {
 		return nil, fmt.Errorf("%w: this node's key of type %T cannot open sealed secrets", errSeal, own.key)
 	}
