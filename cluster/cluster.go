@@ -31,8 +31,10 @@ type Cluster struct {
 
 	members *memberTable
 	ml      *memberlist.Memberlist
-	// auth signs and checks gossip (certdir.go), nil without Config.TLS.
+	// auth signs and checks gossip (certdir.go), nil without Config.TLS;
+	// addrs holds the checks of members' addresses (addrcheck.go).
 	auth   *gossipAuth
+	addrs  addrChecks
 	gossip netip.AddrPort
 
 	fsm      *fsm
@@ -505,7 +507,9 @@ func (c *Cluster) SetReport(r Report) {
 }
 
 // Members returns a snapshot of every member this node knows, sorted by
-// name, including dead and left ones until they are forgotten.
+// name, including dead and left ones until they are forgotten. With
+// Config.TLS a member's Report.Service is zero until its addresses are
+// checked (see addrcheck.go).
 func (c *Cluster) Members() []Member {
 	entries := c.members.snapshot()
 	voters := c.suffrages()
@@ -513,6 +517,9 @@ func (c *Cluster) Members() []Member {
 	out := make([]Member, len(entries))
 	for i, e := range entries {
 		suffrage, inConfig := voters[e.name]
+		if !c.serviceChecked(e) {
+			e.report.Service = netip.AddrPort{} // not checked yet (addrcheck.go)
+		}
 		out[i] = Member{
 			Name:       e.name,
 			Gossip:     e.gossip,

@@ -78,6 +78,7 @@ func (c *Cluster) runMaintenance() {
 
 func (c *Cluster) maintain(m *maintenance) {
 	c.askMissingCerts()
+	c.checkAddrs()
 	servers, ok := c.refreshConfiguration()
 	if !c.bootstrapped.Load() {
 		c.tryBootstrap()
@@ -169,7 +170,13 @@ func (c *Cluster) tryBootstrap() {
 			return
 		}
 		if e.report.Voter && e.report.RaftAddr != "" && c.sameTiming(e) {
-			eligible = append(eligible, e)
+			switch ok, done := c.raftAddrChecked(e); {
+			case !done:
+				c.logger.Debug("not bootstrapping yet: a member's raft address is being checked", "member", e.name)
+				return
+			case ok:
+				eligible = append(eligible, e)
+			}
 		}
 	}
 	if len(eligible) < c.cfg.BootstrapExpect {
@@ -262,6 +269,9 @@ func (c *Cluster) reconcile(m *maintenance, servers []raft.Server) {
 		if !known || e.status != Alive || e.report.RaftAddr == "" || e.report.Leaving {
 			continue // the dead and the leaving are handled below
 		}
+		if ok, _ := c.raftAddrChecked(e); !ok {
+			continue // an address is followed only once checked
+		}
 		addr := raft.ServerAddress(e.report.RaftAddr)
 		switch {
 		case s.Suffrage == raft.Voter:
@@ -287,6 +297,9 @@ func (c *Cluster) reconcile(m *maintenance, servers []raft.Server) {
 		if _, ok := configured[id]; ok || e.status != Alive || !e.report.Voter || e.report.RaftAddr == "" ||
 			e.report.Leaving || !c.sameTiming(e) {
 			continue
+		}
+		if ok, _ := c.raftAddrChecked(e); !ok {
+			continue // added only at a checked raft address
 		}
 		if c.configChange("add standby", id, c.raft.AddNonvoter(id, raft.ServerAddress(e.report.RaftAddr), 0, raftOpTimeout)) {
 			standbys++
