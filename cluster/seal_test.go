@@ -145,6 +145,12 @@ func TestStateMsgUnderTLS(t *testing.T) {
 
 	// Forged: a newer state, undrained with another ticket key, signed by
 	// the sniffer naming the leader, naming itself, and unsigned in clear.
+	// The member knows the sniffer's key, so the second one is refused
+	// for naming a leader that is not the member's.
+	eventually(t, 5*time.Second, "the sniffer's key known to the member", func() bool {
+		_, ok := outside.auth.lookup(sniffer.Name(), sniffer.auth.key().id)
+		return ok
+	})
 	before := outside.Stats().GossipUnauthenticated
 	forgedState := &State{TicketKey: bytes.Repeat([]byte{1}, TicketKeySize), Index: st.Index + 100}
 	sealToOutside := func(plain, aad []byte) ([]byte, error) { return sealTo(plain, aad, outside.auth.key().leaf) }
