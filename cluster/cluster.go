@@ -30,7 +30,11 @@ type Cluster struct {
 
 	members *memberTable
 	ml      *memberlist.Memberlist
-	gossip  netip.AddrPort
+	// auth signs and checks gossip (certdir.go), nil without Config.TLS;
+	// addrs holds the checks of members' addresses (addrcheck.go).
+	auth   *gossipAuth
+	addrs  addrChecks
+	gossip netip.AddrPort
 
 	fsm      *fsm
 	raft     *raft.Raft
@@ -128,6 +132,10 @@ type Stats struct {
 	// ReportsSent counts the reports this node sent straight to voters;
 	// ReportsGossiped the ones it put in its gossiped metadata.
 	ReportsSent, ReportsGossiped uint64
+	// GossipUnauthenticated counts the reports, metadata, state and
+	// certificate messages dropped because they were not signed by the
+	// node they speak for (always 0 without Config.TLS).
+	GossipUnauthenticated uint64
 	// RaftRefused counts the connections to this node's Raft port that
 	// were closed before Raft read a byte: no certificate of this farm,
 	// a node outside the Raft configuration, or no handshake in time
@@ -173,6 +181,14 @@ func New(cfg Config) (*Cluster, error) {
 	empty := map[string]raft.ServerSuffrage{}
 	c.voters.Store(&empty)
 	c.fsm = newFSM(c.stateChanged)
+	if cfg.TLS != nil {
+		auth, err := newGossipAuth(cfg.TLS, cfg.NodeName, logger.Named("gossip"))
+		if err != nil {
+			return nil, err
+		}
+		c.auth = auth
+		auth.send = c.sendTo
+	}
 
 	if err := c.startRaft(); err != nil {
 		c.closeRaft()
@@ -189,6 +205,10 @@ func New(cfg Config) (*Cluster, error) {
 	})
 	c.members = newMemberTable(logger.Named("members"), c.loadMeta, c.memberChanged)
 	c.members.onState = c.takeState
+	if c.auth != nil {
+		c.members.auth = c.auth
+		c.auth.learned = c.members.retryMeta
+	}
 	if err := c.startMemberlist(); err != nil {
 		c.closeRaft()
 		return nil, err
@@ -204,6 +224,10 @@ func New(cfg Config) (*Cluster, error) {
 	c.raft.RegisterObserver(c.observer)
 
 	c.wg.Add(2)
+	if c.auth != nil {
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.auth.run(c.stop) }()
+	}
 	go func() { defer c.wg.Done(); c.runPublisher() }()
 	go func() { defer c.wg.Done(); c.runMaintenance() }()
 	if c.keyring != nil {
@@ -507,7 +531,9 @@ func (c *Cluster) SetReport(r Report) {
 }
 
 // Members returns a snapshot of every member this node knows, sorted by
-// name, including dead and left ones until they are forgotten.
+// name, including dead and left ones until they are forgotten. With
+// Config.TLS a member's Report.Service is zero until its addresses are
+// checked (see addrcheck.go).
 func (c *Cluster) Members() []Member {
 	entries := c.members.snapshot()
 	voters := c.suffrages()
@@ -515,6 +541,9 @@ func (c *Cluster) Members() []Member {
 	out := make([]Member, len(entries))
 	for i, e := range entries {
 		suffrage, inConfig := voters[e.name]
+		if !c.serviceChecked(e) {
+			e.report.Service = netip.AddrPort{} // not checked yet (addrcheck.go)
+		}
 		out[i] = Member{
 			Name:       e.name,
 			Gossip:     e.gossip,
@@ -658,6 +687,9 @@ func (c *Cluster) Stats() Stats {
 	if c.secure != nil {
 		s.RaftRefused = c.secure.rejected.Load()
 	}
+	if c.auth != nil {
+		s.GossipUnauthenticated = c.auth.unauthenticated.Load()
+	}
 	now := time.Now()
 	for _, e := range c.members.snapshot() {
 		if e.status == Alive && !e.reportedAt.IsZero() {
@@ -703,6 +735,20 @@ func (c *Cluster) notifyUpdate() {
 	case c.updates <- struct{}{}:
 	default:
 	}
+}
+
+// sendTo sends msg to the member named to, over memberlist's stream when
+// reliable, else in one packet.
+func (c *Cluster) sendTo(to string, msg []byte, reliable bool) error {
+	e, ok := c.members.lookup(to)
+	if !ok || !e.gossip.IsValid() {
+		return fmt.Errorf("no member %q", to)
+	}
+	n := memberlist.Node{Name: e.name, Addr: e.gossip.Addr().AsSlice(), Port: e.gossip.Port()}
+	if reliable {
+		return c.ml.SendReliable(&n, msg)
+	}
+	return c.ml.SendBestEffort(&n, msg)
 }
 
 // memberChanged is the member table's callback; membership changes also wake

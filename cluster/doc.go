@@ -108,6 +108,27 @@
 // tells it, and that node shuts raft down and closes Failed with
 // ErrWipedVoter (wiped.go). The leader follows a voter to a new raft address
 // only with TLS and only when the node there has verified raft state.
+
+// # Gossip is bound to its sender
+//
+// With Config.TLS set, gossip is authenticated per node, not only by the
+// shared key. Every report message, every node's metadata and every state
+// message carries a signature by its sender's certificate key (sign.go);
+// a receiver takes a report or metadata only if it verifies under a
+// certificate naming the node it speaks for, and a state message only if
+// it verifies under the leader it names (and that leader is the one, or a
+// voter of, the member's last fresh state message). Nodes learn each
+// other's certificates, checked by TLS.VerifyPeer, through rate-limited
+// cert request and cert messages (certdir.go); bootstrap waits for each
+// member's first verified report so that every node decides on the same
+// members. The ticket key in a state message is sealed to the recipient's
+// certificate key (seal.go). A member's raft address is used, and its
+// session address shown by Members, only once a TLS handshake to that raft
+// address met a certificate naming the member, and the session address is
+// on the raft address's IP or on an IP of the member's certificate
+// (addrcheck.go). Dropped messages are counted in
+// Stats.GossipUnauthenticated. Without Config.TLS gossip is as before:
+// trusted as far as memberlist's encryption key goes.
 //
 // # VIP ownership and fencing
 //

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,4 +203,54 @@ func allAlive(t *testing.T, nodes []*Cluster, n int) {
 			}
 		}
 	}
+}
+
+// TestKeyringReachesMembersOutsideRaft rotates the gossip key of a TLS farm
+// with a member outside the Raft configuration, which learns the farm's
+// keyring only from the leader's state messages (sealed to its key): it
+// must follow every step and stay a live member on the new key alone.
+func TestKeyringReachesMembersOutsideRaft(t *testing.T) {
+	k := testKeys(2)
+	old, next := k[0], k[1]
+	p := newTestPKI(t, testFarm)
+	nodes := startFarmWith(t, 3, 3, nil, func(c *Config) {
+		p.withTLS(c)
+		c.EncryptKey = old
+	})
+	leader := waitSingleServer(t, nodes, 20*time.Second)
+	cfg := testConfig(t, "n4", nil)
+	cfg.Voter, cfg.EncryptKey, cfg.Join = false, old, []string{nodes[0].GossipAddr().String()}
+	p.withTLS(&cfg)
+	outside := startNode(t, cfg)
+	all := append(slices.Clone(nodes), outside)
+	allAlive(t, all, 4)
+
+	for _, step := range []struct {
+		what string
+		do   func([]byte) error
+		key  []byte
+		want [][]byte // the outside member's keys, the primary first
+	}{
+		{"install the new key", leader.InstallKey, next, [][]byte{old, next}},
+		{"use the new key", leader.UseKey, next, [][]byte{next, old}},
+		{"remove the old key", leader.RemoveKey, old, [][]byte{next}},
+	} {
+		if err := step.do(step.key); err != nil {
+			t.Fatalf("%s: %v", step.what, err)
+		}
+		eventually(t, 10*time.Second, "the member outside raft to "+step.what, func() bool {
+			got := localKeys(outside)
+			if len(got) != len(step.want) || !bytes.Equal(got[0], step.want[0]) {
+				return false
+			}
+			for _, key := range step.want {
+				if (Keyring{Keys: got}).index(key) < 0 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	time.Sleep(10 * nodes[0].timing.ProbeInterval)
+	allAlive(t, all, 4)
 }

@@ -51,6 +51,11 @@ type maintenance struct {
 // leader in state messages (statemsg.go).
 const standbyCount = 2
 
+// unverifiedGrace is how long bootstrap waits for an alive member's first
+// verified report (Config.TLS) before it leaves the member out: a node that
+// never proves its reports must not stall the farm's start for ever.
+const unverifiedGrace = 10 * time.Second
+
 // forgetAfter is how long dead and left members stay in the member table
 // once they are out of the raft configuration.
 const forgetAfter = 5 * time.Minute
@@ -85,6 +90,8 @@ func (c *Cluster) runMaintenance() {
 }
 
 func (c *Cluster) maintain(m *maintenance) {
+	c.askMissingCerts()
+	c.checkAddrs()
 	servers, ok := c.refreshConfiguration()
 	if !c.bootstrapped.Load() {
 		c.tryBootstrap()
@@ -121,6 +128,21 @@ func (c *Cluster) maintain(m *maintenance) {
 	c.noticeWiped(m, servers, entries)
 }
 
+// askMissingCerts asks each alive member whose metadata did not verify
+// for its certificate again (Config.TLS): a lost request or answer would
+// otherwise wait for the member's next message, up to metaEvery intervals
+// for a member that reports to the voters only.
+func (c *Cluster) askMissingCerts() {
+	if c.auth == nil {
+		return
+	}
+	for _, e := range c.members.snapshot() {
+		if e.status == Alive && e.pending != nil && e.name != c.cfg.NodeName {
+			c.auth.ask(e.name)
+		}
+	}
+}
+
 // refreshConfiguration loads the raft configuration and caches the voter map.
 func (c *Cluster) refreshConfiguration() ([]raft.Server, bool) {
 	f := c.raft.GetConfiguration()
@@ -154,16 +176,29 @@ func (c *Cluster) tryBootstrap() {
 		return
 	}
 	var eligible []memberEntry
+	now := time.Now()
 	for _, e := range c.members.snapshot() {
 		if e.status != Alive {
 			continue
+		}
+		if c.auth != nil && e.reportedAt.IsZero() && now.Sub(e.firstSeen) < unverifiedGrace {
+			// Its signed report is on its way (its certificate is being
+			// fetched): every node must decide on the same members.
+			c.logger.Debug("not bootstrapping yet: a member's report is not verified", "member", e.name)
+			return
 		}
 		if e.report.Bootstrapped {
 			c.logger.Debug("not bootstrapping: a member already has raft state", "member", e.name)
 			return
 		}
 		if e.report.Voter && e.report.RaftAddr != "" && c.sameTiming(e) {
-			eligible = append(eligible, e)
+			switch ok, done := c.raftAddrChecked(e); {
+			case !done:
+				c.logger.Debug("not bootstrapping yet: a member's raft address is being checked", "member", e.name)
+				return
+			case ok:
+				eligible = append(eligible, e)
+			}
 		}
 	}
 	if len(eligible) < c.cfg.BootstrapExpect {
@@ -284,6 +319,9 @@ func (c *Cluster) reconcile(m *maintenance, servers []raft.Server) {
 		if !known || e.status != Alive || e.report.RaftAddr == "" || e.report.Leaving {
 			continue // the dead and the leaving are handled below
 		}
+		if ok, _ := c.raftAddrChecked(e); !ok {
+			continue // an address is followed only once checked
+		}
 		addr := raft.ServerAddress(e.report.RaftAddr)
 		switch {
 		case s.Suffrage == raft.Voter:
@@ -309,6 +347,9 @@ func (c *Cluster) reconcile(m *maintenance, servers []raft.Server) {
 		if _, ok := configured[id]; ok || e.status != Alive || !e.report.Voter || e.report.RaftAddr == "" ||
 			e.report.Leaving || !c.sameTiming(e) {
 			continue
+		}
+		if ok, _ := c.raftAddrChecked(e); !ok {
+			continue // added only at a checked raft address
 		}
 		if c.configChange("add standby", id, c.raft.AddNonvoter(id, raft.ServerAddress(e.report.RaftAddr), 0, raftOpTimeout)) {
 			standbys++

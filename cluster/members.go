@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"net/netip"
 	"sort"
 	"sync"
@@ -71,8 +74,19 @@ type memberEntry struct {
 	gossip      netip.AddrPort
 	status      MemberStatus
 	statusSince time.Time
+	firstSeen   time.Time
 	report      Report
 	reportedAt  time.Time
+	// With Config.TLS: key is the key that signed report; meta is the
+	// last metadata that verified, metaReport and metaKey what it held
+	// (so unchanged metadata is not verified again); pending is the
+	// latest metadata that did not verify (it is tried again when the
+	// node's certificate is learned).
+	key        keyID
+	meta       []byte
+	metaReport Report
+	metaKey    keyID
+	pending    []byte
 }
 
 // memberTable keeps the member table from memberlist's events and serves
@@ -85,6 +99,9 @@ type memberTable struct {
 	onChange func(membership bool)
 	// onState, if set, takes the state messages (statemsg.go).
 	onState func([]byte)
+	// auth, set with Config.TLS, checks the signatures of reports and
+	// metadata and takes the certificate messages (certdir.go).
+	auth *gossipAuth
 
 	mu sync.Mutex
 	m  map[string]*memberEntry
@@ -117,18 +134,23 @@ func (t *memberTable) observe(n *memberlist.Node, status MemberStatus) {
 	if a, ok := netip.AddrFromSlice(n.Addr); ok {
 		gossip = netip.AddrPortFrom(a.Unmap(), n.Port)
 	}
-	report, err := DecodeReport(n.Meta)
-	if err != nil && len(n.Meta) > 0 {
+	// The entry exists, with its address, before the metadata is
+	// verified, so that a request for the member's certificate finds it.
+	t.mu.Lock()
+	e, ok := t.m[n.Name]
+	if !ok {
+		e = &memberEntry{name: n.Name, firstSeen: now}
+		t.m[n.Name] = e
+	}
+	e.gossip = gossip
+	t.mu.Unlock()
+	report, key, err := t.decodeMeta(n.Name, n.Meta)
+	if err != nil && len(n.Meta) > 0 && !errors.Is(err, errUnauthenticated) {
 		t.logger.Warn("undecodable member report", "member", n.Name, "error", err)
 		metrics.IncrCounter([]string{"cluster", "report", "bad"}, 1)
 	}
 
 	t.mu.Lock()
-	e, ok := t.m[n.Name]
-	if !ok {
-		e = &memberEntry{name: n.Name}
-		t.m[n.Name] = e
-	}
 	if status == Dead && (e.report.Leaving || err == nil && report.Leaving) {
 		status = Left
 	}
@@ -138,11 +160,17 @@ func (t *memberTable) observe(n *memberlist.Node, status MemberStatus) {
 		e.statusSince = now
 	}
 	e.gossip = gossip
+	switch {
+	case err == nil && t.auth != nil:
+		e.meta, e.metaReport, e.metaKey, e.pending = bytes.Clone(n.Meta), report, key, nil
+	case errors.Is(err, errUnauthenticated):
+		e.pending = bytes.Clone(n.Meta)
+	}
 	// A report also arrives straight from its node (NotifyMsg), so the
 	// metadata may carry an older one: only a newer Seq replaces it, except
 	// when the member comes back (its Seq starts from its clock anew).
 	if err == nil && (membership || report.Seq > e.report.Seq || e.reportedAt.IsZero()) {
-		e.report = report
+		e.report, e.key = report, key
 		e.reportedAt = now
 	}
 	t.mu.Unlock()
@@ -153,13 +181,70 @@ func (t *memberTable) observe(n *memberlist.Node, status MemberStatus) {
 	t.onChange(membership)
 }
 
+// decodeMeta decodes a member's metadata and, with Config.TLS, checks
+// that it is signed by the member; metadata that verified before is not
+// verified again.
+func (t *memberTable) decodeMeta(name string, meta []byte) (Report, keyID, error) {
+	if t.auth == nil {
+		r, err := DecodeReport(meta)
+		return r, keyID{}, err
+	}
+	t.mu.Lock()
+	if e, ok := t.m[name]; ok && len(meta) > 0 && bytes.Equal(e.meta, meta) {
+		r, key := e.metaReport, e.metaKey
+		t.mu.Unlock()
+		return r, key, nil
+	}
+	t.mu.Unlock()
+	r, trailer, err := decodeReport(meta)
+	if err != nil {
+		return Report{}, keyID{}, err
+	}
+	key, err := t.auth.verify(sigMeta, name, meta[:len(meta)-len(trailer)], trailer)
+	if err != nil {
+		return Report{}, keyID{}, err
+	}
+	return r, key, nil
+}
+
+// retryMeta verifies again the metadata of name that did not verify,
+// once name's certificate has been learned (the authenticator calls it).
+func (t *memberTable) retryMeta(name string) {
+	t.mu.Lock()
+	e, ok := t.m[name]
+	if !ok || e.pending == nil {
+		t.mu.Unlock()
+		return
+	}
+	pending := e.pending
+	t.mu.Unlock()
+	report, key, err := t.decodeMeta(name, pending)
+	if err != nil {
+		return
+	}
+	now := t.now()
+	t.mu.Lock()
+	taken := bytes.Equal(e.pending, pending)
+	if taken {
+		e.meta, e.metaReport, e.metaKey, e.pending = pending, report, key, nil
+		if report.Seq > e.report.Seq || e.reportedAt.IsZero() {
+			e.report, e.key = report, key
+			e.reportedAt = now
+		}
+	}
+	t.mu.Unlock()
+	if taken {
+		t.onChange(true)
+	}
+}
+
 // setLocalReport records this node's own report at publish time so the
 // local view never waits for memberlist to echo it.
-func (t *memberTable) setLocalReport(name string, r Report) {
+func (t *memberTable) setLocalReport(name string, r Report, key keyID) {
 	now := t.now()
 	t.mu.Lock()
 	if e, ok := t.m[name]; ok && r.Seq > e.report.Seq {
-		e.report = r
+		e.report, e.key = r, key
 		e.reportedAt = now
 	}
 	t.mu.Unlock()
@@ -202,18 +287,31 @@ func (t *memberTable) NodeMeta(limit int) []byte {
 }
 
 // NotifyMsg implements memberlist.Delegate: it passes state messages to
-// onState and takes the report messages members send straight to the
-// voters (see publisher). A report replaces
-// the member's current one only if its Seq is newer, and only for a member
-// memberlist has told this node about and that is alive.
+// onState and certificate messages to the authenticator, and takes the
+// report messages members send straight to the voters (see publisher). A
+// report replaces the member's current one only if its Seq is newer, only
+// for a member memberlist has told this node about and that is alive, and
+// with Config.TLS only if the member signed it.
 func (t *memberTable) NotifyMsg(b []byte) {
-	if len(b) > 0 && b[0] == msgState {
+	if len(b) == 0 {
+		return
+	}
+	switch b[0] {
+	case msgState:
 		if t.onState != nil {
 			t.onState(b)
 		}
 		return
+	case msgCert, msgCertRequest:
+		if t.auth != nil {
+			t.auth.take(b)
+		}
+		return
 	}
-	name, r, err := decodeReportMsg(b)
+	name, r, trailer, err := decodeSignedReportMsg(b)
+	if err == nil && t.auth == nil && len(trailer) != 0 {
+		err = fmt.Errorf("%w: %d trailing bytes", ErrBadReport, len(trailer))
+	}
 	if err != nil {
 		metrics.IncrCounter([]string{"cluster", "report", "bad"}, 1)
 		return
@@ -222,8 +320,20 @@ func (t *memberTable) NotifyMsg(b []byte) {
 	t.mu.Lock()
 	e, ok := t.m[name]
 	fresh := ok && e.status == Alive && r.Seq > e.report.Seq
+	t.mu.Unlock()
+	if !fresh {
+		return
+	}
+	var key keyID
+	if t.auth != nil {
+		if key, err = t.auth.verify(sigReport, name, b[:len(b)-len(trailer)], trailer); err != nil {
+			return
+		}
+	}
+	t.mu.Lock()
+	fresh = e.status == Alive && r.Seq > e.report.Seq && t.m[name] == e
 	if fresh {
-		e.report = r
+		e.report, e.key = r, key
 		e.reportedAt = now
 	}
 	t.mu.Unlock()

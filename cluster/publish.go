@@ -34,6 +34,7 @@ func (c *Cluster) runPublisher() {
 		r.Voter = c.cfg.Voter
 		r.Bootstrapped = c.verifiedState()
 		r.Timing = c.timing.Fingerprint()
+		c.refreshKey(&p)
 		if !c.publish(r, &p) {
 			return
 		}
@@ -69,6 +70,33 @@ type publisher struct {
 	gossiped Report // the report last put in the metadata
 	since    int    // publish intervals since then
 	msg      []byte // the direct message, reused
+	// pushed records the voters this node sent its certificate to, by
+	// the key id sent (Config.TLS).
+	pushed map[string]keyID
+}
+
+// refreshKey follows a reloaded certificate (Config.TLS): the metadata is
+// signed again at once, and every alive member is sent the new
+// certificate.
+func (c *Cluster) refreshKey(p *publisher) {
+	if c.auth == nil {
+		return
+	}
+	changed, err := c.auth.refresh()
+	if err != nil {
+		c.logger.Error("reloaded certificate cannot sign gossip; still signing with the previous one", "error", err)
+		return
+	}
+	if !changed {
+		return
+	}
+	c.logger.Info("signing gossip with a reloaded certificate")
+	p.gossiped = Report{} // gossip the metadata, signed anew
+	for _, e := range c.members.snapshot() {
+		if e.status == Alive && e.name != c.cfg.NodeName {
+			c.auth.push(e.name)
+		}
+	}
 }
 
 // publish records r, sends it to the voters and, when due, gossips it,
@@ -79,7 +107,11 @@ func (c *Cluster) publish(r Report, p *publisher) bool {
 	if c.left {
 		return false
 	}
-	c.members.setLocalReport(c.cfg.NodeName, r)
+	var key keyID
+	if c.auth != nil {
+		key = c.auth.key().id
+	}
+	c.members.setLocalReport(c.cfg.NodeName, r, key)
 	c.lastSeq.Store(r.Seq)
 	targets := c.reportTargets()
 	p.since++
@@ -97,10 +129,14 @@ func (c *Cluster) publish(r Report, p *publisher) bool {
 		metrics.IncrCounter([]string{"cluster", "report", "gossiped"}, 1)
 	}
 	var err error
-	if p.msg, err = appendReportMsg(p.msg[:0], c.cfg.NodeName, r); err != nil {
+	if p.msg, err = appendReportMsg(p.msg[:0], c.cfg.NodeName, r); err == nil && c.auth != nil {
+		p.msg, err = c.auth.key().sign(p.msg, sigReport, c.cfg.NodeName)
+	}
+	if err != nil {
 		c.logger.Error("encoding report", "error", err)
 		return true
 	}
+	c.pushCert(targets, p)
 	for _, to := range targets {
 		n := memberlist.Node{Name: to.name, Addr: to.gossip.Addr().AsSlice(), Port: to.gossip.Port()}
 		if err := c.ml.SendBestEffort(&n, p.msg); err != nil {
@@ -111,6 +147,25 @@ func (c *Cluster) publish(r Report, p *publisher) bool {
 	}
 	metrics.IncrCounter([]string{"cluster", "report", "published"}, 1)
 	return true
+}
+
+// pushCert sends this node's certificate to each voter it starts
+// reporting to (Config.TLS), so that its first reports are not dropped
+// for want of its key.
+func (c *Cluster) pushCert(targets []reportTarget, p *publisher) {
+	if c.auth == nil {
+		return
+	}
+	if p.pushed == nil {
+		p.pushed = map[string]keyID{}
+	}
+	id := c.auth.key().id
+	for _, to := range targets {
+		if sent, ok := p.pushed[to.name]; !ok || sent != id {
+			p.pushed[to.name] = id
+			c.auth.push(to.name)
+		}
+	}
 }
 
 // reportTarget is a voter to send reports to.
@@ -146,6 +201,9 @@ func sameMembership(a, b Report) bool {
 // encodeMeta stores the encoding of r for memberlist's NodeMeta.
 func (c *Cluster) encodeMeta(r Report) bool {
 	b, err := EncodeReport(r)
+	if err == nil && c.auth != nil {
+		b, err = c.auth.key().sign(b, sigMeta, c.cfg.NodeName)
+	}
 	if err != nil {
 		c.logger.Error("encoding report", "error", err)
 		return false
@@ -157,8 +215,8 @@ func (c *Cluster) encodeMeta(r Report) bool {
 // loadMeta returns the current node metadata.
 func (c *Cluster) loadMeta() []byte { return *c.meta.Load() }
 
-// loadReport decodes the current node metadata.
+// loadReport decodes the current node metadata (without its signature).
 func (c *Cluster) loadReport() Report {
-	r, _ := DecodeReport(c.loadMeta())
+	r, _, _ := decodeReport(c.loadMeta())
 	return r
 }

@@ -142,14 +142,23 @@ func EncodeReport(r Report) ([]byte, error) {
 // version, unknown flag bits, an unknown address family, a raft address that
 // is not host:port, truncated input and trailing bytes.
 func DecodeReport(b []byte) (Report, error) {
-	var r Report
+	r, rest, err := decodeReport(b)
+	if err == nil && len(rest) != 0 {
+		return Report{}, fmt.Errorf("%w: %d trailing bytes", ErrBadReport, len(rest))
+	}
+	return r, err
+}
+
+// decodeReport parses an encoded Report at the start of b and returns the
+// bytes that follow it (a signature trailer, see sign.go).
+func decodeReport(b []byte) (r Report, rest []byte, err error) {
 	d := decoder{b: b}
 	if v := d.byte(); d.err == nil && v != reportVersion {
-		return r, fmt.Errorf("%w: version %d, want %d", ErrBadReport, v, reportVersion)
+		return r, nil, fmt.Errorf("%w: version %d, want %d", ErrBadReport, v, reportVersion)
 	}
 	flags := d.byte()
 	if d.err == nil && flags&^knownFlags != 0 {
-		return r, fmt.Errorf("%w: unknown flags %#x", ErrBadReport, flags)
+		return r, nil, fmt.Errorf("%w: unknown flags %#x", ErrBadReport, flags)
 	}
 	r.Draining = flags&flagDraining != 0
 	r.Voter = flags&flagVoter != 0
@@ -164,11 +173,11 @@ func DecodeReport(b []byte) (Report, error) {
 	case fam == familyIPv6:
 		addr := netip.AddrFrom16([16]byte(d.bytes(16)))
 		if addr.Is4In6() {
-			return r, fmt.Errorf("%w: IPv4-mapped address in the IPv6 family", ErrBadReport)
+			return r, nil, fmt.Errorf("%w: IPv4-mapped address in the IPv6 family", ErrBadReport)
 		}
 		r.Service = netip.AddrPortFrom(addr, d.uint16())
 	default:
-		return r, fmt.Errorf("%w: address family %d", ErrBadReport, fam)
+		return r, nil, fmt.Errorf("%w: address family %d", ErrBadReport, fam)
 	}
 	n := int(d.byte())
 	raftAddr := d.bytes(n)
@@ -179,28 +188,25 @@ func DecodeReport(b []byte) (Report, error) {
 	r.Timing = d.uint32()
 	na := int(d.byte())
 	if d.err == nil && na > maxAPIAddrLen {
-		return Report{}, fmt.Errorf("%w: api address of %d bytes", ErrBadReport, na)
+		return Report{}, nil, fmt.Errorf("%w: api address of %d bytes", ErrBadReport, na)
 	}
 	api := d.bytes(na)
 	if d.err != nil {
-		return Report{}, d.err
-	}
-	if len(d.b) != 0 {
-		return Report{}, fmt.Errorf("%w: %d trailing bytes", ErrBadReport, len(d.b))
+		return Report{}, nil, d.err
 	}
 	if na > 0 {
 		r.API = string(api)
 		if _, _, err := net.SplitHostPort(r.API); err != nil {
-			return Report{}, fmt.Errorf("%w: api address %q: %w", ErrBadReport, r.API, err)
+			return Report{}, nil, fmt.Errorf("%w: api address %q: %w", ErrBadReport, r.API, err)
 		}
 	}
 	if n > 0 {
 		r.RaftAddr = string(raftAddr)
 		if _, _, err := net.SplitHostPort(r.RaftAddr); err != nil {
-			return Report{}, fmt.Errorf("%w: raft address %q: %w", ErrBadReport, r.RaftAddr, err)
+			return Report{}, nil, fmt.Errorf("%w: raft address %q: %w", ErrBadReport, r.RaftAddr, err)
 		}
 	}
-	return r, nil
+	return r, d.b, nil
 }
 
 // decoder reads big-endian fields; after the first short read every read

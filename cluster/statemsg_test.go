@@ -35,7 +35,7 @@ func TestStateMsg(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := appendStateMsg([]byte("x"), tt.node, tt.st, tt.voters, "n1", 3)
+			b, err := appendStateMsg([]byte("x"), tt.node, tt.st, tt.voters, "n1", 3, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +49,7 @@ func TestStateMsg(t *testing.T) {
 		})
 	}
 
-	good, _ := appendStateMsg(nil, "n4", full, []string{"n1"}, "n1", 3)
+	good, _ := appendStateMsg(nil, "n4", full, []string{"n1"}, "n1", 3, nil)
 	for _, tc := range []struct {
 		name string
 		b    []byte
@@ -60,19 +60,19 @@ func TestStateMsg(t *testing.T) {
 		{"trailing", append(slices.Clone(good), 0)},
 		{"no name", []byte{msgState, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
 		{"unknown flag", func() []byte {
-			b, _ := appendStateMsg(nil, "n", &State{}, nil, "l", 1)
-			b[len(b)-1-8-2-1-4-1] = 0x80
+			b, _ := appendStateMsg(nil, "n", &State{}, nil, "l", 1, nil)
+			b[len(b)-3-8-2-1-4-1] = 0x80
 			return b
 		}()},
 		{"capacity without its flag", func() []byte {
-			b, _ := appendStateMsg(nil, "n", &State{}, nil, "l", 1)
-			b[len(b)-1-8-2-1-1] = 9
+			b, _ := appendStateMsg(nil, "n", &State{}, nil, "l", 1, nil)
+			b[len(b)-3-8-2-1-1] = 9
 			return b
 		}()},
 		{"empty voter name", func() []byte {
-			b, _ := appendStateMsg(nil, "n", &State{}, nil, "l", 1)
-			b[len(b)-1-8-2] = 1
-			return slices.Insert(b, len(b)-8-2, 0)
+			b, _ := appendStateMsg(nil, "n", &State{}, nil, "l", 1, nil)
+			b[len(b)-3-8-2-1] = 1
+			return slices.Insert(b, len(b)-3-8-2, 0)
 		}()},
 	} {
 		t.Run("reject "+tc.name, func(t *testing.T) {
@@ -91,7 +91,7 @@ func TestStateMsg(t *testing.T) {
 		{"empty voter", "n", "n1", []string{""}},
 		{"no leader", "n", "", nil},
 	} {
-		if _, err := appendStateMsg(nil, tc.node, full, tc.voters, tc.leader, 1); err == nil {
+		if _, err := appendStateMsg(nil, tc.node, full, tc.voters, tc.leader, 1, nil); err == nil {
 			t.Errorf("appendStateMsg %s: no error", tc.name)
 		}
 	}
@@ -116,19 +116,35 @@ func equalState(a, b State) bool {
 }
 
 func FuzzStateMsg(f *testing.F) {
-	b, _ := appendStateMsg(nil, "n4", &State{TicketKey: []byte{1, 2}, Drained: map[string]bool{"n4": true}, Index: 5}, []string{"n1", "n2"}, "n1", 7)
+	b, _ := appendStateMsg(nil, "n4", &State{TicketKey: []byte{1, 2}, Drained: map[string]bool{"n4": true}, Index: 5}, []string{"n1", "n2"}, "n1", 7, nil)
 	f.Add(b)
+	sealed, _ := appendStateMsg(nil, "n4", &State{Index: 5}, nil, "n1", 7, func(plain, aad []byte) ([]byte, error) { return []byte{9, 9}, nil })
+	f.Add(append(sealed, 1, 2, 3))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		name, d, err := decodeStateMsg(b)
+		m, err := parseStateMsg(b)
 		if err != nil {
 			return
 		}
-		again, err := appendStateMsg(nil, name, &d.state, d.voters, d.leader, d.term)
+		// Re-encode the clear part around the secret as received.
+		again, err := appendStateMsg(nil, m.name, &m.d.state, m.d.voters, m.d.leader, m.d.term,
+			func([]byte, []byte) ([]byte, error) { return m.secret, nil })
 		if err != nil {
 			t.Fatalf("a decoded message does not encode: %v", err)
 		}
-		if !bytes.Equal(again, b) {
+		if !m.sealed {
+			again[len(m.header)-1] = secretClear
+		}
+		if !bytes.Equal(again, m.body) || !bytes.Equal(append(again, m.trailer...), b) {
 			t.Fatalf("round trip changed the message:\n%x\n%x", b, again)
+		}
+		if name, d, err := decodeStateMsg(b); err == nil {
+			again, err := appendStateMsg(nil, name, &d.state, d.voters, d.leader, d.term, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, d2, err := decodeStateMsg(again); err != nil || !equalState(d.state, d2.state) {
+				t.Fatalf("clear round trip: %v %+v %+v", err, d.state, d2.state)
+			}
 		}
 	})
 }
@@ -138,7 +154,7 @@ func FuzzStateMsg(f *testing.F) {
 func TestTakeStateKeepsNewest(t *testing.T) {
 	c := &Cluster{cfg: Config{NodeName: "n4"}, updates: make(chan struct{}, 1), fsm: newFSM(nil)}
 	send := func(to string, index uint64, voters ...string) {
-		b, err := appendStateMsg(nil, to, &State{Index: index, TicketKey: []byte{byte(index)}}, voters, "n1", 2)
+		b, err := appendStateMsg(nil, to, &State{Index: index, TicketKey: []byte{byte(index)}}, voters, "n1", 2, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

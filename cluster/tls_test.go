@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -33,9 +34,9 @@ func newTestPKI(t testing.TB, farm string) *testPKI {
 
 // bundle issues node's certificate and returns it with the CA that
 // verifies peers, which may differ from the one that signed it (verifyCA).
-func (p *testPKI) bundle(node string, verifyCA *pki.CA) *pki.Bundle {
+func (p *testPKI) bundle(node string, verifyCA *pki.CA, ips ...netip.Addr) *pki.Bundle {
 	p.t.Helper()
-	certPEM, keyPEM, err := p.ca.Issue(node, time.Now(), time.Hour, rand.Reader)
+	certPEM, keyPEM, err := p.ca.Issue(node, time.Now(), time.Hour, rand.Reader, ips...)
 	if err != nil {
 		p.t.Fatal(err)
 	}

@@ -100,6 +100,9 @@ func newTLSStream(ln *tcpStream, src TLS, peers peerPolicy, logger hclog.Logger,
 	s.serverCfg = &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		ClientAuth: tls.RequireAnyClientCert,
+		// A peer checking this node's address (addrcheck.go) asks for
+		// alpnVerify; raft's own connections ask for no protocol.
+		NextProtos: []string{alpnVerify},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return s.src.Certificate(), nil
 		},
@@ -109,6 +112,9 @@ func newTLSStream(ln *tcpStream, src TLS, peers peerPolicy, logger hclog.Logger,
 			node, err := s.src.VerifyPeer(cs.PeerCertificates)
 			if err != nil {
 				return err
+			}
+			if cs.NegotiatedProtocol == alpnVerify {
+				return nil // any node of the farm may check the address
 			}
 			if err := s.peers.admitRaftPeer(node); err != nil {
 				return fmt.Errorf("node %q: %w", node, err)
@@ -191,6 +197,10 @@ func (s *tlsStream) handshake(conn net.Conn) {
 		return
 	}
 	conn.SetDeadline(time.Time{})
+	if tc.ConnectionState().NegotiatedProtocol == alpnVerify {
+		tc.Close() // an address check: it never reaches raft
+		return
+	}
 	select {
 	case s.ready <- tc:
 	case <-s.done:

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -153,8 +154,10 @@ func (c *Cluster) noticeWiped(m *maintenance, servers []raft.Server, entries map
 				"remove it from the raft configuration before it starts again empty", "voter", s.ID, "raft_addr", e.report.RaftAddr)
 		}
 		var err error
-		if m.stateMsg, err = appendStateMsg(m.stateMsg[:0], e.name, c.fsm.state.Load(), voters, c.cfg.NodeName, c.raft.CurrentTerm()); err != nil {
-			c.logger.Error("encoding a state message", "member", e.name, "error", err)
+		if m.stateMsg, err = c.encodeStateMsg(m.stateMsg[:0], e.name, c.fsm.state.Load(), voters, c.raft.CurrentTerm()); err != nil {
+			if !errors.Is(err, errUnknownKey) {
+				c.logger.Error("encoding a state message", "member", e.name, "error", err)
+			}
 			continue
 		}
 		n := memberlist.Node{Name: e.name, Addr: e.gossip.Addr().AsSlice(), Port: e.gossip.Port()}

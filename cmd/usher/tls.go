@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,9 +22,11 @@ const tlsAbout = `Make the certificates of Raft's mutual TLS, as 'consul tls' do
       a new farm CA: D/usher-NAME-ca.pem (the certificate, for every node's
       tls.ca_file) and D/usher-NAME-ca-key.pem (the key that signs node
       certificates: keep it off the nodes).
-  usher tls cert create -node NAME [-ca-file F] [-ca-key-file F] [-dir D] [-days N]
+  usher tls cert create -node NAME [-ip A,B] [-ca-file F] [-ca-key-file F] [-dir D] [-days N]
       a certificate for node NAME, signed by the CA: D/usher-FARM-NAME.pem
-      (tls.cert_file) and D/usher-FARM-NAME-key.pem (tls.key_file).
+      (tls.cert_file) and D/usher-FARM-NAME-key.pem (tls.key_file). -ip
+      lists the addresses, other than its Raft address's, that the node may
+      name as its session address: the others never put it in a redirect.
 
 Every certificate names the farm, which must be the agents' label, and a node
 certificate names its node, which must be the agent's node_name: a node
@@ -100,13 +103,14 @@ func runTLSCACreate(args []string, stdout, stderr io.Writer) int {
 
 // runTLSCertCreate implements `usher tls cert create`.
 func runTLSCertCreate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("tls cert create", "-node NAME [-ca-file F] [-ca-key-file F] [-dir D] [-days N]",
+	fs := newFlagSet("tls cert create", "-node NAME [-ip A,B] [-ca-file F] [-ca-key-file F] [-dir D] [-days N]",
 		"Create a certificate and key for node NAME (the agent's node_name), signed by\nthe farm's CA. See 'usher tls -h'.", stderr)
 	nodeName := fs.String("node", "", "the node's name: the agent's node_name (required)")
 	caFile := fs.String("ca-file", "", "the CA certificate (default: the one usher-*-ca.pem in -dir)")
 	caKeyFile := fs.String("ca-key-file", "", "the CA key (default: -ca-file with -key before .pem)")
 	dir := fs.String("dir", ".", "directory the files are written to, and the CA is looked for in")
 	days := fs.Int("days", int(pki.DefaultCertValidity/(24*time.Hour)), "days the certificate is valid (at most the CA's remaining life)")
+	ipList := fs.String("ip", "", "comma-separated session addresses the node may announce besides its raft address's")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -114,12 +118,21 @@ func runTLSCertCreate(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	var ips []netip.Addr
+	for _, f := range strings.FieldsFunc(*ipList, func(r rune) bool { return r == ',' || r == ' ' }) {
+		ip, err := netip.ParseAddr(f)
+		if err != nil {
+			fmt.Fprintf(stderr, "usher tls cert create: -ip: %v\n", err)
+			return 2
+		}
+		ips = append(ips, ip)
+	}
 	ca, err := loadCA(*dir, *caFile, *caKeyFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "usher tls cert create: %v\n", err)
 		return 1
 	}
-	certPEM, keyPEM, err := ca.Issue(*nodeName, time.Now(), time.Duration(*days)*24*time.Hour, rand.Reader)
+	certPEM, keyPEM, err := ca.Issue(*nodeName, time.Now(), time.Duration(*days)*24*time.Hour, rand.Reader, ips...)
 	if err != nil {
 		fmt.Fprintf(stderr, "usher tls cert create: -node: %v\n", err)
 		return 2

@@ -88,6 +88,18 @@ func TestTLSCommands(t *testing.T) {
 	if err != nil || len(chain[0].URIs) != 1 || chain[0].URIs[0].String() != "usher://staging/node/n2" {
 		t.Fatalf("staging n2 certificate: %v %v", chain, err)
 	}
+	// -ip puts session addresses in the certificate.
+	staging := filepath.Join(dir, "usher-staging-ca.pem")
+	if code, _, e := runArgs(ctx, "tls", "cert", "create", "-node", "n3", "-dir", dir, "-ca-file", staging, "-ip", "198.18.0.3,2001:db8::3"); code != 0 {
+		t.Fatalf("cert create -ip: exit %d, %q", code, e)
+	}
+	certPEM, _ = os.ReadFile(filepath.Join(dir, "usher-staging-n3.pem"))
+	if chain, err = pki.ParseCertificates(certPEM); err != nil || len(chain[0].IPAddresses) != 2 || chain[0].IPAddresses[0].String() != "198.18.0.3" {
+		t.Fatalf("-ip 198.18.0.3,2001:db8::3 made IP SANs %v (%v)", chain[0].IPAddresses, err)
+	}
+	if code, _, e := runArgs(ctx, "tls", "cert", "create", "-node", "n4", "-dir", dir, "-ca-file", staging, "-ip", "nope"); code != 2 || !strings.Contains(e, "-ip") {
+		t.Errorf("cert create -ip nope: exit %d, %q", code, e)
+	}
 }
 
 // lockedBuffer is a bytes.Buffer safe for concurrent writes and reads.

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -248,8 +250,11 @@ func (ca *CA) KeyPEM() ([]byte, error) { return keyPEM(ca.Key) }
 
 // Issue creates a certificate and key for node of the CA's farm, valid
 // from now for validFor (but not beyond the CA's own expiry), for both
-// ends of a TLS connection. It returns both in PEM.
-func (ca *CA) Issue(node string, now time.Time, validFor time.Duration, rnd io.Reader) (cert, key []byte, err error) {
+// ends of a TLS connection. It returns both in PEM. ips, if any, are
+// carried as IP address SANs: the addresses other than its Raft address's
+// that the node may name as its session address (see cluster's "Gossip is
+// bound to its sender").
+func (ca *CA) Issue(node string, now time.Time, validFor time.Duration, rnd io.Reader, ips ...netip.Addr) (cert, key []byte, err error) {
 	if err := validNode(node); err != nil {
 		return nil, nil, err
 	}
@@ -273,6 +278,12 @@ func (ca *CA) Issue(node string, now time.Time, validFor time.Duration, rnd io.R
 	}
 	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
 		tmpl.NotAfter = ca.Cert.NotAfter
+	}
+	for _, ip := range ips {
+		if !ip.IsValid() {
+			return nil, nil, errors.New("invalid IP address")
+		}
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.IP(ip.Unmap().AsSlice()))
 	}
 	if isPrintableASCII(node) {
 		tmpl.Subject.CommonName = node

@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"net/netip"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 )
@@ -232,5 +234,32 @@ func TestIssueBoundedByCA(t *testing.T) {
 	}
 	if _, _, err := ca.Issue("a b", t0, time.Hour, rand.Reader); err == nil {
 		t.Fatal("Issue accepted a node name with a space")
+	}
+}
+
+func TestIssueIPs(t *testing.T) {
+	ca, err := NewCA("farm-a", t0, time.Hour, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ips := []netip.Addr{netip.MustParseAddr("198.18.0.7"), netip.MustParseAddr("2001:db8::7")}
+	certPEM, _, err := ca.Issue("n1", t0, time.Hour, rand.Reader, ips...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := ParseCertificates(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []netip.Addr
+	for _, ip := range certs[0].IPAddresses {
+		a, _ := netip.AddrFromSlice(ip)
+		got = append(got, a.Unmap())
+	}
+	if !slices.Equal(got, ips) {
+		t.Fatalf("IP SANs %v, want %v", got, ips)
+	}
+	if _, _, err := ca.Issue("n1", t0, time.Hour, rand.Reader, netip.Addr{}); err == nil {
+		t.Fatal("an invalid IP address was issued")
 	}
 }
