@@ -142,7 +142,7 @@ func every(ctx context.Context, interval time.Duration, fn func(i int)) int64 {
 
 // connFloodPause is the pause of each flood connection between closing
 // and opening again.
-const connFloodPause = 100 * time.Millisecond
+const connFloodPause = 250 * time.Millisecond
 
 // connFlood keeps up to open TCP connections to each target from host h,
 // half of them silent and half sending garbage that is no TLS handshake,

@@ -656,10 +656,27 @@ func memberAddress(addr, name string) memberlist.Address {
 	return memberlist.Address{Addr: addr, Name: name}
 }
 
-// writeSecurityResults writes the figures to e2e/results/security.json.
+// writeSecurityResults writes the figures to e2e/results/security.json,
+// replacing those of the attacks run and keeping the others, so that
+// `-run TestHostile/NAME` measures one attack again.
 func writeSecurityResults(rs []attackResult) error {
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Join(filepath.Dir(file), "results")
+	var old struct {
+		Attacks []attackResult `json:"attacks"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, securityResults)); err == nil {
+		_ = json.Unmarshal(b, &old)
+	}
+	for _, o := range old.Attacks {
+		if !slices.ContainsFunc(rs, func(r attackResult) bool { return r.Attack == o.Attack }) {
+			rs = append(rs, o)
+		}
+	}
+	order := func(name string) int {
+		return slices.IndexFunc(attacks, func(a attack) bool { return a.name == name })
+	}
+	slices.SortStableFunc(rs, func(a, b attackResult) int { return order(a.Attack) - order(b.Attack) })
 	b, err := json.MarshalIndent(struct {
 		Note    string         `json:"note"`
 		Attacks []attackResult `json:"attacks"`
