@@ -183,7 +183,8 @@
 // least 99% of the probes sent in it were answered, each by a redirect to
 // a farm server and none twice; that every agent's leader, term, voters,
 // drain, view (names, addresses, drains, capacities) and members are as
-// before; that no session was disturbed; and that the attack reached its
+// before; that no session lost its server or went unanswered for the
+// declare-dead time; and that the attack reached its
 // target and was refused there (the Raft refusal counter, the agents' logs
 // of dropped gossip, 401/403 answers, the replay drop counter, the foreign
 // agent's refusals), so an attack that sends nothing fails. With

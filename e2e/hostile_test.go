@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/usherlb/usher/client"
 )
 
 // Environment of the hostile-peer suite.
@@ -47,6 +49,37 @@ const signedGossip = false
 // minAnswered is the share of probes the farm must answer during every
 // attack.
 const minAnswered = 0.99
+
+// stallAllowance is the longest stall of the test process itself (it
+// runs the prober, the sessions and the attackers on the farm's two cores,
+// under the race detector in make test) whose lost probes a short window
+// forgives: 200 ms is 1% of 20 s. The 60-second windows of make security
+// are held to the 1% alone.
+const stallAllowance = 200 * time.Millisecond
+
+// lossAllowed is how many of sent probes may go unanswered in a window.
+func lossAllowed(sent int) int {
+	return max(int(float64(sent)*(1-minAnswered)), int(stallAllowance/probeEvery))
+}
+
+// sessionFailed reports whether session s lost its server in [from, to)
+// or went without an answered keepalive for as long as the client would
+// take to declare its server dead: a disturbance the application sees.
+func (h *hostileFarm) sessionFailed(s *chaosSession, from, to time.Duration) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.gaps {
+		if g.from < to && g.to > from && g.to-g.from >= h.c.deadAfter {
+			return fmt.Sprintf("no keepalive answered for %v", g.to-g.from), true
+		}
+	}
+	for _, ev := range s.events {
+		if at := mono(ev.At); at >= from && at < to && ev.Kind == client.Lost {
+			return fmt.Sprintf("lost %v", ev.Server), true
+		}
+	}
+	return "", false
+}
 
 // answerGrace is how long after an attack window the suite waits for the
 // last answers and for the farm to show what the attack did.
@@ -235,9 +268,9 @@ func (h *hostileFarm) runAttack(t *testing.T, at attack) attackResult {
 		}
 	}
 	res.Ratio = float64(res.ProbesAnswered) / float64(max(res.ProbesSent, 1))
-	if res.Ratio < minAnswered {
-		t.Errorf("%d of %d probes answered (%.2f%%), want at least %.0f%%",
-			res.ProbesAnswered, res.ProbesSent, 100*res.Ratio, 100*minAnswered)
+	if lost, allowed := res.ProbesSent-res.ProbesAnswered, lossAllowed(res.ProbesSent); lost > allowed {
+		t.Errorf("%d of %d probes answered (%.2f%%), want at least %.0f%% (at most %d lost)",
+			res.ProbesAnswered, res.ProbesSent, 100*res.Ratio, 100*minAnswered, allowed)
 	}
 	if n := unmatched1 - unmatched0; n > 0 {
 		t.Errorf("%d answers arrived for probes already answered (or long forgotten)", n)
@@ -246,7 +279,7 @@ func (h *hostileFarm) runAttack(t *testing.T, at attack) attackResult {
 		t.Error(p)
 	}
 	for _, s := range h.sessions {
-		if why, bad := s.disturbedIn(t0, t1); bad && !exempt[s] {
+		if why, bad := h.sessionFailed(s, t0, t1); bad && !exempt[s] {
 			t.Errorf("session on %v disturbed: %s", s.first, why)
 		}
 	}
