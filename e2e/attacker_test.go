@@ -91,10 +91,12 @@ func (r *rogueRaft) header() raft.RPCHeader {
 
 // vote sends target a RequestVote of term claiming the longest log there
 // is, flagged as a leadership transfer so a follower with a leader hears it.
+// It names no candidate: raft checks that a named candidate is in its
+// configuration before it looks at the term, an anonymous one it does not.
 func (r *rogueRaft) vote(target string, term uint64) error {
 	var resp raft.RequestVoteResponse
-	return r.trans.RequestVote("rogue", raft.ServerAddress(target), &raft.RequestVoteRequest{
-		RPCHeader:          r.header(),
+	return r.trans.RequestVote("", raft.ServerAddress(target), &raft.RequestVoteRequest{
+		RPCHeader:          raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax},
 		Term:               term,
 		LastLogIndex:       math.MaxUint64,
 		LastLogTerm:        term,
