@@ -92,6 +92,7 @@ type agentStatus struct {
 type viewNodeJSON struct {
 	ID       string `json:"id"`
 	Addr     string `json:"addr"`
+	Capacity int    `json:"capacity"`
 	Draining bool   `json:"draining"`
 	Suspect  bool   `json:"suspect"`
 }
@@ -130,6 +131,7 @@ type chaosCluster struct {
 	bin     string
 	agents  []*agent
 	creds   map[string][]string // each agent's label, gossip key and TLS flags
+	extra   []string            // further flags for every agent
 
 	keepalive, deadAfter time.Duration
 
@@ -154,19 +156,28 @@ const (
 // loop farm) with n servers and starts an agent on each.
 func newChaosCluster(t *testing.T, netns bool, n int, profile string) *chaosCluster {
 	t.Helper()
-	bin, err := usherBin()
-	if err != nil {
-		t.Fatalf("building usher: %v", err)
-	}
 	var topo Topology
 	if netns {
 		topo = NewFarm(t, n)
 	} else {
 		topo = NewLoopFarm(t, n)
 	}
+	return startChaosCluster(t, topo, netns, profile)
+}
+
+// startChaosCluster starts an agent on each server of topo (with extra
+// flags appended to each agent's command line) and the observers, and
+// waits until the farm is healthy.
+func startChaosCluster(t *testing.T, topo Topology, netns bool, profile string, extra ...string) *chaosCluster {
+	t.Helper()
+	bin, err := usherBin()
+	if err != nil {
+		t.Fatalf("building usher: %v", err)
+	}
 	c := &chaosCluster{
 		t: t, topo: topo, netns: netns, profile: profile, timing: profiles[profile],
 		dir: t.TempDir(), bin: bin, keepalive: chaosKeepalive, deadAfter: chaosDeadAfter,
+		extra: extra,
 	}
 	if d := os.Getenv(LogDirEnv); d != "" {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -243,6 +254,7 @@ func (a *agent) start() {
 		"-log-level", chaosLogLevel(),
 	}
 	args = append(args, c.creds[a.name]...)
+	args = append(args, c.extra...)
 	if c.netns {
 		args = append(args, "-vip-mode", "netlink", "-interface", a.host.Iface)
 	} else {

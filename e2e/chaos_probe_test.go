@@ -129,6 +129,9 @@ type prober struct {
 	pending map[[stun.TransactionIDSize]byte]pendingReq
 	answers []answer
 	sent    int
+	// unmatched counts answers to no pending request: a second answer
+	// to one request, or an answer to one pruned after 5 s.
+	unmatched int
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -205,8 +208,10 @@ func (p *prober) send() {
 		rand.Read(tx[:])
 		buf = tg.kind.build(&enc, buf[:0], tx)
 		if len(buf) > 0 {
-			now := Monotonic()
+			// Read the clock under the lock, so that a window counted
+			// by sentBy holds exactly the requests sent before it.
 			p.mu.Lock()
+			now := Monotonic()
 			p.pending[tx] = pendingReq{sent: now, size: len(buf), method: methodOf(buf), t: tg}
 			p.sent++
 			if p.sent%500 == 0 {
@@ -250,6 +255,9 @@ func (p *prober) read() {
 		p.mu.Lock()
 		req, ok := p.pending[r.TxID]
 		delete(p.pending, r.TxID)
+		if !ok {
+			p.unmatched++
+		}
 		if ok {
 			p.answers = append(p.answers, answer{
 				sent: req.sent, recv: now, term: r.Term, server: r.Server,

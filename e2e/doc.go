@@ -159,4 +159,35 @@
 // <scenario>-<profile>-<topology>.json there and README.md is rebuilt as a
 // table of every result in the directory. scripts/chaos.sh runs the long
 // pass into e2e/results.
+//
+// # Hostile-peer suite
+//
+// TestHostile (hostile_test.go, its tools in attacker_test.go) runs one
+// three-voter farm on a namespace farm of five hosts with the secure
+// defaults (Raft over mutual TLS, a gossip key, an API token) and
+// respond_from = "server". h4 is the attacker: it holds no certificate,
+// key or token. h5 is the insider: it holds the gossip key only. The
+// bridge's namespace stands for an attacker on the switch's path. A
+// prober sends a padded probe to the VIP every 5 ms from the client host,
+// and three sessions keep alive. Each attack runs for USHER_ATTACK_SECONDS
+// (default 10): API writes and the session table without a token and with
+// a foreign Host header; a Raft RequestVote of term 2^64-1 with the
+// leadership-transfer flag; AppendEntries claiming leadership; a vote
+// flood; a TCP connection flood on the Raft ports; forged gossip reports
+// (a voter's session address pointing at the attacker) and state messages
+// (drain, capacity 1, a new ticket key) without the key; captured handoffs
+// replayed verbatim from the switch; a foreign farm (its own CA and key)
+// started on a drained and stopped voter's address, name and ports; and
+// the forged gossip again with the key (skipped until gossip is bound to
+// its sender, see signedGossip). After each window it checks that at
+// least 99% of the probes sent in it were answered, each by a redirect to
+// a farm server and none twice; that every agent's leader, term, voters,
+// drain, view (names, addresses, drains, capacities) and members are as
+// before; that no session lost its server or went unanswered for the
+// declare-dead time; and that the attack reached its
+// target and was refused there (the Raft refusal counter, the agents' logs
+// of dropped gossip, 401/403 answers, the replay drop counter, the foreign
+// agent's refusals), so an attack that sends nothing fails. With
+// USHER_ATTACK_RECORD=1 the figures go to e2e/results/security.json;
+// `make security` runs the 60-second version.
 package e2e
