@@ -34,7 +34,10 @@ type maintenance struct {
 	// hadState records the voters seen reporting raft state, on every node
 	// of the configuration and across leaderships; wipedSent when the
 	// leader last told a voter that lost it (wiped.go).
-	hadState  map[raft.ServerID]bool
+	hadState map[raft.ServerID]bool
+	// seatedAt is when this node, started empty, first held a raft
+	// configuration naming it (checkSeated).
+	seatedAt  time.Time
 	wipedSent map[raft.ServerID]time.Time
 	// moveRefused records the raft address the leader last refused to
 	// move each voter to (voterMayMove).
@@ -98,6 +101,7 @@ func (c *Cluster) maintain(m *maintenance) {
 	}
 	if !c.verified.Load() {
 		c.checkWiped()
+		c.checkSeated(m, servers)
 	}
 	if !ok {
 		return

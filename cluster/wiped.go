@@ -36,10 +36,14 @@ import (
 // without verified raft state reports, and without TLS never moves a voter
 // at all (see voterMayMove).
 //
+//   - A node that started empty and received from the leader a raft
+//     configuration naming it (a member of the initial bootstrap that the
+//     leader reached before it bootstrapped itself) vouches for its state
+//     once seatGrace has passed without the leader telling it it was
+//     wiped: the leader had that long to see it report no state.
+//
 // The leader's memory is the weak spot: a voter wiped while every other
-// voter restarted is not recognized, and a voter of the initial bootstrap
-// that learned the configuration from the leader before bootstrapping
-// itself keeps reporting no verified state until its next restart.
+// voter restarted is not recognized.
 
 // recoverWiped tells the operator how to bring a wiped voter back.
 const recoverWiped = "to recover, keep this agent stopped until the leader has removed it from the raft configuration " +
@@ -97,6 +101,32 @@ func (c *Cluster) checkWiped() {
 	}
 	c.verified.Store(true)
 	c.logger.Info("the leader's state message shows this node outside the raft configuration: its empty raft state is genuine", "leader", d.leader)
+}
+
+// seatGrace is how long a node that started empty and was given raft state
+// by the leader waits before it reports that state as its own: several
+// rounds of the leader's maintenance and state messages, in which a leader
+// that remembers it as a voter with state tells it it was wiped.
+const seatGrace = 3*stateResend + 2*time.Second
+
+// checkSeated runs on a node that started without raft state until its
+// state is verified: raft state received from the leader, in a
+// configuration naming this node, is verified after seatGrace.
+func (c *Cluster) checkSeated(m *maintenance, servers []raft.Server) {
+	named := slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == c.cfg.NodeName })
+	if !named || !c.bootstrapped.Load() {
+		m.seatedAt = time.Time{}
+		return
+	}
+	now := time.Now()
+	if m.seatedAt.IsZero() {
+		m.seatedAt = now
+		return
+	}
+	if now.Sub(m.seatedAt) >= seatGrace {
+		c.verified.Store(true)
+		c.logger.Info("raft state received from the leader, and the leader did not call this node wiped: its state is its own", "after", seatGrace)
+	}
 }
 
 // recordState remembers, on every node of the raft configuration, which

@@ -198,6 +198,9 @@ func TestSecretsStayOutOfFarm(t *testing.T) {
 	leader := f.leader()
 	via, target := f.followers()[0], f.followers()[1]
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: APIClientTLS(verifierOf(t, ca.ca.CertPEM()), "")}}
+	// The follower forwards once it holds the leader's signed report,
+	// which names the leader's API.
+	waitFor(t, func() bool { _, api := via.LeaderAPI(); return api != "" })
 	if status := drainThrough(t, via, hc, target.cfg.NodeName); status != http.StatusOK {
 		t.Fatalf("drain through a follower: %d", status)
 	}
