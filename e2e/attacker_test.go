@@ -296,14 +296,17 @@ var apiAttacks = []apiProbe{
 	{method: http.MethodGet, path: "/v1/sessions", token: true, host: "usher.attacker.example:7480"},
 }
 
-// apiRequest sends one attack request to the agent at addr (host:port)
-// from client and returns its status code.
-func apiRequest(client *http.Client, addr, node string, p apiProbe) (int, error) {
+// apiRequest sends one attack request to the agent at addr (host:port),
+// over scheme ("" is http), from client and returns its status code.
+func apiRequest(client *http.Client, scheme, addr, node string, p apiProbe) (int, error) {
+	if scheme == "" {
+		scheme = "http"
+	}
 	path := p.path
 	if p.method != http.MethodGet && p.path != "/v1/leave" {
 		path = fmt.Sprintf(p.path, node)
 	}
-	req, err := http.NewRequest(p.method, "http://"+addr+path, nil)
+	req, err := http.NewRequest(p.method, scheme+"://"+addr+path, nil)
 	if err != nil {
 		return 0, err
 	}

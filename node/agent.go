@@ -501,6 +501,12 @@ func (a *Agent) publish() {
 			Capacity: uint32(a.cfg.Capacity),
 			Accepted: accepted,
 			API:      a.HTTPAddr(),
+			// Until it holds the farm's ticket key (a node that just
+			// started, or a restarted voter that Raft has not caught up
+			// yet) the node can neither check the tickets of the
+			// sessions sent to it nor open the leader's handoffs: it
+			// declares itself draining, so no session is sent its way.
+			Draining: len(st.TicketKey) == 0,
 		})
 	}
 	a.view.Store(assign.NewView(a.source.Nodes()))

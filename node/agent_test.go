@@ -19,6 +19,7 @@ import (
 	"github.com/pion/stun/v3"
 
 	"github.com/usherlb/usher/client"
+	"github.com/usherlb/usher/cluster"
 	"github.com/usherlb/usher/wire"
 )
 
@@ -462,6 +463,40 @@ func TestAgentLedgerFillsCapacity(t *testing.T) {
 		var r wire.Response
 		if err := d.DecodeResponse(buf[:n], &r); err != nil || r.Server != a.SessionAddr() {
 			t.Errorf("redirect %d: %+v, %v", i+1, r, err)
+		}
+	}
+}
+
+// TestAgentWithoutFarmKeyDrains starts an agent that cannot form its farm
+// (it waits for two more voters), so it never learns the farm's ticket
+// key: it must declare itself draining, and the view must give it no
+// session.
+func TestAgentWithoutFarmKeyDrains(t *testing.T) {
+	c := testConfig()
+	c.BootstrapExpect = 3
+	c.Insecure = true
+	c.DataDir = t.TempDir()
+	a, err := New(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	var self cluster.Member
+	waitFor(t, func() bool {
+		for _, m := range a.cl.Load().Members() {
+			if m.Name == c.NodeName && m.Report.Service.IsValid() {
+				self = m
+				return true
+			}
+		}
+		return false
+	})
+	if !self.Report.Draining {
+		t.Fatalf("an agent without the farm's ticket key reports %+v, want draining", self.Report)
+	}
+	for _, n := range a.view.Load().Nodes() {
+		if n.ID == c.NodeName && !n.Draining {
+			t.Errorf("the view offers %s for sessions: %+v", n.ID, n)
 		}
 	}
 }
