@@ -53,6 +53,7 @@ type Agent struct {
 	vipEvents                *vipEventLog
 	onVIPHook                func(acquired bool, term uint64, at time.Duration) // tests
 	quiet                    atomic.Bool                                        // tests: stop publishing load reports
+	keyed                    atomic.Bool                                        // a report was published with the farm's ticket key known
 	isClosed                 atomic.Bool
 	wake                     chan struct{} // asks the view loop for a new view now
 
@@ -509,6 +510,15 @@ func (a *Agent) publish() {
 			Draining: len(st.TicketKey) == 0,
 		})
 	}
+	if !a.keyed.Load() && len(st.TicketKey) > 0 {
+		// The cluster publishes reports on its own goroutine: the view
+		// offers this node once its member entry carries a keyed report.
+		for _, m := range cl.Members() {
+			if m.Name == a.cfg.NodeName && m.Report.Service.IsValid() && !m.Report.Draining {
+				a.keyed.Store(true)
+			}
+		}
+	}
 	a.view.Store(assign.NewView(a.source.Nodes()))
 }
 
@@ -751,12 +761,14 @@ func (a *Agent) Stats() Stats {
 }
 
 // WaitServing waits until this node answers probes on the balancer address
-// (it leads, holds the address and its lease is current), or ctx ends.
+// (it leads, holds the address and its lease is current) and has published
+// a report with the farm's ticket key known (before, it declares itself
+// draining), or ctx ends.
 func (a *Agent) WaitServing(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if _, ok := a.serving(); ok && a.resp.Serving() {
+		if _, ok := a.serving(); ok && a.resp.Serving() && a.keyed.Load() {
 			return nil
 		}
 		select {
