@@ -170,8 +170,10 @@ func (f *testFarm) viewed(want int) {
 	f.t.Helper()
 	waitFor(f.t, func() bool {
 		n := 0
+		// A node offers itself once it holds the farm's ticket key
+		// (until then it reports draining).
 		for _, node := range f.leader().view.Load().Nodes() {
-			if !node.Suspect {
+			if !node.Suspect && !node.Draining {
 				n++
 			}
 		}
