@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/usherlb/usher/internal/pki"
 )
 
 // TestAddressCheckHandshake checks both ends of an address check: any node
@@ -57,11 +55,7 @@ func TestAddressCheckHandshake(t *testing.T) {
 // is named.
 func TestServiceAddressChecked(t *testing.T) {
 	p := newTestPKI(t, testFarm)
-	stores := map[string]*pki.Store{}
-	nodes := startFarmWith(t, 3, 3, nil, func(c *Config) {
-		stores[c.NodeName] = p.store(c.NodeName)
-		c.TLS = stores[c.NodeName]
-	})
+	nodes, stores := startTLSFarm(t, p)
 	waitSingleServer(t, nodes, 20*time.Second)
 	own := netip.MustParseAddrPort("127.0.0.1:3478")
 	other := netip.MustParseAddrPort("127.0.0.2:3479")

@@ -102,8 +102,10 @@
 // which a crash can leave, was never counted and recovers as before.
 //
 // A node that starts without raft state reports Bootstrapped only once its
-// state is verified (its own bootstrap, a peers file, or the leader's state
-// message showing it outside the configuration). The voters remember which
+// state is verified (its own bootstrap, a peers file, the leader's state
+// message showing it outside the configuration, or, for a member of the
+// initial bootstrap that the leader reached first, seatGrace without a
+// wiped notice after the leader gave it a configuration naming it). The voters remember which
 // voters reported raft state; a leader that sees one report none any more
 // tells it, and that node shuts raft down and closes Failed with
 // ErrWipedVoter (wiped.go). The leader follows a voter to a new raft address

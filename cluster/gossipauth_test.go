@@ -410,11 +410,7 @@ func TestUnknownKeyFetchesCertificate(t *testing.T) {
 // signed with the new key.
 func TestGossipCertificateReload(t *testing.T) {
 	p := newTestPKI(t, testFarm)
-	stores := map[string]*pki.Store{}
-	nodes := startFarmWith(t, 3, 3, nil, func(c *Config) {
-		stores[c.NodeName] = p.store(c.NodeName)
-		c.TLS = stores[c.NodeName]
-	})
+	nodes, stores := startTLSFarm(t, p)
 	waitSingleServer(t, nodes, 20*time.Second)
 	next := p.bundle("n3", p.ca)
 	stores["n3"].Set(next)

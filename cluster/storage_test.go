@@ -18,14 +18,21 @@ import (
 // segmentSmall makes raft-wal seal a segment every few dozen entries.
 const segmentSmall = 4096
 
-// singleVoter starts a one-voter farm on dir, commits n drains and stops it
-// cleanly; it returns the last index the log held.
-func singleVoter(t *testing.T, dir string, n int) uint64 {
-	t.Helper()
+// soloConfig is the configuration of a one-voter farm on dir whose log
+// segments are small enough for a test to fill several.
+func soloConfig(t *testing.T, dir string) Config {
 	cfg := testConfig(t, "solo", nil)
 	cfg.BootstrapExpect = 1
 	cfg.DataDir = dir
 	cfg.walSegmentSize = segmentSmall
+	return cfg
+}
+
+// singleVoter starts a one-voter farm on dir, commits n drains and stops it
+// cleanly; it returns the last index the log held.
+func singleVoter(t *testing.T, dir string, n int) uint64 {
+	t.Helper()
+	cfg := soloConfig(t, dir)
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -60,10 +67,7 @@ func singleVoter(t *testing.T, dir string, n int) uint64 {
 // node that starts is shut down.
 func reopen(t *testing.T, dir string) error {
 	t.Helper()
-	cfg := testConfig(t, "solo", nil)
-	cfg.BootstrapExpect = 1
-	cfg.DataDir = dir
-	cfg.walSegmentSize = segmentSmall
+	cfg := soloConfig(t, dir)
 	c, err := New(cfg)
 	if err == nil {
 		c.Shutdown()

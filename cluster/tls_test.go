@@ -65,6 +65,18 @@ func (p *testPKI) store(node string) *pki.Store { return pki.NewStore(p.bundle(n
 // withTLS gives each node of a farm its certificate of p.
 func (p *testPKI) withTLS(c *Config) { c.TLS = p.store(c.NodeName) }
 
+// startTLSFarm starts a farm of three voters on p's certificates and
+// returns it with each node's certificate store, so a test can reload one.
+func startTLSFarm(t *testing.T, p *testPKI) ([]*Cluster, map[string]*pki.Store) {
+	t.Helper()
+	stores := map[string]*pki.Store{}
+	nodes := startFarmWith(t, 3, 3, nil, func(c *Config) {
+		stores[c.NodeName] = p.store(c.NodeName)
+		c.TLS = stores[c.NodeName]
+	})
+	return nodes, stores
+}
+
 // clientCert returns node's certificate of p as a crypto/tls certificate.
 func (p *testPKI) clientCert(node string) *tls.Certificate {
 	b := p.bundle(node, p.ca)

@@ -1,35 +1,15 @@
 package cluster
 
 import (
-	"bytes"
 	"errors"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // recordState is how long the voters need, after a report reached them,
 // to remember that its node has raft state: one maintenance tick (1 s),
@@ -117,7 +97,7 @@ func TestRemovedVoterReturnsEmpty(t *testing.T) {
 // taken for the voter: the leader keeps the configured address and logs
 // the recovery.
 func TestVoterMoveWithoutTLSRefused(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logBuffer{}
 	nodes, leader, victim := farmWithVictim(t, func(c *Config) {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: c.NodeName, Level: hclog.Info, Output: logs})
 	})

@@ -178,8 +178,8 @@
 // (drain, capacity 1, a new ticket key) without the key; captured handoffs
 // replayed verbatim from the switch; a foreign farm (its own CA and key)
 // started on a drained and stopped voter's address, name and ports; and
-// the forged gossip again with the key (skipped until gossip is bound to
-// its sender, see signedGossip). After each window it checks that at
+// the forged gossip again from the insider, with the key but no
+// certificate (dropped: gossip is signed by its sender). After each window it checks that at
 // least 99% of the probes sent in it were answered, each by a redirect to
 // a farm server and none twice; that every agent's leader, term, voters,
 // drain, view (names, addresses, drains, capacities) and members are as

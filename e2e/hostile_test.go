@@ -41,12 +41,6 @@ const (
 // securityResults is the file, in e2e/results, the figures go to.
 const securityResults = "security.json"
 
-// signedGossip says the farm binds gossip messages to their sender, so
-// that a member holding only the gossip key cannot speak for another
-// (issue 12, "messages bound to their sender"). Until it does, the
-// insider attacks are skipped: they succeed.
-const signedGossip = true
-
 // minAnswered is the share of probes the farm must answer during every
 // attack.
 const minAnswered = 0.99
@@ -166,9 +160,8 @@ type attackResult struct {
 
 // attack is one thing the attackers try for a whole window.
 type attack struct {
-	name    string
-	unit    string // what attack_sent counts
-	insider bool   // holds the gossip key: needs signedGossip
+	name string
+	unit string // what attack_sent counts
 	// setup prepares the farm (before the baseline is taken) and returns
 	// the node the attack replaces, if any, and how to restore it.
 	setup func(h *hostileFarm) (replaced string, restore func())
@@ -188,7 +181,7 @@ var attacks = []attack{
 	{name: "gossip-forged-without-key", unit: "memberlist messages", run: gossipAttack(false)},
 	{name: "handoff-replay", unit: "replayed datagrams", run: replayAttack},
 	{name: "foreign-farm-reused-address", unit: "seconds of a foreign agent", setup: foreignFarmSetup, run: foreignFarmAttack},
-	{name: "gossip-forged-with-key", unit: "memberlist messages", insider: true, run: gossipAttack(true)},
+	{name: "gossip-forged-with-key", unit: "memberlist messages", run: gossipAttack(true)},
 }
 
 // TestHostile runs every attack against one farm, each for the attack
@@ -208,9 +201,6 @@ func TestHostile(t *testing.T) {
 	var results []attackResult
 	for _, at := range attacks {
 		t.Run(at.name, func(t *testing.T) {
-			if at.insider && !signedGossip {
-				t.Skip("needs signed gossip, issue 12")
-			}
 			res := h.runAttack(t, at)
 			t.Logf("%s: %d/%d probes answered (%.2f%%) while sending %d %s; %s",
 				at.name, res.ProbesAnswered, res.ProbesSent, 100*res.Ratio, res.AttackSent, at.unit, res.Evidence)
