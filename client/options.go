@@ -117,7 +117,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Rand == nil {
 		var seed [32]byte
 		crand.Read(seed[:])
-		o.Rand = rand.New(rand.NewChaCha8(seed))
+		o.Rand = rand.New(rand.NewChaCha8(seed)) //nolint:gosec // jitter, not a secret; seeded from crypto/rand
 	}
 	return o, nil
 }

@@ -108,7 +108,12 @@ type Cluster struct {
 	// (see Failed).
 	failed   chan struct{}
 	failOnce sync.Once
-	failErr  error
+	// raftStop runs raft's Shutdown once: a second call of raft.Shutdown
+	// returns at once, before raft's goroutines end, so every caller must
+	// wait on this one (see stopRaft).
+	raftStop    sync.Once
+	raftStopErr error
+	failErr     error
 }
 
 // Stats is a summary of the cluster as this node sees it.
@@ -191,8 +196,7 @@ func New(cfg Config) (*Cluster, error) {
 	}
 
 	if err := c.startRaft(); err != nil {
-		c.closeRaft()
-		return nil, err
+		return nil, errors.Join(err, c.closeRaft())
 	}
 	c.pending.Store(&Report{})
 	// Seq starts from the wall clock so it keeps increasing across restarts.
@@ -210,8 +214,7 @@ func New(cfg Config) (*Cluster, error) {
 		c.auth.learned = c.members.retryMeta
 	}
 	if err := c.startMemberlist(); err != nil {
-		c.closeRaft()
-		return nil, err
+		return nil, errors.Join(err, c.closeRaft())
 	}
 
 	c.observer = raft.NewObserver(c.obsCh, false, func(o *raft.Observation) bool {
@@ -236,7 +239,7 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	go c.runVIPOwner()
 	if c.timing.RaftWatch > 0 && cfg.Voter {
-		go c.runLeaderWatch(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+		go c.runLeaderWatch(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))) //nolint:gosec // probe jitter, not a secret
 	} else {
 		close(c.watchDone)
 	}
@@ -348,8 +351,8 @@ func (c *Cluster) raftAdvertise() net.Addr {
 func (c *Cluster) closeRaft() error {
 	var errs []error
 	if c.raft != nil {
-		if err := c.raft.Shutdown().Error(); err != nil {
-			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+		if err := c.stopRaft(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c.trans != nil {
@@ -360,6 +363,18 @@ func (c *Cluster) closeRaft() error {
 	}
 	errs = append(errs, c.closeStore())
 	return errors.Join(errs...)
+}
+
+// stopRaft shuts raft down and waits until its goroutines have ended, however
+// many callers race (Shutdown and a storage failure's fail): only then may
+// the store close, or raft panics writing its term to a closed log.
+func (c *Cluster) stopRaft() error {
+	c.raftStop.Do(func() {
+		if err := c.raft.Shutdown().Error(); err != nil {
+			c.raftStopErr = fmt.Errorf("raft shutdown: %w", err)
+		}
+	})
+	return c.raftStopErr
 }
 
 // closeStore closes the write-ahead log, its metadata database and the data
@@ -503,8 +518,8 @@ func (c *Cluster) shutdown() error {
 	c.renewals.Wait()
 	c.raft.DeregisterObserver(c.observer)
 	var errs []error
-	if err := c.raft.Shutdown().Error(); err != nil {
-		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+	if err := c.stopRaft(); err != nil {
+		errs = append(errs, err)
 	}
 	c.wg.Wait()
 	if err := c.ml.Shutdown(); err != nil {

@@ -195,8 +195,7 @@ type fsmSnapshot struct{ state *State }
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	err := json.NewEncoder(sink).Encode(snapshotFile{V: commandVersion, State: *s.state})
 	if err != nil {
-		sink.Cancel()
-		return fmt.Errorf("persist fsm snapshot: %w", err)
+		return errors.Join(fmt.Errorf("persist fsm snapshot: %w", err), sink.Cancel())
 	}
 	return sink.Close()
 }

@@ -224,7 +224,9 @@ func applyKeyring(ring *memberlist.Keyring, kr Keyring) error {
 		if kr.index(key) < 0 {
 			// RemoveKey edits the ring's slice in place, which readers may
 			// hold; UseKey first installs a fresh one.
-			ring.UseKey(kr.PrimaryKey())
+			if err := ring.UseKey(kr.PrimaryKey()); err != nil {
+				return fmt.Errorf("%w: use %s: %w", ErrKeyring, KeyFingerprint(kr.PrimaryKey()), err)
+			}
 			if err := ring.RemoveKey(key); err != nil {
 				return fmt.Errorf("%w: remove %s: %w", ErrKeyring, KeyFingerprint(key), err)
 			}

@@ -71,7 +71,7 @@ func (c *Cluster) fail(err error) {
 	c.failOnce.Do(func() {
 		c.logger.Error("stopping raft for good", "error", err)
 		metrics.IncrCounter([]string{"cluster", "failed"}, 1)
-		if serr := c.raft.Shutdown().Error(); serr != nil {
+		if serr := c.stopRaft(); serr != nil {
 			c.logger.Warn("raft shutdown", "error", serr)
 		}
 		c.failErr = err

@@ -483,16 +483,6 @@ func (c *chaosCluster) byName(name string) *agent {
 	return nil
 }
 
-// bySession returns the agent whose session address is ap, or nil.
-func (c *chaosCluster) bySession(ap netip.AddrPort) *agent {
-	for _, a := range c.agents {
-		if a.sessionAddr() == ap {
-			return a
-		}
-	}
-	return nil
-}
-
 // leader returns the live agent that serves the VIP, once every live agent
 // names it leader, or nil.
 func (c *chaosCluster) leader() *agent {

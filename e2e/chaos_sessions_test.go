@@ -215,24 +215,6 @@ func waitMoved(ss []*chaosSession, from func(*chaosSession) netip.AddrPort, t0, 
 	}
 }
 
-// onServer splits sessions by whether their first server is in set.
-func onServer(ss []*chaosSession, set ...netip.AddrPort) (in, out []*chaosSession) {
-	for _, s := range ss {
-		hit := false
-		for _, a := range set {
-			if s.first == a {
-				hit = true
-			}
-		}
-		if hit {
-			in = append(in, s)
-		} else {
-			out = append(out, s)
-		}
-	}
-	return in, out
-}
-
 // describeEvents lists the session's events with their Monotonic instants.
 func (cs *chaosSession) describeEvents() string {
 	cs.mu.Lock()

@@ -71,7 +71,7 @@ var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // needed.
 func (h *Host) StartIn(t testing.TB, dir string, name string, args ...string) *Proc {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		t.Fatalf("e2e: log directory: %v", err)
 	}
 	p, err := h.start(dir, name, args...)
@@ -104,7 +104,7 @@ func (h *Host) start(dir, name string, args ...string) (*Proc, error) {
 	// The test process's PID keeps names unique in a shared $USHER_E2E_LOGDIR.
 	base := fmt.Sprintf("%s-%s-%d-%d.log", h.Name, filepath.Base(name), os.Getpid(), seq)
 	logPath := filepath.Join(dir, unsafeChars.ReplaceAllString(base, "_"))
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}

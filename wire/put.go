@@ -161,11 +161,10 @@ func putXORAddress(b []byte, n int, t stun.AttrType, ap netip.AddrPort, tx *[stu
 }
 
 // putFingerprint writes at b[n:] the FINGERPRINT of the message b[:n], whose
-// header's length must already count the FINGERPRINT attribute, and returns
-// the offset after it.
-func putFingerprint(b []byte, n int) int {
+// header's length must already count the FINGERPRINT attribute. It is always
+// the message's last attribute.
+func putFingerprint(b []byte, n int) {
 	crc := stun.FingerprintValue(b[:n])
 	n = putAttrHeader(b, n, stun.AttrFingerprint, 4)
 	binary.BigEndian.PutUint32(b[n:n+4], crc)
-	return n + 4
 }

@@ -165,8 +165,12 @@ func runBaselines(ctx context.Context, work string, ms []Mutation, out io.Writer
 
 // runMutation applies m, runs its test and restores the file. It reports
 // whether the test failed (the mutation was caught).
-func runMutation(ctx context.Context, work string, m Mutation, out io.Writer) (bool, error) {
+func runMutation(ctx context.Context, work string, m Mutation, out io.Writer) (caught bool, err error) {
 	path := filepath.Join(work, m.File)
+	info, err := os.Stat(path)
+	if err != nil {
+		return false, err
+	}
 	orig, err := os.ReadFile(path)
 	if err != nil {
 		return false, err
@@ -175,10 +179,15 @@ func runMutation(ctx context.Context, work string, m Mutation, out io.Writer) (b
 	if err != nil {
 		return false, err
 	}
-	if err := os.WriteFile(path, mutated, 0o644); err != nil {
+	if err := os.WriteFile(path, mutated, info.Mode().Perm()); err != nil {
 		return false, err
 	}
-	defer os.WriteFile(path, orig, 0o644)
+	defer func() {
+		// A file left mutated would spoil every later mutation's run.
+		if rerr := os.WriteFile(path, orig, info.Mode().Perm()); rerr != nil && err == nil {
+			caught, err = false, fmt.Errorf("restore %s: %w", m.File, rerr)
+		}
+	}()
 	start := time.Now()
 	log, testErr := goTest(ctx, work, m)
 	if ctx.Err() != nil {
@@ -195,7 +204,7 @@ func runMutation(ctx context.Context, work string, m Mutation, out io.Writer) (b
 
 // goTest runs m's test command in dir and returns its combined output.
 func goTest(ctx context.Context, dir string, m Mutation) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout", m.Timeout.String(), "-run", m.Run, m.Pkg)
+	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout", m.Timeout.String(), "-run", m.Run, m.Pkg) //nolint:gosec // the mutation files are the repository's own
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), m.Env...)
 	cmd.WaitDelay = 10 * time.Second
@@ -240,10 +249,10 @@ func copyTree(ctx context.Context, root, dst string) error {
 			return err
 		}
 		to := filepath.Join(dst, string(rel))
-		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(to), 0o750); err != nil {
 			return err
 		}
-		if err := os.WriteFile(to, data, fi.Mode().Perm()); err != nil {
+		if err := os.WriteFile(to, data, fi.Mode().Perm()); err != nil { //nolint:gosec // to is under dst, named by git ls-files
 			return err
 		}
 	}

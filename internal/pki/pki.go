@@ -108,7 +108,7 @@ func ValidFarm(farm string) error {
 		return fmt.Errorf("farm name %q has an empty dot-separated part", farm)
 	}
 	for _, r := range farm {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+		if !farmNameRune(r) {
 			return fmt.Errorf("farm name %q holds %q: only letters, digits, '-', '_' and '.' are allowed", farm, r)
 		}
 	}
@@ -388,4 +388,13 @@ func matches(cert *x509.Certificate, key crypto.Signer) error {
 		return ErrKeyMismatch
 	}
 	return nil
+}
+
+// farmNameRune reports whether r may appear in a farm name.
+func farmNameRune(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return true
+	}
+	return r == '-' || r == '_' || r == '.'
 }
