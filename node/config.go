@@ -1,8 +1,6 @@
 package node
 
 import (
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -480,44 +478,6 @@ func (c *Config) Validate() error {
 		return err
 	}
 	c.Parsed = p
-	return nil
-}
-
-// ticketKey returns the ticket key set by ticket_key or ticket_key_file,
-// nil when neither is set or the key is refused.
-func (c *Config) ticketKey(bad func(key, value, problem string)) []byte {
-	v, from := readSecret("ticket_key", c.TicketKey, "ticket_key_file", c.TicketKeyFile, bad)
-	if v == "" {
-		return nil
-	}
-	k, err := hex.DecodeString(v)
-	switch {
-	case err != nil:
-		bad(from, "(hidden)", "is not hex")
-	case len(k) != cluster.TicketKeySize:
-		bad(from, "(hidden)", fmt.Sprintf("must be %d bytes (%d hex digits; openssl rand -hex %d makes one)", cluster.TicketKeySize, 2*cluster.TicketKeySize, cluster.TicketKeySize))
-	default:
-		return k
-	}
-	return nil
-}
-
-// encryptKey returns the gossip key set by encrypt_key or
-// encrypt_key_file, nil when neither is set or the key is refused.
-func (c *Config) encryptKey(bad func(key, value, problem string)) []byte {
-	v, from := readSecret("encrypt_key", c.EncryptKey, "encrypt_key_file", c.EncryptKeyFile, bad)
-	if v == "" {
-		return nil
-	}
-	k, err := base64.StdEncoding.DecodeString(v)
-	switch {
-	case err != nil:
-		bad(from, "(hidden)", "is not base64")
-	case len(k) != 16 && len(k) != 24 && len(k) != 32:
-		bad(from, "(hidden)", "must decode to 16, 24 or 32 bytes")
-	default:
-		return k
-	}
 	return nil
 }
 

@@ -1,16 +1,10 @@
 package node
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 )
-
-// minTokenLen is the shortest API token accepted: 16 characters, so that a
-// token cannot be guessed within any plausible number of requests.
-const minTokenLen = 16
 
 // validateAPI checks the HTTP API's keys (http, api_token, api_token_file,
 // api_write_token, api_write_token_file, api_hosts, api_tls) and fills p's
@@ -53,53 +47,4 @@ func (c *Config) validateAPI(p *Parsed, bad func(key, value, problem string)) {
 	default:
 		p.APITLS = *c.APITLS
 	}
-}
-
-// readToken returns the API token set inline (key) or in a file (fileKey);
-// at most one may be set (see readSecret).
-func readToken(key, inline, fileKey, file string, bad func(key, value, problem string)) string {
-	tok, from := readSecret(key, inline, fileKey, file, bad)
-	if tok == "" {
-		return ""
-	}
-	if len(tok) < minTokenLen {
-		bad(from, "(hidden)", fmt.Sprintf("is shorter than %d characters", minTokenLen))
-		return ""
-	}
-	return tok
-}
-
-// readSecret returns a secret set inline (key) or in a file (fileKey), and
-// the key it came from, for error messages; at most one may be set. A
-// secret file must not be readable by the group or others; its contents are
-// trimmed of surrounding white space. Both are empty when neither is set or
-// the secret is refused (bad has been told why).
-func readSecret(key, inline, fileKey, file string, bad func(key, value, problem string)) (secret, from string) {
-	switch {
-	case inline != "" && file != "":
-		bad(fileKey, file, "cannot be set together with "+key)
-		return "", ""
-	case file == "":
-		return inline, key
-	}
-	fi, err := os.Stat(file)
-	if err != nil {
-		bad(fileKey, file, "cannot be read: "+err.Error())
-		return "", ""
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		bad(fileKey, file, fmt.Sprintf("is readable by others (mode %#o): chmod 600 it", fi.Mode().Perm()))
-		return "", ""
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		bad(fileKey, file, "cannot be read: "+err.Error())
-		return "", ""
-	}
-	secret = strings.TrimSpace(string(b))
-	if secret == "" {
-		bad(fileKey, file, "is empty")
-		return "", ""
-	}
-	return secret, fileKey
 }
