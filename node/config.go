@@ -1,27 +1,19 @@
 package node
 
 import (
-	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
-	"strconv"
 	"strings"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
-
-	"github.com/usherlb/usher/assign"
-	"github.com/usherlb/usher/cluster"
-	"github.com/usherlb/usher/internal/pki"
 )
 
-// Config is the agent's configuration. Every field tagged hcl is a key of the
-// configuration file and also a command-line flag (see RegisterFlags), with
-// underscores turned into dashes. Durations are strings ("1s", "250ms") in
-// both; Validate parses them, and the other typed values, into Parsed.
+// Config is the agent's configuration as users write it: the schema of the
+// configuration file and of the flags. Every field tagged hcl is a key of the
+// file and also a command-line flag (see RegisterFlags), with underscores
+// turned into dashes. Durations and addresses are strings ("1s", "250ms",
+// "10.0.0.1:3479") in both, and secrets may be named by file; Build turns a
+// Config into the Runtime the agent runs on (config_build.go).
 //
 // The cluster keys (bind, advertise, raft_bind, join, bootstrap_expect,
 // voter, profile and its per-key overrides, label, encrypt_key,
@@ -175,40 +167,9 @@ type Config struct {
 	GossipSuspicionMult  int    `hcl:"gossip_suspicion_mult,optional"`
 	GossipInterval       string `hcl:"gossip_interval,optional"`
 
-	// Parsed holds the values Validate derives from the fields above.
-	Parsed Parsed
-
 	// ranges locates each key that came from a file, for error messages;
 	// a flag that overrides a key removes its entry.
 	ranges map[string]hcl.Range
-}
-
-// maxProbeReadBuffer bounds probe_read_buffer: 256 MiB of queued probes is
-// minutes of work, never a sensible queue.
-const maxProbeReadBuffer = 256 << 20
-
-// Parsed holds typed values derived from a Config by Validate.
-type Parsed struct {
-	SessionAddr          netip.AddrPort
-	AdvertiseSessionAddr netip.AddrPort // zero when not set
-	VIP                  netip.AddrPort
-	Policy               assign.Policy
-	KeepaliveInterval    time.Duration
-	DeadAfter            time.Duration
-	SessionTTL           time.Duration
-	TicketTTL            time.Duration
-	VerifyTimeout        time.Duration
-	TicketKey            []byte // nil when not set
-	LogLevel             hclog.Level
-	Bind                 netip.AddrPort
-	Advertise            netip.AddrPort // zero when not set
-	RaftBind             netip.AddrPort
-	EncryptKey           []byte      // nil when not set
-	TLS                  *pki.Bundle // nil without the tls block
-	Timing               cluster.Timing
-	APIReadToken         string // empty: reads need no token
-	APIWriteToken        string // empty: writes need no token (loopback only)
-	APITLS               bool   // the API serves HTTPS (api_tls, or its default)
 }
 
 // DefaultConfig returns the configuration a key takes when neither the file
@@ -279,258 +240,4 @@ func (e *KeyError) Error() string {
 	}
 	fmt.Fprintf(&b, "%s: %q %s", e.Key, e.Value, e.Problem)
 	return b.String()
-}
-
-// Validate checks every key, parses durations, addresses and the other typed
-// values into c.Parsed, and returns every problem found, each a *KeyError
-// naming the key and its value (joined with errors.Join).
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(key, value, problem string) {
-		e := &KeyError{Key: key, Value: value, Problem: problem}
-		if r, ok := c.ranges[key]; ok {
-			e.Range = &r
-		}
-		errs = append(errs, e)
-	}
-	var p Parsed
-
-	if c.NodeName == "" {
-		bad("node_name", c.NodeName, "must not be empty")
-	}
-	addr := func(key, v string, optional bool) netip.AddrPort {
-		if v == "" && optional {
-			return netip.AddrPort{}
-		}
-		ap, err := resolveAddrPort(v)
-		if err != nil {
-			bad(key, v, "is not a host:port address")
-		}
-		return ap
-	}
-	p.SessionAddr = addr("session_addr", c.SessionAddr, false)
-	p.AdvertiseSessionAddr = addr("advertise_session_addr", c.AdvertiseSessionAddr, true)
-	if p.AdvertiseSessionAddr.IsValid() && (p.AdvertiseSessionAddr.Addr().IsUnspecified() || p.AdvertiseSessionAddr.Port() == 0) {
-		bad("advertise_session_addr", c.AdvertiseSessionAddr, "must name a specific address and port")
-	}
-	p.VIP = addr("vip", c.VIP, false)
-	if p.VIP.IsValid() && p.VIP.Addr().IsUnspecified() {
-		bad("vip", c.VIP, "must be a specific address")
-	}
-	p.Bind = addr("bind", c.Bind, false)
-	p.Advertise = addr("advertise", c.Advertise, true)
-	if p.Advertise.IsValid() && (p.Advertise.Addr().IsUnspecified() || p.Advertise.Port() == 0) {
-		bad("advertise", c.Advertise, "must name a specific address and port")
-	}
-	if p.Bind.IsValid() && p.Bind.Addr().IsUnspecified() && !p.Advertise.IsValid() {
-		// Other members reach this node where its clients do.
-		real := p.AdvertiseSessionAddr
-		if !real.IsValid() {
-			real = p.SessionAddr
-		}
-		if real.IsValid() && !real.Addr().IsUnspecified() {
-			p.Advertise = netip.AddrPortFrom(real.Addr(), p.Bind.Port())
-		} else {
-			bad("advertise", c.Advertise, "must be set when bind and session_addr are unspecified addresses")
-		}
-	}
-	p.RaftBind = c.raftBind(p, bad)
-	c.validateAPI(&p, bad)
-
-	switch c.VIPMode {
-	case "bind", "script":
-	case "netlink":
-		if c.Interface == "" {
-			bad("interface", c.Interface, "must be set when vip_mode is \"netlink\"")
-		}
-	default:
-		bad("vip_mode", c.VIPMode, `is not one of "bind", "netlink", "script"`)
-	}
-	if c.VIPMode == "script" {
-		if c.VIPAcquireScript == "" {
-			bad("vip_acquire_script", c.VIPAcquireScript, `must be set when vip_mode is "script"`)
-		}
-		if c.VIPReleaseScript == "" {
-			bad("vip_release_script", c.VIPReleaseScript, `must be set when vip_mode is "script"`)
-		}
-	}
-
-	if c.Capacity < 1 {
-		bad("capacity", strconv.Itoa(c.Capacity), "must be at least 1")
-	}
-	pol, err := assign.ParsePolicy(c.Policy)
-	if err != nil {
-		bad("policy", c.Policy, "is not one of least-loaded, p2c, round-robin, random, sticky")
-	}
-	p.Policy = pol
-
-	dur := func(key, v string) time.Duration {
-		d, err := time.ParseDuration(v)
-		switch {
-		case err != nil:
-			bad(key, v, "is not a duration")
-		case d <= 0:
-			bad(key, v, "must be positive")
-		}
-		return d
-	}
-	p.KeepaliveInterval = dur("keepalive_interval", c.KeepaliveInterval)
-	p.DeadAfter = dur("dead_after", c.DeadAfter)
-	if p.KeepaliveInterval > 0 && p.DeadAfter > 0 && p.DeadAfter < p.KeepaliveInterval {
-		bad("dead_after", c.DeadAfter, "must not be shorter than keepalive_interval")
-	}
-	if c.SessionTTL == "" {
-		p.SessionTTL = p.DeadAfter
-	} else {
-		p.SessionTTL = dur("session_ttl", c.SessionTTL)
-	}
-	p.TicketTTL = dur("ticket_ttl", c.TicketTTL)
-	p.VerifyTimeout = dur("verify_timeout", c.VerifyTimeout)
-	if p.TicketTTL > 0 && p.TicketTTL < time.Second {
-		bad("ticket_ttl", c.TicketTTL, "must be at least 1s")
-	}
-	p.TicketKey = c.ticketKey(bad)
-	if c.StockAmplification < 1 {
-		bad("stock_amplification", strconv.Itoa(c.StockAmplification), "must be at least 1")
-	}
-	if c.ProbeSockets < 0 || c.ProbeSockets > 64 {
-		bad("probe_sockets", strconv.Itoa(c.ProbeSockets), "must be between 0 (one per CPU) and 64")
-	}
-	if c.ProbeReadBuffer < 0 || c.ProbeReadBuffer > maxProbeReadBuffer {
-		bad("probe_read_buffer", strconv.Itoa(c.ProbeReadBuffer), fmt.Sprintf("must be between 0 (the kernel's default) and %d bytes", maxProbeReadBuffer))
-	}
-	if c.Backups < 0 || c.Backups > 4 {
-		bad("backups", strconv.Itoa(c.Backups), "must be between 0 and 4")
-	}
-	p.LogLevel = hclog.LevelFromString(c.LogLevel)
-	if p.LogLevel == hclog.NoLevel {
-		bad("log_level", c.LogLevel, "is not one of trace, debug, info, warn, error")
-	}
-	timing, err := cluster.Profile(c.Profile)
-	if err != nil {
-		bad("profile", c.Profile, `is not one of "fast", "lan", "rapid"`)
-	}
-	override := func(key, v string, d *time.Duration) {
-		if v != "" {
-			*d = dur(key, v)
-		}
-	}
-	override("raft_heartbeat_timeout", c.RaftHeartbeatTimeout, &timing.RaftHeartbeat)
-	override("raft_election_timeout", c.RaftElectionTimeout, &timing.RaftElection)
-	override("raft_lease_timeout", c.RaftLeaseTimeout, &timing.RaftLease)
-	switch d, err := time.ParseDuration(c.RaftLeaderWatch); {
-	case c.RaftLeaderWatch == "":
-	case err != nil:
-		bad("raft_leader_watch", c.RaftLeaderWatch, "is not a duration")
-	case d < 0 || d > timing.RaftHeartbeat/2:
-		bad("raft_leader_watch", c.RaftLeaderWatch, fmt.Sprintf("must be 0s (off) or at most half of raft_heartbeat_timeout %s", timing.RaftHeartbeat))
-	default:
-		timing.RaftWatch = d
-	}
-	override("gossip_probe_interval", c.GossipProbeInterval, &timing.ProbeInterval)
-	override("gossip_probe_timeout", c.GossipProbeTimeout, &timing.ProbeTimeout)
-	override("gossip_interval", c.GossipInterval, &timing.GossipInterval)
-	switch {
-	case c.GossipSuspicionMult < 0:
-		bad("gossip_suspicion_mult", strconv.Itoa(c.GossipSuspicionMult), "must not be negative")
-	case c.GossipSuspicionMult > 0:
-		timing.SuspicionMult = c.GossipSuspicionMult
-	}
-	if timing.RaftLease >= timing.RaftHeartbeat && timing.RaftHeartbeat > 0 {
-		bad("raft_lease_timeout", timing.RaftLease.String(), fmt.Sprintf("must be shorter than raft_heartbeat_timeout %s: the gap is what keeps two leaders from answering at once", timing.RaftHeartbeat))
-	}
-	if timing.RaftElection < timing.RaftHeartbeat {
-		bad("raft_election_timeout", timing.RaftElection.String(), fmt.Sprintf("must not be shorter than raft_heartbeat_timeout %s", timing.RaftHeartbeat))
-	}
-	if timing.ProbeTimeout > timing.ProbeInterval {
-		bad("gossip_probe_timeout", timing.ProbeTimeout.String(), fmt.Sprintf("must not be longer than gossip_probe_interval %s", timing.ProbeInterval))
-	}
-	p.Timing = timing
-	p.EncryptKey = c.encryptKey(bad)
-	if c.TLS.enabled() {
-		p.TLS = c.loadTLS(time.Now(), bad)
-	}
-	if c.BootstrapExpect > 1 && !c.Insecure {
-		if p.EncryptKey == nil && c.EncryptKeyFile == "" {
-			bad("encrypt_key", "", "must be set (or encrypt_key_file) when bootstrap_expect is above 1, or any host that reaches the gossip port can forge members (`usher keygen` makes one); insecure = true runs without")
-		}
-		if !c.TLS.enabled() {
-			bad("tls", "", "must be set (ca_file, cert_file, key_file) when bootstrap_expect is above 1, or any host that reaches the Raft port can steer or brick the farm (`usher tls -h`); insecure = true runs without")
-		}
-	}
-	for _, j := range c.Join {
-		if j == "" {
-			bad("join", j, "must not hold an empty address")
-		}
-	}
-	switch c.BootstrapExpect {
-	case 1, 3, 5:
-	default:
-		bad("bootstrap_expect", strconv.Itoa(c.BootstrapExpect), "is not 1, 3 or 5")
-	}
-	if c.BootstrapExpect > 1 && c.DataDir == "" {
-		bad("data_dir", c.DataDir, "must be set when bootstrap_expect is above 1 (Raft's vote must survive a restart)")
-	}
-	if c.RespondFrom != "leader" && c.RespondFrom != "server" {
-		bad("respond_from", c.RespondFrom, `is not "leader" or "server"`)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	c.Parsed = p
-	return nil
-}
-
-// raftBind returns the Raft transport's address: raft_bind, or by default
-// the port after bind's on bind's address or, when bind is an unspecified
-// address, on the advertised gossip address. Raft never listens on every
-// interface: an unspecified raft_bind is refused.
-func (c *Config) raftBind(p Parsed, bad func(key, value, problem string)) netip.AddrPort {
-	if c.RaftBind != "" {
-		ap, err := resolveAddrPort(c.RaftBind)
-		switch {
-		case err != nil:
-			bad("raft_bind", c.RaftBind, "is not a host:port address")
-		case ap.Addr().IsUnspecified():
-			bad("raft_bind", c.RaftBind, "must be this node's own address, not an unspecified one (Raft would listen on every interface)")
-		}
-		return ap
-	}
-	if !p.Bind.IsValid() {
-		return netip.AddrPort{}
-	}
-	host := p.Bind.Addr()
-	if host.IsUnspecified() {
-		host = p.Advertise.Addr() // invalid when advertise failed, reported above
-	}
-	port := p.Bind.Port()
-	if port != 0 {
-		port++
-	}
-	return netip.AddrPortFrom(host, port)
-}
-
-// resolveAddrPort parses host:port, resolving a host name if needed. An
-// empty host means the unspecified IPv4 address.
-func resolveAddrPort(s string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap, nil
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	pn, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	if host == "" {
-		return netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(pn)), nil
-	}
-	ua, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, port))
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	ap := ua.AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
