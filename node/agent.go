@@ -41,7 +41,7 @@ const viewGap = 20 * time.Millisecond
 // cluster membership and leadership that decide who answers probes, the
 // load view that feeds the responder, metrics, and the HTTP API.
 type Agent struct {
-	cfg     Config
+	cfg     Runtime
 	log     hclog.Logger
 	started time.Time
 
@@ -74,11 +74,11 @@ type Agent struct {
 	closeErr  error
 }
 
-// New validates cfg and starts an agent: it binds the session endpoint,
-// prepares the probe responder and the VIP holder, joins the cluster (a
-// single node is a cluster of one), then starts the HTTP API. The node
-// answers probes only while it leads the cluster and its lease holds. A nil
-// logger discards logs. Close stops it.
+// New builds cfg (see Config.Build) and starts an agent: it binds the
+// session endpoint, prepares the probe responder and the VIP holder, joins
+// the cluster (a single node is a cluster of one), then starts the HTTP
+// API. The node answers probes only while it leads the cluster and its
+// lease holds. A nil logger discards logs. Close stops it.
 func New(cfg Config, logger hclog.Logger) (*Agent, error) {
 	return newAgent(cfg, logger, nil)
 }
@@ -86,15 +86,15 @@ func New(cfg Config, logger hclog.Logger) (*Agent, error) {
 // newAgent is New with a hook told of every change of this node's hold on
 // the balancer address (tests record serving intervals with it).
 func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term uint64, at time.Duration)) (_ *Agent, err error) {
-	if err := cfg.Validate(); err != nil {
+	rt, err := cfg.Build()
+	if err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
 	}
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	p := cfg.Parsed
 	a := &Agent{
-		cfg:     cfg,
+		cfg:     rt,
 		log:     logger.Named("agent"),
 		started: time.Now(),
 		stop:    make(chan struct{}),
@@ -103,30 +103,61 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 		onVIPHook: onVIP,
 	}
 	// Until Close takes over, a failure undoes what was started.
-	var undo []func()
+	var undo undoStack
 	defer func() {
 		if err != nil {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
+			undo.run()
 		}
 	}()
 
-	key := p.TicketKey
+	key := rt.Parsed.TicketKey
 	if key == nil {
 		// Replaced by the farm's key as soon as Raft has one (a
 		// configured key becomes the farm's when this node leads).
 		key = make([]byte, 32)
 		rand.Read(key)
 	}
-	if a.tel, err = newTelemetry(); err != nil {
+	if err := a.openEndpoint(logger, key, &undo); err != nil {
 		return nil, err
+	}
+	if err := a.openResponder(logger, key, &undo); err != nil {
+		return nil, err
+	}
+	if err := a.joinCluster(logger, &undo); err != nil {
+		return nil, err
+	}
+	a.start(logger)
+	return a, nil
+}
+
+// undoStack holds what newAgent has started, to be undone in reverse order
+// if a later step fails.
+type undoStack []func()
+
+// push adds f, to run before everything pushed earlier.
+func (u *undoStack) push(f func()) { *u = append(*u, f) }
+
+// run undoes everything pushed, the last first.
+func (u undoStack) run() {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]()
+	}
+}
+
+// openEndpoint starts the agent's telemetry, opens the vip_events log and
+// binds the session endpoint, which answers with the ticket key key until
+// the farm's replaces it.
+func (a *Agent) openEndpoint(logger hclog.Logger, key []byte, undo *undoStack) (err error) {
+	cfg := a.cfg
+	p := cfg.Parsed
+	if a.tel, err = newTelemetry(); err != nil {
+		return err
 	}
 	if cfg.VIPEvents != "" {
 		if a.vipEvents, err = openVIPEventLog(cfg.VIPEvents, cfg.NodeName); err != nil {
-			return nil, err
+			return err
 		}
-		undo = append(undo, func() { a.vipEvents.close() })
+		undo.push(func() { a.vipEvents.close() })
 	}
 
 	ep, err := ListenEndpoint(p.SessionAddr, EndpointConfig{
@@ -140,16 +171,23 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 		Logger:             logger.Named("endpoint"),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.ep = ep
-	undo = append(undo, func() { ep.Close() })
+	undo.push(func() { ep.Close() })
 	if ep.Addr().Addr().IsUnspecified() {
-		return nil, errors.New("advertise_session_addr must be set when session_addr is an unspecified address")
+		return errors.New("advertise_session_addr must be set when session_addr is an unspecified address")
 	}
+	return nil
+}
 
+// openResponder builds the verifier of lost servers, the probe responder
+// and the VIP holder, and opens the HTTP API's listener.
+func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) error {
+	cfg := a.cfg
+	p := cfg.Parsed
 	a.verify = newVerifier(p.VerifyTimeout, verifyRecheck, a.wakeView, logger.Named("verify"))
-	undo = append(undo, a.verify.close)
+	undo.push(a.verify.close)
 
 	a.resp = NewResponder(ResponderConfig{
 		Assign: assign.Config{
@@ -171,11 +209,11 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 		LostServer:         a.verify.report,
 		Logger:             logger.Named("responder"),
 	})
-	undo = append(undo, func() { a.resp.Close() })
+	undo.push(func() { a.resp.Close() })
 	if err := a.prepareVIP(logger); err != nil {
-		return nil, err
+		return err
 	}
-	undo = append(undo, func() {
+	undo.push(func() {
 		a.vip.Release()
 		if a.vipConn != nil {
 			a.vipConn.Close()
@@ -185,21 +223,29 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 	if cfg.HTTP != "" {
 		ln, err := net.Listen("tcp", cfg.HTTP)
 		if err != nil {
-			return nil, fmt.Errorf("http api: %w", err)
+			return fmt.Errorf("http api: %w", err)
 		}
 		a.httpLn = ln
-		undo = append(undo, func() { ln.Close() })
+		undo.push(func() { ln.Close() })
 	}
+	return nil
+}
 
+// joinCluster starts the node's membership in the cluster (a single node
+// is a cluster of one), its Raft state in data_dir or, without one, in a
+// directory of its own, and publishes its first load report.
+func (a *Agent) joinCluster(logger hclog.Logger, undo *undoStack) (err error) {
+	cfg := a.cfg
+	p := cfg.Parsed
 	dataDir := cfg.DataDir
 	if dataDir == "" {
 		// A single node keeps its Raft state for its own life only: with
 		// one voter there is no vote to forget.
 		if dataDir, err = os.MkdirTemp("", "usher-"+cfg.NodeName+"-"); err != nil {
-			return nil, fmt.Errorf("data dir: %w", err)
+			return fmt.Errorf("data dir: %w", err)
 		}
 		a.tmpDir = dataDir
-		undo = append(undo, func() { os.RemoveAll(a.tmpDir) })
+		undo.push(func() { os.RemoveAll(a.tmpDir) })
 	}
 	cc := cluster.Config{
 		NodeName:        cfg.NodeName,
@@ -225,22 +271,29 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 	}
 	cl, err := cluster.New(cc)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.cl.Store(cl)
 	a.source = &farmView{c: cl, excluded: a.verify.isExcluded}
 	a.publish()
+	return nil
+}
 
+// start serves the HTTP API, starts the view loop and logs that the agent
+// runs; nothing of it can fail.
+func (a *Agent) start(logger hclog.Logger) {
+	cfg := a.cfg
+	p := cfg.Parsed
 	if a.httpLn != nil {
 		acc := newAPIAccess(p, addrPortOf(a.httpLn.Addr()), cfg.APIHosts, ownAddrs(p))
 		a.serveAPI(logger.Named("api"), acc)
 	}
 	a.wg.Add(1)
 	go a.viewLoop()
+	cl := a.cl.Load()
 	a.log.Info("agent started", "node", cfg.NodeName, "vip", p.VIP, "vip_mode", cfg.VIPMode,
-		"session_addr", ep.Addr(), "gossip", cl.GossipAddr(), "raft", cl.RaftAddr(),
+		"session_addr", a.ep.Addr(), "gossip", cl.GossipAddr(), "raft", cl.RaftAddr(),
 		"http", a.HTTPAddr(), "http_tls", p.APITLS, "profile", cfg.Profile, "version", Version)
-	return a, nil
 }
 
 // serveAPI starts the HTTP API on the agent's listener: HTTPS with the

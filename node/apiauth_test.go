@@ -95,7 +95,7 @@ func TestAPIConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testConfig()
 			tt.adjust(&c)
-			err := c.Validate()
+			rt, err := c.Build()
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
@@ -108,8 +108,8 @@ func TestAPIConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Parsed.APIReadToken != tt.read || c.Parsed.APIWriteToken != tt.write {
-				t.Errorf("tokens %q/%q, want %q/%q", c.Parsed.APIReadToken, c.Parsed.APIWriteToken, tt.read, tt.write)
+			if rt.Parsed.APIReadToken != tt.read || rt.Parsed.APIWriteToken != tt.write {
+				t.Errorf("tokens %q/%q, want %q/%q", rt.Parsed.APIReadToken, rt.Parsed.APIWriteToken, tt.read, tt.write)
 			}
 		})
 	}

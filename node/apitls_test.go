@@ -40,7 +40,7 @@ func TestAPITLSConfig(t *testing.T) {
 				c.TLS = TLSConfig{}
 			}
 			c.HTTP, c.APITLS, c.APIToken = tt.http, tt.apiTLS, testReadToken
-			err := c.Validate()
+			rt, err := c.Build()
 			switch {
 			case tt.err != "":
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
@@ -48,8 +48,8 @@ func TestAPITLSConfig(t *testing.T) {
 				}
 			case err != nil:
 				t.Fatal(err)
-			case c.Parsed.APITLS != tt.want:
-				t.Errorf("APITLS = %t, want %t", c.Parsed.APITLS, tt.want)
+			case rt.Parsed.APITLS != tt.want:
+				t.Errorf("APITLS = %t, want %t", rt.Parsed.APITLS, tt.want)
 			}
 		})
 	}

@@ -1,27 +1,21 @@
 package node
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 )
 
-// minTokenLen is the shortest API token accepted: 16 characters, so that a
-// token cannot be guessed within any plausible number of requests.
-const minTokenLen = 16
-
-// validateAPI checks the HTTP API's keys (http, api_token, api_token_file,
-// api_write_token, api_write_token_file, api_hosts, api_tls) and fills p's
-// tokens and whether the API serves HTTPS. bad reports a problem with a key.
+// parseAPI parses the HTTP API's keys (http, api_token, api_token_file,
+// api_write_token, api_write_token_file, api_tls) into p: the tokens, read
+// from their files when named by one, and whether the API serves HTTPS.
 //
 // HTTPS is the default wherever the API is reachable from other hosts and
 // the node has a certificate to serve (the tls block): a token sent in
 // clear over the network is a token any host on the path can replay. On
 // loopback the API stays plain HTTP by default, so that `usher status` on
 // the node itself needs no CA file.
-func (c *Config) validateAPI(p *Parsed, bad func(key, value, problem string)) {
+func (c *Config) parseAPI(p *Parsed, bad func(key, value, problem string)) {
 	if c.HTTP == "" {
 		return
 	}
@@ -35,71 +29,30 @@ func (c *Config) validateAPI(p *Parsed, bad func(key, value, problem string)) {
 	if p.APIWriteToken == "" {
 		p.APIWriteToken = p.APIReadToken // one token for everything
 	}
-	for _, h := range c.APIHosts {
-		if h == "" || strings.ContainsAny(h, " /:@") && net.ParseIP(h) == nil {
-			bad("api_hosts", h, "is not a host name or an address (no port)")
-		}
-	}
 	ip, err := netip.ParseAddr(host)
-	loopback := (err == nil && ip.IsLoopback()) || host == "localhost"
-	if !loopback && p.APIWriteToken == "" {
-		bad("http", c.HTTP, "is not a loopback address: an API that other hosts reach needs api_token (or api_token_file), else anyone who reaches it can drain the farm")
-	}
-	switch {
-	case c.APITLS == nil:
-		p.APITLS = c.TLS.enabled() && !loopback
-	case *c.APITLS && !c.TLS.enabled():
-		bad("api_tls", "true", "needs the tls block (tls.ca_file, tls.cert_file, tls.key_file): the API serves that certificate")
-	default:
+	p.apiLoopback = (err == nil && ip.IsLoopback()) || host == "localhost"
+	if c.APITLS == nil {
+		p.APITLS = c.TLS.enabled() && !p.apiLoopback
+	} else {
 		p.APITLS = *c.APITLS
 	}
 }
 
-// readToken returns the API token set inline (key) or in a file (fileKey);
-// at most one may be set (see readSecret).
-func readToken(key, inline, fileKey, file string, bad func(key, value, problem string)) string {
-	tok, from := readSecret(key, inline, fileKey, file, bad)
-	if tok == "" {
-		return ""
+// checkAPI checks the HTTP API's keys: an API that other hosts reach needs
+// a token, HTTPS needs the tls block, and api_hosts lists host names.
+func (r *Runtime) checkAPI(bad func(key, value, problem string)) {
+	if r.HTTP == "" {
+		return
 	}
-	if len(tok) < minTokenLen {
-		bad(from, "(hidden)", fmt.Sprintf("is shorter than %d characters", minTokenLen))
-		return ""
+	for _, h := range r.APIHosts {
+		if h == "" || strings.ContainsAny(h, " /:@") && net.ParseIP(h) == nil {
+			bad("api_hosts", h, "is not a host name or an address (no port)")
+		}
 	}
-	return tok
-}
-
-// readSecret returns a secret set inline (key) or in a file (fileKey), and
-// the key it came from, for error messages; at most one may be set. A
-// secret file must not be readable by the group or others; its contents are
-// trimmed of surrounding white space. Both are empty when neither is set or
-// the secret is refused (bad has been told why).
-func readSecret(key, inline, fileKey, file string, bad func(key, value, problem string)) (secret, from string) {
-	switch {
-	case inline != "" && file != "":
-		bad(fileKey, file, "cannot be set together with "+key)
-		return "", ""
-	case file == "":
-		return inline, key
+	if !r.Parsed.apiLoopback && r.Parsed.APIWriteToken == "" {
+		bad("http", r.HTTP, "is not a loopback address: an API that other hosts reach needs api_token (or api_token_file), else anyone who reaches it can drain the farm")
 	}
-	fi, err := os.Stat(file)
-	if err != nil {
-		bad(fileKey, file, "cannot be read: "+err.Error())
-		return "", ""
+	if r.Parsed.APITLS && !r.TLS.enabled() {
+		bad("api_tls", "true", "needs the tls block (tls.ca_file, tls.cert_file, tls.key_file): the API serves that certificate")
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		bad(fileKey, file, fmt.Sprintf("is readable by others (mode %#o): chmod 600 it", fi.Mode().Perm()))
-		return "", ""
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		bad(fileKey, file, "cannot be read: "+err.Error())
-		return "", ""
-	}
-	secret = strings.TrimSpace(string(b))
-	if secret == "" {
-		bad(fileKey, file, "is empty")
-		return "", ""
-	}
-	return secret, fileKey
 }

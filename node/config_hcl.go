@@ -17,7 +17,7 @@ import (
 )
 
 // LoadConfigFile reads the HCL (or, for a .json name, HCL's JSON syntax)
-// configuration file at path over DefaultConfig. It does not call Validate,
+// configuration file at path over DefaultConfig. It does not call Build,
 // so flags can still override the file; errors from the file itself (syntax,
 // unknown keys, values of the wrong type) carry file:line:column and the
 // key's name.

@@ -62,7 +62,7 @@ func TestSecretFiles(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testConfig()
 			tt.adjust(&c)
-			err := c.Validate()
+			rt, err := c.Build()
 			if err != nil && (strings.Contains(err.Error(), gossipB64) || strings.Contains(err.Error(), ticketHex)) {
 				t.Errorf("the error shows a key: %v", err)
 			}
@@ -78,8 +78,8 @@ func TestSecretFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(c.Parsed.EncryptKey, tt.enc) || !bytes.Equal(c.Parsed.TicketKey, tt.ticket) {
-				t.Errorf("keys %x/%x, want %x/%x", c.Parsed.EncryptKey, c.Parsed.TicketKey, tt.enc, tt.ticket)
+			if !bytes.Equal(rt.Parsed.EncryptKey, tt.enc) || !bytes.Equal(rt.Parsed.TicketKey, tt.ticket) {
+				t.Errorf("keys %x/%x, want %x/%x", rt.Parsed.EncryptKey, rt.Parsed.TicketKey, tt.enc, tt.ticket)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,15 +16,16 @@ import (
 
 func TestDefaultConfigValidates(t *testing.T) {
 	for name, c := range map[string]Config{"default": DefaultConfig(), "dev": DevConfig()} {
-		if err := c.Validate(); err != nil {
+		if _, err := c.Build(); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
 	c := DefaultConfig()
-	if err := c.Validate(); err != nil {
+	rt, err := c.Build()
+	if err != nil {
 		t.Fatal(err)
 	}
-	p := c.Parsed
+	p := rt.Parsed
 	if p.KeepaliveInterval != time.Second || p.DeadAfter != 3*time.Second || p.SessionTTL != 3*time.Second || p.TicketTTL != time.Hour {
 		t.Errorf("durations = %+v", p)
 	}
@@ -84,11 +86,12 @@ policy = "p2c"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Validate(); err != nil {
+	rt, err := c.Build()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if c.NodeName != "n1" || c.Capacity != 50 || !c.RequireTicket || c.Parsed.KeepaliveInterval != 200*time.Millisecond ||
-		!reflect.DeepEqual(c.Join, []string{"a:1", "b:2"}) || c.Parsed.Policy != assign.P2C || c.Parsed.SessionAddr.Port() != 4000 {
+	if rt.NodeName != "n1" || rt.Capacity != 50 || !rt.RequireTicket || rt.Parsed.KeepaliveInterval != 200*time.Millisecond ||
+		!reflect.DeepEqual(rt.Join, []string{"a:1", "b:2"}) || rt.Parsed.Policy != assign.P2C || rt.Parsed.SessionAddr.Port() != 4000 {
 		t.Errorf("parsed %+v", c)
 	}
 	if c.VIP != DefaultConfig().VIP {
@@ -141,7 +144,7 @@ func TestValidateFromFileHasLocation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = c.Validate()
+	_, err = c.Build()
 	want := path + `:4:3: dead_after: "abc" is not a duration`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
@@ -157,7 +160,7 @@ func TestValidateFromFileHasLocation(t *testing.T) {
 	if err := fs.Parse([]string{"-dead-after", "xyz"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Validate(); err == nil || err.Error() != `dead_after: "xyz" is not a duration` {
+	if _, err := c.Build(); err == nil || err.Error() != `dead_after: "xyz" is not a duration` {
 		t.Errorf("after flag: %v", err)
 	}
 }
@@ -221,12 +224,22 @@ func TestValidate(t *testing.T) {
 		{"raft_leader_watch", "soon", func(c *Config) { c.RaftLeaderWatch = "soon" }},
 		{"raft_leader_watch", "-1ms", func(c *Config) { c.RaftLeaderWatch = "-1ms" }},
 		{"raft_leader_watch", "600ms", func(c *Config) { c.Profile = "lan"; c.RaftLeaderWatch = "600ms" }},
+		{"raft_heartbeat_timeout", "0s", func(c *Config) { c.RaftHeartbeatTimeout = "0s" }},
+		{"raft_lease_timeout", "2s", func(c *Config) { c.Profile = "lan"; c.RaftLeaseTimeout = "2s" }},
+		{"raft_election_timeout", "100ms", func(c *Config) { c.Profile = "lan"; c.RaftElectionTimeout = "100ms" }},
+		{"gossip_probe_timeout", "3s", func(c *Config) { c.Profile = "lan"; c.GossipProbeTimeout = "3s" }},
+		{"gossip_interval", "soon", func(c *Config) { c.GossipInterval = "soon" }},
+		{"gossip_suspicion_mult", "-1", func(c *Config) { c.GossipSuspicionMult = -1 }},
+		{"verify_timeout", "0s", func(c *Config) { c.VerifyTimeout = "0s" }},
+		{"advertise", "0.0.0.0:7946", func(c *Config) { c.Advertise = "0.0.0.0:7946" }},
+		{"advertise", "", func(c *Config) { c.Bind = "0.0.0.0:7946"; c.SessionAddr = "0.0.0.0:3479" }},
+		{"probe_sockets", "65", func(c *Config) { c.ProbeSockets = 65 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
 			c := DefaultConfig()
 			tt.set(&c)
-			err := c.Validate()
+			_, err := c.Build()
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -239,6 +252,69 @@ func TestValidate(t *testing.T) {
 			}
 			if !strings.HasPrefix(err.Error(), tt.key+": ") {
 				t.Errorf("error %q does not start with the key", err)
+			}
+		})
+	}
+}
+
+// TestBuildReportsEveryProblemOnce checks that Build reports a value that
+// does not parse and a problem Validate finds with another key together,
+// and a key that does not parse once, not again as out of range.
+func TestBuildReportsEveryProblemOnce(t *testing.T) {
+	c := DefaultConfig()
+	c.DeadAfter, c.Capacity, c.RaftHeartbeatTimeout = "abc", 0, "often"
+	_, err := c.Build()
+	want := []string{
+		`dead_after: "abc" is not a duration`,
+		`raft_heartbeat_timeout: "often" is not a duration`,
+		`capacity: "0" must be at least 1`,
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Fatalf("Build = %v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+}
+
+// TestValidateIsPure checks that Validate judges the built values alone:
+// it reads no file (those a Runtime names may be gone since Build) and
+// finds a problem set in the typed values, naming the key and its value as
+// written.
+func TestValidateIsPure(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "gossip.key")
+	if err := os.WriteFile(keyFile, []byte(testGossipKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := testConfig()
+	c.EncryptKeyFile = keyFile
+	rt, err := c.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Validate(); err != nil {
+		t.Fatalf("Validate read a file again: %v", err)
+	}
+
+	tests := []struct {
+		key, value string
+		set        func(*Runtime)
+	}{
+		{"dead_after", "2s", func(r *Runtime) { r.Parsed.KeepaliveInterval = 3 * time.Second }},
+		{"raft_bind", "0.0.0.0:7001", func(r *Runtime) { r.Parsed.RaftBind = netip.MustParseAddrPort("0.0.0.0:7001") }},
+		{"raft_lease_timeout", "300ms", func(r *Runtime) { r.Parsed.Timing.RaftLease = r.Parsed.Timing.RaftHeartbeat }},
+		{"http", "127.0.0.1:0", func(r *Runtime) { r.Parsed.apiLoopback, r.Parsed.APIWriteToken = false, "" }},
+		{"api_tls", "true", func(r *Runtime) { r.Parsed.APITLS = true }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			r := rt
+			tt.set(&r)
+			err := r.Validate()
+			var ke *KeyError
+			if !errors.As(err, &ke) || ke.Key != tt.key || ke.Value != tt.value {
+				t.Errorf("Validate = %v, want a KeyError for %s %q", err, tt.key, tt.value)
 			}
 		})
 	}

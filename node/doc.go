@@ -70,11 +70,16 @@
 //
 // # Configuration
 //
-// [Config] holds every key of the HCL configuration file; each is also a
-// flag (see [Config.RegisterFlags]). [LoadConfigFile] reads a file, and
-// [Config.Validate] checks every key, naming the key, its value and, for
-// values from a file, file:line:column. The tls block (tls.go) names the
-// CA, certificate and key files of Raft's mutual TLS; Validate checks them
+// [Config] is the schema users write: every key of the HCL configuration
+// file (config.go; the file is read in config_hcl.go), each also a flag
+// (config_flags.go, see [Config.RegisterFlags]). [Config.Build]
+// (config_build.go) turns it into the [Runtime] the agent runs on: parsed
+// addresses and durations, the defaults that depend on other keys, and the
+// secrets read from their files (config_secrets.go, config_api.go). It then
+// calls [Runtime.Validate] (config_validate.go), which only compares the
+// built values. Every problem names the key, its value and, for values
+// from a file, file:line:column. The tls block (tls.go) names the CA,
+// certificate and key files of Raft's mutual TLS; Build checks them
 // against node_name and label, and [Agent.ReloadTLS] puts renewed files
 // into use without a restart. A farm of several voters needs encrypt_key
 // and the tls block unless insecure = true. A probe naming an USHER-SERVICE

@@ -275,7 +275,7 @@ func TestSecretsStayOutOfConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := tlsConfig(files)
 			tt.adjust(&c)
-			err := c.Validate()
+			_, err := c.Build()
 			if err == nil || !strings.Contains(err.Error(), tt.key+":") {
 				t.Fatalf("Validate = %v, want an error naming %s", err, tt.key)
 			}

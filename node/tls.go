@@ -95,7 +95,7 @@ func (c *Config) loadTLS(now time.Time, bad func(key, value, problem string)) *p
 }
 
 // ReloadTLS reads the tls block's files again and, if they pass every check
-// Validate makes, puts them into use: the next Raft connection, in either
+// Build makes, puts them into use: the next Raft connection, in either
 // direction, is made with the new certificate and checked against the new
 // CA. Connections already open stay. It returns what was applied, for the
 // log; on an error the current files stay in use.

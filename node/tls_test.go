@@ -99,14 +99,14 @@ func TestTLSConfigValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := tlsConfig(good)
 			tt.mutate(&c)
-			err := c.Validate()
+			rt, err := c.Build()
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("Validate: %v", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Fatalf("Validate = %v, want an error containing %q", err, tt.want)
-			case tt.want == "" && c.TLS.enabled() && c.Parsed.TLS.Identity != (pki.Identity{Farm: "prod", Node: "n1"}):
-				t.Fatalf("parsed identity %+v", c.Parsed.TLS.Identity)
+			case tt.want == "" && c.TLS.enabled() && rt.Parsed.TLS.Identity != (pki.Identity{Farm: "prod", Node: "n1"}):
+				t.Fatalf("parsed identity %+v", rt.Parsed.TLS.Identity)
 			}
 		})
 	}
@@ -133,7 +133,7 @@ func TestSecureByDefault(t *testing.T) {
 			c.BootstrapExpect = 3
 			c.DataDir = t.TempDir()
 			tt.mutate(&c)
-			err := c.Validate()
+			_, err := c.Build()
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Fatalf("Validate: %v", err)
@@ -219,10 +219,10 @@ func TestRaftBindDefault(t *testing.T) {
 		if tt.session != "" {
 			c.SessionAddr = tt.session
 		}
-		err := c.Validate()
+		rt, err := c.Build()
 		if strings.Contains(tt.want, ":") && !strings.Contains(tt.want, " ") {
-			if err != nil || c.Parsed.RaftBind.String() != tt.want {
-				t.Errorf("%+v: raft bind %v, %v; want %s", tt, c.Parsed.RaftBind, err, tt.want)
+			if err != nil || rt.Parsed.RaftBind.String() != tt.want {
+				t.Errorf("%+v: raft bind %v, %v; want %s", tt, rt.Parsed.RaftBind, err, tt.want)
 			}
 			continue
 		}

@@ -14,9 +14,8 @@ import (
 	"github.com/usherlb/usher/node"
 )
 
-// runAgent implements `usher agent`: it runs the agent until ctx is done.
-func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	about := `Run the Usher agent on this node. Settings come from the defaults (or, with
+// agentAbout is the help text of `usher agent`.
+const agentAbout = `Run the Usher agent on this node. Settings come from the defaults (or, with
 -dev, the single-node development settings), then the configuration file,
 then the flags; every configuration key is also a flag. -dev runs one node
 that leads itself: balancer address 127.0.0.100:3478, session endpoint
@@ -30,12 +29,41 @@ with the node's certificate (api_tls; clients need the farm CA, see 'usher
 status -h'). SIGHUP reloads the TLS files (a certificate renewed on disk
 applies to the next Raft or API connection); it never stops the agent.`
 
+// runAgent implements `usher agent`: it runs the agent until ctx is done.
+func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// SIGHUP reloads the TLS files; caught from the start, it never ends
 	// the agent (its default action would).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	cfg, code := agentConfig(args, stderr)
+	if code >= 0 {
+		return code
+	}
+	rt, err := cfg.Build()
+	if err != nil {
+		fmt.Fprintf(stderr, "usher agent: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       "usher",
+		Level:      rt.Parsed.LogLevel,
+		JSONFormat: rt.LogJSON,
+		Output:     stderr,
+	})
+	a, err := node.New(cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "usher agent: %v\n", err)
+		return 1
+	}
+	return awaitAgent(ctx, a, hup, logger, stderr)
+}
+
+// agentConfig reads the agent's configuration from args: the defaults, or
+// with -dev the development settings, then the -config file, then every
+// other flag. It returns the exit code to end with, or -1 to go on.
+func agentConfig(args []string, stderr io.Writer) (node.Config, int) {
 	// First pass: find -config and -dev, which decide the base the other
 	// flags override.
 	var (
@@ -43,14 +71,14 @@ applies to the next Raft or API connection); it never stops the agent.`
 		dev  bool
 	)
 	scratch := node.DefaultConfig()
-	pre := newFlagSet("agent", "[-config FILE | -dev] [flags]", about, stderr)
+	pre := newFlagSet("agent", "[-config FILE | -dev] [flags]", agentAbout, stderr)
 	addAgentFlags(pre, &scratch, &path, &dev)
 	if code := parseFlags(pre, args); code >= 0 {
-		return code
+		return node.Config{}, code
 	}
 	if pre.NArg() > 0 {
 		fmt.Fprintf(stderr, "usher agent: unexpected argument %q\n", pre.Arg(0))
-		return 2
+		return node.Config{}, 2
 	}
 
 	cfg := node.DefaultConfig()
@@ -60,31 +88,22 @@ applies to the next Raft or API connection); it never stops the agent.`
 	if path != "" {
 		if err := cfg.DecodeFile(path); err != nil {
 			fmt.Fprintf(stderr, "usher agent: %v\n", err)
-			return 1
+			return node.Config{}, 1
 		}
 	}
-	fs := newFlagSet("agent", "", about, io.Discard)
+	fs := newFlagSet("agent", "", agentAbout, io.Discard)
 	addAgentFlags(fs, &cfg, &path, &dev)
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "usher agent: %v\n", err)
-		return 2
+		return node.Config{}, 2
 	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "usher agent: invalid configuration:\n%v\n", err)
-		return 1
-	}
+	return cfg, -1
+}
 
-	logger := hclog.New(&hclog.LoggerOptions{
-		Name:       "usher",
-		Level:      cfg.Parsed.LogLevel,
-		JSONFormat: cfg.LogJSON,
-		Output:     stderr,
-	})
-	a, err := node.New(cfg, logger)
-	if err != nil {
-		fmt.Fprintf(stderr, "usher agent: %v\n", err)
-		return 1
-	}
+// awaitAgent runs until ctx is done or the agent fails, reloading the TLS
+// files at each SIGHUP on hup, then closes the agent. It returns the exit
+// code: 1 when the agent failed or did not close cleanly.
+func awaitAgent(ctx context.Context, a *node.Agent, hup <-chan os.Signal, logger hclog.Logger, stderr io.Writer) int {
 	var failed error
 	for waiting := true; waiting; {
 		select {

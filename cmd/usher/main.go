@@ -152,7 +152,7 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 	path := fs.Arg(0)
 	cfg, err := node.LoadConfigFile(path)
 	if err == nil {
-		err = cfg.Validate()
+		_, err = cfg.Build()
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "usher: %s is not valid:\n%v\n", path, err)

@@ -280,7 +280,7 @@ func TestKeygen(t *testing.T) {
 		// The agent takes it as its encrypt_key.
 		c := node.DevConfig()
 		c.EncryptKey = key
-		if err := c.Validate(); err != nil {
+		if _, err := c.Build(); err != nil {
 			t.Errorf("%q: encrypt_key refused: %v", args, err)
 		}
 	}

@@ -65,10 +65,11 @@ func TestTLSCommands(t *testing.T) {
 		CertFile: filepath.Join(dir, "usher-prod-n1.pem"),
 		KeyFile:  filepath.Join(dir, "usher-prod-n1-key.pem"),
 	}
-	if err := c.Validate(); err != nil {
+	rt, err := c.Build()
+	if err != nil {
 		t.Fatalf("the created files do not validate: %v", err)
 	}
-	leaf := c.Parsed.TLS.Cert.Leaf
+	leaf := rt.Parsed.TLS.Cert.Leaf
 	if life := leaf.NotAfter.Sub(leaf.NotBefore); life < 47*time.Hour || life > 49*time.Hour {
 		t.Errorf("-days 2 made a certificate valid for %v", life)
 	}
