@@ -21,6 +21,7 @@ import (
 	"github.com/usherlb/usher/assign"
 	"github.com/usherlb/usher/cluster"
 	"github.com/usherlb/usher/internal/pki"
+	"github.com/usherlb/usher/node/vip"
 )
 
 // Version is the agent's version, reported by the API and `usher version`.
@@ -50,7 +51,7 @@ type Agent struct {
 	view                     atomic.Pointer[assign.View]
 	verify                   *verifier
 	vipAcquired, vipReleased atomic.Uint64
-	vipEvents                *vipEventLog
+	vipEvents                *vip.EventLog
 	onVIPHook                func(acquired bool, term uint64, at time.Duration) // tests
 	quiet                    atomic.Bool                                        // tests: stop publishing load reports
 	keyed                    atomic.Bool                                        // a report was published with the farm's ticket key known
@@ -123,10 +124,10 @@ func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term ui
 		return nil, err
 	}
 	if cfg.VIPEvents != "" {
-		if a.vipEvents, err = openVIPEventLog(cfg.VIPEvents, cfg.NodeName); err != nil {
+		if a.vipEvents, err = vip.OpenEventLog(cfg.VIPEvents, cfg.NodeName); err != nil {
 			return nil, err
 		}
-		undo = append(undo, func() { a.vipEvents.close() })
+		undo = append(undo, func() { a.vipEvents.Close() })
 	}
 
 	ep, err := ListenEndpoint(p.SessionAddr, EndpointConfig{
@@ -330,7 +331,7 @@ func (a *Agent) onVIP(acquired bool, term uint64, at time.Duration) {
 		a.onVIPHook(acquired, term, at)
 	}
 	if a.vipEvents != nil {
-		a.vipEvents.record(acquired, term, at)
+		a.vipEvents.Record(acquired, term, at)
 	}
 	if acquired {
 		a.vipAcquired.Add(1)
@@ -342,7 +343,7 @@ func (a *Agent) onVIP(acquired bool, term uint64, at time.Duration) {
 }
 
 // The responder is what BindVIP starts and stops.
-var _ probeServer = (*Responder)(nil)
+var _ vip.Server = (*Responder)(nil)
 
 // vipHolder takes and lets go of the balancer address: BindVIP, NetlinkVIP
 // or ScriptVIP, by vip_mode. It is the cluster's VIP interface.
@@ -367,16 +368,16 @@ func (a *Agent) prepareVIP(logger hclog.Logger) error {
 	p := a.cfg.Parsed
 	switch a.cfg.VIPMode {
 	case "bind":
-		a.vip = NewBindVIP(p.VIP, a.resp)
+		a.vip = vip.NewBindVIP(p.VIP, a.resp)
 		return nil
 	case "netlink", "script":
 	default:
 		return fmt.Errorf("vip_mode %q is not supported", a.cfg.VIPMode)
 	}
 	if a.cfg.VIPMode == "script" {
-		a.vip = NewScriptVIP(a.cfg.VIPAcquireScript, a.cfg.VIPReleaseScript, p.VIP.Addr().String(), a.cfg.NodeName, vipScript)
+		a.vip = vip.NewScriptVIP(a.cfg.VIPAcquireScript, a.cfg.VIPReleaseScript, p.VIP.Addr().String(), a.cfg.NodeName, vipScript)
 	} else {
-		v, err := NewNetlinkVIP(a.cfg.Interface, p.VIP.Addr(), vipLifetime, vipAnnounce, logger.Named("vip"))
+		v, err := vip.NewNetlinkVIP(a.cfg.Interface, p.VIP.Addr(), vipLifetime, vipAnnounce, logger.Named("vip"))
 		if err != nil {
 			return err
 		}
@@ -413,7 +414,7 @@ func (a *Agent) Close() error {
 			errs = append(errs, os.RemoveAll(a.tmpDir))
 		}
 		if a.vipEvents != nil {
-			errs = append(errs, a.vipEvents.close())
+			errs = append(errs, a.vipEvents.Close())
 		}
 		a.closeErr = errors.Join(errs...)
 		a.log.Info("agent stopped")

@@ -1,4 +1,4 @@
-package node
+package vip
 
 import (
 	"fmt"
@@ -7,9 +7,9 @@ import (
 	"sync"
 )
 
-// probeServer is what the bind-mode VIP needs from the probe responder:
+// Server is what the bind-mode VIP needs from the probe responder:
 // start answering on a socket bound to the balancer address, and stop.
-type probeServer interface {
+type Server interface {
 	Serve(conn *net.UDPConn)
 	Stop()
 }
@@ -19,14 +19,14 @@ type probeServer interface {
 // address, so a second holder's Acquire fails: the bind itself fences.
 type BindVIP struct {
 	addr   netip.AddrPort
-	server probeServer
+	server Server
 
 	mu   sync.Mutex
 	conn *net.UDPConn
 }
 
 // NewBindVIP returns a VIP that binds addr and hands the socket to server.
-func NewBindVIP(addr netip.AddrPort, server probeServer) *BindVIP {
+func NewBindVIP(addr netip.AddrPort, server Server) *BindVIP {
 	return &BindVIP{addr: addr, server: server}
 }
 
