@@ -4,62 +4,36 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 )
 
-// Server is what the bind-mode VIP needs from the probe responder:
-// start answering on a socket bound to the balancer address, and stop.
-type Server interface {
-	Serve(conn *net.UDPConn)
-	Stop()
+// bindMode holds the balancer address by binding the probe socket to it,
+// for loopback farms and development. Only one socket on a host can bind
+// the address, so a second holder's take fails: the bind itself fences.
+type bindMode struct {
+	addr netip.AddrPort
+	conn *net.UDPConn // while held
 }
 
-// BindVIP holds the balancer address by binding the probe socket to it, for
-// loopback farms and development. Only one socket on a host can bind the
-// address, so a second holder's Acquire fails: the bind itself fences.
-type BindVIP struct {
-	addr   netip.AddrPort
-	server Server
-
-	mu   sync.Mutex
-	conn *net.UDPConn
-}
-
-// NewBindVIP returns a VIP that binds addr and hands the socket to server.
-func NewBindVIP(addr netip.AddrPort, server Server) *BindVIP {
-	return &BindVIP{addr: addr, server: server}
-}
-
-// Acquire binds the balancer address and starts answering probes on it. It
-// does nothing if the address is already held.
-func (v *BindVIP) Acquire(term uint64) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.conn != nil {
-		return nil
-	}
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(v.addr))
+// take binds the balancer address.
+func (b *bindMode) take(uint64) (*net.UDPConn, error) {
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(b.addr))
 	if err != nil {
-		return fmt.Errorf("bind balancer address %s: %w", v.addr, err)
+		return nil, fmt.Errorf("bind balancer address %s: %w", b.addr, err)
 	}
-	v.conn = conn
-	v.server.Serve(conn)
+	b.conn = conn
+	return conn, nil
+}
+
+// drop unbinds the balancer address.
+func (b *bindMode) drop() error {
+	err := b.conn.Close()
+	b.conn = nil
+	if err != nil {
+		return fmt.Errorf("unbind balancer address %s: %w", b.addr, err)
+	}
 	return nil
 }
 
-// Release stops answering probes and unbinds the balancer address. It does
-// nothing if the address is not held.
-func (v *BindVIP) Release() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.conn == nil {
-		return nil
-	}
-	v.server.Stop()
-	err := v.conn.Close()
-	v.conn = nil
-	if err != nil {
-		return fmt.Errorf("unbind balancer address %s: %w", v.addr, err)
-	}
-	return nil
-}
+// close does nothing: bind mode keeps no socket while the address is not
+// held.
+func (*bindMode) close() error { return nil }

@@ -4,24 +4,24 @@ package vip
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
 
-// NetlinkVIP is only available on Linux.
-type NetlinkVIP struct{}
+// netlinkMode is only available on Linux.
+type netlinkMode struct{}
 
-// NewNetlinkVIP fails: netlink mode needs Linux.
-func NewNetlinkVIP(string, netip.Addr, time.Duration, time.Duration, hclog.Logger) (*NetlinkVIP, error) {
+// newNetlink fails: netlink mode needs Linux.
+func newNetlink(*net.UDPConn, string, netip.Addr, time.Duration, time.Duration, hclog.Logger) (*netlinkMode, error) {
 	return nil, errors.New("vip_mode netlink is only supported on linux")
 }
 
-// Acquire fails: netlink mode needs Linux.
-func (*NetlinkVIP) Acquire(uint64) error {
-	return errors.New("vip_mode netlink is only supported on linux")
+func (*netlinkMode) take(uint64) (*net.UDPConn, error) {
+	return nil, errors.New("vip_mode netlink is only supported on linux")
 }
 
-// Release does nothing.
-func (*NetlinkVIP) Release() error { return nil }
+func (*netlinkMode) drop() error  { return nil }
+func (*netlinkMode) close() error { return nil }

@@ -4,31 +4,32 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
-// ScriptVIP holds the balancer address by running the operator's commands,
-// for clouds that move addresses through an API. Each command runs with
-// `sh -c` and sees USHER_VIP, USHER_NODE and USHER_TERM in its environment;
-// a non-zero exit is an error that quotes the end of its output.
-type ScriptVIP struct {
+// scriptMode holds the balancer address by running the operator's
+// commands, for clouds that move addresses through an API. Each command
+// runs with `sh -c` and sees USHER_VIP, USHER_NODE and USHER_TERM in its
+// environment; a non-zero exit is an error that quotes the end of its
+// output. The probe socket is bound (IP_FREEBIND) for the agent's life.
+type scriptMode struct {
+	conn             *net.UDPConn
 	acquire, release string
 	env              []string
 	timeout          time.Duration
-
-	mu   sync.Mutex
-	held bool
 }
 
-// NewScriptVIP returns a VIP that runs acquire and release for the balancer
-// address vip on behalf of node, each bounded by timeout.
-func NewScriptVIP(acquire, release, vip, node string, timeout time.Duration) *ScriptVIP {
-	return &ScriptVIP{
+// newScript returns a mode that runs acquire and release for the balancer
+// address vip on behalf of node, each bounded by timeout, and answers
+// probes on conn.
+func newScript(conn *net.UDPConn, acquire, release, vip, node string, timeout time.Duration) *scriptMode {
+	return &scriptMode{
+		conn:    conn,
 		acquire: acquire,
 		release: release,
 		env:     []string{"USHER_VIP=" + vip, "USHER_NODE=" + node},
@@ -36,34 +37,25 @@ func NewScriptVIP(acquire, release, vip, node string, timeout time.Duration) *Sc
 	}
 }
 
-// Acquire runs the acquire command for term, unless the address is held.
-func (v *ScriptVIP) Acquire(term uint64) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.held {
-		return nil
-	}
+// take runs the acquire command for term.
+func (v *scriptMode) take(term uint64) (*net.UDPConn, error) {
 	if err := v.run("acquire", v.acquire, term); err != nil {
-		return err
+		return nil, err
 	}
-	v.held = true
-	return nil
+	return v.conn, nil
 }
 
-// Release runs the release command if the address is held. A node never
-// runs it for an address it did not take: in a cloud, that could take the
-// address away from the node that holds it now.
-func (v *ScriptVIP) Release() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if !v.held {
-		return nil
-	}
-	v.held = false
+// drop runs the release command. The Holder calls it only after a take
+// that succeeded: in a cloud, releasing an address this node did not take
+// could take it away from the node that holds it now.
+func (v *scriptMode) drop() error {
 	return v.run("release", v.release, 0)
 }
 
-func (v *ScriptVIP) run(what, command string, term uint64) error {
+// close closes the probe socket.
+func (v *scriptMode) close() error { return v.conn.Close() }
+
+func (v *scriptMode) run(what, command string, term uint64) error {
 	if command == "" {
 		return nil
 	}
