@@ -19,12 +19,16 @@ var vipOwnerRules = map[string]string{
 
 // vipOwnerFuncs are the owner goroutine's functions: the ones that call
 // the VIP may be called only from these, and runVIPOwner is only started,
-// by a go statement in New.
+// by a go statement in vipOwnerStarter.
 var vipOwnerFuncs = map[string]bool{
 	"(*Cluster).runVIPOwner":   true,
 	"(*Cluster).finishRenewal": true,
 	"(*Cluster).releaseVIP":    true,
 }
+
+// vipOwnerStarter is the one function that starts the owner goroutine (New
+// calls it once).
+const vipOwnerStarter = "cluster.(*Cluster).startGoroutines"
 
 // TestOnlyTheOwnerTouchesTheVIP type-checks every package of the module
 // (test files aside) and fails if anything but the cluster's VIP owner
@@ -32,7 +36,8 @@ var vipOwnerFuncs = map[string]bool{
 // VIP.Acquire or VIP.Release (or of those methods of any VIP
 // implementation, such as node/vip's Holder) outside the owner's function
 // for it, a call of those functions from outside the owner goroutine's
-// functions, or a start of the owner other than New's go statement.
+// functions, or a start of the owner other than vipOwnerStarter's go
+// statement.
 func TestOnlyTheOwnerTouchesTheVIP(t *testing.T) {
 	cfg := &packages.Config{
 		Mode: packages.NeedName | packages.NeedFiles | packages.NeedSyntax |
@@ -113,8 +118,8 @@ func checkSelector(t *testing.T, p *packages.Package, iface *types.Interface, se
 	name := methodName(fn)
 	switch {
 	case name == "(*Cluster).runVIPOwner":
-		if !goStmt || where != "cluster.New" {
-			t.Errorf("%s: %s uses runVIPOwner; only New starts it, with a go statement", pos, where)
+		if !goStmt || where != vipOwnerStarter {
+			t.Errorf("%s: %s uses runVIPOwner; only %s starts it, with a go statement", pos, where, vipOwnerStarter)
 			return
 		}
 		found["go "+name]++
