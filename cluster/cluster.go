@@ -217,6 +217,16 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, errors.Join(err, c.closeRaft())
 	}
 
+	c.startGoroutines()
+	c.logger.Info("started", "node", cfg.NodeName, "gossip", c.gossip, "raft", c.raftAddr,
+		"voter", cfg.Voter, "bootstrap_expect", cfg.BootstrapExpect)
+	return c, nil
+}
+
+// startGoroutines registers the raft observer and starts the cluster's
+// goroutines: the publisher, maintenance, keyring, VIP owner, leader watch
+// and joiner, each only when its configuration asks for it.
+func (c *Cluster) startGoroutines() {
 	c.observer = raft.NewObserver(c.obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
 		case raft.LeaderObservation, raft.PeerObservation:
@@ -238,44 +248,26 @@ func New(cfg Config) (*Cluster, error) {
 		go func() { defer c.wg.Done(); c.runKeyring() }()
 	}
 	go c.runVIPOwner()
-	if c.timing.RaftWatch > 0 && cfg.Voter {
+	if c.timing.RaftWatch > 0 && c.cfg.Voter {
 		go c.runLeaderWatch(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))) //nolint:gosec // probe jitter, not a secret
 	} else {
 		close(c.watchDone)
 	}
-	if len(cfg.Join) > 0 {
+	if len(c.cfg.Join) > 0 {
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); c.runJoiner() }()
 	}
-	c.logger.Info("started", "node", cfg.NodeName, "gossip", c.gossip, "raft", c.raftAddr,
-		"voter", cfg.Voter, "bootstrap_expect", cfg.BootstrapExpect)
-	return c, nil
 }
 
 // startRaft opens the write-ahead log and snapshot store and starts raft.
 func (c *Cluster) startRaft() error {
 	dir := filepath.Join(c.cfg.DataDir, "raft")
-	walDir := filepath.Join(dir, "wal")
-	if err := os.MkdirAll(walDir, 0o700); err != nil {
-		return fmt.Errorf("data_dir: %w", err)
-	}
-	lock, err := lockDir(dir)
-	if err != nil {
-		return fmt.Errorf("data_dir: %w", err)
-	}
-	c.dirLock = lock
 	raftLog := c.cfg.Logger.Named("raft")
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, raftLog.Named("snapshots"))
-	if err != nil {
-		return fmt.Errorf("open raft snapshots in %s: %w", dir, err)
-	}
-	// WAL.Close leaves its metadata database open, so the cluster owns it.
-	c.walMeta = &metadb.BoltMetaDB{}
-	logStore, err := openLog(dir, walDir, c.walMeta, snaps, raftLog.Named("wal"), c.cfg.walSegmentSize)
+	snaps, err := c.openStore(dir, raftLog)
 	if err != nil {
 		return err
 	}
-	c.logStore = logStore
+	logStore := c.logStore
 	existing, err := raft.HasExistingState(logStore, logStore, snaps)
 	if err != nil {
 		return fmt.Errorf("read raft state: %w", err)
@@ -308,6 +300,47 @@ func (c *Cluster) startRaft() error {
 	c.secure = secure
 	c.raftAddr = string(trans.LocalAddr())
 
+	rc := c.raftConfig(raftLog)
+	if err := c.recoverFromPeersFile(dir, rc, logStore, logStore, snaps, trans); err != nil {
+		return err
+	}
+	r, err := raft.NewRaft(rc, c.fsm, logStore, logStore, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	c.raft = r
+	c.raftReady.Store(r)
+	return nil
+}
+
+// openStore locks the raft directory dir and opens its snapshot store and
+// write-ahead log (c.logStore, c.walMeta); closeStore closes them.
+func (c *Cluster) openStore(dir string, raftLog hclog.Logger) (*raft.FileSnapshotStore, error) {
+	walDir := filepath.Join(dir, "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	c.dirLock = lock
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, raftLog.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("open raft snapshots in %s: %w", dir, err)
+	}
+	// WAL.Close leaves its metadata database open, so the cluster owns it.
+	c.walMeta = &metadb.BoltMetaDB{}
+	logStore, err := openLog(dir, walDir, c.walMeta, snaps, raftLog.Named("wal"), c.cfg.walSegmentSize)
+	if err != nil {
+		return nil, err
+	}
+	c.logStore = logStore
+	return snaps, nil
+}
+
+// raftConfig is raft's configuration for this node's timing.
+func (c *Cluster) raftConfig(raftLog hclog.Logger) *raft.Config {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(c.cfg.NodeName)
 	rc.HeartbeatTimeout = c.timing.RaftHeartbeat
@@ -326,16 +359,7 @@ func (c *Cluster) startRaft() error {
 	// as a non-voter without restarting its agent.
 	rc.ShutdownOnRemove = false
 	rc.Logger = raftLog
-	if err := c.recoverFromPeersFile(dir, rc, logStore, logStore, snaps, trans); err != nil {
-		return err
-	}
-	r, err := raft.NewRaft(rc, c.fsm, logStore, logStore, snaps, trans)
-	if err != nil {
-		return fmt.Errorf("start raft: %w", err)
-	}
-	c.raft = r
-	c.raftReady.Store(r)
-	return nil
+	return rc
 }
 
 // raftAdvertise returns the address other voters dial, or nil to let the

@@ -140,7 +140,10 @@
 // one-second tick. On becoming leader it commits a raft barrier (so the FSM
 // is current), calls VIP.Acquire(term) and only then sets the serving state.
 // On losing leadership it clears the serving state first and then calls
-// VIP.Release. While serving it renews a leader lease every RaftLease/3:
+// VIP.Release. It is the only caller of either, in every vip_mode
+// (vipowner_test.go checks the whole module), and its serving state is the
+// only record of the hold: Shutdown and Leave ask it to let go and wait
+// for it. While serving it renews a leader lease every RaftLease/3:
 //
 //	start := Monotonic()                 // before the round
 //	raft.Barrier(...)                    // commit a fresh log entry

@@ -299,29 +299,26 @@ func (c *Cluster) checkTicketKey(m *maintenance) {
 // voters that have been dead for a few probe intervals by promoting alive
 // voter-eligible non-voters, keeping BootstrapExpect voters.
 func (c *Cluster) reconcile(m *maintenance, servers []raft.Server) {
-	now := time.Now()
-	deadAfter := 3 * c.timing.ProbeInterval
-	unknownAfter := max(10*time.Second, 10*c.timing.ProbeInterval)
-	self := raft.ServerID(c.cfg.NodeName)
-
 	snapshot := c.members.snapshot()
 	entries := map[raft.ServerID]memberEntry{}
 	for _, e := range snapshot {
 		entries[raft.ServerID(e.name)] = e
 	}
-	configured := map[raft.ServerID]raft.Server{}
-	for _, s := range servers {
-		configured[s.ID] = s
-	}
+	standbys := c.followServers(m, servers, entries)
+	c.addStandbys(snapshot, servers, standbys)
+	cl := c.classifyServers(m, servers, entries)
+	c.fillVoters(m, cl)
+}
 
-	// Follow raft addresses that changed; count the standbys, and remove
-	// non-voters that are no standbys (not voter-eligible, or too many:
-	// a farm from before standbys had every member in raft).
-	standbys := 0
+// followServers follows raft addresses that changed and removes non-voters
+// that are no standbys (not voter-eligible, or too many: a farm from before
+// standbys had every member in raft). It returns the number of standbys
+// kept.
+func (c *Cluster) followServers(m *maintenance, servers []raft.Server, entries map[raft.ServerID]memberEntry) (standbys int) {
 	for _, s := range servers {
 		e, known := entries[s.ID]
 		if !known || e.status != Alive || e.report.RaftAddr == "" || e.report.Leaving {
-			continue // the dead and the leaving are handled below
+			continue // the dead and the leaving are handled by classifyServers
 		}
 		if ok, _ := c.raftAddrChecked(e); !ok {
 			continue // an address is followed only once checked
@@ -341,14 +338,22 @@ func (c *Cluster) reconcile(m *maintenance, servers []raft.Server) {
 			}
 		}
 	}
-	// Add alive voter-eligible members as standbys, in name order, until
-	// there are standbyCount.
+	return standbys
+}
+
+// addStandbys adds alive voter-eligible members that are not configured as
+// standbys, in name order, until there are standbyCount.
+func (c *Cluster) addStandbys(snapshot []memberEntry, servers []raft.Server, standbys int) {
+	configured := map[raft.ServerID]bool{}
+	for _, s := range servers {
+		configured[s.ID] = true
+	}
 	for _, e := range snapshot {
 		if standbys >= standbyCount {
 			break
 		}
 		id := raft.ServerID(e.name)
-		if _, ok := configured[id]; ok || e.status != Alive || !e.report.Voter || e.report.RaftAddr == "" ||
+		if configured[id] || e.status != Alive || !e.report.Voter || e.report.RaftAddr == "" ||
 			e.report.Leaving || !c.sameTiming(e) {
 			continue
 		}
@@ -359,20 +364,34 @@ func (c *Cluster) reconcile(m *maintenance, servers []raft.Server) {
 			standbys++
 		}
 	}
+}
 
-	// Classify the configured servers.
-	var voters int
-	var deadVoters, promotable []raft.Server
+// serverClasses is what classifyServers found in the raft configuration.
+type serverClasses struct {
+	voters     int           // voters still configured
+	deadVoters []raft.Server // voters missing for long enough to replace
+	promotable []raft.Server // alive voter-eligible non-voters, by ID
+}
+
+// classifyServers sorts the configured servers into the classes that
+// fillVoters acts on. Along the way it removes left servers and dead
+// non-voters, and keeps m.missingSince current.
+func (c *Cluster) classifyServers(m *maintenance, servers []raft.Server, entries map[raft.ServerID]memberEntry) serverClasses {
+	now := time.Now()
+	deadAfter := 3 * c.timing.ProbeInterval
+	unknownAfter := max(10*time.Second, 10*c.timing.ProbeInterval)
+	self := raft.ServerID(c.cfg.NodeName)
+	var cl serverClasses
 	for _, s := range servers {
 		if s.Suffrage == raft.Voter {
-			voters++
+			cl.voters++
 		}
 		e, known := entries[s.ID]
 		alive := known && (e.status == Alive || e.status == Suspect)
 		if alive || s.ID == self {
 			delete(m.missingSince, s.ID)
 			if s.Suffrage != raft.Voter && e.report.Voter && !e.report.Leaving && c.sameTiming(e) && !c.State().Drained[string(s.ID)] {
-				promotable = append(promotable, s)
+				cl.promotable = append(cl.promotable, s)
 			}
 			continue
 		}
@@ -387,21 +406,26 @@ func (c *Cluster) reconcile(m *maintenance, servers []raft.Server) {
 			if c.configChange("remove left server", s.ID, c.raft.RemoveServer(s.ID, 0, raftOpTimeout)) {
 				delete(m.missingSince, s.ID)
 				if s.Suffrage == raft.Voter {
-					voters--
+					cl.voters--
 				}
 			}
 		case known && now.Sub(since) > deadAfter, !known && now.Sub(since) > unknownAfter:
 			if s.Suffrage == raft.Voter {
-				deadVoters = append(deadVoters, s)
+				cl.deadVoters = append(cl.deadVoters, s)
 			} else if c.configChange("remove dead non-voter", s.ID, c.raft.RemoveServer(s.ID, 0, raftOpTimeout)) {
 				delete(m.missingSince, s.ID)
 			}
 		}
 	}
+	sort.Slice(cl.promotable, func(i, j int) bool { return cl.promotable[i].ID < cl.promotable[j].ID })
+	return cl
+}
 
-	// Fill the voter set up to BootstrapExpect, then replace dead voters one
-	// for one: promote first, remove after, so the count never drops.
-	sort.Slice(promotable, func(i, j int) bool { return promotable[i].ID < promotable[j].ID })
+// fillVoters fills the voter set up to BootstrapExpect, then replaces dead
+// voters one for one: promote first, remove after, so the count never
+// drops. It stops at the first change that fails.
+func (c *Cluster) fillVoters(m *maintenance, cl serverClasses) {
+	promotable, voters := cl.promotable, cl.voters
 	for len(promotable) > 0 && voters < c.cfg.BootstrapExpect {
 		s := promotable[0]
 		promotable = promotable[1:]
@@ -410,7 +434,7 @@ func (c *Cluster) reconcile(m *maintenance, servers []raft.Server) {
 		}
 		voters++
 	}
-	for _, dead := range deadVoters {
+	for _, dead := range cl.deadVoters {
 		if len(promotable) == 0 {
 			return
 		}

@@ -8,11 +8,15 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// VIP is how the cluster holds the well-known balancer address. The node
-// package supplies implementations (bind, netlink, script). Acquire is called
-// when this node becomes leader, with the raft term as the fencing epoch;
-// Release when it stops. Both must be idempotent. The cluster calls them only
-// from its one VIP-owner goroutine, so they need no locking of their own.
+// VIP is how the cluster holds the well-known balancer address; package
+// node/vip implements it for every vip_mode. The cluster's VIP owner
+// goroutine (runVIPOwner) is its only caller, and its serving state is the
+// only record of whether the address is held: Acquire is called when this
+// node becomes leader and does not hold the address, with the raft term as
+// the fencing epoch, and must hold nothing if it fails; Release is called
+// only after an Acquire that succeeded, when the node stops serving. An
+// implementation therefore needs no lock and no "held" flag of its own.
+// vipowner_test.go fails if anything else in the module calls either.
 type VIP interface {
 	Acquire(term uint64) error
 	Release() error
@@ -88,13 +92,6 @@ func (c *Cluster) runVIPOwner() {
 			renewEvery.Stop()
 		}
 	}()
-
-	// A previous run of the agent may have left the address behind.
-	if c.cfg.VIP != nil {
-		if err := c.cfg.VIP.Release(); err != nil {
-			c.vipLog.Warn("releasing a stale vip at start-up", "error", err)
-		}
-	}
 
 	results := make(chan renewal, 1)
 	inflight := false
@@ -213,14 +210,12 @@ func (c *Cluster) finishRenewal(res renewal, leaving bool) (again, ok bool) {
 	return true, true
 }
 
-// acquireFailed cleans up after a failed VIP.Acquire, paces the retries and,
-// after maxAcquireFailures in a row, hands leadership to another voter.
+// acquireFailed records a failed VIP.Acquire (which holds nothing), paces
+// the retries and, after maxAcquireFailures in a row, hands leadership to
+// another voter.
 func (c *Cluster) acquireFailed(term uint64, err error) {
 	metrics.IncrCounter([]string{"cluster", "vip", "acquire_failed"}, 1)
 	c.vipLog.Error("acquiring the vip failed", "term", term, "error", err)
-	if err := c.cfg.VIP.Release(); err != nil {
-		c.vipLog.Warn("releasing after a failed acquire", "error", err)
-	}
 	c.vip.deadline.Store(0)
 	c.vip.retryAt = Monotonic() + acquireRetry
 	c.vip.acquireFailures++

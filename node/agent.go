@@ -21,6 +21,7 @@ import (
 	"github.com/usherlb/usher/assign"
 	"github.com/usherlb/usher/cluster"
 	"github.com/usherlb/usher/internal/pki"
+	"github.com/usherlb/usher/node/vip"
 )
 
 // Version is the agent's version, reported by the API and `usher version`.
@@ -50,20 +51,19 @@ type Agent struct {
 	view                     atomic.Pointer[assign.View]
 	verify                   *verifier
 	vipAcquired, vipReleased atomic.Uint64
-	vipEvents                *vipEventLog
+	vipEvents                *vip.EventLog
 	onVIPHook                func(acquired bool, term uint64, at time.Duration) // tests
 	quiet                    atomic.Bool                                        // tests: stop publishing load reports
 	keyed                    atomic.Bool                                        // a report was published with the farm's ticket key known
 	isClosed                 atomic.Bool
 	wake                     chan struct{} // asks the view loop for a new view now
 
-	ep      *Endpoint
-	resp    *Responder
-	vip     vipHolder
-	vipConn *net.UDPConn // the probe socket in netlink and script modes
-	tel     *telemetry
-	tmpDir  string     // a data directory of our own, removed by Close
-	tls     *pki.Store // Raft's TLS material, nil without the tls block
+	ep     *Endpoint
+	resp   *Responder
+	vip    *vip.Holder // taken and let go by the cluster's VIP owner only
+	tel    *telemetry
+	tmpDir string     // a data directory of our own, removed by Close
+	tls    *pki.Store // Raft's TLS material, nil without the tls block
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -154,10 +154,10 @@ func (a *Agent) openEndpoint(logger hclog.Logger, key []byte, undo *undoStack) (
 		return err
 	}
 	if cfg.VIPEvents != "" {
-		if a.vipEvents, err = openVIPEventLog(cfg.VIPEvents, cfg.NodeName); err != nil {
+		if a.vipEvents, err = vip.OpenEventLog(cfg.VIPEvents, cfg.NodeName); err != nil {
 			return err
 		}
-		undo.push(func() { a.vipEvents.close() })
+		undo.push(func() { a.vipEvents.Close() })
 	}
 
 	ep, err := ListenEndpoint(p.SessionAddr, EndpointConfig{
@@ -213,12 +213,7 @@ func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) 
 	if err := a.prepareVIP(logger); err != nil {
 		return err
 	}
-	undo.push(func() {
-		a.vip.Release()
-		if a.vipConn != nil {
-			a.vipConn.Close()
-		}
-	})
+	undo.push(func() { a.vip.Close() })
 
 	if cfg.HTTP != "" {
 		ln, err := net.Listen("tcp", cfg.HTTP)
@@ -383,7 +378,7 @@ func (a *Agent) onVIP(acquired bool, term uint64, at time.Duration) {
 		a.onVIPHook(acquired, term, at)
 	}
 	if a.vipEvents != nil {
-		a.vipEvents.record(acquired, term, at)
+		a.vipEvents.Record(acquired, term, at)
 	}
 	if acquired {
 		a.vipAcquired.Add(1)
@@ -394,54 +389,23 @@ func (a *Agent) onVIP(acquired bool, term uint64, at time.Duration) {
 	}
 }
 
-// The responder is what BindVIP starts and stops.
-var _ probeServer = (*Responder)(nil)
-
-// vipHolder takes and lets go of the balancer address: BindVIP, NetlinkVIP
-// or ScriptVIP, by vip_mode. It is the cluster's VIP interface.
-type vipHolder = cluster.VIP
-
-// VIP timings: the kernel lifetime of the address in netlink mode, how
-// often it is renewed and announced, and the bound on one script run.
-const (
-	vipLifetime = 10 * time.Second
-	vipAnnounce = 2 * time.Second
-	vipScript   = 30 * time.Second
-)
-
-// prepareVIP builds the VIP holder for vip_mode; the cluster makes it take
-// the address when this node leads. In bind mode binding the address is the
-// whole job (it must already be routed to the host, as 127.0.0.0/8 is on
-// Linux), and the bind also fences: a second holder on the host cannot
-// bind. In netlink and script modes the probe socket is bound with
-// IP_FREEBIND for the agent's life, and only the address itself moves;
-// the responder answers on it only while the cluster says this node serves.
-func (a *Agent) prepareVIP(logger hclog.Logger) error {
-	p := a.cfg.Parsed
-	switch a.cfg.VIPMode {
-	case "bind":
-		a.vip = NewBindVIP(p.VIP, a.resp)
-		return nil
-	case "netlink", "script":
-	default:
-		return fmt.Errorf("vip_mode %q is not supported", a.cfg.VIPMode)
-	}
-	if a.cfg.VIPMode == "script" {
-		a.vip = NewScriptVIP(a.cfg.VIPAcquireScript, a.cfg.VIPReleaseScript, p.VIP.Addr().String(), a.cfg.NodeName, vipScript)
-	} else {
-		v, err := NewNetlinkVIP(a.cfg.Interface, p.VIP.Addr(), vipLifetime, vipAnnounce, logger.Named("vip"))
-		if err != nil {
-			return err
-		}
-		a.vip = v
-	}
-	conn, err := ListenFreebind(p.VIP)
-	if err != nil {
-		return fmt.Errorf("bind balancer address %s: %w", p.VIP, err)
-	}
-	a.vipConn = conn
-	a.resp.Serve(conn)
-	return nil
+// prepareVIP builds the holder of the balancer address for vip_mode. The
+// cluster's VIP owner alone makes it take the address (and start the
+// responder on it) when this node leads, and let it go; the agent only
+// closes it, after the cluster has shut down.
+func (a *Agent) prepareVIP(logger hclog.Logger) (err error) {
+	a.vip, err = vip.New(vip.Config{
+		Mode:          a.cfg.VIPMode,
+		Addr:          a.cfg.Parsed.VIP,
+		Server:        a.resp,
+		Listen:        ListenFreebind,
+		Interface:     a.cfg.Interface,
+		AcquireScript: a.cfg.VIPAcquireScript,
+		ReleaseScript: a.cfg.VIPReleaseScript,
+		Node:          a.cfg.NodeName,
+		Logger:        logger.Named("vip"),
+	})
+	return err
 }
 
 // Close stops the agent and everything it started: it leaves the cluster
@@ -455,10 +419,9 @@ func (a *Agent) Close() error {
 		if a.httpSrv != nil {
 			errs = append(errs, a.httpSrv.Close())
 		}
-		errs = append(errs, a.cl.Load().Shutdown(), a.vip.Release(), a.resp.Close())
-		if a.vipConn != nil {
-			errs = append(errs, a.vipConn.Close())
-		}
+		// Shutdown returns once the cluster's VIP owner has let the
+		// address go; only then is the holder's socket closed.
+		errs = append(errs, a.cl.Load().Shutdown(), a.resp.Close(), a.vip.Close())
 		errs = append(errs, a.ep.Close())
 		a.verify.close()
 		a.wg.Wait()
@@ -466,7 +429,7 @@ func (a *Agent) Close() error {
 			errs = append(errs, os.RemoveAll(a.tmpDir))
 		}
 		if a.vipEvents != nil {
-			errs = append(errs, a.vipEvents.close())
+			errs = append(errs, a.vipEvents.Close())
 		}
 		a.closeErr = errors.Join(errs...)
 		a.log.Info("agent stopped")

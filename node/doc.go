@@ -27,10 +27,14 @@
 //   - the lost-server verifier: a probe naming USHER-LOST-SERVER makes the
 //     leader check that server's session endpoint itself; only a server that
 //     stays silent for verify_timeout is excluded.
-//   - the VIP holder, by vip_mode, behind the cluster's VIP interface: "bind"
-//     binds the balancer address (it must already be routed to the host, as
-//     127.0.0.0/8 is on Linux); "netlink" adds it to an interface and
-//     announces it; "script" runs the operator's commands.
+//   - the holder of the balancer address (package node/vip), by vip_mode,
+//     behind the cluster's VIP interface: "bind" binds the balancer address
+//     (it must already be routed to the host, as 127.0.0.0/8 is on Linux);
+//     "netlink" adds it to an interface and announces it; "script" runs the
+//     operator's commands. In every mode it starts the responder on the
+//     address when it takes it and stops it when it lets go, and only the
+//     cluster's VIP owner goroutine makes it do either: the agent ends its
+//     hold by shutting the cluster down.
 //   - metrics (go-metrics, exported to Prometheus at /metrics, with the
 //     cluster's, Raft's and memberlist's) and the HTTP API (/v1/status,
 //     /v1/members, /v1/view, /v1/sessions, /v1/drain, /v1/leave, /v1/health).

@@ -1,4 +1,4 @@
-package node
+package vip
 
 import (
 	"encoding/json"
@@ -10,11 +10,11 @@ import (
 	"github.com/usherlb/usher/cluster"
 )
 
-// vipEventLog appends one JSON line per change of this node's hold on the
+// EventLog appends one JSON line per change of this node's hold on the
 // balancer address to a file (the vip_events key), timed on the host's
 // monotonic clock so that a test harness can lay the logs of every agent
 // side by side and check that no two nodes ever served at once.
-type vipEventLog struct {
+type EventLog struct {
 	node   string
 	offset time.Duration // system monotonic minus cluster.Monotonic
 
@@ -32,16 +32,17 @@ type vipEvent struct {
 	MonoNs int64 `json:"mono_ns"`
 }
 
-func openVIPEventLog(path, node string) (*vipEventLog, error) {
+// OpenEventLog opens (appending) the event log at path for node.
+func OpenEventLog(path, node string) (*EventLog, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("vip_events: %w", err)
 	}
-	return &vipEventLog{node: node, offset: systemMonotonic() - cluster.Monotonic(), f: f}, nil
+	return &EventLog{node: node, offset: systemMonotonic() - cluster.Monotonic(), f: f}, nil
 }
 
-// record appends one event; at is on cluster.Monotonic's scale.
-func (l *vipEventLog) record(acquired bool, term uint64, at time.Duration) {
+// Record appends one event; at is on cluster.Monotonic's scale.
+func (l *EventLog) Record(acquired bool, term uint64, at time.Duration) {
 	ev := vipEvent{Node: l.node, Event: "release", Term: term, MonoNs: int64(at + l.offset)}
 	if acquired {
 		ev.Event = "acquire"
@@ -52,7 +53,8 @@ func (l *vipEventLog) record(acquired bool, term uint64, at time.Duration) {
 	l.f.Write(append(b, '\n'))
 }
 
-func (l *vipEventLog) close() error {
+// Close closes the log file.
+func (l *EventLog) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.f.Close()

@@ -1,6 +1,6 @@
 //go:build linux
 
-package node
+package vip
 
 import (
 	"fmt"
@@ -80,7 +80,7 @@ func netlinkVIPChild(t *testing.T) {
 		return false, 0
 	}
 
-	v, err := NewNetlinkVIP("uv0", vip, 2*time.Second, 500*time.Millisecond, hclog.NewNullLogger())
+	v, err := newNetlink(nil, "uv0", vip, 2*time.Second, 500*time.Millisecond, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,12 +99,12 @@ func netlinkVIPChild(t *testing.T) {
 	}
 	defer listener.Close()
 
-	if err := v.Acquire(7); err != nil {
+	if _, err := v.take(7); err != nil {
 		t.Fatal(err)
 	}
 	ok, lft := has()
 	if !ok || lft <= 0 || lft > 2 {
-		t.Fatalf("after Acquire: present=%v valid_lft=%d, want present with a lifetime of at most 2s", ok, lft)
+		t.Fatalf("after take: present=%v valid_lft=%d, want present with a lifetime of at most 2s", ok, lft)
 	}
 	_ = listener.SetReadDeadline(time.Now().Add(2 * time.Second))
 	for {
@@ -123,26 +123,19 @@ func netlinkVIPChild(t *testing.T) {
 	if ok, _ := has(); !ok {
 		t.Fatal("address expired although its holder renews it")
 	}
-	if err := v.Release(); err != nil {
+	if err := v.drop(); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _ := has(); ok {
-		t.Fatal("address still present after Release")
-	}
-	if err := v.Release(); err != nil {
-		t.Fatalf("second Release: %v", err)
+		t.Fatal("address still present after drop")
 	}
 
 	// A holder that dies without releasing: the kernel lifetime removes the
 	// address by itself.
-	if err := v.Acquire(8); err != nil {
+	if _, err := v.take(8); err != nil {
 		t.Fatal(err)
 	}
-	v.mu.Lock()
-	close(v.stop)
-	<-v.done
-	v.stop, v.done = nil, nil
-	v.mu.Unlock()
+	v.halt()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		ok, _ := has()

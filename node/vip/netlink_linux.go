@@ -1,13 +1,12 @@
 //go:build linux
 
-package node
+package vip
 
 import (
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -18,16 +17,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NetlinkVIP holds the balancer address by adding it to a network interface
-// and announcing it (gratuitous ARP for IPv4, an unsolicited neighbour
-// advertisement for IPv6), the way VRRP speakers move an address.
+// netlinkMode holds the balancer address by adding it to a network
+// interface and announcing it (gratuitous ARP for IPv4, an unsolicited
+// neighbour advertisement for IPv6), the way VRRP speakers move an address.
 //
 // The address is added with a short kernel lifetime that the holder renews
 // at every announcement, so the address of an agent that crashed while its
-// host stayed up expires by itself. The probe socket is bound to the address
-// with IP_FREEBIND on every node (see ListenFreebind), so taking over needs
-// no re-bind: once the address is on the interface, probes arrive.
-type NetlinkVIP struct {
+// host stayed up expires by itself. The probe socket is bound to the
+// address with IP_FREEBIND for the agent's life, so taking over needs no
+// re-bind: once the address is on the interface, probes arrive.
+type netlinkMode struct {
+	conn     *net.UDPConn
 	link     netlink.Link
 	ifi      *net.Interface
 	addr     netip.Addr
@@ -35,15 +35,17 @@ type NetlinkVIP struct {
 	every    time.Duration
 	log      hclog.Logger
 
-	mu   sync.Mutex
+	// The announcer goroutine while held: closing stop ends it, and it
+	// closes done when it has returned.
 	stop chan struct{}
 	done chan struct{}
 }
 
-// NewNetlinkVIP returns a VIP that holds addr on interface ifname, with a
-// kernel lifetime of lifetime, renewed and re-announced every interval. It
-// removes a stale copy of the address left by an earlier run.
-func NewNetlinkVIP(ifname string, addr netip.Addr, lifetime, every time.Duration, log hclog.Logger) (*NetlinkVIP, error) {
+// newNetlink returns a mode that holds addr on interface ifname, with a
+// kernel lifetime of lifetime, renewed and re-announced every interval, and
+// answers probes on conn. It removes a stale copy of the address left by an
+// earlier run.
+func newNetlink(conn *net.UDPConn, ifname string, addr netip.Addr, lifetime, every time.Duration, log hclog.Logger) (*netlinkMode, error) {
 	if every <= 0 || lifetime < 2*every || lifetime < time.Second {
 		return nil, fmt.Errorf("vip lifetime %s must be at least 1s and twice the announce interval %s", lifetime, every)
 	}
@@ -55,45 +57,43 @@ func NewNetlinkVIP(ifname string, addr netip.Addr, lifetime, every time.Duration
 	if err != nil {
 		return nil, fmt.Errorf("interface %q: %w", ifname, err)
 	}
-	v := &NetlinkVIP{link: link, ifi: ifi, addr: addr.Unmap(), lifetime: lifetime, every: every, log: log}
+	v := &netlinkMode{conn: conn, link: link, ifi: ifi, addr: addr.Unmap(), lifetime: lifetime, every: every, log: log}
 	if err := v.remove(); err != nil {
 		return nil, fmt.Errorf("remove stale balancer address: %w", err)
 	}
 	return v, nil
 }
 
-// Acquire adds the address to the interface and starts announcing it.
-func (v *NetlinkVIP) Acquire(term uint64) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.stop != nil {
-		return nil
-	}
+// take adds the address to the interface and starts announcing it.
+func (v *netlinkMode) take(uint64) (*net.UDPConn, error) {
 	if err := v.add(); err != nil {
-		return err
+		return nil, err
 	}
 	v.stop, v.done = make(chan struct{}), make(chan struct{})
 	go v.renew(v.stop, v.done)
-	return nil
+	return v.conn, nil
 }
 
-// Release stops announcing and removes the address from the interface.
-func (v *NetlinkVIP) Release() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.stop == nil {
-		return nil
-	}
+// drop stops announcing and removes the address from the interface.
+func (v *netlinkMode) drop() error {
+	v.halt()
+	return v.remove()
+}
+
+// halt stops the announcer and waits for it.
+func (v *netlinkMode) halt() {
 	close(v.stop)
 	<-v.done
 	v.stop, v.done = nil, nil
-	return v.remove()
 }
+
+// close closes the probe socket.
+func (v *netlinkMode) close() error { return v.conn.Close() }
 
 // renew announces the address at once, again shortly after (a lost first
 // announcement should not cost a whole interval), then every interval,
 // renewing the kernel lifetime each time.
-func (v *NetlinkVIP) renew(stop <-chan struct{}, done chan<- struct{}) {
+func (v *netlinkMode) renew(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	v.announce()
 	t := time.NewTimer(50 * time.Millisecond)
@@ -114,7 +114,7 @@ func (v *NetlinkVIP) renew(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-func (v *NetlinkVIP) netlinkAddr() *netlink.Addr {
+func (v *netlinkMode) netlinkAddr() *netlink.Addr {
 	bits := 32
 	if v.addr.Is6() {
 		bits = 128
@@ -131,14 +131,14 @@ func (v *NetlinkVIP) netlinkAddr() *netlink.Addr {
 	return a
 }
 
-func (v *NetlinkVIP) add() error {
+func (v *netlinkMode) add() error {
 	if err := netlink.AddrReplace(v.link, v.netlinkAddr()); err != nil {
 		return fmt.Errorf("add %s to %s: %w", v.addr, v.ifi.Name, err)
 	}
 	return nil
 }
 
-func (v *NetlinkVIP) remove() error {
+func (v *netlinkMode) remove() error {
 	err := netlink.AddrDel(v.link, v.netlinkAddr())
 	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("remove %s from %s: %w", v.addr, v.ifi.Name, err)
@@ -148,7 +148,7 @@ func (v *NetlinkVIP) remove() error {
 
 // announce tells the link who holds the address now. Failures are logged:
 // the next announcement retries.
-func (v *NetlinkVIP) announce() {
+func (v *netlinkMode) announce() {
 	var err error
 	if v.addr.Is4() {
 		err = v.gratuitousARP()
@@ -160,7 +160,7 @@ func (v *NetlinkVIP) announce() {
 	}
 }
 
-func (v *NetlinkVIP) gratuitousARP() error {
+func (v *netlinkMode) gratuitousARP() error {
 	c, err := arp.Dial(v.ifi)
 	if err != nil {
 		return err
@@ -173,7 +173,7 @@ func (v *NetlinkVIP) gratuitousARP() error {
 	return c.WriteTo(p, ethernet.Broadcast)
 }
 
-func (v *NetlinkVIP) unsolicitedNA() error {
+func (v *netlinkMode) unsolicitedNA() error {
 	c, _, err := ndp.Listen(v.ifi, ndp.LinkLocal)
 	if err != nil {
 		return err
