@@ -258,7 +258,7 @@ type benchServer struct {
 // startBenchServer starts `usher bench -serve name` and waits for its
 // address; targets are the servers Usher's modes redirect to.
 func startBenchServer(exe, name string, targets ...netip.AddrPort) (*benchServer, error) {
-	args := []string{"bench", "-serve", name}
+	args := []string{"-serve", name}
 	if len(targets) > 0 {
 		var ts []string
 		for _, t := range targets {
