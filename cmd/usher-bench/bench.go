@@ -20,7 +20,7 @@ import (
 	"github.com/usherlb/usher/node"
 )
 
-// benchOpts are the knobs of one `usher bench` run.
+// benchOpts are the knobs of one `usher-bench` run.
 type benchOpts struct {
 	quick    bool
 	repeats  int
@@ -32,7 +32,7 @@ type benchOpts struct {
 	log      io.Writer
 }
 
-// runBench implements `usher bench`.
+// runBench implements `usher-bench`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("[-quick] [-out FILE] [-plots DIR] [-results FILE] [-parts LIST] | -render",
 		`Measure Usher against its anchors on this machine, in one run, and write
@@ -110,7 +110,7 @@ The load generator only targets 127.0.0.0/8.`, stderr)
 	return 0
 }
 
-// serveBench runs `usher bench -serve NAME`: one benchmark server in this
+// serveBench runs `usher-bench -serve NAME`: one benchmark server in this
 // process, for the parent's measurements.
 func serveBench(name, targets, cpuProfile string, stdout, stderr io.Writer) int {
 	if cpuProfile != "" {
@@ -146,7 +146,7 @@ func serveBench(name, targets, cpuProfile string, stdout, stderr io.Writer) int 
 }
 
 // complete fills in o's defaults and parts (a comma-separated list) and
-// finds this binary; it returns an exit code, or -1 to go on.
+// finds this binary and the usher binary; it returns an exit code, or -1 to go on.
 func (o *benchOpts) complete(parts string, stderr io.Writer) int {
 	if o.repeats <= 0 {
 		o.repeats = 7
@@ -178,6 +178,10 @@ func (o *benchOpts) complete(parts string, stderr io.Writer) int {
 	o.exe = exe
 	if o.usher == "" {
 		o.usher = filepath.Join(filepath.Dir(exe), "usher")
+	}
+	if _, err := os.Stat(o.usher); err != nil && o.parts["scale"] {
+		fmt.Fprintf(stderr, "usher-bench: the scale part starts agents of the usher binary: %v (build it with make build, or name it with -usher)\n", err)
+		return 1
 	}
 	return -1
 }

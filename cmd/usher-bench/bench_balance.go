@@ -16,7 +16,7 @@ import (
 	"github.com/usherlb/usher/assign"
 )
 
-// Part 4 of `usher bench`: balance quality. A discrete-event simulation on a
+// Part 4 of `usher-bench`: balance quality. A discrete-event simulation on a
 // virtual clock drives the real assign.Assigner (as the leader's responder
 // runs it) with a farm of equal nodes, Poisson arrivals, heavy-tailed
 // session lengths and load reports that reach the leader late, and measures

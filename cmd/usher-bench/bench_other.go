@@ -8,7 +8,7 @@ import (
 	"io"
 )
 
-// runBench implements `usher bench`, which needs Linux (recvmmsg,
+// runBench implements `usher-bench`, which needs Linux (recvmmsg,
 // SO_REUSEPORT, /proc, apt-get).
 func runBench(_ context.Context, _ []string, _, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "usher-bench: only supported on linux")

@@ -359,7 +359,7 @@ func ensureNginx(ctx context.Context, o benchOpts) (string, error) {
 	_, errBin := os.Stat(nginxBin)
 	_, errMod := os.Stat(nginxStream)
 	if errBin == nil && errMod == nil {
-		return "already installed; `usher bench` installs it with `apt-get install -y --no-install-recommends nginx-light libnginx-mod-stream` when missing", nil
+		return "already installed; `usher-bench` installs it with `apt-get install -y --no-install-recommends nginx-light libnginx-mod-stream` when missing", nil
 	}
 	args := []string{"install", "-y", "--no-install-recommends", "nginx-light", "libnginx-mod-stream"}
 	fmt.Fprintf(o.log, "nginx or its stream module is missing: apt-get %s\n", strings.Join(args, " "))

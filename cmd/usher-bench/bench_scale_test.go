@@ -248,7 +248,7 @@ func scratchDirs(t *testing.T) []string {
 func TestBenchScaleFull(t *testing.T) {
 	mode := os.Getenv("USHER_BENCH_SCALE")
 	if mode == "" {
-		t.Skip("set USHER_BENCH_SCALE=1 (or quick) to run part 5 of usher bench")
+		t.Skip("set USHER_BENCH_SCALE=1 (or quick) to run part 5 of usher-bench")
 	}
 	bin := os.Getenv("USHER_BENCH_BIN")
 	if bin == "" {
