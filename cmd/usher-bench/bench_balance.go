@@ -540,29 +540,23 @@ func (f *balanceFigures) writeModel(b *strings.Builder) {
 	for _, st := range f.stales() {
 		stales = append(stales, balanceStaleLabel(st))
 	}
-	fmt.Fprintf(b, "A deterministic discrete-event simulation on a virtual clock (nothing sleeps; %d seeds took %v of real time in all) drives the real `assign.Assigner`, configured as the agent configures it (reports stale after %v, pending ledger on with its %v TTL, the new-leader warm-up), against a farm of N = %s equal nodes of capacity %d:\n\n",
-		f.Seeds, f.Elapsed.Round(time.Second), balanceStaleAfter, assign.DefaultPendingTTL, joinInts(sizes), m.Capacity)
-	fmt.Fprintf(b, "- **Arrivals**: a Poisson process of %g new sessions per node per second (%s farm-wide), so a %v window holds %g new sessions per node on average (%s farm-wide).\n",
-		m.Rate, joinWords(farm), m.Window, m.Rate*m.Window.Seconds(), joinWords(window))
 	mean := m.MeanLen.Seconds()
 	median := mean * math.Exp(-m.Sigma*m.Sigma/2)
 	const q90, z90, z99 = 0.90, 1.2816, 2.3263 // standard normal quantiles: Φ(z90) = q90, Φ(z99) = 0.99
-	fmt.Fprintf(b, "- **Session lengths**: lognormal with mean %g s and σ = %g: median %.1f s, p90 %.0f s, p99 %.0f s; heavy-tailed: the longest %.0f%% of sessions hold %.0f%% of the session-seconds. The steady state is %.0f concurrent sessions per node (%.0f%% of capacity).\n",
-		mean, m.Sigma, median, median*math.Exp(z90*m.Sigma), median*math.Exp(z99*m.Sigma), 100*(1-q90), 100*normalCDF(m.Sigma-z90),
-		m.Rate*mean, 100*m.Rate*mean/float64(m.Capacity))
 	// P(a session in progress outlives the warm-up) = E[(S-w)+]/E[S] for
 	// lognormal S: Φ(d) - (w/mean)Φ(d-σ), d = (ln(mean/w) + σ²/2)/σ.
 	w := m.Warmup.Seconds()
 	d := (math.Log(mean/w) + m.Sigma*m.Sigma/2) / m.Sigma
-	outlive := normalCDF(d) - w/mean*normalCDF(d-m.Sigma)
-	fmt.Fprintf(b, "- **Start and warm-up**: the farm starts at steady state and evenly spread: every node holds the mean number of sessions, each with the remaining length of a session caught in progress (length-biased lognormal, cut at a uniform point), so departures are stationary from the start. Then %g s of simulated time under the policy before measuring for %g s. The even start favours the load-blind policies: with these long tails their imbalance is still growing at the end (%.0f%% of the sessions in progress at the start outlive the %g s warm-up), so their figures are lower bounds.\n",
-		m.Warmup.Seconds(), m.Measure.Seconds(), 100*outlive, m.Warmup.Seconds())
-	fmt.Fprintf(b, "- **Sessions**: a redirected client reaches its server %v later (one round trip), which then counts it in its sessions and its monotonic accepted counter; a node at capacity would refuse it (counted below the results).\n", m.AcceptDelay)
-	fmt.Fprintf(b, "- **Reports**: every node republishes (sessions, accepted) every %v (cluster.DefaultPublishInterval) at its own random phase; each report reaches the leader after the **staleness** under test (%s), so the freshest report the leader holds is that plus up to %v old. The leader stamps it with its arrival time (as cluster.Member.ReportedAt does), rebuilds its view and installs it at the next pick, where the accepted growth retires that node's oldest pending entries, as node/ does.\n",
-		m.Publish, joinWords(stales), m.Publish)
-	fmt.Fprintf(b, "- **Policies**: least-loaded (Usher's default: new sessions go round robin to the nodes within %d sessions of the mean load, with the ledger), p2c (with the ledger), round-robin and random from `assign`; and **coturn**: a TURN front end answering every ALLOCATE with 300 Try Alternate naming the next entry of its `alternate-server` list. coturn keeps that counter per relay thread (`as_counter` in each thread's server), all starting at the first entry, and a request lands on the thread its socket belongs to: modelled as %d relay threads, each request on a random one. Round-robin, random and coturn use no load information, so staleness cannot change them: they ran once per N.\n", assign.DefaultSpread, m.Threads)
-	fmt.Fprintf(b, "- **Measures** (every %v of the measurement): max/mean is the busiest node's concurrent sessions over the mean; its time average, p99 and worst sample per run. Window share is the largest fraction of a %v window's new sessions (counted at the redirect) that one node got; its maximum and p99 over the windows per run. Every figure is **median (min–max) over %d seeds**; every policy sees the same clients for a seed, so ratios against coturn pair runs by seed.\n\n",
-		m.Window, m.Window, f.Seeds)
+	writeProse(b, "balance-method", map[string]any{
+		"F": f, "M": m, "Elapsed": f.Elapsed.Round(time.Second), "StaleAfter": balanceStaleAfter,
+		"PendingTTL": assign.DefaultPendingTTL, "Sizes": joinInts(sizes), "Spread": assign.DefaultSpread,
+		"Farm": joinWords(farm), "Window": joinWords(window), "PerWindow": m.Rate * m.Window.Seconds(),
+		"Mean": mean, "Median": median, "P90": median * math.Exp(z90*m.Sigma), "P99": median * math.Exp(z99*m.Sigma),
+		"TailShare": 100 * (1 - q90), "TailHold": 100 * normalCDF(m.Sigma-z90),
+		"Steady": m.Rate * mean, "SteadyShare": 100 * m.Rate * mean / float64(m.Capacity),
+		"Warmup": w, "Measure": m.Measure.Seconds(), "Outlive": 100 * (normalCDF(d) - w/mean*normalCDF(d-m.Sigma)),
+		"Stales": joinWords(stales),
+	})
 }
 
 // writeGoals writes the goals of least-loaded, Usher's default, for

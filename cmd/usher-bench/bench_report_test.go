@@ -221,8 +221,9 @@ var (
 )
 
 // reportStrings returns every string literal of the report's functions
-// and variables in the bench's source files, by position; names are the
-// reportFuncs and reportVars it found.
+// and variables in the bench's source files, by position, and the prose of
+// every report template, by file; names are the reportFuncs and reportVars
+// it found.
 func reportStrings(t *testing.T) (lits map[string]string, names map[string]bool) {
 	t.Helper()
 	files, err := filepath.Glob("bench*.go")
@@ -268,8 +269,23 @@ func reportStrings(t *testing.T) (lits map[string]string, names map[string]bool)
 			}
 		}
 	}
+	prose, err := filepath.Glob(filepath.Join("report", "*.tmpl"))
+	if err != nil || len(prose) == 0 {
+		t.Fatalf("no report templates: %v", err)
+	}
+	for _, name := range prose {
+		text, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A template's actions name the run's figures; the rest is prose.
+		lits[name] = actionRE.ReplaceAllString(string(text), " ")
+	}
 	return lits, names
 }
+
+// actionRE matches a template action, such as {{printf "%.0f" .P99}}.
+var actionRE = regexp.MustCompile(`(?s)\{\{.*?\}\}`)
 
 // takesBuilder reports whether fn has a *strings.Builder parameter: it
 // writes report text.
