@@ -91,13 +91,13 @@ load spread. Busy addresses are replaced by free loopback ports.`, stderr)
 		return 1
 	}
 	if err != nil {
-		f.keep = true
+		f.Keep = true
 		fmt.Fprintf(stderr, "usher demo: %v\n", err)
 		if o.Verbose {
-			f.writeLogTails(stderr, 30)
+			f.WriteLogTails(stderr, 30)
 		}
 		f.Close()
-		fmt.Fprintf(stderr, "usher demo: agent logs kept in %s\n", f.dir)
+		fmt.Fprintf(stderr, "usher demo: agent logs kept in %s\n", f.Dir)
 		return 1
 	}
 	f.Close()
@@ -119,7 +119,7 @@ func isTerminal(w io.Writer) bool {
 type demo struct {
 	o     demoOptions
 	out   io.Writer
-	farm  *farm
+	farm  *demoFarm
 	fleet *fleet
 	start time.Time
 
@@ -160,7 +160,7 @@ type killRecord struct {
 func (d *demo) run(ctx context.Context) (demoResult, error) {
 	var res demoResult
 	fmt.Fprintf(d.out, "usher demo: %d agents of %s, VIP %s\n  scratch dir %s\n",
-		demoNodes, d.o.Bin, d.farm.vip, d.farm.dir)
+		demoNodes, d.o.Bin, d.farm.VIP, d.farm.Dir)
 	for _, act := range []func(context.Context, *demoResult) error{d.form, d.killLeader, d.killServer} {
 		if err := act(ctx, &res); err != nil {
 			return res, err
@@ -168,7 +168,7 @@ func (d *demo) run(ctx context.Context) (demoResult, error) {
 	}
 	res.disturbed = d.fleet.disturbed(d.killed)
 	for _, n := range d.farm.nodes {
-		if st, ok := d.status[n.name]; ok && n.alive() {
+		if st, ok := d.status[n.Name]; ok && n.alive() {
 			res.load = append(res.load, st.Sessions)
 		}
 	}
@@ -193,12 +193,12 @@ func (d *demo) form(ctx context.Context, res *demoResult) error {
 		return fmt.Errorf("farm did not form: %w", err)
 	}
 	leader := d.leader()
-	d.note("%s leads (term %d) and holds %s", leader.name, d.status[leader.name].Term, d.farm.vip)
+	d.note("%s leads (term %d) and holds %s", leader.Name, d.status[leader.Name].Term, d.farm.VIP)
 
 	began := time.Now()
-	d.fleet, res.dialFailed = dialFleet(ctx, d.farm.vip, d.o.Clients)
+	d.fleet, res.dialFailed = dialFleet(ctx, d.farm.VIP, d.o.Clients)
 	res.dialTime, res.dialed = time.Since(began), d.fleet.size()
-	d.note("%d clients dialed %s in %v (%d failed)", res.dialed, d.farm.vip, res.dialTime.Round(time.Millisecond), res.dialFailed)
+	d.note("%d clients dialed %s in %v (%d failed)", res.dialed, d.farm.VIP, res.dialTime.Round(time.Millisecond), res.dialFailed)
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -216,8 +216,8 @@ func (d *demo) killLeader(ctx context.Context, res *demoResult) error {
 		return fmt.Errorf("no leader before the first kill: %w", err)
 	}
 	leader := d.leader()
-	res.oldLeader, res.oldTerm = leader.name, d.status[leader.name].Term
-	prober, err := startProber(d.farm.vip, res.oldTerm, 20*time.Millisecond)
+	res.oldLeader, res.oldTerm = leader.Name, d.status[leader.Name].Term
+	prober, err := startProber(d.farm.VIP, res.oldTerm, 20*time.Millisecond)
 	if err != nil {
 		return fmt.Errorf("failover prober: %w", err)
 	}
@@ -228,7 +228,7 @@ func (d *demo) killLeader(ctx context.Context, res *demoResult) error {
 	select {
 	case <-prober.first:
 	case <-wait.C:
-		return fmt.Errorf("no new leader answered at %s within 15s of killing %s", d.farm.vip, leader.name)
+		return fmt.Errorf("no new leader answered at %s within 15s of killing %s", d.farm.VIP, leader.Name)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -237,9 +237,9 @@ func (d *demo) killLeader(ctx context.Context, res *demoResult) error {
 	res.failover, res.newTerm = prober.at.Sub(at), prober.term
 	d.refresh(ctx)
 	if l := d.leader(); l != nil {
-		res.newLeader = l.name
+		res.newLeader = l.Name
 	}
-	d.note("%s answers at %s after %v (term %d → %d)", orUnknown(res.newLeader), d.farm.vip,
+	d.note("%s answers at %s after %v (term %d → %d)", orUnknown(res.newLeader), d.farm.VIP,
 		res.failover.Round(time.Millisecond), res.oldTerm, res.newTerm)
 	d.waitMoved(ctx, &k, displaced, at)
 	res.kills = append(res.kills, k)
@@ -266,11 +266,11 @@ func (d *demo) killServer(ctx context.Context, res *demoResult) error {
 // kill sends SIGKILL to n; it returns the record to fill in, when the
 // signal was sent and the clients n had then.
 func (d *demo) kill(n *farmNode, role string) (killRecord, time.Time, []*member) {
-	on := d.fleet.on(n.session)
-	k := killRecord{node: n.name, role: role, clients: len(on)}
-	d.killed[n.session] = true
+	on := d.fleet.on(n.Session)
+	k := killRecord{node: n.Name, role: role, clients: len(on)}
+	d.killed[n.Session] = true
 	at := d.farm.kill(n)
-	d.note("SIGKILL %s (%s, %d clients)", n.name, role, k.clients)
+	d.note("SIGKILL %s (%s, %d clients)", n.Name, role, k.clients)
 	return k, at, on
 }
 
@@ -307,7 +307,7 @@ func (d *demo) waitUntil(ctx context.Context, timeout time.Duration, cond func()
 			return ctx.Err()
 		}
 		if n := d.farm.exitedEarly(); n != nil {
-			return fmt.Errorf("%w: %s (%v; log: %s)", errAgentExited, n.name, n.waitErr, n.logPath)
+			return fmt.Errorf("%w: %s (%v; log: %s)", errAgentExited, n.Name, n.WaitErr(), n.LogPath)
 		}
 		if cond != nil && cond() {
 			return nil
@@ -344,7 +344,7 @@ func (d *demo) formed() bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	ms, err := d.farm.members(ctx, l)
+	ms, err := d.farm.Members(ctx, l.Agent)
 	if err != nil {
 		return false
 	}
@@ -365,7 +365,7 @@ func (d *demo) formationTrouble() error {
 	case d.leader() == nil:
 		for name, st := range d.status {
 			if st.Role == node.RoleLeader {
-				return fmt.Errorf("%s leads but cannot take the balancer address %s: does another agent or demo hold it? (try -vip)", name, d.farm.vip)
+				return fmt.Errorf("%s leads but cannot take the balancer address %s: does another agent or demo hold it? (try -vip)", name, d.farm.VIP)
 			}
 		}
 		return errors.New("no leader elected after 30s")
@@ -376,7 +376,7 @@ func (d *demo) formationTrouble() error {
 // leader returns the live node serving the balancer address, if one does.
 func (d *demo) leader() *farmNode {
 	for _, n := range d.farm.nodes {
-		if st, ok := d.status[n.name]; ok && n.alive() && st.Serving {
+		if st, ok := d.status[n.Name]; ok && n.alive() && st.Serving {
 			return n
 		}
 	}
@@ -388,7 +388,7 @@ func (d *demo) roleOf(n *farmNode) string {
 	if !n.alive() {
 		return "dead"
 	}
-	if st, ok := d.status[n.name]; ok {
+	if st, ok := d.status[n.Name]; ok {
 		return st.Role
 	}
 	return "?"
@@ -408,10 +408,10 @@ func (d *demo) victim() *farmNode {
 		if nv != bv {
 			return nv
 		}
-		return on[n.session] > on[best.session]
+		return on[n.Session] > on[best.Session]
 	}
 	for _, n := range d.farm.nodes {
-		if !n.alive() || on[n.session] == 0 || d.roleOf(n) == node.RoleLeader {
+		if !n.alive() || on[n.Session] == 0 || d.roleOf(n) == node.RoleLeader {
 			continue
 		}
 		if better(n) {
@@ -447,18 +447,18 @@ func (d *demo) table() []string {
 	}
 	holder, term := "nobody", uint64(0)
 	if l := d.leader(); l != nil {
-		holder, term = l.name, d.status[l.name].Term
+		holder, term = l.Name, d.status[l.Name].Term
 	}
 	var b strings.Builder
 	lines := []string{
 		fmt.Sprintf("t=%5.1fs  VIP %s: %s (term %d)  clients %d settled, %d moving",
-			time.Since(d.start).Seconds(), d.farm.vip, holder, term, clients-moving, moving),
+			time.Since(d.start).Seconds(), d.farm.VIP, holder, term, clients-moving, moving),
 		fmt.Sprintf("  %-4s  %-17s  %-9s  %-8s  %8s  %7s", "NODE", "SESSION ADDR", "ROLE", "STATE", "SESSIONS", "CLIENTS"),
 	}
 	for _, n := range d.farm.nodes {
 		b.Reset()
 		role, state, sessions := "?", "no answer", "-"
-		st, ok := d.status[n.name]
+		st, ok := d.status[n.Name]
 		switch {
 		case !n.alive():
 			role, state = "dead", "killed"
@@ -471,7 +471,7 @@ func (d *demo) table() []string {
 				role += "*"
 			}
 		}
-		lines = append(lines, fmt.Sprintf("  %-4s  %-17s  %-9s  %-8s  %8s  %7d", n.name, n.session, role, state, sessions, placement[n.session]))
+		lines = append(lines, fmt.Sprintf("  %-4s  %-17s  %-9s  %-8s  %8s  %7d", n.Name, n.Session, role, state, sessions, placement[n.Session]))
 	}
 	lines = append(lines, "  * holds the VIP; SESSIONS: server's table; CLIENTS: clients' view")
 	return lines

@@ -14,7 +14,7 @@ func (d *demo) summary(res demoResult) {
 		fmt.Fprintf(&b, "  %-20s %s\n", label, fmt.Sprintf(format, args...))
 	}
 	b.WriteString("\nsummary\n")
-	line("farm", "%d agent processes (%d Raft voters), VIP %s", demoNodes, demoVoters, d.farm.vip)
+	line("farm", "%d agent processes (%d Raft voters), VIP %s", demoNodes, demoVoters, d.farm.VIP)
 	line("clients", "%d dialed in %v (%d failed)", res.dialed, res.dialTime.Round(time.Millisecond), res.dialFailed)
 	line("leader failover", "%s killed; %s answers at the VIP %v later (term %d → %d)",
 		res.oldLeader, orUnknown(res.newLeader), res.failover.Round(time.Millisecond), res.oldTerm, res.newTerm)

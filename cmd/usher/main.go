@@ -64,7 +64,6 @@ var commands = []command{
 	{"validate", "check a configuration file", runValidate},
 	{"version", "print the version", runVersion},
 	{"demo", "run a five-node farm and a few hundred clients on loopback, kill nodes, show the failover", runDemo},
-	{"bench", "measure the probe path and session setups against baselines; write BENCHMARKS.md", runBench},
 }
 
 // run executes the command line args (without the program name) and returns

@@ -88,7 +88,7 @@ func readFailoverRow(dir string, row failoverRow) failoverFigures {
 // writeFailover writes part 3 from the rows the run read.
 func writeFailover(b *strings.Builder, rows []failoverFigures) {
 	b.WriteString("## 3. Failover against keepalived\n\n")
-	b.WriteString("Measured in the chaos suite's namespace farm (a bridge in a namespace of its own, three server namespaces and a client namespace on 198.18.0.0/15), not by this run: host death of the holder (its link down, then SIGKILL), gap = death to the first answered probe at the balancer address from the client namespace, probed every 5 ms by the same prober. keepalived holds the address with VRRP in front of the same servers; Usher's leader holds it in netlink mode. Commands, as root: `scripts/chaos.sh` (Usher) and `USHER_BENCH_KEEPALIVED=1 go test -count=1 -run TestKeepalivedFailover -v ./e2e/` (keepalived, installed from Debian's packages if missing).\n\n")
+	writeProse(b, "failover-method", nil)
 	b.WriteString("| Holder | kills | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) | measured |\n|---|---|---|---|---|---|---|\n")
 	found := 0
 	for _, ff := range rows {
@@ -107,5 +107,5 @@ func writeFailover(b *strings.Builder, rows []failoverFigures) {
 		b.WriteString("\nNo results found in " + failoverDir + ": run the commands above first.\n\n")
 		return
 	}
-	b.WriteString("\nWhat sessions see during the gap: with keepalived in front of an in-path balancer every session's packets go through the address, so every session stalls for the whole gap. Usher's sessions never touch the balancer address: in the same leader-death runs no session on a surviving server saw a keepalive gap (the chaos suite checks each one), and only new sessions wait for the gap.\n\n")
+	writeProse(b, "failover-sessions", nil)
 }

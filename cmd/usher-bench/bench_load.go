@@ -235,88 +235,131 @@ func paced(srvs []*benchServer, rate float64, d time.Duration) ([]latResult, err
 			return nil, err
 		}
 	}
-	const socks = pacedSockets
-	n := time.Duration(len(srvs))
-	warm := n * warmup(d)
-	total := warm + n*d
-	type pacedConn struct {
-		*loadConn
-		srv    int
-		pool   [][]byte
-		sentAt []atomic.Int64 // by slot: ns since start, +1 (0: not sent)
-	}
-	conns := make([][]*pacedConn, len(srvs))
-	var enc wire.Encoder
-	rng := rand.New(rand.NewPCG(3, 5))
-	for s, srv := range srvs {
-		conns[s] = make([]*pacedConn, socks)
-		for i := range conns[s] {
-			c, err := newLoadConn(srv.addr)
-			if err != nil {
-				return nil, err
+	conns, err := dialPaced(srvs)
+	defer func() {
+		for _, cs := range conns {
+			for _, c := range cs {
+				c.conn.Close()
 			}
-			defer c.conn.Close()
-			pc := &pacedConn{loadConn: c, srv: s, pool: make([][]byte, pacedPool), sentAt: make([]atomic.Int64, pacedPool)}
-			for j := range pc.pool {
-				pc.pool[j] = encodeProbe(&enc, make([]byte, 0, wire.ProbeSize), rng, 0, uint32(j))
-			}
-			conns[s][i] = pc
 		}
+	}()
+	if err != nil {
+		return nil, err
 	}
-	start := time.Now()
-	var mu sync.Mutex
+	n := time.Duration(len(srvs))
+	run := pacedRun{conns: conns, rate: rate, warm: n * warmup(d), start: time.Now()}
+	run.total = run.warm + n*d
 	lats := make([][]time.Duration, len(srvs))
-	var wg sync.WaitGroup
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
 	for _, cs := range conns {
 		for _, c := range cs {
 			wg.Go(func() {
-				local := make([]time.Duration, 0, int(rate*d.Seconds()/socks*1.1)+16)
-				c.conn.SetReadDeadline(start.Add(total + 200*time.Millisecond))
-				for {
-					n, err := c.pc.ReadBatch(c.rx, 0)
-					now := time.Since(start)
-					if err != nil {
-						break
-					}
-					for _, m := range c.rx[:n] {
-						b := m.Buffers[0][:m.N]
-						if len(b) < 20 {
-							continue
-						}
-						slot := binary.BigEndian.Uint32(b[16:20]) % pacedPool
-						sent := time.Duration(c.sentAt[slot].Swap(0) - 1)
-						if sent >= warm && sent < total {
-							local = append(local, now-sent)
-						}
-					}
-				}
+				local := run.receive(c, int(rate*d.Seconds()/pacedSockets*1.1)+16)
 				mu.Lock()
 				lats[c.srv] = append(lats[c.srv], local...)
 				mu.Unlock()
 			})
 		}
 	}
-	// The sender.
-	inWindow := make([]uint64, len(srvs))
+	inWindow := run.send()
+	wg.Wait()
+	return pacedResults(srvs, lats, inWindow, rate)
+}
+
+// pacedConn is one socket of the paced generator.
+type pacedConn struct {
+	*loadConn
+	srv    int
+	pool   [][]byte
+	sentAt []atomic.Int64 // by slot: ns since start, +1 (0: not sent)
+}
+
+// dialPaced opens pacedSockets sockets to each server, each with its pool
+// of pre-encoded probes. The sockets it opened are returned even with an
+// error, for the caller to close.
+func dialPaced(srvs []*benchServer) ([][]*pacedConn, error) {
+	conns := make([][]*pacedConn, len(srvs))
+	var enc wire.Encoder
+	rng := rand.New(rand.NewPCG(3, 5))
+	for s, srv := range srvs {
+		for range pacedSockets {
+			c, err := newLoadConn(srv.addr)
+			if err != nil {
+				return conns, err
+			}
+			pc := &pacedConn{loadConn: c, srv: s, pool: make([][]byte, pacedPool), sentAt: make([]atomic.Int64, pacedPool)}
+			for j := range pc.pool {
+				pc.pool[j] = encodeProbe(&enc, make([]byte, 0, wire.ProbeSize), rng, 0, uint32(j))
+			}
+			conns[s] = append(conns[s], pc)
+		}
+	}
+	return conns, nil
+}
+
+// pacedRun is one paced measurement: the sockets by server, the rate and
+// the span, in time since start, of the warm-up and of the whole run.
+type pacedRun struct {
+	conns       [][]*pacedConn
+	rate        float64
+	start       time.Time
+	warm, total time.Duration
+}
+
+// receive reads c's answers until the run is over and returns the latency
+// of each answered probe that was sent after the warm-up.
+func (r *pacedRun) receive(c *pacedConn, capacity int) []time.Duration {
+	local := make([]time.Duration, 0, capacity)
+	c.conn.SetReadDeadline(r.start.Add(r.total + 200*time.Millisecond))
+	for {
+		n, err := c.pc.ReadBatch(c.rx, 0)
+		now := time.Since(r.start)
+		if err != nil {
+			return local
+		}
+		for _, m := range c.rx[:n] {
+			b := m.Buffers[0][:m.N]
+			if len(b) < 20 {
+				continue
+			}
+			slot := binary.BigEndian.Uint32(b[16:20]) % pacedPool
+			sent := time.Duration(c.sentAt[slot].Swap(0) - 1)
+			if sent >= r.warm && sent < r.total {
+				local = append(local, now-sent)
+			}
+		}
+	}
+}
+
+// send sends the probes due at the run's rate, every paceTick, to the
+// server whose turn it is (a pacedSlice each), round robin over its
+// sockets, until the run is over; it returns how many probes each server
+// was sent after the warm-up.
+func (r *pacedRun) send() []uint64 {
+	srvs := len(r.conns)
+	inWindow := make([]uint64, srvs)
 	batch := make([][]byte, 0, loadBatch)
-	next := make([][]int, len(srvs))
-	idx := make([]int, len(srvs))
+	next := make([][]int, srvs)
+	idx := make([]int, srvs)
 	for s := range next {
-		next[s] = make([]int, socks)
+		next[s] = make([]int, pacedSockets)
 	}
 	var sent uint64
 	for {
-		el := time.Since(start)
-		if el >= total {
-			break
+		el := time.Since(r.start)
+		if el >= r.total {
+			return inWindow
 		}
-		s := int(el/pacedSlice) % len(srvs)
-		due := uint64(rate*el.Seconds()) - sent
+		s := int(el/pacedSlice) % srvs
+		due := uint64(r.rate*el.Seconds()) - sent
 		for due > 0 {
 			i := idx[s]
-			c := conns[s][i]
+			c := r.conns[s][i]
 			k := min(int(due), loadBatch)
-			now := int64(time.Since(start)) + 1
+			now := int64(time.Since(r.start)) + 1
 			batch = batch[:0]
 			for range k {
 				slot := next[s][i] % pacedPool
@@ -325,16 +368,20 @@ func paced(srvs []*benchServer, rate float64, d time.Duration) ([]latResult, err
 				batch = append(batch, c.pool[slot])
 			}
 			c.send(batch)
-			idx[s] = (i + 1) % socks
+			idx[s] = (i + 1) % pacedSockets
 			sent += uint64(k)
 			due -= uint64(k)
-			if time.Duration(now-1) >= warm {
+			if time.Duration(now-1) >= r.warm {
 				inWindow[s] += uint64(k)
 			}
 		}
 		time.Sleep(paceTick)
 	}
-	wg.Wait()
+}
+
+// pacedResults turns each server's latencies and probes sent into its
+// figures.
+func pacedResults(srvs []*benchServer, lats [][]time.Duration, inWindow []uint64, rate float64) ([]latResult, error) {
 	res := make([]latResult, len(srvs))
 	for s, l := range lats {
 		if len(l) == 0 {

@@ -16,7 +16,7 @@ import (
 	"github.com/usherlb/usher/assign"
 )
 
-// Part 4 of `usher bench`: balance quality. A discrete-event simulation on a
+// Part 4 of `usher-bench`: balance quality. A discrete-event simulation on a
 // virtual clock drives the real assign.Assigner (as the leader's responder
 // runs it) with a farm of equal nodes, Poisson arrivals, heavy-tailed
 // session lengths and load reports that reach the leader late, and measures
@@ -184,159 +184,210 @@ const balanceBasePort = 20000
 // random stream seeded by seed, so every policy sees exactly the same
 // clients; the policy's random choices come from a second stream.
 func simulateBalance(m balanceModel, p balancePolicy, seed uint64) balanceRun {
-	work := rand.New(rand.NewPCG(seed, 0x62616c616e6365)) // "balance"
-	polRNG := rand.New(rand.NewPCG(seed, 0x706f6c696379)) // "policy"
-	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var now int64
-	clock := func() time.Time { return epoch.Add(time.Duration(now)) }
+	s := newBalanceSim(m, p, seed)
+	for len(s.q.ev) > 0 {
+		e := s.q.pop()
+		if e.at > s.end {
+			break
+		}
+		s.now = e.at
+		s.handle(e)
+	}
+	return s.result()
+}
 
+// balanceSim is one run of the simulation: the farm's state, the leader's
+// view of it and what the measurement has seen so far.
+type balanceSim struct {
+	m          balanceModel
+	p          balancePolicy
+	work       *rand.Rand // arrivals, lengths, phases
+	polRNG     *rand.Rand // the policy's own randomness
+	now        int64      // virtual nanoseconds since epoch
+	start, end int64      // the measurement
+	mu         float64    // lognormal location for the mean length
+	rate       float64    // arrivals per second, farm-wide
+	q          balanceQueue
+	sessions   []int
+	accepted   []uint64
+	nodes      []assign.Node // the leader's copy of each node's last report
+	dirty      bool          // nodes changed since the view was installed
+	asg        *assign.Assigner
+	counters   []int // coturn: one per relay thread, all from 0
+	session    uint64
+	win        []int // new sessions per node in the current window
+	winAll     int
+	ratios     []float64
+	shares     []float64
+	run        balanceRun
+}
+
+// balanceEpoch is the virtual clock's zero.
+var balanceEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// newBalanceSim sets up a run at steady state, evenly spread: each node
+// holds the mean number of concurrent sessions, with the remaining lengths
+// of sessions caught in progress (a length-biased lognormal draw, cut at a
+// uniform point), so the departure process is stationary from the first
+// instant.
+func newBalanceSim(m balanceModel, p balancePolicy, seed uint64) *balanceSim {
 	n := m.Nodes
-	mu := math.Log(m.MeanLen.Seconds()) - m.Sigma*m.Sigma/2 // lognormal location for the mean
-	length := func() int64 { return int64(math.Exp(mu+m.Sigma*work.NormFloat64()) * 1e9) }
-
-	var q balanceQueue
-	sessions := make([]int, n)
-	accepted := make([]uint64, n)
-
-	// Start at steady state, evenly spread: each node holds the mean
-	// number of concurrent sessions, with the remaining lengths of sessions
-	// caught in progress (a length-biased lognormal draw, cut at a uniform
-	// point), so the departure process is stationary from the first instant.
+	s := &balanceSim{
+		m: m, p: p,
+		work:     rand.New(rand.NewPCG(seed, 0x62616c616e6365)), // "balance"
+		polRNG:   rand.New(rand.NewPCG(seed, 0x706f6c696379)),   // "policy"
+		mu:       math.Log(m.MeanLen.Seconds()) - m.Sigma*m.Sigma/2,
+		rate:     m.Rate * float64(n),
+		start:    int64(m.Warmup),
+		end:      int64(m.Warmup + m.Measure),
+		sessions: make([]int, n), accepted: make([]uint64, n), nodes: make([]assign.Node, n),
+		dirty: true, counters: make([]int, max(m.Threads, 1)), win: make([]int, n),
+	}
 	initial := int(math.Round(m.Rate * m.MeanLen.Seconds()))
 	for i := range n {
 		for range initial {
-			biased := math.Exp(mu + m.Sigma*m.Sigma + m.Sigma*work.NormFloat64())
-			q.push(balanceEvent{at: int64(work.Float64() * biased * 1e9), kind: balDepart, node: int32(i)})
+			biased := math.Exp(s.mu + m.Sigma*m.Sigma + m.Sigma*s.work.NormFloat64())
+			s.q.push(balanceEvent{at: int64(s.work.Float64() * biased * 1e9), kind: balDepart, node: int32(i)})
 		}
-		sessions[i], accepted[i] = initial, uint64(initial)
+		s.sessions[i], s.accepted[i] = initial, uint64(initial)
 	}
-
-	// The leader's copy of each node's last report, and the view built
-	// from them. The agent rebuilds its view whenever a report arrives and
-	// the responder installs it at the next probe; so does this.
-	nodes := make([]assign.Node, n)
-	for i := range nodes {
-		nodes[i] = assign.Node{
+	// The agent rebuilds its view whenever a report arrives and the
+	// responder installs it at the next probe; so does this.
+	for i := range s.nodes {
+		s.nodes[i] = assign.Node{
 			ID:       fmt.Sprintf("n%03d", i),
 			Addr:     netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(balanceBasePort+i)),
-			Capacity: m.Capacity, Sessions: initial, Accepted: uint64(initial), ReportedAt: clock(),
+			Capacity: m.Capacity, Sessions: initial, Accepted: uint64(initial), ReportedAt: s.clock(),
 		}
-		q.push(balanceEvent{at: int64(work.Float64() * float64(m.Publish)), kind: balPublish, node: int32(i)})
+		s.q.push(balanceEvent{at: int64(s.work.Float64() * float64(m.Publish)), kind: balPublish, node: int32(i)})
 	}
-	dirty := true
-	var asg *assign.Assigner
 	if !p.coturn {
-		asg = assign.New(assign.Config{Policy: p.policy, StaleAfter: balanceStaleAfter}, clock, polRNG)
+		s.asg = assign.New(assign.Config{Policy: p.policy, StaleAfter: balanceStaleAfter}, s.clock, s.polRNG)
 	}
-	counters := make([]int, max(m.Threads, 1)) // coturn: one per relay thread, all from 0
+	s.q.push(balanceEvent{at: int64(s.work.ExpFloat64() / s.rate * 1e9), kind: balArrival})
+	s.q.push(balanceEvent{at: s.start + int64(m.Window), kind: balTick})
+	return s
+}
 
-	rate := m.Rate * float64(n) // arrivals per second, farm-wide
-	q.push(balanceEvent{at: int64(work.ExpFloat64() / rate * 1e9), kind: balArrival})
-	start, end := int64(m.Warmup), int64(m.Warmup+m.Measure)
-	q.push(balanceEvent{at: start + int64(m.Window), kind: balTick})
+// clock is the virtual time, as the assigner reads it.
+func (s *balanceSim) clock() time.Time { return balanceEpoch.Add(time.Duration(s.now)) }
 
-	var (
-		run     balanceRun
-		win     = make([]int, n)
-		winAll  int
-		ratios  []float64
-		shares  []float64
-		session uint64
-	)
-	for len(q.ev) > 0 {
-		e := q.pop()
-		if e.at > end {
-			break
+// measuring reports whether the current event falls in the measurement.
+func (s *balanceSim) measuring() bool { return s.now >= s.start }
+
+// handle processes one event at s.now.
+func (s *balanceSim) handle(e balanceEvent) {
+	switch e.kind {
+	case balArrival:
+		s.arrive()
+	case balAccept:
+		if s.sessions[e.node] >= s.m.Capacity {
+			if s.measuring() {
+				s.run.rejected++
+			}
+			return
 		}
-		now = e.at
-		switch e.kind {
-		case balArrival:
-			q.push(balanceEvent{at: now + int64(work.ExpFloat64()/rate*1e9), kind: balArrival})
-			dur := length()
-			var i int
-			if p.coturn {
-				th := polRNG.IntN(len(counters))
-				i = counters[th] % n
-				counters[th]++
-			} else {
-				if dirty {
-					asg.SetView(assign.NewView(nodes))
-					dirty = false
-				}
-				session++
-				var sid assign.SessionID
-				for k := range sid {
-					sid[k] = byte(session >> (8 * k))
-				}
-				nd, err := asg.Pick(sid, netip.AddrPort{})
-				if err != nil {
-					if now >= start {
-						run.unplaced++
-					}
-					continue
-				}
-				i = int(nd.Addr.Port()) - balanceBasePort
-			}
-			if now >= start {
-				win[i]++
-				winAll++
-				run.arrivals++
-			}
-			q.push(balanceEvent{at: now + int64(m.AcceptDelay), kind: balAccept, node: int32(i), dur: dur})
-		case balAccept:
-			if sessions[e.node] >= m.Capacity {
-				if now >= start {
-					run.rejected++
-				}
-				continue
-			}
-			sessions[e.node]++
-			accepted[e.node]++
-			q.push(balanceEvent{at: now + e.dur, kind: balDepart, node: e.node})
-		case balDepart:
-			sessions[e.node]--
-		case balPublish:
-			q.push(balanceEvent{at: now + int64(m.Publish), kind: balPublish, node: e.node})
-			q.push(balanceEvent{at: now + int64(m.Stale), kind: balDeliver, node: e.node,
-				sessions: int32(sessions[e.node]), accepted: accepted[e.node]})
-		case balDeliver:
-			nd := &nodes[e.node]
-			nd.Sessions, nd.Accepted = int(e.sessions), e.accepted
-			// cluster.Member.ReportedAt: when the leader received it.
-			nd.ReportedAt = clock()
-			dirty = true
-		case balTick:
-			if now+int64(m.Window) <= end {
-				q.push(balanceEvent{at: now + int64(m.Window), kind: balTick})
-			}
-			if winAll > 0 {
-				shares = append(shares, float64(slices.Max(win))/float64(winAll))
-			}
-			clear(win)
-			winAll = 0
-			total := 0
-			for _, s := range sessions {
-				total += s
-			}
-			if total > 0 {
-				ratios = append(ratios, float64(slices.Max(sessions))*float64(n)/float64(total))
-			}
-		}
+		s.sessions[e.node]++
+		s.accepted[e.node]++
+		s.q.push(balanceEvent{at: s.now + e.dur, kind: balDepart, node: e.node})
+	case balDepart:
+		s.sessions[e.node]--
+	case balPublish:
+		s.q.push(balanceEvent{at: s.now + int64(s.m.Publish), kind: balPublish, node: e.node})
+		s.q.push(balanceEvent{at: s.now + int64(s.m.Stale), kind: balDeliver, node: e.node,
+			sessions: int32(s.sessions[e.node]), accepted: s.accepted[e.node]})
+	case balDeliver:
+		nd := &s.nodes[e.node]
+		nd.Sessions, nd.Accepted = int(e.sessions), e.accepted
+		// cluster.Member.ReportedAt: when the leader received it.
+		nd.ReportedAt = s.clock()
+		s.dirty = true
+	case balTick:
+		s.tick()
 	}
-	if len(ratios) > 0 {
+}
+
+// arrive schedules the next arrival and redirects this one: the client
+// reaches its node one round trip later.
+func (s *balanceSim) arrive() {
+	s.q.push(balanceEvent{at: s.now + int64(s.work.ExpFloat64()/s.rate*1e9), kind: balArrival})
+	dur := int64(math.Exp(s.mu+s.m.Sigma*s.work.NormFloat64()) * 1e9)
+	i, ok := s.pick()
+	if !ok {
+		if s.measuring() {
+			s.run.unplaced++
+		}
+		return
+	}
+	if s.measuring() {
+		s.win[i]++
+		s.winAll++
+		s.run.arrivals++
+	}
+	s.q.push(balanceEvent{at: s.now + int64(s.m.AcceptDelay), kind: balAccept, node: int32(i), dur: dur})
+}
+
+// pick returns the node the policy names for a new session, if any.
+func (s *balanceSim) pick() (int, bool) {
+	if s.p.coturn {
+		th := s.polRNG.IntN(len(s.counters))
+		i := s.counters[th] % s.m.Nodes
+		s.counters[th]++
+		return i, true
+	}
+	if s.dirty {
+		s.asg.SetView(assign.NewView(s.nodes))
+		s.dirty = false
+	}
+	s.session++
+	var sid assign.SessionID
+	for k := range sid {
+		sid[k] = byte(s.session >> (8 * k))
+	}
+	nd, err := s.asg.Pick(sid, netip.AddrPort{})
+	if err != nil {
+		return 0, false
+	}
+	return int(nd.Addr.Port()) - balanceBasePort, true
+}
+
+// tick closes a window: the largest share of its new sessions one node
+// got, and the busiest node's sessions over the mean.
+func (s *balanceSim) tick() {
+	if s.now+int64(s.m.Window) <= s.end {
+		s.q.push(balanceEvent{at: s.now + int64(s.m.Window), kind: balTick})
+	}
+	if s.winAll > 0 {
+		s.shares = append(s.shares, float64(slices.Max(s.win))/float64(s.winAll))
+	}
+	clear(s.win)
+	s.winAll = 0
+	total := 0
+	for _, n := range s.sessions {
+		total += n
+	}
+	if total > 0 {
+		s.ratios = append(s.ratios, float64(slices.Max(s.sessions))*float64(s.m.Nodes)/float64(total))
+	}
+}
+
+// result summarises the windows into the run's figures.
+func (s *balanceSim) result() balanceRun {
+	run := s.run
+	if len(s.ratios) > 0 {
 		sum := 0.0
-		for _, r := range ratios {
+		for _, r := range s.ratios {
 			sum += r
 		}
-		run.avgRatio = sum / float64(len(ratios))
-		slices.Sort(ratios)
-		run.p99Ratio = balancePercentile(ratios, 0.99)
-		run.worstRatio = ratios[len(ratios)-1]
+		run.avgRatio = sum / float64(len(s.ratios))
+		slices.Sort(s.ratios)
+		run.p99Ratio = balancePercentile(s.ratios, 0.99)
+		run.worstRatio = s.ratios[len(s.ratios)-1]
 	}
-	if len(shares) > 0 {
-		slices.Sort(shares)
-		run.p99Share = balancePercentile(shares, 0.99)
-		run.maxShare = shares[len(shares)-1]
+	if len(s.shares) > 0 {
+		slices.Sort(s.shares)
+		run.p99Share = balancePercentile(s.shares, 0.99)
+		run.maxShare = s.shares[len(s.shares)-1]
 	}
 	return run
 }
@@ -540,29 +591,23 @@ func (f *balanceFigures) writeModel(b *strings.Builder) {
 	for _, st := range f.stales() {
 		stales = append(stales, balanceStaleLabel(st))
 	}
-	fmt.Fprintf(b, "A deterministic discrete-event simulation on a virtual clock (nothing sleeps; %d seeds took %v of real time in all) drives the real `assign.Assigner`, configured as the agent configures it (reports stale after %v, pending ledger on with its %v TTL, the new-leader warm-up), against a farm of N = %s equal nodes of capacity %d:\n\n",
-		f.Seeds, f.Elapsed.Round(time.Second), balanceStaleAfter, assign.DefaultPendingTTL, joinInts(sizes), m.Capacity)
-	fmt.Fprintf(b, "- **Arrivals**: a Poisson process of %g new sessions per node per second (%s farm-wide), so a %v window holds %g new sessions per node on average (%s farm-wide).\n",
-		m.Rate, joinWords(farm), m.Window, m.Rate*m.Window.Seconds(), joinWords(window))
 	mean := m.MeanLen.Seconds()
 	median := mean * math.Exp(-m.Sigma*m.Sigma/2)
 	const q90, z90, z99 = 0.90, 1.2816, 2.3263 // standard normal quantiles: Φ(z90) = q90, Φ(z99) = 0.99
-	fmt.Fprintf(b, "- **Session lengths**: lognormal with mean %g s and σ = %g: median %.1f s, p90 %.0f s, p99 %.0f s; heavy-tailed: the longest %.0f%% of sessions hold %.0f%% of the session-seconds. The steady state is %.0f concurrent sessions per node (%.0f%% of capacity).\n",
-		mean, m.Sigma, median, median*math.Exp(z90*m.Sigma), median*math.Exp(z99*m.Sigma), 100*(1-q90), 100*normalCDF(m.Sigma-z90),
-		m.Rate*mean, 100*m.Rate*mean/float64(m.Capacity))
 	// P(a session in progress outlives the warm-up) = E[(S-w)+]/E[S] for
 	// lognormal S: Φ(d) - (w/mean)Φ(d-σ), d = (ln(mean/w) + σ²/2)/σ.
 	w := m.Warmup.Seconds()
 	d := (math.Log(mean/w) + m.Sigma*m.Sigma/2) / m.Sigma
-	outlive := normalCDF(d) - w/mean*normalCDF(d-m.Sigma)
-	fmt.Fprintf(b, "- **Start and warm-up**: the farm starts at steady state and evenly spread: every node holds the mean number of sessions, each with the remaining length of a session caught in progress (length-biased lognormal, cut at a uniform point), so departures are stationary from the start. Then %g s of simulated time under the policy before measuring for %g s. The even start favours the load-blind policies: with these long tails their imbalance is still growing at the end (%.0f%% of the sessions in progress at the start outlive the %g s warm-up), so their figures are lower bounds.\n",
-		m.Warmup.Seconds(), m.Measure.Seconds(), 100*outlive, m.Warmup.Seconds())
-	fmt.Fprintf(b, "- **Sessions**: a redirected client reaches its server %v later (one round trip), which then counts it in its sessions and its monotonic accepted counter; a node at capacity would refuse it (counted below the results).\n", m.AcceptDelay)
-	fmt.Fprintf(b, "- **Reports**: every node republishes (sessions, accepted) every %v (cluster.DefaultPublishInterval) at its own random phase; each report reaches the leader after the **staleness** under test (%s), so the freshest report the leader holds is that plus up to %v old. The leader stamps it with its arrival time (as cluster.Member.ReportedAt does), rebuilds its view and installs it at the next pick, where the accepted growth retires that node's oldest pending entries, as node/ does.\n",
-		m.Publish, joinWords(stales), m.Publish)
-	fmt.Fprintf(b, "- **Policies**: least-loaded (Usher's default: new sessions go round robin to the nodes within %d sessions of the mean load, with the ledger), p2c (with the ledger), round-robin and random from `assign`; and **coturn**: a TURN front end answering every ALLOCATE with 300 Try Alternate naming the next entry of its `alternate-server` list. coturn keeps that counter per relay thread (`as_counter` in each thread's server), all starting at the first entry, and a request lands on the thread its socket belongs to: modelled as %d relay threads, each request on a random one. Round-robin, random and coturn use no load information, so staleness cannot change them: they ran once per N.\n", assign.DefaultSpread, m.Threads)
-	fmt.Fprintf(b, "- **Measures** (every %v of the measurement): max/mean is the busiest node's concurrent sessions over the mean; its time average, p99 and worst sample per run. Window share is the largest fraction of a %v window's new sessions (counted at the redirect) that one node got; its maximum and p99 over the windows per run. Every figure is **median (min–max) over %d seeds**; every policy sees the same clients for a seed, so ratios against coturn pair runs by seed.\n\n",
-		m.Window, m.Window, f.Seeds)
+	writeProse(b, "balance-method", map[string]any{
+		"F": f, "M": m, "Elapsed": f.Elapsed.Round(time.Second), "StaleAfter": balanceStaleAfter,
+		"PendingTTL": assign.DefaultPendingTTL, "Sizes": joinInts(sizes), "Spread": assign.DefaultSpread,
+		"Farm": joinWords(farm), "Window": joinWords(window), "PerWindow": m.Rate * m.Window.Seconds(),
+		"Mean": mean, "Median": median, "P90": median * math.Exp(z90*m.Sigma), "P99": median * math.Exp(z99*m.Sigma),
+		"TailShare": 100 * (1 - q90), "TailHold": 100 * normalCDF(m.Sigma-z90),
+		"Steady": m.Rate * mean, "SteadyShare": 100 * m.Rate * mean / float64(m.Capacity),
+		"Warmup": w, "Measure": m.Measure.Seconds(), "Outlive": 100 * (normalCDF(d) - w/mean*normalCDF(d-m.Sigma)),
+		"Stales": joinWords(stales),
+	})
 }
 
 // writeGoals writes the goals of least-loaded, Usher's default, for

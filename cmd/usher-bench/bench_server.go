@@ -27,8 +27,8 @@ import (
 	"github.com/usherlb/usher/node"
 )
 
-// The probe-path servers `usher bench` measures, each run in a child
-// process (`usher bench -serve NAME`) so that its CPU time is its own.
+// The probe-path servers `usher-bench` measures, each run in a child
+// process (`usher-bench -serve NAME`) so that its CPU time is its own.
 const (
 	srvEcho       = "echo"        // plain Go UDP echo, one socket
 	srvEchoBatch  = "echo-batch"  // x/net ipv4 ReadBatch/WriteBatch echo, one SO_REUSEPORT socket per core
@@ -255,10 +255,10 @@ type benchServer struct {
 	done  chan struct{} // closed when the server has exited
 }
 
-// startBenchServer starts `usher bench -serve name` and waits for its
+// startBenchServer starts `usher-bench -serve name` and waits for its
 // address; targets are the servers Usher's modes redirect to.
 func startBenchServer(exe, name string, targets ...netip.AddrPort) (*benchServer, error) {
-	args := []string{"bench", "-serve", name}
+	args := []string{"-serve", name}
 	if len(targets) > 0 {
 		var ts []string
 		for _, t := range targets {

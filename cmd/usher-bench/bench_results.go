@@ -8,7 +8,7 @@ import (
 	"fmt"
 )
 
-// encodeResults returns rep as the JSON `usher bench` saves next to its
+// encodeResults returns rep as the JSON `usher-bench` saves next to its
 // report.
 func encodeResults(rep *benchReport) ([]byte, error) {
 	raw, err := json.MarshalIndent(rep, "", "  ")

@@ -20,20 +20,21 @@ import (
 	"github.com/usherlb/usher/node"
 )
 
-// benchOpts are the knobs of one `usher bench` run.
+// benchOpts are the knobs of one `usher-bench` run.
 type benchOpts struct {
 	quick    bool
 	repeats  int
 	duration time.Duration
 	parts    map[string]bool
 	exe      string // this binary, to start the servers from
+	usher    string // the usher binary, to start the agents from
 	args     []string
 	log      io.Writer
 }
 
-// runBench implements `usher bench`.
+// runBench implements `usher-bench`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("bench", "[-quick] [-out FILE] [-plots DIR] [-results FILE] [-parts LIST] | -render",
+	fs := newFlagSet("[-quick] [-out FILE] [-plots DIR] [-results FILE] [-parts LIST] | -render",
 		`Measure Usher against its anchors on this machine, in one run, and write
 the figures to a Markdown report and PNG plots:
 
@@ -68,6 +69,7 @@ The load generator only targets 127.0.0.0/8.`, stderr)
 	serve := fs.String("serve", "", "internal: run one benchmark server and print its address")
 	targets := fs.String("targets", "", "with -serve: comma-separated server addresses Usher redirects to")
 	cpuProfile := fs.String("cpuprofile", "", "with -serve: write the server's CPU profile to this file")
+	usher := fs.String("usher", "", "the usher binary the scale part starts agents from (default: usher next to this binary)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -84,42 +86,42 @@ The load generator only targets 127.0.0.0/8.`, stderr)
 			rep, err = decodeResults(raw)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "usher bench: -render: %v\n", err)
+			fmt.Fprintf(stderr, "usher-bench: -render: %v\n", err)
 			return 1
 		}
 	} else {
-		o := benchOpts{quick: *quick, repeats: *repeats, duration: *duration, parts: map[string]bool{}, args: args, log: stderr}
+		o := benchOpts{quick: *quick, repeats: *repeats, duration: *duration, parts: map[string]bool{}, usher: *usher, args: args, log: stderr}
 		if code := o.complete(*parts, stderr); code >= 0 {
 			return code
 		}
 		var err error
 		if rep, err = measureBench(ctx, o); err != nil {
-			fmt.Fprintf(stderr, "usher bench: %v\n", err)
+			fmt.Fprintf(stderr, "usher-bench: %v\n", err)
 			return 1
 		}
 	}
 	rep.PlotDir, rep.ResultsFile = *plots, *results
 	n, err := saveBench(rep, *out, *results, !*render)
 	if err != nil {
-		fmt.Fprintf(stderr, "usher bench: %v\n", err)
+		fmt.Fprintf(stderr, "usher-bench: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "wrote %s, %s and %d plots in %s (a run of %s)\n", *out, *results, n, *plots, rep.Finished.Sub(rep.Started).Round(time.Second))
 	return 0
 }
 
-// serveBench runs `usher bench -serve NAME`: one benchmark server in this
+// serveBench runs `usher-bench -serve NAME`: one benchmark server in this
 // process, for the parent's measurements.
 func serveBench(name, targets, cpuProfile string, stdout, stderr io.Writer) int {
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
-			fmt.Fprintf(stderr, "usher bench: %v\n", err)
+			fmt.Fprintf(stderr, "usher-bench: %v\n", err)
 			return 1
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "usher bench: %v\n", err)
+			fmt.Fprintf(stderr, "usher-bench: %v\n", err)
 			return 1
 		}
 		defer pprof.StopCPUProfile()
@@ -131,20 +133,20 @@ func serveBench(name, targets, cpuProfile string, stdout, stderr io.Writer) int 
 		}
 		a, err := netip.ParseAddrPort(t)
 		if err != nil {
-			fmt.Fprintf(stderr, "usher bench: -targets: %v\n", err)
+			fmt.Fprintf(stderr, "usher-bench: -targets: %v\n", err)
 			return 2
 		}
 		ts = append(ts, a)
 	}
 	if err := runBenchServer(name, ts, os.Stdin, stdout); err != nil {
-		fmt.Fprintf(stderr, "usher bench: %v\n", err)
+		fmt.Fprintf(stderr, "usher-bench: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
 // complete fills in o's defaults and parts (a comma-separated list) and
-// finds this binary; it returns an exit code, or -1 to go on.
+// finds this binary and the usher binary; it returns an exit code, or -1 to go on.
 func (o *benchOpts) complete(parts string, stderr io.Writer) int {
 	if o.repeats <= 0 {
 		o.repeats = 7
@@ -164,16 +166,23 @@ func (o *benchOpts) complete(parts string, stderr io.Writer) int {
 			o.parts[p] = true
 		case "":
 		default:
-			fmt.Fprintf(stderr, "usher bench: unknown part %q\n", p)
+			fmt.Fprintf(stderr, "usher-bench: unknown part %q\n", p)
 			return 2
 		}
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(stderr, "usher bench: %v\n", err)
+		fmt.Fprintf(stderr, "usher-bench: %v\n", err)
 		return 1
 	}
 	o.exe = exe
+	if o.usher == "" {
+		o.usher = filepath.Join(filepath.Dir(exe), "usher")
+	}
+	if _, err := os.Stat(o.usher); err != nil && o.parts["scale"] {
+		fmt.Fprintf(stderr, "usher-bench: the scale part starts agents of the usher binary: %v (build it with make build, or name it with -usher)\n", err)
+		return 1
+	}
 	return -1
 }
 
@@ -193,7 +202,7 @@ func measureBench(ctx context.Context, o benchOpts) (*benchReport, error) {
 	}
 	if o.parts["proxy"] {
 		if rep.Proxy, err = benchProxy(ctx, o); err != nil {
-			fmt.Fprintf(o.log, "usher bench: proxy: %v\n", err)
+			fmt.Fprintf(o.log, "usher-bench: proxy: %v\n", err)
 			rep.ProxyErr = err.Error()
 		}
 	}
@@ -205,7 +214,7 @@ func measureBench(ctx context.Context, o benchOpts) (*benchReport, error) {
 	}
 	if o.parts["scale"] {
 		if rep.Scale, err = benchScale(ctx, o); err != nil {
-			fmt.Fprintf(o.log, "usher bench: scale: %v\n", err)
+			fmt.Fprintf(o.log, "usher-bench: scale: %v\n", err)
 			rep.ScaleErr = err.Error()
 		}
 	}

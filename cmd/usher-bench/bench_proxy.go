@@ -139,14 +139,34 @@ func proxyRun(ctx context.Context, o benchOpts, bal string, servers []netip.Addr
 	}
 	var res proxyResult
 	cpu0 := b.cpu()
+	t0 := time.Now()
+	sess, lat, err := setupSessions(bal, b.addr, n)
+	setup := time.Since(t0)
+	defer func() {
+		for _, s := range sess {
+			if s != nil {
+				s.conn.Close()
+			}
+		}
+	}()
+	if err != nil {
+		return res, err
+	}
+	res.setupRate = float64(n) / setup.Seconds()
+	res.setupP50 = lat.median()
+	res.cpuPerM, res.survived = runAndKill(ctx, o, bal, b, sess, cpu0)
+	return res, nil
+}
 
-	// Set up the sessions, proxySetupPar at a time.
+// setupSessions sets up n sessions through the balancer bal at addr,
+// proxySetupPar at a time, and returns them with each one's setup time in
+// ms; on an error, the sessions set up so far are returned too.
+func setupSessions(bal string, addr netip.AddrPort, n int) ([]*benchSession, spread, error) {
 	sess := make([]*benchSession, n)
 	lat := make(spread, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, proxySetupPar)
-	t0 := time.Now()
 	for w := range proxySetupPar {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
@@ -155,7 +175,7 @@ func proxyRun(ctx context.Context, o benchOpts, bal string, servers []netip.Addr
 				if i >= n {
 					return
 				}
-				s, d, err := setupSession(bal, b.addr, rng)
+				s, d, err := setupSession(bal, addr, rng)
 				if err != nil {
 					errs <- err
 					return
@@ -165,29 +185,28 @@ func proxyRun(ctx context.Context, o benchOpts, bal string, servers []netip.Addr
 		})
 	}
 	wg.Wait()
-	setup := time.Since(t0)
-	defer func() {
-		for _, s := range sess {
-			if s != nil {
-				s.conn.Close()
-			}
-		}
-	}()
 	select {
 	case err := <-errs:
-		return res, err
+		return sess, lat, err
 	default:
+		return sess, lat, nil
 	}
-	res.setupRate = float64(n) / setup.Seconds()
-	res.setupP50 = lat.median()
+}
 
-	// Run them: a keepalive every proxyInterval each, for o.duration
-	// (at least 20 keepalives each). The balancer's CPU counts from before
-	// the setups to the kill, against every packet of the sessions' lives
-	// so far: setup (Usher: probe, redirect, keepalive, answer; nginx:
-	// keepalive, answer) and keepalives. Then kill it and watch.
+// runAndKill runs the sessions: a keepalive every proxyInterval each, for
+// o.duration (at least 20 keepalives each). The balancer's CPU counts from
+// cpu0, taken before the setups, to the kill, against every packet of the
+// sessions' lives so far: setup (Usher: probe, redirect, keepalive,
+// answer; nginx: keepalive, answer) and keepalives. Then it kills the
+// balancer and watches; it returns the CPU seconds per million packets and
+// the share of sessions that survived.
+func runAndKill(ctx context.Context, o benchOpts, bal string, b *balancer, sess []*benchSession, cpu0 time.Duration) (cpuPerM, survived float64) {
+	n := len(sess)
 	runCtx, cancel := context.WithCancel(ctx)
-	var packets atomic.Uint64
+	var (
+		packets atomic.Uint64
+		wg      sync.WaitGroup
+	)
 	setupPackets := uint64(2 * n)
 	if bal == balUsher {
 		setupPackets = uint64(4 * n)
@@ -198,7 +217,7 @@ func proxyRun(ctx context.Context, o benchOpts, bal string, servers []netip.Addr
 	}
 	time.Sleep(max(o.duration, 20*proxyInterval))
 	p1, c1 := packets.Load(), b.cpu()
-	res.cpuPerM = (c1 - cpu0).Seconds() / (float64(p1) / 1e6)
+	cpuPerM = (c1 - cpu0).Seconds() / (float64(p1) / 1e6)
 	b.kill()
 	killed := time.Now()
 	time.Sleep(max(o.duration, 10*proxyInterval))
@@ -212,8 +231,7 @@ func proxyRun(ctx context.Context, o benchOpts, bal string, servers []netip.Addr
 			alive++
 		}
 	}
-	res.survived = float64(alive) / float64(n)
-	return res, nil
+	return cpuPerM, float64(alive) / float64(n)
 }
 
 // benchSession is one client session: its socket, where its keepalives go,
@@ -359,7 +377,7 @@ func ensureNginx(ctx context.Context, o benchOpts) (string, error) {
 	_, errBin := os.Stat(nginxBin)
 	_, errMod := os.Stat(nginxStream)
 	if errBin == nil && errMod == nil {
-		return "already installed; `usher bench` installs it with `apt-get install -y --no-install-recommends nginx-light libnginx-mod-stream` when missing", nil
+		return "already installed; `usher-bench` installs it with `apt-get install -y --no-install-recommends nginx-light libnginx-mod-stream` when missing", nil
 	}
 	args := []string{"install", "-y", "--no-install-recommends", "nginx-light", "libnginx-mod-stream"}
 	fmt.Fprintf(o.log, "nginx or its stream module is missing: apt-get %s\n", strings.Join(args, " "))
@@ -386,6 +404,41 @@ func startNginx(servers []netip.AddrPort) (*balancer, error) {
 	if err != nil {
 		return nil, err
 	}
+	path, err := writeNginxConf(dir, servers, port)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cmd := exec.Command(nginxBin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if out, err := exec.Command(nginxBin, "-t", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", path).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("nginx -t: %w\n%s", err, out)
+	}
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	master := cmd.Process.Pid
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	// Ready once every worker runs.
+	for deadline := time.Now().Add(5 * time.Second); len(childPIDs(master)) < 1; {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-done
+			os.RemoveAll(dir)
+			return nil, errors.New("nginx started no worker")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	return nginxBalancer(cmd, done, dir, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))), nil
+}
+
+// writeNginxConf writes the configuration of an nginx UDP stream proxy on
+// 127.0.0.1:port, least_conn over servers, into dir and returns its path.
+func writeNginxConf(dir string, servers []netip.AddrPort, port int) (string, error) {
 	var up strings.Builder
 	for _, s := range servers {
 		fmt.Fprintf(&up, "        server %s;\n", s)
@@ -409,41 +462,14 @@ stream {
 }
 `, nginxStream, dir, dir, up.String(), port)
 	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	cmd := exec.Command(nginxBin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", path)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if out, err := exec.Command(nginxBin, "-t", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", path).CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("nginx -t: %w\n%s", err, out)
-	}
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
+	return path, os.WriteFile(path, []byte(conf), 0o644)
+}
+
+// nginxBalancer returns the running nginx, master cmd (reaped by whoever
+// closes done) with its scratch directory dir, as a balancer at addr.
+func nginxBalancer(cmd *exec.Cmd, done <-chan struct{}, dir string, addr netip.AddrPort) *balancer {
 	master := cmd.Process.Pid
-	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	// Ready once every worker runs.
-	for deadline := time.Now().Add(5 * time.Second); len(childPIDs(master)) < 1; {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			<-done
-			os.RemoveAll(dir)
-			return nil, errors.New("nginx started no worker")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond)
 	pids := func() []int { return append([]int{master}, childPIDs(master)...) }
-	kill := func() {
-		for _, p := range pids() {
-			syscall.Kill(p, syscall.SIGKILL)
-		}
-	}
 	return &balancer{
 		addr: addr,
 		cpu: func() time.Duration {
@@ -453,7 +479,11 @@ stream {
 			}
 			return t
 		},
-		kill: kill,
+		kill: func() {
+			for _, p := range pids() {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+		},
 		stop: func() {
 			workers := childPIDs(master)
 			cmd.Process.Signal(syscall.SIGTERM)
@@ -468,7 +498,7 @@ stream {
 			}
 			os.RemoveAll(dir)
 		},
-	}, nil
+	}
 }
 
 // childPIDs returns the processes whose parent is pid, from /proc.

@@ -8,9 +8,9 @@ import (
 	"io"
 )
 
-// runBench implements `usher bench`, which needs Linux (recvmmsg,
+// runBench implements `usher-bench`, which needs Linux (recvmmsg,
 // SO_REUSEPORT, /proc, apt-get).
 func runBench(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "usher bench: only supported on linux")
+	fmt.Fprintln(stderr, "usher-bench: only supported on linux")
 	return 1
 }

@@ -128,25 +128,6 @@ func TestAgreedLeader(t *testing.T) {
 	}
 }
 
-func TestPortPicker(t *testing.T) {
-	pp := &portPicker{next: 20008, lo: 20000, hi: 20009}
-	busy := map[uint16]bool{20000: true}
-	got := map[uint16]bool{}
-	for range 4 {
-		p, err := pp.take(2, func(p uint16) bool { return !busy[p] })
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got[p] || got[p+1] || p < 20000 || p+1 > 20009 || busy[p] {
-			t.Fatalf("port %d handed out twice, busy or past the range (so far %v)", p, got)
-		}
-		got[p], got[p+1] = true, true
-	}
-	if _, err := pp.take(1, func(uint16) bool { return false }); err == nil {
-		t.Error("take succeeded with no free port")
-	}
-}
-
 // TestScaleWrite checks that the section renders from figures, with the
 // goal verdicts.
 func TestScaleWrite(t *testing.T) {
@@ -183,7 +164,7 @@ func TestScaleWrite(t *testing.T) {
 	}
 }
 
-// buildUsher builds this command into a temporary directory.
+// buildUsher builds the usher command into a temporary directory.
 func buildUsher(t *testing.T) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
@@ -191,7 +172,7 @@ func buildUsher(t *testing.T) string {
 		t.Skip("the go command is not in PATH: cannot build the usher binary for the agents")
 	}
 	bin := filepath.Join(t.TempDir(), "usher")
-	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command(gobin, "build", "-o", bin, "../usher").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
@@ -210,7 +191,7 @@ func TestBenchScaleSmall(t *testing.T) {
 	defer cancel()
 	var log strings.Builder
 	p := scalePlan{Sizes: []int{4}, Repeats: 1, Window: 2 * time.Second, Form: 30 * time.Second, Sessions: 5000, SessionRepeats: 1}
-	f, err := benchScaleWith(ctx, benchOpts{exe: bin, log: &log}, p)
+	f, err := benchScaleWith(ctx, benchOpts{usher: bin, log: &log}, p)
 	t.Logf("progress:\n%s", log.String())
 	if err != nil {
 		t.Fatal(err)
@@ -267,13 +248,13 @@ func scratchDirs(t *testing.T) []string {
 func TestBenchScaleFull(t *testing.T) {
 	mode := os.Getenv("USHER_BENCH_SCALE")
 	if mode == "" {
-		t.Skip("set USHER_BENCH_SCALE=1 (or quick) to run part 5 of usher bench")
+		t.Skip("set USHER_BENCH_SCALE=1 (or quick) to run part 5 of usher-bench")
 	}
 	bin := os.Getenv("USHER_BENCH_BIN")
 	if bin == "" {
 		bin = buildUsher(t)
 	}
-	o := benchOpts{exe: bin, quick: mode == "quick", log: testWriter{t}}
+	o := benchOpts{usher: bin, quick: mode == "quick", log: testWriter{t}}
 	p := scalePlanFor(o)
 	sizesFrom := func(env string, dst *[]int) {
 		sizes, ok := os.LookupEnv(env)

@@ -15,7 +15,7 @@ import (
 	"github.com/usherlb/usher/wire"
 )
 
-// startInProcess runs a benchmark server in this process, as `usher bench
+// startInProcess runs a benchmark server in this process, as `usher-bench
 // -serve` would in a child.
 func startInProcess(t *testing.T, name string) *benchServer {
 	t.Helper()

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -20,18 +19,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/usherlb/usher/cluster"
+	"github.com/usherlb/usher/internal/farm"
 	"github.com/usherlb/usher/node"
 	"github.com/usherlb/usher/wire"
 )
 
-// Part 5 of `usher bench`: clusters of 16, 64 and 128 agent processes of
-// this binary on loopback, and one agent holding 100,000 sessions.
+// Part 5 of `usher-bench`: clusters of 16, 64 and 128 agent processes of
+// the usher binary on loopback, and one agent holding 100,000 sessions.
 
 const (
 	scaleVoters      = 3                      // bootstrap_expect; the first agents are the voters and the seeds
@@ -332,7 +331,7 @@ func (r scaleResult) summary() string {
 func scaleRun(ctx context.Context, o benchOpts, p scalePlan, n int, profile string) (scaleResult, error) {
 	res := scaleResult{n: n}
 	// A later -profile overrides the fast one startScaleCluster sets.
-	c, err := startScaleCluster(o.exe, n, []string{"-profile", profile}, nil)
+	c, err := startScaleCluster(o.usher, n, []string{"-profile", profile}, nil)
 	if err != nil {
 		return res, err
 	}
@@ -345,26 +344,18 @@ func scaleRun(ctx context.Context, o benchOpts, p scalePlan, n int, profile stri
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	res.exited = c.exitedCount()
+	res.exited = c.ExitedCount()
 	res.logCounts, res.notes = c.scanLogs(res.notes)
 	return res, nil
 }
 
 // scaleAgent is one agent process.
-type scaleAgent struct {
-	agentAddrs
-	agentProc
-}
+type scaleAgent = farm.Agent
 
 // scaleCluster is a set of agent processes and their scratch directory.
 type scaleCluster struct {
-	dir     string
-	vip     netip.AddrPort
-	agents  []*scaleAgent
+	*farm.Farm
 	started time.Time // just before the first process started
-	tr      *http.Transport
-	hc      *http.Client
-	closed  bool
 }
 
 // startScaleCluster starts n agents of exe on 127.0.0.1: the first
@@ -372,60 +363,35 @@ type scaleCluster struct {
 // agent joins, the rest non-voters; profile fast. extra adds arguments to
 // every agent's command line, env to its environment.
 func startScaleCluster(exe string, n int, extra, env []string) (*scaleCluster, error) {
-	dir, err := os.MkdirTemp("", "usher-scale-")
+	pick := farm.NewPortPicker()
+	vip, err := pick.Take(1, func(p uint16) bool { return farm.UDPFree(farm.Loopback(p)) })
 	if err != nil {
-		return nil, fmt.Errorf("temporary directory: %w", err)
-	}
-	tr := &http.Transport{Proxy: nil, MaxIdleConns: 4 * n, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}
-	c := &scaleCluster{dir: dir, tr: tr, hc: &http.Client{Transport: tr, Timeout: scaleHTTPTimeout}}
-	pick := newPortPicker()
-	vip, err := pick.take(1, func(p uint16) bool { return udpFree(loopPort(p)) })
-	if err != nil {
-		c.close()
 		return nil, err
 	}
-	c.vip = loopPort(vip)
-	for i := range n {
-		a := &scaleAgent{agentAddrs: agentAddrs{name: fmt.Sprintf("s%03d", i+1)}}
-		// Gossip takes p (UDP and TCP) and Raft p+1 (TCP).
-		g, err := pick.take(2, func(p uint16) bool {
-			return udpFree(loopPort(p)) && tcpFree(loopPort(p)) && tcpFree(loopPort(p+1))
-		})
-		if err != nil {
-			c.close()
-			return nil, err
-		}
-		s, err := pick.take(1, func(p uint16) bool { return udpFree(loopPort(p)) })
-		if err != nil {
-			c.close()
-			return nil, err
-		}
-		h, err := pick.take(1, func(p uint16) bool { return tcpFree(loopPort(p)) })
-		if err != nil {
-			c.close()
-			return nil, err
-		}
-		a.gossip, a.session, a.http = loopPort(g), loopPort(s), loopPort(h)
-		c.agents = append(c.agents, a)
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("s%03d", i+1)
 	}
-	voters := min(n, scaleVoters)
-	c.started = time.Now()
-	seeds := make([]agentAddrs, 0, voters)
-	for _, s := range c.agents[:voters] {
-		seeds = append(seeds, s.agentAddrs)
+	addrs, err := pick.PickLoopback(names)
+	if err != nil {
+		return nil, err
 	}
-	for i, a := range c.agents {
-		creds, err := localFarmArgs(dir, a.name)
+	tr := &http.Transport{Proxy: nil, MaxIdleConns: 4 * n, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}
+	f, err := farm.New("usher-scale-", farm.Loopback(vip), addrs, scaleVoters, &http.Client{Transport: tr, Timeout: scaleHTTPTimeout})
+	if err != nil {
+		return nil, err
+	}
+	c := &scaleCluster{Farm: f, started: time.Now()}
+	for i, a := range c.Agents {
+		more := extra
+		if i >= c.Voters {
+			more = append([]string{"-voter=false"}, extra...)
+		}
+		args, err := c.Args(a, more...)
+		if err == nil {
+			err = c.Start(exe, a, args, env)
+		}
 		if err != nil {
-			c.close()
-			return nil, fmt.Errorf("credentials of %s: %w", a.name, err)
-		}
-		args := agentArgs(a.agentAddrs, c.vip, voters, filepath.Join(dir, a.name), seeds, creds...)
-		if i >= voters {
-			args = append(args, "-voter=false")
-		}
-		args = append(args, extra...)
-		if err := c.start(exe, a, args, env); err != nil {
 			c.close()
 			return nil, err
 		}
@@ -433,152 +399,27 @@ func startScaleCluster(exe string, n int, extra, env []string) (*scaleCluster, e
 	return c, nil
 }
 
-func loopPort(p uint16) netip.AddrPort {
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), p)
-}
-
-// portPicker hands out distinct loopback ports below the kernel's
-// ephemeral range (so that no outgoing connection takes a port between its
-// check and the agent's bind), scanning up from a random base so that
-// concurrent runs rarely meet.
-type portPicker struct{ next, lo, hi int }
-
-func newPortPicker() *portPicker {
-	lo, hi := 10000, ephemeralLow()-1
-	return &portPicker{next: lo + rand.IntN(max(1, (hi-lo)/2)), lo: lo, hi: hi}
-}
-
-// ephemeralLow returns the first port of the kernel's ephemeral range.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err == nil {
-		if fs := strings.Fields(string(b)); len(fs) == 2 {
-			if v, err := strconv.Atoi(fs[0]); err == nil && v > 12000 {
-				return v
-			}
-		}
-	}
-	return 32768
-}
-
-// take returns the first port p at or after the picker's position such
-// that p..p+width-1 lie in the picker's range and free(p) holds, and moves
-// past them.
-func (pp *portPicker) take(width int, free func(uint16) bool) (uint16, error) {
-	for tries := 0; tries < 4000; tries++ {
-		p := pp.next
-		if p+width > pp.hi+1 {
-			p = pp.lo
-		}
-		pp.next = p + width
-		if free(uint16(p)) {
-			return uint16(p), nil
-		}
-	}
-	return 0, errors.New("no free loopback ports")
-}
-
-// start launches one agent, its output to its log file.
-func (c *scaleCluster) start(exe string, a *scaleAgent, args, env []string) error {
-	if err := a.agentProc.start(exe, filepath.Join(c.dir, a.name+".log"), args, env); err != nil {
-		return fmt.Errorf("start agent %s: %w", a.name, err)
-	}
-	return nil
-}
-
 // close stops every agent by PID (SIGTERM, then SIGKILL after
 // scaleStopGrace), reaps them and removes the scratch directory. It is
 // idempotent.
-func (c *scaleCluster) close() {
-	if c.closed {
-		return
-	}
-	c.closed = true
-	for _, a := range c.agents {
-		if a.cmd != nil {
-			a.cmd.Process.Signal(syscall.SIGTERM)
-		}
-	}
-	deadline := time.Now().Add(scaleStopGrace)
-	for _, a := range c.agents {
-		if a.cmd == nil {
-			continue
-		}
-		t := time.NewTimer(time.Until(deadline))
-		select {
-		case <-a.exited:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-	for _, a := range c.agents {
-		if a.cmd == nil {
-			continue
-		}
-		select {
-		case <-a.exited:
-		default:
-			a.cmd.Process.Kill()
-			<-a.exited
-		}
-	}
-	c.tr.CloseIdleConnections()
-	if c.dir != "" {
-		os.RemoveAll(c.dir)
-	}
-}
-
-// exitedCount returns how many agents have ended; close has not run yet,
-// so each ended on its own.
-func (c *scaleCluster) exitedCount() int {
-	n := 0
-	for _, a := range c.agents {
-		select {
-		case <-a.exited:
-			n++
-		default:
-		}
-	}
-	return n
-}
+func (c *scaleCluster) close() { c.Stop(scaleStopGrace) }
 
 // getJSON fetches path from a's API into v.
 func (c *scaleCluster) getJSON(ctx context.Context, a *scaleAgent, path string, v any) error {
-	body, err := c.get(ctx, a, path)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(body, v)
+	return c.GetJSON(ctx, a, path, v)
 }
 
 // get fetches path from a's API.
 func (c *scaleCluster) get(ctx context.Context, a *scaleAgent, path string) ([]byte, error) {
-	return fetchAPI(ctx, c.hc, a.http, path, 4<<20)
+	return c.Get(ctx, a, path, 4<<20)
 }
 
 // each runs fn for every agent, scaleWorkers at a time, and waits.
-func (c *scaleCluster) each(fn func(i int, a *scaleAgent)) {
-	var wg sync.WaitGroup
-	next := atomic.Int64{}
-	for range min(scaleWorkers, len(c.agents)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(c.agents) {
-					return
-				}
-				fn(i, c.agents[i])
-			}
-		}()
-	}
-	wg.Wait()
-}
+func (c *scaleCluster) each(fn func(i int, a *scaleAgent)) { c.Each(scaleWorkers, fn) }
 
 // statuses polls every agent's /v1/status; ok[i] says agent i answered.
 func (c *scaleCluster) statuses(ctx context.Context) (sts []node.Status, ok []bool) {
-	sts, ok = make([]node.Status, len(c.agents)), make([]bool, len(c.agents))
+	sts, ok = make([]node.Status, len(c.Agents)), make([]bool, len(c.Agents))
 	c.each(func(i int, a *scaleAgent) {
 		ok[i] = c.getJSON(ctx, a, "/v1/status", &sts[i]) == nil
 	})
@@ -638,7 +479,7 @@ func mostNamedLeader(sts []node.Status, ok []bool) int {
 // leader, or for at most limit; it fills in res and returns the leader's
 // index (-1 for none).
 func (c *scaleCluster) form(ctx context.Context, limit time.Duration, res *scaleResult) int {
-	n := len(c.agents)
+	n := len(c.Agents)
 	deadline := c.started.Add(limit)
 	tick := time.NewTicker(scalePoll)
 	defer tick.Stop()
@@ -697,10 +538,10 @@ type scaleSnap struct {
 // snapshot reads every agent's memberlist byte counters from /metrics and
 // its CPU time from /proc.
 func (c *scaleCluster) snapshot(ctx context.Context) []scaleSnap {
-	out := make([]scaleSnap, len(c.agents))
+	out := make([]scaleSnap, len(c.Agents))
 	c.each(func(i int, a *scaleAgent) {
 		s := &out[i]
-		s.cpu = procCPU(a.cmd.Process.Pid)
+		s.cpu = procCPU(a.Cmd.Process.Pid)
 		body, err := c.get(ctx, a, "/metrics")
 		if err != nil {
 			return
@@ -744,7 +585,7 @@ func (c *scaleCluster) measure(ctx context.Context, window time.Duration, leader
 			var v viewAnswer
 			t1 := time.Now()
 			vctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err := c.getJSON(vctx, c.agents[leader], "/v1/view", &v)
+			err := c.getJSON(vctx, c.Agents[leader], "/v1/view", &v)
 			cancel()
 			t2 := time.Now()
 			if err == nil {
@@ -774,9 +615,9 @@ func (c *scaleCluster) measure(ctx context.Context, window time.Duration, leader
 	noteTerms(c.statuses(sctx))
 	cancel()
 	after := c.snapshot(ctx)
-	if len(rates(before, after)) < len(c.agents) {
+	if len(rates(before, after)) < len(c.Agents) {
 		res.notes = append(res.notes, fmt.Sprintf("memberlist bytes from %d of %d agents (the others' /metrics did not answer within %v)",
-			len(rates(before, after)), len(c.agents), scaleHTTPTimeout))
+			len(rates(before, after)), len(c.Agents), scaleHTTPTimeout))
 	}
 
 	var rss []float64
@@ -786,11 +627,11 @@ func (c *scaleCluster) measure(ctx context.Context, window time.Duration, leader
 	if leader >= 0 {
 		res.leaderCPU = (after[leader].cpu - before[leader].cpu).Seconds() / span
 	}
-	for i, a := range c.agents {
-		if kb, ok := procStatusKB(a.cmd.Process.Pid, "VmRSS"); ok {
+	for i, a := range c.Agents {
+		if kb, ok := procStatusKB(a.Cmd.Process.Pid, "VmRSS"); ok {
 			rss = append(rss, float64(kb)/1024)
 			if float64(kb)/1024 > res.rssMax {
-				res.rssMax, res.largest = float64(kb)/1024, a.name+" ("+c.role(i, leader)+")"
+				res.rssMax, res.largest = float64(kb)/1024, a.Name+" ("+c.role(i, leader)+")"
 			}
 		}
 	}
@@ -919,8 +760,8 @@ var scaleLogPatterns = []struct{ key, substr string }{
 func (c *scaleCluster) scanLogs(notes []string) (map[string]int, []string) {
 	counts := map[string]int{}
 	examples := map[string]string{}
-	for _, a := range c.agents {
-		f, err := os.Open(a.logPath)
+	for _, a := range c.Agents {
+		f, err := os.Open(a.LogPath)
 		if err != nil {
 			continue
 		}
@@ -932,7 +773,7 @@ func (c *scaleCluster) scanLogs(notes []string) (map[string]int, []string) {
 				if strings.Contains(line, p.substr) {
 					counts[p.key]++
 					if _, ok := examples[p.key]; !ok {
-						examples[p.key] = a.name + ": " + line
+						examples[p.key] = a.Name + ": " + line
 					}
 				}
 			}
@@ -944,10 +785,10 @@ func (c *scaleCluster) scanLogs(notes []string) (map[string]int, []string) {
 			notes = append(notes, fmt.Sprintf("%d %q lines, first: `%s`", counts[key], key, truncate(ex, 240)))
 		}
 	}
-	for _, a := range c.agents {
+	for _, a := range c.Agents {
 		select {
-		case <-a.exited:
-			notes = append(notes, fmt.Sprintf("agent %s exited on its own (%v), its last log lines: `%s`", a.name, a.waitErr, truncate(tail(a.logPath, 3), 600)))
+		case <-a.Exited():
+			notes = append(notes, fmt.Sprintf("agent %s exited on its own (%v), its last log lines: `%s`", a.Name, a.WaitErr(), truncate(tail(a.LogPath, 3), 600)))
 		default:
 		}
 	}
@@ -975,24 +816,24 @@ const (
 // reads its RSS again; it appends to sf.
 func sessionRun(ctx context.Context, o benchOpts, target int, sf *sessionFigures) error {
 	extra := []string{"-session-ttl", sessionTTL.String(), "-capacity", strconv.Itoa(2 * target)}
-	c, err := startScaleCluster(o.exe, 1, extra, []string{"GODEBUG=gctrace=1"})
+	c, err := startScaleCluster(o.usher, 1, extra, []string{"GODEBUG=gctrace=1"})
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	a := c.agents[0]
-	pid := a.cmd.Process.Pid
+	a := c.Agents[0]
+	pid := a.Cmd.Process.Pid
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var st node.Status
 		if err := c.getJSON(ctx, a, "/v1/status", &st); err == nil && st.Role == node.RoleLeader {
 			break
 		}
-		if c.exitedCount() > 0 {
-			return fmt.Errorf("agent exited: %v (log: %s)", a.waitErr, tail(a.logPath, 5))
+		if c.ExitedCount() > 0 {
+			return fmt.Errorf("agent exited: %v (log: %s)", a.WaitErr(), tail(a.LogPath, 5))
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("agent not leading itself after 30s (log: %s)", tail(a.logPath, 5))
+			return fmt.Errorf("agent not leading itself after 30s (log: %s)", tail(a.LogPath, 5))
 		}
 		sleepCtx(ctx, scalePoll)
 	}
@@ -1001,10 +842,10 @@ func sessionRun(ctx context.Context, o benchOpts, target int, sf *sessionFigures
 	if !ok {
 		return errors.New("cannot read the agent's VmRSS")
 	}
-	heap0, heapOK0 := lastLiveHeapMB(a.logPath)
+	heap0, heapOK0 := lastLiveHeapMB(a.LogPath)
 
 	began := time.Now()
-	answered, err := driveSessions(ctx, a.session, target)
+	answered, err := driveSessions(ctx, a.Session, target)
 	took := time.Since(began)
 	if err != nil {
 		return err
@@ -1024,7 +865,7 @@ func sessionRun(ctx context.Context, o benchOpts, target int, sf *sessionFigures
 	if !ok1 || !ok2 {
 		return errors.New("cannot read the agent's VmRSS")
 	}
-	heap, heapOK := lastLiveHeapMB(a.logPath)
+	heap, heapOK := lastLiveHeapMB(a.LogPath)
 	if err := c.getJSON(ctx, a, "/v1/status", &st); err != nil {
 		return fmt.Errorf("status after the sessions: %w", err)
 	}
@@ -1189,10 +1030,11 @@ func (f *scaleFigures) write(b *strings.Builder, plotDir string, cores int) {
 	p := f.Plan
 	fast, lan := mustProfile(cluster.ProfileFast), mustProfile(cluster.ProfileLAN)
 	b.WriteString("## 5. Scale\n\n")
-	fmt.Fprintf(b, "Clusters of %s agent processes of this binary on 127.0.0.1 (distinct ports), profile `fast` (rows marked `lan` use profile `lan`, whose failure detector probes every %v with a %v timeout: a diagnostic, see below), bootstrap_expect %d: the first %d agents are the voter-eligible ones and the seeds every agent joins, the others run with `voter = false`. All are started at once (one `fork`/`exec` after another). Every %v the benchmark asks every agent's `/v1/status` (%d requests at a time, kept-alive connections): *join* is the time from starting the first process to the first round in which every agent counts all N members alive, *leader* to the first round in which every agent names the same leader and that agent calls itself leader (so each is late by up to one polling round). Formation may take at most %v. Then, for a %v window: the leader's `/v1/view` every %v, each other node's report age = the moment the answer arrived − its `reported_at` (an upper bound: it includes the API round trip, whose median is listed); every agent's status every %v (its raft term, to count elections); at both ends every agent's `/metrics` (`usher_memberlist_udp_sent` + `usher_memberlist_tcp_sent`, the bytes memberlist sent: gossip, probes, push-pull; not raft) and the user + system CPU time (`/proc/PID/stat`) of every agent, of the leader alone and of the benchmark process that polls them; at the end each agent's VmRSS. A cluster that does not form in time is still measured over the window (staleness then from the agent most others name as leader, if any). %d repeat(s) per size; every figure is **median (min–max)** over the repeats, and a per-agent figure is the median (or max) over the agents within a repeat.\n\n",
-		joinInts(p.Sizes), lan.ProbeInterval, lan.ProbeTimeout, scaleVoters, scaleVoters, scalePoll, scaleWorkers, p.Form, p.Window, scalePoll, scaleStatusEvery, p.Repeats)
-	fmt.Fprintf(b, "Sessions: one agent (bootstrap_expect 1, session_ttl %v, `GODEBUG=gctrace=1`), %v after it leads itself its VmRSS is read (0 sessions), then one UDP socket sends one %d-byte keepalive for each of %d new session IDs (tickets not required; at most %d unanswered, unanswered ones resent), the agent's `/v1/status` must count them, and %v later VmRSS and VmHWM are read; the live heap is the runtime's own figure after its last collection (gctrace). %d repeat(s).\n\n",
-		sessionTTL, sessionSettle, wire.KeepaliveSize, p.Sessions, sessionDriveWindow, sessionAfter, p.SessionRepeats)
+	writeProse(b, "scale-method", map[string]any{
+		"P": p, "Sizes": joinInts(p.Sizes), "LAN": lan, "Voters": scaleVoters, "Poll": scalePoll,
+		"Workers": scaleWorkers, "StatusEvery": scaleStatusEvery, "SessionTTL": sessionTTL, "Settle": sessionSettle,
+		"KeepaliveSize": wire.KeepaliveSize, "DriveWindow": sessionDriveWindow, "After": sessionAfter,
+	})
 	fmt.Fprintf(b, "Load average (1, 5, 15 min) at the start of part 5: %s; at the end: %s; highest 1-minute average sampled between runs: %.2f. The machine's cores are shared by all the agents and the benchmark itself.\n\n",
 		f.LoadStart, f.LoadEnd, f.LoadPeak)
 
