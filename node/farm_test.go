@@ -283,7 +283,7 @@ func TestFarmExcludesStaleReports(t *testing.T) {
 	quiet := f.followers()[0]
 	// The node stays a live member but stops reporting its load: after
 	// three publish intervals the leader assigns nothing to it.
-	quiet.quiet.Store(true)
+	setQuiet(quiet, true)
 	stale := staleReports * cluster.DefaultPublishInterval
 	waitFor(t, func() bool {
 		for _, n := range f.leader().view.Load().Nodes() {
@@ -298,7 +298,7 @@ func TestFarmExcludesStaleReports(t *testing.T) {
 			t.Fatal("assigned to a node whose load report is stale")
 		}
 	}
-	quiet.quiet.Store(false)
+	setQuiet(quiet, false)
 	f.viewed(3)
 }
 
