@@ -31,6 +31,13 @@
 // probe and keepalive, re-probes included, so the balancer can recognise a
 // returning session.
 //
+// # Probing without a session
+//
+// A Prober (or the one-off Probe) asks the balancer for an assignment and
+// returns the redirect (server, backups, term, round-trip time) without
+// opening a session: monitoring tools and `usher probe` use it. Its probes
+// are retransmitted like a session's and name one session ID per Prober.
+//
 // # Timers
 //
 // Every timer is jittered by Options.Jitter (default ±20%) so that many

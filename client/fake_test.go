@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pion/stun/v3"
+	"github.com/usherlb/usher/internal/testutil"
 	"github.com/usherlb/usher/wire"
 )
 
@@ -207,13 +208,7 @@ func waitEvent(t *testing.T, s *Session, k EventKind) (Event, []Event) {
 // eventually fails the test unless cond becomes true within waitFor.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, waitFor, what, cond)
 }
 
 // kinds lists the kinds of evs.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
+
+	"github.com/usherlb/usher/internal/testutil"
 )
 
 // leakGrace is how long TestMain lets goroutines that are still ending
@@ -151,17 +153,15 @@ func (l *vipLedger) check() {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	all := append([]interval(nil), l.closed...)
-	for node, start := range l.open {
-		all = append(all, interval{node: node, start: start, end: 1<<63 - 1})
+	var all []testutil.Interval
+	for _, iv := range l.closed {
+		all = append(all, testutil.Interval{Holder: iv.node, From: iv.start, To: iv.end})
 	}
-	for i := range all {
-		for j := i + 1; j < len(all); j++ {
-			a, b := all[i], all[j]
-			if a.node != b.node && a.start < b.end && b.start < a.end {
-				l.t.Errorf("serving intervals overlap: %+v and %+v", a, b)
-			}
-		}
+	for node, start := range l.open {
+		all = append(all, testutil.Interval{Holder: node, From: start})
+	}
+	for _, p := range testutil.Overlaps(all) {
+		l.t.Errorf("serving intervals overlap: %+v and %+v", p[0], p[1])
 	}
 }
 
@@ -257,16 +257,10 @@ func startFarmWith(t testing.TB, n, expect int, ledger *vipLedger, adjust func(*
 	return nodes
 }
 
-// eventually polls cond every 20ms until it holds or timeout passes.
+// eventually is testutil.Eventually.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, timeout, what, cond)
 }
 
 // servingNodes returns the nodes for which Serving reports true.

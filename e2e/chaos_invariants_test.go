@@ -23,15 +23,15 @@ func TestHoldIntervals(t *testing.T) {
 		want  []Interval
 	}{
 		{"acquire and release", []vipEventLine{ev("acquire", 1), ev("release", 3)}, []life{{from: 0}},
-			[]Interval{{"h1", s(1), s(3)}}},
+			[]Interval{{Holder: "h1", From: s(1), To: s(3)}}},
 		{"still holding", []vipEventLine{ev("acquire", 1)}, []life{{from: 0}},
-			[]Interval{{"h1", s(1), 0}}},
+			[]Interval{{Holder: "h1", From: s(1), To: 0}}},
 		{"killed while holding", []vipEventLine{ev("acquire", 1)}, []life{{from: 0, to: s(4)}},
-			[]Interval{{"h1", s(1), s(4)}}},
+			[]Interval{{Holder: "h1", From: s(1), To: s(4)}}},
 		{"killed holding, restarted, held again",
 			[]vipEventLine{ev("acquire", 1), ev("acquire", 6), ev("release", 7)},
 			[]life{{from: 0, to: s(4)}, {from: s(5)}},
-			[]Interval{{"h1", s(1), s(4)}, {"h1", s(6), s(7)}}},
+			[]Interval{{Holder: "h1", From: s(1), To: s(4)}, {Holder: "h1", From: s(6), To: s(7)}}},
 		{"stray release", []vipEventLine{ev("release", 2)}, []life{{from: 0}}, nil},
 	}
 	for _, tt := range tests {

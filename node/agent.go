@@ -53,7 +53,6 @@ type Agent struct {
 	vipAcquired, vipReleased atomic.Uint64
 	vipEvents                *vip.EventLog
 	onVIPHook                func(acquired bool, term uint64, at time.Duration) // tests
-	quiet                    atomic.Bool                                        // tests: stop publishing load reports
 	keyed                    atomic.Bool                                        // a report was published with the farm's ticket key known
 	isClosed                 atomic.Bool
 	wake                     chan struct{} // asks the view loop for a new view now
@@ -500,6 +499,10 @@ func (a *Agent) viewLoop() {
 	}
 }
 
+// testHookQuiet reports whether a must stop publishing load reports, as a
+// node whose reports stopped reaching the farm would. Tests replace it.
+var testHookQuiet = func(*Agent) bool { return false }
+
 // publish reports this node's load to the cluster, applies the agreed
 // state (the ticket key, this node's drain) and publishes a fresh view.
 func (a *Agent) publish() {
@@ -510,7 +513,7 @@ func (a *Agent) publish() {
 		a.ep.SetTicketKey(st.TicketKey)
 	}
 	a.ep.SetDraining(st.Drained[a.cfg.NodeName])
-	if !a.quiet.Load() {
+	if !testHookQuiet(a) {
 		sessions, accepted := a.ep.Load()
 		cl.SetReport(cluster.Report{
 			Service:  a.ep.Addr(),

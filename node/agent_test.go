@@ -20,6 +20,7 @@ import (
 
 	"github.com/usherlb/usher/client"
 	"github.com/usherlb/usher/cluster"
+	"github.com/usherlb/usher/internal/testutil"
 	"github.com/usherlb/usher/wire"
 )
 
@@ -235,15 +236,10 @@ func TestAgentRefusesBadConfig(t *testing.T) {
 	}
 }
 
+// waitFor fails t unless cond holds within 10 s.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the condition", cond)
 }
 
 func itoa(n uint16) string { return strconv.Itoa(int(n)) }

@@ -151,7 +151,7 @@ func (c *sniffedConn) Read(p []byte) (int, error) {
 // HTTP API, as a forged report would, and waits until follower holds it.
 func forgeLeaderAPI(t *testing.T, leader, follower *Agent, api string) {
 	t.Helper()
-	leader.quiet.Store(true)
+	setQuiet(leader, true)
 	waitFor(t, func() bool {
 		leader.cl.Load().SetReport(cluster.Report{Service: leader.ep.Addr(), Capacity: uint32(leader.cfg.Capacity), API: api})
 		for _, m := range follower.cl.Load().Members() {
@@ -233,7 +233,7 @@ func TestFarmForwardsOnlyToTheLeader(t *testing.T) {
 				}
 			}
 
-			leader.quiet.Store(false)
+			setQuiet(leader, false)
 			waitFor(t, func() bool { _, api := via.LeaderAPI(); return api == leader.HTTPAddr() })
 			if status := drainThrough(t, via, hc, target.cfg.NodeName); status != http.StatusOK {
 				t.Fatalf("drain through a follower to the true leader API: %d", status)

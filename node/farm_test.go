@@ -16,6 +16,7 @@ import (
 	"github.com/usherlb/usher/assign"
 	"github.com/usherlb/usher/client"
 	"github.com/usherlb/usher/cluster"
+	"github.com/usherlb/usher/internal/testutil"
 	"github.com/usherlb/usher/wire"
 )
 
@@ -29,23 +30,7 @@ type testFarm struct {
 
 	mu        sync.Mutex
 	open      map[string]time.Duration
-	intervals []servingInterval
-}
-
-type servingInterval struct {
-	node       string
-	from, upto time.Duration
-}
-
-// freeUDPPort returns a UDP port free on 127.0.0.1 right now.
-func freeUDPPort(t *testing.T) uint16 {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return uint16(c.LocalAddr().(*net.UDPAddr).Port)
+	intervals []testutil.Interval
 }
 
 // newTestFarm starts n agents with bootstrap_expect voters, adjusted by
@@ -59,7 +44,7 @@ func newTestFarm(t *testing.T, n, voters int, tweak func(i int, c *Config)) *tes
 func newLoggedFarm(t *testing.T, n, voters int, tweak func(i int, c *Config), logger hclog.Logger) *testFarm {
 	t.Helper()
 	f := &testFarm{t: t, open: map[string]time.Duration{}}
-	f.vip = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freeUDPPort(t))
+	f.vip = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testutil.FreeUDPPort(t))
 	for i := range n {
 		c := DevConfig()
 		c.NodeName = fmt.Sprintf("n%d", i+1)
@@ -104,7 +89,7 @@ func (f *testFarm) record(node string) func(bool, uint64, time.Duration) {
 		}
 		if from, ok := f.open[node]; ok {
 			delete(f.open, node)
-			f.intervals = append(f.intervals, servingInterval{node, from, at})
+			f.intervals = append(f.intervals, testutil.Interval{Holder: node, From: from, To: at})
 		}
 	}
 }
@@ -113,16 +98,12 @@ func (f *testFarm) record(node string) func(bool, uint64, time.Duration) {
 func (f *testFarm) checkIntervals() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	all := append([]servingInterval(nil), f.intervals...)
+	all := append([]testutil.Interval(nil), f.intervals...)
 	for node, from := range f.open {
-		all = append(all, servingInterval{node, from, 1<<63 - 1})
+		all = append(all, testutil.Interval{Holder: node, From: from})
 	}
-	for i, a := range all {
-		for _, b := range all[i+1:] {
-			if a.node != b.node && a.from < b.upto && b.from < a.upto {
-				f.t.Errorf("%s and %s served at once: %v-%v and %v-%v", a.node, b.node, a.from, a.upto, b.from, b.upto)
-			}
-		}
+	for _, p := range testutil.Overlaps(all) {
+		f.t.Errorf("%s and %s served at once: %v-%v and %v-%v", p[0].Holder, p[1].Holder, p[0].From, p[0].To, p[1].From, p[1].To)
 	}
 }
 
@@ -283,7 +264,7 @@ func TestFarmExcludesStaleReports(t *testing.T) {
 	quiet := f.followers()[0]
 	// The node stays a live member but stops reporting its load: after
 	// three publish intervals the leader assigns nothing to it.
-	quiet.quiet.Store(true)
+	setQuiet(quiet, true)
 	stale := staleReports * cluster.DefaultPublishInterval
 	waitFor(t, func() bool {
 		for _, n := range f.leader().view.Load().Nodes() {
@@ -298,7 +279,7 @@ func TestFarmExcludesStaleReports(t *testing.T) {
 			t.Fatal("assigned to a node whose load report is stale")
 		}
 	}
-	quiet.quiet.Store(false)
+	setQuiet(quiet, false)
 	f.viewed(3)
 }
 

@@ -2,19 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"errors"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/stun/v3"
-
 	"github.com/usherlb/usher/client"
-	"github.com/usherlb/usher/wire"
 )
 
 // fleet is the demo's client sessions and what their events told.
@@ -198,98 +192,63 @@ func (f *fleet) stats() client.Stats {
 	return t
 }
 
-// vipProber sends a probe to the balancer address every interval and
-// notes the first redirect whose term is above a given term: the moment a
-// new leader answers after the old one was killed.
+// vipProber probes the balancer address every interval and notes the
+// first redirect whose term is above a given term: the moment a new leader
+// answers after the old one was killed. Its probes name one session, so the
+// balancer's ledger counts it once.
 type vipProber struct {
-	conn  *net.UDPConn
-	dst   netip.AddrPort
-	above uint64
-	sent  atomic.Uint64
-	first chan struct{} // closed at the first answer above the term
-	at    time.Time     // when; read after first is closed
-	term  uint64
-	done  chan struct{}
-	wg    sync.WaitGroup
+	p      *client.Prober
+	sent   atomic.Uint64
+	first  chan struct{} // closed at the first answer above the term
+	at     time.Time     // when; read after first is closed
+	term   uint64
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the probing goroutine ends
+	once   sync.Once
 }
 
 // startProber starts probing dst every interval.
 func startProber(dst netip.AddrPort, above uint64, interval time.Duration) (*vipProber, error) {
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	p, err := client.NewProber(client.Options{
+		RTO:       interval,
+		Retries:   1,
+		Jitter:    -1,
+		LocalAddr: netip.MustParseAddrPort("127.0.0.1:0"),
+	})
 	if err != nil {
 		return nil, err
 	}
-	p := &vipProber{conn: conn, dst: dst, above: above, first: make(chan struct{}), done: make(chan struct{})}
-	p.wg.Add(2)
-	go p.send(interval)
-	go p.read()
-	return p, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	v := &vipProber{p: p, first: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	go v.run(ctx, dst, above, interval)
+	return v, nil
 }
 
-// send transmits a fresh probe, one session for all of them, every interval.
-func (p *vipProber) send(interval time.Duration) {
-	defer p.wg.Done()
-	var (
-		enc   wire.Encoder
-		probe = wire.Probe{PadTo: wire.ProbeSize}
-		pkt   []byte
-		tick  = time.NewTicker(interval)
-	)
-	defer tick.Stop()
-	rand.Read(probe.Session[:])
-	for {
-		rand.Read(probe.TxID[:])
-		var err error
-		if pkt, err = enc.AppendProbe(pkt[:0], &probe); err == nil {
-			if _, err := p.conn.WriteToUDPAddrPort(pkt, p.dst); err == nil {
-				p.sent.Add(1)
-			}
+// run probes until an answer of a term above above comes, or ctx ends. A
+// probe goes unanswered for interval before the next is sent.
+func (v *vipProber) run(ctx context.Context, dst netip.AddrPort, above uint64, interval time.Duration) {
+	defer close(v.done)
+	for ctx.Err() == nil {
+		start := time.Now()
+		a, err := v.p.Probe(ctx, dst)
+		v.sent.Add(1)
+		if err == nil && a.Term > above {
+			v.at, v.term = time.Now(), a.Term
+			close(v.first)
+			return
 		}
 		select {
-		case <-p.done:
-			return
-		case <-tick.C:
+		case <-ctx.Done():
+		case <-time.After(time.Until(start.Add(interval))):
 		}
-	}
-}
-
-// read watches the answers for the first redirect from the new leader.
-func (p *vipProber) read() {
-	defer p.wg.Done()
-	var (
-		dec  wire.Decoder
-		resp wire.Response
-		buf  = make([]byte, 1500)
-		seen bool
-	)
-	for {
-		// Any source counts: the assigned server may answer for the
-		// balancer address.
-		n, _, err := p.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		at := time.Now()
-		if seen || dec.DecodeResponse(buf[:n], &resp) != nil || resp.Code != stun.CodeTryAlternate || resp.Term <= p.above {
-			continue
-		}
-		seen = true
-		p.at, p.term = at, resp.Term
-		close(p.first)
 	}
 }
 
 // Close stops probing; it is idempotent.
-func (p *vipProber) Close() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	close(p.done)
-	p.conn.Close()
-	p.wg.Wait()
+func (v *vipProber) Close() {
+	v.once.Do(func() {
+		v.cancel()
+		v.p.Close()
+		<-v.done
+	})
 }

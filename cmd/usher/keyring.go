@@ -50,7 +50,7 @@ write token.`, stderr)
 	if code := o.setUp(fs, args, 0); code >= 0 {
 		return code
 	}
-	defer o.api.close()
+	defer o.api.Close()
 	var op, key string
 	n := 0
 	for name, v := range map[string]string{"install": *install, "use": *use, "remove": *remove} {
@@ -71,7 +71,7 @@ write token.`, stderr)
 		return o.listKeyring(ctx, stdout)
 	}
 	body, _ := json.Marshal(map[string]string{"key": strings.TrimSpace(key)})
-	if _, err := o.api.send(ctx, http.MethodPost, o.api.base+"/v1/keyring/"+op, body); err != nil {
+	if _, err := o.api.Do(ctx, http.MethodPost, "/v1/keyring/"+op, nil, body); err != nil {
 		return o.fail(err)
 	}
 	fmt.Fprintf(stdout, "keyring: %s done; the agents apply it within a second\n", op)
@@ -81,7 +81,7 @@ write token.`, stderr)
 // listKeyring prints the farm's keyring and the agent's own.
 func (o *opsCommand) listKeyring(ctx context.Context, stdout io.Writer) int {
 	var kl keyringList
-	if _, err := o.api.get(ctx, "/v1/keyring", &kl); err != nil {
+	if _, err := o.api.Get(ctx, "/v1/keyring", &kl); err != nil {
 		return o.fail(err)
 	}
 	show := func(what, primary string, keys []string) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/usherlb/usher/cluster"
+	"github.com/usherlb/usher/internal/apiclient"
 	"github.com/usherlb/usher/node"
 )
 
@@ -17,9 +18,9 @@ import (
 // usage errors, and that -list names keys only by fingerprint.
 func TestKeyringCommand(t *testing.T) {
 	const token = "keyring-test-token-0123456789"
-	t.Setenv(httpAddrEnv, "")
-	t.Setenv(tokenEnv, token)
-	t.Setenv(tokenFileEnv, "")
+	t.Setenv(apiclient.AddrEnv, "")
+	t.Setenv(apiclient.TokenEnv, token)
+	t.Setenv(apiclient.TokenFileEnv, "")
 	old, next := bytes.Repeat([]byte{0x31}, 32), bytes.Repeat([]byte{0x32}, 32)
 	oldB64, nextB64 := base64.StdEncoding.EncodeToString(old), base64.StdEncoding.EncodeToString(next)
 	a := startTestAgentWith(t, "127.0.0.1:0", func(c *node.Config) {

@@ -4,52 +4,30 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/usherlb/usher/internal/pki"
+	"github.com/usherlb/usher/internal/apiclient"
 	"github.com/usherlb/usher/node"
 )
 
 // The operator commands (members, status, drain, undrain, leave) talk to an
-// agent's HTTP API; keygen needs no agent.
-
-const (
-	// defaultHTTPAddr is where an agent's API listens unless configured
-	// otherwise (node.DevConfig and the config file's default).
-	defaultHTTPAddr = "127.0.0.1:7480"
-	// httpAddrEnv names the environment variable that replaces
-	// defaultHTTPAddr when -http is not given.
-	httpAddrEnv = "USHER_HTTP_ADDR"
-	// apiTimeout bounds one API call, connection included. It is above the
-	// agent's own bound on a graceful leave (5 s).
-	apiTimeout = 10 * time.Second
-	// maxAnswer bounds the size of an API answer read into memory.
-	maxAnswer = 8 << 20
-)
+// agent's HTTP API through package apiclient; keygen needs no agent.
 
 // httpFlagHelp documents -http for every command that uses it.
-const httpFlagHelp = "address of the agent's HTTP API, host:port or https://host:port (default $" + httpAddrEnv + ", else " + defaultHTTPAddr + ")"
-
-// caFileEnv names the environment variable that gives the farm CA file
-// when -ca-file is not given.
-const caFileEnv = "USHER_HTTP_CA_FILE"
+const httpFlagHelp = "address of the agent's HTTP API, host:port or https://host:port (default $" + apiclient.AddrEnv + ", else " + apiclient.DefaultAddr + ")"
 
 // caFlagHelp documents -ca-file for every command that uses it.
-const caFlagHelp = "farm CA certificate (PEM) that an https:// agent's certificate must chain to, naming a node of its farm (default $" + caFileEnv + ")"
+const caFlagHelp = "farm CA certificate (PEM) that an https:// agent's certificate must chain to, naming a node of its farm (default $" + apiclient.CAFileEnv + ")"
 
 // apiFlags are the flags that say how to reach an agent's API.
 type apiFlags struct {
@@ -57,7 +35,7 @@ type apiFlags struct {
 }
 
 // addHTTPFlag registers -http and -ca-file on fs. Resolve the results with
-// apiAddr and caFile after parsing.
+// apiclient.Addr and apiclient.CAFile after parsing.
 func addHTTPFlag(fs *flag.FlagSet) apiFlags {
 	return apiFlags{
 		addr:   fs.String("http", "", httpFlagHelp),
@@ -65,218 +43,12 @@ func addHTTPFlag(fs *flag.FlagSet) apiFlags {
 	}
 }
 
-// caFile returns the farm CA file to use: the -ca-file flag's value, else
-// $USHER_HTTP_CA_FILE; empty when neither is set.
-func caFile(flagValue string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	return os.Getenv(caFileEnv)
-}
-
-// apiAddr returns the API address to use: the -http flag's value, else
-// $USHER_HTTP_ADDR, else the default.
-func apiAddr(flagValue string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	if env := os.Getenv(httpAddrEnv); env != "" {
-		return env
-	}
-	return defaultHTTPAddr
-}
-
-// The environment variables that give operator commands an API token:
-// the token itself, or a file holding it.
-const (
-	tokenEnv     = "USHER_HTTP_TOKEN"
-	tokenFileEnv = "USHER_HTTP_TOKEN_FILE"
-)
-
-// apiToken returns the API token from $USHER_HTTP_TOKEN or the file
-// $USHER_HTTP_TOKEN_FILE names; empty when neither is set.
-func apiToken() (string, error) {
-	if tok := os.Getenv(tokenEnv); tok != "" {
-		return tok, nil
-	}
-	file := os.Getenv(tokenFileEnv)
-	if file == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("$%s: %w", tokenFileEnv, err)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
-// apiClient calls one agent's HTTP API.
-type apiClient struct {
-	addr  string // host:port, for messages
-	base  string // scheme://host:port
-	token string // sent with every request when set
-	ca    string // the farm CA file, for messages
-	http  *http.Client
-}
-
-// newAPIClient returns a client for the API at addr, host:port or an
-// http(s):// URL. An https:// agent must prove a certificate of the farm CA
-// in the file ca names (see node.APIClientTLS). The client keeps no idle
-// connection, so nothing outlives a call, uses no proxy for a loopback
-// address, and follows no redirect, so the token goes to addr or nowhere.
-func newAPIClient(addr, ca string) (*apiClient, error) {
-	base := addr
-	if !strings.Contains(addr, "://") {
-		base = "http://" + addr
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		return nil, fmt.Errorf("-http: %q is not a host:port address", addr)
-	}
-	if _, _, err := net.SplitHostPort(u.Host); err != nil {
-		return nil, fmt.Errorf("-http: %q is not a host:port address", addr)
-	}
-	token, err := apiToken()
-	if err != nil {
-		return nil, err
-	}
-	tr := &http.Transport{DisableKeepAlives: true, Proxy: http.ProxyFromEnvironment}
-	if u.Scheme == "https" {
-		if tr.TLSClientConfig, err = farmTLS(ca); err != nil {
-			return nil, err
-		}
-	}
-	return &apiClient{
-		addr:  u.Host,
-		base:  u.Scheme + "://" + u.Host,
-		token: token,
-		ca:    ca,
-		http: &http.Client{
-			Timeout:       apiTimeout,
-			Transport:     tr,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-	}, nil
-}
-
-// farmTLS returns the TLS configuration that checks an agent's certificate
-// against the farm CA in the file ca.
-func farmTLS(ca string) (*tls.Config, error) {
-	if ca == "" {
-		return nil, fmt.Errorf("an https:// agent needs the farm CA certificate: set -ca-file or $%s", caFileEnv)
-	}
-	caPEM, err := os.ReadFile(ca)
-	if err != nil {
-		return nil, fmt.Errorf("-ca-file: %w", err)
-	}
-	v, err := pki.NewVerifier(caPEM)
-	if err != nil {
-		return nil, fmt.Errorf("-ca-file: %s is not an Usher farm CA certificate: %w", ca, err)
-	}
-	return node.APIClientTLS(v, ""), nil
-}
-
-// call sends method path?query with no body and returns the answer's body.
-// An answer outside 2xx becomes an error carrying the API's message.
-func (c *apiClient) call(ctx context.Context, method, path string, query url.Values) ([]byte, error) {
-	u := c.base + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	return c.send(ctx, method, u, nil)
-}
-
-// send is call for the URL u with a JSON body (none when nil).
-func (c *apiClient) send(ctx context.Context, method, u string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
-		req.Header.Set(node.TokenHeader, c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, c.transportError(ctx, err)
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return nil, fmt.Errorf("read the answer of the agent at %s: %w", c.addr, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, apiError(resp, answer)
-	}
-	return answer, nil
-}
-
-// transportError explains a failed request: no agent, no answer in time, or
-// an interrupted command.
-func (c *apiClient) transportError(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if ue.Timeout() {
-			return fmt.Errorf("the agent at %s did not answer within %v", c.addr, apiTimeout)
-		}
-		err = ue.Err
-	}
-	if errors.Is(err, node.ErrAPICertificate) {
-		return fmt.Errorf("the agent at %s is not a node of the farm of %s: %w", c.addr, c.ca, err)
-	}
-	return fmt.Errorf("cannot reach the agent at %s (is it running? see -http and $%s): %w", c.addr, httpAddrEnv, err)
-}
-
-// apiError turns an error answer into an error: the API's {"error": "..."}
-// message if there is one, else the status and the start of the body.
-func apiError(resp *http.Response, body []byte) error {
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		if resp.StatusCode == http.StatusUnauthorized {
-			return fmt.Errorf("%s: set $%s (or $%s) to the agent's api token", e.Error, tokenEnv, tokenFileEnv)
-		}
-		return errors.New(e.Error)
-	}
-	text := strings.TrimSpace(string(body))
-	if len(text) > 200 {
-		text = text[:200] + "..."
-	}
-	if text == "" {
-		return fmt.Errorf("the agent answered %s", resp.Status)
-	}
-	return fmt.Errorf("the agent answered %s: %s", resp.Status, text)
-}
-
-// get calls GET path and decodes the JSON answer into v; it also returns the
-// raw answer.
-func (c *apiClient) get(ctx context.Context, path string, v any) ([]byte, error) {
-	body, err := c.call(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return nil, fmt.Errorf("the agent at %s answered %s with something else than the expected JSON: %w", c.addr, path, err)
-	}
-	return body, nil
-}
-
-// close releases the client's connections.
-func (c *apiClient) close() { c.http.CloseIdleConnections() }
-
 // opsCommand is what every API command shares: its name (for messages), its
 // error stream and the client, built after its flags are parsed.
 type opsCommand struct {
 	name   string
 	stderr io.Writer
-	api    *apiClient
+	api    *apiclient.Client
 }
 
 // setUp parses args into fs (registering -http first) and builds the API
@@ -300,7 +72,7 @@ func (o *opsCommand) setUp(fs *flag.FlagSet, args []string, nargs int) int {
 			return 2
 		}
 	}
-	api, err := newAPIClient(apiAddr(*flags.addr), caFile(*flags.caFile))
+	api, err := apiclient.New(apiclient.Addr(*flags.addr), apiclient.CAFile(*flags.caFile))
 	if err != nil {
 		fmt.Fprintf(o.stderr, "usher %s: %v\n", o.name, err)
 		return 2
@@ -327,9 +99,9 @@ or non-voter), whether it is draining and the age of its last load report.`, std
 	if code := o.setUp(fs, args, 0); code >= 0 {
 		return code
 	}
-	defer o.api.close()
+	defer o.api.Close()
 	var members []node.MemberInfo
-	raw, err := o.api.get(ctx, "/v1/members", &members)
+	raw, err := o.api.Get(ctx, "/v1/members", &members)
 	if err != nil {
 		return o.fail(err)
 	}
@@ -431,9 +203,9 @@ its uptime and version.`, stderr)
 	if code := o.setUp(fs, args, 0); code >= 0 {
 		return code
 	}
-	defer o.api.close()
+	defer o.api.Close()
 	var st node.Status
-	raw, err := o.api.get(ctx, "/v1/status", &st)
+	raw, err := o.api.Get(ctx, "/v1/status", &st)
 	if err != nil {
 		return o.fail(err)
 	}
@@ -520,13 +292,13 @@ func setDrain(ctx context.Context, name string, fs *flag.FlagSet, args []string,
 	if code := o.setUp(fs, args, 1); code >= 0 {
 		return code
 	}
-	defer o.api.close()
+	defer o.api.Close()
 	target := fs.Arg(0)
 	method := http.MethodPut
 	if !on {
 		method = http.MethodDelete
 	}
-	if _, err := o.api.call(ctx, method, "/v1/drain", url.Values{"node": {target}}); err != nil {
+	if _, err := o.api.Do(ctx, method, "/v1/drain", url.Values{"node": {target}}, nil); err != nil {
 		return o.fail(err)
 	}
 	if on {
@@ -549,8 +321,8 @@ SIGTERM.`, stderr)
 	if code := o.setUp(fs, args, 0); code >= 0 {
 		return code
 	}
-	defer o.api.close()
-	body, err := o.api.call(ctx, http.MethodPut, "/v1/leave", nil)
+	defer o.api.Close()
+	body, err := o.api.Do(ctx, http.MethodPut, "/v1/leave", nil, nil)
 	if err != nil {
 		return o.fail(err)
 	}
@@ -558,7 +330,7 @@ SIGTERM.`, stderr)
 		Node string `json:"node"`
 	}
 	if json.Unmarshal(body, &ans) != nil || ans.Node == "" {
-		ans.Node = "at " + o.api.addr
+		ans.Node = "at " + o.api.Addr()
 	}
 	fmt.Fprintf(stdout, "node %s left the farm\n", ans.Node)
 	return 0
@@ -592,7 +364,8 @@ key comes from the operating system's random source; nothing is sent.`, stderr)
 
 // fetchAPI GETs path from the agent API at addr with hc and returns the body
 // of a 200 answer, at most limit bytes. The demo and the benchmarks poll
-// agents with it; operator commands use apiClient, which explains failures.
+// agents with it; operator commands use apiclient.Client, which explains
+// failures.
 func fetchAPI(ctx context.Context, hc *http.Client, addr fmt.Stringer, path string, limit int64) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr.String()+path, nil)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usherlb/usher/internal/apiclient"
 	"github.com/usherlb/usher/node"
 )
 
@@ -40,7 +41,7 @@ func closedPort(t *testing.T) string {
 // TestOpsAgent runs the operator commands against one agent; leave comes
 // last since it takes the agent out of its farm.
 func TestOpsAgent(t *testing.T) {
-	t.Setenv(httpAddrEnv, "") // the tests choose the address
+	t.Setenv(apiclient.AddrEnv, "") // the tests choose the address
 	a := opsAgent(t)
 	ctx := context.Background()
 	api := a.HTTPAddr()
@@ -118,14 +119,14 @@ func TestOpsAgent(t *testing.T) {
 	})
 
 	t.Run("env", func(t *testing.T) {
-		t.Setenv(httpAddrEnv, api)
+		t.Setenv(apiclient.AddrEnv, api)
 		if code, out, errOut := runArgs(ctx, "status"); code != 0 || !strings.Contains(out, name) {
-			t.Errorf("$%s: exit %d, %q, %q", httpAddrEnv, code, out, errOut)
+			t.Errorf("$%s: exit %d, %q, %q", apiclient.AddrEnv, code, out, errOut)
 		}
 		// The flag wins over the environment.
-		t.Setenv(httpAddrEnv, closedPort(t))
+		t.Setenv(apiclient.AddrEnv, closedPort(t))
 		if code, _, errOut := runArgs(ctx, "status", "-http", api); code != 0 {
-			t.Errorf("-http over $%s: exit %d, %q", httpAddrEnv, code, errOut)
+			t.Errorf("-http over $%s: exit %d, %q", apiclient.AddrEnv, code, errOut)
 		}
 	})
 

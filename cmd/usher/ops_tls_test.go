@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usherlb/usher/internal/apiclient"
 	"github.com/usherlb/usher/internal/pki"
 	"github.com/usherlb/usher/node"
 )
@@ -48,10 +49,10 @@ func writeFarmFiles(t *testing.T, dir, farm string) node.TLSConfig {
 // file.
 func TestOpsOverTLS(t *testing.T) {
 	const token = "ops-tls-token-0123456789"
-	t.Setenv(httpAddrEnv, "")
-	t.Setenv(tokenEnv, token)
-	t.Setenv(tokenFileEnv, "")
-	t.Setenv(caFileEnv, "")
+	t.Setenv(apiclient.AddrEnv, "")
+	t.Setenv(apiclient.TokenEnv, token)
+	t.Setenv(apiclient.TokenFileEnv, "")
+	t.Setenv(apiclient.CAFileEnv, "")
 	farm := writeFarmFiles(t, t.TempDir(), "prod")
 	other := writeFarmFiles(t, t.TempDir(), "prod")
 	on := true
@@ -68,16 +69,16 @@ func TestOpsOverTLS(t *testing.T) {
 		want string // in stderr; empty: success
 	}{
 		{"status, -ca-file", []string{"status", "-http", url, "-ca-file", farm.CAFile}, "", ""},
-		{"members, $" + caFileEnv, []string{"members", "-http", url}, farm.CAFile, ""},
+		{"members, $" + apiclient.CAFileEnv, []string{"members", "-http", url}, farm.CAFile, ""},
 		{"drain, -ca-file", []string{"drain", "-http", url, "-ca-file", farm.CAFile, "n1"}, "", ""},
-		{"undrain, -ca-file over $" + caFileEnv, []string{"undrain", "-http", url, "-ca-file", farm.CAFile, "n1"}, other.CAFile, ""},
+		{"undrain, -ca-file over $" + apiclient.CAFileEnv, []string{"undrain", "-http", url, "-ca-file", farm.CAFile, "n1"}, other.CAFile, ""},
 		{"another CA", []string{"drain", "-http", url, "-ca-file", other.CAFile, "n1"}, "", "is not a node of the farm of " + other.CAFile},
-		{"no CA file", []string{"status", "-http", url}, "", "-ca-file or $" + caFileEnv},
+		{"no CA file", []string{"status", "-http", url}, "", "-ca-file or $" + apiclient.CAFileEnv},
 		{"a node certificate as CA", []string{"status", "-http", url, "-ca-file", farm.CertFile}, "", "is not an Usher farm CA certificate"},
 		{"plain http", []string{"status", "-http", a.HTTPAddr()}, "", "the agent answered 400"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv(caFileEnv, tt.env)
+			t.Setenv(apiclient.CAFileEnv, tt.env)
 			code, out, errOut := runArgs(ctx, tt.args...)
 			if tt.want == "" && code != 0 {
 				t.Fatalf("exit %d: %s%s", code, out, errOut)

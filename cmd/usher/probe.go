@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/pion/stun/v3"
-
+	"github.com/usherlb/usher/client"
 	"github.com/usherlb/usher/wire"
 )
 
@@ -29,7 +27,8 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := newFlagSet("probe", "[-json] [-count N] [-timeout D] ADDR",
 		`Send Usher probes to the balancer address ADDR (host:port) and print, for
 each, the assigned server, the answer's term and the round-trip time. Each
-probe is a fresh session, retransmitted until answered or -timeout passes.`, stderr)
+probe is a fresh session, retransmitted until answered or -timeout passes
+(package client's Prober).`, stderr)
 	asJSON := fs.Bool("json", false, `print one JSON object per probe: {"server":..., "term":..., "rtt_ms":...}`)
 	count := fs.Int("count", 1, "number of probes to send")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for each probe's answer")
@@ -51,13 +50,7 @@ probe is a fresh session, retransmitted until answered or -timeout passes.`, std
 		fmt.Fprintf(stderr, "usher probe: %v\n", err)
 		return 2
 	}
-	conn, err := net.ListenUDP("udp", nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "usher probe: %v\n", err)
-		return 1
-	}
-	defer conn.Close()
-
+	opts := client.Options{Service: *service, RTO: probeRTO, Retries: probeRetries}
 	failed := 0
 	for i := range *count {
 		if i > 0 && *interval > 0 {
@@ -67,7 +60,7 @@ probe is a fresh session, retransmitted until answered or -timeout passes.`, std
 			case <-time.After(*interval):
 			}
 		}
-		res, err := probeOnce(ctx, conn, dst, *service, *timeout)
+		res, err := probeOnce(ctx, dst, opts, *timeout)
 		if err != nil {
 			fmt.Fprintf(stderr, "usher probe: %v: %v\n", dst, err)
 			failed++
@@ -89,79 +82,32 @@ probe is a fresh session, retransmitted until answered or -timeout passes.`, std
 	return 0
 }
 
-// probeOnce runs one probe transaction: it sends a probe for a fresh
-// session, retransmits it with a doubling timeout, and returns the first
-// redirect from dst that answers it.
-func probeOnce(ctx context.Context, conn *net.UDPConn, dst netip.AddrPort, service string, timeout time.Duration) (probeResult, error) {
-	p := wire.Probe{Service: service, PadTo: wire.ProbeSize}
-	rand.Read(p.TxID[:])
-	rand.Read(p.Session[:])
-	var enc wire.Encoder
-	pkt, err := enc.AppendProbe(nil, &p)
-	if err != nil {
+// The retransmission of `usher probe`: 100 ms doubling after each
+// transmission, for as long as -timeout allows.
+const (
+	probeRTO     = 100 * time.Millisecond
+	probeRetries = 30
+)
+
+// probeOnce probes dst for a fresh session (a client.Prober of its own) and
+// returns the redirect that answers it within timeout.
+func probeOnce(ctx context.Context, dst netip.AddrPort, opts client.Options, timeout time.Duration) (probeResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	a, err := client.Probe(ctx, dst, opts)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return probeResult{}, fmt.Errorf("no answer within %v", timeout)
+	case errors.Is(err, client.ErrRefused):
+		return probeResult{}, fmt.Errorf("%w: is this a balancer address?", err)
+	case err != nil:
 		return probeResult{}, err
 	}
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	var (
-		dec  wire.Decoder
-		resp wire.Response
-		buf  = make([]byte, 1500)
-		rto  = 100 * time.Millisecond
-	)
-	for {
-		sent := time.Now()
-		if !sent.Before(deadline) {
-			return probeResult{}, fmt.Errorf("no answer within %v", timeout)
-		}
-		if _, err := conn.WriteToUDPAddrPort(pkt, dst); err != nil {
-			return probeResult{}, err
-		}
-		wait := sent.Add(rto)
-		if wait.After(deadline) {
-			wait = deadline
-		}
-		rto *= 2
-		for {
-			if ctx.Err() != nil {
-				return probeResult{}, ctx.Err()
-			}
-			rd := time.Now().Add(100 * time.Millisecond)
-			if wait.Before(rd) {
-				rd = wait
-			}
-			conn.SetReadDeadline(rd)
-			n, from, err := conn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					if time.Now().Before(wait) {
-						continue // wake up to check ctx
-					}
-					break // retransmit
-				}
-				return probeResult{}, err
-			}
-			rtt := time.Since(sent)
-			if netip.AddrPortFrom(from.Addr().Unmap(), from.Port()) != dst ||
-				dec.DecodeResponse(buf[:n], &resp) != nil || resp.TxID != p.TxID {
-				continue // not our answer
-			}
-			switch {
-			case resp.Success:
-				return probeResult{}, errors.New("answered with a success, not a redirect: is this a session endpoint rather than a balancer address?")
-			case resp.Code != stun.CodeTryAlternate || !resp.Server.IsValid():
-				return probeResult{}, fmt.Errorf("answered with error %d, not a redirect", resp.Code)
-			}
-			return probeResult{
-				Server: resp.Server.String(),
-				Term:   resp.Term,
-				RTTms:  float64(rtt.Microseconds()) / 1000,
-			}, nil
-		}
-	}
+	return probeResult{
+		Server: a.Server.String(),
+		Term:   a.Term,
+		RTTms:  float64(a.RTT.Microseconds()) / 1000,
+	}, nil
 }
 
 // resolveUDP parses host:port, resolving a host name.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/usherlb/usher/internal/pki"
+	"github.com/usherlb/usher/internal/testutil"
 	"github.com/usherlb/usher/node"
 )
 
@@ -121,14 +122,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// waitFor polls cond every 20 ms for up to 10 s.
+// waitFor fails t unless cond holds within 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	testutil.Eventually(t, 10*time.Second, what, cond)
 }
 
 // TestAgentSIGHUP runs the agent with TLS files and sends this process
