@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -23,10 +23,10 @@ const (
 	demoVoters = 3
 )
 
-// demoFixedPorts makes the demo try the well-known ports first (gossip
+// fixedPorts makes the demo try the well-known ports first (gossip
 // 7946, session 3479, API 7480 on each node's address, balancer address as
 // given). Tests turn it off to stay clear of a farm running on the machine.
-var demoFixedPorts = true
+var fixedPorts = true
 
 // farmNode is one agent process of the demo farm.
 type farmNode struct {
@@ -71,7 +71,7 @@ func planFarm(vip string) (farmPlan, error) {
 		var ok bool
 		for try := range 200 {
 			g, s, h := uint16(7946), uint16(3479), uint16(7480)
-			if try > 0 || !distinct || !demoFixedPorts {
+			if try > 0 || !distinct || !fixedPorts {
 				g = uint16(20000 + 2*rand.IntN(15000)) // g and g+1 (Raft)
 				s, h = uint16(20001+2*rand.IntN(15000)), uint16(20001+2*rand.IntN(15000))
 			}
@@ -94,7 +94,7 @@ func planFarm(vip string) (farmPlan, error) {
 		plan.addrs = append(plan.addrs, n)
 	}
 	plan.vip = want
-	if used[want] || want.Port() == 0 || !demoFixedPorts || !farm.UDPFree(want) {
+	if used[want] || want.Port() == 0 || !fixedPorts || !farm.UDPFree(want) {
 		ip := want.Addr()
 		if !farm.UDPFree(netip.AddrPortFrom(ip, 0)) {
 			ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
@@ -125,7 +125,7 @@ func anyUsed(used map[netip.AddrPort]bool, all []netip.AddrPort) bool {
 
 // startFarm starts the agents of plan as processes of bin, each with its
 // data directory and log file under a new temporary directory.
-func startFarm(bin string, plan farmPlan, o demoOptions) (*demoFarm, error) {
+func startFarm(bin string, plan farmPlan, o Options) (*demoFarm, error) {
 	hc := &http.Client{
 		Timeout:   500 * time.Millisecond,
 		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
@@ -148,7 +148,7 @@ func startFarm(bin string, plan farmPlan, o demoOptions) (*demoFarm, error) {
 }
 
 // start launches one agent.
-func (f *demoFarm) start(bin string, n *farmNode, o demoOptions) error {
+func (f *demoFarm) start(bin string, n *farmNode, o Options) error {
 	args, err := f.Args(n.Agent,
 		"-capacity", strconv.Itoa(max(1000, o.Clients)),
 		"-keepalive-interval", o.Keepalive.String(),
