@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"time"
 )
 
 // spread is a set of repeated measurements of one figure.
@@ -110,13 +109,4 @@ func (s *spread) UnmarshalJSON(b []byte) error {
 	}
 	*s = out
 	return nil
-}
-
-// percentile returns the q-quantile (0..1) of ds by the nearest-rank
-// method; ds must not be empty.
-func percentile(ds []time.Duration, q float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(q*float64(len(s)) + 0.5)
-	return s[min(max(i-1, 0), len(s)-1)]
 }

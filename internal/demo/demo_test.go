@@ -64,30 +64,3 @@ func TestDemo(t *testing.T) {
 		t.Errorf("%d kills reported, want 2:\n%s", n, out)
 	}
 }
-
-func TestPercentile(t *testing.T) {
-	ms := func(ns ...int) []time.Duration {
-		var ds []time.Duration
-		for _, n := range ns {
-			ds = append(ds, time.Duration(n)*time.Millisecond)
-		}
-		return ds
-	}
-	tests := []struct {
-		in   []time.Duration
-		q    float64
-		want time.Duration
-	}{
-		{ms(5), 0.5, 5 * time.Millisecond},
-		{ms(3, 1, 2), 0.5, 2 * time.Millisecond},
-		{ms(4, 1, 3, 2), 0.5, 2 * time.Millisecond},
-		{ms(4, 1, 3, 2), 1, 4 * time.Millisecond},
-		{ms(4, 1, 3, 2), 0, 1 * time.Millisecond},
-		{ms(10, 20, 30, 40, 50, 60, 70, 80, 90, 100), 0.9, 90 * time.Millisecond},
-	}
-	for _, tt := range tests {
-		if got := percentile(tt.in, tt.q); got != tt.want {
-			t.Errorf("percentile(%v, %v) = %v, want %v", tt.in, tt.q, got, tt.want)
-		}
-	}
-}
