@@ -67,18 +67,15 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	switch {
 	case err != nil && ctx.Err() != nil:
-		f.Close()
-		return fmt.Errorf("interrupted; agents stopped: %w", ctx.Err())
+		return errors.Join(fmt.Errorf("interrupted; agents stopped: %w", ctx.Err()), f.Close())
 	case err != nil:
 		f.Keep = true
 		if o.Verbose {
 			f.WriteLogTails(stderr, 30)
 		}
-		f.Close()
-		return fmt.Errorf("%w (agent logs kept in %s)", err, f.Dir)
+		return errors.Join(fmt.Errorf("%w (agent logs kept in %s)", err, f.Dir), f.Close())
 	}
-	f.Close()
-	return nil
+	return f.Close()
 }
 
 // demo is one run of the demo.
@@ -188,7 +185,10 @@ func (d *demo) killLeader(ctx context.Context, res *demoResult) error {
 		return fmt.Errorf("failover prober: %w", err)
 	}
 	defer prober.Close()
-	k, at, displaced := d.kill(leader, "leader")
+	k, at, displaced, err := d.kill(leader, "leader")
+	if err != nil {
+		return err
+	}
 	wait := time.NewTimer(15 * time.Second)
 	defer wait.Stop()
 	select {
@@ -207,7 +207,9 @@ func (d *demo) killLeader(ctx context.Context, res *demoResult) error {
 	}
 	d.note("%s answers at %s after %v (term %d → %d)", orUnknown(res.newLeader), d.farm.VIP,
 		res.failover.Round(time.Millisecond), res.oldTerm, res.newTerm)
-	d.waitMoved(ctx, &k, displaced, at)
+	if err := d.waitMoved(ctx, &k, displaced, at); err != nil {
+		return err
+	}
 	res.kills = append(res.kills, k)
 	return d.waitUntil(ctx, time.Until(at.Add(d.o.Phase)), nil)
 }
@@ -220,42 +222,51 @@ func (d *demo) killServer(ctx context.Context, res *demoResult) error {
 	if victim == nil {
 		return errors.New("no live non-leader server with clients to kill")
 	}
-	k, at, displaced := d.kill(victim, d.roleOf(victim))
-	d.waitMoved(ctx, &k, displaced, at)
-	res.kills = append(res.kills, k)
-	if ctx.Err() != nil {
-		return ctx.Err()
+	k, at, displaced, err := d.kill(victim, d.roleOf(victim))
+	if err != nil {
+		return err
 	}
+	if err := d.waitMoved(ctx, &k, displaced, at); err != nil {
+		return err
+	}
+	res.kills = append(res.kills, k)
 	return d.waitUntil(ctx, max(d.o.Phase/2, 2*d.o.DeadAfter), nil)
 }
 
 // kill sends SIGKILL to n; it returns the record to fill in, when the
 // signal was sent and the clients n had then.
-func (d *demo) kill(n *farmNode, role string) (killRecord, time.Time, []*member) {
+func (d *demo) kill(n *farmNode, role string) (killRecord, time.Time, []*member, error) {
 	on := d.fleet.on(n.Session)
 	k := killRecord{node: n.Name, role: role, clients: len(on)}
 	d.killed[n.Session] = true
-	at := d.farm.kill(n)
+	at, err := d.farm.kill(n)
+	if err != nil {
+		return k, at, on, err
+	}
 	d.note("SIGKILL %s (%s, %d clients)", n.Name, role, k.clients)
-	return k, at, on
+	return k, at, on, nil
 }
 
 // waitMoved waits until the displaced clients have all been reassigned
 // since at, or for at most a few declare-dead timeouts plus a full probe
-// round, and fills in k.
-func (d *demo) waitMoved(ctx context.Context, k *killRecord, displaced []*member, at time.Time) {
+// round, and fills in k. Clients still not reassigned are no error (the
+// summary reports them); an agent that died or ctx ending is.
+func (d *demo) waitMoved(ctx context.Context, k *killRecord, displaced []*member, at time.Time) error {
 	deadline := at.Add(3*d.o.DeadAfter + 10*time.Second)
 	moved := func() bool {
 		_, pending := d.fleet.movedSince(displaced, at)
 		return pending == 0
 	}
-	d.waitUntil(ctx, time.Until(deadline), moved)
+	if err := d.waitUntil(ctx, time.Until(deadline), moved); err != nil && !errors.Is(err, errTimeout) {
+		return err
+	}
 	k.times, k.pending = d.fleet.movedSince(displaced, at)
 	if k.pending == 0 && len(k.times) > 0 {
 		d.note("all %d clients of %s reassigned within %v", k.clients, k.node, slices.Max(k.times).Round(time.Millisecond))
 	} else if k.pending > 0 {
 		d.note("%d of %d clients of %s still not reassigned", k.pending, k.clients, k.node)
 	}
+	return nil
 }
 
 // errTimeout is returned by waitUntil when the condition did not hold in
@@ -467,5 +478,5 @@ func (d *demo) draw(force bool) {
 		b.WriteString("\n")
 	}
 	d.drawn = len(lines)
-	io.WriteString(d.out, b.String())
+	fmt.Fprint(d.out, b.String())
 }

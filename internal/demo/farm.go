@@ -72,8 +72,10 @@ func planFarm(vip string) (farmPlan, error) {
 		for try := range 200 {
 			g, s, h := uint16(7946), uint16(3479), uint16(7480)
 			if try > 0 || !distinct || !fixedPorts {
-				g = uint16(20000 + 2*rand.IntN(15000)) // g and g+1 (Raft)
-				s, h = uint16(20001+2*rand.IntN(15000)), uint16(20001+2*rand.IntN(15000))
+				// Random ports only spread the tries; nothing depends on
+				// their being unpredictable.
+				g = uint16(20000 + 2*rand.IntN(15000))                                    //nolint:gosec // G404: see above; g and g+1 (Raft)
+				s, h = uint16(20001+2*rand.IntN(15000)), uint16(20001+2*rand.IntN(15000)) //nolint:gosec // G404: see above
 			}
 			n.Gossip, n.Session, n.HTTP = netip.AddrPortFrom(ip, g), netip.AddrPortFrom(ip, s), netip.AddrPortFrom(ip, h)
 			raft := netip.AddrPortFrom(ip, g+1)
@@ -101,7 +103,7 @@ func planFarm(vip string) (farmPlan, error) {
 		}
 		plan.vip = netip.AddrPort{}
 		for range 200 {
-			c := netip.AddrPortFrom(ip, uint16(20000+rand.IntN(30000)))
+			c := netip.AddrPortFrom(ip, uint16(20000+rand.IntN(30000))) //nolint:gosec // G404: spreads the tries only
 			if !used[c] && farm.UDPFree(c) {
 				plan.vip = c
 				break
@@ -140,8 +142,7 @@ func startFarm(bin string, plan farmPlan, o Options) (*demoFarm, error) {
 	}
 	for _, n := range f.nodes {
 		if err := f.start(bin, n, o); err != nil {
-			f.Close()
-			return nil, err
+			return nil, errors.Join(err, f.Close())
 		}
 	}
 	return f, nil
@@ -160,10 +161,13 @@ func (f *demoFarm) start(bin string, n *farmNode, o Options) error {
 }
 
 // kill sends SIGKILL to n's process and returns when it was sent.
-func (f *demoFarm) kill(n *farmNode) time.Time {
-	n.killed = time.Now()
-	n.Cmd.Process.Kill()
-	return n.killed
+func (f *demoFarm) kill(n *farmNode) (time.Time, error) {
+	at := time.Now()
+	if err := n.Cmd.Process.Kill(); err != nil {
+		return at, fmt.Errorf("kill %s (pid %d): %w", n.Name, n.Cmd.Process.Pid, err)
+	}
+	n.killed = at
+	return at, nil
 }
 
 // alive reports whether n was started and not killed by the demo.
@@ -181,8 +185,8 @@ func (f *demoFarm) exitedEarly() *farmNode {
 }
 
 // Close kills every agent still running, by PID, reaps them, and removes
-// the scratch directory unless Keep is set. It is idempotent.
-func (f *demoFarm) Close() { f.Stop(0) }
+// the scratch directory unless Keep is set. Later calls do nothing.
+func (f *demoFarm) Close() error { return f.Stop(0) }
 
 // statuses polls every live agent at once; an unreachable one has no entry.
 func (f *demoFarm) statuses(ctx context.Context) map[string]node.Status {
