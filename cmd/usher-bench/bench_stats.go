@@ -60,7 +60,7 @@ func ratios(ours, base spread) spread {
 // MarshalJSON writes the measurements as a JSON array, with the values
 // JSON has no number for (NaN, ±Inf, which a division by a zero
 // measurement gives) as the strings "NaN", "+Inf" and "-Inf".
-func (s spread) MarshalJSON() ([]byte, error) {
+func (s spread) MarshalJSON() ([]byte, error) { //nolint:unparam // json.Marshaler's signature
 	if s == nil {
 		return []byte("null"), nil
 	}
