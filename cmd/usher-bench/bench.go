@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -234,7 +235,7 @@ func saveBench(rep *benchReport, out, results string, save bool) (int, error) {
 	if rep, err = decodeResults(raw); err != nil {
 		return 0, err
 	}
-	if err := os.MkdirAll(rep.PlotDir, 0o755); err != nil {
+	if err := os.MkdirAll(rep.PlotDir, 0o755); err != nil { //nolint:gosec // G301: the plots are published with the report
 		return 0, err
 	}
 	files, err := rep.plot(rep.PlotDir)
@@ -242,13 +243,13 @@ func saveBench(rep *benchReport, out, results string, save bool) (int, error) {
 		return len(files), fmt.Errorf("plots: %w", err)
 	}
 	if save {
-		if err := os.WriteFile(results, raw, 0o644); err != nil {
+		if err := os.WriteFile(results, raw, 0o644); err != nil { //nolint:gosec // G306: the results are published with the report
 			return len(files), err
 		}
 	}
 	var b strings.Builder
 	rep.write(&b)
-	return len(files), os.WriteFile(out, []byte(b.String()), 0o644)
+	return len(files), os.WriteFile(out, []byte(b.String()), 0o644) //nolint:gosec // G306: the report is for others to read
 }
 
 // probeFigures are the probe-path measurements of one server.
@@ -337,12 +338,12 @@ func withServer[T any](exe, name string, f func(*benchServer) (T, error)) (T, er
 
 // withServers starts the named servers, all at once, runs f against them
 // and stops them.
-func withServers[T any](exe string, names []string, f func([]*benchServer) (T, error)) (T, error) {
+func withServers[T any](exe string, names []string, f func([]*benchServer) (T, error)) (_ T, err error) {
 	var zero T
 	ss := make([]*benchServer, 0, len(names))
 	defer func() {
 		for _, s := range ss {
-			s.stop()
+			err = errors.Join(err, s.stop())
 		}
 	}()
 	for _, n := range names {

@@ -73,8 +73,9 @@ func newLoadConn(to netip.AddrPort) (*loadConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn.SetReadBuffer(4 << 20)
-	conn.SetWriteBuffer(4 << 20)
+	if err := setBuffers(conn, 4<<20); err != nil {
+		return nil, errors.Join(err, conn.Close())
+	}
 	c := &loadConn{conn: conn, pc: ipv4.NewPacketConn(conn), to: net.UDPAddrFromAddrPort(to),
 		rx: make([]ipv4.Message, loadBatch), tx: make([]ipv4.Message, loadBatch)}
 	for i := range c.rx {
@@ -142,7 +143,7 @@ func saturate(srv *benchServer, d time.Duration) (satResult, error) {
 		defer c.conn.Close()
 		wg.Go(func() {
 			var enc wire.Encoder
-			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			rng := rand.New(rand.NewPCG(uint64(i), 7)) //nolint:gosec // G404: varied test traffic, reproducible
 			pool := make([][]byte, loadPool)
 			for j := range pool {
 				pool[j] = encodeProbe(&enc, make([]byte, 0, 300), rng, 0, uint32(j))
@@ -164,8 +165,11 @@ func saturate(srv *benchServer, d time.Duration) (satResult, error) {
 			}
 			refill()
 			for !stop.Load() {
-				c.conn.SetReadDeadline(time.Now().Add(loadLossAfter))
-				n, err := c.pc.ReadBatch(c.rx, 0)
+				err := c.conn.SetReadDeadline(time.Now().Add(loadLossAfter))
+				n := 0
+				if err == nil {
+					n, err = c.pc.ReadBatch(c.rx, 0)
+				}
 				if err != nil {
 					if errors.Is(err, os.ErrDeadlineExceeded) {
 						inflight = 0
@@ -283,7 +287,7 @@ type pacedConn struct {
 func dialPaced(srvs []*benchServer) ([][]*pacedConn, error) {
 	conns := make([][]*pacedConn, len(srvs))
 	var enc wire.Encoder
-	rng := rand.New(rand.NewPCG(3, 5))
+	rng := rand.New(rand.NewPCG(3, 5)) //nolint:gosec // G404: varied test traffic, reproducible
 	for s, srv := range srvs {
 		for range pacedSockets {
 			c, err := newLoadConn(srv.addr)
@@ -313,7 +317,9 @@ type pacedRun struct {
 // of each answered probe that was sent after the warm-up.
 func (r *pacedRun) receive(c *pacedConn, capacity int) []time.Duration {
 	local := make([]time.Duration, 0, capacity)
-	c.conn.SetReadDeadline(r.start.Add(r.total + 200*time.Millisecond))
+	if err := c.conn.SetReadDeadline(r.start.Add(r.total + 200*time.Millisecond)); err != nil {
+		return local // a closed socket: nothing to read
+	}
 	for {
 		n, err := c.pc.ReadBatch(c.rx, 0)
 		now := time.Since(r.start)
@@ -394,4 +400,16 @@ func pacedResults(srvs []*benchServer, lats [][]time.Duration, inWindow []uint64
 		}
 	}
 	return res, nil
+}
+
+// setBuffers sizes conn's kernel receive and send buffers to size bytes
+// (the kernel caps them at its limits).
+func setBuffers(conn *net.UDPConn, size int) error {
+	if err := conn.SetReadBuffer(size); err != nil {
+		return fmt.Errorf("receive buffer: %w", err)
+	}
+	if err := conn.SetWriteBuffer(size); err != nil {
+		return fmt.Errorf("send buffer: %w", err)
+	}
+	return nil
 }

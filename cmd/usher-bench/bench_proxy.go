@@ -116,15 +116,14 @@ type proxyResult struct {
 type balancer struct {
 	addr netip.AddrPort
 	cpu  func() time.Duration
-	kill func() // SIGKILL, every process of it
-	stop func()
+	kill func() error // SIGKILL, every process of it
+	stop func() error
 }
 
 // proxyRun sets up n sessions through bal, runs them, kills bal, and
 // reports.
-func proxyRun(ctx context.Context, o benchOpts, bal string, servers []netip.AddrPort, n int) (proxyResult, error) {
+func proxyRun(ctx context.Context, o benchOpts, bal string, servers []netip.AddrPort, n int) (res proxyResult, err error) {
 	var b *balancer
-	var err error
 	if bal == balNginx {
 		b, err = startNginx(servers)
 	} else {
@@ -133,11 +132,10 @@ func proxyRun(ctx context.Context, o benchOpts, bal string, servers []netip.Addr
 	if err != nil {
 		return proxyResult{}, err
 	}
-	defer b.stop()
+	defer func() { err = errors.Join(err, b.stop()) }()
 	if err := checkLoopback(b.addr); err != nil {
 		return proxyResult{}, err
 	}
-	var res proxyResult
 	cpu0 := b.cpu()
 	t0 := time.Now()
 	sess, lat, err := setupSessions(bal, b.addr, n)
@@ -154,8 +152,8 @@ func proxyRun(ctx context.Context, o benchOpts, bal string, servers []netip.Addr
 	}
 	res.setupRate = float64(n) / setup.Seconds()
 	res.setupP50 = lat.median()
-	res.cpuPerM, res.survived = runAndKill(ctx, o, bal, b, sess, cpu0)
-	return res, nil
+	res.cpuPerM, res.survived, err = runAndKill(ctx, o, bal, b, sess, cpu0)
+	return res, err
 }
 
 // setupSessions sets up n sessions through the balancer bal at addr,
@@ -169,7 +167,7 @@ func setupSessions(bal string, addr netip.AddrPort, n int) ([]*benchSession, spr
 	errs := make(chan error, proxySetupPar)
 	for w := range proxySetupPar {
 		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano()))) //nolint:gosec // G404: varied test traffic
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n {
@@ -199,8 +197,9 @@ func setupSessions(bal string, addr netip.AddrPort, n int) ([]*benchSession, spr
 // sessions' lives so far: setup (Usher: probe, redirect, keepalive,
 // answer; nginx: keepalive, answer) and keepalives. Then it kills the
 // balancer and watches; it returns the CPU seconds per million packets and
-// the share of sessions that survived.
-func runAndKill(ctx context.Context, o benchOpts, bal string, b *balancer, sess []*benchSession, cpu0 time.Duration) (cpuPerM, survived float64) {
+// the share of sessions that survived, or why the balancer could not be
+// killed.
+func runAndKill(ctx context.Context, o benchOpts, bal string, b *balancer, sess []*benchSession, cpu0 time.Duration) (cpuPerM, survived float64, err error) {
 	n := len(sess)
 	runCtx, cancel := context.WithCancel(ctx)
 	var (
@@ -218,7 +217,11 @@ func runAndKill(ctx context.Context, o benchOpts, bal string, b *balancer, sess 
 	time.Sleep(max(o.duration, 20*proxyInterval))
 	p1, c1 := packets.Load(), b.cpu()
 	cpuPerM = (c1 - cpu0).Seconds() / (float64(p1) / 1e6)
-	b.kill()
+	if err := b.kill(); err != nil {
+		cancel()
+		wg.Wait()
+		return 0, 0, err
+	}
 	killed := time.Now()
 	time.Sleep(max(o.duration, 10*proxyInterval))
 	cancel()
@@ -231,7 +234,7 @@ func runAndKill(ctx context.Context, o benchOpts, bal string, b *balancer, sess 
 			alive++
 		}
 	}
-	return cpuPerM, float64(alive) / float64(n)
+	return cpuPerM, float64(alive) / float64(n), nil
 }
 
 // benchSession is one client session: its socket, where its keepalives go,
@@ -291,7 +294,9 @@ func exchange(conn *net.UDPConn, addr netip.AddrPort, pkt, buf []byte, dec *wire
 		if _, err := conn.WriteToUDPAddrPort(pkt, addr); err != nil {
 			return resp, err
 		}
-		conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if err := conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
+			return resp, err
+		}
 		n, _, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -320,12 +325,14 @@ func (s *benchSession) keepalive(enc *wire.Encoder, rng *rand.Rand) []byte {
 // the first) and notes each answer, until ctx ends. packets counts the
 // session's datagrams both ways.
 func (s *benchSession) run(ctx context.Context, packets *atomic.Uint64) {
-	rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
+	rng := rand.New(rand.NewPCG(rand.Uint64(), 1)) //nolint:gosec // G404: spreads the sessions' send times
 	var enc wire.Encoder
 	buf := make([]byte, 2048)
 	next := time.Now().Add(time.Duration(rng.Int64N(int64(proxyInterval))))
 	for ctx.Err() == nil {
-		s.conn.SetReadDeadline(next)
+		if err := s.conn.SetReadDeadline(next); err != nil {
+			return // a closed socket
+		}
 		for {
 			if _, _, err := s.conn.ReadFromUDPAddrPort(buf); err != nil {
 				if !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -337,7 +344,9 @@ func (s *benchSession) run(ctx context.Context, packets *atomic.Uint64) {
 			s.lastAnswered.Store(time.Now().UnixNano())
 			packets.Add(1)
 		}
-		s.conn.WriteToUDPAddrPort(s.keepalive(&enc, rng), s.to)
+		// A send fails once the balancer is gone (ICMP port unreachable);
+		// the answer it does not get is what the run counts.
+		_, _ = s.conn.WriteToUDPAddrPort(s.keepalive(&enc, rng), s.to)
 		packets.Add(1)
 		next = next.Add(proxyInterval)
 	}
@@ -360,7 +369,7 @@ func startUsherBalancer(exe string, servers []netip.AddrPort) (*balancer, error)
 	return &balancer{
 		addr: s.addr,
 		cpu:  s.cpu,
-		kill: func() { syscall.Kill(s.pid, syscall.SIGKILL) },
+		kill: s.kill,
 		stop: s.stop,
 	}, nil
 }
@@ -421,14 +430,18 @@ func startNginx(servers []netip.AddrPort) (*balancer, error) {
 	}
 	master := cmd.Process.Pid
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	go func() {
+		_ = cmd.Wait() // the status of an nginx this run stops tells nothing
+		close(done)
+	}()
 	// Ready once every worker runs.
 	for deadline := time.Now().Add(5 * time.Second); len(childPIDs(master)) < 1; {
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			<-done
-			os.RemoveAll(dir)
-			return nil, errors.New("nginx started no worker")
+			err := killProcess(cmd.Process)
+			if err == nil {
+				<-done
+			}
+			return nil, errors.Join(errors.New("nginx started no worker"), err, os.RemoveAll(dir))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -462,7 +475,7 @@ stream {
 }
 `, nginxStream, dir, dir, up.String(), port)
 	path := filepath.Join(dir, "nginx.conf")
-	return path, os.WriteFile(path, []byte(conf), 0o644)
+	return path, os.WriteFile(path, []byte(conf), 0o600)
 }
 
 // nginxBalancer returns the running nginx, master cmd (reaped by whoever
@@ -479,24 +492,28 @@ func nginxBalancer(cmd *exec.Cmd, done <-chan struct{}, dir string, addr netip.A
 			}
 			return t
 		},
-		kill: func() {
+		kill: func() error {
+			var errs []error
 			for _, p := range pids() {
-				syscall.Kill(p, syscall.SIGKILL)
+				errs = append(errs, killPID(p))
 			}
+			return errors.Join(errs...)
 		},
-		stop: func() {
+		stop: func() error {
 			workers := childPIDs(master)
-			cmd.Process.Signal(syscall.SIGTERM)
+			errs := []error{signalProcess(cmd.Process, syscall.SIGTERM)}
 			select {
 			case <-done:
 			case <-time.After(3 * time.Second):
-				cmd.Process.Kill()
+				if err := killProcess(cmd.Process); err != nil {
+					return errors.Join(append(errs, err)...) // still running: keep its directory
+				}
 				<-done
 			}
 			for _, p := range workers {
-				syscall.Kill(p, syscall.SIGKILL) // orphans of a killed master
+				errs = append(errs, killPID(p)) // orphans of a killed master
 			}
-			os.RemoveAll(dir)
+			return errors.Join(append(errs, os.RemoveAll(dir))...)
 		},
 	}
 }

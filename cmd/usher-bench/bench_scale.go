@@ -25,6 +25,7 @@ import (
 
 	"github.com/usherlb/usher/cluster"
 	"github.com/usherlb/usher/internal/farm"
+	"github.com/usherlb/usher/internal/stats"
 	"github.com/usherlb/usher/node"
 	"github.com/usherlb/usher/wire"
 )
@@ -146,7 +147,9 @@ func benchScale(ctx context.Context, o benchOpts) (*scaleFigures, error) {
 // or whose agents die, is a finding recorded in the figures, not an error;
 // the error is for a cancelled ctx or a run where nothing could start.
 func benchScaleWith(ctx context.Context, o benchOpts, p scalePlan) (*scaleFigures, error) {
-	raiseNoFile()
+	if err := raiseNoFile(); err != nil {
+		return nil, err
+	}
 	f := &scaleFigures{Plan: p, LoadStart: loadAvg()}
 	f.samplePeak()
 	started := 0
@@ -276,10 +279,10 @@ func (sz *scaleSize) add(r scaleResult) {
 		sz.Elections = append(sz.Elections, float64(r.endTerm-r.term))
 	}
 	if len(r.ages) > 0 {
-		sz.StaleP50 = append(sz.StaleP50, ms(percentile(r.ages, 0.5)))
-		sz.StaleP99 = append(sz.StaleP99, ms(percentile(r.ages, 0.99)))
+		sz.StaleP50 = append(sz.StaleP50, ms(stats.Percentile(r.ages, 0.5)))
+		sz.StaleP99 = append(sz.StaleP99, ms(stats.Percentile(r.ages, 0.99)))
 		sz.StaleMax = append(sz.StaleMax, ms(r.staleMax))
-		sz.APIRTT = append(sz.APIRTT, ms(percentile(r.rtts, 0.5)))
+		sz.APIRTT = append(sz.APIRTT, ms(stats.Percentile(r.rtts, 0.5)))
 	}
 	sz.GossipMed = append(sz.GossipMed, r.gossipMed)
 	sz.GossipMax = append(sz.GossipMax, r.gossipMax)
@@ -316,7 +319,7 @@ func (r scaleResult) summary() string {
 		b.WriteString(", no agreed leader")
 	}
 	if len(r.ages) > 0 {
-		fmt.Fprintf(&b, ", staleness p99 %.0f ms", ms(percentile(r.ages, 0.99)))
+		fmt.Fprintf(&b, ", staleness p99 %.0f ms", ms(stats.Percentile(r.ages, 0.99)))
 	}
 	fmt.Fprintf(&b, ", gossip %.1f kB/s/agent (max %.1f), RSS %.1f MiB (max %.1f, %s), CPU %.2f cores (leader %.2f, poller %.2f)",
 		r.gossipMed/1e3, r.gossipMax/1e3, r.rssMed, r.rssMax, r.largest, r.cpu, r.leaderCPU, r.selfCPU)
@@ -328,14 +331,14 @@ func (r scaleResult) summary() string {
 
 // scaleRun starts n agents, waits for them to join and agree on a leader,
 // measures them over the plan's window and stops them.
-func scaleRun(ctx context.Context, o benchOpts, p scalePlan, n int, profile string) (scaleResult, error) {
-	res := scaleResult{n: n}
+func scaleRun(ctx context.Context, o benchOpts, p scalePlan, n int, profile string) (res scaleResult, err error) {
+	res = scaleResult{n: n}
 	// A later -profile overrides the fast one startScaleCluster sets.
 	c, err := startScaleCluster(o.usher, n, []string{"-profile", profile}, nil)
 	if err != nil {
 		return res, err
 	}
-	defer c.close()
+	defer func() { err = errors.Join(err, c.close()) }()
 	leader := c.form(ctx, p.Form, &res)
 	if ctx.Err() != nil {
 		return res, ctx.Err()
@@ -392,8 +395,7 @@ func startScaleCluster(exe string, n int, extra, env []string) (*scaleCluster, e
 			err = c.Start(exe, a, args, env)
 		}
 		if err != nil {
-			c.close()
-			return nil, err
+			return nil, errors.Join(err, c.close())
 		}
 	}
 	return c, nil
@@ -402,7 +404,7 @@ func startScaleCluster(exe string, n int, extra, env []string) (*scaleCluster, e
 // close stops every agent by PID (SIGTERM, then SIGKILL after
 // scaleStopGrace), reaps them and removes the scratch directory. It is
 // idempotent.
-func (c *scaleCluster) close() { c.Stop(scaleStopGrace) }
+func (c *scaleCluster) close() error { return c.Stop(scaleStopGrace) }
 
 // getJSON fetches path from a's API into v.
 func (c *scaleCluster) getJSON(ctx context.Context, a *scaleAgent, path string, v any) error {
@@ -814,13 +816,13 @@ const (
 // sessionRun starts one agent, reads its RSS, drives target sessions into
 // its session endpoint from one socket, confirms the agent counts them and
 // reads its RSS again; it appends to sf.
-func sessionRun(ctx context.Context, o benchOpts, target int, sf *sessionFigures) error {
+func sessionRun(ctx context.Context, o benchOpts, target int, sf *sessionFigures) (err error) {
 	extra := []string{"-session-ttl", sessionTTL.String(), "-capacity", strconv.Itoa(2 * target)}
 	c, err := startScaleCluster(o.usher, 1, extra, []string{"GODEBUG=gctrace=1"})
 	if err != nil {
 		return err
 	}
-	defer c.close()
+	defer func() { err = errors.Join(err, c.close()) }()
 	a := c.Agents[0]
 	pid := a.Cmd.Process.Pid
 	deadline := time.Now().Add(30 * time.Second)
@@ -947,10 +949,12 @@ func driveSessions(ctx context.Context, addr netip.AddrPort, n int) (int, error)
 		return 0, err
 	}
 	defer conn.Close()
-	conn.SetReadBuffer(4 << 20)
-	conn.SetWriteBuffer(4 << 20)
-	nonce := rand.Uint32()
-	base := rand.Uint64()
+	if err := setBuffers(conn, 4<<20); err != nil {
+		return 0, err
+	}
+	// Random ids keep runs apart; they need not be unpredictable.
+	nonce := rand.Uint32() //nolint:gosec // G404: see above
+	base := rand.Uint64()  //nolint:gosec // G404: see above
 	done := make([]atomic.Bool, n)
 	var got atomic.Int64
 	readerDone := make(chan struct{})
@@ -996,7 +1000,9 @@ func driveSessions(ctx context.Context, addr netip.AddrPort, n int) (int, error)
 			if err != nil {
 				return int(got.Load()), fmt.Errorf("encode keepalive: %w", err)
 			}
-			conn.Write(pkt)
+			if _, err := conn.Write(pkt); err != nil {
+				return int(got.Load()), fmt.Errorf("send keepalive: %w", err)
+			}
 			sent++
 			// Keep at most sessionDriveWindow unanswered; give up waiting
 			// after 20 ms (the rest were lost, the next pass resends them).
@@ -1016,12 +1022,18 @@ func driveSessions(ctx context.Context, addr netip.AddrPort, n int) (int, error)
 
 // raiseNoFile lifts this process's open-file soft limit to its hard limit
 // (the Go runtime does so too since Go 1.19; this keeps it explicit).
-func raiseNoFile() {
+func raiseNoFile() error {
 	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return fmt.Errorf("getrlimit: %w", err)
 	}
+	if l.Cur < l.Max {
+		l.Cur = l.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+			return fmt.Errorf("setrlimit: %w", err)
+		}
+	}
+	return nil
 }
 
 // write writes part 5 of the report, with links to the plots in plotDir

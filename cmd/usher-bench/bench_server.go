@@ -102,8 +102,11 @@ func runBenchServer(name string, targets []netip.AddrPort, stdin io.Reader, stdo
 		return fmt.Errorf("unknown server %q", name)
 	}
 	fmt.Fprintln(stdout, addr)
-	io.Copy(io.Discard, bufio.NewReader(stdin))
+	_, err := io.Copy(io.Discard, bufio.NewReader(stdin))
 	stop()
+	if err != nil {
+		return fmt.Errorf("read stdin: %w", err)
+	}
 	return nil
 }
 
@@ -118,7 +121,7 @@ func plainEcho(conn *net.UDPConn) {
 			}
 			continue
 		}
-		conn.WriteToUDPAddrPort(buf[:n], from)
+		_, _ = conn.WriteToUDPAddrPort(buf[:n], from) // a lost echo is a lost datagram, as on the wire
 	}
 }
 
@@ -253,6 +256,8 @@ type benchServer struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	done  chan struct{} // closed when the server has exited
+
+	killed bool // kill sent SIGKILL: its exit status tells nothing
 }
 
 // startBenchServer starts `usher-bench -serve name` and waits for its
@@ -287,24 +292,63 @@ func startBenchServer(exe, name string, targets ...netip.AddrPort) (*benchServer
 			return &benchServer{name: name, addr: addr, pid: cmd.Process.Pid, cmd: cmd, stdin: stdin}, nil
 		}
 	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	return nil, fmt.Errorf("server %s: no address: %w", name, err)
+	err = fmt.Errorf("server %s: no address: %w", name, err)
+	if kerr := killProcess(cmd.Process); kerr != nil {
+		return nil, errors.Join(err, kerr)
+	}
+	_ = cmd.Wait() // reaps it; its status is the SIGKILL just sent
+	return nil, err
 }
 
 // cpu returns the CPU time the server has used so far.
 func (s *benchServer) cpu() time.Duration { return procCPU(s.pid) }
 
+// kill sends SIGKILL to the server process.
+func (s *benchServer) kill() error {
+	s.killed = true
+	return killPID(s.pid)
+}
+
 // stop ends the server: it closes its stdin, and kills it if it lingers.
-func (s *benchServer) stop() {
+// It returns an error if a server process lingered or failed (unless kill
+// had ended it).
+func (s *benchServer) stop() error {
 	s.stdin.Close()
 	if s.cmd == nil {
 		<-s.done
-		return
+		return nil
 	}
-	t := time.AfterFunc(3*time.Second, func() { s.cmd.Process.Kill() })
-	s.cmd.Wait()
-	t.Stop()
+	killed := make(chan error, 1)
+	t := time.AfterFunc(3*time.Second, func() { killed <- killProcess(s.cmd.Process) })
+	err := s.cmd.Wait()
+	switch {
+	case !t.Stop(): // the timer fired
+		return errors.Join(fmt.Errorf("server %s did not exit within 3s of its stdin closing", s.name), <-killed)
+	case err != nil && !s.killed:
+		return fmt.Errorf("server %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// killPID sends SIGKILL to process pid; one already gone is no error.
+func killPID(pid int) error {
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill %d: %w", pid, err)
+	}
+	return nil
+}
+
+// killProcess sends SIGKILL to p; one already reaped is no error.
+func killProcess(p *os.Process) error {
+	return signalProcess(p, syscall.SIGKILL)
+}
+
+// signalProcess sends sig to p; one already reaped is no error.
+func signalProcess(p *os.Process, sig syscall.Signal) error {
+	if err := p.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("%v to %d: %w", sig, p.Pid, err)
+	}
+	return nil
 }
 
 // procCPU returns the user plus system CPU time of process pid, all its

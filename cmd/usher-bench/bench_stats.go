@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"time"
 )
 
 // spread is a set of repeated measurements of one figure.
@@ -61,7 +60,7 @@ func ratios(ours, base spread) spread {
 // MarshalJSON writes the measurements as a JSON array, with the values
 // JSON has no number for (NaN, ±Inf, which a division by a zero
 // measurement gives) as the strings "NaN", "+Inf" and "-Inf".
-func (s spread) MarshalJSON() ([]byte, error) {
+func (s spread) MarshalJSON() ([]byte, error) { //nolint:unparam // json.Marshaler's signature
 	if s == nil {
 		return []byte("null"), nil
 	}
@@ -110,13 +109,4 @@ func (s *spread) UnmarshalJSON(b []byte) error {
 	}
 	*s = out
 	return nil
-}
-
-// percentile returns the q-quantile (0..1) of ds by the nearest-rank
-// method; ds must not be empty.
-func percentile(ds []time.Duration, q float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(q*float64(len(s)) + 0.5)
-	return s[min(max(i-1, 0), len(s)-1)]
 }

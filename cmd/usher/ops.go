@@ -361,27 +361,3 @@ key comes from the operating system's random source; nothing is sent.`, stderr)
 	fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
 	return 0
 }
-
-// fetchAPI GETs path from the agent API at addr with hc and returns the body
-// of a 200 answer, at most limit bytes. The demo and the benchmarks poll
-// agents with it; operator commands use apiclient.Client, which explains
-// failures.
-func fetchAPI(ctx context.Context, hc *http.Client, addr fmt.Stringer, path string, limit int64) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr.String()+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", path, resp.Status)
-	}
-	return body, nil
-}

@@ -4,7 +4,7 @@
 // directory, starts the agents with their output in log files, asks their
 // HTTP APIs, and stops them by PID.
 //
-// `usher demo` (cmd/usher/demo_farm.go) and the scale part of the benchmark
+// `usher demo` (internal/demo/farm.go) and the scale part of the benchmark
 // (cmd/usher-bench/bench_scale.go) run their farms with it. The agents run
 // in vip_mode bind with profile fast; callers add flags of their own.
 package farm

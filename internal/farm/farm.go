@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -77,16 +78,18 @@ func (f *Farm) Start(exe string, a *Agent, args, env []string) error {
 
 // Stop ends every agent by PID: SIGTERM first, then SIGKILL to those
 // still running after grace (at once if grace is 0); it reaps them and
-// removes Dir unless Keep is set. It is idempotent.
-func (f *Farm) Stop(grace time.Duration) {
+// removes Dir unless Keep is set. It returns what failed: an agent that
+// could not be signalled is not waited for. Later calls do nothing.
+func (f *Farm) Stop(grace time.Duration) error {
 	if f.stopped {
-		return
+		return nil
 	}
 	f.stopped = true
+	var errs []error
 	if grace > 0 {
 		for _, a := range f.Agents {
 			if a.Started() {
-				a.Cmd.Process.Signal(syscall.SIGTERM)
+				errs = append(errs, signal(a, syscall.SIGTERM))
 			}
 		}
 		deadline := time.NewTimer(grace)
@@ -103,16 +106,29 @@ func (f *Farm) Stop(grace time.Duration) {
 	}
 	for _, a := range f.Agents {
 		if a.Started() && !a.HasExited() {
-			a.Cmd.Process.Kill()
-			<-a.Exited()
+			err := signal(a, syscall.SIGKILL)
+			if err == nil {
+				<-a.Exited()
+			}
+			errs = append(errs, err)
 		}
 	}
 	if f.HTTP != nil {
 		f.HTTP.CloseIdleConnections()
 	}
 	if !f.Keep && f.Dir != "" {
-		os.RemoveAll(f.Dir)
+		errs = append(errs, os.RemoveAll(f.Dir))
 	}
+	return errors.Join(errs...)
+}
+
+// signal sends sig to a's process; a process that has already ended is no
+// error.
+func signal(a *Agent, sig syscall.Signal) error {
+	if err := a.Cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("%s (pid %d): %v: %w", a.Name, a.Cmd.Process.Pid, sig, err)
+	}
+	return nil
 }
 
 // ExitedCount returns how many agents have ended.

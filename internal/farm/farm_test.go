@@ -46,7 +46,8 @@ func TestCredentialArgs(t *testing.T) {
 }
 
 // TestStop checks that Stop ends every process it started, by SIGTERM
-// within the grace or SIGKILL after it, and removes the scratch directory.
+// within the grace or SIGKILL after it, removes the scratch directory, and
+// reports no error for an agent that had ended on its own.
 func TestStop(t *testing.T) {
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
@@ -58,27 +59,36 @@ func TestStop(t *testing.T) {
 	}{{"kill at once", 0}, {"term first", 5 * time.Second}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := New("usher-farm-test-", Loopback(1), []Addrs{{Name: "a"}, {Name: "b"}}, 1, nil)
+			f, err := New("usher-farm-test-", Loopback(1), []Addrs{{Name: "a"}, {Name: "b"}, {Name: "gone"}}, 1, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, a := range f.Agents {
-				if err := f.Start(sleep, a, []string{"60"}, nil); err != nil {
+				secs := "60"
+				if a.Name == "gone" {
+					secs = "0"
+				}
+				if err := f.Start(sleep, a, []string{secs}, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
+			<-f.Agents[2].Exited()
 			begun := time.Now()
-			f.Stop(tt.grace)
+			if err := f.Stop(tt.grace); err != nil {
+				t.Errorf("Stop: %v", err)
+			}
 			if d := time.Since(begun); d > 4*time.Second {
 				t.Errorf("Stop took %v: sleep ends on SIGTERM", d)
 			}
-			if n := f.ExitedCount(); n != 2 {
-				t.Errorf("%d of 2 processes ended", n)
+			if n := f.ExitedCount(); n != 3 {
+				t.Errorf("%d of 3 processes ended", n)
 			}
 			if _, err := os.Stat(f.Dir); !os.IsNotExist(err) {
 				t.Errorf("scratch directory %s left: %v", f.Dir, err)
 			}
-			f.Stop(tt.grace) // idempotent
+			if err := f.Stop(tt.grace); err != nil { // idempotent
+				t.Errorf("second Stop: %v", err)
+			}
 		})
 	}
 }

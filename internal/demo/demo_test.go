@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 )
 
 // TestDemo runs the whole demo, five agent processes of a freshly built
-// binary and 30 clients, with short acts, and checks that it ends with a
+// usher binary and 30 clients, with short acts, and checks that it ends with a
 // summary that reports no disturbed session.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
@@ -22,20 +22,30 @@ func TestDemo(t *testing.T) {
 		t.Skip("the go command is not in PATH: cannot build the usher binary for the agents")
 	}
 	bin := filepath.Join(t.TempDir(), "usher")
-	build := exec.Command(gobin, "build", "-o", bin, ".")
+	build := exec.Command(gobin, "build", "-o", bin, "github.com/usherlb/usher/cmd/usher")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	defer func(fixed bool) { demoFixedPorts = fixed }(demoFixedPorts)
-	demoFixedPorts = false // leave the well-known ports to a real farm
+	defer func(fixed bool) { fixedPorts = fixed }(fixedPorts)
+	fixedPorts = false // leave the well-known ports to a real farm
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	start := time.Now()
-	code, out, errOut := runArgs(ctx, "demo", "-clients", "30", "-phase", "3s", "-bin", bin, "-v")
+	var stdout, stderr strings.Builder
+	err = Run(ctx, Options{
+		Clients:   30,
+		Phase:     3 * time.Second,
+		Keepalive: 500 * time.Millisecond,
+		DeadAfter: 1500 * time.Millisecond,
+		VIP:       "127.0.0.100:3478",
+		Bin:       bin,
+		Verbose:   true,
+	}, &stdout, &stderr)
 	t.Logf("demo ran for %v", time.Since(start).Round(time.Millisecond))
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	out := stdout.String()
+	if err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.String())
 	}
 	wants := []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^summary$`),
@@ -52,32 +62,5 @@ func TestDemo(t *testing.T) {
 	}
 	if n := strings.Count(out, "SIGKILL"); n != 2 {
 		t.Errorf("%d kills reported, want 2:\n%s", n, out)
-	}
-}
-
-func TestPercentile(t *testing.T) {
-	ms := func(ns ...int) []time.Duration {
-		var ds []time.Duration
-		for _, n := range ns {
-			ds = append(ds, time.Duration(n)*time.Millisecond)
-		}
-		return ds
-	}
-	tests := []struct {
-		in   []time.Duration
-		q    float64
-		want time.Duration
-	}{
-		{ms(5), 0.5, 5 * time.Millisecond},
-		{ms(3, 1, 2), 0.5, 2 * time.Millisecond},
-		{ms(4, 1, 3, 2), 0.5, 2 * time.Millisecond},
-		{ms(4, 1, 3, 2), 1, 4 * time.Millisecond},
-		{ms(4, 1, 3, 2), 0, 1 * time.Millisecond},
-		{ms(10, 20, 30, 40, 50, 60, 70, 80, 90, 100), 0.9, 90 * time.Millisecond},
-	}
-	for _, tt := range tests {
-		if got := percentile(tt.in, tt.q); got != tt.want {
-			t.Errorf("percentile(%v, %v) = %v, want %v", tt.in, tt.q, got, tt.want)
-		}
 	}
 }

@@ -1,10 +1,12 @@
-package main
+package demo
 
 import (
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/usherlb/usher/internal/stats"
 )
 
 // summary prints the demo's results.
@@ -29,7 +31,7 @@ func (d *demo) summary(res demoResult) {
 		}
 		line("reassignment", "%s (%s): %d clients moved, max %v, p50 %v%s",
 			k.node, k.role, len(k.times), slices.Max(k.times).Round(time.Millisecond),
-			percentile(k.times, 0.5).Round(time.Millisecond), pendingNote(k.pending))
+			stats.Percentile(k.times, 0.5).Round(time.Millisecond), pendingNote(k.pending))
 	}
 	line("disturbed sessions", "%d on servers that stayed up (must be 0)", res.disturbed)
 	if len(res.load) > 0 {
@@ -56,13 +58,4 @@ func pendingNote(n int) string {
 		return ""
 	}
 	return fmt.Sprintf(", %d NOT reassigned", n)
-}
-
-// percentile returns the q-quantile (0..1) of ds by the nearest-rank
-// method; ds must not be empty.
-func percentile(ds []time.Duration, q float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(q*float64(len(s)) + 0.5)
-	return s[min(max(i-1, 0), len(s)-1)]
 }

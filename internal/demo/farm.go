@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -23,10 +23,10 @@ const (
 	demoVoters = 3
 )
 
-// demoFixedPorts makes the demo try the well-known ports first (gossip
+// fixedPorts makes the demo try the well-known ports first (gossip
 // 7946, session 3479, API 7480 on each node's address, balancer address as
 // given). Tests turn it off to stay clear of a farm running on the machine.
-var demoFixedPorts = true
+var fixedPorts = true
 
 // farmNode is one agent process of the demo farm.
 type farmNode struct {
@@ -71,9 +71,11 @@ func planFarm(vip string) (farmPlan, error) {
 		var ok bool
 		for try := range 200 {
 			g, s, h := uint16(7946), uint16(3479), uint16(7480)
-			if try > 0 || !distinct || !demoFixedPorts {
-				g = uint16(20000 + 2*rand.IntN(15000)) // g and g+1 (Raft)
-				s, h = uint16(20001+2*rand.IntN(15000)), uint16(20001+2*rand.IntN(15000))
+			if try > 0 || !distinct || !fixedPorts {
+				// Random ports only spread the tries; nothing depends on
+				// their being unpredictable.
+				g = uint16(20000 + 2*rand.IntN(15000))                                    //nolint:gosec // G404: see above; g and g+1 (Raft)
+				s, h = uint16(20001+2*rand.IntN(15000)), uint16(20001+2*rand.IntN(15000)) //nolint:gosec // G404: see above
 			}
 			n.Gossip, n.Session, n.HTTP = netip.AddrPortFrom(ip, g), netip.AddrPortFrom(ip, s), netip.AddrPortFrom(ip, h)
 			raft := netip.AddrPortFrom(ip, g+1)
@@ -94,14 +96,14 @@ func planFarm(vip string) (farmPlan, error) {
 		plan.addrs = append(plan.addrs, n)
 	}
 	plan.vip = want
-	if used[want] || want.Port() == 0 || !demoFixedPorts || !farm.UDPFree(want) {
+	if used[want] || want.Port() == 0 || !fixedPorts || !farm.UDPFree(want) {
 		ip := want.Addr()
 		if !farm.UDPFree(netip.AddrPortFrom(ip, 0)) {
 			ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 		}
 		plan.vip = netip.AddrPort{}
 		for range 200 {
-			c := netip.AddrPortFrom(ip, uint16(20000+rand.IntN(30000)))
+			c := netip.AddrPortFrom(ip, uint16(20000+rand.IntN(30000))) //nolint:gosec // G404: spreads the tries only
 			if !used[c] && farm.UDPFree(c) {
 				plan.vip = c
 				break
@@ -125,7 +127,7 @@ func anyUsed(used map[netip.AddrPort]bool, all []netip.AddrPort) bool {
 
 // startFarm starts the agents of plan as processes of bin, each with its
 // data directory and log file under a new temporary directory.
-func startFarm(bin string, plan farmPlan, o demoOptions) (*demoFarm, error) {
+func startFarm(bin string, plan farmPlan, o Options) (*demoFarm, error) {
 	hc := &http.Client{
 		Timeout:   500 * time.Millisecond,
 		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
@@ -140,15 +142,14 @@ func startFarm(bin string, plan farmPlan, o demoOptions) (*demoFarm, error) {
 	}
 	for _, n := range f.nodes {
 		if err := f.start(bin, n, o); err != nil {
-			f.Close()
-			return nil, err
+			return nil, errors.Join(err, f.Close())
 		}
 	}
 	return f, nil
 }
 
 // start launches one agent.
-func (f *demoFarm) start(bin string, n *farmNode, o demoOptions) error {
+func (f *demoFarm) start(bin string, n *farmNode, o Options) error {
 	args, err := f.Args(n.Agent,
 		"-capacity", strconv.Itoa(max(1000, o.Clients)),
 		"-keepalive-interval", o.Keepalive.String(),
@@ -160,10 +161,13 @@ func (f *demoFarm) start(bin string, n *farmNode, o demoOptions) error {
 }
 
 // kill sends SIGKILL to n's process and returns when it was sent.
-func (f *demoFarm) kill(n *farmNode) time.Time {
-	n.killed = time.Now()
-	n.Cmd.Process.Kill()
-	return n.killed
+func (f *demoFarm) kill(n *farmNode) (time.Time, error) {
+	at := time.Now()
+	if err := n.Cmd.Process.Kill(); err != nil {
+		return at, fmt.Errorf("kill %s (pid %d): %w", n.Name, n.Cmd.Process.Pid, err)
+	}
+	n.killed = at
+	return at, nil
 }
 
 // alive reports whether n was started and not killed by the demo.
@@ -181,8 +185,8 @@ func (f *demoFarm) exitedEarly() *farmNode {
 }
 
 // Close kills every agent still running, by PID, reaps them, and removes
-// the scratch directory unless Keep is set. It is idempotent.
-func (f *demoFarm) Close() { f.Stop(0) }
+// the scratch directory unless Keep is set. Later calls do nothing.
+func (f *demoFarm) Close() error { return f.Stop(0) }
 
 // statuses polls every live agent at once; an unreachable one has no entry.
 func (f *demoFarm) statuses(ctx context.Context) map[string]node.Status {
