@@ -21,6 +21,7 @@ import (
 	"github.com/usherlb/usher/assign"
 	"github.com/usherlb/usher/cluster"
 	"github.com/usherlb/usher/internal/pki"
+	"github.com/usherlb/usher/internal/udpio"
 )
 
 // Version is the agent's version, reported by the API and `usher version`.
@@ -382,7 +383,7 @@ func (a *Agent) prepareVIP(logger hclog.Logger) error {
 		}
 		a.vip = v
 	}
-	conn, err := ListenFreebind(p.VIP)
+	conn, err := udpio.ListenFreebind(p.VIP)
 	if err != nil {
 		return fmt.Errorf("bind balancer address %s: %w", p.VIP, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/usherlb/usher/internal/udpio"
 	"github.com/usherlb/usher/wire"
 )
 
@@ -156,7 +157,7 @@ func TestBatchAllocs(t *testing.T) {
 // socket is bound with IP_FREEBIND, as in netlink mode, and the siblings
 // must be too.
 func TestReuseportSiblings(t *testing.T) {
-	conn, err := ListenFreebind(netip.MustParseAddrPort("127.0.0.1:0"))
+	conn, err := udpio.ListenFreebind(netip.MustParseAddrPort("127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}

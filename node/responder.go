@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/usherlb/usher/assign"
+	"github.com/usherlb/usher/internal/udpio"
 	"github.com/usherlb/usher/wire"
 )
 
@@ -76,7 +77,7 @@ type ResponderConfig struct {
 	// address too.
 	Sockets int
 	// ReadBuffer, if positive, is the receive buffer the responder asks
-	// for on every socket it serves, in bytes (see sizeReadBuffer); zero
+	// for on every socket it serves, in bytes (see udpio.SizeReadBuffer); zero
 	// leaves the kernel's default.
 	ReadBuffer int
 	// Batch reads and answers probes in batches (recvmmsg and sendmmsg on
@@ -239,7 +240,7 @@ func (r *Responder) Serve(conn *net.UDPConn) {
 	r.stopLocked()
 	conns := []*net.UDPConn{conn}
 	if r.cfg.Sockets > 1 {
-		sib, err := listenSiblings(conn, r.cfg.Sockets-1)
+		sib, err := udpio.ListenSiblings(conn, r.cfg.Sockets-1)
 		if err != nil {
 			r.log.Warn("answering on one socket only", "error", err)
 		}
@@ -248,7 +249,7 @@ func (r *Responder) Serve(conn *net.UDPConn) {
 	}
 	if r.cfg.ReadBuffer > 0 {
 		for _, c := range conns {
-			if err := sizeReadBuffer(c, r.cfg.ReadBuffer); err != nil {
+			if err := udpio.SizeReadBuffer(c, r.cfg.ReadBuffer); err != nil {
 				r.log.Warn("cannot size the receive buffer", "bytes", r.cfg.ReadBuffer, "error", err)
 			}
 		}

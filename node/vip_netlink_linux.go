@@ -25,7 +25,7 @@ import (
 // The address is added with a short kernel lifetime that the holder renews
 // at every announcement, so the address of an agent that crashed while its
 // host stayed up expires by itself. The probe socket is bound to the address
-// with IP_FREEBIND on every node (see ListenFreebind), so taking over needs
+// with IP_FREEBIND on every node (see udpio.ListenFreebind), so taking over needs
 // no re-bind: once the address is on the interface, probes arrive.
 type NetlinkVIP struct {
 	link     netlink.Link
