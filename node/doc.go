@@ -100,8 +100,9 @@
 //
 //   - endpoint.go: [EndpointConfig], [Endpoint], its read loop and its
 //     decisions (keepalives, stock Binding requests, relayed handoffs).
-//   - sessions.go: the session table, the node's load.
-//   - handoffreplay.go: the handoffs already relayed, never relayed twice.
+//   - endpoint_sessions.go: the session table, the node's load.
+//   - endpoint_replay.go: the handoffs already relayed, never relayed
+//     twice.
 //
 // Shared by both: drops.go (drop reasons and their lock-free counts) and
 // ticketkey.go (the farm key tickets and handoffs are made with). The
