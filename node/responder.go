@@ -115,7 +115,8 @@ type Responder struct {
 	key      []byte         // the newest ticket key, for new probers
 
 	// open puts the udpio back-end that reads and writes a socket on each
-	// socket served: openConn, unless a test puts another (export_test.go).
+	// socket served: openConn, unless a test puts another
+	// (responder_export_test.go).
 	open func(*net.UDPConn) udpio.Conn
 
 	// prober serves the first socket (and a test calling answer);
