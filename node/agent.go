@@ -21,6 +21,7 @@ import (
 	"github.com/usherlb/usher/assign"
 	"github.com/usherlb/usher/cluster"
 	"github.com/usherlb/usher/internal/pki"
+	"github.com/usherlb/usher/internal/udpio"
 	"github.com/usherlb/usher/node/vip"
 )
 
@@ -397,7 +398,7 @@ func (a *Agent) prepareVIP(logger hclog.Logger) (err error) {
 		Mode:          a.cfg.VIPMode,
 		Addr:          a.cfg.Parsed.VIP,
 		Server:        a.resp,
-		Listen:        ListenFreebind,
+		Listen:        udpio.ListenFreebind,
 		Interface:     a.cfg.Interface,
 		AcquireScript: a.cfg.VIPAcquireScript,
 		ReleaseScript: a.cfg.VIPReleaseScript,

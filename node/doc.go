@@ -53,7 +53,10 @@
 // it serves (Serve starts it, Stop ends it, and it may serve again later on a
 // new socket, as the VIP comes and goes); that goroutine alone owns the
 // Assigner, decoder, encoder and ticketer, so the probe path takes no lock
-// and, in steady state, allocates nothing. It learns of new views by
+// and, in steady state, allocates nothing. Both packet paths read and
+// write through package internal/udpio: the responder through its raw
+// back-ends on Linux (recvfrom and sendto, or recvmmsg and sendmmsg with
+// Batch), the endpoint through the net package. It learns of new views by
 // comparing the atomic pointer with the one it installed last, and asks a
 // [ServingFunc] (the cluster's, reading only atomics) before every answer
 // whether the node may answer. The agent runs the view loop, the verifier
@@ -88,4 +91,32 @@
 // into use without a restart. A farm of several voters needs encrypt_key
 // and the tls block unless insecure = true. A probe naming an USHER-SERVICE
 // other than "default" is dropped (unknown_service): one service per agent.
+//
+// # Files
+//
+// The probe responder:
+//
+//   - responder.go: [ResponderConfig], [Responder] and its life (Listen,
+//     Serve, Stop, the SO_REUSEPORT siblings), its counts.
+//   - responder_decide.go: the per-probe decision, prober.respond: a
+//     datagram, its source and the time in; an answer and where it goes,
+//     or why there is none, out. It does no I/O.
+//   - responder_serve.go: the one serving loop, the same for every
+//     back-end of package internal/udpio: read a batch, decide each
+//     datagram, write the answers, count.
+//
+// The session endpoint:
+//
+//   - endpoint.go: [EndpointConfig], [Endpoint], its read loop and its
+//     decisions (keepalives, stock Binding requests, relayed handoffs).
+//   - endpoint_sessions.go: the session table, the node's load.
+//   - endpoint_replay.go: the handoffs already relayed, never relayed
+//     twice.
+//
+// Shared by both: drops.go (drop reasons and their lock-free counts) and
+// ticketkey.go (the farm key tickets and handoffs are made with). The
+// rest is the agent: agent.go wires it all, farm.go builds the load view,
+// verify.go checks lost servers, config*.go and tls.go hold the
+// configuration, api*.go the HTTP API, metrics.go the metrics, and the
+// vip*.go files the VIP holders and their event log.
 package node

@@ -12,12 +12,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/pion/stun/v3"
 
+	"github.com/usherlb/usher/internal/udpio"
 	"github.com/usherlb/usher/wire"
 )
 
 // maxDatagram is the read buffer size. Anything longer arrives truncated,
 // fails to decode and is dropped as not_stun.
-const maxDatagram = 2048
+const maxDatagram = udpio.MaxDatagram
 
 // EndpointConfig configures a session Endpoint.
 type EndpointConfig struct {
@@ -181,35 +182,45 @@ func (e *Endpoint) Stats() EndpointStats {
 	}
 }
 
-// readLoop answers datagrams until the socket is closed.
+// readLoop answers datagrams until the socket is closed, one at a time
+// through udpio's Portable back-end.
 func (e *Endpoint) readLoop() {
 	defer e.wg.Done()
-	buf := make([]byte, maxDatagram)
-	out := make([]byte, 0, maxDatagram)
+	c, _ := udpio.Open(e.conn, udpio.Portable) // Portable cannot fail
+	msgs := udpio.NewMessages(2)
+	in, out := msgs[:1], msgs[1:]
 	for {
-		n, from, err := e.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+		if _, err := c.ReadBatch(in); err != nil {
+			if e.readFailed(err) {
 				return
 			}
-			select {
-			case <-e.closed:
-				return
-			default:
-			}
-			e.log.Debug("read failed", "error", err)
 			continue
 		}
-		from = unmapAddrPort(from)
-		ans, to, why := e.handle(out[:0], buf[:n], from)
+		ans, to, why := e.handle(out[0].Buf[:0], in[0].Buf, in[0].Addr)
 		if why != dropNone {
 			e.drops.add(why)
 			continue
 		}
-		if _, err := e.conn.WriteToUDPAddrPort(ans, to); err != nil {
+		out[0].Buf, out[0].Addr = ans, to
+		if sent, _ := c.WriteBatch(out); sent != 1 {
 			e.drops.add(dropWriteError)
 		}
 	}
+}
+
+// readFailed handles a failed read of readLoop and reports whether the
+// loop should end: when the endpoint or its socket is closed.
+func (e *Endpoint) readFailed(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	select {
+	case <-e.closed:
+		return true
+	default:
+	}
+	e.log.Debug("read failed", "error", err)
+	return false
 }
 
 // sweepLoop expires silent sessions a few times per TTL.

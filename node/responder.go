@@ -1,9 +1,7 @@
 package node
 
 import (
-	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -14,7 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/usherlb/usher/assign"
-	"github.com/usherlb/usher/wire"
+	"github.com/usherlb/usher/internal/udpio"
 )
 
 // ServingFunc reports whether this node may answer probes now and, if so,
@@ -76,7 +74,7 @@ type ResponderConfig struct {
 	// address too.
 	Sockets int
 	// ReadBuffer, if positive, is the receive buffer the responder asks
-	// for on every socket it serves, in bytes (see sizeReadBuffer); zero
+	// for on every socket it serves, in bytes (see udpio.SizeReadBuffer); zero
 	// leaves the kernel's default.
 	ReadBuffer int
 	// Batch reads and answers probes in batches (recvmmsg and sendmmsg on
@@ -108,55 +106,24 @@ type Responder struct {
 	cfg ResponderConfig
 	log hclog.Logger
 
-	mu        sync.Mutex
-	conn      *net.UDPConn   // the socket being served; nil when not serving
-	siblings  []*net.UDPConn // SO_REUSEPORT sockets Serve opened; Stop closes them
-	stop      chan struct{}  // closed by Stop to end the serving goroutines
-	wg        sync.WaitGroup // the serving goroutines
-	owned     *net.UDPConn   // the socket Listen opened, closed by Close
-	key       []byte         // the newest ticket key, for new probers
-	portable  bool           // tests: serve, not serveRaw, without Batch
-	yieldHook func()         // tests: called where a serving loop would yield (see yield)
+	mu       sync.Mutex
+	conn     *net.UDPConn   // the socket being served; nil when not serving
+	siblings []*net.UDPConn // SO_REUSEPORT sockets Serve opened; Stop closes them
+	stop     chan struct{}  // closed by Stop to end the serving goroutines
+	wg       sync.WaitGroup // the serving goroutines
+	owned    *net.UDPConn   // the socket Listen opened, closed by Close
+	key      []byte         // the newest ticket key, for new probers
+
+	// open puts the udpio back-end that reads and writes a socket on each
+	// socket served: openConn, unless a test puts another
+	// (responder_export_test.go).
+	open func(*net.UDPConn) udpio.Conn
 
 	// prober serves the first socket (and a test calling answer);
 	// more[i] serves sibling i. They outlive Serve and Stop, so their
 	// counts add up over the responder's life.
 	prober
 	more []*prober
-}
-
-// prober is the state of one serving goroutine: everything the per-probe
-// decision touches, and the counts of what it did, so that goroutines on
-// sibling sockets share nothing but the view pointer.
-type prober struct {
-	r *Responder
-
-	// Owned by the serving goroutine (one at a time), or by a test calling
-	// answer directly.
-	asg       *assign.Assigner
-	now       time.Time // the clock as of the datagrams being answered: asg's clock
-	rng       *rand.Rand
-	term      uint64 // the term asg was made for
-	installed *assign.View
-	dec       wire.Decoder
-	enc       wire.Encoder
-	req       wire.Request
-	keys      *ticketKeys
-	redirect  wire.Redirect
-	ticket    []byte
-	backups   []netip.AddrPort
-	scratch   []byte                    // the answer, before it is sealed in a handoff
-	assigned  map[string]uint64         // assignments per node, by this goroutine, as of the last TakePicks
-	count     func(id string, n uint64) // adds to assigned: asg.TakePicks's callback, bound once
-
-	// assignedCopy is assigned as of the last view change, for metrics; the
-	// serving goroutine copies into it (allocating only for a new node)
-	// under assignedMu, which nothing else on the probe path takes.
-	assignedMu   sync.Mutex
-	assignedCopy map[string]uint64
-
-	answered atomic.Uint64
-	drops    dropCounters
 }
 
 // NewResponder returns a responder that is not serving yet.
@@ -181,22 +148,9 @@ func NewResponder(cfg ResponderConfig) *Responder {
 		log: cfg.Logger,
 		key: cfg.TicketKey,
 	}
+	r.open = r.openConn
 	r.prober.init(r, cfg.Rand)
 	return r
-}
-
-// init prepares p to serve for r, picking servers with rng.
-func (p *prober) init(r *Responder, rng *rand.Rand) {
-	p.r = r
-	p.keys = newTicketKeys(r.key)
-	p.rng = rng
-	p.asg = assign.New(r.cfg.Assign, p.clock, rng)
-	p.ticket = make([]byte, 0, wire.MaxTicketLen)
-	p.backups = make([]netip.AddrPort, 0, wire.MaxBackups)
-	p.scratch = make([]byte, 0, maxDatagram)
-	p.assigned = make(map[string]uint64)
-	p.count = func(id string, n uint64) { p.assigned[id] += n }
-	p.assignedCopy = make(map[string]uint64)
 }
 
 // probers returns the probers for n sockets, making any missing ones. It
@@ -237,9 +191,25 @@ func (r *Responder) Serve(conn *net.UDPConn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stopLocked()
+	conns := r.sockets(conn)
+	r.conn = conn
+	stop := make(chan struct{})
+	r.stop = stop
+	for i, p := range r.probers(len(conns)) {
+		c := r.open(conns[i])
+		r.wg.Go(func() { p.serve(c, stop) })
+	}
+	r.log.Info("answering probes", "addr", conn.LocalAddr(), "sockets", len(conns), "batch", r.cfg.Batch)
+}
+
+// sockets returns the sockets to serve for conn: conn and the siblings
+// Sockets asks for (kept in r.siblings), each with the receive buffer
+// ReadBuffer asks for. What cannot be had is logged and done without. It
+// is called with r.mu held.
+func (r *Responder) sockets(conn *net.UDPConn) []*net.UDPConn {
 	conns := []*net.UDPConn{conn}
 	if r.cfg.Sockets > 1 {
-		sib, err := listenSiblings(conn, r.cfg.Sockets-1)
+		sib, err := udpio.ListenSiblings(conn, r.cfg.Sockets-1)
 		if err != nil {
 			r.log.Warn("answering on one socket only", "error", err)
 		}
@@ -248,28 +218,12 @@ func (r *Responder) Serve(conn *net.UDPConn) {
 	}
 	if r.cfg.ReadBuffer > 0 {
 		for _, c := range conns {
-			if err := sizeReadBuffer(c, r.cfg.ReadBuffer); err != nil {
+			if err := udpio.SizeReadBuffer(c, r.cfg.ReadBuffer); err != nil {
 				r.log.Warn("cannot size the receive buffer", "bytes", r.cfg.ReadBuffer, "error", err)
 			}
 		}
 	}
-	r.conn = conn
-	r.stop = make(chan struct{})
-	for i, p := range r.probers(len(conns)) {
-		r.wg.Add(1)
-		go func(c *net.UDPConn, stop <-chan struct{}) {
-			defer r.wg.Done()
-			switch {
-			case r.cfg.Batch:
-				p.serveBatch(c, stop)
-			case r.portable:
-				p.serve(c, stop)
-			default:
-				p.serveRaw(c, stop)
-			}
-		}(conns[i], r.stop)
-	}
-	r.log.Info("answering probes", "addr", conn.LocalAddr(), "sockets", len(conns), "batch", r.cfg.Batch)
+	return conns
 }
 
 // Stop stops answering probes and waits for the serving goroutine to end.
@@ -348,79 +302,6 @@ func (r *Responder) Stats() ResponderStats {
 	return st
 }
 
-// serve is the goroutine that reads and answers probes on conn, one at a
-// time through the net package, until stop is closed or conn is. It is the
-// portable loop: on Linux serveRaw does the same work with less overhead
-// per probe.
-func (p *prober) serve(conn *net.UDPConn, stop <-chan struct{}) {
-	r := p.r
-	buf := make([]byte, maxDatagram)
-	out := make([]byte, 0, maxDatagram)
-	for {
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if p.readFailed(err, stop) {
-				return
-			}
-			continue
-		}
-		from = unmapAddrPort(from)
-		ans, to, why := p.respond(out[:0], buf[:n], from, r.cfg.Now())
-		if why != dropNone {
-			p.drops.add(why)
-			continue
-		}
-		if _, err := conn.WriteToUDPAddrPort(ans, to); err != nil {
-			p.drops.add(dropWriteError)
-			continue
-		}
-		p.answered.Add(1)
-	}
-}
-
-// clock is the assigner's clock: the time the datagrams being answered were
-// read. One clock reading serves a whole batch (its datagrams arrived
-// within microseconds of each other), which saves several readings per
-// probe (BenchmarkResponderAnswer).
-func (p *prober) clock() time.Time { return p.now }
-
-// readFailed handles a failed read of the serving loop and reports whether
-// the loop should end: when stop is closed or the socket is.
-func (p *prober) readFailed(err error, stop <-chan struct{}) bool {
-	select {
-	case <-stop:
-		return true
-	default:
-	}
-	if errors.Is(err, net.ErrClosed) {
-		return true
-	}
-	p.r.log.Debug("read failed", "error", err)
-	return false
-}
-
-// respond decides what to send for the probe pkt from from, read at now,
-// and where: the redirect itself, to the client, or, when the assigned
-// server answers (Handoff), the redirect sealed in a handoff, to that
-// server.
-func (p *prober) respond(dst, pkt []byte, from netip.AddrPort, now time.Time) ([]byte, netip.AddrPort, dropReason) {
-	r := p.r
-	if !r.cfg.Handoff {
-		out, why := p.answerAt(dst, pkt, from, now)
-		return out, from, why
-	}
-	ans, why := p.answerAt(p.scratch[:0], pkt, from, now)
-	if why != dropNone {
-		return dst, from, why
-	}
-	h := wire.Handoff{Client: from, Sent: uint32(now.Unix()), Answer: ans}
-	out, err := p.keys.sealer().AppendHandoff(dst, &h)
-	if err != nil {
-		return dst, from, dropTooLarge
-	}
-	return out, p.redirect.Server, dropNone
-}
-
 // Assigned returns how many sessions this responder assigned to each node,
 // as of each socket's last view change.
 func (r *Responder) Assigned() map[string]uint64 {
@@ -436,77 +317,6 @@ func (r *Responder) Assigned() map[string]uint64 {
 		p.assignedMu.Unlock()
 	}
 	return m
-}
-
-// answerAt decides the redirect for the probe pkt from the client at from,
-// read at now, and appends it to dst, or says why there is none. It is the
-// whole per-probe decision and does not allocate in steady state. Only one
-// goroutine at a time may call it.
-func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) ([]byte, dropReason) {
-	r := p.r
-	p.now = now
-	req := &p.req
-	if err := p.dec.DecodeRequest(pkt, req); err != nil {
-		return dst, decodeDrop(err)
-	}
-	if len(req.Service) != 0 && string(req.Service) != "default" {
-		return dst, dropUnknownService
-	}
-	term, ok := r.cfg.Serving()
-	if !ok {
-		return dst, dropNotLeader
-	}
-	if term != p.term {
-		// A new term is a new leader's ledger: this node does not know
-		// what was assigned under the last term, so it starts cold (p2c
-		// until its view has caught up; see assign.Config) rather than
-		// trusting counts it never made.
-		if p.term != 0 {
-			p.asg.TakePicks(p.count)
-			p.asg = assign.New(r.cfg.Assign, p.clock, p.rng)
-			p.installed = nil
-		}
-		p.term = term
-	}
-	if v := r.cfg.View.Load(); v != p.installed {
-		p.asg.TakePicks(p.count)
-		p.asg.SetView(v)
-		p.installed = v
-		p.assignedMu.Lock()
-		maps.Copy(p.assignedCopy, p.assigned)
-		p.assignedMu.Unlock()
-	}
-	if req.LostServer.IsValid() && r.cfg.LostServer != nil {
-		r.cfg.LostServer(req.LostServer)
-	}
-	// The pick (and its backups) never hands a client the server it
-	// reported lost; whether other clients still get that server is the
-	// verifier's call, not this one's.
-	backups := 0
-	if req.HasSession {
-		backups = r.cfg.Backups
-	}
-	n, bk, err := p.asg.PickWithBackups(assign.SessionID(req.Session), req.LostServer, p.backups[:0], backups)
-	if err != nil {
-		return dst, dropNoServer
-	}
-	p.backups = bk
-	rd := &p.redirect
-	*rd = wire.Redirect{Server: n.Addr, Term: term}
-	if req.HasSession {
-		expiry := now.Add(r.cfg.TicketTTL).Unix()
-		p.ticket = p.keys.ticketer().Append(p.ticket[:0], req.Session, from, n.Addr, uint32(expiry))
-		rd.Ticket = p.ticket
-		rd.Interval, rd.DeadAfter = r.cfg.KeepaliveInterval, r.cfg.DeadAfter
-		if len(p.backups) > 0 {
-			rd.Backups = p.backups
-		}
-	}
-	out, err := p.enc.AppendRedirect(dst, req, rd, wire.Limit(req, r.cfg.StockAmplification))
-	if err != nil {
-		return dst, dropTooLarge
-	}
-	return out, dropNone
 }
 
 // SetTicketKey replaces the key tickets are issued with, from the next

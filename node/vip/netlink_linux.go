@@ -24,7 +24,7 @@ import (
 // The address is added with a short kernel lifetime that the holder renews
 // at every announcement, so the address of an agent that crashed while its
 // host stayed up expires by itself. The probe socket is bound to the
-// address with IP_FREEBIND for the agent's life, so taking over needs no
+// address with IP_FREEBIND for the agent's life (udpio.ListenFreebind), so taking over needs no
 // re-bind: once the address is on the interface, probes arrive.
 type netlinkMode struct {
 	conn     *net.UDPConn

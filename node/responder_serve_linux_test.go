@@ -3,7 +3,6 @@
 package node
 
 import (
-	"bytes"
 	"net"
 	"net/netip"
 	"os"
@@ -15,148 +14,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/usherlb/usher/internal/udpio"
 	"github.com/usherlb/usher/wire"
 )
-
-// TestBatchIO reads a batch of datagrams, checks their sources, and sends
-// answers back in one batch, on IPv4 and dual-stack IPv6 sockets.
-func TestBatchIO(t *testing.T) {
-	tests := []struct {
-		name, server, client string
-	}{
-		{"ipv4", "127.0.0.1:0", "127.0.0.1:0"},
-		{"ipv6 socket, ipv4 client", "[::]:0", "127.0.0.1:0"},
-		{"ipv6", "[::1]:0", "[::1]:0"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			srv := listenUDP(t, tt.server)
-			port := srv.LocalAddr().(*net.UDPAddr).AddrPort().Port()
-			cli := listenUDP(t, tt.client)
-			dst := netip.AddrPortFrom(cli.LocalAddr().(*net.UDPAddr).AddrPort().Addr(), port)
-			if tt.client == "127.0.0.1:0" {
-				dst = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-			}
-			const n = 5
-			for i := range n {
-				if _, err := cli.WriteToUDPAddrPort([]byte{byte(i), 'x'}, dst); err != nil {
-					t.Fatal(err)
-				}
-			}
-			b, err := newBatchIO(srv, batchSize)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv.SetReadDeadline(time.Now().Add(5 * time.Second))
-			got := 0
-			for got < n {
-				m, err := b.recv()
-				if err != nil {
-					t.Fatal(err)
-				}
-				want := cli.LocalAddr().(*net.UDPAddr).AddrPort()
-				for i := range m {
-					if src := b.source(i); src != unmapAddrPort(want) {
-						t.Errorf("source %v, want %v", src, want)
-					}
-					out := append(b.answerBuf(i), b.datagram(i)...)
-					out = append(out, 'y')
-					if !b.queue(i, out, b.source(i)) {
-						t.Fatal("queue refused")
-					}
-				}
-				sent, failed, err := b.sendRange(0, m)
-				if err != nil || sent != m || failed != 0 {
-					t.Fatalf("send: %d %d %v", sent, failed, err)
-				}
-				got += m
-			}
-			cli.SetReadDeadline(time.Now().Add(5 * time.Second))
-			buf := make([]byte, 64)
-			for i := range n {
-				k, err := cli.Read(buf)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(buf[:k], []byte{byte(i), 'x', 'y'}) {
-					t.Errorf("answer %d = %q", i, buf[:k])
-				}
-			}
-		})
-	}
-}
-
-// TestBatchQueueRefuses checks the answers a socket cannot send.
-func TestBatchQueueRefuses(t *testing.T) {
-	b, err := newBatchIO(listenUDP(t, "127.0.0.1:0"), batchSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v4 := netip.MustParseAddrPort("127.0.0.1:9")
-	for _, tt := range []struct {
-		name string
-		out  []byte
-		to   netip.AddrPort
-	}{
-		{"empty", nil, v4},
-		{"oversized", make([]byte, maxDatagram+1), v4},
-		{"ipv6 on ipv4 socket", []byte("x"), netip.MustParseAddrPort("[2001:db8::1]:9")},
-	} {
-		if b.queue(0, tt.out, tt.to) {
-			t.Errorf("%s: queued", tt.name)
-		}
-	}
-}
-
-// TestBatchAllocs checks that a round of recv, answer and send allocates
-// nothing.
-func TestBatchAllocs(t *testing.T) {
-	srv := listenUDP(t, "127.0.0.1:0")
-	cli := listenUDP(t, "127.0.0.1:0")
-	to := srv.LocalAddr().(*net.UDPAddr).AddrPort()
-	b, err := newBatchIO(srv, batchSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := testResponder(newFakeClock(), Solo, server1, server2)
-	pkt := probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize})
-	buf := make([]byte, maxDatagram)
-	round := func() {
-		for range 4 {
-			cli.WriteToUDPAddrPort(pkt, to)
-		}
-		for got := 0; got < 4; {
-			n, err := b.recv()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range n {
-				ans, dst, why := r.respond(b.answerBuf(i), b.datagram(i), b.source(i), time.Now())
-				if why != dropNone || !b.queue(i, ans, dst) {
-					t.Fatalf("no answer: %v", why)
-				}
-			}
-			if sent, _, err := b.sendRange(0, n); err != nil || sent != n {
-				t.Fatalf("send %d of %d: %v", sent, n, err)
-			}
-			got += n
-		}
-		for range 4 {
-			cli.ReadFromUDPAddrPort(buf)
-		}
-	}
-	round()
-	if n := testing.AllocsPerRun(100, round); n != 0 {
-		t.Errorf("%v allocs per round of 4 probes", n)
-	}
-}
 
 // TestReuseportSiblings checks that Serve on a caller's socket adds bound
 // siblings, answers on all of them, and closes only its own on Stop. The
 // socket is bound with IP_FREEBIND, as in netlink mode, and the siblings
 // must be too.
 func TestReuseportSiblings(t *testing.T) {
-	conn, err := ListenFreebind(netip.MustParseAddrPort("127.0.0.1:0"))
+	conn, err := udpio.ListenFreebind(netip.MustParseAddrPort("127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,8 +225,9 @@ func readSysctlInt(t *testing.T, path string) int {
 	return n
 }
 
-// queuingModes are the serving modes whose loops make raw system calls and
-// read several probes before they answer any: serveRaw and serveBatch.
+// queuingModes are the serving modes whose back-ends make raw system calls
+// and read several probes before the responder answers any: udpio.Raw and
+// udpio.MMsg.
 func queuingModes() []serveMode {
 	var ms []serveMode
 	for _, m := range serveModes {
@@ -368,42 +236,6 @@ func queuingModes() []serveMode {
 		}
 	}
 	return ms
-}
-
-// TestResponderYieldsWhenFull fills a socket with more probes than one
-// burst or batch takes before serving it: the serving loop must answer them
-// all and yield to the scheduler at least once on the way, which is what
-// keeps a flood from holding the processor its raw system calls never give
-// up.
-func TestResponderYieldsWhenFull(t *testing.T) {
-	for _, m := range queuingModes() {
-		t.Run(m.name, func(t *testing.T) {
-			r := modeResponder(t, m, newFakeClock(), Solo, server1, server2)
-			var yields atomic.Int64
-			r.yieldHook = func() { yields.Add(1) }
-			srv, cli := listenUDP(t, "127.0.0.1:0"), listenUDP(t, "127.0.0.1:0")
-			dst := srv.LocalAddr().(*net.UDPAddr).AddrPort()
-			const n = 3 * batchSize
-			pkt := probe(t, wire.Probe{Session: wire.SessionID{1}})
-			for range n {
-				if _, err := cli.WriteToUDPAddrPort(pkt, dst); err != nil {
-					t.Fatal(err)
-				}
-			}
-			r.Serve(srv)
-			defer r.Stop()
-			cli.SetReadDeadline(time.Now().Add(10 * time.Second))
-			buf := make([]byte, 2048)
-			for i := range n {
-				if _, err := cli.Read(buf); err != nil {
-					t.Fatalf("answer %d of %d: %v", i+1, n, err)
-				}
-			}
-			if yields.Load() == 0 {
-				t.Errorf("%d probes queued, answered without a yield", n)
-			}
-		})
-	}
 }
 
 // TestResponderGroupsMixed queues valid probes from two clients between
@@ -416,7 +248,7 @@ func TestResponderGroupsMixed(t *testing.T) {
 			r := modeResponder(t, m, newFakeClock(), Solo, server1, server2)
 			srv := listenUDP(t, "127.0.0.1:0")
 			dst := srv.LocalAddr().(*net.UDPAddr).AddrPort()
-			const perClient = 40 // more than two of serveRaw's groups each
+			const perClient = 40 // more than two of udpio.Raw's groups each
 			clients := []*net.UDPConn{listenUDP(t, "127.0.0.1:0"), listenUDP(t, "127.0.0.1:0")}
 			for j := range perClient {
 				for i, c := range clients {

@@ -1,13 +1,17 @@
 package node
 
 import (
+	"bytes"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/usherlb/usher/assign"
+	"github.com/usherlb/usher/internal/udpio"
 	"github.com/usherlb/usher/wire"
 )
 
@@ -16,7 +20,7 @@ type serveMode struct {
 	name     string
 	sockets  int
 	batch    bool
-	portable bool // serve through the net package even where serveRaw is written
+	portable bool // serve through udpio.Portable even where the raw back-ends are written
 }
 
 // serveModes are the ways a responder can serve its address.
@@ -33,7 +37,10 @@ var serveModes = []serveMode{
 // cleanup closes it.
 func modeResponder(tb testing.TB, m serveMode, clk *fakeClock, serving ServingFunc, servers ...netip.AddrPort) *Responder {
 	r := testResponder(clk, serving, servers...)
-	r.cfg.Sockets, r.cfg.Batch, r.portable = m.sockets, m.batch, m.portable
+	r.cfg.Sockets, r.cfg.Batch = m.sockets, m.batch
+	if m.portable {
+		r.serveThrough(udpio.Portable)
+	}
 	tb.Cleanup(func() { r.Close() })
 	return r
 }
@@ -91,8 +98,8 @@ func TestResponderServeModes(t *testing.T) {
 
 // TestResponderStopUnderLoad stops a responder while clients flood it:
 // in every mode Stop must end the serving goroutines although their socket
-// never runs dry (serveRaw and serveBatch leave their read callback every
-// so many probes for that), and the responder must serve again after. A
+// never runs dry (the raw back-ends leave their read callback every group
+// or batch for that), and the responder must serve again after. A
 // slow Serving function (a tenth of a millisecond a probe) keeps the
 // senders ahead of the responder.
 func TestResponderStopUnderLoad(t *testing.T) {
@@ -200,8 +207,8 @@ func BenchmarkResponderServe(b *testing.B) {
 }
 
 // TestResponderServeFamilies answers IPv4 and IPv6 clients on IPv6
-// sockets in every mode: the raw and batched loops parse and write the
-// sockaddrs themselves.
+// sockets in every mode: the raw back-ends parse and write the sockaddrs
+// themselves.
 func TestResponderServeFamilies(t *testing.T) {
 	tests := []struct {
 		name, listen, client string
@@ -225,5 +232,118 @@ func TestResponderServeFamilies(t *testing.T) {
 				waitFor(t, func() bool { return r.Stats().Answered == 1 })
 			})
 		}
+	}
+}
+
+// TestServeAllocs checks that a round of probes read, decided and
+// answered by the serving loop allocates nothing, over every back-end.
+func TestServeAllocs(t *testing.T) {
+	for _, m := range []udpio.Mode{udpio.Portable, udpio.Raw, udpio.MMsg} {
+		t.Run(m.String(), func(t *testing.T) {
+			srv, cli := listenUDP(t, "127.0.0.1:0"), listenUDP(t, "127.0.0.1:0")
+			to := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+			c, err := udpio.Open(srv, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := testResponder(newFakeClock(), Solo, server1, server2)
+			p := &r.prober
+			p.in, p.out = udpio.NewMessages(udpio.MaxBatch), udpio.NewMessages(udpio.MaxBatch)
+			pkt := probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize})
+			buf := make([]byte, maxDatagram)
+			round := func() {
+				for range 4 {
+					cli.WriteToUDPAddrPort(pkt, to)
+				}
+				for got := 0; got < 4; {
+					n, err := c.ReadBatch(p.in)
+					if err != nil {
+						t.Fatal(err)
+					}
+					p.answerBatch(c, p.in[:n])
+					got += n
+				}
+				for range 4 {
+					cli.ReadFromUDPAddrPort(buf)
+				}
+			}
+			round()
+			if n := testing.AllocsPerRun(100, round); n != 0 {
+				t.Errorf("%v allocs per round of 4 probes", n)
+			}
+			if st := r.Stats(); st.Answered != 4*102 || len(st.Drops) != 0 {
+				t.Errorf("stats %+v, want %d answered and no drops", st, 4*102)
+			}
+		})
+	}
+}
+
+// scriptedConn is a udpio.Conn that reads batches a test scripted and
+// refuses the writes to one address.
+type scriptedConn struct {
+	reads   [][]udpio.Message // what each ReadBatch returns, in turn
+	refuse  netip.AddrPort    // WriteBatch skips answers to it
+	written []udpio.Message   // every answer sent, copied
+	done    chan struct{}     // closed when the script has run out
+}
+
+// ReadBatch returns the next scripted batch, then net.ErrClosed.
+func (c *scriptedConn) ReadBatch(msgs []udpio.Message) (int, error) {
+	if len(c.reads) == 0 {
+		close(c.done)
+		return 0, net.ErrClosed
+	}
+	n := copy(msgs, c.reads[0])
+	c.reads = c.reads[1:]
+	return n, nil
+}
+
+// WriteBatch records the answers it does not refuse.
+func (c *scriptedConn) WriteBatch(msgs []udpio.Message) (int, error) {
+	sent := 0
+	for _, m := range msgs {
+		if m.Addr != c.refuse {
+			c.written = append(c.written, udpio.Message{Buf: bytes.Clone(m.Buf), Addr: m.Addr})
+			sent++
+		}
+	}
+	return sent, nil
+}
+
+// TestServeCounts runs the serving loop over a scripted back-end: every
+// probe's answer must go to its own source, every datagram without one be
+// counted by its reason, and every answer the back-end did not send be
+// counted as a write error, not as answered.
+func TestServeCounts(t *testing.T) {
+	good := probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize})
+	c1, c2, c3 := netip.MustParseAddrPort("192.0.2.1:1000"), netip.MustParseAddrPort("192.0.2.2:2000"), netip.MustParseAddrPort("192.0.2.3:3000")
+	c := &scriptedConn{
+		reads: [][]udpio.Message{
+			{{Buf: good, Addr: c1}, {Buf: []byte("not stun"), Addr: c2}, {Buf: good, Addr: c2}},
+			{{Buf: good}, {Buf: good, Addr: c3}, {Buf: good, Addr: c1}},
+		},
+		refuse: c3,
+		done:   make(chan struct{}),
+	}
+	r := testResponder(newFakeClock(), Solo, server1, server2)
+	r.serveConn(c)
+	r.Serve(listenUDP(t, "127.0.0.1:0"))
+	defer r.Stop()
+	<-c.done
+	r.Stop()
+	st := r.Stats()
+	want := map[string]uint64{"not_stun": 2, "write_error": 1}
+	if st.Answered != 3 || !maps.Equal(st.Drops, want) {
+		t.Errorf("stats %+v, want 3 answered and drops %v", st, want)
+	}
+	var to []netip.AddrPort
+	for _, m := range c.written {
+		if resp := decode(t, m.Buf); resp.Server != server1 && resp.Server != server2 {
+			t.Errorf("answer to %v names %v", m.Addr, resp.Server)
+		}
+		to = append(to, m.Addr)
+	}
+	if want := []netip.AddrPort{c1, c2, c1}; !slices.Equal(to, want) {
+		t.Errorf("answers went to %v, want %v", to, want)
 	}
 }

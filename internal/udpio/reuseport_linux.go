@@ -1,6 +1,6 @@
 //go:build linux
 
-package node
+package udpio
 
 import (
 	"context"
@@ -12,12 +12,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// listenSiblings opens n more UDP sockets bound to conn's address, all in
+// ListenSiblings opens n more UDP sockets bound to conn's address, all in
 // one SO_REUSEPORT group with conn, so the kernel spreads incoming datagrams
 // across them by source address. conn gets SO_REUSEPORT first (Linux lets a
 // bound socket join a group that way); the siblings copy its IP_FREEBIND.
 // On failure it closes what it opened and returns no sockets.
-func listenSiblings(conn *net.UDPConn, n int) ([]*net.UDPConn, error) {
+func ListenSiblings(conn *net.UDPConn, n int) ([]*net.UDPConn, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("reuseport: %w", err)

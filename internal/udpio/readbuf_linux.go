@@ -1,6 +1,6 @@
 //go:build linux
 
-package node
+package udpio
 
 import (
 	"errors"
@@ -10,11 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sizeReadBuffer sets conn's receive buffer to n bytes. With CAP_NET_ADMIN
+// SizeReadBuffer sets conn's receive buffer to n bytes. With CAP_NET_ADMIN
 // it uses SO_RCVBUFFORCE, which may exceed net.core.rmem_max (an agent that
 // moves the balancer address in netlink mode has that capability anyway);
 // without it the kernel caps n at rmem_max.
-func sizeReadBuffer(conn *net.UDPConn, n int) error {
+func SizeReadBuffer(conn *net.UDPConn, n int) error {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("receive buffer: %w", err)

@@ -1,0 +1,165 @@
+package node
+
+import (
+	"maps"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/usherlb/usher/assign"
+	"github.com/usherlb/usher/internal/udpio"
+	"github.com/usherlb/usher/wire"
+)
+
+// prober is the state of one serving goroutine: everything the per-probe
+// decision touches, and the counts of what it did, so that goroutines on
+// sibling sockets share nothing but the view pointer.
+type prober struct {
+	r *Responder
+
+	// Owned by the serving goroutine (one at a time), or by a test calling
+	// answer directly.
+	asg       *assign.Assigner
+	now       time.Time // the clock as of the datagrams being answered: asg's clock
+	rng       *rand.Rand
+	term      uint64 // the term asg was made for
+	installed *assign.View
+	dec       wire.Decoder
+	enc       wire.Encoder
+	req       wire.Request
+	keys      *ticketKeys
+	redirect  wire.Redirect
+	ticket    []byte
+	backups   []netip.AddrPort
+	scratch   []byte                    // the answer, before it is sealed in a handoff
+	assigned  map[string]uint64         // assignments per node, by this goroutine, as of the last TakePicks
+	count     func(id string, n uint64) // adds to assigned: asg.TakePicks's callback, bound once
+
+	// assignedCopy is assigned as of the last view change, for metrics; the
+	// serving goroutine copies into it (allocating only for a new node)
+	// under assignedMu, which nothing else on the probe path takes.
+	assignedMu   sync.Mutex
+	assignedCopy map[string]uint64
+
+	// in and out are the serving loop's datagrams and answers, made when
+	// it first runs (see serve).
+	in, out []udpio.Message
+
+	answered atomic.Uint64
+	drops    dropCounters
+}
+
+// init prepares p to serve for r, picking servers with rng.
+func (p *prober) init(r *Responder, rng *rand.Rand) {
+	p.r = r
+	p.keys = newTicketKeys(r.key)
+	p.rng = rng
+	p.asg = assign.New(r.cfg.Assign, p.clock, rng)
+	p.ticket = make([]byte, 0, wire.MaxTicketLen)
+	p.backups = make([]netip.AddrPort, 0, wire.MaxBackups)
+	p.scratch = make([]byte, 0, maxDatagram)
+	p.assigned = make(map[string]uint64)
+	p.count = func(id string, n uint64) { p.assigned[id] += n }
+	p.assignedCopy = make(map[string]uint64)
+}
+
+// clock is the assigner's clock: the time the datagrams being answered were
+// read. One clock reading serves a whole batch (its datagrams arrived
+// within microseconds of each other), which saves several readings per
+// probe (BenchmarkResponderAnswer).
+func (p *prober) clock() time.Time { return p.now }
+
+// respond decides what to send for the probe pkt from from, read at now,
+// and where: the redirect itself, to the client, or, when the assigned
+// server answers (Handoff), the redirect sealed in a handoff, to that
+// server.
+func (p *prober) respond(dst, pkt []byte, from netip.AddrPort, now time.Time) ([]byte, netip.AddrPort, dropReason) {
+	r := p.r
+	if !r.cfg.Handoff {
+		out, why := p.answerAt(dst, pkt, from, now)
+		return out, from, why
+	}
+	ans, why := p.answerAt(p.scratch[:0], pkt, from, now)
+	if why != dropNone {
+		return dst, from, why
+	}
+	h := wire.Handoff{Client: from, Sent: uint32(now.Unix()), Answer: ans}
+	out, err := p.keys.sealer().AppendHandoff(dst, &h)
+	if err != nil {
+		return dst, from, dropTooLarge
+	}
+	return out, p.redirect.Server, dropNone
+}
+
+// answerAt decides the redirect for the probe pkt from the client at from,
+// read at now, and appends it to dst, or says why there is none. It is the
+// whole per-probe decision and does not allocate in steady state. Only one
+// goroutine at a time may call it.
+func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) ([]byte, dropReason) {
+	r := p.r
+	p.now = now
+	req := &p.req
+	if err := p.dec.DecodeRequest(pkt, req); err != nil {
+		return dst, decodeDrop(err)
+	}
+	if len(req.Service) != 0 && string(req.Service) != "default" {
+		return dst, dropUnknownService
+	}
+	term, ok := r.cfg.Serving()
+	if !ok {
+		return dst, dropNotLeader
+	}
+	if term != p.term {
+		// A new term is a new leader's ledger: this node does not know
+		// what was assigned under the last term, so it starts cold (p2c
+		// until its view has caught up; see assign.Config) rather than
+		// trusting counts it never made.
+		if p.term != 0 {
+			p.asg.TakePicks(p.count)
+			p.asg = assign.New(r.cfg.Assign, p.clock, p.rng)
+			p.installed = nil
+		}
+		p.term = term
+	}
+	if v := r.cfg.View.Load(); v != p.installed {
+		p.asg.TakePicks(p.count)
+		p.asg.SetView(v)
+		p.installed = v
+		p.assignedMu.Lock()
+		maps.Copy(p.assignedCopy, p.assigned)
+		p.assignedMu.Unlock()
+	}
+	if req.LostServer.IsValid() && r.cfg.LostServer != nil {
+		r.cfg.LostServer(req.LostServer)
+	}
+	// The pick (and its backups) never hands a client the server it
+	// reported lost; whether other clients still get that server is the
+	// verifier's call, not this one's.
+	backups := 0
+	if req.HasSession {
+		backups = r.cfg.Backups
+	}
+	n, bk, err := p.asg.PickWithBackups(assign.SessionID(req.Session), req.LostServer, p.backups[:0], backups)
+	if err != nil {
+		return dst, dropNoServer
+	}
+	p.backups = bk
+	rd := &p.redirect
+	*rd = wire.Redirect{Server: n.Addr, Term: term}
+	if req.HasSession {
+		expiry := now.Add(r.cfg.TicketTTL).Unix()
+		p.ticket = p.keys.ticketer().Append(p.ticket[:0], req.Session, from, n.Addr, uint32(expiry))
+		rd.Ticket = p.ticket
+		rd.Interval, rd.DeadAfter = r.cfg.KeepaliveInterval, r.cfg.DeadAfter
+		if len(p.backups) > 0 {
+			rd.Backups = p.backups
+		}
+	}
+	out, err := p.enc.AppendRedirect(dst, req, rd, wire.Limit(req, r.cfg.StockAmplification))
+	if err != nil {
+		return dst, dropTooLarge
+	}
+	return out, dropNone
+}

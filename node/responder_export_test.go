@@ -1,0 +1,24 @@
+package node
+
+import (
+	"net"
+
+	"github.com/usherlb/usher/internal/udpio"
+)
+
+// serveThrough makes r read and write every socket it serves with the
+// udpio back-end m, whatever its configuration asks for.
+func (r *Responder) serveThrough(m udpio.Mode) {
+	r.open = func(conn *net.UDPConn) udpio.Conn {
+		c, err := udpio.Open(conn, m)
+		if err != nil {
+			panic(err)
+		}
+		return c
+	}
+}
+
+// serveConn makes r serve every socket through c, a test's own back-end.
+func (r *Responder) serveConn(c udpio.Conn) {
+	r.open = func(*net.UDPConn) udpio.Conn { return c }
+}
