@@ -140,7 +140,9 @@ func (p *Prober) await(ctx context.Context, tx txID, until time.Time) (*wire.Res
 		if d, ok := ctx.Deadline(); ok && d.Before(rd) {
 			rd = d
 		}
-		p.conn.SetReadDeadline(rd)
+		if err := p.conn.SetReadDeadline(rd); err != nil {
+			return nil, netip.AddrPort{}, fmt.Errorf("set read deadline: %w", err)
+		}
 		n, from, err := p.conn.ReadFromUDPAddrPort(p.buf)
 		var ne net.Error
 		switch {

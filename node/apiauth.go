@@ -21,7 +21,7 @@ import (
 
 // TokenHeader is the header that carries an API token. "Authorization:
 // Bearer TOKEN" is accepted too.
-const TokenHeader = "X-Usher-Token"
+const TokenHeader = "X-Usher-Token" //nolint:gosec // G101: a header name, not a credential
 
 // apiAccess decides who may do what on the API.
 type apiAccess struct {

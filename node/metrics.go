@@ -68,7 +68,9 @@ func newTelemetry() (*telemetry, error) {
 	// The cluster, Raft and memberlist count through go-metrics' global
 	// instance: route it to the same sinks, so /metrics shows theirs too.
 	// (With several agents in one process, the last one started gets them.)
-	metrics.NewGlobal(conf, metrics.FanoutSink{prom, inmem})
+	if _, err := metrics.NewGlobal(conf, metrics.FanoutSink{prom, inmem}); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	return &telemetry{reg: reg, m: m, inmem: inmem, last: make(map[string]uint64)}, nil
 }
 
@@ -102,8 +104,8 @@ var metricHelp = []struct {
 }
 
 // gauge sets a gauge.
-func (t *telemetry) gauge(name string, v float64, labels ...metrics.Label) {
-	t.m.SetPrecisionGaugeWithLabels([]string{name}, v, labels)
+func (t *telemetry) gauge(name string, v float64) {
+	t.m.SetPrecisionGauge([]string{name}, v)
 }
 
 // counter brings the counter name (with labels) up to total.

@@ -177,7 +177,9 @@ func (v *verifier) check(server netip.AddrPort) bool {
 		if try == 1 {
 			wait = deadline
 		}
-		conn.SetReadDeadline(wait)
+		if err := conn.SetReadDeadline(wait); err != nil {
+			return false
+		}
 		for {
 			n, err := conn.Read(buf)
 			if err != nil {

@@ -32,6 +32,8 @@ import (
 // until the scheduler preempts one, up to 10 ms later. The raw back-ends
 // therefore yield after every MaxBatch datagrams read without the socket
 // running dry (see sock.pace).
+//
+//nolint:unparam // the arguments of unix.RawSyscall6, whatever its callers pass today
 func rawSyscall6(trap, a1, a2, a3, a4, a5, a6 uintptr) (r1, r2 uintptr, err syscall.Errno) {
 	return unix.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
 }

@@ -34,7 +34,7 @@ type vipEvent struct {
 
 // OpenEventLog opens (appending) the event log at path for node.
 func OpenEventLog(path, node string) (*EventLog, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("vip_events: %w", err)
 	}
@@ -50,7 +50,9 @@ func (l *EventLog) Record(acquired bool, term uint64, at time.Duration) {
 	b, _ := json.Marshal(ev)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.f.Write(append(b, '\n'))
+	// Best effort: a lost line shows as a missing event to whoever reads
+	// the log, and must not stop the VIP owner.
+	_, _ = l.f.Write(append(b, '\n'))
 }
 
 // Close closes the log file.
