@@ -117,6 +117,6 @@
 // ticketkey.go (the farm key tickets and handoffs are made with). The
 // rest is the agent: agent.go wires it all, farm.go builds the load view,
 // verify.go checks lost servers, config*.go and tls.go hold the
-// configuration, api*.go the HTTP API, metrics.go the metrics, and the
-// vip*.go files the VIP holders and their event log.
+// configuration, api*.go the HTTP API and metrics.go the metrics. The VIP
+// holders and their event log are package node/vip.
 package node
