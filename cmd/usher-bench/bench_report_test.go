@@ -181,7 +181,7 @@ var proseAllowed = []struct{ text, why string }{
 	{"2006-01-02 15:04 UTC", "Go's reference time, a layout"},
 	{"CRC-32", "the name of STUN's fingerprint checksum"},
 	{"300 Try Alternate", "STUN's error code for a redirect"},
-	{"groups of up to 16", "internal/udpio/raw_linux.go rawGroup (unexported)"},
+	{"up to 16 at a time", "internal/udpio/raw_linux.go rawGroup (unexported)"},
 	{"10 ms time slice", "the Go runtime's forcePreemptNS"},
 	{"198.18.0.0/15", "the chaos farm's address block, e2e/doc.go"},
 	{"every 5 ms by the same prober", "e2e/chaos_test.go probeEvery"},
