@@ -172,3 +172,34 @@ func TestVoterMoveWithTLS(t *testing.T) {
 		})
 	}
 }
+
+// A node that started empty takes the leader's state message for proof
+// that its empty state is genuine only when the message lists it outside
+// the voters; before any message it vouches for nothing. (A message that
+// lists it is TestWipedVoterStops's case.)
+func TestCheckWipedVerifiesOnlyOutsideNodes(t *testing.T) {
+	tests := []struct {
+		name      string
+		delivered *delivery
+		verified  bool
+	}{
+		{name: "no state message yet"},
+		{name: "outside the voters", delivered: &delivery{leader: "n2", voters: []string{"n2", "n3"}}, verified: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Cluster{cfg: Config{NodeName: "n1"}, logger: hclog.NewNullLogger(), failed: make(chan struct{})}
+			c.bootstrapped.Store(true)
+			if tt.delivered != nil {
+				c.delivered.Store(tt.delivered)
+			}
+			c.checkWiped()
+			if got := c.verifiedState(); got != tt.verified {
+				t.Errorf("verified = %v, want %v", got, tt.verified)
+			}
+			if err := c.Err(); err != nil {
+				t.Errorf("Err() = %v, want nil", err)
+			}
+		})
+	}
+}
