@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -93,8 +92,8 @@ func runTLSCACreate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "usher tls ca create: %v\n", err)
 		return 1
 	}
-	base := filepath.Join(*dir, "usher-"+*farm+"-ca")
-	if err := writeFiles(stdout, []file{{base + ".pem", ca.CertPEM(), 0o644}, {base + "-key.pem", keyPEM, 0o600}}); err != nil {
+	base := pki.CABase(*dir, *farm)
+	if err := pki.WriteNew([]pki.File{{Path: base + ".pem", Data: ca.CertPEM(), Mode: 0o644}, {Path: base + "-key.pem", Data: keyPEM, Mode: 0o600}}, saved(stdout)); err != nil {
 		fmt.Fprintf(stderr, "usher tls ca create: %v\n", err)
 		return 1
 	}
@@ -137,8 +136,8 @@ func runTLSCertCreate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "usher tls cert create: -node: %v\n", err)
 		return 2
 	}
-	base := filepath.Join(*dir, "usher-"+ca.Farm+"-"+fileSafe(*nodeName))
-	if err := writeFiles(stdout, []file{{base + ".pem", certPEM, 0o644}, {base + "-key.pem", keyPEM, 0o600}}); err != nil {
+	base := pki.NodeBase(*dir, ca.Farm, *nodeName)
+	if err := pki.WriteNew([]pki.File{{Path: base + ".pem", Data: certPEM, Mode: 0o644}, {Path: base + "-key.pem", Data: keyPEM, Mode: 0o600}}, saved(stdout)); err != nil {
 		fmt.Fprintf(stderr, "usher tls cert create: %v\n", err)
 		return 1
 	}
@@ -173,44 +172,7 @@ func loadCA(dir, caFile, caKeyFile string) (*pki.CA, error) {
 	return ca, nil
 }
 
-// fileSafe maps a node name to a file name part.
-func fileSafe(name string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == 0 {
-			return '_'
-		}
-		return r
-	}, name)
-}
-
-// file is one file writeFiles makes.
-type file struct {
-	path string
-	data []byte
-	mode os.FileMode
-}
-
-// writeFiles creates each file with its mode, refusing to overwrite any, and
-// reports each one saved.
-func writeFiles(stdout io.Writer, files []file) error {
-	for _, f := range files {
-		if _, err := os.Lstat(f.path); err == nil {
-			return fmt.Errorf("%s already exists: not overwritten", f.path)
-		}
-	}
-	for _, f := range files {
-		w, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(f.data)
-		if cerr := w.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return errors.Join(err, os.Remove(f.path))
-		}
-		fmt.Fprintf(stdout, "==> Saved %s\n", f.path)
-	}
-	return nil
+// saved reports each file pki.WriteNew saves on stdout.
+func saved(stdout io.Writer) func(string) {
+	return func(path string) { fmt.Fprintf(stdout, "==> Saved %s\n", path) }
 }

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/usherlb/usher/internal/pki"
@@ -118,8 +117,8 @@ const Label = "usher-local"
 // each node's certificate is made on its first call and reused on the
 // next (a restarted agent).
 func CredentialArgs(dir, name string) ([]string, error) {
-	caFile := filepath.Join(dir, "usher-"+Label+"-ca.pem")
-	caKeyFile := filepath.Join(dir, "usher-"+Label+"-ca-key.pem")
+	caFile := pki.CABase(dir, Label) + ".pem"
+	caKeyFile := pki.CABase(dir, Label) + "-key.pem"
 	keyFile := filepath.Join(dir, "gossip.key")
 	if err := makeCA(caFile, caKeyFile, keyFile); err != nil {
 		return nil, err
@@ -128,7 +127,7 @@ func CredentialArgs(dir, name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := filepath.Join(dir, "usher-"+Label+"-"+fileSafe(name))
+	base := pki.NodeBase(dir, Label, name)
 	if err := issue(caFile, caKeyFile, base, name); err != nil {
 		return nil, err
 	}
@@ -156,11 +155,11 @@ func makeCA(caFile, caKeyFile, keyFile string) error {
 	}
 	gossip := make([]byte, 32)
 	rand.Read(gossip)
-	return writeFiles([]file{
-		{caFile, ca.CertPEM(), 0o644},
-		{caKeyFile, caKey, 0o600},
-		{keyFile, []byte(base64.StdEncoding.EncodeToString(gossip)), 0o600},
-	})
+	return pki.WriteNew([]pki.File{
+		{Path: caFile, Data: ca.CertPEM(), Mode: 0o644},
+		{Path: caKeyFile, Data: caKey, Mode: 0o600},
+		{Path: keyFile, Data: []byte(base64.StdEncoding.EncodeToString(gossip)), Mode: 0o600},
+	}, nil)
 }
 
 // issue writes node name's certificate and key at base.pem and
@@ -185,40 +184,5 @@ func issue(caFile, caKeyFile, base, name string) error {
 	if err != nil {
 		return err
 	}
-	return writeFiles([]file{{base + ".pem", cert, 0o644}, {base + "-key.pem", key, 0o600}})
-}
-
-// fileSafe maps a node name to a file name part.
-func fileSafe(name string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == 0 {
-			return '_'
-		}
-		return r
-	}, name)
-}
-
-// file is one file writeFiles makes.
-type file struct {
-	path string
-	data []byte
-	mode os.FileMode
-}
-
-// writeFiles creates each file with its mode, refusing to overwrite any.
-func writeFiles(files []file) error {
-	for _, f := range files {
-		w, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(f.data)
-		if cerr := w.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return errors.Join(err, os.Remove(f.path))
-		}
-	}
-	return nil
+	return pki.WriteNew([]pki.File{{Path: base + ".pem", Data: cert, Mode: 0o644}, {Path: base + "-key.pem", Data: key, Mode: 0o600}}, nil)
 }

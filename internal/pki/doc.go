@@ -20,7 +20,8 @@
 // Keys are ECDSA P-256. A node certificate is good for both ends of a TLS
 // connection (extended key usages server and client authentication).
 //
-// The package does no I/O beyond reading the files LoadFiles is given, and
+// The package does no I/O beyond reading the files LoadFiles is given and
+// creating those WriteNew is given (files.go, which also names them), and
 // takes the time and the random source as arguments, so everything it
 // decides is testable without a clock.
 package pki

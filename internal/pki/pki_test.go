@@ -7,6 +7,8 @@ import (
 	"errors"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -261,5 +263,38 @@ func TestIssueIPs(t *testing.T) {
 	}
 	if _, _, err := ca.Issue("n1", t0, time.Hour, rand.Reader, netip.Addr{}); err == nil {
 		t.Fatal("an invalid IP address was issued")
+	}
+}
+
+// WriteNew never overwrites: with one file of the set present it writes
+// none, and the present one keeps its content.
+func TestWriteNewRefusesToOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	base := NodeBase(dir, "farm", "a/b")
+	if got, want := filepath.Base(base), "usher-farm-a_b"; got != want {
+		t.Fatalf("NodeBase = %q, want %q", got, want)
+	}
+	if err := os.WriteFile(base+"-key.pem", []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files := []File{{Path: base + ".pem", Data: []byte("cert"), Mode: 0o644}, {Path: base + "-key.pem", Data: []byte("new"), Mode: 0o600}}
+	if err := WriteNew(files, nil); err == nil {
+		t.Fatal("WriteNew overwrote an existing file")
+	}
+	if _, err := os.Stat(base + ".pem"); err == nil {
+		t.Error("WriteNew wrote part of a set it refused")
+	}
+	if b, _ := os.ReadFile(base + "-key.pem"); string(b) != "old" {
+		t.Errorf("existing file now holds %q", b)
+	}
+	if err := os.Remove(base + "-key.pem"); err != nil {
+		t.Fatal(err)
+	}
+	var saved []string
+	if err := WriteNew(files, func(p string) { saved = append(saved, p) }); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(base + "-key.pem"); err != nil || fi.Mode().Perm() != 0o600 || len(saved) != 2 {
+		t.Errorf("key file: %v, %v; saved %v", fi, err, saved)
 	}
 }
