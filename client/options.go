@@ -4,6 +4,7 @@ import (
 	crand "crypto/rand"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"time"
 
@@ -149,4 +150,17 @@ func rto(base time.Duration, n int) time.Duration {
 		d *= 2
 	}
 	return min(d, ceiling)
+}
+
+// listen binds the client's UDP socket: on LocalAddr, or an ephemeral port.
+func (o Options) listen() (*net.UDPConn, error) {
+	var laddr *net.UDPAddr
+	if o.LocalAddr.IsValid() {
+		laddr = net.UDPAddrFromAddrPort(o.LocalAddr)
+	}
+	conn, err := net.ListenUDP("udp", laddr)
+	if err != nil {
+		return nil, fmt.Errorf("client: listen: %w", err)
+	}
+	return conn, nil
 }

@@ -63,13 +63,9 @@ func NewProber(opts Options) (*Prober, error) {
 	if err != nil {
 		return nil, err
 	}
-	var laddr *net.UDPAddr
-	if o.LocalAddr.IsValid() {
-		laddr = net.UDPAddrFromAddrPort(o.LocalAddr)
-	}
-	conn, err := net.ListenUDP("udp", laddr)
+	conn, err := o.listen()
 	if err != nil {
-		return nil, fmt.Errorf("client: listen: %w", err)
+		return nil, err
 	}
 	p := &Prober{opts: o, conn: conn, local: unmap(conn.LocalAddr().(*net.UDPAddr).AddrPort()), buf: make([]byte, maxDatagram)}
 	crand.Read(p.id[:])

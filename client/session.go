@@ -81,13 +81,9 @@ func Dial(ctx context.Context, balancer netip.AddrPort, opts Options) (*Session,
 	if err != nil {
 		return nil, err
 	}
-	var laddr *net.UDPAddr
-	if o.LocalAddr.IsValid() {
-		laddr = net.UDPAddrFromAddrPort(o.LocalAddr)
-	}
-	conn, err := net.ListenUDP("udp", laddr)
+	conn, err := o.listen()
 	if err != nil {
-		return nil, fmt.Errorf("client: listen: %w", err)
+		return nil, err
 	}
 	s := &Session{
 		balancer: unmap(balancer),
