@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/usherlb/usher/internal/stats"
 )
 
 // ResultsEnv names an environment variable: when set, TestChaos writes each
@@ -127,8 +129,8 @@ func (r *chaosResult) summarize() {
 	defer r.mu.Unlock()
 	for _, m := range r.Metrics {
 		m.N = len(m.raw)
-		m.P50, m.P95 = ms(Percentile(m.raw, 50)), ms(Percentile(m.raw, 95))
-		m.P99, m.Max = ms(Percentile(m.raw, 99)), ms(Percentile(m.raw, 100))
+		m.P50, m.P95 = ms(stats.Percentile(m.raw, 50)), ms(stats.Percentile(m.raw, 95))
+		m.P99, m.Max = ms(stats.Percentile(m.raw, 99)), ms(stats.Percentile(m.raw, 100))
 		m.Samples = m.Samples[:0]
 		for _, d := range m.raw {
 			m.Samples = append(m.Samples, ms(d))

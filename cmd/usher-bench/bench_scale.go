@@ -279,10 +279,10 @@ func (sz *scaleSize) add(r scaleResult) {
 		sz.Elections = append(sz.Elections, float64(r.endTerm-r.term))
 	}
 	if len(r.ages) > 0 {
-		sz.StaleP50 = append(sz.StaleP50, ms(stats.Percentile(r.ages, 0.5)))
-		sz.StaleP99 = append(sz.StaleP99, ms(stats.Percentile(r.ages, 0.99)))
+		sz.StaleP50 = append(sz.StaleP50, ms(stats.Percentile(r.ages, 50)))
+		sz.StaleP99 = append(sz.StaleP99, ms(stats.Percentile(r.ages, 99)))
 		sz.StaleMax = append(sz.StaleMax, ms(r.staleMax))
-		sz.APIRTT = append(sz.APIRTT, ms(stats.Percentile(r.rtts, 0.5)))
+		sz.APIRTT = append(sz.APIRTT, ms(stats.Percentile(r.rtts, 50)))
 	}
 	sz.GossipMed = append(sz.GossipMed, r.gossipMed)
 	sz.GossipMax = append(sz.GossipMax, r.gossipMax)
@@ -319,7 +319,7 @@ func (r scaleResult) summary() string {
 		b.WriteString(", no agreed leader")
 	}
 	if len(r.ages) > 0 {
-		fmt.Fprintf(&b, ", staleness p99 %.0f ms", ms(stats.Percentile(r.ages, 0.99)))
+		fmt.Fprintf(&b, ", staleness p99 %.0f ms", ms(stats.Percentile(r.ages, 99)))
 	}
 	fmt.Fprintf(&b, ", gossip %.1f kB/s/agent (max %.1f), RSS %.1f MiB (max %.1f, %s), CPU %.2f cores (leader %.2f, poller %.2f)",
 		r.gossipMed/1e3, r.gossipMax/1e3, r.rssMed, r.rssMax, r.largest, r.cpu, r.leaderCPU, r.selfCPU)

@@ -31,7 +31,7 @@ func (d *demo) summary(res demoResult) {
 		}
 		line("reassignment", "%s (%s): %d clients moved, max %v, p50 %v%s",
 			k.node, k.role, len(k.times), slices.Max(k.times).Round(time.Millisecond),
-			stats.Percentile(k.times, 0.5).Round(time.Millisecond), pendingNote(k.pending))
+			stats.Percentile(k.times, 50).Round(time.Millisecond), pendingNote(k.pending))
 	}
 	line("disturbed sessions", "%d on servers that stayed up (must be 0)", res.disturbed)
 	if len(res.load) > 0 {

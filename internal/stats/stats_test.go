@@ -1,40 +1,49 @@
 package stats
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
 )
 
-// TestPercentile checks the nearest rank on odd and even counts, the
-// extremes, and that the input is left unsorted.
+// TestPercentile checks the nearest rank on odd and even counts, whole and
+// fractional percentages, the extremes, and that the input is left as it
+// was.
 func TestPercentile(t *testing.T) {
-	ms := func(ns ...int) []time.Duration {
-		var ds []time.Duration
-		for _, n := range ns {
-			ds = append(ds, time.Duration(n)*time.Millisecond)
-		}
-		return ds
-	}
+	ms := time.Millisecond
+	ten := []time.Duration{10 * ms, 1 * ms, 9 * ms, 2 * ms, 8 * ms, 3 * ms, 7 * ms, 4 * ms, 6 * ms, 5 * ms}
 	tests := []struct {
-		in   []time.Duration
-		q    float64
+		name string
+		d    []time.Duration
+		p    float64
 		want time.Duration
 	}{
-		{ms(5), 0.5, 5 * time.Millisecond},
-		{ms(3, 1, 2), 0.5, 2 * time.Millisecond},
-		{ms(4, 1, 3, 2), 0.5, 2 * time.Millisecond},
-		{ms(4, 1, 3, 2), 1, 4 * time.Millisecond},
-		{ms(4, 1, 3, 2), 0, 1 * time.Millisecond},
-		{ms(10, 20, 30, 40, 50, 60, 70, 80, 90, 100), 0.9, 90 * time.Millisecond},
+		{"empty", nil, 50, 0},
+		{"single", []time.Duration{7 * ms}, 99, 7 * ms},
+		{"p0 is min", ten, 0, 1 * ms},
+		{"negative is min", ten, -5, 1 * ms},
+		{"NaN is min", ten, math.NaN(), 1 * ms},
+		{"p10 of ten", ten, 10, 1 * ms},
+		{"just above p10", ten, 10.1, 2 * ms},
+		{"median of ten", ten, 50, 5 * ms},
+		{"p70 exact rank, no float drift", ten, 70, 7 * ms},
+		{"p90 of ten", ten, 90, 9 * ms},
+		{"p99 of ten", ten, 99, 10 * ms},
+		{"p100 is max", ten, 100, 10 * ms},
+		{"above 100 is max", ten, 250, 10 * ms},
+		{"median of odd count", []time.Duration{3 * ms, 1 * ms, 2 * ms}, 50, 2 * ms},
+		{"duplicates", []time.Duration{ms, ms, ms, 5 * ms}, 75, ms},
 	}
 	for _, tt := range tests {
-		in := slices.Clone(tt.in)
-		if got := Percentile(in, tt.q); got != tt.want {
-			t.Errorf("Percentile(%v, %v) = %v, want %v", tt.in, tt.q, got, tt.want)
-		}
-		if !slices.Equal(in, tt.in) {
-			t.Errorf("Percentile(%v, %v) reordered its input to %v", tt.in, tt.q, in)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			in := slices.Clone(tt.d)
+			if got := Percentile(tt.d, tt.p); got != tt.want {
+				t.Errorf("Percentile(%v, %v) = %v, want %v", tt.d, tt.p, got, tt.want)
+			}
+			if !slices.Equal(in, tt.d) {
+				t.Errorf("Percentile modified its input: %v, was %v", tt.d, in)
+			}
+		})
 	}
 }
