@@ -97,9 +97,13 @@ func TestResponderBackupsAndLostServer(t *testing.T) {
 	}
 }
 
+// TestResponderStock checks the redirects stock clients get: a Binding
+// request with stock_binding = "redirect", and a TURN Allocate always (the
+// default answer to a Binding is TestResponderStockBinding's).
 func TestResponderStock(t *testing.T) {
 	clk := newFakeClock()
 	r := testResponder(clk, Solo, server1)
+	r.cfg.RedirectStockBinding = true
 
 	bind := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
 	out, why := r.answer(nil, bind.Raw, clientA)
@@ -120,14 +124,16 @@ func TestResponderStock(t *testing.T) {
 		t.Errorf("ALTERNATE-SERVER = %v, %v", alt, err)
 	}
 
-	allocate := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest),
-		stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}, stun.Fingerprint)
-	out, why = r.answer(nil, allocate.Raw, clientA)
-	if why != dropNone {
-		t.Fatalf("allocate dropped: %v", why)
-	}
-	if a := decode(t, out); a.Method != stun.MethodAllocate || a.Code != stun.CodeTryAlternate || a.Server != server1 || len(out) > 3*len(allocate.Raw) {
-		t.Errorf("allocate answer = %+v", a)
+	allocate := stockAllocate()
+	for _, redirect := range []bool{true, false} {
+		r.cfg.RedirectStockBinding = redirect
+		out, why = r.answer(nil, allocate, clientA)
+		if why != dropNone {
+			t.Fatalf("allocate dropped: %v", why)
+		}
+		if a := decode(t, out); a.Method != stun.MethodAllocate || a.Code != stun.CodeTryAlternate || a.Server != server1 || len(out) > 3*len(allocate) {
+			t.Errorf("allocate answer (stock_binding redirect %t) = %+v", redirect, a)
+		}
 	}
 }
 
