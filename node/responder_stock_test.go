@@ -28,6 +28,14 @@ func TestResponderStockBinding(t *testing.T) {
 	clientV6 := netip.MustParseAddrPort("[2001:db8::7]:40000")
 	for _, from := range []netip.AddrPort{clientA, clientV6} {
 		r := testResponder(newFakeClock(), Solo, server1)
+		// A probe first, so that the Assigner has its view and a pick
+		// would count.
+		if _, why := r.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize}), from); why != dropNone {
+			t.Fatalf("%v: probe dropped: %v", from, why)
+		}
+		if n := r.prober.asg.Pending("a"); n != 1 {
+			t.Fatalf("%v: a probe left %d pending assignments, want 1", from, n)
+		}
 		bind := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
 		for range 5 {
 			out, why := r.answer(nil, bind.Raw, from)
@@ -45,14 +53,8 @@ func TestResponderStockBinding(t *testing.T) {
 				t.Fatalf("%v: pion reads %v, %v", from, m, xor)
 			}
 		}
-		if n := r.prober.asg.Pending("a"); n != 0 {
-			t.Errorf("%v: stock Bindings left %d pending assignments", from, n)
-		}
-		if _, why := r.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize}), from); why != dropNone {
-			t.Fatalf("%v: probe dropped: %v", from, why)
-		}
 		if n := r.prober.asg.Pending("a"); n != 1 {
-			t.Errorf("%v: a probe left %d pending assignments, want 1", from, n)
+			t.Errorf("%v: after 5 stock Bindings, %d pending assignments, want the probe's 1", from, n)
 		}
 	}
 
@@ -170,7 +172,11 @@ func TestResponderStockBindingServed(t *testing.T) {
 					t.Fatalf("probe %d: answer %+v", i, a)
 				}
 			}
-			waitFor(t, func() bool { st := r.Stats(); return st.Answered == rounds && st.StockBindings == rounds })
+			// Counted once sent, so once all are in the split must be right.
+			waitFor(t, func() bool { st := r.Stats(); return st.Answered+st.StockBindings == 2*rounds })
+			if st := r.Stats(); st.Answered != rounds || st.StockBindings != rounds {
+				t.Errorf("%d redirects and %d stock Bindings counted, want %d each", st.Answered, st.StockBindings, rounds)
+			}
 		})
 	}
 }
