@@ -12,7 +12,8 @@
 //     endpoint is an ordinary STUN server too.
 //   - the probe [Responder], a UDP socket on the balancer address (the VIP).
 //     It redirects each probe with a 300 Try Alternate naming the server
-//     its assign.Assigner picks, with a ticket, the keepalive timers, the
+//     its assign.Assigner picks among those of the probe's address family
+//     (an IPv6 client is never sent to an IPv4 server), with a ticket, the keepalive timers, the
 //     leadership term and backups as room permits; a stock TURN Allocate
 //     gets the minimal redirect. A stock Binding request (no USHER-SESSION)
 //     gets what any STUN server sends, a Binding success naming its source,

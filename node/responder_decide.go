@@ -147,12 +147,14 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 	}
 	// The pick (and its backups) never hands a client the server it
 	// reported lost; whether other clients still get that server is the
-	// verifier's call, not this one's.
+	// verifier's call, not this one's. Nor does it name a server of the
+	// other address family, which the client cannot reach.
 	backups := 0
 	if req.HasSession {
 		backups = r.cfg.Backups
 	}
-	n, bk, err := p.asg.PickWithBackups(assign.SessionID(req.Session), req.LostServer, p.backups[:0], backups)
+	fam := assign.FamilyOf(from.Addr())
+	n, bk, err := p.asg.PickFor(fam, assign.SessionID(req.Session), req.LostServer, p.backups[:0], backups)
 	if err != nil {
 		return dst, dropNoServer
 	}

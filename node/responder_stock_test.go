@@ -27,7 +27,11 @@ func stockAllocate() []byte {
 func TestResponderStockBinding(t *testing.T) {
 	clientV6 := netip.MustParseAddrPort("[2001:db8::7]:40000")
 	for _, from := range []netip.AddrPort{clientA, clientV6} {
-		r := testResponder(newFakeClock(), Solo, server1)
+		server := server1
+		if from.Addr().Is6() {
+			server = netip.MustParseAddrPort("[2001:db8::1]:3479")
+		}
+		r := testResponder(newFakeClock(), Solo, server)
 		// A probe first, so that the Assigner has its view and a pick
 		// would count.
 		if _, why := r.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize}), from); why != dropNone {
@@ -199,6 +203,43 @@ func TestRespondAllocs(t *testing.T) {
 			r.respond(dst[:0], pkt, clientA, clk.Now())
 		}); n != 0 {
 			t.Errorf("%d allocs per handoff-mode answer to a %d-byte request", int(n), len(pkt))
+		}
+	}
+}
+
+// TestResponderRedirectFamily checks that a redirect names a server of the
+// request's address family (RFC 8489's ALTERNATE-SERVER), its backups too,
+// for Usher probes and stock requests, from a farm of both families.
+func TestResponderRedirectFamily(t *testing.T) {
+	v6a := netip.MustParseAddrPort("[2001:db8::1]:3479")
+	v6b := netip.MustParseAddrPort("[2001:db8::2]:3479")
+	r := testResponder(newFakeClock(), Solo, server1, v6a, server2, v6b, server3)
+	r.cfg.Backups = 4
+	clientV6 := netip.MustParseAddrPort("[2001:db8::7]:40000")
+	for i := range 40 {
+		from := clientA
+		if i%2 == 1 {
+			from = clientV6
+		}
+		pkt := stockAllocate()
+		if i%4 < 2 {
+			pkt = probe(t, wire.Probe{Session: wire.SessionID{byte(i)}, PadTo: wire.ProbeSize})
+		}
+		out, why := r.answer(nil, pkt, from)
+		if why != dropNone {
+			t.Fatalf("request %d from %v dropped: %v", i, from, why)
+		}
+		a := decode(t, out)
+		if a.Server.Addr().Is4() != from.Addr().Is4() {
+			t.Fatalf("request %d from %v redirected to %v", i, from, a.Server)
+		}
+		for _, b := range a.Backups[:a.NumBackups] {
+			if b.Addr().Is4() != from.Addr().Is4() {
+				t.Fatalf("request %d from %v names backup %v", i, from, b)
+			}
+		}
+		if i%4 < 2 && a.NumBackups == 0 {
+			t.Fatalf("probe %d from %v: no backups", i, from)
 		}
 	}
 }
