@@ -54,6 +54,12 @@ func TestPickAndBackupsDoNotAllocate(t *testing.T) {
 				}); got != 0 {
 					t.Errorf("PickWithBackups: %v allocations per run", got)
 				}
+				if got := testing.AllocsPerRun(1000, func() {
+					i++
+					_, dst, _ = a.PickFor(IPv4, sid(i), avoid, dst[:0], 3)
+				}); got != 0 {
+					t.Errorf("PickFor: %v allocations per run", got)
+				}
 				// Reinstalling a same-sized view reuses the state arrays.
 				v := a.View()
 				if got := testing.AllocsPerRun(100, func() { a.SetView(v) }); got != 0 {

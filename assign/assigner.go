@@ -62,6 +62,9 @@ type Assigner struct {
 	state []nodeState // parallel to view.nodes
 	spare []nodeState // the previous state array, reused by SetView
 	elig  []int32     // scratch: indices of eligible nodes, in ID order
+	// families has bit 1<<f set when the view holds a node of family f,
+	// so that PickFor filters by family only in a view of both.
+	families uint8
 
 	rrLast  string // ID of the last node round-robin picked
 	rrValid bool
@@ -82,8 +85,9 @@ type nodeState struct {
 	picks        uint64    // successful picks since the last TakePicks
 
 	// Of the installed view's entry for the node:
-	closed     bool  // draining, suspect, no capacity or no address: never eligible
-	reportedNs int64 // ReportedAt in Unix nanoseconds (see unixNano); older than reconciledAt after an out-of-order report
+	closed     bool   // draining, suspect, no capacity or no address: never eligible
+	family     Family // of the node's address: only a client of that family can reach it
+	reportedNs int64  // ReportedAt in Unix nanoseconds (see unixNano); older than reconciledAt after an out-of-order report
 }
 
 // New returns an Assigner with no view: Pick fails with ErrNoServer until
@@ -135,6 +139,7 @@ func (a *Assigner) SetView(v *View) {
 	ns = ns[:n]
 	cutoff := before(unixNano(a.now()), a.ttl)
 
+	var families uint8
 	j := 0
 	for i := range v.nodes {
 		nd := &v.nodes[i]
@@ -150,6 +155,10 @@ func (a *Assigner) SetView(v *View) {
 		}
 		st.led.expire(cutoff)
 		st.closed = nd.Draining || nd.Suspect || nd.Capacity <= 0 || !nd.Addr.IsValid()
+		st.family = FamilyOf(nd.Addr.Addr())
+		if nd.Addr.IsValid() {
+			families |= 1 << st.family
+		}
 		st.reportedNs = unixNano(nd.ReportedAt)
 	}
 
@@ -159,6 +168,7 @@ func (a *Assigner) SetView(v *View) {
 	a.spare = old[:0]
 	a.state = ns
 	a.view = v
+	a.families = families
 	if cap(a.elig) < n {
 		a.elig = make([]int32, 0, n)
 	}

@@ -18,7 +18,9 @@
 // ledger entries are below that capacity, and (when Config.StaleAfter is
 // set) its report is no older than StaleAfter. [Assigner.Pick] never returns
 // anything else (design invariant 5), and never sends a client back to the
-// server it says it just lost.
+// server it says it just lost. [Assigner.PickFor] also leaves out the nodes
+// whose address is of the other family than the client's, which the client
+// cannot reach.
 //
 // # The pending ledger
 //

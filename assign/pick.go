@@ -15,7 +15,7 @@ import (
 // a valid address, and returns ErrNoServer when none is eligible. It does not allocate once the
 // node's ledger has reached its working size.
 func (a *Assigner) Pick(s SessionID, avoid netip.AddrPort) (Node, error) {
-	nd, _, err := a.PickWithBackups(s, avoid, nil, 0)
+	nd, _, err := a.PickFor(AnyFamily, s, avoid, nil, 0)
 	return nd, err
 }
 
@@ -27,8 +27,27 @@ func (a *Assigner) Pick(s SessionID, avoid netip.AddrPort) (Node, error) {
 // sent back to it by way of its backups. It does not allocate when cap(dst)
 // is large enough. On ErrNoServer dst is returned unchanged.
 func (a *Assigner) PickWithBackups(s SessionID, avoid netip.AddrPort, dst []netip.AddrPort, n int) (Node, []netip.AddrPort, error) {
+	return a.PickFor(AnyFamily, s, avoid, dst, n)
+}
+
+// PickFor is PickWithBackups for a client that can reach servers of the
+// address family fam only (FamilyOf its address): a server whose address
+// is of the other family is neither chosen nor named as a backup, and when
+// no server of fam is eligible PickFor returns ErrNoServer. A STUN redirect
+// must name an address of the request's family (ALTERNATE-SERVER, RFC 8489
+// section 10). AnyFamily makes it PickWithBackups.
+func (a *Assigner) PickFor(fam Family, s SessionID, avoid netip.AddrPort, dst []netip.AddrPort, n int) (Node, []netip.AddrPort, error) {
+	switch {
+	case fam == AnyFamily || a.families&^(1<<fam) == 0:
+		fam = AnyFamily // every node is of fam: no need to look
+	case fam > IPv6 || a.families&(1<<fam) == 0:
+		return Node{}, dst, ErrNoServer // no node is of fam
+	}
 	now := unixNano(a.now())
 	elig := a.eligible(now, avoid)
+	if fam != AnyFamily {
+		elig = a.ofFamily(elig, fam)
+	}
 	if len(elig) == 0 {
 		return Node{}, dst, ErrNoServer
 	}
@@ -139,6 +158,21 @@ func (a *Assigner) eligible(now int64, avoid netip.AddrPort) []int32 {
 	}
 	a.elig = elig
 	return elig
+}
+
+// ofFamily keeps, in place and in order, the nodes of elig whose address
+// is of family fam. It is a second pass over the eligible nodes, taken only
+// in a view of both families (see PickFor), so that eligible, and every
+// pick in a view of one family, costs what it did before families.
+func (a *Assigner) ofFamily(elig []int32, fam Family) []int32 {
+	k := 0
+	for _, i := range elig {
+		if a.state[i].family == fam {
+			elig[k] = i
+			k++
+		}
+	}
+	return elig[:k]
 }
 
 // used returns node i's reported sessions plus its pending entries.
@@ -272,4 +306,40 @@ func (a *Assigner) sticky(elig []int32, s SessionID) int32 {
 		}
 	}
 	return best
+}
+
+// Family is an address family, of a client or of a server's address.
+type Family uint8
+
+// The address families.
+const (
+	// AnyFamily is no family in particular: PickFor considers every server.
+	AnyFamily Family = iota
+	// IPv4 is the family of IPv4 addresses, IPv4-mapped IPv6 ones included.
+	IPv4
+	// IPv6 is the family of IPv6 addresses.
+	IPv6
+)
+
+// String returns the family's name: any, ipv4 or ipv6.
+func (f Family) String() string {
+	switch f {
+	case IPv4:
+		return "ipv4"
+	case IPv6:
+		return "ipv6"
+	}
+	return "any"
+}
+
+// FamilyOf returns the family of a: IPv4 for an IPv4 or IPv4-mapped IPv6
+// address, IPv6 for another IPv6 one, AnyFamily for the zero Addr.
+func FamilyOf(a netip.Addr) Family {
+	switch {
+	case a.Unmap().Is4():
+		return IPv4
+	case a.Is6():
+		return IPv6
+	}
+	return AnyFamily
 }

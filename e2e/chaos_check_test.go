@@ -102,8 +102,8 @@ func holdIntervals(name string, evs []vipEventLine, lives []life) []Interval {
 //
 //   - unexpected-exit: no agent exited unless the test ended it.
 //   - vip-overlap: the agents' own -vip-events records (checkHoldRecords).
-//   - amplification, not-redirect, size-unanswered: what the client host
-//     received (checkSizes).
+//   - amplification, not-redirect, not-binding-success, size-unanswered:
+//     what the client host received (checkSizes).
 //   - term-interleave, term-shared: who was seen serving, by the prober's
 //     answers and the status polls (checkFencing).
 //   - dead-assignment: the prober's answers against the kills the test
@@ -206,7 +206,8 @@ func (c *chaosCluster) checkHoldRecords(res *chaosResult) {
 // checkSizes checks every answer the client host received against the
 // size rule (an Usher request's answer no larger than the request, a stock
 // request's at most stockAmplification times it), that every answer at the
-// VIP is a 300 redirect of the request's method, and that every kind of
+// VIP is a 300 redirect of the request's method, but a stock Binding's, a
+// Binding success (stock_binding = "answer"), and that every kind of
 // request the probers sent was answered at least once, so that no size
 // check passed for want of answers.
 func (c *chaosCluster) checkSizes(answers []answer, res *chaosResult) {
@@ -221,7 +222,10 @@ func (c *chaosCluster) checkSizes(answers []answer, res *chaosResult) {
 		if lim := a.kind.limit(a.req); a.size > lim {
 			r.add("amplification", "answer %d: %d bytes to a %d-byte %s (limit %d)", i, a.size, a.req, a.kind.name, lim)
 		}
-		if a.vip && !a.redirect {
+		switch {
+		case a.vip && a.kind == stockBinding && !a.success:
+			r.add("not-binding-success", "answer %d at the VIP to a %s is not a Binding success (stock_binding = answer)", i, a.kind.name)
+		case a.vip && a.kind != stockBinding && !a.redirect:
 			r.add("not-redirect", "answer %d at the VIP to a %s is not a 300 redirect of its method", i, a.kind.name)
 		}
 	}

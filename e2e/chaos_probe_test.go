@@ -107,6 +107,9 @@ type answer struct {
 	vip        bool
 	// redirect: a 300 Try Alternate of the request's method.
 	redirect bool
+	// success: a success response of the request's method (what a stock
+	// Binding gets at the VIP, as anywhere).
+	success bool
 }
 
 // pendingReq is a request sent and not yet answered.
@@ -263,6 +266,7 @@ func (p *prober) read() {
 				sent: req.sent, recv: now, term: r.Term, server: r.Server,
 				size: n, req: req.size, kind: req.t.kind, vip: req.t.vip,
 				redirect: !r.Success && r.Code == stun.CodeTryAlternate && r.Method == req.method,
+				success:  r.Success && r.Method == req.method,
 			})
 		}
 		p.mu.Unlock()

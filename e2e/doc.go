@@ -140,11 +140,12 @@
 //     seen serving an older term after a newer term was seen serving
 //     (StaleServing), and no two nodes are seen serving one term
 //     (SharedTerms).
-//   - amplification, not-redirect, size-unanswered: every answer the
-//     client host receives keeps the size rule (an Usher request's answer
-//     no larger than the request, a stock request's at most three times
-//     it), every answer at the VIP is a 300 redirect of its request's
-//     method, and every kind of request was answered at least once.
+//   - amplification, not-redirect, not-binding-success, size-unanswered:
+//     every answer the client host receives keeps the size rule (an Usher
+//     request's answer no larger than the request, a stock request's at
+//     most three times it), every answer at the VIP is a 300 redirect of
+//     its request's method but a stock Binding's, which is a Binding
+//     success, and every kind of request was answered at least once.
 //   - dead-assignment: no probe is assigned to a server later than
 //     exclusionBound after its death.
 //   - unexpected-exit: no agent exits unless the test ended it.

@@ -194,20 +194,21 @@ func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) 
 			Policy:     p.Policy,
 			StaleAfter: staleReports * p.Timing.PublishInterval,
 		},
-		Serving:            a.serving,
-		View:               &a.view,
-		TicketKey:          key,
-		TicketTTL:          p.TicketTTL,
-		KeepaliveInterval:  p.KeepaliveInterval,
-		DeadAfter:          p.DeadAfter,
-		StockAmplification: cfg.StockAmplification,
-		Backups:            cfg.Backups,
-		Handoff:            cfg.RespondFrom == "server",
-		Sockets:            probeSockets(cfg.ProbeSockets),
-		Batch:              cfg.ProbeBatch,
-		ReadBuffer:         cfg.ProbeReadBuffer,
-		LostServer:         a.verify.report,
-		Logger:             logger.Named("responder"),
+		Serving:              a.serving,
+		View:                 &a.view,
+		TicketKey:            key,
+		TicketTTL:            p.TicketTTL,
+		KeepaliveInterval:    p.KeepaliveInterval,
+		DeadAfter:            p.DeadAfter,
+		StockAmplification:   cfg.StockAmplification,
+		Backups:              cfg.Backups,
+		RedirectStockBinding: cfg.StockBinding == "redirect",
+		Handoff:              cfg.RespondFrom == "server",
+		Sockets:              probeSockets(cfg.ProbeSockets),
+		Batch:                cfg.ProbeBatch,
+		ReadBuffer:           cfg.ProbeReadBuffer,
+		LostServer:           a.verify.report,
+		Logger:               logger.Named("responder"),
 	})
 	undo.push(func() { a.resp.Close() })
 	if err := a.prepareVIP(logger); err != nil {
@@ -557,6 +558,7 @@ func (a *Agent) exportMetrics() {
 
 	rs := a.resp.Stats()
 	t.counter("probes_answered", rs.Answered)
+	t.counter("balancer_stun_binding_answered", rs.StockBindings)
 	for reason, n := range rs.Drops {
 		t.counter("probes_dropped", n, metrics.Label{Name: "reason", Value: reason})
 	}

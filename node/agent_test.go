@@ -91,32 +91,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	if s.Term() != a.Term() || s.Term() == 0 {
 		t.Errorf("term %d, agent serves in %d", s.Term(), a.Term())
 	}
-	// Stock STUN and TURN requests to the balancer address get a 300.
-	stock, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(a.VIPAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stock.Close()
-	for _, m := range []*stun.Message{
-		stun.MustBuild(stun.TransactionID, stun.BindingRequest),
-		stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest),
-			stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}),
-	} {
-		stock.Write(m.Raw)
-		stock.SetReadDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 1500)
-		n, err := stock.Read(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ans := &stun.Message{Raw: buf[:n]}
-		var code stun.ErrorCodeAttribute
-		var alt stun.AlternateServer
-		if err := ans.Decode(); err != nil || ans.Type.Method != m.Type.Method || code.GetFrom(ans) != nil || code.Code != stun.CodeTryAlternate ||
-			alt.GetFrom(ans) != nil || net.JoinHostPort(alt.IP.String(), strconv.Itoa(alt.Port)) != a.SessionAddr().String() {
-			t.Errorf("%v: answer %v %v %v", m.Type, ans, code, alt)
-		}
-	}
+	checkStockAtVIP(t, a)
 
 	// Keepalives with the ticket are accepted: the session appears.
 	waitFor(t, func() bool { n, _ := a.ep.Load(); return n == 1 && s.Stats().KeepalivesAnswered > 0 })
@@ -166,7 +141,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"usher_probes_answered", "usher_keepalives_answered", "usher_sessions",
+	for _, want := range []string{"usher_probes_answered", "usher_balancer_stun_binding_answered", "usher_keepalives_answered", "usher_sessions",
 		"go_goroutines", "process_cpu_seconds_total"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -234,6 +209,51 @@ func TestAgentRefusesBadConfig(t *testing.T) {
 	if _, err := New(c, nil); err == nil {
 		t.Error("second agent bound the same HTTP address")
 	}
+}
+
+// checkStockAtVIP checks what stock clients get at the agent's balancer
+// address: a STUN Binding request learns its source address, as from any
+// STUN server, and is counted as such; a TURN Allocate gets a 300 naming
+// the agent's session address.
+func checkStockAtVIP(t *testing.T, a *Agent) {
+	t.Helper()
+	stock, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(a.VIPAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stock.Close()
+	for _, m := range []*stun.Message{
+		stun.MustBuild(stun.TransactionID, stun.BindingRequest),
+		stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest),
+			stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}),
+	} {
+		stock.Write(m.Raw)
+		stock.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 1500)
+		n, err := stock.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ans := &stun.Message{Raw: buf[:n]}
+		if err := ans.Decode(); err != nil || ans.Type.Method != m.Type.Method {
+			t.Errorf("%v: answer %v, %v", m.Type, ans, err)
+			continue
+		}
+		if m.Type.Method == stun.MethodBinding {
+			var xor stun.XORMappedAddress
+			if ans.Type.Class != stun.ClassSuccessResponse || xor.GetFrom(ans) != nil || xor.String() != stock.LocalAddr().String() {
+				t.Errorf("%v: answer %v naming %v, want a success naming %v", m.Type, ans, xor, stock.LocalAddr())
+			}
+			continue
+		}
+		var code stun.ErrorCodeAttribute
+		var alt stun.AlternateServer
+		if code.GetFrom(ans) != nil || code.Code != stun.CodeTryAlternate ||
+			alt.GetFrom(ans) != nil || net.JoinHostPort(alt.IP.String(), strconv.Itoa(alt.Port)) != a.SessionAddr().String() {
+			t.Errorf("%v: answer %v %v %v", m.Type, ans, code, alt)
+		}
+	}
+	waitFor(t, func() bool { return a.resp.Stats().StockBindings == 1 })
 }
 
 // waitFor fails t unless cond holds within 10 s.
@@ -414,6 +434,21 @@ func TestAgentEndpointStock(t *testing.T) {
 	}
 	if st := a.Stats().Endpoint; st.Stock != 1 || st.Keepalives != 0 {
 		t.Errorf("endpoint stats %+v", st)
+	}
+}
+
+// TestAgentStockBindingRedirect checks that stock_binding = "redirect"
+// reaches the responder: a stock Binding at the balancer address gets the
+// 300 naming the agent's session address, as it did before the default
+// became a Binding success.
+func TestAgentStockBindingRedirect(t *testing.T) {
+	c := testConfig()
+	c.StockBinding = "redirect"
+	a := startAgent(t, c)
+	cl := listenUDP(t, "127.0.0.1:0")
+	r := roundTrip(t, cl, a.VIPAddr(), stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw)
+	if r.Success || r.Code != stun.CodeTryAlternate || r.Server != a.SessionAddr() {
+		t.Errorf("answer %+v, want a redirect to %v", r, a.SessionAddr())
 	}
 }
 

@@ -136,6 +136,13 @@ type Config struct {
 	// (the leader hands the probe to the assigned node, which answers from
 	// its own real address).
 	RespondFrom string `hcl:"respond_from,optional"`
+	// StockBinding says how the balancer address answers a stock STUN
+	// Binding request (one without USHER-SESSION): "answer", as any STUN
+	// server does, with a Binding success naming the request's source (what
+	// a browser asks its STUN or TURN server for, to learn its
+	// server-reflexive candidate), or "redirect", with the 300 an Usher
+	// probe gets, which takes a pick.
+	StockBinding string `hcl:"stock_binding,optional"`
 	// VIPEvents, if set, is a file the agent appends a JSON line to each
 	// time it takes or lets go of the balancer address, timed on the host's
 	// monotonic clock (for test harnesses and audits).
@@ -198,6 +205,7 @@ func DefaultConfig() Config {
 		VerifyTimeout:      "500ms",
 		ProbeSockets:       1,
 		RespondFrom:        "leader",
+		StockBinding:       "answer",
 	}
 }
 

@@ -29,8 +29,14 @@ func TestDefaultConfigValidates(t *testing.T) {
 	if p.KeepaliveInterval != time.Second || p.DeadAfter != 3*time.Second || p.SessionTTL != 3*time.Second || p.TicketTTL != time.Hour {
 		t.Errorf("durations = %+v", p)
 	}
-	if p.Policy != assign.LeastLoaded || c.Capacity != 1000 || c.StockAmplification != 3 || c.Backups != 2 {
+	if p.Policy != assign.LeastLoaded || c.Capacity != 1000 || c.StockAmplification != 3 || c.Backups != 2 || c.StockBinding != "answer" {
 		t.Errorf("defaults = %+v", c)
+	}
+	// Today's behaviour stays a valid choice.
+	r := DefaultConfig()
+	r.StockBinding = "redirect"
+	if _, err := r.Build(); err != nil {
+		t.Errorf("stock_binding = redirect: %v", err)
 	}
 	if d := DevConfig(); d.VIP != "127.0.0.100:3478" || d.SessionAddr != "127.0.0.1:3479" || d.HTTP != "127.0.0.1:7480" {
 		t.Errorf("dev = %+v", d)
@@ -221,6 +227,8 @@ func TestValidate(t *testing.T) {
 		{"join", "", func(c *Config) { c.Join = []string{""} }},
 		{"bootstrap_expect", "0", func(c *Config) { c.BootstrapExpect = 0 }},
 		{"respond_from", "anyone", func(c *Config) { c.RespondFrom = "anyone" }},
+		{"stock_binding", "ignore", func(c *Config) { c.StockBinding = "ignore" }},
+		{"stock_binding", "", func(c *Config) { c.StockBinding = "" }},
 		{"raft_leader_watch", "soon", func(c *Config) { c.RaftLeaderWatch = "soon" }},
 		{"raft_leader_watch", "-1ms", func(c *Config) { c.RaftLeaderWatch = "-1ms" }},
 		{"raft_leader_watch", "600ms", func(c *Config) { c.Profile = "lan"; c.RaftLeaderWatch = "600ms" }},

@@ -64,8 +64,8 @@ func specific(ap netip.AddrPort) bool {
 	return ap.IsValid() && !ap.Addr().IsUnspecified() && ap.Port() != 0
 }
 
-// checkVIP checks how the node takes the balancer address and who answers
-// probes.
+// checkVIP checks how the node takes the balancer address, who answers
+// probes and how it answers stock Binding requests.
 func (r *Runtime) checkVIP(bad func(key, value, problem string)) {
 	switch r.VIPMode {
 	case "bind", "script", "netlink":
@@ -83,6 +83,9 @@ func (r *Runtime) checkVIP(bad func(key, value, problem string)) {
 	}
 	if r.RespondFrom != "leader" && r.RespondFrom != "server" {
 		bad("respond_from", r.RespondFrom, `is not "leader" or "server"`)
+	}
+	if r.StockBinding != "answer" && r.StockBinding != "redirect" {
+		bad("stock_binding", r.StockBinding, `is not "answer" or "redirect"`)
 	}
 }
 

@@ -12,8 +12,15 @@
 //     endpoint is an ordinary STUN server too.
 //   - the probe [Responder], a UDP socket on the balancer address (the VIP).
 //     It redirects each probe with a 300 Try Alternate naming the server
-//     its assign.Assigner picks, with a ticket, the keepalive timers, the
-//     leadership term and backups as room permits.
+//     its assign.Assigner picks among those of the probe's address family
+//     (an IPv6 client is never sent to an IPv4 server), with a ticket, the keepalive timers, the
+//     leadership term and backups as room permits; a stock TURN Allocate
+//     gets the minimal redirect. A stock Binding request (no USHER-SESSION)
+//     gets what any STUN server sends, a Binding success naming its source,
+//     and takes no pick (stock_binding = "answer", the default): a browser
+//     asks its STUN or TURN server URL for its server-reflexive candidate
+//     that way and ignores a 300. stock_binding = "redirect" redirects it
+//     as a probe instead.
 //   - the cluster (package cluster): gossip membership, Raft leadership and
 //     the one goroutine that takes and lets go of the balancer address. A
 //     single node is a cluster of one (bootstrap_expect 1). The agent reports
@@ -42,7 +49,9 @@
 // With respond_from = "server" the leader does not answer a probe itself: it
 // seals the finished answer in a handoff (wire.Handoff, MACed with the farm's
 // key) to the assigned server's session endpoint, which sends it to the
-// client from its own address, proving it is alive and reachable.
+// client from its own address, proving it is alive and reachable. That is
+// for Usher probes only: a stock client drops an answer from an address it
+// never sent to, so the leader answers stock requests itself.
 //
 // # Goroutines and ownership
 //

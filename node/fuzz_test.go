@@ -17,19 +17,34 @@ func seeds(f *testing.F) {
 	f.Add([]byte{})
 }
 
-// FuzzResponderAnswer checks that no datagram crashes the responder and that
-// every answer keeps the size rule.
+// FuzzResponderAnswer checks that no datagram crashes the responder, that
+// every answer keeps the size rule, and that a stock Binding request gets a
+// Binding success naming its source and takes no pick, anything else
+// answered a redirect.
 func FuzzResponderAnswer(f *testing.F) {
 	seeds(f)
 	clk := newFakeClock()
 	r := testResponder(clk, Solo, server1, server2, server3)
+	pending := func() int { return r.asg.Pending("a") + r.asg.Pending("b") + r.asg.Pending("c") }
 	f.Fuzz(func(t *testing.T, pkt []byte) {
+		before := pending()
 		out, why := r.answer(nil, pkt, clientA)
-		if why == dropNone && len(out) > 3*len(pkt) {
+		if why != dropNone {
+			return
+		}
+		if len(out) > 3*len(pkt) {
 			t.Fatalf("%d-byte request, %d-byte answer", len(pkt), len(out))
 		}
-		if why == dropNone && r.req.HasSession && len(out) > len(pkt) {
+		if r.req.HasSession && len(out) > len(pkt) {
 			t.Fatalf("%d-byte probe, %d-byte answer", len(pkt), len(out))
+		}
+		a := decode(t, out)
+		stock := !r.req.HasSession && r.req.Method == stun.MethodBinding
+		if stock && (!a.Success || a.Mapped != clientA || pending() != before) {
+			t.Fatalf("stock Binding: answer %+v, pending %d then %d", a, before, pending())
+		}
+		if !stock && (a.Success || a.Code != stun.CodeTryAlternate) {
+			t.Fatalf("%v request: answer %+v, want a redirect", r.req.Method, a)
 		}
 	})
 }

@@ -87,6 +87,7 @@ var metricHelp = []struct {
 	{"sessions_accepted", "Sessions ever accepted by the session endpoint.", false},
 	{"sessions_expired", "Sessions expired for want of keepalives.", false},
 	{"probes_answered", "Probes answered with a redirect.", false},
+	{"balancer_stun_binding_answered", "Stock STUN Binding requests answered at the balancer address with a Binding success (stock_binding = answer).", false},
 	{"keepalives_answered", "Keepalives answered by the session endpoint.", false},
 	{"stun_binding_answered", "Stock STUN Binding requests answered by the session endpoint.", false},
 	{"tickets_refused", "Sessions refused (401) for a missing or invalid ticket.", false},

@@ -45,9 +45,20 @@ type ResponderConfig struct {
 	StockAmplification int
 	// Backups is how many USHER-BACKUP servers an answer names.
 	Backups int
+	// RedirectStockBinding answers a stock STUN Binding request (one
+	// without USHER-SESSION) with a redirect, as an Usher probe is
+	// answered (stock_binding = "redirect"). By default the responder
+	// answers it as any STUN server does, with a Binding success naming
+	// the request's source in XOR-MAPPED-ADDRESS: that is what a browser
+	// sends its STUN or TURN server to learn its server-reflexive
+	// candidate, and it ignores a 300. Such an answer takes no pick.
+	RedirectStockBinding bool
 	// Handoff makes the assigned server send the answer (respond_from =
 	// "server"): the responder seals it in a handoff to the server's
 	// session endpoint, which relays it to the client from its own address.
+	// It applies to Usher probes only: a stock client drops an answer
+	// from an address it never sent to, so the responder answers a stock
+	// request (a redirect or a Binding success) itself.
 	Handoff bool
 	// LostServer, if set, is told of every server a probe names in
 	// USHER-LOST-SERVER, so the leader can check it. It must not block.
@@ -87,6 +98,9 @@ type ResponderConfig struct {
 type ResponderStats struct {
 	// Answered is the number of probes answered with a redirect.
 	Answered uint64
+	// StockBindings is the number of stock STUN Binding requests answered
+	// with a Binding success (see ResponderConfig.RedirectStockBinding).
+	StockBindings uint64
 	// Drops counts dropped datagrams by reason.
 	Drops map[string]uint64
 }
@@ -95,8 +109,10 @@ type ResponderStats struct {
 // per socket it serves: that goroutine reads a probe, checks that the node
 // is serving, picks a server with the responder's Assigner (which only it
 // touches), mints a ticket and sends the redirect to the probe's source,
-// never larger than the size rule allows. Anything else is dropped and
-// counted by reason.
+// never larger than the size rule allows. A stock STUN Binding request is
+// answered as a STUN server answers it, with the source's address and no
+// pick (unless RedirectStockBinding). Anything else is dropped and counted
+// by reason.
 //
 // Serve starts answering on a socket and Stop ends it, any number of times
 // in turn, so whatever holds the VIP can start and stop the responder as the
@@ -298,6 +314,7 @@ func (r *Responder) Stats() ResponderStats {
 	st := ResponderStats{Drops: make(map[string]uint64)}
 	for _, p := range ps {
 		st.Answered += p.answered.Load()
+		st.StockBindings += p.stockBindings.Load()
 		for k, n := range p.drops.snapshot() {
 			st.Drops[k] += n
 		}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/stun/v3"
+
 	"github.com/usherlb/usher/assign"
 	"github.com/usherlb/usher/internal/udpio"
 	"github.com/usherlb/usher/wire"
@@ -47,8 +49,9 @@ type prober struct {
 	// it first runs (see serve).
 	in, out []udpio.Message
 
-	answered atomic.Uint64
-	drops    dropCounters
+	answered      atomic.Uint64 // redirects sent, sealed in a handoff or not
+	stockBindings atomic.Uint64 // Binding successes sent to stock clients
+	drops         dropCounters
 }
 
 // init prepares p to serve for r, picking servers with rng.
@@ -72,9 +75,10 @@ func (p *prober) init(r *Responder, rng *rand.Rand) {
 func (p *prober) clock() time.Time { return p.now }
 
 // respond decides what to send for the probe pkt from from, read at now,
-// and where: the redirect itself, to the client, or, when the assigned
-// server answers (Handoff), the redirect sealed in a handoff, to that
-// server.
+// and where: the answer itself, to the client, or, when the assigned
+// server answers (Handoff) an Usher probe, the redirect sealed in a
+// handoff, to that server. A stock request is always answered from here:
+// its client drops an answer from an address it never sent to.
 func (p *prober) respond(dst, pkt []byte, from netip.AddrPort, now time.Time) ([]byte, netip.AddrPort, dropReason) {
 	r := p.r
 	if !r.cfg.Handoff {
@@ -85,6 +89,9 @@ func (p *prober) respond(dst, pkt []byte, from netip.AddrPort, now time.Time) ([
 	if why != dropNone {
 		return dst, from, why
 	}
+	if !p.req.HasSession {
+		return append(dst, ans...), from, dropNone
+	}
 	h := wire.Handoff{Client: from, Sent: uint32(now.Unix()), Answer: ans}
 	out, err := p.keys.sealer().AppendHandoff(dst, &h)
 	if err != nil {
@@ -94,7 +101,8 @@ func (p *prober) respond(dst, pkt []byte, from netip.AddrPort, now time.Time) ([
 }
 
 // answerAt decides the redirect for the probe pkt from the client at from,
-// read at now, and appends it to dst, or says why there is none. It is the
+// read at now, and appends it to dst, or says why there is none; a stock
+// Binding request gets answerStockBinding's answer instead. It is the
 // whole per-probe decision and does not allocate in steady state. Only one
 // goroutine at a time may call it.
 func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) ([]byte, dropReason) {
@@ -110,6 +118,9 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 	term, ok := r.cfg.Serving()
 	if !ok {
 		return dst, dropNotLeader
+	}
+	if req.Method == stun.MethodBinding && !req.HasSession && !r.cfg.RedirectStockBinding {
+		return p.answerStockBinding(dst, req, from)
 	}
 	if term != p.term {
 		// A new term is a new leader's ledger: this node does not know
@@ -136,12 +147,14 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 	}
 	// The pick (and its backups) never hands a client the server it
 	// reported lost; whether other clients still get that server is the
-	// verifier's call, not this one's.
+	// verifier's call, not this one's. Nor does it name a server of the
+	// other address family, which the client cannot reach.
 	backups := 0
 	if req.HasSession {
 		backups = r.cfg.Backups
 	}
-	n, bk, err := p.asg.PickWithBackups(assign.SessionID(req.Session), req.LostServer, p.backups[:0], backups)
+	fam := assign.FamilyOf(from.Addr())
+	n, bk, err := p.asg.PickFor(fam, assign.SessionID(req.Session), req.LostServer, p.backups[:0], backups)
 	if err != nil {
 		return dst, dropNoServer
 	}
@@ -163,3 +176,26 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 	}
 	return out, dropNone
 }
+
+// answerStockBinding appends to dst the answer to the stock Binding request
+// req from from, as any STUN server answers it: a Binding success naming
+// from in XOR-MAPPED-ADDRESS, within the size rule. It takes no pick and
+// touches no ledger: a stock Binding is how a browser learns its
+// server-reflexive candidate from its STUN or TURN server, not a session.
+func (p *prober) answerStockBinding(dst []byte, req *wire.Request, from netip.AddrPort) ([]byte, dropReason) {
+	a := wire.KeepaliveAnswer{Mapped: from}
+	out, err := p.enc.AppendKeepaliveAnswer(dst, req, &a, wire.Limit(req, p.r.cfg.StockAmplification))
+	if err != nil {
+		return dst, dropTooLarge
+	}
+	return out, dropNone
+}
+
+// isBindingSuccess reports whether the answer b is a Binding success: the
+// answer to a stock Binding request, counted apart from the redirects.
+func isBindingSuccess(b []byte) bool {
+	return len(b) >= 2 && b[0] == bindingSuccess>>8 && b[1] == bindingSuccess&0xff
+}
+
+// bindingSuccess is the STUN message type of a Binding success response.
+const bindingSuccess = 0x0101

@@ -208,8 +208,9 @@ func BenchmarkResponderServe(b *testing.B) {
 
 // TestResponderServeFamilies answers IPv4 and IPv6 clients on IPv6
 // sockets in every mode: the raw back-ends parse and write the sockaddrs
-// themselves.
+// themselves, and each client is sent to the server of its own family.
 func TestResponderServeFamilies(t *testing.T) {
+	server6 := netip.MustParseAddrPort("[2001:db8::1]:3479")
 	tests := []struct {
 		name, listen, client string
 	}{
@@ -220,13 +221,17 @@ func TestResponderServeFamilies(t *testing.T) {
 	for _, m := range serveModes {
 		for _, tt := range tests {
 			t.Run(m.name+"/"+tt.name, func(t *testing.T) {
-				r := modeResponder(t, m, newFakeClock(), Solo, server1)
+				r := modeResponder(t, m, newFakeClock(), Solo, server1, server6)
 				if err := r.Listen(netip.MustParseAddrPort(tt.listen)); err != nil {
 					t.Skipf("no IPv6 here: %v", err)
 				}
 				to := netip.AddrPortFrom(netip.MustParseAddr(tt.client), r.Addr().Port())
-				if got := askOnce(t, to, wire.SessionID{7}); got != server1 {
-					t.Fatalf("got %v, want %v", got, server1)
+				want := server1
+				if to.Addr().Is6() {
+					want = server6
+				}
+				if got := askOnce(t, to, wire.SessionID{7}); got != want {
+					t.Fatalf("got %v, want %v", got, want)
 				}
 				// The count follows the send, so it may trail the answer.
 				waitFor(t, func() bool { return r.Stats().Answered == 1 })

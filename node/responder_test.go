@@ -97,9 +97,13 @@ func TestResponderBackupsAndLostServer(t *testing.T) {
 	}
 }
 
+// TestResponderStock checks the redirects stock clients get: a Binding
+// request with stock_binding = "redirect", and a TURN Allocate always (the
+// default answer to a Binding is TestResponderStockBinding's).
 func TestResponderStock(t *testing.T) {
 	clk := newFakeClock()
 	r := testResponder(clk, Solo, server1)
+	r.cfg.RedirectStockBinding = true
 
 	bind := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
 	out, why := r.answer(nil, bind.Raw, clientA)
@@ -120,20 +124,24 @@ func TestResponderStock(t *testing.T) {
 		t.Errorf("ALTERNATE-SERVER = %v, %v", alt, err)
 	}
 
-	allocate := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest),
-		stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}, stun.Fingerprint)
-	out, why = r.answer(nil, allocate.Raw, clientA)
-	if why != dropNone {
-		t.Fatalf("allocate dropped: %v", why)
-	}
-	if a := decode(t, out); a.Method != stun.MethodAllocate || a.Code != stun.CodeTryAlternate || a.Server != server1 || len(out) > 3*len(allocate.Raw) {
-		t.Errorf("allocate answer = %+v", a)
+	allocate := stockAllocate()
+	for _, redirect := range []bool{true, false} {
+		r.cfg.RedirectStockBinding = redirect
+		out, why = r.answer(nil, allocate, clientA)
+		if why != dropNone {
+			t.Fatalf("allocate dropped: %v", why)
+		}
+		if a := decode(t, out); a.Method != stun.MethodAllocate || a.Code != stun.CodeTryAlternate || a.Server != server1 || len(out) > 3*len(allocate) {
+			t.Errorf("allocate answer (stock_binding redirect %t) = %+v", redirect, a)
+		}
 	}
 }
 
 func TestResponderDrops(t *testing.T) {
 	clk := newFakeClock()
 	bare := stun.MustBuild(stun.TransactionID, stun.BindingRequest) // 20 bytes
+	v6 := netip.MustParseAddrPort("[2001:db8::1]:1")
+	clientV6 := netip.MustParseAddrPort("[2001:db8::7]:40000")
 	tests := []struct {
 		name    string
 		amp     int
@@ -141,21 +149,29 @@ func TestResponderDrops(t *testing.T) {
 		servers []netip.AddrPort
 		pkt     []byte
 		want    dropReason
+		from    netip.AddrPort // the zero value means clientA
 	}{
-		{"amplification 1", 1, Solo, []netip.AddrPort{server1}, bare.Raw, dropTooLarge},
-		{"not serving", 3, func() (uint64, bool) { return 0, false }, []netip.AddrPort{server1}, probe(t, wire.Probe{PadTo: 256}), dropNotLeader},
-		{"no servers", 3, Solo, nil, probe(t, wire.Probe{PadTo: 256}), dropNoServer},
-		{"unknown service", 3, Solo, []netip.AddrPort{server1}, probe(t, wire.Probe{Service: "video", PadTo: 256}), dropUnknownService},
-		{"garbage", 3, Solo, []netip.AddrPort{server1}, []byte{0xde, 0xad}, dropNotSTUN},
-		{"response", 3, Solo, []netip.AddrPort{server1}, stun.MustBuild(stun.TransactionID, stun.BindingSuccess).Raw, dropNotRequest},
-		{"unpadded to IPv6", 3, Solo, []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::1]:1")}, probe(t, wire.Probe{}), dropTooLarge},
-		{"unpadded to IPv4", 3, Solo, []netip.AddrPort{server1}, probe(t, wire.Probe{}), dropNone},
+		{"amplification 1", 1, Solo, []netip.AddrPort{server1}, bare.Raw, dropTooLarge, netip.AddrPort{}},
+		{"not serving", 3, func() (uint64, bool) { return 0, false }, []netip.AddrPort{server1}, probe(t, wire.Probe{PadTo: 256}), dropNotLeader, netip.AddrPort{}},
+		{"no servers", 3, Solo, nil, probe(t, wire.Probe{PadTo: 256}), dropNoServer, netip.AddrPort{}},
+		{"unknown service", 3, Solo, []netip.AddrPort{server1}, probe(t, wire.Probe{Service: "video", PadTo: 256}), dropUnknownService, netip.AddrPort{}},
+		{"garbage", 3, Solo, []netip.AddrPort{server1}, []byte{0xde, 0xad}, dropNotSTUN, netip.AddrPort{}},
+		{"response", 3, Solo, []netip.AddrPort{server1}, stun.MustBuild(stun.TransactionID, stun.BindingSuccess).Raw, dropNotRequest, netip.AddrPort{}},
+		{"unpadded to IPv6", 3, Solo, []netip.AddrPort{v6}, probe(t, wire.Probe{}), dropTooLarge, clientV6},
+		{"unpadded to IPv4", 3, Solo, []netip.AddrPort{server1}, probe(t, wire.Probe{}), dropNone, netip.AddrPort{}},
+		{"only the other family, IPv4 client", 3, Solo, []netip.AddrPort{v6}, probe(t, wire.Probe{PadTo: 256}), dropNoServer, netip.AddrPort{}},
+		{"only the other family, IPv6 client", 3, Solo, []netip.AddrPort{server1}, probe(t, wire.Probe{PadTo: 256}), dropNoServer, clientV6},
+		{"only the other family, stock allocate", 3, Solo, []netip.AddrPort{server1}, stockAllocate(), dropNoServer, clientV6},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := testResponder(clk, tt.serving, tt.servers...)
 			r.cfg.StockAmplification = tt.amp
-			out, why := r.answer(nil, tt.pkt, clientA)
+			from := tt.from
+			if !from.IsValid() {
+				from = clientA
+			}
+			out, why := r.answer(nil, tt.pkt, from)
 			if why != tt.want {
 				t.Fatalf("got %v, want %v", why, tt.want)
 			}
@@ -188,7 +204,12 @@ func TestResponderSizeRule(t *testing.T) {
 		} else {
 			pkt = probe(t, wire.Probe{Session: wire.SessionID{byte(i)}, PadTo: rng.IntN(300)})
 		}
-		out, why := r.answer(nil, pkt, clientA)
+		// Clients of both families, so that redirects to both are sized.
+		from := clientA
+		if i%2 == 1 {
+			from = netip.MustParseAddrPort("[2001:db8::7]:40000")
+		}
+		out, why := r.answer(nil, pkt, from)
 		if why == dropNone && len(out) > amp*len(pkt) {
 			t.Fatalf("request %d bytes, answer %d", len(pkt), len(out))
 		}

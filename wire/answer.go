@@ -145,7 +145,8 @@ func (e *Encoder) AppendRedirect(dst []byte, req *Request, r *Redirect, limit in
 }
 
 // AppendKeepaliveAnswer appends to dst the success answer to the keepalive
-// req, no larger than limit bytes. It drops FINGERPRINT, then USHER-DRAIN,
+// req, no larger than limit bytes; with a.Drain false it is also any STUN
+// server's answer to a stock Binding request. It drops FINGERPRINT, then USHER-DRAIN,
 // when they do not fit; XOR-MAPPED-ADDRESS is required, and if it does not
 // fit the result is dst unchanged and ErrTooLarge. IPv4-mapped IPv6
 // addresses are sent as IPv4.

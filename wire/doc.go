@@ -3,8 +3,10 @@
 // with its assigned server.
 //
 // Every message is a STUN message (RFC 8489), so stock STUN and TURN clients
-// can talk to Usher: a Binding request or a TURN Allocate sent to the balancer
-// address gets a 300 Try Alternate naming the assigned server. Usher's own
+// can talk to Usher: a TURN Allocate sent to the balancer address gets a 300
+// Try Alternate naming the assigned server, and a stock Binding request either
+// that or, as from any STUN server, a Binding success naming its source
+// (AppendKeepaliveAnswer). Usher's own
 // fields travel in comprehension-optional attributes in the 0xC0A0-0xC0A8
 // range (see the Attr constants and docs/protocol.md). Messages are parsed,
 // and the client's requests built, with github.com/pion/stun/v3; the answers,
