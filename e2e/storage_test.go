@@ -191,20 +191,31 @@ func checkMessage(t *testing.T, log string, tc damageCase) {
 }
 
 // checkAnswered checks that at least minAnswered of the sent probes sent
-// in [t0, t1) were answered.
+// in [t0, t1) were answered (less the stall allowance of short windows,
+// lossAllowed), and logs the longest gap between answered probes.
 func checkAnswered(t *testing.T, pr *prober, t0, t1 time.Duration, sent int) {
 	t.Helper()
 	answered := 0
+	var sentAt []time.Duration
 	for _, a := range pr.snapshot() {
 		if a.sent >= t0 && a.sent < t1 {
 			answered++
+			sentAt = append(sentAt, a.sent)
+		}
+	}
+	slices.Sort(sentAt)
+	var gap, gapAt time.Duration
+	for i := 1; i < len(sentAt); i++ {
+		if d := sentAt[i] - sentAt[i-1]; d > gap {
+			gap, gapAt = d, sentAt[i-1]-t0
 		}
 	}
 	if lost, allowed := sent-answered, lossAllowed(sent); lost > allowed {
 		t.Errorf("%d of %d probes answered over %v, want at least %.0f%% (at most %d lost)",
 			answered, sent, t1-t0, 100*minAnswered, allowed)
 	}
-	t.Logf("%d of %d probes answered over %v", answered, sent, (t1 - t0).Round(time.Millisecond))
+	t.Logf("%d of %d probes answered over %v; longest gap between answered probes %v, %v into the window",
+		answered, sent, (t1 - t0).Round(time.Millisecond), gap, gapAt.Round(time.Millisecond))
 }
 
 // mark returns now and the requests sent so far, all of them before now.
