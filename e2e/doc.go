@@ -191,4 +191,17 @@
 // agent's refusals), so an attack that sends nothing fails. With
 // USHER_ATTACK_RECORD=1 the figures go to e2e/results/security.json;
 // `make security` runs the 60-second version.
+//
+// # Damaged storage
+//
+// TestDamagedStorage (storage_test.go) runs a three-voter loop farm with
+// Raft over mutual TLS and a gossip key, commits drains beyond the
+// bootstrap, stops a follower that vouches for its raft state, damages
+// its data directory and starts it again on it: truncated-wal cuts the
+// newest raft-wal segment to half its data after a SIGTERM, wiped-voter
+// empties the directory after a SIGKILL (a SIGTERM would leave the farm,
+// and the leader would drop the voter). The agent must exit with status 1
+// within 60 s naming cluster.ErrStorageDamaged or cluster.ErrWipedVoter
+// and the recovery, while the other two keep a leader and answer at least
+// 99% of the probes sent to the VIP.
 package e2e
