@@ -29,6 +29,8 @@ import (
 // Members reports a zero Report.Service until both hold, so the farm view
 // leaves the member out as one without a session address yet; and raft
 // bootstraps with, adds and moves a server only at a checked raft address.
+// Only the nodes that may lead or bootstrap make checks (checkScope); on
+// the others every member but the node itself has a zero Report.Service.
 const alpnVerify = "usher-verify"
 
 // Bounds of the address checks: at most maxAddrChecks in flight, each
@@ -107,6 +109,35 @@ func (c *Cluster) serviceChecked(e memberEntry) bool {
 	})
 }
 
+// addrScope says whose addresses a node checks.
+type addrScope int
+
+const (
+	checkNone   addrScope = iota // nobody's: this node neither leads nor bootstraps
+	checkVoters                  // the voter-eligible members': this node may bootstrap
+	checkAll                     // every member's: this node may lead
+)
+
+// checkScope returns whose addresses this node checks and whose
+// certificates it fetches for their metadata. Only a node in the
+// raft configuration (a voter or a standby) can come to lead, and only
+// the leader names session addresses in answers and adds raft servers, so
+// only such a node checks every member; a voter-eligible node that has not
+// bootstrapped checks the voter-eligible members it may bootstrap with.
+// Any other node checks none: were every node to check every other, a
+// farm's start would cost a TLS handshake per pair of nodes, which at a
+// hundred agents keeps a 2-core host busy for tens of seconds and, as
+// handshakes time out and are retried, for good.
+func (c *Cluster) checkScope() addrScope {
+	if _, ok := (*c.voters.Load())[c.cfg.NodeName]; ok {
+		return checkAll
+	}
+	if c.cfg.Voter && !c.bootstrapped.Load() {
+		return checkVoters
+	}
+	return checkNone
+}
+
 // checkAddrs starts the address checks that are due, from the
 // maintenance goroutine, and forgets those of addresses no member names
 // any more.
@@ -117,8 +148,10 @@ func (c *Cluster) checkAddrs() {
 	now := time.Now()
 	wanted := map[addrKey]bool{}
 	var due []addrKey
+	scope := c.checkScope()
 	for _, e := range c.members.snapshot() {
-		if e.name == c.cfg.NodeName || e.report.RaftAddr == "" || e.reportedAt.IsZero() {
+		if e.name == c.cfg.NodeName || e.report.RaftAddr == "" || e.reportedAt.IsZero() ||
+			scope == checkNone || scope == checkVoters && !e.report.Voter {
 			continue
 		}
 		k := addrKey{e.name, e.report.RaftAddr, e.key}

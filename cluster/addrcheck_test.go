@@ -134,3 +134,54 @@ func mustEntry(t *testing.T, c *Cluster, name string) memberEntry {
 	}
 	return e
 }
+
+// TestOutsideRaftChecksNobody runs a TLS farm of one voter and two
+// members outside raft: the voter checks both members' addresses and
+// fetches their certificates; a member outside raft checks no address,
+// fetches no other member's certificate and, knowing the voter from the
+// leader's state messages, sends its reports there instead of gossiping
+// them. That keeps a large farm's start O(members), not O(members²).
+func TestOutsideRaftChecksNobody(t *testing.T) {
+	p := newTestPKI(t, testFarm)
+	nodes := startFarmWith(t, 3, 1, nil, func(c *Config) {
+		p.withTLS(c)
+		c.Voter = c.NodeName == "n1"
+	})
+	leader := waitSingleServer(t, nodes, 20*time.Second)
+	n2, n3 := nodeNamed(nodes, "n2"), nodeNamed(nodes, "n3")
+	for _, c := range []*Cluster{n2, n3} {
+		eventually(t, 20*time.Second, c.Name()+" knows the leader", func() bool {
+			name, _ := c.Leader()
+			return name == leader.Name()
+		})
+		eventually(t, 10*time.Second, "the leader checked "+c.Name(), func() bool {
+			e, _ := leader.members.lookup(c.Name())
+			ok, _ := leader.raftAddrChecked(e)
+			_, known := leader.auth.lookup(c.Name(), e.key)
+			return ok && known
+		})
+	}
+	if got := [3]addrScope{leader.checkScope(), n2.checkScope(), n3.checkScope()}; got != [3]addrScope{checkAll, checkNone, checkNone} {
+		t.Fatalf("scopes %v, want all, none, none", got)
+	}
+	before := n3.Stats()
+	time.Sleep(8 * DefaultPublishInterval)
+	after := n3.Stats()
+	if sent := after.ReportsSent - before.ReportsSent; sent < 4 {
+		t.Errorf("n3 sent %d reports to the voter in 8 intervals", sent)
+	}
+	if g := after.ReportsGossiped - before.ReportsGossiped; g > 1 {
+		t.Errorf("n3 gossiped %d of 8 reports", g)
+	}
+	n3.addrs.mu.Lock()
+	checks := len(n3.addrs.m)
+	n3.addrs.mu.Unlock()
+	if checks != 0 {
+		t.Errorf("n3, outside raft, made %d address checks", checks)
+	}
+	if e, ok := n3.members.lookup("n2"); ok {
+		if _, known := n3.auth.lookup("n2", e.key); known || !e.reportedAt.IsZero() {
+			t.Error("n3, outside raft, fetched n2's certificate and took its metadata")
+		}
+	}
+}

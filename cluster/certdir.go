@@ -26,7 +26,8 @@ import (
 //
 // A node that receives a message signed by a key it does not know for
 // the signer asks the signer for its certificate (at most once per
-// second per signer); the signer answers the node named in from, if it is
+// second per signer; for metadata, only a node that may lead or
+// bootstrap: see askForMeta); the signer answers the node named in from, if it is
 // a member, with its chain (at most once per second per requester and
 // certAnswersPerSecond in all, so a request is never amplified beyond a
 // small bounded rate). A node also pushes its certificate to each voter it
@@ -168,6 +169,12 @@ type gossipAuth struct {
 	// learned is called after a node's certificate was learned, from
 	// the authenticator's goroutine.
 	learned func(name string)
+	// askForMeta, if set, reports whether metadata signed by an unknown
+	// key makes this node ask for the signer's certificate. Only a node
+	// that may lead or bootstrap acts on the other members' metadata:
+	// were every member to fetch every other's certificate, a farm's
+	// start would cost a request and a certificate per pair of members.
+	askForMeta func() bool
 
 	local atomic.Pointer[localKey]
 
@@ -292,7 +299,9 @@ func (a *gossipAuth) verify(kind byte, signer string, msg, trailer []byte) (keyI
 	}
 	cert, ok := a.lookup(signer, id)
 	if !ok {
-		a.ask(signer)
+		if kind != sigMeta || a.askForMeta == nil || a.askForMeta() {
+			a.ask(signer)
+		}
 		a.drop(signer, errUnknownKey)
 		return keyID{}, errUnknownKey
 	}

@@ -212,6 +212,7 @@ func New(cfg Config) (*Cluster, error) {
 	if c.auth != nil {
 		c.members.auth = c.auth
 		c.auth.learned = c.members.retryMeta
+		c.auth.askForMeta = func() bool { return c.checkScope() != checkNone }
 	}
 	if err := c.startMemberlist(); err != nil {
 		return nil, errors.Join(err, c.closeRaft())

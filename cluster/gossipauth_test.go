@@ -473,3 +473,38 @@ func TestForgedGossipInFarm(t *testing.T) {
 		}
 	}
 }
+
+// TestMetaAsksOnlyWhenWanted checks that metadata signed by an unknown key
+// makes a node ask for the signer's certificate only when askForMeta says
+// so, while any other signed message always does.
+func TestMetaAsksOnlyWhenWanted(t *testing.T) {
+	p := newTestPKI(t, testFarm)
+	n1 := p.store("n1")
+	b, _ := EncodeReport(Report{Seq: 7})
+	for _, tc := range []struct {
+		name       string
+		askForMeta func() bool
+		kind       byte
+		want       int
+	}{
+		{"meta, no predicate", nil, sigMeta, 1},
+		{"meta, may lead", func() bool { return true }, sigMeta, 1},
+		{"meta, outside raft", func() bool { return false }, sigMeta, 0},
+		{"report, outside raft", func() bool { return false }, sigReport, 1},
+		{"state, outside raft", func() bool { return false }, sigState, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newTestAuth(t, p.store("n2"), "n2")
+			a.askForMeta = tc.askForMeta
+			signed := signedBy(t, n1, b, tc.kind, "n1")
+			trailerAt := len(b)
+			if _, err := a.verify(tc.kind, "n1", signed[:trailerAt], signed[trailerAt:]); !errors.Is(err, errUnknownKey) {
+				t.Fatalf("verify: %v, want errUnknownKey", err)
+			}
+			a.drain()
+			if n := a.sentCount("n1"); n != tc.want {
+				t.Fatalf("%d cert requests to n1, want %d", n, tc.want)
+			}
+		})
+	}
+}

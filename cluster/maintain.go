@@ -133,11 +133,12 @@ func (c *Cluster) maintain(m *maintenance) {
 }
 
 // askMissingCerts asks each alive member whose metadata did not verify
-// for its certificate again (Config.TLS): a lost request or answer would
+// for its certificate again (Config.TLS), on a node that may lead or
+// bootstrap (checkScope): a lost request or answer would
 // otherwise wait for the member's next message, up to metaEvery intervals
 // for a member that reports to the voters only.
 func (c *Cluster) askMissingCerts() {
-	if c.auth == nil {
+	if c.auth == nil || c.checkScope() == checkNone {
 		return
 	}
 	for _, e := range c.members.snapshot() {

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -105,6 +105,9 @@ type memberTable struct {
 
 	mu sync.Mutex
 	m  map[string]*memberEntry
+	// names are the keys of m, sorted: snapshot, called several times a
+	// second, copies in this order rather than sorting its copy.
+	names []string
 }
 
 func newMemberTable(logger hclog.Logger, meta func() []byte, onChange func(membership bool)) *memberTable {
@@ -141,6 +144,8 @@ func (t *memberTable) observe(n *memberlist.Node, status MemberStatus) {
 	if !ok {
 		e = &memberEntry{name: n.Name, firstSeen: now}
 		t.m[n.Name] = e
+		i, _ := slices.BinarySearch(t.names, n.Name)
+		t.names = slices.Insert(t.names, i, n.Name)
 	}
 	e.gossip = gossip
 	t.mu.Unlock()
@@ -253,12 +258,11 @@ func (t *memberTable) setLocalReport(name string, r Report, key keyID) {
 // snapshot returns a copy of every entry, sorted by name.
 func (t *memberTable) snapshot() []memberEntry {
 	t.mu.Lock()
-	out := make([]memberEntry, 0, len(t.m))
-	for _, e := range t.m {
-		out = append(out, *e)
+	defer t.mu.Unlock()
+	out := make([]memberEntry, len(t.names))
+	for i, name := range t.names {
+		out[i] = *t.m[name]
 	}
-	t.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
 }
 
@@ -268,11 +272,14 @@ func (t *memberTable) prune(age time.Duration, keep func(name string) bool) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for name, e := range t.m {
+	t.names = slices.DeleteFunc(t.names, func(name string) bool {
+		e := t.m[name]
 		if (e.status == Dead || e.status == Left) && now.Sub(e.statusSince) > age && !keep(name) {
 			delete(t.m, name)
+			return true
 		}
-	}
+		return false
+	})
 }
 
 // NodeMeta implements memberlist.Delegate.

@@ -63,8 +63,10 @@ const metaEvery = 120
 // draining, capacity, API) or every metaEvery intervals to refresh the load
 // figures the other members show. Gossiping every report costs each member
 // O(N log N) messages a second; this costs a voter O(N) and everyone else
-// O(1). Until raft has voters, every report is gossiped, as bootstrap
-// decides from the metadata.
+// O(1). A node that knows no voter yet (reportTargets) sends its reports
+// nowhere: the metadata still carries what bootstrap decides from, and
+// gossiping every report instead, which each member of a large farm would
+// do at once after it started, floods every member's memberlist queue.
 type publisher struct {
 	seq      uint64
 	gossiped Report // the report last put in the metadata
@@ -73,6 +75,8 @@ type publisher struct {
 	// pushed records the voters this node sent its certificate to, by
 	// the key id sent (Config.TLS).
 	pushed map[string]keyID
+	// voters are the voters last known (reportTargets).
+	voters []string
 }
 
 // refreshKey follows a reloaded certificate (Config.TLS): the metadata is
@@ -113,9 +117,9 @@ func (c *Cluster) publish(r Report, p *publisher) bool {
 	}
 	c.members.setLocalReport(c.cfg.NodeName, r, key)
 	c.lastSeq.Store(r.Seq)
-	targets := c.reportTargets()
+	targets := c.reportTargets(p)
 	p.since++
-	if len(targets) == 0 || p.since >= metaEvery || !sameMembership(r, p.gossiped) {
+	if p.since >= metaEvery || !sameMembership(r, p.gossiped) {
 		if !c.encodeMeta(r) {
 			return true
 		}
@@ -174,18 +178,36 @@ type reportTarget struct {
 	gossip netip.AddrPort
 }
 
-// reportTargets returns the alive voters other than this node: those the
-// leader's state messages name while they keep coming (this node is
-// outside the raft configuration), else those of this node's own raft
-// configuration.
-func (c *Cluster) reportTargets() []reportTarget {
-	var out []reportTarget
+// reportTargets returns the members to send reports to: the alive voters
+// other than this node that the leader's state messages name while they
+// keep coming (this node is outside the raft configuration), else those of
+// this node's own raft configuration, else the voters last known either
+// way (an election or a late state message leaves the voters as they
+// were), else the alive members whose reports say they are
+// voter-eligible and have raft state (the voters of a farm that has just
+// bootstrapped, and its standbys).
+func (c *Cluster) reportTargets(p *publisher) []reportTarget {
+	var names []string
 	for name, suffrage := range c.suffrages() {
-		if name == c.cfg.NodeName || suffrage != raft.Voter {
-			continue
+		if name != c.cfg.NodeName && suffrage == raft.Voter {
+			names = append(names, name)
 		}
+	}
+	if len(names) > 0 {
+		p.voters = names
+	}
+	var out []reportTarget
+	for _, name := range p.voters {
 		if e, ok := c.members.lookup(name); ok && e.status == Alive && e.gossip.IsValid() {
 			out = append(out, reportTarget{name: name, gossip: e.gossip})
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, e := range c.members.snapshot() {
+		if e.name != c.cfg.NodeName && e.status == Alive && e.gossip.IsValid() && e.report.Voter && e.report.Bootstrapped {
+			out = append(out, reportTarget{name: e.name, gossip: e.gossip})
 		}
 	}
 	return out

@@ -162,8 +162,10 @@ func TestStateMsgUnderTLS(t *testing.T) {
 
 	// Forged: a newer state, undrained with another ticket key, signed by
 	// the sniffer naming the leader, naming itself, and unsigned in clear.
-	// The member knows the sniffer's key, so the second one is refused
-	// for naming a leader that is not the member's.
+	// The member is sent the sniffer's certificate (a member outside the
+	// raft configuration fetches none of the others' on its own), so the
+	// second one is refused for naming a leader that is not the member's.
+	sniffer.auth.push(outside.Name())
 	eventually(t, 5*time.Second, "the sniffer's key known to the member", func() bool {
 		_, ok := outside.auth.lookup(sniffer.Name(), sniffer.auth.key().id)
 		return ok

@@ -321,6 +321,7 @@ func (c *Cluster) sendState(m *maintenance, servers []raft.Server) {
 			delete(m.stateSent, name) // a member the table forgot
 		}
 	}
+	pushed := 0
 	for _, e := range members {
 		if e.status != Alive || configured[e.name] || e.name == c.cfg.NodeName || !e.gossip.IsValid() {
 			continue
@@ -341,9 +342,22 @@ func (c *Cluster) sendState(m *maintenance, servers []raft.Server) {
 			c.logger.Trace("sending state", "to", e.name, "error", err)
 			continue
 		}
+		if !ok && c.auth != nil && pushed < certPushesPerRound {
+			// The member needs this node's certificate to open the
+			// message: sent unasked, it spares a request round trip and
+			// this node's answer budget, which a new leader's members
+			// would otherwise all ask of at once.
+			c.auth.push(e.name)
+			pushed++
+		}
 		m.stateSent[e.name] = stateSent{index: st.Index, at: now}
 	}
 }
+
+// certPushesPerRound bounds the certificates the leader pushes to members
+// it sends a first state message to, per maintenance round (a second):
+// the authenticator's queue holds authJobs, and the members left out ask.
+const certPushesPerRound = 16
 
 // encodeStateMsg appends the state message for member name to dst: with
 // Config.TLS sealed to the member's certificate key and signed, which
