@@ -27,7 +27,10 @@ tls.cert_file, tls.key_file, from 'usher tls'), or insecure = true. With
 the tls block, an HTTP API on an address other than loopback serves HTTPS
 with the node's certificate (api_tls; clients need the farm CA, see 'usher
 status -h'). SIGHUP reloads the TLS files (a certificate renewed on disk
-applies to the next Raft or API connection); it never stops the agent.`
+applies to the next Raft or API connection); it never stops the agent.
+SIGINT or SIGTERM makes the agent leave the farm gracefully and stop; a
+second one, or 45 s without finishing, ends it at once (exit code 1),
+logging every goroutine's stack.`
 
 // runAgent implements `usher agent`: it runs the agent until ctx is done.
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -116,7 +119,9 @@ func awaitAgent(ctx context.Context, a *node.Agent, hup <-chan os.Signal, logger
 		}
 	}
 	logger.Info("shutting down")
-	if err := a.Close(); err != nil {
+	again, stop := notifyAgain()
+	defer stop()
+	if err := closeBounded(a.Close, again, shutdownLimit, logger); err != nil {
 		fmt.Fprintf(stderr, "usher agent: shutdown: %v\n", err)
 		return 1
 	}
