@@ -4,9 +4,10 @@ package e2e
 
 import (
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/usherlb/usher/internal/pki"
 )
 
 // e2eFarm is the farm name (label) of the chaos farms.
@@ -31,7 +32,7 @@ func farmCredentials(t *testing.T, bin, dir string, nodes []string) map[string][
 	creds := make(map[string][]string, len(nodes))
 	for _, n := range nodes {
 		run("tls", "cert", "create", "-node", n, "-dir", dir)
-		base := filepath.Join(dir, "usher-"+e2eFarm+"-"+n)
+		base := pki.NodeBase(dir, e2eFarm, n)
 		creds[n] = []string{
 			"-label", e2eFarm,
 			"-encrypt-key", key,
@@ -44,4 +45,4 @@ func farmCredentials(t *testing.T, bin, dir string, nodes []string) map[string][
 }
 
 // farmCAFile is where farmCredentials writes the farm CA's certificate.
-func farmCAFile(dir string) string { return filepath.Join(dir, "usher-"+e2eFarm+"-ca.pem") }
+func farmCAFile(dir string) string { return pki.CABase(dir, e2eFarm) + ".pem" }
