@@ -4,6 +4,7 @@ import (
 	"net"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
@@ -46,6 +47,37 @@ func TestReportTargetsSticky(t *testing.T) {
 		c.delivered.Store(s.delivered)
 		if got := names(c.reportTargets(&p)); !slices.Equal(got, s.want) {
 			t.Fatalf("%s: targets %v, want %v", s.what, got, s.want)
+		}
+	}
+}
+
+// TestNoVoterNoReportGossip starts two voter-eligible nodes that wait for
+// a third to bootstrap: neither knows a voter, and neither gossips each of
+// its reports for want of one (at a hundred members that flooded every
+// member's memberlist queue); their metadata still carries what bootstrap
+// decides from.
+func TestNoVoterNoReportGossip(t *testing.T) {
+	nodes := startFarmWith(t, 2, 3, nil, nil)
+	for _, c := range nodes {
+		eventually(t, 10*time.Second, c.Name()+" sees both members' reports", func() bool {
+			n := 0
+			for _, m := range c.Members() {
+				if m.Status == Alive && m.Report.Voter && m.Report.RaftAddr != "" {
+					n++
+				}
+			}
+			return n == 2
+		})
+	}
+	before := []Stats{nodes[0].Stats(), nodes[1].Stats()}
+	time.Sleep(8 * DefaultPublishInterval)
+	for i, c := range nodes {
+		after := c.Stats()
+		if g := after.ReportsGossiped - before[i].ReportsGossiped; g > 1 {
+			t.Errorf("%s gossiped %d reports in 8 intervals without a voter to send them to", c.Name(), g)
+		}
+		if s := after.ReportsSent - before[i].ReportsSent; s != 0 {
+			t.Errorf("%s sent %d reports with no voter", c.Name(), s)
 		}
 	}
 }
