@@ -25,7 +25,10 @@
 // than the load does, or every metaEvery intervals (30 s). Gossiping every report
 // would cost each member O(N log N) messages a second; this costs a voter
 // O(N) and every other member O(1). Members other than the voters see load
-// figures up to metaEvery intervals old.
+// figures up to metaEvery intervals old. A member outside the raft
+// configuration learns the voters from the leader's state messages and
+// keeps reporting to them while those pause; one that knows no voter yet
+// sends its reports nowhere rather than gossiping each of them.
 // SetReport only stores the latest report and never blocks. An owner that
 // calls SetReport must keep calling it (the agent does, every publish
 // interval): once it has been silent for two intervals the publisher stops,
@@ -128,7 +131,11 @@
 // session address shown by Members, only once a TLS handshake to that raft
 // address met a certificate naming the member, and the session address is
 // on the raft address's IP or on an IP of the member's certificate
-// (addrcheck.go). Dropped messages are counted in
+// (addrcheck.go). Only a node that may lead or bootstrap (checkScope)
+// checks the others' addresses and fetches their certificates to verify
+// their metadata; the others leave those members' reports and addresses
+// unverified and unused, so a farm's start costs O(N) handshakes and
+// certificate exchanges, not O(N²). Dropped messages are counted in
 // Stats.GossipUnauthenticated. Without Config.TLS gossip is as before:
 // trusted as far as memberlist's encryption key goes.
 //
