@@ -47,7 +47,9 @@ type File struct {
 // WriteNew creates each file with its mode. It refuses, before writing
 // any, when one of them exists, and never overwrites a file: credentials
 // replaced by mistake cannot be had back. A file that fails half-written
-// is removed. saved, when not nil, is called with each path written.
+// is removed. A symbolic link at a path counts as existing (Lstat, and
+// O_EXCL refuses it too), so a planted link cannot redirect a key.
+// saved, when not nil, is called with each path written.
 func WriteNew(files []File, saved func(path string)) error {
 	for _, f := range files {
 		if _, err := os.Lstat(f.Path); err == nil {

@@ -298,3 +298,29 @@ func TestWriteNewRefusesToOverwrite(t *testing.T) {
 		t.Errorf("key file: %v, %v; saved %v", fi, err, saved)
 	}
 }
+
+// WriteNew refuses a path that is a symbolic link, dangling or not: a
+// link planted where a key is to be written would otherwise send the
+// key to wherever it points.
+func TestWriteNewRefusesSymlink(t *testing.T) {
+	for _, dangling := range []bool{true, false} {
+		dir := t.TempDir()
+		target := filepath.Join(dir, "elsewhere")
+		if !dangling {
+			if err := os.WriteFile(target, []byte("kept"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		key := filepath.Join(dir, "node-key.pem")
+		if err := os.Symlink(target, key); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteNew([]File{{Path: key, Data: []byte("secret"), Mode: 0o600}}, nil); err == nil {
+			t.Fatalf("dangling=%v: WriteNew wrote through a symbolic link", dangling)
+		}
+		b, err := os.ReadFile(target)
+		if dangling && err == nil || !dangling && string(b) != "kept" {
+			t.Fatalf("dangling=%v: the link's target now holds %q (%v)", dangling, b, err)
+		}
+	}
+}
