@@ -142,12 +142,7 @@ func mustEntry(t *testing.T, c *Cluster, name string) memberEntry {
 // leader's state messages, sends its reports there instead of gossiping
 // them. That keeps a large farm's start O(members), not O(members²).
 func TestOutsideRaftChecksNobody(t *testing.T) {
-	p := newTestPKI(t, testFarm)
-	nodes := startFarmWith(t, 3, 1, nil, func(c *Config) {
-		p.withTLS(c)
-		c.Voter = c.NodeName == "n1"
-	})
-	leader := waitSingleServer(t, nodes, 20*time.Second)
+	nodes, leader := startOneVoterTLSFarm(t)
 	n2, n3 := nodeNamed(nodes, "n2"), nodeNamed(nodes, "n3")
 	for _, c := range []*Cluster{n2, n3} {
 		eventually(t, 20*time.Second, c.Name()+" knows the leader", func() bool {

@@ -257,6 +257,19 @@ func startFarmWith(t testing.TB, n, expect int, ledger *vipLedger, adjust func(*
 	return nodes
 }
 
+// startOneVoterTLSFarm starts a TLS farm of three nodes of which only n1
+// is voter-eligible (n2 and n3 stay outside raft) and returns its nodes
+// and n1 once it serves.
+func startOneVoterTLSFarm(t *testing.T) ([]*Cluster, *Cluster) {
+	t.Helper()
+	p := newTestPKI(t, testFarm)
+	nodes := startFarmWith(t, 3, 1, nil, func(c *Config) {
+		p.withTLS(c)
+		c.Voter = c.NodeName == "n1"
+	})
+	return nodes, waitSingleServer(t, nodes, 20*time.Second)
+}
+
 // eventually is testutil.Eventually.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -123,12 +123,7 @@ func TestSealedSecret(t *testing.T) {
 // gossip key holder sniffs does not open with its key; and state messages
 // forged by another node of the farm change nothing.
 func TestStateMsgUnderTLS(t *testing.T) {
-	p := newTestPKI(t, testFarm)
-	nodes := startFarmWith(t, 3, 1, nil, func(c *Config) {
-		p.withTLS(c)
-		c.Voter = c.NodeName == "n1"
-	})
-	leader := waitSingleServer(t, nodes, 20*time.Second)
+	nodes, leader := startOneVoterTLSFarm(t)
 	outside := nodeNamed(nodes, "n3")
 	eventually(t, 20*time.Second, "the ticket key on the member outside raft", func() bool {
 		return len(outside.State().TicketKey) == TicketKeySize
