@@ -80,16 +80,24 @@ type Agent struct {
 // API. The node answers probes only while it leads the cluster and its
 // lease holds. A nil logger discards logs. Close stops it.
 func New(cfg Config, logger hclog.Logger) (*Agent, error) {
-	return newAgent(cfg, logger, nil)
-}
-
-// newAgent is New with a hook told of every change of this node's hold on
-// the balancer address (tests record serving intervals with it).
-func newAgent(cfg Config, logger hclog.Logger, onVIP func(acquired bool, term uint64, at time.Duration)) (_ *Agent, err error) {
 	rt, err := cfg.Build()
 	if err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
 	}
+	return newAgent(rt, logger, nil)
+}
+
+// NewFromRuntime is New for a configuration already built: the command
+// line builds it once, to set up logging, and the agent runs on that
+// build (its secret files are read once).
+func NewFromRuntime(rt Runtime, logger hclog.Logger) (*Agent, error) {
+	return newAgent(rt, logger, nil)
+}
+
+// newAgent starts an agent on rt, with a hook told of every change of
+// this node's hold on the balancer address (tests record serving
+// intervals with it).
+func newAgent(rt Runtime, logger hclog.Logger, onVIP func(acquired bool, term uint64, at time.Duration)) (_ *Agent, err error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}

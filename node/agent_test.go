@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -529,5 +531,39 @@ func TestAgentWithoutFarmKeyDrains(t *testing.T) {
 		if n.ID == c.NodeName && !n.Draining {
 			t.Errorf("the view offers %s for sessions: %+v", n.ID, n)
 		}
+	}
+}
+
+// TestNewFromRuntimeReadsSecretsOnce builds a configuration whose ticket
+// key comes from a file, removes the file and starts the agent on the
+// build: the agent runs on what Build read (the command line builds once)
+// and holds that key.
+func TestNewFromRuntimeReadsSecretsOnce(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, cluster.TicketKeySize)
+	path := filepath.Join(t.TempDir(), "ticket.key")
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := testConfig()
+	c.TicketKeyFile = path
+	rt, err := c.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewFromRuntime(rt, nil)
+	if err != nil {
+		t.Fatalf("the agent read its configuration again: %v", err)
+	}
+	t.Cleanup(func() { a.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.WaitServing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.cl.Load().State().TicketKey; !bytes.Equal(got, key) {
+		t.Fatalf("ticket key %x, want the file's %x", got, key)
 	}
 }

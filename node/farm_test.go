@@ -63,7 +63,11 @@ func newLoggedFarm(t *testing.T, n, voters int, tweak func(i int, c *Config), lo
 		if tweak != nil {
 			tweak(i, &c)
 		}
-		a, err := newAgent(c, logger.Named(c.NodeName), f.record(c.NodeName))
+		rt, err := c.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := newAgent(rt, logger.Named(c.NodeName), f.record(c.NodeName))
 		if err != nil {
 			t.Fatal(err)
 		}

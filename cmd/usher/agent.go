@@ -55,7 +55,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		JSONFormat: rt.LogJSON,
 		Output:     stderr,
 	})
-	a, err := node.New(cfg, logger)
+	a, err := node.NewFromRuntime(rt, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "usher agent: %v\n", err)
 		return 1
