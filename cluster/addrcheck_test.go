@@ -174,9 +174,11 @@ func TestOutsideRaftChecksNobody(t *testing.T) {
 	if checks != 0 {
 		t.Errorf("n3, outside raft, made %d address checks", checks)
 	}
-	if e, ok := n3.members.lookup("n2"); ok {
-		if _, known := n3.auth.lookup("n2", e.key); known || !e.reportedAt.IsZero() {
-			t.Error("n3, outside raft, fetched n2's certificate and took its metadata")
-		}
+	e, ok := n3.members.lookup("n2")
+	if !ok {
+		t.Fatal("n3 does not list n2")
+	}
+	if _, known := n3.auth.lookup("n2", e.key); known || !e.reportedAt.IsZero() {
+		t.Error("n3, outside raft, fetched n2's certificate and took its metadata")
 	}
 }

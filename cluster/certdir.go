@@ -399,8 +399,8 @@ func (a *gossipAuth) do(j authJob) {
 		}
 	case msgCertRequest:
 		from, to, err := decodeCertRequest(j.b)
-		if err != nil || to != a.name || !a.answerBudget() {
-			return
+		if err != nil || to != a.name || a.sentRecently(from) || !a.answerBudget() {
+			return // a node sent the certificate a moment ago costs no budget
 		}
 		a.sendCert(from)
 	case 0:
@@ -432,13 +432,20 @@ func (a *gossipAuth) answerBudget() bool {
 	return true
 }
 
+// sentRecently reports whether this node's certificate went to node to
+// less than certAnswerEvery ago.
+func (a *gossipAuth) sentRecently(to string) bool {
+	last, ok := a.sent[to]
+	return ok && Monotonic()-last < certAnswerEvery
+}
+
 // sendCert sends this node's certificate chain to node to, at most once
 // per certAnswerEvery.
 func (a *gossipAuth) sendCert(to string) {
-	now := Monotonic()
-	if last, ok := a.sent[to]; ok && now-last < certAnswerEvery {
+	if a.sentRecently(to) {
 		return
 	}
+	now := Monotonic()
 	if len(a.sent) > 4096 {
 		clear(a.sent)
 	}

@@ -508,3 +508,27 @@ func TestMetaAsksOnlyWhenWanted(t *testing.T) {
 		})
 	}
 }
+
+// TestPushedSparesAnswerBudget checks that a request from a node this one
+// pushed its certificate to a moment ago is neither answered again nor
+// counted against the answer budget (the leader pushes its certificate
+// to each member it sends a first state message to, and the members may
+// ask before it arrives).
+func TestPushedSparesAnswerBudget(t *testing.T) {
+	p := newTestPKI(t, testFarm)
+	a := newTestAuth(t, p.store("n1"), "n1")
+	a.push("n2")
+	a.drain()
+	b, err := appendCertRequest(nil, "n2", "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.take(b)
+	a.drain()
+	if n := a.sentCount("n2"); n != 1 {
+		t.Fatalf("%d certificates sent to n2, want the push alone", n)
+	}
+	if a.answers != 0 {
+		t.Fatalf("the request spent %d of the answer budget", a.answers)
+	}
+}

@@ -185,7 +185,8 @@ type reportTarget struct {
 // way (an election or a late state message leaves the voters as they
 // were), else the alive members whose reports say they are
 // voter-eligible and have raft state (the voters of a farm that has just
-// bootstrapped, and its standbys).
+// bootstrapped, and its standbys; with Config.TLS only on a node that
+// verifies the others' metadata, see checkScope).
 func (c *Cluster) reportTargets(p *publisher) []reportTarget {
 	var names []string
 	for name, suffrage := range c.suffrages() {

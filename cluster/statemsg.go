@@ -337,18 +337,19 @@ func (c *Cluster) sendState(m *maintenance, servers []raft.Server) {
 			}
 			continue
 		}
+		if !ok && c.auth != nil && pushed < certPushesPerRound {
+			// The member needs this node's certificate to open the
+			// message. Queued ahead of it, it usually arrives first; a
+			// member that asks anyway within certAnswerEvery is not
+			// answered again and costs no answer budget, which a new
+			// leader's members would otherwise all spend at once.
+			c.auth.push(e.name)
+			pushed++
+		}
 		n := memberlist.Node{Name: e.name, Addr: e.gossip.Addr().AsSlice(), Port: e.gossip.Port()}
 		if err := c.ml.SendBestEffort(&n, m.stateMsg); err != nil {
 			c.logger.Trace("sending state", "to", e.name, "error", err)
 			continue
-		}
-		if !ok && c.auth != nil && pushed < certPushesPerRound {
-			// The member needs this node's certificate to open the
-			// message: sent unasked, it spares a request round trip and
-			// this node's answer budget, which a new leader's members
-			// would otherwise all ask of at once.
-			c.auth.push(e.name)
-			pushed++
 		}
 		m.stateSent[e.name] = stateSent{index: st.Index, at: now}
 	}

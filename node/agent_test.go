@@ -540,19 +540,7 @@ func TestAgentWithoutFarmKeyDrains(t *testing.T) {
 // and holds that key.
 func TestNewFromRuntimeReadsSecretsOnce(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, cluster.TicketKeySize)
-	path := filepath.Join(t.TempDir(), "ticket.key")
-	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c := testConfig()
-	c.TicketKeyFile = path
-	rt, err := c.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
+	rt := buildThenRemove(t, hex.EncodeToString(key), func(c *Config, path string) { c.TicketKeyFile = path })
 	a, err := NewFromRuntime(rt, nil)
 	if err != nil {
 		t.Fatalf("the agent read its configuration again: %v", err)
@@ -566,4 +554,25 @@ func TestNewFromRuntimeReadsSecretsOnce(t *testing.T) {
 	if got := a.cl.Load().State().TicketKey; !bytes.Equal(got, key) {
 		t.Fatalf("ticket key %x, want the file's %x", got, key)
 	}
+}
+
+// buildThenRemove builds testConfig with a secret file holding content,
+// named by set, and removes the file once built: what runs on the
+// returned Runtime must not read it again.
+func buildThenRemove(t *testing.T, content string, set func(c *Config, path string)) Runtime {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := testConfig()
+	set(&c, path)
+	rt, err := c.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	return rt
 }

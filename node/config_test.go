@@ -287,20 +287,7 @@ func TestBuildReportsEveryProblemOnce(t *testing.T) {
 // finds a problem set in the typed values, naming the key and its value as
 // written.
 func TestValidateIsPure(t *testing.T) {
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "gossip.key")
-	if err := os.WriteFile(keyFile, []byte(testGossipKey), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c := testConfig()
-	c.EncryptKeyFile = keyFile
-	rt, err := c.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(keyFile); err != nil {
-		t.Fatal(err)
-	}
+	rt := buildThenRemove(t, testGossipKey, func(c *Config, path string) { c.EncryptKeyFile = path })
 	if err := rt.Validate(); err != nil {
 		t.Fatalf("Validate read a file again: %v", err)
 	}

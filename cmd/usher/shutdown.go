@@ -13,9 +13,10 @@ import (
 )
 
 // shutdownLimit bounds the agent's shutdown after SIGINT or SIGTERM: the
-// graceful leave takes a few seconds (up to 5 s waiting for the leave to
-// spread, the same again announcing it); a shutdown that is stuck past this
-// ends the process, inside systemd's default 90 s stop timeout.
+// graceful leave takes seconds (a leader's leadership transfer, up to
+// 2.5 s announcing the leave in the metadata and 5 s for memberlist's
+// leave to spread); a shutdown stuck past this ends the process, inside
+// systemd's default 90 s stop timeout.
 const shutdownLimit = 45 * time.Second
 
 // errShutdownCut says the shutdown was cut short.
@@ -38,7 +39,7 @@ func closeBounded(close func() error, again <-chan os.Signal, limit time.Duratio
 	case <-t.C:
 		why = fmt.Sprintf("not done after %v", limit)
 	case s := <-again:
-		why = fmt.Sprintf("a second %v", s)
+		why = fmt.Sprintf("a second signal (%v)", s)
 	}
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
