@@ -62,9 +62,10 @@ type Assigner struct {
 	state []nodeState // parallel to view.nodes
 	spare []nodeState // the previous state array, reused by SetView
 	elig  []int32     // scratch: indices of eligible nodes, in ID order
-	// families has bit 1<<f set when the view holds a node of family f,
-	// so that PickFor filters by family only in a view of both.
-	families uint8
+	// families has bit 1<<f set when the view holds a node reachable on
+	// family f, and common when every node with an address is, so that
+	// PickFor filters by family only in a view that needs it.
+	families, common uint8
 
 	rrLast  string // ID of the last node round-robin picked
 	rrValid bool
@@ -86,7 +87,7 @@ type nodeState struct {
 
 	// Of the installed view's entry for the node:
 	closed     bool   // draining, suspect, no capacity or no address: never eligible
-	family     Family // of the node's address: only a client of that family can reach it
+	families   uint8  // bit 1<<f for each family f the node is reachable on (see Node.AddrFor)
 	reportedNs int64  // ReportedAt in Unix nanoseconds (see unixNano); older than reconciledAt after an out-of-order report
 }
 
@@ -140,6 +141,7 @@ func (a *Assigner) SetView(v *View) {
 	cutoff := before(unixNano(a.now()), a.ttl)
 
 	var families uint8
+	common := uint8(0xff)
 	j := 0
 	for i := range v.nodes {
 		nd := &v.nodes[i]
@@ -155,9 +157,10 @@ func (a *Assigner) SetView(v *View) {
 		}
 		st.led.expire(cutoff)
 		st.closed = nd.Draining || nd.Suspect || nd.Capacity <= 0 || !nd.Addr.IsValid()
-		st.family = FamilyOf(nd.Addr.Addr())
+		st.families = nd.families()
 		if nd.Addr.IsValid() {
-			families |= 1 << st.family
+			families |= st.families
+			common &= st.families
 		}
 		st.reportedNs = unixNano(nd.ReportedAt)
 	}
@@ -168,7 +171,7 @@ func (a *Assigner) SetView(v *View) {
 	a.spare = old[:0]
 	a.state = ns
 	a.view = v
-	a.families = families
+	a.families, a.common = families, common
 	if cap(a.elig) < n {
 		a.elig = make([]int32, 0, n)
 	}

@@ -31,21 +31,26 @@ func (a *Assigner) PickWithBackups(s SessionID, avoid netip.AddrPort, dst []neti
 }
 
 // PickFor is PickWithBackups for a client that can reach servers of the
-// address family fam only (FamilyOf its address): a server whose address
-// is of the other family is neither chosen nor named as a backup, and when
-// no server of fam is eligible PickFor returns ErrNoServer. A STUN redirect
-// must name an address of the request's family (ALTERNATE-SERVER, RFC 8489
-// section 10). AnyFamily makes it PickWithBackups.
+// address family fam only (FamilyOf its address): a server with no address
+// of fam (see Node.AddrFor) is neither chosen nor named as a backup, the
+// backups are addresses of fam, and when no server of fam is eligible
+// PickFor returns ErrNoServer. The caller redirects the client to the
+// chosen node's AddrFor(fam): a STUN redirect must name an address of the
+// request's family (ALTERNATE-SERVER, RFC 8489 section 10). AnyFamily
+// makes it PickWithBackups.
 func (a *Assigner) PickFor(fam Family, s SessionID, avoid netip.AddrPort, dst []netip.AddrPort, n int) (Node, []netip.AddrPort, error) {
+	filter := false
 	switch {
-	case fam == AnyFamily || a.families&^(1<<fam) == 0:
-		fam = AnyFamily // every node is of fam: no need to look
+	case fam == AnyFamily || fam <= IPv6 && a.common&(1<<fam) != 0:
+		// every node is reachable on fam: no need to look
 	case fam > IPv6 || a.families&(1<<fam) == 0:
-		return Node{}, dst, ErrNoServer // no node is of fam
+		return Node{}, dst, ErrNoServer // no node is
+	default:
+		filter = true
 	}
 	now := unixNano(a.now())
 	elig := a.eligible(now, avoid)
-	if fam != AnyFamily {
+	if filter {
 		elig = a.ofFamily(elig, fam)
 	}
 	if len(elig) == 0 {
@@ -66,7 +71,7 @@ func (a *Assigner) PickFor(fam Family, s SessionID, avoid netip.AddrPort, dst []
 				k++
 			}
 		}
-		dst = a.leastLoadedFirst(dst, elig[:k], n)
+		dst = a.leastLoadedFirst(dst, elig[:k], n, fam)
 	}
 	return a.view.nodes[i], dst, nil
 }
@@ -104,12 +109,13 @@ func (a *Assigner) Backups(dst []netip.AddrPort, n int, not netip.AddrPort) []ne
 	if n <= 0 {
 		return dst
 	}
-	return a.leastLoadedFirst(dst, a.eligible(unixNano(a.now()), not), n)
+	return a.leastLoadedFirst(dst, a.eligible(unixNano(a.now()), not), n, AnyFamily)
 }
 
-// leastLoadedFirst appends to dst the addresses of the n least loaded of
-// elig (ties in ID order), reordering elig.
-func (a *Assigner) leastLoadedFirst(dst []netip.AddrPort, elig []int32, n int) []netip.AddrPort {
+// leastLoadedFirst appends to dst the addresses for family fam (see
+// Node.AddrFor) of the n least loaded of elig (ties in ID order), reordering
+// elig. Every node of elig must be reachable on fam.
+func (a *Assigner) leastLoadedFirst(dst []netip.AddrPort, elig []int32, n int, fam Family) []netip.AddrPort {
 	n = min(n, len(elig))
 	// Partial selection sort: n is a handful, and it needs no allocation.
 	for k := 0; k < n; k++ {
@@ -124,7 +130,7 @@ func (a *Assigner) leastLoadedFirst(dst []netip.AddrPort, elig []int32, n int) [
 		w := elig[best]
 		copy(elig[k+1:best+1], elig[k:best])
 		elig[k] = w
-		dst = append(dst, a.view.nodes[elig[k]].Addr)
+		dst = append(dst, a.view.nodes[elig[k]].AddrFor(fam))
 	}
 	return dst
 }
@@ -151,7 +157,7 @@ func (a *Assigner) eligible(now int64, avoid netip.AddrPort) []int32 {
 			continue // full, counting the redirects on their way
 		case checkStale && st.reportedNs < staleBefore:
 			continue
-		case checkAvoid && a.view.nodes[i].Addr == avoid:
+		case checkAvoid && (a.view.nodes[i].Addr == avoid || a.view.nodes[i].Addr6 == avoid):
 			continue
 		}
 		elig = append(elig, int32(i))
@@ -160,14 +166,14 @@ func (a *Assigner) eligible(now int64, avoid netip.AddrPort) []int32 {
 	return elig
 }
 
-// ofFamily keeps, in place and in order, the nodes of elig whose address
-// is of family fam. It is a second pass over the eligible nodes, taken only
-// in a view of both families (see PickFor), so that eligible, and every
+// ofFamily keeps, in place and in order, the nodes of elig reachable on
+// family fam. It is a second pass over the eligible nodes, taken only in a
+// view where some node is not (see PickFor), so that eligible, and every
 // pick in a view of one family, costs what it did before families.
 func (a *Assigner) ofFamily(elig []int32, fam Family) []int32 {
 	k := 0
 	for _, i := range elig {
-		if a.state[i].family == fam {
+		if a.state[i].families&(1<<fam) != 0 {
 			elig[k] = i
 			k++
 		}

@@ -18,6 +18,11 @@ type Node struct {
 	// Addr is the node's session endpoint: the address clients are
 	// redirected to. A node without a valid Addr is never assigned.
 	Addr netip.AddrPort
+	// Addr6 is the node's IPv6 session address when Addr is an IPv4 one
+	// and the node is reachable on both families (a dual-stack service);
+	// zero otherwise. A client is sent the address of its own family
+	// (see AddrFor).
+	Addr6 netip.AddrPort
 	// Capacity is the most sessions the node takes; zero or less means the
 	// node is not accepting.
 	Capacity int
@@ -37,6 +42,32 @@ type Node struct {
 	// ends when every node has a report produced after the Assigner was
 	// created (see Assigner.Warm).
 	ReportedAt time.Time
+}
+
+// AddrFor returns the node's address a client of family f can reach: Addr,
+// or Addr6 for an IPv6 client of a dual-stack node, or the zero AddrPort
+// when the node has none of f. AnyFamily gets Addr.
+func (n *Node) AddrFor(f Family) netip.AddrPort {
+	switch {
+	case f == AnyFamily || FamilyOf(n.Addr.Addr()) == f:
+		return n.Addr
+	case f == IPv6 && n.Addr6.IsValid():
+		return n.Addr6
+	}
+	return netip.AddrPort{}
+}
+
+// families returns the bit set (1<<Family) of the families n can be
+// reached on.
+func (n *Node) families() uint8 {
+	var m uint8
+	if n.Addr.IsValid() {
+		m |= 1 << FamilyOf(n.Addr.Addr())
+		if n.Addr6.IsValid() && FamilyOf(n.Addr6.Addr()) == IPv6 {
+			m |= 1 << IPv6
+		}
+	}
+	return m
 }
 
 // View is an immutable snapshot of the farm: the nodes sorted by ID. Build

@@ -159,11 +159,12 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 		return dst, dropNoServer
 	}
 	p.backups = bk
+	server := n.AddrFor(fam)
 	rd := &p.redirect
-	*rd = wire.Redirect{Server: n.Addr, Term: term}
+	*rd = wire.Redirect{Server: server, Term: term}
 	if req.HasSession {
 		expiry := now.Add(r.cfg.TicketTTL).Unix()
-		p.ticket = p.keys.ticketer().Append(p.ticket[:0], req.Session, from, n.Addr, uint32(expiry))
+		p.ticket = p.keys.ticketer().Append(p.ticket[:0], req.Session, from, server, uint32(expiry))
 		rd.Ticket = p.ticket
 		rd.Interval, rd.DeadAfter = r.cfg.KeepaliveInterval, r.cfg.DeadAfter
 		if len(p.backups) > 0 {
