@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-metrics"
@@ -217,7 +218,17 @@ func (c *Cluster) reportTargets(p *publisher) []reportTarget {
 // sameMembership reports whether a and b agree on everything but load and
 // Seq, that is on everything that members other than the voters act on.
 func sameMembership(a, b Report) bool {
-	a.Sessions, a.Accepted, a.Seq = b.Sessions, b.Accepted, b.Seq
+	if !slices.EqualFunc(a.Services, b.Services, sameService) {
+		return false
+	}
+	return a.Service == b.Service && a.RaftAddr == b.RaftAddr && a.Capacity == b.Capacity &&
+		a.Draining == b.Draining && a.Voter == b.Voter && a.API == b.API &&
+		a.Bootstrapped == b.Bootstrapped && a.Timing == b.Timing && a.Leaving == b.Leaving
+}
+
+// sameService reports whether a and b agree on everything but load.
+func sameService(a, b ServiceReport) bool {
+	a.Sessions, a.Accepted = b.Sessions, b.Accepted
 	return a == b
 }
 

@@ -49,13 +49,23 @@ type Report struct {
 	// gracefully, so the others record it as Left rather than Dead. The
 	// cluster fills it in.
 	Leaving bool
+	// Services are the named services the node offers besides its session
+	// endpoint (at most MaxServices, names unique), each with its own
+	// addresses and load (see ServiceReport).
+	Services []ServiceReport
 }
 
-// reportVersion is the first byte of every encoded Report.
-const reportVersion = 1
+// The first byte of every encoded Report: version 1 has no services, and is
+// still what a report without them encodes to, so that a farm can be
+// upgraded one agent at a time; version 2 appends them.
+const (
+	reportVersion         = 1
+	reportVersionServices = 2
+)
 
-// MaxReportSize is the largest encoding EncodeReport can produce. It is well
-// under memberlist's 512-byte node metadata limit.
+// MaxReportSize is the largest encoding EncodeReport produces (it refuses a
+// report that would be larger: see ReportSize). It leaves room for a
+// signature within memberlist's 512-byte node metadata limit.
 const MaxReportSize = 1 + 1 + 1 + 16 + 2 + 1 + maxRaftAddrLen + 4 + 4 + 8 + 8 + 1 + maxAPIAddrLen + 4
 
 // maxAPIAddrLen bounds Report.API.
@@ -95,8 +105,15 @@ func EncodeReport(r Report) ([]byte, error) {
 	if len(r.RaftAddr) > maxRaftAddrLen {
 		return nil, fmt.Errorf("raft address is %d bytes, the limit is %d", len(r.RaftAddr), maxRaftAddrLen)
 	}
+	if err := checkServices(r.Services); err != nil {
+		return nil, err
+	}
 	b := make([]byte, 0, MaxReportSize)
-	b = append(b, reportVersion)
+	if len(r.Services) == 0 {
+		b = append(b, reportVersion)
+	} else {
+		b = append(b, reportVersionServices)
+	}
 	var flags byte
 	if r.Draining {
 		flags |= flagDraining
@@ -111,21 +128,7 @@ func EncodeReport(r Report) ([]byte, error) {
 		flags |= flagLeaving
 	}
 	b = append(b, flags)
-	addr := r.Service.Addr().Unmap().WithZone("")
-	switch {
-	case !r.Service.IsValid():
-		b = append(b, familyNone)
-	case addr.Is4():
-		a := addr.As4()
-		b = append(b, familyIPv4)
-		b = append(b, a[:]...)
-		b = binary.BigEndian.AppendUint16(b, r.Service.Port())
-	default:
-		a := addr.As16()
-		b = append(b, familyIPv6)
-		b = append(b, a[:]...)
-		b = binary.BigEndian.AppendUint16(b, r.Service.Port())
-	}
+	b = appendAddr(b, r.Service)
 	b = append(b, byte(len(r.RaftAddr)))
 	b = append(b, r.RaftAddr...)
 	b = binary.BigEndian.AppendUint32(b, r.Sessions)
@@ -135,7 +138,53 @@ func EncodeReport(r Report) ([]byte, error) {
 	b = binary.BigEndian.AppendUint32(b, r.Timing)
 	b = append(b, byte(len(r.API)))
 	b = append(b, r.API...)
+	if len(r.Services) > 0 {
+		b = appendServices(b, r.Services)
+	}
+	if len(b) > MaxReportSize {
+		return nil, fmt.Errorf("report of %d bytes, the limit is %d: shorten the service names or the raft and api addresses, or offer fewer services", len(b), MaxReportSize)
+	}
 	return b, nil
+}
+
+// appendAddr appends the encoding of a: family(1), then for a valid a its
+// address (4 or 16 bytes, an IPv4-mapped one as IPv4, no zone) and port(2).
+func appendAddr(b []byte, ap netip.AddrPort) []byte {
+	addr := ap.Addr().Unmap().WithZone("")
+	switch {
+	case !ap.IsValid():
+		return append(b, familyNone)
+	case addr.Is4():
+		a := addr.As4()
+		b = append(b, familyIPv4)
+		b = append(b, a[:]...)
+	default:
+		a := addr.As16()
+		b = append(b, familyIPv6)
+		b = append(b, a[:]...)
+	}
+	return binary.BigEndian.AppendUint16(b, ap.Port())
+}
+
+// addr reads an address encoded by appendAddr.
+func (d *decoder) addr() netip.AddrPort {
+	switch fam := d.byte(); {
+	case d.err != nil, fam == familyNone:
+		return netip.AddrPort{}
+	case fam == familyIPv4:
+		addr := netip.AddrFrom4([4]byte(d.bytes(4)))
+		return netip.AddrPortFrom(addr, d.uint16())
+	case fam == familyIPv6:
+		addr := netip.AddrFrom16([16]byte(d.bytes(16)))
+		if addr.Is4In6() {
+			d.fail(fmt.Errorf("%w: IPv4-mapped address in the IPv6 family", ErrBadReport))
+			return netip.AddrPort{}
+		}
+		return netip.AddrPortFrom(addr, d.uint16())
+	default:
+		d.fail(fmt.Errorf("%w: address family %d", ErrBadReport, fam))
+		return netip.AddrPort{}
+	}
 }
 
 // DecodeReport parses an encoding made by EncodeReport. It rejects an unknown
@@ -153,8 +202,9 @@ func DecodeReport(b []byte) (Report, error) {
 // bytes that follow it (a signature trailer, see sign.go).
 func decodeReport(b []byte) (r Report, rest []byte, err error) {
 	d := decoder{b: b}
-	if v := d.byte(); d.err == nil && v != reportVersion {
-		return r, nil, fmt.Errorf("%w: version %d, want %d", ErrBadReport, v, reportVersion)
+	v := d.byte()
+	if d.err == nil && v != reportVersion && v != reportVersionServices {
+		return r, nil, fmt.Errorf("%w: version %d, want %d or %d", ErrBadReport, v, reportVersion, reportVersionServices)
 	}
 	flags := d.byte()
 	if d.err == nil && flags&^knownFlags != 0 {
@@ -164,20 +214,8 @@ func decodeReport(b []byte) (r Report, rest []byte, err error) {
 	r.Voter = flags&flagVoter != 0
 	r.Bootstrapped = flags&flagBootstrapped != 0
 	r.Leaving = flags&flagLeaving != 0
-	switch fam := d.byte(); {
-	case d.err != nil:
-	case fam == familyNone:
-	case fam == familyIPv4:
-		addr := netip.AddrFrom4([4]byte(d.bytes(4)))
-		r.Service = netip.AddrPortFrom(addr, d.uint16())
-	case fam == familyIPv6:
-		addr := netip.AddrFrom16([16]byte(d.bytes(16)))
-		if addr.Is4In6() {
-			return r, nil, fmt.Errorf("%w: IPv4-mapped address in the IPv6 family", ErrBadReport)
-		}
-		r.Service = netip.AddrPortFrom(addr, d.uint16())
-	default:
-		return r, nil, fmt.Errorf("%w: address family %d", ErrBadReport, fam)
+	if r.Service = d.addr(); d.err != nil {
+		return Report{}, nil, d.err
 	}
 	n := int(d.byte())
 	raftAddr := d.bytes(n)
@@ -206,6 +244,14 @@ func decodeReport(b []byte) (r Report, rest []byte, err error) {
 			return Report{}, nil, fmt.Errorf("%w: raft address %q: %w", ErrBadReport, r.RaftAddr, err)
 		}
 	}
+	if v == reportVersionServices {
+		if r.Services, err = d.services(); err != nil {
+			return Report{}, nil, err
+		}
+	}
+	if used := len(b) - len(d.b); used > MaxReportSize {
+		return Report{}, nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrBadReport, used, MaxReportSize)
+	}
 	return r, d.b, nil
 }
 
@@ -231,6 +277,14 @@ func (d *decoder) bytes(n int) []byte {
 	v := d.b[:n]
 	d.b = d.b[n:]
 	return v
+}
+
+// fail records err as the decoder's error unless it already has one, and
+// stops further reads.
+func (d *decoder) fail(err error) {
+	if d.err == nil {
+		d.err, d.b = err, nil
+	}
 }
 
 func (d *decoder) byte() byte     { return d.bytes(1)[0] }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -24,6 +25,8 @@ func TestReportRoundTrip(t *testing.T) {
 			Bootstrapped: true, Leaving: true, Timing: 0xdeadbeef,
 		}},
 		{"hostname raft addr", Report{RaftAddr: "node-a.example:8300"}},
+		{"services", Report{Service: netip.MustParseAddrPort("10.0.0.12:3479"), Seq: 4,
+			Services: []ServiceReport{turnService, {Name: "game", Addr: netip.MustParseAddrPort("10.0.0.12:7777"), LoadFailed: true}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := EncodeReport(tc.r)
@@ -34,7 +37,7 @@ func TestReportRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
-			if got != tc.r {
+			if !reflect.DeepEqual(got, tc.r) {
 				t.Fatalf("round trip: got %+v, want %+v", got, tc.r)
 			}
 		})
@@ -99,7 +102,8 @@ func TestDecodeReportRejects(t *testing.T) {
 		b    []byte
 	}{
 		{"empty", nil},
-		{"version", append([]byte{2}, good[1:]...)},
+		{"version", append([]byte{3}, good[1:]...)},
+		{"version 2 without services", append([]byte{reportVersionServices}, good[1:]...)},
 		{"flags", append([]byte{reportVersion, 0x80}, good[2:]...)},
 		{"family", append([]byte{reportVersion, 0, 5}, good[3:]...)},
 		{"truncated", good[:len(good)-1]},
@@ -120,6 +124,7 @@ func FuzzDecodeReport(f *testing.F) {
 		{},
 		{Service: netip.MustParseAddrPort("10.0.0.1:3479"), RaftAddr: "10.0.0.1:8300", Sessions: 3, Voter: true, Seq: 1},
 		{Service: netip.MustParseAddrPort("[2001:db8::1]:1"), Draining: true, Seq: 2},
+		{Seq: 3, Services: []ServiceReport{turnService}},
 	} {
 		b, err := EncodeReport(r)
 		if err != nil {
@@ -155,7 +160,7 @@ func TestReportMsg(t *testing.T) {
 		t.Fatalf("appendReportMsg dropped dst: %q", b)
 	}
 	name, got, err := decodeReportMsg(b[4:])
-	if err != nil || name != "node-a" || got != r {
+	if err != nil || name != "node-a" || !reflect.DeepEqual(got, r) {
 		t.Fatalf("decodeReportMsg = %q, %+v, %v; want node-a, %+v", name, got, err, r)
 	}
 	good := b[4:]
@@ -199,7 +204,7 @@ func FuzzReportMsg(f *testing.F) {
 			t.Fatalf("a decoded message does not encode: %v", err)
 		}
 		name2, r2, err := decodeReportMsg(again)
-		if err != nil || name2 != name || r2 != r {
+		if err != nil || name2 != name || !reflect.DeepEqual(r2, r) {
 			t.Fatalf("round trip: %q %+v %v, want %q %+v", name2, r2, err, name, r)
 		}
 	})
