@@ -86,9 +86,9 @@ type nodeState struct {
 	picks        uint64    // successful picks since the last TakePicks
 
 	// Of the installed view's entry for the node:
-	closed     bool   // draining, suspect, no capacity or no address: never eligible
-	families   uint8  // bit 1<<f for each family f the node is reachable on (see Node.AddrFor)
-	reportedNs int64  // ReportedAt in Unix nanoseconds (see unixNano); older than reconciledAt after an out-of-order report
+	closed     bool  // draining, suspect, no capacity or no address: never eligible
+	families   uint8 // bit 1<<f for each family f the node is reachable on (see Node.AddrFor)
+	reportedNs int64 // ReportedAt in Unix nanoseconds (see unixNano); older than reconciledAt after an out-of-order report
 }
 
 // New returns an Assigner with no view: Pick fails with ErrNoServer until
