@@ -202,8 +202,10 @@ func TestProbeCommandTimeoutKillsGroup(t *testing.T) {
 	})
 	elapsed := time.Since(start)
 	want(t, err, "killed")
-	if elapsed > 300*time.Millisecond+waitDelay {
-		t.Errorf("probe took %v, want at most the timeout plus %v", elapsed, waitDelay)
+	// Killing the shell alone would leave its child holding the output
+	// pipe until waitDelay ran out.
+	if bound := 300*time.Millisecond + waitDelay/2; elapsed > bound {
+		t.Errorf("probe took %v, want at most %v", elapsed, bound)
 	}
 	time.Sleep(1500 * time.Millisecond)
 	if _, err := os.Stat(marker); err == nil {
