@@ -1,6 +1,8 @@
 package health
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -209,5 +211,76 @@ func TestCheckerDetectsDeathInTime(t *testing.T) {
 			}
 			t.Logf("critical %v after the server died: %s", fl.at.Sub(died), fl.reason)
 		})
+	}
+}
+
+// TestCheckerFirstRunAtOnceThenJitter: the first run starts at once, not an
+// interval later (a restarted node passes as soon as its server answers),
+// and the injected Rand draws the jitter, at most a tenth of the interval.
+func TestCheckerFirstRunAtOnceThenJitter(t *testing.T) {
+	srv := newFakeSTUN(t, answerSuccess)
+	f := newFlips()
+	var (
+		mu    sync.Mutex
+		drawn []int64
+	)
+	start := time.Now()
+	c, err := New([]Spec{{Name: "coturn", Type: "stun", Address: srv.Addr(), Interval: "4s", Timeout: "1s"}}, Options{
+		OnChange: f.onChange,
+		Rand: func(n int64) int64 {
+			mu.Lock()
+			defer mu.Unlock()
+			drawn = append(drawn, n)
+			return n - 1
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fl := f.wait(t, 3*time.Second)
+	if d := fl.at.Sub(start); !fl.passing || d > 3*time.Second {
+		t.Fatalf("flip %+v after %v, want passing well before the 4s interval", fl, d)
+	}
+	c.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(drawn) != 1 || drawn[0] != int64(400*time.Millisecond) {
+		t.Fatalf("Rand drawn with %v, want once with n = interval/10 = 400ms", drawn)
+	}
+}
+
+// TestCheckerCloseDiscardsCancelledRun: a run that Close cancels says
+// nothing about the target, so a passing check with
+// failures_before_critical 1 stays passing and no flip is reported.
+func TestCheckerCloseDiscardsCancelledRun(t *testing.T) {
+	dir := t.TempDir()
+	second := filepath.Join(dir, "second")
+	// The first run passes; the second one hangs until it is killed.
+	cmd := script(t, `if [ -e "$1/ran" ]; then touch "$1/second"; exec sleep 5; fi; touch "$1/ran"`)
+	f := newFlips()
+	c, err := New([]Spec{{Name: "app", Type: "command", Command: []string{cmd, dir},
+		Interval: "1s", Timeout: "900ms", FailuresBeforeCritical: 1}}, Options{OnChange: f.onChange})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if fl := f.wait(t, 3*time.Second); !fl.passing {
+		t.Fatalf("flip %+v, want passing", fl)
+	}
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(second); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second run did not start")
+		}
+	}
+	c.Close()
+	if passing, reason := c.Status(); !passing {
+		t.Fatalf("Status() = critical (%s) after Close cancelled a run", reason)
+	}
+	if got := f.all(); !equal(got, []bool{true}) {
+		t.Fatalf("flips %v, want [true]", got)
 	}
 }
