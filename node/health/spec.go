@@ -77,16 +77,17 @@ type Spec struct {
 // Check is a validated Spec, ready to run: its durations parsed, its
 // defaults applied and its payloads decoded.
 type Check struct {
-	Name                   string
-	Kind                   Kind
-	Address                string
-	URL                    string
-	Send                   []byte
-	Expect                 []byte
-	Command                []string
-	Shell                  bool
-	Interval               time.Duration
-	Timeout                time.Duration
+	Name    string
+	Kind    Kind
+	Address string // stun, udp and tcp checks
+	URL     string // http checks
+	Send    []byte // udp checks: the datagram sent
+	Expect  []byte // udp checks: the reply's prefix, nil for any reply
+	Command []string
+	Shell   bool // Command[0] is run by /bin/sh -c
+	// Interval is the time from one run's start to the next, less up to
+	// a tenth of it in jitter; Timeout, always below it, bounds one run.
+	Interval, Timeout      time.Duration
 	FailuresBeforeCritical int
 	SuccessesBeforePassing int
 }
