@@ -218,7 +218,10 @@ func (r *Responder) Listen(addr netip.AddrPort) error {
 // the responder was serving another socket, it stops that first. conn stays
 // the caller's: Stop does not close it, and if the caller closes it the
 // goroutine ends by itself. With Sockets > 1, Serve also opens the
-// SO_REUSEPORT siblings (and Stop closes them).
+// SO_REUSEPORT siblings (and Stop closes them); with TCP, it also listens on
+// TCP at conn's address (and Stop closes that listener and its
+// connections), so the TCP listener follows the balancer address wherever
+// the VIP holder serves it.
 func (r *Responder) Serve(conn *net.UDPConn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
