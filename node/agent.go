@@ -197,6 +197,7 @@ func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) 
 	a.verify = newVerifier(p.VerifyTimeout, verifyRecheck, a.wakeView, logger.Named("verify"))
 	undo.push(a.verify.close)
 
+	tcp, tcpPort, _ := cfg.balancerTCP()
 	a.resp = NewResponder(ResponderConfig{
 		Assign: assign.Config{
 			Policy:     p.Policy,
@@ -215,6 +216,8 @@ func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) 
 		Sockets:              probeSockets(cfg.ProbeSockets),
 		Batch:                cfg.ProbeBatch,
 		ReadBuffer:           cfg.ProbeReadBuffer,
+		TCP:                  tcp,
+		TCPPort:              tcpPort,
 		LostServer:           a.verify.report,
 		Logger:               logger.Named("responder"),
 	})

@@ -143,6 +143,12 @@ type Config struct {
 	// server-reflexive candidate), or "redirect", with the 300 an Usher
 	// probe gets, which takes a pick.
 	StockBinding string `hcl:"stock_binding,optional"`
+	// BalancerTCP says whether the balancer address also answers STUN
+	// requests over TCP, for clients whose UDP is blocked (a browser's
+	// turn:VIP:3478?transport=tcp): "true" (on the balancer port), "false",
+	// or the port number to listen on instead. Unquoted true, false and
+	// numbers are accepted in the file.
+	BalancerTCP string `hcl:"balancer_tcp,optional"`
 	// VIPEvents, if set, is a file the agent appends a JSON line to each
 	// time it takes or lets go of the balancer address, timed on the host's
 	// monotonic clock (for test harnesses and audits).
@@ -206,6 +212,7 @@ func DefaultConfig() Config {
 		ProbeSockets:       1,
 		RespondFrom:        "leader",
 		StockBinding:       "answer",
+		BalancerTCP:        "true",
 	}
 }
 

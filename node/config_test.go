@@ -242,6 +242,9 @@ func TestValidate(t *testing.T) {
 		{"advertise", "0.0.0.0:7946", func(c *Config) { c.Advertise = "0.0.0.0:7946" }},
 		{"advertise", "", func(c *Config) { c.Bind = "0.0.0.0:7946"; c.SessionAddr = "0.0.0.0:3479" }},
 		{"probe_sockets", "65", func(c *Config) { c.ProbeSockets = 65 }},
+		{"balancer_tcp", "yes", func(c *Config) { c.BalancerTCP = "yes" }},
+		{"balancer_tcp", "0", func(c *Config) { c.BalancerTCP = "0" }},
+		{"balancer_tcp", "65536", func(c *Config) { c.BalancerTCP = "65536" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
@@ -312,5 +315,33 @@ func TestValidateIsPure(t *testing.T) {
 				t.Errorf("Validate = %v, want a KeyError for %s %q", err, tt.key, tt.value)
 			}
 		})
+	}
+}
+
+// TestBalancerTCP checks that balancer_tcp takes true, false and a port
+// number, unquoted in the file, and is on by default on the balancer port.
+func TestBalancerTCP(t *testing.T) {
+	tests := []struct {
+		src  string
+		on   bool
+		port uint16
+	}{
+		{"", true, 0},
+		{"balancer_tcp = false\n", false, 0},
+		{"balancer_tcp = true\n", true, 0},
+		{"balancer_tcp = 443\n", true, 443},
+		{"balancer_tcp = \"3480\"\n", true, 3480},
+	}
+	for _, tt := range tests {
+		c, err := ParseConfig([]byte(tt.src), "usher.hcl")
+		if err != nil {
+			t.Fatalf("%q: %v", tt.src, err)
+		}
+		if _, err := c.Build(); err != nil {
+			t.Fatalf("%q: %v", tt.src, err)
+		}
+		if on, port, ok := c.balancerTCP(); !ok || on != tt.on || port != tt.port {
+			t.Errorf("%q: on %v port %d ok %v, want on %v port %d", tt.src, on, port, ok, tt.on, tt.port)
+		}
 	}
 }

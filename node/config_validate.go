@@ -87,6 +87,26 @@ func (r *Runtime) checkVIP(bad func(key, value, problem string)) {
 	if r.StockBinding != "answer" && r.StockBinding != "redirect" {
 		bad("stock_binding", r.StockBinding, `is not "answer" or "redirect"`)
 	}
+	if _, _, ok := r.balancerTCP(); !ok {
+		bad("balancer_tcp", r.BalancerTCP, `is not "true", "false" or a port number`)
+	}
+}
+
+// balancerTCP parses balancer_tcp: whether the balancer address answers
+// over TCP, and on which port (zero: the balancer port). ok is false when
+// the value is none of "true", "false" or a port from 1 to 65535.
+func (c *Config) balancerTCP() (on bool, port uint16, ok bool) {
+	switch c.BalancerTCP {
+	case "true":
+		return true, 0, true
+	case "false":
+		return false, 0, true
+	}
+	n, err := strconv.ParseUint(c.BalancerTCP, 10, 16)
+	if err != nil || n == 0 {
+		return false, 0, false
+	}
+	return true, uint16(n), true
 }
 
 // checkLimits checks the counts and sizes.

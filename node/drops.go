@@ -26,6 +26,8 @@ const (
 	dropHandoffInvalid
 	dropHandoffStale
 	dropHandoffReplay
+	dropConnLimit
+	dropTimeout
 	numDropReasons
 )
 
@@ -44,6 +46,8 @@ var dropNames = [numDropReasons]string{
 	dropHandoffInvalid: "handoff_invalid",
 	dropHandoffStale:   "handoff_stale",
 	dropHandoffReplay:  "handoff_replay",
+	dropConnLimit:      "conn_limit",
+	dropTimeout:        "timeout",
 }
 
 // String returns the reason's metric label.

@@ -92,6 +92,16 @@ type ResponderConfig struct {
 	// Linux; elsewhere it is ignored). A batch is whatever the socket holds
 	// when the goroutine wakes, up to a bound: it never waits for more.
 	Batch bool
+
+	// TCP also answers STUN requests over TCP on the balancer address
+	// while it is served (see tcpServer in responder_tcp.go): on TCPPort,
+	// or, when that is zero, on the port of the UDP socket served. At most
+	// TCPConns connections are open at once (zero means 256), each for at
+	// most TCPTimeout (zero means 2 s).
+	TCP        bool
+	TCPPort    uint16
+	TCPConns   int
+	TCPTimeout time.Duration
 }
 
 // ResponderStats counts what a Responder did.
@@ -140,6 +150,9 @@ type Responder struct {
 	// counts add up over the responder's life.
 	prober
 	more []*prober
+
+	// tcp answers over TCP while the responder serves (ResponderConfig.TCP).
+	tcp tcpServer
 }
 
 // NewResponder returns a responder that is not serving yet.
@@ -168,6 +181,7 @@ func NewResponder(cfg ResponderConfig) *Responder {
 	}
 	r.open = r.openConn
 	r.prober.init(r, cfg.Rand)
+	r.tcp.init(r)
 	return r
 }
 
@@ -204,7 +218,10 @@ func (r *Responder) Listen(addr netip.AddrPort) error {
 // the responder was serving another socket, it stops that first. conn stays
 // the caller's: Stop does not close it, and if the caller closes it the
 // goroutine ends by itself. With Sockets > 1, Serve also opens the
-// SO_REUSEPORT siblings (and Stop closes them).
+// SO_REUSEPORT siblings (and Stop closes them); with TCP, it also listens on
+// TCP at conn's address (and Stop closes that listener and its
+// connections), so the TCP listener follows the balancer address wherever
+// the VIP holder serves it.
 func (r *Responder) Serve(conn *net.UDPConn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -217,6 +234,7 @@ func (r *Responder) Serve(conn *net.UDPConn) {
 		c := r.open(conns[i])
 		r.wg.Go(func() { p.serve(c, stop) })
 	}
+	r.tcp.start(conn)
 	r.log.Info("answering probes", "addr", conn.LocalAddr(), "sockets", len(conns), "batch", r.cfg.Batch)
 }
 
@@ -259,6 +277,7 @@ func (r *Responder) stopLocked() {
 		return
 	}
 	close(r.stop)
+	r.tcp.stop()
 	// A deadline in the past wakes the goroutines from their reads. It
 	// fails only on a closed socket, whose reads have ended anyway.
 	_ = r.conn.SetReadDeadline(time.Unix(1, 0))
@@ -309,7 +328,7 @@ func (r *Responder) Serving() bool {
 // Stats returns the responder's counters, summed over its sockets.
 func (r *Responder) Stats() ResponderStats {
 	r.mu.Lock()
-	ps := append([]*prober{&r.prober}, r.more...)
+	ps := append([]*prober{&r.prober, &r.tcp.p}, r.more...)
 	r.mu.Unlock()
 	st := ResponderStats{Drops: make(map[string]uint64)}
 	for _, p := range ps {
@@ -326,7 +345,7 @@ func (r *Responder) Stats() ResponderStats {
 // as of each socket's last view change.
 func (r *Responder) Assigned() map[string]uint64 {
 	r.mu.Lock()
-	ps := append([]*prober{&r.prober}, r.more...)
+	ps := append([]*prober{&r.prober, &r.tcp.p}, r.more...)
 	r.mu.Unlock()
 	m := make(map[string]uint64)
 	for _, p := range ps {
@@ -346,6 +365,7 @@ func (r *Responder) SetTicketKey(key []byte) {
 	defer r.mu.Unlock()
 	r.key = append([]byte(nil), key...)
 	r.prober.keys.set(key)
+	r.tcp.p.keys.set(key)
 	for _, p := range r.more {
 		p.keys.set(key)
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"net"
+	"net/netip"
 
 	"github.com/usherlb/usher/internal/udpio"
 )
@@ -21,4 +22,14 @@ func (r *Responder) serveThrough(m udpio.Mode) {
 // serveConn makes r serve every socket through c, a test's own back-end.
 func (r *Responder) serveConn(c udpio.Conn) {
 	r.open = func(*net.UDPConn) udpio.Conn { return c }
+}
+
+// addr returns the address t listens on, or the zero value.
+func (t *tcpServer) addr() netip.AddrPort {
+	t.connMu.Lock()
+	defer t.connMu.Unlock()
+	if t.ln == nil {
+		return netip.AddrPort{}
+	}
+	return unmapAddrPort(t.ln.Addr().(*net.TCPAddr).AddrPort())
 }
