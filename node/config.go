@@ -143,6 +143,14 @@ type Config struct {
 	// server-reflexive candidate), or "redirect", with the 300 an Usher
 	// probe gets, which takes a pick.
 	StockBinding string `hcl:"stock_binding,optional"`
+	// VIPService names the service a stock STUN or TURN request (one
+	// without USHER-SESSION) to the balancer address is balanced over: a
+	// service block's name, or "default" (the default) for the built-in
+	// session endpoint. An Usher probe names its service in USHER-SERVICE.
+	VIPService string `hcl:"vip_service,optional"`
+	// Services are the service blocks (see ServiceConfig), in the file's
+	// order.
+	Services []ServiceConfig `hcl:"service,block"`
 	// BalancerTCP says whether the balancer address also answers STUN
 	// requests over TCP, for clients whose UDP is blocked (a browser's
 	// turn:VIP:3478?transport=tcp): "true" (on the balancer port), "false",

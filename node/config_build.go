@@ -50,6 +50,7 @@ type Parsed struct {
 	APIReadToken         string         // empty: reads need no token
 	APIWriteToken        string         // empty: writes need no token (loopback only)
 	APITLS               bool           // the API serves HTTPS (api_tls, or its default)
+	Services             []Service      // the service blocks, in the file's order
 
 	// apiLoopback says the HTTP API listens on a loopback address.
 	apiLoopback bool
@@ -154,6 +155,7 @@ func (c *Config) parseValues(bad func(key, value, problem string)) Parsed {
 		bad("log_level", c.LogLevel, "is not one of trace, debug, info, warn, error")
 	}
 	c.parseAPI(&p, bad)
+	c.parseServices(&p, bad)
 	return p
 }
 

@@ -63,6 +63,7 @@ func (c *Config) keys() []configKey {
 		{"tls.key_file", &c.TLS.KeyFile, "this node's private key (PEM), mode 0600"},
 		{"insecure", &c.Insecure, "allow bootstrap_expect above 1 without encrypt_key and tls (warns at every start)"},
 		{"respond_from", &c.RespondFrom, "who answers probes: leader, or server (the assigned node answers from its own address)"},
+		{"vip_service", &c.VIPService, "the service block a stock STUN/TURN request to the balancer address is balanced over (default: the built-in session endpoint)"},
 		{"stock_binding", &c.StockBinding, "how the balancer address answers a stock STUN Binding request: answer (a Binding success naming its source), or redirect (a 300, as a probe)"},
 		{"balancer_tcp", &c.BalancerTCP, "answer STUN over TCP on the balancer address too: true (on its port), false, or the TCP port"},
 		{"vip_events", &c.VIPEvents, "file to append a JSON line to at each take-over and release of the balancer address"},

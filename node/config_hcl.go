@@ -69,6 +69,7 @@ func (c *Config) parse(src []byte, filename string) error {
 	for _, b := range blockNames(blocks) {
 		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: b})
 	}
+	schema.Blocks = append(schema.Blocks, serviceBlock)
 	content, diags := f.Body.Content(schema)
 	if diags.HasErrors() {
 		return diagError(diags, src)
@@ -79,6 +80,12 @@ func (c *Config) parse(src []byte, filename string) error {
 	}
 	seen := map[string]bool{}
 	for _, b := range content.Blocks {
+		if b.Type == serviceBlock.Type {
+			if err := c.decodeService(b, src); err != nil {
+				return err
+			}
+			continue
+		}
 		if seen[b.Type] {
 			r := b.DefRange
 			return fmt.Errorf("%s:%d:%d: %s: only one %s block is allowed", r.Filename, r.Start.Line, r.Start.Column, b.Type, b.Type)

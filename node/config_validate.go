@@ -30,6 +30,7 @@ func (r *Runtime) check(bad func(key, value, problem string)) {
 	r.checkLimits(bad)
 	r.checkTimers(bad)
 	r.checkCluster(bad)
+	r.checkServices(bad)
 }
 
 // checkAddrs checks the node's name and addresses.

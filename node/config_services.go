@@ -1,0 +1,145 @@
+package node
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+
+	"github.com/usherlb/usher/cluster"
+	"github.com/usherlb/usher/node/health"
+)
+
+// ServiceConfig is one `service "NAME" { ... }` block: a server the farm
+// balances besides the agent's own session endpoint (a TURN relay, a game
+// server), with its addresses, capacity, load source and health checks.
+type ServiceConfig struct {
+	// Name is the block's label: what a probe's USHER-SERVICE names, and
+	// what vip_service and the API call the service.
+	Name string `hcl:"name,label"`
+	// Address is the host:port clients are redirected to (an IP address,
+	// not a host name: a redirect carries an address).
+	Address string `hcl:"address"`
+	// AddressV6 is the service's IPv6 address when Address is an IPv4
+	// one and it listens on both; IPv6 clients are sent there.
+	AddressV6 string `hcl:"address_v6,optional"`
+	// Capacity is the most sessions the service takes on this node.
+	Capacity int `hcl:"capacity,optional"`
+	// Checks are the service's health checks: while any fails, the node
+	// takes no new sessions for it.
+	Checks []health.Spec `hcl:"check,block"`
+}
+
+// Service is a service block as the agent runs it (see ServiceConfig).
+type Service struct {
+	Name        string
+	Addr, Addr6 netip.AddrPort
+	Capacity    int
+	Checks      []health.Check
+}
+
+// serviceBlock is the HCL header of a service block.
+var serviceBlock = hcl.BlockHeaderSchema{Type: "service", LabelNames: []string{"name"}}
+
+// decodeService decodes one service block and appends it to c.Services.
+func (c *Config) decodeService(b *hcl.Block, src []byte) error {
+	var s ServiceConfig
+	if diags := gohcl.DecodeBody(b.Body, nil, &s); diags.HasErrors() {
+		return diagError(diags, src)
+	}
+	s.Name = b.Labels[0]
+	c.Services = append(c.Services, s)
+	return nil
+}
+
+// parseServices parses the service blocks; a problem is reported under the
+// key service.NAME.KEY.
+func (c *Config) parseServices(p *Parsed, bad func(key, value, problem string)) {
+	for _, s := range c.Services {
+		key := func(k string) string { return "service." + s.Name + "." + k }
+		svc := Service{Name: s.Name, Capacity: s.Capacity}
+		var err error
+		if svc.Addr, err = netip.ParseAddrPort(s.Address); err != nil {
+			bad(key("address"), s.Address, "is not an IP address and port")
+		}
+		if s.AddressV6 != "" {
+			if svc.Addr6, err = netip.ParseAddrPort(s.AddressV6); err != nil {
+				bad(key("address_v6"), s.AddressV6, "is not an IP address and port")
+			}
+		}
+		if svc.Checks, err = health.BuildAll(s.Checks); err != nil {
+			bad(key("check"), "", err.Error())
+		}
+		p.Services = append(p.Services, svc)
+	}
+}
+
+// checkServices checks the service blocks and vip_service.
+func (r *Runtime) checkServices(bad func(key, value, problem string)) {
+	if len(r.Parsed.Services) > cluster.MaxServices {
+		bad("service", strconv.Itoa(len(r.Parsed.Services)), fmt.Sprintf("at most %d service blocks", cluster.MaxServices))
+	}
+	names := map[string]bool{}
+	for i, s := range r.Parsed.Services {
+		key := func(k string) string { return "service." + s.Name + "." + k }
+		switch {
+		case !validServiceName(s.Name):
+			bad("service", s.Name, fmt.Sprintf("a service name is 1 to %d letters, digits, '-', '_' or '.'", cluster.MaxServiceNameLen))
+		case s.Name == defaultService:
+			bad("service", s.Name, "is the built-in session endpoint's name")
+		case names[s.Name]:
+			bad("service", s.Name, "is named twice")
+		}
+		names[s.Name] = true
+		if s.Addr.IsValid() && !specific(s.Addr) {
+			bad(key("address"), r.Services[i].Address, "must name a specific address and port")
+		}
+		if s.Addr6.IsValid() && (!s.Addr6.Addr().Is6() || s.Addr6.Addr().Is4In6() || !s.Addr.Addr().Unmap().Is4() || !specific(s.Addr6)) {
+			bad(key("address_v6"), r.Services[i].AddressV6, "must be a specific IPv6 address and port, beside an IPv4 address")
+		}
+		if s.Capacity < 1 {
+			bad(key("capacity"), strconv.Itoa(s.Capacity), "must be at least 1")
+		}
+	}
+	if r.VIPService != "" && r.VIPService != defaultService && !names[r.VIPService] {
+		bad("vip_service", r.VIPService, "names no service block")
+	}
+	if len(r.Parsed.Services) > 0 && len(names) == len(r.Parsed.Services) {
+		if _, err := cluster.EncodeReport(r.worstReport()); err != nil {
+			bad("service", strconv.Itoa(len(r.Parsed.Services)), fmt.Sprintf("the node's load report would not fit: %v", err))
+		}
+	}
+}
+
+// worstReport is the largest report the node's configuration can publish.
+func (r *Runtime) worstReport() cluster.Report {
+	rep := cluster.Report{
+		Service:  netip.AddrPortFrom(netip.IPv6Unspecified(), 1),
+		RaftAddr: r.Parsed.RaftBind.String(),
+		API:      r.HTTP,
+	}
+	for _, s := range r.Parsed.Services {
+		rep.Services = append(rep.Services, cluster.ServiceReport{Name: s.Name, Addr: s.Addr, Addr6: s.Addr6})
+	}
+	return rep
+}
+
+// defaultService names the built-in session endpoint in USHER-SERVICE and
+// vip_service; an empty name means it too.
+const defaultService = "default"
+
+// validServiceName reports whether name may name a service.
+func validServiceName(name string) bool {
+	if len(name) == 0 || len(name) > cluster.MaxServiceNameLen {
+		return false
+	}
+	for _, c := range []byte(name) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

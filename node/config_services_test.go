@@ -1,0 +1,111 @@
+package node
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestParseServices reads two service blocks, one dual-stack with a
+// check, and vip_service naming one of them.
+func TestParseServices(t *testing.T) {
+	src := `
+vip_service = "turn"
+service "turn" {
+  address    = "198.18.0.7:3478"
+  address_v6 = "[2001:db8::7]:3478"
+  capacity   = 5000
+  check "coturn" {
+    type     = "stun"
+    address  = "198.18.0.7:3478"
+    interval = "250ms"
+    timeout  = "200ms"
+  }
+}
+service "game" {
+  address  = "198.18.0.7:7777"
+  capacity = 64
+}
+`
+	c, err := ParseConfig([]byte(src), "farm.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs := r.Parsed.Services
+	if len(svcs) != 2 || r.VIPService != "turn" {
+		t.Fatalf("services %+v, vip_service %q", svcs, r.VIPService)
+	}
+	turn, game := svcs[0], svcs[1]
+	if turn.Name != "turn" || turn.Addr != netip.MustParseAddrPort("198.18.0.7:3478") ||
+		turn.Addr6 != netip.MustParseAddrPort("[2001:db8::7]:3478") || turn.Capacity != 5000 {
+		t.Errorf("turn = %+v", turn)
+	}
+	if len(turn.Checks) != 1 || turn.Checks[0].Interval != 250*time.Millisecond {
+		t.Errorf("turn checks = %+v", turn.Checks)
+	}
+	if game.Name != "game" || game.Capacity != 64 || game.Addr6.IsValid() || len(game.Checks) != 0 {
+		t.Errorf("game = %+v", game)
+	}
+}
+
+// TestValidateServices checks that each bad service block, and a
+// vip_service naming none, is refused under a key naming the service.
+func TestValidateServices(t *testing.T) {
+	svc := func(name, addr string, capacity int) ServiceConfig {
+		return ServiceConfig{Name: name, Address: addr, Capacity: capacity}
+	}
+	tests := []struct {
+		key, value string
+		set        func(*Config)
+	}{
+		{"vip_service", "turn", func(c *Config) { c.VIPService = "turn" }},
+		{"service.turn.address", "coturn:3478", func(c *Config) { c.Services = []ServiceConfig{svc("turn", "coturn:3478", 1)} }},
+		{"service.turn.address", "0.0.0.0:3478", func(c *Config) { c.Services = []ServiceConfig{svc("turn", "0.0.0.0:3478", 1)} }},
+		{"service.turn.capacity", "0", func(c *Config) { c.Services = []ServiceConfig{svc("turn", "198.18.0.7:3478", 0)} }},
+		{"service.turn.address_v6", "198.18.0.8:3478", func(c *Config) {
+			s := svc("turn", "198.18.0.7:3478", 1)
+			s.AddressV6 = "198.18.0.8:3478"
+			c.Services = []ServiceConfig{s}
+		}},
+		{"service.turn.address_v6", "[2001:db8::8]:3478", func(c *Config) {
+			s := svc("turn", "[2001:db8::7]:3478", 1)
+			s.AddressV6 = "[2001:db8::8]:3478"
+			c.Services = []ServiceConfig{s}
+		}},
+		{"service", "turn", func(c *Config) {
+			c.Services = []ServiceConfig{svc("turn", "198.18.0.7:3478", 1), svc("turn", "198.18.0.7:3479", 1)}
+		}},
+		{"service", "default", func(c *Config) { c.Services = []ServiceConfig{svc("default", "198.18.0.7:3478", 1)} }},
+		{"service", "tu rn", func(c *Config) { c.Services = []ServiceConfig{svc("tu rn", "198.18.0.7:3478", 1)} }},
+		{"service", "9", func(c *Config) {
+			for i := range 9 {
+				c.Services = append(c.Services, svc(strings.Repeat("s", i+1), "198.18.0.7:3478", 1))
+			}
+		}},
+		{"service", "8", func(c *Config) {
+			for i := range 8 {
+				c.Services = append(c.Services, svc(strings.Repeat("s", 31)+string(rune('a'+i)), "[2001:db8::7]:3478", 1))
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.set(&c)
+			_, err := c.Build()
+			var ke *KeyError
+			if !errors.As(err, &ke) {
+				t.Fatalf("Build = %v, want a KeyError", err)
+			}
+			if ke.Key != tt.key || ke.Value != tt.value {
+				t.Errorf("got key %q value %q (%v), want %q %q", ke.Key, ke.Value, err, tt.key, tt.value)
+			}
+		})
+	}
+}
