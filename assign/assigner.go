@@ -23,10 +23,10 @@ type Config struct {
 	// DefaultPendingTTL.
 	PendingTTL time.Duration
 	// NoLedger disables the pending ledger, so load is the reported sessions
-	// alone. It exists to measure what the ledger is worth (the benchmark, a
-	// command of its own, sets it, so it is a real option rather than a
-	// test hook); never use it in production, since it lets bursts herd onto
-	// one node.
+	// alone. It exists to measure what the ledger is worth (this package's
+	// simulations compare assigners with and without it; a user's own
+	// benchmark may too); never use it in production, since it lets bursts
+	// herd onto one node.
 	NoLedger bool
 	// StartWarm skips the warm-up: LeastLoaded is least-loaded from the
 	// first pick. For tests, benchmarks, and a first leader whose farm has

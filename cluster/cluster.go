@@ -292,7 +292,7 @@ func (c *Cluster) startRaft() error {
 		logger:    raftLog.Named("transport"),
 		tls:       c.cfg.TLS,
 		peers:     c,
-		wrap:      c.cfg.wrapStream,
+		wrap:      wrapStream(c.cfg.NodeName),
 	})
 	if err != nil {
 		return fmt.Errorf("raft_bind_addr: %s: %w", c.cfg.RaftBindAddr, err)
@@ -314,6 +314,16 @@ func (c *Cluster) startRaft() error {
 	return nil
 }
 
+// wrapStream returns testHookWrapStream's wrapper for the node named name,
+// or nil when no test set the hook.
+func wrapStream(name string) func(raft.StreamLayer) raft.StreamLayer {
+	hook := testHookWrapStream
+	if hook == nil {
+		return nil
+	}
+	return func(s raft.StreamLayer) raft.StreamLayer { return hook(name, s) }
+}
+
 // openStore locks the raft directory dir and opens its snapshot store and
 // write-ahead log (c.logStore, c.walMeta); closeStore closes them.
 func (c *Cluster) openStore(dir string, raftLog hclog.Logger) (*raft.FileSnapshotStore, error) {
@@ -332,7 +342,7 @@ func (c *Cluster) openStore(dir string, raftLog hclog.Logger) (*raft.FileSnapsho
 	}
 	// WAL.Close leaves its metadata database open, so the cluster owns it.
 	c.walMeta = &metadb.BoltMetaDB{}
-	logStore, err := openLog(dir, walDir, c.walMeta, snaps, raftLog.Named("wal"), c.cfg.walSegmentSize)
+	logStore, err := openLog(dir, walDir, c.walMeta, snaps, raftLog.Named("wal"), testHookWALSegmentSize)
 	if err != nil {
 		return nil, err
 	}

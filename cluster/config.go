@@ -71,13 +71,18 @@ type Config struct {
 	// was already false from the deadline on. Harnesses record these
 	// intervals to check that no two nodes ever serve at once. It must not block.
 	OnVIP func(acquired bool, term uint64, at time.Duration)
-
-	// wrapStream, if set, wraps raft's stream layer (tests cut nodes off).
-	wrapStream func(raft.StreamLayer) raft.StreamLayer
-	// walSegmentSize, if not 0, replaces raft-wal's 64 MiB segment size
-	// (tests seal segments after a few entries).
-	walSegmentSize int
 }
+
+// Test hooks: only test files set them. New reads them once, so a cluster
+// keeps what they were when it started.
+var (
+	// testHookWrapStream, if not nil, wraps the raft stream layer of the
+	// node named name (tests cut nodes off or slow their links).
+	testHookWrapStream func(name string, s raft.StreamLayer) raft.StreamLayer
+	// testHookWALSegmentSize, if not 0, replaces raft-wal's 64 MiB segment
+	// size (tests seal segments after a few entries).
+	testHookWALSegmentSize int
+)
 
 // DefaultRetryJoinInterval is the default Config.RetryJoinInterval.
 const DefaultRetryJoinInterval = time.Second

@@ -294,14 +294,12 @@ func TestLeaseCountsFromRoundStart(t *testing.T) {
 	const delay, hold = 200 * time.Millisecond, 1500 * time.Millisecond
 	ledger := newVIPLedger(t)
 	links := map[string]*slowLink{}
-	nodes := startFarmWith(t, 3, 3, ledger, func(cfg *Config) {
-		name := cfg.NodeName
-		cfg.wrapStream = func(s raft.StreamLayer) raft.StreamLayer {
-			l := &slowLink{StreamLayer: s}
-			links[name] = l
-			return l
-		}
+	useWrapStream(t, func(name string, s raft.StreamLayer) raft.StreamLayer {
+		l := &slowLink{StreamLayer: s}
+		links[name] = l
+		return l
 	})
+	nodes := startFarm(t, 3, 3, ledger)
 	leader := waitSingleServer(t, nodes, 15*time.Second)
 	term, _ := leader.Serving()
 	lease := leader.timing.RaftLease
@@ -454,10 +452,13 @@ func TestRestartedVoterWaitsBeforeVoting(t *testing.T) {
 	cfg.RaftBindAddr = netip.MustParseAddrPort(victim.RaftAddr())
 	cfg.Join = []string{leader.GossipAddr().String()}
 	clock := &connClock{}
-	cfg.wrapStream = func(s raft.StreamLayer) raft.StreamLayer {
+	useWrapStream(t, func(name string, s raft.StreamLayer) raft.StreamLayer {
+		if name != cfg.NodeName {
+			return s
+		}
 		clock.StreamLayer = s
 		return clock
-	}
+	})
 	victim.crash()
 	p := startPreVoter(t, victim.RaftAddr(), candidate)
 	defer p.close()

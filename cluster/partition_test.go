@@ -266,13 +266,13 @@ func TestPartitionedLeaderStopsBeforeTakeover(t *testing.T) {
 	streams := map[string]*cuttable{}
 	var nodes []*Cluster
 	var seed string
+	useWrapStream(t, func(name string, s raft.StreamLayer) raft.StreamLayer {
+		c := newCuttable(s)
+		streams[name] = c
+		return c
+	})
 	for _, name := range []string{"n1", "n2", "n3"} {
 		cfg := testConfig(t, name, ledger)
-		cfg.wrapStream = func(s raft.StreamLayer) raft.StreamLayer {
-			c := newCuttable(s)
-			streams[name] = c
-			return c
-		}
 		if seed != "" {
 			cfg.Join = []string{seed}
 		}

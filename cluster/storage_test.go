@@ -18,13 +18,14 @@ import (
 // segmentSmall makes raft-wal seal a segment every few dozen entries.
 const segmentSmall = 4096
 
-// soloConfig is the configuration of a one-voter farm on dir whose log
-// segments are small enough for a test to fill several.
+// soloConfig is the configuration of a one-voter farm on dir; until t ends,
+// the nodes New starts have log segments small enough for a test to fill
+// several.
 func soloConfig(t *testing.T, dir string) Config {
 	cfg := testConfig(t, "solo", nil)
 	cfg.BootstrapExpect = 1
 	cfg.DataDir = dir
-	cfg.walSegmentSize = segmentSmall
+	useWALSegmentSize(t, segmentSmall)
 	return cfg
 }
 

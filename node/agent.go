@@ -53,8 +53,7 @@ type Agent struct {
 	verify                   *verifier
 	vipAcquired, vipReleased atomic.Uint64
 	vipEvents                *vip.EventLog
-	onVIPHook                func(acquired bool, term uint64, at time.Duration) // tests
-	keyed                    atomic.Bool                                        // a report was published with the farm's ticket key known
+	keyed                    atomic.Bool // a report was published with the farm's ticket key known
 	isClosed                 atomic.Bool
 	wake                     chan struct{} // asks the view loop for a new view now
 
@@ -84,20 +83,24 @@ func New(cfg Config, logger hclog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
 	}
-	return newAgent(rt, logger, nil)
+	return newAgent(rt, logger)
 }
 
 // NewFromRuntime is New for a configuration already built: the command
 // line builds it once, to set up logging, and the agent runs on that
 // build (its secret files are read once).
 func NewFromRuntime(rt Runtime, logger hclog.Logger) (*Agent, error) {
-	return newAgent(rt, logger, nil)
+	return newAgent(rt, logger)
 }
 
-// newAgent starts an agent on rt, with a hook told of every change of
-// this node's hold on the balancer address (tests record serving
-// intervals with it).
-func newAgent(rt Runtime, logger hclog.Logger, onVIP func(acquired bool, term uint64, at time.Duration)) (_ *Agent, err error) {
+// testHookOnVIP, if not nil, is told of every change of the hold on the
+// balancer address of each agent started while it is set, before the
+// agent's own onVIP: newAgent reads it once. Only test files set it (tests
+// record serving intervals with it).
+var testHookOnVIP func(acquired bool, term uint64, at time.Duration)
+
+// newAgent starts an agent on rt.
+func newAgent(rt Runtime, logger hclog.Logger) (_ *Agent, err error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -107,8 +110,6 @@ func newAgent(rt Runtime, logger hclog.Logger, onVIP func(acquired bool, term ui
 		started: time.Now(),
 		stop:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
-
-		onVIPHook: onVIP,
 	}
 	// Until Close takes over, a failure undoes what was started.
 	var undo undoStack
@@ -269,7 +270,7 @@ func (a *Agent) joinCluster(logger hclog.Logger, undo *undoStack) (err error) {
 		Timing:          p.Timing,
 		Logger:          logger,
 		VIP:             a.vip,
-		OnVIP:           a.onVIP,
+		OnVIP:           a.vipHandler(),
 	}
 	a.logSecurity()
 	if p.TLS != nil {
@@ -384,11 +385,21 @@ func (a *Agent) serving() (uint64, bool) {
 	return cl.Serving()
 }
 
+// vipHandler returns the cluster's OnVIP: onVIP, after testHookOnVIP if a
+// test set it.
+func (a *Agent) vipHandler() func(acquired bool, term uint64, at time.Duration) {
+	hook := testHookOnVIP
+	if hook == nil {
+		return a.onVIP
+	}
+	return func(acquired bool, term uint64, at time.Duration) {
+		hook(acquired, term, at)
+		a.onVIP(acquired, term, at)
+	}
+}
+
 // onVIP logs each change of this node's hold on the balancer address.
 func (a *Agent) onVIP(acquired bool, term uint64, at time.Duration) {
-	if a.onVIPHook != nil {
-		a.onVIPHook(acquired, term, at)
-	}
 	if a.vipEvents != nil {
 		a.vipEvents.Record(acquired, term, at)
 	}

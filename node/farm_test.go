@@ -67,7 +67,9 @@ func newLoggedFarm(t *testing.T, n, voters int, tweak func(i int, c *Config), lo
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := newAgent(rt, logger.Named(c.NodeName), f.record(c.NodeName))
+		testHookOnVIP = f.record(c.NodeName)
+		a, err := newAgent(rt, logger.Named(c.NodeName))
+		testHookOnVIP = nil
 		if err != nil {
 			t.Fatal(err)
 		}

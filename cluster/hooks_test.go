@@ -1,0 +1,25 @@
+package cluster
+
+import (
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+// useWrapStream makes every node that New starts until t ends wrap its raft
+// stream layer with wrap (see testHookWrapStream).
+func useWrapStream(t testing.TB, wrap func(name string, s raft.StreamLayer) raft.StreamLayer) {
+	t.Helper()
+	old := testHookWrapStream
+	testHookWrapStream = wrap
+	t.Cleanup(func() { testHookWrapStream = old })
+}
+
+// useWALSegmentSize makes every node that New starts until t ends use
+// raft-wal segments of size bytes (see testHookWALSegmentSize).
+func useWALSegmentSize(t testing.TB, size int) {
+	t.Helper()
+	old := testHookWALSegmentSize
+	testHookWALSegmentSize = size
+	t.Cleanup(func() { testHookWALSegmentSize = old })
+}
