@@ -592,7 +592,10 @@ func (c *Cluster) Members() []Member {
 	for i, e := range entries {
 		suffrage, inConfig := voters[e.name]
 		if !c.serviceChecked(e) {
-			e.report.Service = netip.AddrPort{} // not checked yet (addrcheck.go)
+			// Not checked yet (addrcheck.go): no client is sent to
+			// the node's session endpoint nor to its services.
+			e.report.Service = netip.AddrPort{}
+			e.report.Services = nil
 		}
 		out[i] = Member{
 			Name:       e.name,

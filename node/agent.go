@@ -50,6 +50,8 @@ type Agent struct {
 	cl                       atomic.Pointer[cluster.Cluster]
 	source                   *farmView
 	view                     atomic.Pointer[assign.View]
+	serviceViews             atomic.Pointer[ServiceViews]
+	services                 []*serviceRun // the service blocks, in the file's order
 	verify                   *verifier
 	vipAcquired, vipReleased atomic.Uint64
 	vipEvents                *vip.EventLog
@@ -132,6 +134,9 @@ func newAgent(rt Runtime, logger hclog.Logger) (_ *Agent, err error) {
 	if err := a.openResponder(logger, key, &undo); err != nil {
 		return nil, err
 	}
+	if err := a.startServices(logger, &undo); err != nil {
+		return nil, err
+	}
 	if err := a.joinCluster(logger, &undo); err != nil {
 		return nil, err
 	}
@@ -206,6 +211,8 @@ func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) 
 		},
 		Serving:              a.serving,
 		View:                 &a.view,
+		ServiceViews:         &a.serviceViews,
+		StockService:         cfg.VIPService,
 		TicketKey:            key,
 		TicketTTL:            p.TicketTTL,
 		KeepaliveInterval:    p.KeepaliveInterval,
@@ -447,6 +454,7 @@ func (a *Agent) Close() error {
 		errs = append(errs, a.cl.Load().Shutdown(), a.resp.Close(), a.vip.Close())
 		errs = append(errs, a.ep.Close())
 		a.verify.close()
+		a.closeServices()
 		a.wg.Wait()
 		if a.tmpDir != "" {
 			errs = append(errs, os.RemoveAll(a.tmpDir))
@@ -551,6 +559,7 @@ func (a *Agent) publish() {
 			// sessions sent to it nor open the leader's handoffs: it
 			// declares itself draining, so no session is sent its way.
 			Draining: len(st.TicketKey) == 0,
+			Services: a.serviceReports(st.Drained[a.cfg.NodeName]),
 		})
 	}
 	if !a.keyed.Load() && len(st.TicketKey) > 0 {
@@ -562,7 +571,9 @@ func (a *Agent) publish() {
 			}
 		}
 	}
-	a.view.Store(assign.NewView(a.source.Nodes()))
+	nodes, named := a.source.views()
+	a.view.Store(assign.NewView(nodes))
+	a.serviceViews.Store(newServiceViews(named))
 }
 
 // exportMetrics copies the packet paths' counters and the node's gauges into

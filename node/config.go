@@ -149,8 +149,9 @@ type Config struct {
 	// session endpoint. An Usher probe names its service in USHER-SERVICE.
 	VIPService string `hcl:"vip_service,optional"`
 	// Services are the service blocks (see ServiceConfig), in the file's
-	// order.
-	Services []ServiceConfig `hcl:"service,block"`
+	// order. They are labelled and repeatable, so they are decoded apart
+	// from the keys (see decodeService) and have no flags.
+	Services []ServiceConfig
 	// BalancerTCP says whether the balancer address also answers STUN
 	// requests over TCP, for clients whose UDP is blocked (a browser's
 	// turn:VIP:3478?transport=tcp): "true" (on the balancer port), "false",

@@ -123,7 +123,10 @@ func TestConfigFileErrors(t *testing.T) {
 		{"wrong type", "node_name = \"a\"\n  capacity = \"lots\"\n", []string{"usher.hcl:2:14:", "capacity", "whole number"}},
 		{"fraction", "capacity = 1.5\n", []string{"usher.hcl:1:12:", "capacity"}},
 		{"list", "join = \"a\"\n", []string{"usher.hcl:1:8:", "join", "list"}},
-		{"block", "service \"x\" {}\n", []string{"usher.hcl:1:1:", "service"}},
+		{"block", "sevrice \"x\" {}\n", []string{"usher.hcl:1:1:", "sevrice"}},
+		{"service without address", "service \"x\" {}\n", []string{"usher.hcl:1:13:", "address"}},
+		{"service without name", "service {\n address = \"10.0.0.1:1\"\n}\n", []string{"usher.hcl:1:9:", "service"}},
+		{"service key", "service \"x\" {\n address = \"10.0.0.1:1\"\n capacty = 3\n}\n", []string{"usher.hcl:3:2:", "capacty"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

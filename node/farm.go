@@ -20,14 +20,46 @@ type farmView struct {
 	excluded func(netip.AddrPort) bool
 }
 
-// Nodes returns the farm as this node sees it now.
+// Nodes returns the farm's session endpoints as this node sees them now.
 func (f *farmView) Nodes() []assign.Node {
+	nodes, _ := f.views()
+	return nodes
+}
+
+// views returns the farm's session endpoints and, by name, the nodes of
+// each named service, as this node sees them now. A node takes no new
+// sessions for a service it drains, whose health checks fail or whose
+// load figure it cannot vouch for, nor for any service while the operator
+// drains it or it is not alive.
+func (f *farmView) views() ([]assign.Node, map[string][]assign.Node) {
 	st := f.c.State()
 	members := f.c.Members()
 	nodes := make([]assign.Node, 0, len(members))
+	var named map[string][]assign.Node
 	for _, m := range members {
-		r := m.Report
-		if !r.Service.IsValid() || m.Status == cluster.Left {
+		r := &m.Report
+		if m.Status == cluster.Left {
+			continue
+		}
+		drained := st.Drained[m.Name]
+		suspect := m.Status != cluster.Alive
+		for _, s := range r.Services {
+			if named == nil {
+				named = make(map[string][]assign.Node)
+			}
+			named[s.Name] = append(named[s.Name], assign.Node{
+				ID:         m.Name,
+				Addr:       s.Addr,
+				Addr6:      s.Addr6,
+				Capacity:   int(s.Capacity),
+				Sessions:   int(s.Sessions),
+				Accepted:   s.Accepted,
+				Draining:   drained || !s.Accepting(),
+				Suspect:    suspect,
+				ReportedAt: m.ReportedAt,
+			})
+		}
+		if !r.Service.IsValid() {
 			continue
 		}
 		capacity := int(r.Capacity)
@@ -40,10 +72,10 @@ func (f *farmView) Nodes() []assign.Node {
 			Capacity:   capacity,
 			Sessions:   int(r.Sessions),
 			Accepted:   r.Accepted,
-			Draining:   r.Draining || st.Drained[m.Name],
-			Suspect:    m.Status != cluster.Alive || f.excluded != nil && f.excluded(r.Service),
+			Draining:   r.Draining || drained,
+			Suspect:    suspect || f.excluded != nil && f.excluded(r.Service),
 			ReportedAt: m.ReportedAt,
 		})
 	}
-	return nodes
+	return nodes, named
 }

@@ -34,6 +34,14 @@ type ResponderConfig struct {
 	// View is where the newest view of the farm is published; the responder
 	// installs it in its Assigner whenever the pointer changes.
 	View *atomic.Pointer[assign.View]
+	// ServiceViews is where the newest views of the named services are
+	// published; nil (or a nil map) means the farm has none, and a probe
+	// naming one is dropped (unknown_service).
+	ServiceViews *atomic.Pointer[ServiceViews]
+	// StockService names the service a stock STUN or TURN request (one
+	// without USHER-SESSION) is balanced over (vip_service); empty or
+	// "default" means the built-in session endpoint.
+	StockService string
 	// TicketKey keys the tickets the responder issues.
 	TicketKey []byte
 	// TicketTTL is how long an issued ticket is valid.

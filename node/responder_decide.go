@@ -1,7 +1,6 @@
 package node
 
 import (
-	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -23,11 +22,15 @@ type prober struct {
 
 	// Owned by the serving goroutine (one at a time), or by a test calling
 	// answer directly.
-	asg       *assign.Assigner
-	now       time.Time // the clock as of the datagrams being answered: asg's clock
+	asg       *assign.Assigner // of the built-in session endpoint
+	now       time.Time        // the clock as of the datagrams being answered: the assigners' clock
 	rng       *rand.Rand
-	term      uint64 // the term asg was made for
+	term      uint64 // the term the assigners were made for
 	installed *assign.View
+	// named holds an assigner per named service, made the first time a
+	// probe asks for the service; named is the one serving this probe.
+	services map[string]*servicePicker
+	named    bool
 	dec       wire.Decoder
 	enc       wire.Encoder
 	req       wire.Request
@@ -64,6 +67,7 @@ func (p *prober) init(r *Responder, rng *rand.Rand) {
 	p.backups = make([]netip.AddrPort, 0, wire.MaxBackups)
 	p.scratch = make([]byte, 0, maxDatagram)
 	p.assigned = make(map[string]uint64)
+	p.services = make(map[string]*servicePicker)
 	p.count = func(id string, n uint64) { p.assigned[id] += n }
 	p.assignedCopy = make(map[string]uint64)
 }
@@ -89,7 +93,9 @@ func (p *prober) respond(dst, pkt []byte, from netip.AddrPort, now time.Time) ([
 	if why != dropNone {
 		return dst, from, why
 	}
-	if !p.req.HasSession {
+	if !p.req.HasSession || p.named {
+		// A stock client, or a named service's server, which is no
+		// session endpoint of ours and cannot relay a handoff.
 		return append(dst, ans...), from, dropNone
 	}
 	h := wire.Handoff{Client: from, Sent: uint32(now.Unix()), Answer: ans}
@@ -112,9 +118,6 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 	if err := p.dec.DecodeRequest(pkt, req); err != nil {
 		return dst, decodeDrop(err)
 	}
-	if len(req.Service) != 0 && string(req.Service) != "default" {
-		return dst, dropUnknownService
-	}
 	term, ok := r.cfg.Serving()
 	if !ok {
 		return dst, dropNotLeader
@@ -123,26 +126,15 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 		return p.answerStockBinding(dst, req, from)
 	}
 	if term != p.term {
-		// A new term is a new leader's ledger: this node does not know
-		// what was assigned under the last term, so it starts cold (p2c
-		// until its view has caught up; see assign.Config) rather than
-		// trusting counts it never made.
-		if p.term != 0 {
-			p.asg.TakePicks(p.count)
-			p.asg = assign.New(r.cfg.Assign, p.clock, p.rng)
-			p.installed = nil
-		}
-		p.term = term
+		p.newTerm(term)
 	}
-	if v := r.cfg.View.Load(); v != p.installed {
-		p.asg.TakePicks(p.count)
-		p.asg.SetView(v)
-		p.installed = v
-		p.assignedMu.Lock()
-		maps.Copy(p.assignedCopy, p.assigned)
-		p.assignedMu.Unlock()
+	asg, why := p.assigner(req)
+	if why != dropNone {
+		return dst, why
 	}
-	if req.LostServer.IsValid() && r.cfg.LostServer != nil {
+	if req.LostServer.IsValid() && r.cfg.LostServer != nil && !p.named {
+		// The leader checks its own session endpoints; a named service's
+		// server is its health checks' business.
 		r.cfg.LostServer(req.LostServer)
 	}
 	// The pick (and its backups) never hands a client the server it
@@ -154,7 +146,7 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 		backups = r.cfg.Backups
 	}
 	fam := assign.FamilyOf(from.Addr())
-	n, bk, err := p.asg.PickFor(fam, assign.SessionID(req.Session), req.LostServer, p.backups[:0], backups)
+	n, bk, err := asg.PickFor(fam, assign.SessionID(req.Session), req.LostServer, p.backups[:0], backups)
 	if err != nil {
 		return dst, dropNoServer
 	}
