@@ -31,16 +31,16 @@ type prober struct {
 	// probe asks for the service; named is the one serving this probe.
 	services map[string]*servicePicker
 	named    bool
-	dec       wire.Decoder
-	enc       wire.Encoder
-	req       wire.Request
-	keys      *ticketKeys
-	redirect  wire.Redirect
-	ticket    []byte
-	backups   []netip.AddrPort
-	scratch   []byte                    // the answer, before it is sealed in a handoff
-	assigned  map[string]uint64         // assignments per node, by this goroutine, as of the last TakePicks
-	count     func(id string, n uint64) // adds to assigned: asg.TakePicks's callback, bound once
+	dec      wire.Decoder
+	enc      wire.Encoder
+	req      wire.Request
+	keys     *ticketKeys
+	redirect wire.Redirect
+	ticket   []byte
+	backups  []netip.AddrPort
+	scratch  []byte                    // the answer, before it is sealed in a handoff
+	assigned map[string]uint64         // assignments per node, by this goroutine, as of the last TakePicks
+	count    func(id string, n uint64) // adds to assigned: asg.TakePicks's callback, bound once
 
 	// assignedCopy is assigned as of the last view change, for metrics; the
 	// serving goroutine copies into it (allocating only for a new node)
