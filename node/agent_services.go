@@ -119,3 +119,36 @@ func newServiceViews(named map[string][]assign.Node) *ServiceViews {
 	}
 	return &v
 }
+
+// serviceInfo describes sr for the API; drained is the operator's drain
+// of the node.
+func serviceInfo(sr cluster.ServiceReport, drained bool) ServiceInfo {
+	si := ServiceInfo{Name: sr.Name, Addr: sr.Addr.String(), Sessions: sr.Sessions, Capacity: sr.Capacity, State: "accepting"}
+	if sr.Addr6.IsValid() {
+		si.Addr6 = sr.Addr6.String()
+	}
+	if sr.Capacity > 0 {
+		si.Load = float64(sr.Sessions) / float64(sr.Capacity)
+	}
+	switch {
+	case sr.LoadFailed:
+		si.State = "load-failed"
+	case sr.Unhealthy:
+		si.State = "unhealthy"
+	case sr.Draining || drained:
+		si.State = "draining"
+	}
+	return si
+}
+
+// serviceReason says why this node's service name is not accepting, or
+// nothing.
+func (a *Agent) serviceReason(name string) string {
+	for _, s := range a.services {
+		if s.svc.Name == name {
+			_, reason := s.checks.Status()
+			return reason
+		}
+	}
+	return ""
+}

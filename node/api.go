@@ -210,6 +210,25 @@ type MemberInfo struct {
 	Voter       bool    `json:"voter"`
 	Leader      bool    `json:"leader"`
 	ReportAgeMs float64 `json:"report_age_ms"`
+	// Services are the member's named services, from its report.
+	Services []ServiceInfo `json:"services,omitempty"`
+}
+
+// ServiceInfo is one named service of a member in GET /v1/members.
+type ServiceInfo struct {
+	Name     string  `json:"name"`
+	Addr     string  `json:"addr"`
+	Addr6    string  `json:"addr6,omitempty"`
+	Sessions uint32  `json:"sessions"`
+	Capacity uint32  `json:"capacity"`
+	Load     float64 `json:"load"`
+	// State is accepting, draining, unhealthy (a health check fails) or
+	// load-failed (the load source failed or its figure is stale).
+	State string `json:"state"`
+	// Reason says why a service of the agent answering is not accepting
+	// (its failing checks, its load source's error); other members'
+	// reasons are in their own logs and APIs.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Members returns every member as this agent sees it, sorted by name, with
@@ -246,6 +265,13 @@ func (a *Agent) Members() []MemberInfo {
 		if !m.ReportedAt.IsZero() {
 			mi.ReportAgeMs = float64(now.Sub(m.ReportedAt)) / float64(time.Millisecond)
 		}
+		for _, sr := range r.Services {
+			si := serviceInfo(sr, st.Drained[m.Name])
+			if m.Name == a.cfg.NodeName {
+				si.Reason = a.serviceReason(sr.Name)
+			}
+			mi.Services = append(mi.Services, si)
+		}
 		out = append(out, mi)
 	}
 	slices.SortFunc(out, func(x, y MemberInfo) int { return strings.Compare(x.Name, y.Name) })
@@ -256,6 +282,7 @@ func (a *Agent) Members() []MemberInfo {
 type viewNode struct {
 	ID         string    `json:"id"`
 	Addr       string    `json:"addr"`
+	Addr6      string    `json:"addr6,omitempty"`
 	Capacity   int       `json:"capacity"`
 	Sessions   int       `json:"sessions"`
 	Accepted   uint64    `json:"accepted"`
@@ -273,7 +300,24 @@ func (a *Agent) viewJSON() map[string]any {
 			Accepted: n.Accepted, Draining: n.Draining, Suspect: n.Suspect, ReportedAt: n.ReportedAt,
 		})
 	}
-	return map[string]any{"policy": a.cfg.Parsed.Policy.String(), "nodes": nodes}
+	services := map[string][]viewNode{}
+	if pv := a.serviceViews.Load(); pv != nil {
+		for name, v := range *pv {
+			svc := []viewNode{}
+			for _, n := range v.Nodes() {
+				vn := viewNode{
+					ID: n.ID, Addr: n.Addr.String(), Capacity: n.Capacity, Sessions: n.Sessions,
+					Accepted: n.Accepted, Draining: n.Draining, Suspect: n.Suspect, ReportedAt: n.ReportedAt,
+				}
+				if n.Addr6.IsValid() {
+					vn.Addr6 = n.Addr6.String()
+				}
+				svc = append(svc, vn)
+			}
+			services[name] = svc
+		}
+	}
+	return map[string]any{"policy": a.cfg.Parsed.Policy.String(), "nodes": nodes, "services": services}
 }
 
 // sessionJSON is one session of GET /v1/sessions.

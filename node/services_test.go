@@ -161,6 +161,20 @@ func TestFarmServiceHealth(t *testing.T) {
 	if slices.Contains(accepting(f, "turn"), dead.addr) {
 		t.Fatal("the dead server is still accepting in the leader's view")
 	}
+	// Its own agent says why; another says only that it is unhealthy.
+	for _, a := range f.agents {
+		for _, m := range a.Members() {
+			if m.Name != "n2" {
+				continue
+			}
+			if len(m.Services) != 1 || m.Services[0].State != "unhealthy" {
+				t.Errorf("%s lists n2's services as %+v, want turn unhealthy", a.cfg.NodeName, m.Services)
+			}
+			if own := a.cfg.NodeName == "n2"; own != (m.Services[0].Reason != "") {
+				t.Errorf("%s gives n2's reason %q", a.cfg.NodeName, m.Services[0].Reason)
+			}
+		}
+	}
 
 	// The server comes back on the same port: the farm takes it again.
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(dead.addr))

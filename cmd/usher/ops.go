@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -93,7 +94,10 @@ func runMembers(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		`List the members of the farm as the agent at -http sees them: each node's
 session address, gossip status (alive, suspect, dead, left), load (sessions
 over capacity, after the farm's capacity overrides), Raft role (leader, voter
-or non-voter), whether it is draining and the age of its last load report.`, stderr)
+or non-voter), whether it is draining and the age of its last load report;
+then each named service of each node: its address, load, and whether it
+accepts new sessions (accepting, draining, unhealthy or load-failed, with
+the reason on the agent asked).`, stderr)
 	asJSON := fs.Bool("json", false, "print the API's JSON array of members instead of a table")
 	o := opsCommand{name: "members", stderr: stderr}
 	if code := o.setUp(fs, args, 0); code >= 0 {
@@ -134,6 +138,35 @@ func writeMembers(w io.Writer, members []node.MemberInfo) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			m.Name, orDash(m.SessionAddr), m.Status, formatLoad(uint64(m.Sessions), uint64(m.Capacity)),
 			memberRole(m), yesNo(m.Draining), formatAgeMs(m.ReportAgeMs))
+	}
+	tw.Flush()
+	writeServices(w, members)
+}
+
+// writeServices writes the members' named services, if any, as a second
+// table: one row per node and service, with why a service of the agent
+// asked is not accepting.
+func writeServices(w io.Writer, members []node.MemberInfo) {
+	var rows []string
+	for _, m := range members {
+		for _, s := range m.Services {
+			addr := s.Addr
+			if s.Addr6 != "" {
+				addr += " " + s.Addr6
+			}
+			rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, m.Name, addr,
+				formatLoad(uint64(s.Sessions), uint64(s.Capacity)), s.State, orDash(s.Reason)))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	slices.Sort(rows)
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tNODE\tADDRESS\tLOAD\tSTATE\tREASON")
+	for _, r := range rows {
+		fmt.Fprint(tw, r)
 	}
 	tw.Flush()
 }

@@ -312,3 +312,28 @@ func TestWriteStatusReportAge(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteServices checks the services table `usher members` prints under
+// the members: one row per service and node, sorted, with state and reason,
+// and no table for a farm without services.
+func TestWriteServices(t *testing.T) {
+	members := []node.MemberInfo{
+		{Name: "n2", Services: []node.ServiceInfo{{Name: "turn", Addr: "198.18.0.2:3478", Sessions: 3, Capacity: 10, State: "unhealthy", Reason: `check "coturn": 2 failures in a row`}}},
+		{Name: "n1", Services: []node.ServiceInfo{{Name: "turn", Addr: "198.18.0.1:3478", Addr6: "[2001:db8::1]:3478", Capacity: 10, State: "accepting"}}},
+	}
+	var b strings.Builder
+	writeServices(&b, members)
+	want := []string{
+		"SERVICE  NODE  ADDRESS                             LOAD        STATE      REASON",
+		"turn     n1    198.18.0.1:3478 [2001:db8::1]:3478  0/10 (0%)   accepting  -",
+		`turn     n2    198.18.0.2:3478                     3/10 (30%)  unhealthy  check "coturn": 2 failures in a row`,
+	}
+	if got := strings.TrimSpace(b.String()); got != strings.Join(want, "\n") {
+		t.Errorf("services table:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	b.Reset()
+	writeServices(&b, []node.MemberInfo{{Name: "n1"}})
+	if b.Len() != 0 {
+		t.Errorf("a farm without services printed %q", b.String())
+	}
+}
