@@ -584,6 +584,11 @@ func (a *Agent) exportMetrics() {
 	t.gauge("sessions", float64(sessions))
 	t.gauge("capacity", float64(a.cfg.Capacity))
 	t.gauge("draining", boolFloat(a.ep.Draining()))
+	for _, sr := range a.serviceReports(false) {
+		t.serviceGauge("service_sessions", sr.Name, float64(sr.Sessions))
+		t.serviceGauge("service_capacity", sr.Name, float64(sr.Capacity))
+		t.serviceGauge("service_accepting", sr.Name, boolFloat(sr.Accepting()))
+	}
 	_, serving := a.serving()
 	t.gauge("serving", boolFloat(serving && a.resp.Serving()))
 	t.counter("sessions_accepted", accepted)

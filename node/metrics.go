@@ -109,6 +109,11 @@ func (t *telemetry) gauge(name string, v float64) {
 	t.m.SetPrecisionGauge([]string{name}, v)
 }
 
+// serviceGauge sets the gauge name of one named service.
+func (t *telemetry) serviceGauge(name, service string, v float64) {
+	t.m.SetPrecisionGaugeWithLabels([]string{name}, v, []metrics.Label{{Name: "service", Value: service}})
+}
+
 // counter brings the counter name (with labels) up to total.
 func (t *telemetry) counter(name string, total uint64, labels ...metrics.Label) {
 	key := name

@@ -1,9 +1,12 @@
 package node
 
 import (
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -127,6 +130,19 @@ func TestFarmServices(t *testing.T) {
 	if slices.Contains(turn, res.Server) || !res.Server.IsValid() {
 		t.Errorf("a probe for the default service sent to %v", res.Server)
 	}
+	// Each agent exports its services' figures.
+	a := f.agents[0]
+	waitFor(t, func() bool {
+		resp, err := http.Get(a.APIURL() + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), `usher_service_accepting{service="turn"} 1`) &&
+			strings.Contains(string(body), `usher_service_capacity{service="turn"} 100`)
+	})
+
 	before := f.leader().resp.Stats().Drops["unknown_service"]
 	pkt := probe(t, wire.Probe{Service: "sip", Session: wire.SessionID{8}})
 	c.WriteToUDPAddrPort(pkt, f.vip)
