@@ -20,16 +20,22 @@ import (
 // of the test.
 func tcpTestResponder(t *testing.T, serving ServingFunc, conns int, timeout time.Duration) *Responder {
 	t.Helper()
-	r := testResponder(newFakeClock(), serving, server1)
-	r.cfg.TCP, r.cfg.TCPConns, r.cfg.TCPTimeout = true, conns, timeout
-	if err := r.Listen(netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
-		t.Fatal(err)
+	// The UDP port is the kernel's pick, and the same TCP port may be
+	// some other socket's ephemeral port: try a few.
+	for range 10 {
+		r := testResponder(newFakeClock(), serving, server1)
+		r.cfg.TCP, r.cfg.TCPConns, r.cfg.TCPTimeout = true, conns, timeout
+		if err := r.Listen(netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
+			t.Fatal(err)
+		}
+		if r.tcp.addr().IsValid() {
+			t.Cleanup(func() { r.Close() })
+			return r
+		}
+		r.Close()
 	}
-	t.Cleanup(func() { r.Close() })
-	if !r.tcp.addr().IsValid() {
-		t.Fatal("not listening on TCP")
-	}
-	return r
+	t.Fatal("not listening on TCP")
+	return nil
 }
 
 // dialTCP connects to r's TCP listener, closed at the end of the test.
