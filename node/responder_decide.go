@@ -122,6 +122,10 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 	if req.Method == stun.MethodBinding && !req.HasSession && !r.cfg.RedirectStockBinding {
 		return p.answerStockBinding(dst, req, from)
 	}
+	grant, out, why, refused := p.authorize(dst, pkt, req, from)
+	if refused {
+		return out, why
+	}
 	if term != p.term {
 		// A new term is a new leader's ledger: this node does not know
 		// what was assigned under the last term, so it starts cold (p2c
@@ -170,7 +174,7 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 			rd.Backups = p.backups
 		}
 	}
-	out, err := p.enc.AppendRedirect(dst, req, rd, wire.Limit(req, r.cfg.StockAmplification))
+	out, err = p.appendRedirect(dst, req, &grant)
 	if err != nil {
 		return dst, dropTooLarge
 	}
