@@ -103,6 +103,14 @@ func TestAuthAnswersMatchPion(t *testing.T) {
 		if req.Fingerprint != fp {
 			t.Fatalf("fingerprint %v, want %v", req.Fingerprint, fp)
 		}
+		// With FINGERPRINT after it, the length VerifyIntegrity hashes is
+		// not the message's own.
+		if !VerifyIntegrity(signedAllocate(t, user, realm, pw, nonce, fp), &req, key) {
+			t.Errorf("fp=%v: pion's MESSAGE-INTEGRITY does not verify", fp)
+		}
+		if VerifyIntegrity(signedAllocate(t, user, realm, "pW", nonce, fp), &req, key) {
+			t.Errorf("fp=%v: a wrong password verifies", fp)
+		}
 		for _, server := range []struct {
 			name string
 			ip   net.IP
