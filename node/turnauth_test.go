@@ -88,8 +88,10 @@ func readAuthAnswer(t testing.TB, b []byte) authAnswer {
 	for _, at := range m.Attributes {
 		a.attrs = append(a.attrs, at.Type)
 	}
-	if err := stun.Fingerprint.Check(m); err != nil {
-		t.Errorf("answer's fingerprint: %v", err)
+	if m.Contains(stun.AttrFingerprint) {
+		if err := stun.Fingerprint.Check(m); err != nil {
+			t.Errorf("answer's fingerprint: %v", err)
+		}
 	}
 	return a
 }
@@ -179,6 +181,9 @@ func TestStrictAllocate(t *testing.T) {
 				}
 				if err := stun.NewLongTermIntegrity(user, strictRealm, pw).Check(a.m); err != nil {
 					t.Errorf("the 300's MESSAGE-INTEGRITY: %v", err)
+				}
+				if n := len(a.attrs); n < 2 || a.attrs[n-2] != stun.AttrMessageIntegrity || a.attrs[n-1] != stun.AttrFingerprint {
+					t.Errorf("the 300 ends with %v, want MESSAGE-INTEGRITY, FINGERPRINT", a.attrs)
 				}
 				return
 			}
@@ -414,4 +419,50 @@ func benchAnswer(b *testing.B, clk *fakeClock, r *Responder, pkt []byte, want st
 			b.Fatal(why)
 		}
 	}
+}
+
+// FuzzResponderStrict checks strict mode against any datagram: answers
+// keep the size rule, a stock Allocate is redirected only when its
+// MESSAGE-INTEGRITY verifies under its user's key, the redirect is then
+// signed, and a 401 or 438 takes no pick.
+func FuzzResponderStrict(f *testing.F) {
+	seeds(f)
+	clk := newFakeClock()
+	r := strictResponder(clk)
+	a := r.cfg.TURNAuth
+	nonce := string(a.appendNonce(nil, clientA, clk.Now().Add(1000*time.Hour)))
+	user, pw := restCredentials(clk.Now().Add(1000*time.Hour), "bob", strictSecret)
+	f.Add(stockAllocate())
+	f.Add(authAllocate(f, "alice", strictRealm, "pw", nonce, true))
+	f.Add(authAllocate(f, user, strictRealm, pw, nonce, true))
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		before := r.asg.Pending("a")
+		out, why := r.answer(nil, pkt, clientA)
+		if why != dropNone {
+			return
+		}
+		if len(out) > 3*len(pkt) {
+			t.Fatalf("%d-byte request, %d-byte answer", len(pkt), len(out))
+		}
+		if r.req.HasSession || r.req.Method != stun.MethodAllocate {
+			return
+		}
+		ans := readAuthAnswer(t, out)
+		switch ans.code {
+		case stun.CodeTryAlternate:
+			key, ok := a.userKey(r.req.Username, clk.Now())
+			if !ok || !wire.VerifyIntegrity(pkt, &r.req, key[:]) {
+				t.Fatalf("redirected a stock Allocate from %q without valid credentials", r.req.Username)
+			}
+			if err := stun.MessageIntegrity(key[:]).Check(ans.m); err != nil {
+				t.Fatalf("redirect's MESSAGE-INTEGRITY: %v", err)
+			}
+		case stun.CodeUnauthorized, stun.CodeStaleNonce:
+			if r.asg.Pending("a") != before {
+				t.Fatal("a refused Allocate took a pick")
+			}
+		default:
+			t.Fatalf("stock Allocate answered %d", ans.code)
+		}
+	})
 }
