@@ -9,8 +9,9 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"net/netip"
-	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pion/stun/v3"
@@ -110,6 +111,10 @@ type TURNAuth struct {
 	secret   []byte                    // TURN REST shared secret; nil for none
 	users    map[string][md5.Size]byte // static users' keys
 	nonceKey [32]byte
+
+	// nonceMACs and restMACs pool HMACs keyed with nonceKey and secret,
+	// so that checking a request does not build them anew.
+	nonceMACs, restMACs sync.Pool
 }
 
 // NewTURNAuth returns a TURNAuth for realm with the TURN REST shared
@@ -123,6 +128,8 @@ func NewTURNAuth(realm string, secret []byte, users map[string]string) *TURNAuth
 		a.users[name] = longTermKey(name, realm, pw)
 	}
 	rand.Read(a.nonceKey[:])
+	a.nonceMACs.New = func() any { return hmac.New(sha256.New, a.nonceKey[:]) }
+	a.restMACs.New = func() any { return hmac.New(sha1.New, a.secret) }
 	return a
 }
 
@@ -138,10 +145,12 @@ func (a *TURNAuth) nonceMAC(expiry uint32, client netip.AddrPort) [sha256.Size]b
 	ip := client.Addr().As16()
 	copy(msg[4:20], ip[:])
 	binary.BigEndian.PutUint16(msg[20:22], client.Port())
-	mac := hmac.New(sha256.New, a.nonceKey[:])
+	mac := a.nonceMACs.Get().(hash.Hash)
+	mac.Reset()
 	mac.Write(msg[:])
 	var sum [sha256.Size]byte
 	mac.Sum(sum[:0])
+	a.nonceMACs.Put(mac)
 	return sum
 }
 
@@ -195,12 +204,23 @@ func (a *TURNAuth) userKey(username []byte, now time.Time) ([md5.Size]byte, bool
 			if now.Unix() >= expiry {
 				return [md5.Size]byte{}, false
 			}
-			mac := hmac.New(sha1.New, a.secret)
+			mac := a.restMACs.Get().(hash.Hash)
+			mac.Reset()
 			mac.Write(username)
 			var sum [sha1.Size]byte
+			mac.Sum(sum[:0])
+			a.restMACs.Put(mac)
 			var pw [28]byte // base64 of a SHA-1 sum
-			base64.StdEncoding.Encode(pw[:], mac.Sum(sum[:0]))
-			return longTermKey(string(username), string(a.realm), string(pw[:])), true
+			base64.StdEncoding.Encode(pw[:], sum[:])
+			h := md5.New()
+			h.Write(username)
+			h.Write([]byte{':'})
+			h.Write(a.realm)
+			h.Write([]byte{':'})
+			h.Write(pw[:])
+			var key [md5.Size]byte
+			h.Sum(key[:0])
+			return key, true
 		}
 	}
 	k, ok := a.users[string(username)]
@@ -217,11 +237,17 @@ func restExpiry(username []byte) (int64, bool) {
 			break
 		}
 	}
-	if end == 0 || end > 19 {
+	if end == 0 || end > 18 { // 18 digits cannot overflow an int64
 		return 0, false
 	}
-	n, err := strconv.ParseInt(string(username[:end]), 10, 64)
-	return n, err == nil && n >= 0
+	var n int64
+	for _, c := range username[:end] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // check returns the long-term key of the stock Allocate req (the datagram
