@@ -220,6 +220,7 @@ func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) 
 		StockAmplification:   cfg.StockAmplification,
 		Backups:              cfg.Backups,
 		RedirectStockBinding: cfg.StockBinding == "redirect",
+		TURNAuth:             p.TURNAuth,
 		Handoff:              cfg.RespondFrom == "server",
 		Sockets:              probeSockets(cfg.ProbeSockets),
 		Batch:                cfg.ProbeBatch,

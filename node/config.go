@@ -128,6 +128,11 @@ type Config struct {
 	// mutual TLS (keys tls.ca_file, tls.cert_file, tls.key_file; flags
 	// -tls-ca-file, -tls-cert-file, -tls-key-file).
 	TLS TLSConfig `hcl:"tls,block"`
+	// TURNAuth is the turn_auth block: strict mode, in which a stock TURN
+	// Allocate must present long-term credentials before it is redirected
+	// and the redirect is signed (keys turn_auth.realm, turn_auth.secret,
+	// turn_auth.secret_file, turn_auth.users; see TURNAuthConfig).
+	TURNAuth TURNAuthConfig `hcl:"turn_auth,block"`
 	// Insecure lets a farm of several voters (bootstrap_expect above 1) run
 	// without encrypt_key or the tls block, open to any host that reaches
 	// its gossip and Raft ports; the agent then warns at every start.

@@ -46,6 +46,7 @@ type Parsed struct {
 	RaftBind             netip.AddrPort // derived from bind (and advertise) when not set
 	EncryptKey           []byte         // nil when not set
 	TLS                  *pki.Bundle    // nil without the tls block
+	TURNAuth             *TURNAuth      // nil without the turn_auth block
 	Timing               cluster.Timing // the profile with every override applied
 	APIReadToken         string         // empty: reads need no token
 	APIWriteToken        string         // empty: writes need no token (loopback only)
@@ -196,6 +197,7 @@ func (c *Config) loadSecrets(p *Parsed, now time.Time, bad func(key, value, prob
 	if c.TLS.enabled() {
 		p.TLS = c.loadTLS(now, bad)
 	}
+	p.TURNAuth = c.TURNAuth.build(bad)
 }
 
 // parseDuration parses the duration v of key; it returns 0 when v is not

@@ -2,6 +2,9 @@ package node
 
 import (
 	"flag"
+	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -10,7 +13,7 @@ import (
 // its one-line help.
 type configKey struct {
 	name  string
-	ptr   any // *string, *int, *bool, **bool (unset: nil) or *[]string into the Config
+	ptr   any // *string, *int, *bool, **bool (unset: nil), *[]string or *map[string]string into the Config
 	usage string
 }
 
@@ -61,6 +64,10 @@ func (c *Config) keys() []configKey {
 		{"tls.ca_file", &c.TLS.CAFile, "farm CA certificate (PEM) for Raft's mutual TLS"},
 		{"tls.cert_file", &c.TLS.CertFile, "this node's certificate (PEM) naming node_name and the farm (label)"},
 		{"tls.key_file", &c.TLS.KeyFile, "this node's private key (PEM), mode 0600"},
+		{"turn_auth.realm", &c.TURNAuth.Realm, "strict mode: REALM a stock TURN Allocate must authenticate in before it is redirected"},
+		{"turn_auth.secret", &c.TURNAuth.Secret, "strict mode: TURN REST shared secret (coturn's static-auth-secret)"},
+		{"turn_auth.secret_file", &c.TURNAuth.SecretFile, "file holding turn_auth.secret (mode 0600)"},
+		{"turn_auth.users", &c.TURNAuth.Users, "strict mode: static long-term user, name=password; repeatable"},
 		{"insecure", &c.Insecure, "allow bootstrap_expect above 1 without encrypt_key and tls (warns at every start)"},
 		{"respond_from", &c.RespondFrom, "who answers probes: leader, or server (the assigned node answers from its own address)"},
 		{"vip_service", &c.VIPService, "the service block a stock STUN/TURN request to the balancer address is balanced over (default: the built-in session endpoint)"},
@@ -100,6 +107,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			v = &optBoolFlag{c: c, key: k.name, p: p}
 		case *[]string:
 			v = &listFlag{c: c, key: k.name, p: p}
+		case *map[string]string:
+			v = &mapFlag{c: c, key: k.name, p: p}
 		default:
 			panic("node: config key " + k.name + " has an unsupported type")
 		}
@@ -234,5 +243,36 @@ func (f *listFlag) Set(s string) error {
 		f.c.override(f.key)
 	}
 	*f.p = append(*f.p, s)
+	return nil
+}
+
+// mapFlag is the flag of a map key: each use adds one name=value pair, and
+// the first replaces the file's map.
+type mapFlag struct {
+	c    *Config
+	key  string
+	p    *map[string]string
+	seen bool
+}
+
+func (f *mapFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	names := slices.Sorted(maps.Keys(*f.p))
+	return strings.Join(names, ",") // names only: the values may be secrets
+}
+
+func (f *mapFlag) Set(s string) error {
+	name, v, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("%q is not name=value", s)
+	}
+	if !f.seen || *f.p == nil {
+		*f.p = map[string]string{}
+		f.seen = true
+		f.c.override(f.key)
+	}
+	(*f.p)[name] = v
 	return nil
 }

@@ -212,6 +212,16 @@ func (k *configKey) decode(a *hcl.Attribute) error {
 			return fail("a list of strings")
 		}
 		*p = out
+	case *map[string]string:
+		m, err := convert.Convert(v, cty.Map(cty.String))
+		if err != nil || m.IsNull() {
+			return fail("a map of strings")
+		}
+		var out map[string]string
+		if err := gocty.FromCtyValue(m, &out); err != nil {
+			return fail("a map of strings")
+		}
+		*p = out
 	default:
 		panic("node: config key " + k.name + " has an unsupported type")
 	}

@@ -61,6 +61,10 @@ type ResponderConfig struct {
 	// sends its STUN or TURN server to learn its server-reflexive
 	// candidate, and it ignores a 300. Such an answer takes no pick.
 	RedirectStockBinding bool
+	// TURNAuth, when set, is strict mode (the turn_auth block): a stock
+	// TURN Allocate must present its long-term credentials, and its
+	// redirect is signed with MESSAGE-INTEGRITY.
+	TURNAuth *TURNAuth
 	// Handoff makes the assigned server send the answer (respond_from =
 	// "server"): the responder seals it in a handoff to the server's
 	// session endpoint, which relays it to the client from its own address.

@@ -125,6 +125,10 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 	if req.Method == stun.MethodBinding && !req.HasSession && !r.cfg.RedirectStockBinding {
 		return p.answerStockBinding(dst, req, from)
 	}
+	grant, out, why, refused := p.authorize(dst, pkt, req, from)
+	if refused {
+		return out, why
+	}
 	if term != p.term {
 		p.newTerm(term)
 	}
@@ -163,7 +167,7 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 			rd.Backups = p.backups
 		}
 	}
-	out, err := p.enc.AppendRedirect(dst, req, rd, wire.Limit(req, r.cfg.StockAmplification))
+	out, err = p.appendRedirect(dst, req, &grant)
 	if err != nil {
 		return dst, dropTooLarge
 	}

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"crypto/sha1"
 	"net/netip"
 
 	"github.com/pion/stun/v3"
@@ -31,6 +32,13 @@ type Request struct {
 	ClientAddress netip.AddrPort
 	// Fingerprint reports whether the request carried a valid FINGERPRINT.
 	Fingerprint bool
+	// Username, Realm and Nonce are the USERNAME, REALM and NONCE values of
+	// a request with long-term credentials; nil when absent.
+	Username, Realm, Nonce []byte
+	// Integrity is the offset in the datagram of the MESSAGE-INTEGRITY
+	// attribute's header, for VerifyIntegrity; zero when absent. Attributes
+	// after it other than FINGERPRINT are ignored (RFC 8489, section 14.5).
+	Integrity int
 	// Size is the request's size on the wire in bytes.
 	Size int
 }
@@ -67,6 +75,9 @@ func (d *Decoder) DecodeRequest(b []byte, r *Request) error {
 	*r = Request{TxID: m.TransactionID, Method: m.Type.Method, Size: len(b)}
 	copy(r.Session[:], r.TxID[:SessionLen])
 	for _, a := range m.Attributes {
+		if r.Integrity != 0 && a.Type != stun.AttrFingerprint {
+			continue
+		}
 		switch a.Type {
 		case AttrSession:
 			if len(a.Value) != SessionLen {
@@ -96,6 +107,18 @@ func (d *Decoder) DecodeRequest(b []byte, r *Request) error {
 				return ErrAttribute
 			}
 			r.ClientAddress = ap
+		case stun.AttrUsername:
+			r.Username = a.Value
+		case stun.AttrRealm:
+			r.Realm = a.Value
+		case stun.AttrNonce:
+			r.Nonce = a.Value
+		case stun.AttrMessageIntegrity:
+			if len(a.Value) != sha1.Size {
+				return ErrAttribute
+			}
+			// a.Value aliases b, so its offset is what its capacity lacks.
+			r.Integrity = cap(b) - cap(a.Value) - 4
 		case stun.AttrFingerprint:
 			if err := stun.Fingerprint.Check(m); err != nil {
 				return ErrFingerprint
