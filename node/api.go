@@ -30,6 +30,9 @@ import (
 //	DELETE /v1/drain   ?node=NAME: undrain a node (write token)
 //	PUT  /v1/leave     leave the cluster gracefully (the process stays up;
 //	                   write token)
+//	PUT  /v1/services/NAME/load  {"load":N,"capacity":M}: the load of a
+//	                   service whose load source is push (write token;
+//	                   client/loadpush sends it)
 //	GET  /v1/keyring   and POST|PUT /v1/keyring/{install,use,remove}: the
 //	                   gossip keyring (api_keyring.go)
 //	GET  /metrics      Prometheus metrics
@@ -67,6 +70,7 @@ func (a *Agent) handler(log hclog.Logger, acc *apiAccess) http.Handler {
 	handle("DELETE /v1/drain", needWrite, func(w http.ResponseWriter, r *http.Request) {
 		a.drain(w, r, false, log)
 	})
+	handle("PUT /v1/services/{name}/load", needWrite, a.pushLoad)
 	handle("GET /v1/members", needNone, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Members())
 	})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/usherlb/usher/cluster"
 	"github.com/usherlb/usher/node/health"
+	"github.com/usherlb/usher/node/loadsrc"
 )
 
 // ServiceConfig is one `service "NAME" { ... }` block: a server the farm
@@ -25,8 +26,11 @@ type ServiceConfig struct {
 	// AddressV6 is the service's IPv6 address when Address is an IPv4
 	// one and it listens on both; IPv6 clients are sent there.
 	AddressV6 string `hcl:"address_v6,optional"`
-	// Capacity is the most sessions the service takes on this node.
+	// Capacity is the most sessions the service takes on this node, unless
+	// its load source gives a capacity of its own.
 	Capacity int `hcl:"capacity,optional"`
+	// Load says where the service's load figure comes from (required).
+	Load *loadsrc.Spec `hcl:"load,block"`
 	// Checks are the service's health checks: while any fails, the node
 	// takes no new sessions for it.
 	Checks []health.Spec `hcl:"check,block"`
@@ -38,6 +42,8 @@ type Service struct {
 	Addr, Addr6 netip.AddrPort
 	Capacity    int
 	Checks      []health.Check
+	Load        loadsrc.Settings
+	LoadSpec    loadsrc.Spec // started by the agent (Spec.Build)
 }
 
 // serviceBlock is the HCL header of a service block.
@@ -71,6 +77,15 @@ func (c *Config) parseServices(p *Parsed, bad func(key, value, problem string)) 
 		}
 		if svc.Checks, err = health.BuildAll(s.Checks); err != nil {
 			bad(key("check"), "", err.Error())
+		}
+		switch {
+		case s.Load == nil:
+			bad(key("load"), "", "is required: the block naming the service's load source (source = sockets, push, prometheus, command or sessions)")
+		default:
+			svc.LoadSpec = *s.Load
+			if svc.Load, err = s.Load.Validate(); err != nil {
+				bad(key("load"), s.Load.Source, err.Error())
+			}
 		}
 		p.Services = append(p.Services, svc)
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usherlb/usher/node/loadsrc"
 )
 
 // TestParseServices reads two service blocks, one dual-stack with a
@@ -17,6 +19,12 @@ service "turn" {
   address    = "198.18.0.7:3478"
   address_v6 = "[2001:db8::7]:3478"
   capacity   = 5000
+  load {
+    source     = "sockets"
+    protocol   = "udp"
+    port_range = "49152-65535"
+    state      = "bound"
+  }
   check "coturn" {
     type     = "stun"
     address  = "198.18.0.7:3478"
@@ -27,6 +35,7 @@ service "turn" {
 service "game" {
   address  = "198.18.0.7:7777"
   capacity = 64
+  load { source = "push" }
 }
 `
 	c, err := ParseConfig([]byte(src), "farm.hcl")
@@ -49,7 +58,10 @@ service "game" {
 	if len(turn.Checks) != 1 || turn.Checks[0].Interval != 250*time.Millisecond {
 		t.Errorf("turn checks = %+v", turn.Checks)
 	}
-	if game.Name != "game" || game.Capacity != 64 || game.Addr6.IsValid() || len(game.Checks) != 0 {
+	if turn.Load.Kind != "sockets" || turn.Load.PortLow != 49152 || turn.Load.PortHigh != 65535 {
+		t.Errorf("turn load = %+v", turn.Load)
+	}
+	if game.Name != "game" || game.Capacity != 64 || game.Addr6.IsValid() || len(game.Checks) != 0 || game.Load.Kind != "push" {
 		t.Errorf("game = %+v", game)
 	}
 }
@@ -58,7 +70,7 @@ service "game" {
 // vip_service naming none, is refused under a key naming the service.
 func TestValidateServices(t *testing.T) {
 	svc := func(name, addr string, capacity int) ServiceConfig {
-		return ServiceConfig{Name: name, Address: addr, Capacity: capacity}
+		return ServiceConfig{Name: name, Address: addr, Capacity: capacity, Load: &loadsrc.Spec{Source: "push"}}
 	}
 	tests := []struct {
 		key, value string
@@ -80,6 +92,16 @@ func TestValidateServices(t *testing.T) {
 		}},
 		{"service", "turn", func(c *Config) {
 			c.Services = []ServiceConfig{svc("turn", "198.18.0.7:3478", 1), svc("turn", "198.18.0.7:3479", 1)}
+		}},
+		{"service.turn.load", "", func(c *Config) {
+			s := svc("turn", "198.18.0.7:3478", 1)
+			s.Load = nil
+			c.Services = []ServiceConfig{s}
+		}},
+		{"service.turn.load", "gossip", func(c *Config) {
+			s := svc("turn", "198.18.0.7:3478", 1)
+			s.Load.Source = "gossip"
+			c.Services = []ServiceConfig{s}
 		}},
 		{"service", "default", func(c *Config) { c.Services = []ServiceConfig{svc("default", "198.18.0.7:3478", 1)} }},
 		{"service", "tu rn", func(c *Config) { c.Services = []ServiceConfig{svc("tu rn", "198.18.0.7:3478", 1)} }},

@@ -1,10 +1,13 @@
 package node
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -15,15 +18,17 @@ import (
 
 	"github.com/usherlb/usher/assign"
 	"github.com/usherlb/usher/node/health"
+	"github.com/usherlb/usher/node/loadsrc"
 	"github.com/usherlb/usher/wire"
 )
 
 // fakeSTUN is a STUN server on loopback answering every Binding request
 // with a success, as coturn does: what a service's stun check asks.
 type fakeSTUN struct {
-	conn *net.UDPConn
-	addr netip.AddrPort
-	done chan struct{}
+	conn     *net.UDPConn
+	addr     netip.AddrPort
+	done     chan struct{}
+	loadFile string // its load figure, read by the agent (see serviceFarm)
 }
 
 // startFakeSTUN starts a fakeSTUN, stopped at the end of the test.
@@ -61,21 +66,36 @@ func (s *fakeSTUN) stop() {
 }
 
 // serviceFarm starts n agents each offering service "turn" at a fakeSTUN
-// of its own, checked every 250 ms, with vip_service = "turn".
+// of its own, checked every 250 ms, with vip_service = "turn". Each
+// service's load is read every 250 ms from a file (a command source
+// running cat), which setLoad writes.
 func serviceFarm(t *testing.T, n int) (*testFarm, []*fakeSTUN) {
 	t.Helper()
 	servers := make([]*fakeSTUN, n)
+	dir := t.TempDir()
 	for i := range servers {
 		servers[i] = startFakeSTUN(t)
+		servers[i].loadFile = filepath.Join(dir, fmt.Sprintf("load%d", i))
+		servers[i].setLoad(t, "0")
 	}
 	f := newTestFarm(t, n, n, func(i int, c *Config) {
 		c.VIPService = "turn"
 		c.Services = []ServiceConfig{{
 			Name: "turn", Address: servers[i].addr.String(), Capacity: 100,
 			Checks: []health.Spec{{Name: "turn", Type: "stun", Address: servers[i].addr.String(), Interval: "250ms", Timeout: "200ms"}},
+			Load:   &loadsrc.Spec{Source: "command", Command: []string{"cat", servers[i].loadFile}, Interval: "250ms", Timeout: "200ms"},
 		}}
 	})
 	return f, servers
+}
+
+// setLoad writes the figure the server's load source reads; an empty
+// figure makes the source fail.
+func (s *fakeSTUN) setLoad(t *testing.T, figure string) {
+	t.Helper()
+	if err := os.WriteFile(s.loadFile, []byte(figure), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // accepting returns the addresses of the leader's view of service svc
@@ -266,4 +286,102 @@ func TestServiceNoHandoff(t *testing.T) {
 	if why != dropNone || to != server1 {
 		t.Errorf("probe for the default service sent to %v (%v), want a handoff to %v", to, why, server1)
 	}
+}
+
+// TestFarmServiceLoad checks that the farm balances a service on the load
+// its source reports: a node whose server already carries 90 of 100 gets
+// none of 60 new clients while the others are well below it; a node whose
+// load source fails gets none either, and says why in usher members.
+func TestFarmServiceLoad(t *testing.T) {
+	f, servers := serviceFarm(t, 3)
+	busy, failing := servers[0], servers[2]
+	busy.setLoad(t, "90")
+	failing.setLoad(t, "")
+	waitFor(t, func() bool {
+		turn := accepting(f, "turn")
+		return len(turn) == 2 && !slices.Contains(turn, failing.addr) && loadOf(f, "turn", busy.addr) == 90
+	})
+	c := listenUDP(t, "127.0.0.1:0")
+	got := map[netip.AddrPort]int{}
+	for range 60 {
+		got[roundTrip(t, c, f.vip, stockAllocate()).Server]++
+	}
+	if got[busy.addr] != 0 || got[failing.addr] != 0 || got[servers[1].addr] != 60 {
+		t.Errorf("60 clients went %v: want all on %v", got, servers[1].addr)
+	}
+	for _, a := range f.agents {
+		for _, m := range a.Members() {
+			if m.Name == "n3" && (len(m.Services) != 1 || m.Services[0].State != "load-failed") {
+				t.Errorf("%s lists n3's services as %+v, want turn load-failed", a.cfg.NodeName, m.Services)
+			}
+			if m.Name == "n3" && a.cfg.NodeName == "n3" && !strings.Contains(m.Services[0].Reason, "failures in a row") {
+				t.Errorf("n3 gives its reason as %q", m.Services[0].Reason)
+			}
+		}
+	}
+}
+
+// loadOf returns the load of the node at addr in the leader's view of
+// service svc.
+func loadOf(f *testFarm, svc string, addr netip.AddrPort) int {
+	pv := f.leader().serviceViews.Load()
+	if pv == nil {
+		return -1
+	}
+	for _, n := range (*pv)[svc].Nodes() {
+		if n.Addr == addr {
+			return n.Sessions
+		}
+	}
+	return -1
+}
+
+// TestPushLoad checks PUT /v1/services/NAME/load: a push service takes no
+// sessions until its application reports, then reports that figure; an
+// unknown service, a service whose source is not push and a bad body are
+// refused with what went wrong.
+func TestPushLoad(t *testing.T) {
+	srv := startFakeSTUN(t)
+	f := newTestFarm(t, 1, 1, func(_ int, c *Config) {
+		c.Services = []ServiceConfig{
+			{Name: "game", Address: srv.addr.String(), Capacity: 50, Load: &loadsrc.Spec{Source: "push", Interval: "1s"}},
+			{Name: "turn", Address: "127.0.0.1:9", Capacity: 50, Load: &loadsrc.Spec{Source: "sessions"}},
+		}
+	})
+	a := f.agents[0]
+	if got := accepting(f, "game"); len(got) != 0 {
+		t.Fatalf("game accepting before any push: %v", got)
+	}
+	put := func(path, body string) int {
+		req, _ := http.NewRequest("PUT", a.APIURL()+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tt := range []struct {
+		path, body string
+		want       int
+	}{
+		{"/v1/services/game/load", `{"load":7,"capacity":40}`, 200},
+		{"/v1/services/nope/load", `{"load":7}`, 404},
+		{"/v1/services/turn/load", `{"load":7}`, 409},
+		{"/v1/services/game/load", `{"capacity":7}`, 400},
+		{"/v1/services/game/load", `{"load":-1}`, 400},
+		{"/v1/services/game/load", `{"load":1,"extra":2}`, 400},
+	} {
+		if got := put(tt.path, tt.body); got != tt.want {
+			t.Errorf("PUT %s %s: %d, want %d", tt.path, tt.body, got, tt.want)
+		}
+	}
+	waitFor(t, func() bool {
+		pv := f.leader().serviceViews.Load()
+		if pv == nil {
+			return false
+		}
+		n, ok := (*pv)["game"].Lookup("n1")
+		return ok && !n.Draining && n.Sessions == 7 && n.Capacity == 40
+	})
 }
