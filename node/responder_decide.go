@@ -29,18 +29,20 @@ type prober struct {
 	installed *assign.View
 	// named holds an assigner per named service, made the first time a
 	// probe asks for the service; named is the one serving this probe.
-	services map[string]*servicePicker
-	named    bool
-	dec      wire.Decoder
-	enc      wire.Encoder
-	req      wire.Request
-	keys     *ticketKeys
-	redirect wire.Redirect
-	ticket   []byte
-	backups  []netip.AddrPort
-	scratch  []byte                    // the answer, before it is sealed in a handoff
-	assigned map[string]uint64         // assignments per node, by this goroutine, as of the last TakePicks
-	count    func(id string, n uint64) // adds to assigned: asg.TakePicks's callback, bound once
+	services     map[string]*servicePicker
+	named        bool
+	views        *ServiceViews // the ServiceViews the pickers' views are from
+	stockService []byte        // ResponderConfig.StockService
+	dec          wire.Decoder
+	enc          wire.Encoder
+	req          wire.Request
+	keys         *ticketKeys
+	redirect     wire.Redirect
+	ticket       []byte
+	backups      []netip.AddrPort
+	scratch      []byte                    // the answer, before it is sealed in a handoff
+	assigned     map[string]uint64         // assignments per node, by this goroutine, as of the last TakePicks
+	count        func(id string, n uint64) // adds to assigned: asg.TakePicks's callback, bound once
 
 	// assignedCopy is assigned as of the last view change, for metrics; the
 	// serving goroutine copies into it (allocating only for a new node)
@@ -68,6 +70,7 @@ func (p *prober) init(r *Responder, rng *rand.Rand) {
 	p.scratch = make([]byte, 0, maxDatagram)
 	p.assigned = make(map[string]uint64)
 	p.services = make(map[string]*servicePicker)
+	p.stockService = []byte(r.cfg.StockService)
 	p.count = func(id string, n uint64) { p.assigned[id] += n }
 	p.assignedCopy = make(map[string]uint64)
 }

@@ -16,7 +16,8 @@ type ServiceViews map[string]*assign.View
 // its own pending ledger over the service's own view.
 type servicePicker struct {
 	asg       *assign.Assigner
-	installed *assign.View
+	view      *assign.View // the newest view of the service; nil when no node offers it
+	installed *assign.View // the view asg has
 }
 
 // newTerm starts every assigner afresh for a new leadership term. A new
@@ -32,6 +33,7 @@ func (p *prober) newTerm(term uint64) {
 			sp.asg.TakePicks(p.count)
 		}
 		clear(p.services)
+		p.views = nil
 	}
 	p.term = term
 }
@@ -39,14 +41,15 @@ func (p *prober) newTerm(term uint64) {
 // assigner returns the assigner for the service req asks for, with the
 // newest view installed: the built-in session endpoint's for an Usher
 // probe that names none (or "default"), the vip_service's for a stock
-// request. It sets p.named when the service is a named one.
+// request. It sets p.named when the service is a named one. It does not
+// allocate but for a service's first probe in a term.
 func (p *prober) assigner(req *wire.Request) (*assign.Assigner, dropReason) {
 	r := p.r
-	name := r.cfg.StockService
+	name := p.stockService
 	if req.HasSession {
-		name = string(req.Service)
+		name = req.Service
 	}
-	if name == "" || name == defaultService {
+	if len(name) == 0 || string(name) == defaultService {
 		p.named = false
 		if v := r.cfg.View.Load(); v != p.installed {
 			p.asg.TakePicks(p.count)
@@ -57,30 +60,50 @@ func (p *prober) assigner(req *wire.Request) (*assign.Assigner, dropReason) {
 		return p.asg, dropNone
 	}
 	p.named = true
-	var views ServiceViews
-	if r.cfg.ServiceViews != nil {
-		if pv := r.cfg.ServiceViews.Load(); pv != nil {
-			views = *pv
-		}
-	}
-	v, ok := views[name]
-	if !ok {
-		return nil, dropUnknownService
-	}
-	sp := p.services[name]
+	p.refreshViews()
+	sp := p.services[string(name)]
 	if sp == nil {
+		v, ok := (*p.views)[string(name)]
+		if !ok {
+			return nil, dropUnknownService
+		}
 		// Once per service and term: the names come from the farm's
 		// authenticated reports, at most a few per node.
-		sp = &servicePicker{asg: assign.New(r.cfg.Assign, p.clock, p.rng)}
-		p.services[name] = sp
+		sp = &servicePicker{asg: assign.New(r.cfg.Assign, p.clock, p.rng), view: v}
+		p.services[string(name)] = sp
 	}
-	if v != sp.installed {
+	if sp.view == nil {
+		return nil, dropUnknownService
+	}
+	if sp.view != sp.installed {
 		sp.asg.TakePicks(p.count)
-		sp.asg.SetView(v)
-		sp.installed = v
+		sp.asg.SetView(sp.view)
+		sp.installed = sp.view
 		p.copyAssigned()
 	}
 	return sp.asg, dropNone
+}
+
+// noViews is the views of a farm without named services.
+var noViews = ServiceViews{}
+
+// refreshViews takes the newest ServiceViews, if they changed, and hands
+// each service's assigner its newest view, so that a probe looks its
+// service up once.
+func (p *prober) refreshViews() {
+	pv := &noViews
+	if p.r.cfg.ServiceViews != nil {
+		if v := p.r.cfg.ServiceViews.Load(); v != nil {
+			pv = v
+		}
+	}
+	if pv == p.views {
+		return
+	}
+	p.views = pv
+	for name, sp := range p.services {
+		sp.view = (*pv)[name]
+	}
 }
 
 // copyAssigned publishes this goroutine's assignment counts for metrics.

@@ -199,16 +199,13 @@ func TestFarmServiceHealth(t *testing.T) {
 	}
 	// Its own agent says why; another says only that it is unhealthy.
 	for _, a := range f.agents {
-		for _, m := range a.Members() {
-			if m.Name != "n2" {
-				continue
-			}
-			if len(m.Services) != 1 || m.Services[0].State != "unhealthy" {
-				t.Errorf("%s lists n2's services as %+v, want turn unhealthy", a.cfg.NodeName, m.Services)
-			}
-			if own := a.cfg.NodeName == "n2"; own != (m.Services[0].Reason != "") {
-				t.Errorf("%s gives n2's reason %q", a.cfg.NodeName, m.Services[0].Reason)
-			}
+		waitFor(t, func() bool {
+			si, ok := serviceOf(a, "n2")
+			return ok && si.State == "unhealthy"
+		})
+		si, _ := serviceOf(a, "n2")
+		if own := a.cfg.NodeName == "n2"; own != (si.Reason != "") {
+			t.Errorf("%s gives n2's reason %q", a.cfg.NodeName, si.Reason)
 		}
 	}
 
@@ -255,9 +252,14 @@ func TestServiceViewsSwap(t *testing.T) {
 	if _, why := p.answer(nil, pkt, clientA); why != dropUnknownService {
 		t.Fatalf("service gone from the views: %v, want unknown_service", why)
 	}
-	out, why := p.answer(nil, probe(t, wire.Probe{Service: "game", Session: wire.SessionID{1}}), clientA)
+	game := probe(t, wire.Probe{Service: "game", Session: wire.SessionID{1}})
+	out, why := p.answer(nil, game, clientA)
 	if why != dropNone || decode(t, out).Server != server3 {
 		t.Fatalf("probe for game: %v %v", why, out)
+	}
+	dst := make([]byte, 0, maxDatagram)
+	if n := testing.AllocsPerRun(100, func() { p.answer(dst[:0], game, clientA) }); n != 0 {
+		t.Errorf("a probe for a named service allocates %v times", n)
 	}
 }
 
@@ -309,16 +311,28 @@ func TestFarmServiceLoad(t *testing.T) {
 	if got[busy.addr] != 0 || got[failing.addr] != 0 || got[servers[1].addr] != 60 {
 		t.Errorf("60 clients went %v: want all on %v", got, servers[1].addr)
 	}
+	// Every agent lists n3's service as load-failed once n3's report
+	// reaches it; only n3 itself gives the reason.
 	for _, a := range f.agents {
-		for _, m := range a.Members() {
-			if m.Name == "n3" && (len(m.Services) != 1 || m.Services[0].State != "load-failed") {
-				t.Errorf("%s lists n3's services as %+v, want turn load-failed", a.cfg.NodeName, m.Services)
-			}
-			if m.Name == "n3" && a.cfg.NodeName == "n3" && !strings.Contains(m.Services[0].Reason, "failures in a row") {
-				t.Errorf("n3 gives its reason as %q", m.Services[0].Reason)
-			}
+		waitFor(t, func() bool {
+			si, ok := serviceOf(a, "n3")
+			return ok && si.State == "load-failed"
+		})
+		si, _ := serviceOf(a, "n3")
+		if own := a.cfg.NodeName == "n3"; own != strings.Contains(si.Reason, "failures in a row") {
+			t.Errorf("%s gives n3's reason as %q", a.cfg.NodeName, si.Reason)
 		}
 	}
+}
+
+// serviceOf returns the first service a lists for member name.
+func serviceOf(a *Agent, name string) (ServiceInfo, bool) {
+	for _, m := range a.Members() {
+		if m.Name == name && len(m.Services) > 0 {
+			return m.Services[0], true
+		}
+	}
+	return ServiceInfo{}, false
 }
 
 // loadOf returns the load of the node at addr in the leader's view of
@@ -384,4 +398,35 @@ func TestPushLoad(t *testing.T) {
 		n, ok := (*pv)["game"].Lookup("n1")
 		return ok && !n.Draining && n.Sessions == 7 && n.Capacity == 40
 	})
+}
+
+// BenchmarkResponderAnswerService is BenchmarkResponderAnswer for a probe
+// naming a service (USHER-SERVICE "turn") among four: the service lookup
+// and the service's own assigner, beside the default path's cost.
+func BenchmarkResponderAnswerService(b *testing.B) {
+	clk := newFakeClock()
+	r := testResponder(clk, Solo, server1)
+	nodes := func(addrs ...netip.AddrPort) *assign.View {
+		var ns []assign.Node
+		for i, a := range addrs {
+			ns = append(ns, assign.Node{ID: string(rune('a' + i)), Addr: a, Capacity: 1 << 30, ReportedAt: clk.Now()})
+		}
+		return assign.NewView(ns)
+	}
+	views := ServiceViews{
+		"turn": nodes(server1, server2, server3), "game": nodes(server1), "sip": nodes(server2), "media": nodes(server3),
+	}
+	var pv atomic.Pointer[ServiceViews]
+	pv.Store(&views)
+	r.cfg.ServiceViews = &pv
+	pkt := probe(b, wire.Probe{Service: "turn", Session: wire.SessionID{1}, PadTo: wire.ProbeSize})
+	dst := make([]byte, 0, maxDatagram)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	for b.Loop() {
+		clk.Advance(time.Millisecond)
+		if _, why := r.answer(dst[:0], pkt, clientA); why != dropNone {
+			b.Fatal(why)
+		}
+	}
 }
