@@ -75,8 +75,13 @@ func TestTrackerFlips(t *testing.T) {
 		src.results <- st.err
 		<-src.polled
 		for _, want := range st.change {
-			if got := <-changes; got != want {
-				t.Fatalf("step %d: OnChange saw OK %v, want %v", i, got, want)
+			select {
+			case got := <-changes:
+				if got != want {
+					t.Fatalf("step %d: OnChange saw OK %v, want %v", i, got, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("step %d: no OnChange (want OK %v)", i, want)
 			}
 		}
 	}
