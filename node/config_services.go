@@ -78,10 +78,9 @@ func (c *Config) parseServices(p *Parsed, bad func(key, value, problem string)) 
 		if svc.Checks, err = health.BuildAll(s.Checks); err != nil {
 			bad(key("check"), "", err.Error())
 		}
-		switch {
-		case s.Load == nil:
+		if s.Load == nil {
 			bad(key("load"), "", "is required: the block naming the service's load source (source = sockets, push, prometheus, command or sessions)")
-		default:
+		} else {
 			svc.LoadSpec = *s.Load
 			if svc.Load, err = s.Load.Validate(); err != nil {
 				bad(key("load"), s.Load.Source, err.Error())

@@ -1,7 +1,7 @@
 package wire
 
 import (
-	"crypto/sha1"
+	"crypto/sha1" //nolint:gosec // G505: MESSAGE-INTEGRITY is HMAC-SHA1 by definition (RFC 8489 section 14.5)
 	"net/netip"
 
 	"github.com/pion/stun/v3"

@@ -2,7 +2,7 @@ package wire
 
 import (
 	"crypto/hmac"
-	"crypto/sha1"
+	"crypto/sha1" //nolint:gosec // G505: MESSAGE-INTEGRITY is HMAC-SHA1 by definition (RFC 8489 section 14.5)
 	"encoding/binary"
 
 	"github.com/pion/stun/v3"

@@ -30,7 +30,7 @@ func argv(command []string, shell bool) []string {
 // runs in a process group of its own, which ctx's end kills whole.
 func probeCommand(ctx context.Context, command []string, shell bool) error {
 	args := argv(command, shell)
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...) //nolint:gosec // G204: the operator's own check command, from the configuration
 	out := &limitedBuffer{max: maxOutput}
 	cmd.Stdout = out
 	cmd.Stderr = out

@@ -55,7 +55,7 @@ func dialUDP(ctx context.Context, addr string) (net.Conn, error) {
 		}
 	}
 	// Cancelling ctx (Close of the Checker) ends a blocked read at once.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	return &stopConn{Conn: conn, stop: stop}, nil
 }
 

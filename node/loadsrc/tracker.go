@@ -73,7 +73,7 @@ func NewTracker(name string, p Poller, set Settings, opts Options) *Tracker {
 	if opts.tick == nil {
 		opts.tick = realTicker
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background()) //nolint:gosec // G118: Close calls cancel
 	t := &Tracker{
 		name: name, poller: p, set: set, opts: opts,
 		state:  newState(set),
