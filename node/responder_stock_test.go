@@ -243,3 +243,19 @@ func TestResponderRedirectFamily(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkResponderStockBinding is the balancer's answer to a stock STUN
+// Binding request (a browser's stun: URL): a Binding success naming the
+// source, no pick.
+func BenchmarkResponderStockBinding(b *testing.B) {
+	clk := newFakeClock()
+	r := testResponder(clk, Solo, server1, server2, server3)
+	pkt := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint).Raw
+	dst := make([]byte, 0, maxDatagram)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, why := r.answer(dst[:0], pkt, clientA); why != dropNone {
+			b.Fatal(why)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -200,6 +201,7 @@ func measureBench(ctx context.Context, o benchOpts) (*benchReport, error) {
 			return nil, fmt.Errorf("probe path: %w", err)
 		}
 		rep.Allocs = benchAllocs(ctx, o)
+		rep.Answers = benchAnswers(ctx, o)
 	}
 	if o.parts["proxy"] {
 		if rep.Proxy, err = benchProxy(ctx, o); err != nil {
@@ -367,7 +369,34 @@ type allocFigures struct {
 // allocations per probe on both ends, when the source and a Go toolchain
 // are at hand.
 func benchAllocs(ctx context.Context, o benchOpts) allocFigures {
-	args := []string{"test", "-run", "^$", "-bench", "ResponderServe|ResponderAnswer", "-benchmem", "-benchtime", "50000x", "./node/"}
+	return goBench(ctx, o, "^BenchmarkResponder(Serve|Answer)$", 1, "50000x")
+}
+
+// answerBenchmarks are the per-answer benchmarks of part 1's answer-cost
+// table, each with what it answers, the Usher probe's first.
+var answerBenchmarks = [][2]string{
+	{"BenchmarkResponderAnswer", "Usher probe, default service (the baseline)"},
+	{"BenchmarkResponderAnswerService", "Usher probe naming a service (USHER-SERVICE), among four"},
+	{"BenchmarkResponderStockAllocate", "stock TURN Allocate: unsigned 300"},
+	{"BenchmarkResponderStockBinding", "stock STUN Binding: Binding success, no pick"},
+	{"BenchmarkResponderStrictChallenge", "strict mode: 401 with REALM and NONCE"},
+	{"BenchmarkResponderStrictAllocate", "strict mode: credentials checked, signed 300"},
+}
+
+// benchAnswers runs the per-answer benchmarks answerRuns times each, in one
+// invocation, for the answer-cost table.
+func benchAnswers(ctx context.Context, o benchOpts) allocFigures {
+	names := make([]string, len(answerBenchmarks))
+	for i, b := range answerBenchmarks {
+		names[i] = strings.TrimPrefix(b[0], "Benchmark")
+	}
+	return goBench(ctx, o, "^Benchmark("+strings.Join(names, "|")+")$", answerRuns, "100000x")
+}
+
+// goBench runs the node package's benchmarks matching pattern, count times
+// each, when the source and a Go toolchain are at hand.
+func goBench(ctx context.Context, o benchOpts, pattern string, count int, benchtime string) allocFigures {
+	args := []string{"test", "-run", "^$", "-bench", pattern, "-benchmem", "-count", strconv.Itoa(count), "-benchtime", benchtime, "./node/"}
 	a := allocFigures{Command: "go " + strings.Join(args, " ")}
 	if _, err := os.Stat("node/responder.go"); err != nil {
 		a.Err = "not run: the Usher source is not in the working directory"

@@ -37,6 +37,7 @@ type benchReport struct {
 
 	Probe    map[string]*probeFigures `json:"probe,omitempty"`
 	Allocs   allocFigures             `json:"allocs"`
+	Answers  allocFigures             `json:"answers"`
 	Proxy    *proxyFigures            `json:"proxy,omitempty"`
 	ProxyErr string                   `json:"proxy_error,omitempty"`
 	Failover []failoverFigures        `json:"failover"`
@@ -316,6 +317,47 @@ func (r *benchReport) writeProbeTables(b *strings.Builder) {
 		fmt.Fprintf(b, "`%s` (round trips on loopback through each serving mode, counting both ends; and the per-probe decision alone):\n\n```\n%s\n```\n\n",
 			r.Allocs.Command, strings.Join(r.Allocs.Lines, "\n"))
 	}
+	r.writeAnswerCosts(b)
+}
+
+// answerRuns is how many times benchAnswers runs each benchmark.
+const answerRuns = 5
+
+// writeAnswerCosts writes the cost of each kind of answer the balancer
+// address gives, as medians and as ratios to the Usher probe's, from one
+// invocation.
+func (r *benchReport) writeAnswerCosts(b *strings.Builder) {
+	a := r.Answers
+	if a.Err != "" || len(a.Lines) == 0 {
+		return
+	}
+	ns, allocs := map[string][]float64{}, map[string]float64{}
+	for _, l := range a.Lines {
+		f := strings.Fields(l)
+		name, _, _ := strings.Cut(f[0], "-")
+		for i := 1; i < len(f); i++ {
+			v, err := strconv.ParseFloat(f[i-1], 64)
+			switch {
+			case err != nil:
+			case f[i] == "ns/op":
+				ns[name] = append(ns[name], v)
+			case f[i] == "allocs/op":
+				allocs[name] = v
+			}
+		}
+	}
+	base := spread(ns[answerBenchmarks[0][0]]).median()
+	fmt.Fprintf(b, "### Answer costs\n\nWhat each kind of answer costs the leader, per answer (`%s`, medians of %d runs, ratios to the Usher probe's in the same run):\n\n", a.Command, answerRuns)
+	b.WriteString("| answer | benchmark | ns | × Usher probe | allocs |\n|---|---|---|---|---|\n")
+	for _, bm := range answerBenchmarks {
+		v, ok := ns[bm[0]]
+		if !ok {
+			continue
+		}
+		m := spread(v).median()
+		fmt.Fprintf(b, "| %s | `%s` | %.0f | %s | %s |\n", bm[1], bm[0], m, fmtRatio(m, base), strconv.FormatFloat(allocs[bm[0]], 'f', -1, 64))
+	}
+	b.WriteString("\n")
 }
 
 // answerNs returns the ns/op of BenchmarkResponderAnswer among the
@@ -323,7 +365,7 @@ func (r *benchReport) writeProbeTables(b *strings.Builder) {
 func answerNs(lines []string) (float64, bool) {
 	for _, l := range lines {
 		f := strings.Fields(l)
-		if len(f) == 0 || !strings.HasPrefix(f[0], "BenchmarkResponderAnswer") {
+		if len(f) == 0 || !strings.HasPrefix(f[0], "BenchmarkResponderAnswer-") {
 			continue
 		}
 		for i := 1; i < len(f); i++ {

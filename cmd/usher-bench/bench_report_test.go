@@ -49,6 +49,10 @@ func oddReport() *benchReport {
 			"BenchmarkResponderServe/single-7 50000 4242 ns/op 0 B/op 0 allocs/op",
 			"BenchmarkResponderAnswer-7 50000 1234.5 ns/op 207.36 MB/s 0 B/op 0 allocs/op",
 		}, Err: ""},
+		Answers: allocFigures{Command: "go test -bench answers", Lines: []string{
+			"BenchmarkResponderAnswer-7 100000 321 ns/op 0 B/op 0 allocs/op",
+			"BenchmarkResponderStrictChallenge-7 100000 777 ns/op 56 B/op 2 allocs/op",
+		}},
 		Proxy: &proxyFigures{Sessions: 4321, Nginx: "nginx version: nginx/0.0.7", Install: "installed for the test",
 			SetupRate: map[string]spread{balNginx: {1111, 1212}, balUsher: {2222, 2323}},
 			CPUPerM:   map[string]spread{balNginx: {13.13, 14.14}, balUsher: {0.313, 0.414}},
@@ -730,4 +734,29 @@ func firstDiff(want, got string) string {
 		}
 	}
 	return "no difference"
+}
+
+// TestWriteAnswerCosts checks the answer-cost table: medians of each
+// benchmark's runs, ratios to the Usher probe's, benchmarks missing from
+// the run left out.
+func TestWriteAnswerCosts(t *testing.T) {
+	r := &benchReport{Answers: allocFigures{Command: "go test", Lines: []string{
+		"BenchmarkResponderAnswer-2 100000 300 ns/op 0 B/op 0 allocs/op",
+		"BenchmarkResponderAnswer-2 100000 310 ns/op 0 B/op 0 allocs/op",
+		"BenchmarkResponderAnswer-2 100000 900 ns/op 0 B/op 0 allocs/op",
+		"BenchmarkResponderStrictAllocate-2 100000 3100 ns/op 1056 B/op 17 allocs/op",
+	}}}
+	var b strings.Builder
+	r.writeAnswerCosts(&b)
+	for _, want := range []string{
+		"| Usher probe, default service (the baseline) | `BenchmarkResponderAnswer` | 310 | 1.00x | 0 |",
+		"| strict mode: credentials checked, signed 300 | `BenchmarkResponderStrictAllocate` | 3100 | 10.00x | 17 |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "StockBinding") {
+		t.Errorf("a benchmark not run is in the table:\n%s", b.String())
+	}
 }
