@@ -117,6 +117,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			fs.Var(v, alias, "short for -"+flagName(k.name))
 		}
 	}
+	fs.Var(&serviceFlag{c: c}, "service", serviceFlagUsage)
 }
 
 // flagAliases are short flag names for the keys an operator types most.

@@ -34,6 +34,8 @@ type ServiceConfig struct {
 	// Checks are the service's health checks: while any fails, the node
 	// takes no new sessions for it.
 	Checks []health.Spec `hcl:"check,block"`
+
+	fromFlag bool // set by -service: a capacity left out is the node's
 }
 
 // Service is a service block as the agent runs it (see ServiceConfig).
@@ -66,6 +68,9 @@ func (c *Config) parseServices(p *Parsed, bad func(key, value, problem string)) 
 	for _, s := range c.Services {
 		key := func(k string) string { return "service." + s.Name + "." + k }
 		svc := Service{Name: s.Name, Capacity: s.Capacity}
+		if s.fromFlag && s.Capacity == 0 {
+			svc.Capacity = c.Capacity
+		}
 		var err error
 		if svc.Addr, err = netip.ParseAddrPort(s.Address); err != nil {
 			bad(key("address"), s.Address, "is not an IP address and port")

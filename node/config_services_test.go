@@ -2,6 +2,8 @@ package node
 
 import (
 	"errors"
+	"flag"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -129,5 +131,52 @@ func TestValidateServices(t *testing.T) {
 				t.Errorf("got key %q value %q (%v), want %q %q", ke.Key, ke.Value, err, tt.key, tt.value)
 			}
 		})
+	}
+}
+
+// TestServiceFlag checks the -service flag: the short form of a service
+// block, repeatable, replacing the file's blocks, with errors that say
+// what is wrong.
+func TestServiceFlag(t *testing.T) {
+	c, err := ParseConfig([]byte("service \"old\" {\n address = \"198.18.0.1:1\"\n capacity = 1\n load { source = \"push\" }\n}\n"), "f.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	err = fs.Parse([]string{
+		"-service", "turn=198.18.0.7:3478,load=relay-ports:61000-64999,check=stun",
+		"-service", "game=198.18.0.7:7777,capacity=64,load=sessions,check=tcp",
+		"-capacity", "500",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs := r.Parsed.Services
+	if len(svcs) != 2 || svcs[0].Name != "turn" || svcs[1].Name != "game" {
+		t.Fatalf("services %+v: want turn and game only", svcs)
+	}
+	turn, game := svcs[0], svcs[1]
+	if turn.Capacity != 500 || turn.Load.Kind != "sockets" || turn.Load.PortLow != 61000 || !turn.Load.AnyState {
+		t.Errorf("turn = %+v", turn)
+	}
+	if len(turn.Checks) != 1 || turn.Checks[0].Kind != "stun" || turn.Checks[0].Address != "198.18.0.7:3478" {
+		t.Errorf("turn checks = %+v", turn.Checks)
+	}
+	if game.Capacity != 64 || game.Load.Kind != "sessions" || len(game.Checks) != 1 || game.Checks[0].Kind != "tcp" {
+		t.Errorf("game = %+v", game)
+	}
+	for _, bad := range []string{"turn", "=1.2.3.4:5", "turn=198.18.0.7:1,capacity=x", "turn=198.18.0.7:1,load=magic", "turn=198.18.0.7:1,check=ping", "turn=198.18.0.7:1,colour=red"} {
+		fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c := DefaultConfig()
+		c.RegisterFlags(fs)
+		if err := fs.Parse([]string{"-service", bad}); err == nil {
+			t.Errorf("-service %q accepted", bad)
+		}
 	}
 }
