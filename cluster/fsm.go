@@ -15,7 +15,9 @@ import (
 // must agree on. Load never goes through raft. A State returned by
 // Cluster.State is shared and must not be modified.
 type State struct {
-	// Drained is the operator drain set: nodes that take no new sessions.
+	// Drained is the operator drain set: nodes that take no new sessions,
+	// and, under ServiceDrainKey(node, service), one service of a node
+	// that takes no new sessions for it.
 	Drained map[string]bool `json:"drained,omitempty"`
 	// Capacity holds operator capacity overrides by node name.
 	Capacity map[string]uint32 `json:"capacity,omitempty"`
@@ -202,3 +204,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 
 // Release implements raft.FSMSnapshot.
 func (s *fsmSnapshot) Release() {}
+
+// ServiceDrainKey is the State.Drained key of a drain of one service of a
+// node: node and service joined by a slash, which no node name contains.
+func ServiceDrainKey(node, service string) string { return node + "/" + service }

@@ -24,10 +24,11 @@ import (
 //	GET  /v1/view      the load view the responder assigns from
 //	GET  /v1/sessions  the session table (read token)
 //	GET  /v1/members   every member: address, load, status, voter/leader
-//	PUT  /v1/drain     ?node=NAME[&enable=false]: drain (or undrain) a node,
-//	                   through Raft; a follower forwards it to the leader
-//	                   (write token)
-//	DELETE /v1/drain   ?node=NAME: undrain a node (write token)
+//	PUT  /v1/drain     ?node=NAME[&service=NAME][&enable=false]: drain (or
+//	                   undrain) a node, or one of its services, through
+//	                   Raft; a follower forwards it to the leader (write
+//	                   token)
+//	DELETE /v1/drain   ?node=NAME[&service=NAME]: undrain (write token)
 //	PUT  /v1/leave     leave the cluster gracefully (the process stays up;
 //	                   write token)
 //	PUT  /v1/services/NAME/load  {"load":N,"capacity":M}: the load of a
@@ -112,15 +113,16 @@ func (a *Agent) drain(w http.ResponseWriter, r *http.Request, on bool, log hclog
 		writeError(w, http.StatusBadRequest, "node: missing")
 		return
 	}
-	known := false
-	for _, m := range a.cl.Load().Members() {
-		known = known || m.Name == node
-	}
-	if !known {
-		writeError(w, http.StatusNotFound, "node: "+strconv.Quote(node)+" is not a known node")
+	service := r.URL.Query().Get("service")
+	if msg := a.checkDrainTarget(node, service); msg != "" {
+		writeError(w, http.StatusNotFound, msg)
 		return
 	}
-	err := a.DrainNode(node, on)
+	key := node
+	if service != "" {
+		key = cluster.ServiceDrainKey(node, service)
+	}
+	err := a.DrainNode(key, on)
 	if errors.Is(err, cluster.ErrNotLeader) && r.Header.Get(forwardedHeader) == "" {
 		if leader, api := a.LeaderAPI(); api != "" {
 			a.forward(w, r, leader, api, log)
@@ -135,8 +137,28 @@ func (a *Agent) drain(w http.ResponseWriter, r *http.Request, on bool, log hclog
 		writeError(w, status, err.Error())
 		return
 	}
-	log.Info("drain set through the api", "node", node, "draining", on, "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, map[string]any{"node": node, "draining": on})
+	log.Info("drain set through the api", "node", node, "service", service, "draining", on, "remote", r.RemoteAddr)
+	out := map[string]any{"node": node, "draining": on}
+	if service != "" {
+		out["service"] = service
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// checkDrainTarget says what is wrong with a drain of node (or of its
+// service, when service is set), or nothing: the node must be a member,
+// and the service one its report offers.
+func (a *Agent) checkDrainTarget(node, service string) string {
+	for _, m := range a.cl.Load().Members() {
+		if m.Name != node {
+			continue
+		}
+		if _, ok := m.Report.FindService(service); service != "" && !ok {
+			return "service: " + strconv.Quote(service) + " is not a service of node " + strconv.Quote(node)
+		}
+		return ""
+	}
+	return "node: " + strconv.Quote(node) + " is not a known node"
 }
 
 // forward replays r, which has no body, against the API of the leader
@@ -270,7 +292,7 @@ func (a *Agent) Members() []MemberInfo {
 			mi.ReportAgeMs = float64(now.Sub(m.ReportedAt)) / float64(time.Millisecond)
 		}
 		for _, sr := range r.Services {
-			si := serviceInfo(sr, st.Drained[m.Name])
+			si := serviceInfo(sr, st.Drained[m.Name] || st.Drained[cluster.ServiceDrainKey(m.Name, sr.Name)])
 			if m.Name == a.cfg.NodeName {
 				si.Reason = a.serviceReason(sr.Name)
 			}

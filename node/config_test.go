@@ -205,6 +205,7 @@ func TestValidate(t *testing.T) {
 		set        func(*Config)
 	}{
 		{"node_name", "", func(c *Config) { c.NodeName = "" }},
+		{"node_name", "a/b", func(c *Config) { c.NodeName = "a/b" }},
 		{"session_addr", "nowhere", func(c *Config) { c.SessionAddr = "nowhere" }},
 		{"advertise_session_addr", "0.0.0.0:1", func(c *Config) { c.AdvertiseSessionAddr = "0.0.0.0:1" }},
 		{"vip", "0.0.0.0:3478", func(c *Config) { c.VIP = "0.0.0.0:3478" }},

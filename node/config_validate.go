@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"strings"
 	"net/netip"
 	"strconv"
 	"time"
@@ -36,8 +37,11 @@ func (r *Runtime) check(bad func(key, value, problem string)) {
 // checkAddrs checks the node's name and addresses.
 func (r *Runtime) checkAddrs(bad func(key, value, problem string)) {
 	p := r.Parsed
-	if r.NodeName == "" {
+	switch {
+	case r.NodeName == "":
 		bad("node_name", r.NodeName, "must not be empty")
+	case strings.Contains(r.NodeName, "/"):
+		bad("node_name", r.NodeName, "must not contain '/' (a drain of one service is NODE/SERVICE)")
 	}
 	if r.AdvertiseSessionAddr != "" && !specific(p.AdvertiseSessionAddr) {
 		bad("advertise_session_addr", r.AdvertiseSessionAddr, "must name a specific address and port")

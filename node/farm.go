@@ -54,7 +54,7 @@ func (f *farmView) views() ([]assign.Node, map[string][]assign.Node) {
 				Capacity:   int(s.Capacity),
 				Sessions:   int(s.Sessions),
 				Accepted:   s.Accepted,
-				Draining:   drained || !s.Accepting(),
+				Draining:   drained || st.Drained[cluster.ServiceDrainKey(m.Name, s.Name)] || !s.Accepting(),
 				Suspect:    suspect,
 				ReportedAt: m.ReportedAt,
 			})

@@ -430,3 +430,43 @@ func BenchmarkResponderAnswerService(b *testing.B) {
 		}
 	}
 }
+
+// TestFarmServiceDrain drains one service of one node through a follower's
+// API: the farm stops sending that service's clients there, while the
+// node's session endpoint keeps getting its own; a service the node does
+// not offer is refused; undraining brings it back.
+func TestFarmServiceDrain(t *testing.T) {
+	f, servers := serviceFarm(t, 3)
+	waitFor(t, func() bool { return len(accepting(f, "turn")) == 3 })
+	f.viewed(3)
+	api := f.followers()[0].APIURL()
+	drain := func(method, query string) int {
+		req, _ := http.NewRequest(method, api+"/v1/drain?"+query, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := drain("PUT", "node=n1&service=sip"); code != http.StatusNotFound {
+		t.Errorf("drain of a service n1 lacks: %d, want 404", code)
+	}
+	if code := drain("PUT", "node=n1&service=turn"); code != http.StatusOK {
+		t.Fatalf("drain: %d", code)
+	}
+	waitFor(t, func() bool { return !slices.Contains(accepting(f, "turn"), servers[0].addr) })
+	for _, n := range f.leader().view.Load().Nodes() {
+		if n.ID == "n1" && n.Draining {
+			t.Error("draining n1's turn service drained its session endpoint too")
+		}
+	}
+	waitFor(t, func() bool {
+		si, ok := serviceOf(f.agents[1], "n1")
+		return ok && si.State == "draining"
+	})
+	if code := drain("DELETE", "node=n1&service=turn"); code != http.StatusOK {
+		t.Fatalf("undrain: %d", code)
+	}
+	waitFor(t, func() bool { return slices.Contains(accepting(f, "turn"), servers[0].addr) })
+}

@@ -302,18 +302,20 @@ func orNone(s string) string {
 
 // runDrain implements `usher drain NODE`.
 func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("drain", "[-http ADDR] [-ca-file FILE] NODE",
+	fs := newFlagSet("drain", "[-http ADDR] [-ca-file FILE] [-service NAME] NODE",
 		`Drain the node NODE: balancers stop assigning new sessions to it and its
-keepalive answers ask its clients to move to another server. The drain is
-agreed through Raft, so every balancer applies it and it survives NODE's
-restart, until 'usher undrain NODE'. Any agent of the farm takes the
-request: a follower forwards it to the leader.`, stderr)
+keepalive answers ask its clients to move to another server. With -service,
+drain only NODE's service NAME: no new clients are sent to it, and NODE's
+other services are untouched. The drain is agreed through Raft, so every
+balancer applies it and it survives NODE's restart, until 'usher undrain
+NODE' (with the same -service). Any agent of the farm takes the request: a
+follower forwards it to the leader.`, stderr)
 	return setDrain(ctx, "drain", fs, args, stdout, stderr, true)
 }
 
 // runUndrain implements `usher undrain NODE`.
 func runUndrain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("undrain", "[-http ADDR] [-ca-file FILE] NODE",
+	fs := newFlagSet("undrain", "[-http ADDR] [-ca-file FILE] [-service NAME] NODE",
 		`Undo 'usher drain NODE': NODE gets new sessions again. Like a drain, this
 goes through Raft; any agent of the farm takes the request.`, stderr)
 	return setDrain(ctx, "undrain", fs, args, stdout, stderr, false)
@@ -322,6 +324,7 @@ goes through Raft; any agent of the farm takes the request.`, stderr)
 // setDrain drains (on) or undrains a node through the API.
 func setDrain(ctx context.Context, name string, fs *flag.FlagSet, args []string, stdout, stderr io.Writer, on bool) int {
 	o := opsCommand{name: name, stderr: stderr}
+	service := fs.String("service", "", "drain only this service of NODE")
 	if code := o.setUp(fs, args, 1); code >= 0 {
 		return code
 	}
@@ -331,13 +334,19 @@ func setDrain(ctx context.Context, name string, fs *flag.FlagSet, args []string,
 	if !on {
 		method = http.MethodDelete
 	}
-	if _, err := o.api.Do(ctx, method, "/v1/drain", url.Values{"node": {target}}, nil); err != nil {
+	q := url.Values{"node": {target}}
+	what := "node " + target
+	if *service != "" {
+		q.Set("service", *service)
+		what = "service " + *service + " of node " + target
+	}
+	if _, err := o.api.Do(ctx, method, "/v1/drain", q, nil); err != nil {
 		return o.fail(err)
 	}
 	if on {
-		fmt.Fprintf(stdout, "node %s draining\n", target)
+		fmt.Fprintf(stdout, "%s draining\n", what)
 	} else {
-		fmt.Fprintf(stdout, "node %s no longer draining\n", target)
+		fmt.Fprintf(stdout, "%s no longer draining\n", what)
 	}
 	return 0
 }
