@@ -2,9 +2,9 @@ package node
 
 import (
 	"fmt"
-	"strings"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 )
 
