@@ -1,13 +1,14 @@
 package health
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/usherlb/usher/internal/runcmd"
 )
 
 // maxOutput is how much of a command's output a failure's reason quotes.
@@ -29,14 +30,7 @@ func argv(command []string, shell bool) []string {
 // probeCommand runs the command and passes on exit status 0. The command
 // runs in a process group of its own, which ctx's end kills whole.
 func probeCommand(ctx context.Context, command []string, shell bool) error {
-	args := argv(command, shell)
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...) //nolint:gosec // G204: the operator's own check command, from the configuration
-	out := &limitedBuffer{max: maxOutput}
-	cmd.Stdout = out
-	cmd.Stderr = out
-	cmd.WaitDelay = waitDelay
-	ownProcessGroup(cmd)
-	err := cmd.Run()
+	out, err := runcmd.Run(ctx, argv(command, shell), maxOutput, waitDelay)
 	if err == nil {
 		return nil
 	}
@@ -45,25 +39,9 @@ func probeCommand(ctx context.Context, command []string, shell bool) error {
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
-		if o := strings.TrimSpace(out.String()); o != "" {
-			return fmt.Errorf("%w: %s", err, o)
+		if o := strings.TrimSpace(out.Stdout + out.Stderr); o != "" {
+			return fmt.Errorf("%w: %s", err, string(truncate([]byte(o), maxOutput)))
 		}
 	}
 	return err
 }
-
-// limitedBuffer keeps the first max bytes written to it and swallows the
-// rest, so a chatty command cannot grow the agent.
-type limitedBuffer struct {
-	buf bytes.Buffer
-	max int
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.buf.Len(); room > 0 {
-		b.buf.Write(truncate(p, room))
-	}
-	return len(p), nil
-}
-
-func (b *limitedBuffer) String() string { return b.buf.String() }

@@ -1,14 +1,14 @@
 package loadsrc
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/usherlb/usher/internal/runcmd"
 )
 
 // command runs a program and reads a number from the first token of its
@@ -25,23 +25,17 @@ const waitDelay = 100 * time.Millisecond
 
 // Poll runs the command once; the context's end kills its process group.
 func (c *command) Poll(ctx context.Context) (Reading, error) {
-	cmd := exec.CommandContext(ctx, c.argv[0], c.argv[1:]...) //nolint:gosec // G204: the operator's own load command, from the configuration
-	setProcessGroup(cmd)
-	stdout := &boundedBuffer{limit: MaxOutput}
-	stderr := &boundedBuffer{limit: 512}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.WaitDelay = waitDelay
-	err := cmd.Run()
+	out, err := runcmd.Run(ctx, c.argv, MaxOutput, waitDelay)
 	if ctx.Err() != nil {
 		return Reading{}, fmt.Errorf("%s: %w", c.argv[0], ctx.Err())
 	}
 	if err != nil {
-		if msg := firstLine(stderr.String()); msg != "" {
+		if msg := firstLine(out.Stderr); msg != "" {
 			return Reading{}, fmt.Errorf("%s: %w: %s", c.argv[0], err, msg)
 		}
 		return Reading{}, fmt.Errorf("%s: %w", c.argv[0], err)
 	}
-	load, err := parseLoad(stdout.String())
+	load, err := parseLoad(out.Stdout)
 	if err != nil {
 		return Reading{}, fmt.Errorf("%s: %w", c.argv[0], err)
 	}
@@ -75,19 +69,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
-
-// boundedBuffer keeps the first limit bytes written and drops the rest
-// without failing the writer, so a chatty command is not blocked.
-type boundedBuffer struct {
-	buf   bytes.Buffer
-	limit int
-}
-
-func (b *boundedBuffer) Write(p []byte) (int, error) {
-	if room := b.limit - b.buf.Len(); room > 0 {
-		b.buf.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
-}
-
-func (b *boundedBuffer) String() string { return b.buf.String() }

@@ -25,6 +25,7 @@
 // 3 × interval. The state machine behind both is pure (state.go) and
 // tested with explicit times.
 //
-// The package imports nothing of Usher's, so that the agent, the
-// configuration and tests can all use it.
+// Of Usher's packages it imports only internal/runcmd (which runs the
+// command source), so that the agent, the configuration and tests can all
+// use it.
 package loadsrc
