@@ -250,12 +250,5 @@ func TestResponderRedirectFamily(t *testing.T) {
 func BenchmarkResponderStockBinding(b *testing.B) {
 	clk := newFakeClock()
 	r := testResponder(clk, Solo, server1, server2, server3)
-	pkt := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint).Raw
-	dst := make([]byte, 0, maxDatagram)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, why := r.answer(dst[:0], pkt, clientA); why != dropNone {
-			b.Fatal(why)
-		}
-	}
+	benchLoop(b, clk, r, stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint).Raw)
 }

@@ -496,7 +496,11 @@ func TestAnswerAllocs(t *testing.T) {
 func BenchmarkResponderAnswer(b *testing.B) {
 	clk := newFakeClock()
 	r := testResponder(clk, Solo, server1, server2, server3)
-	pkt := probe(b, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize})
+	benchLoop(b, clk, r, probe(b, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize}))
+}
+
+// benchLoop times r's answer to pkt from clientA.
+func benchLoop(b *testing.B, clk *fakeClock, r *Responder, pkt []byte) {
 	dst := make([]byte, 0, maxDatagram)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(pkt)))

@@ -419,16 +419,7 @@ func BenchmarkResponderAnswerService(b *testing.B) {
 	var pv atomic.Pointer[ServiceViews]
 	pv.Store(&views)
 	r.cfg.ServiceViews = &pv
-	pkt := probe(b, wire.Probe{Service: "turn", Session: wire.SessionID{1}, PadTo: wire.ProbeSize})
-	dst := make([]byte, 0, maxDatagram)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(pkt)))
-	for b.Loop() {
-		clk.Advance(time.Millisecond)
-		if _, why := r.answer(dst[:0], pkt, clientA); why != dropNone {
-			b.Fatal(why)
-		}
-	}
+	benchLoop(b, clk, r, probe(b, wire.Probe{Service: "turn", Session: wire.SessionID{1}, PadTo: wire.ProbeSize}))
 }
 
 // TestFarmServiceDrain drains one service of one node through a follower's

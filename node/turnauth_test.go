@@ -410,15 +410,7 @@ func benchAnswer(b *testing.B, clk *fakeClock, r *Responder, pkt []byte, want st
 	if c := readAuthAnswer(b, out).code; c != want {
 		b.Fatalf("code %d, want %d", c, want)
 	}
-	dst := make([]byte, 0, maxDatagram)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(pkt)))
-	for b.Loop() {
-		clk.Advance(time.Millisecond)
-		if _, why := r.answer(dst[:0], pkt, clientA); why != dropNone {
-			b.Fatal(why)
-		}
-	}
+	benchLoop(b, clk, r, pkt)
 }
 
 // FuzzResponderStrict checks strict mode against any datagram: answers
