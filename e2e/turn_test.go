@@ -156,13 +156,16 @@ const uclientTimeout = 12 * time.Second
 // address over UDP and TCP, following the 300; that a dead coturn is no
 // longer named within turnHealthBound while sessions on the others go on;
 // that clients allocating across the leader agent's death succeed by
-// retrying.
+// retrying; and that headless chromium, given the balancer address as its
+// STUN and TURN server, opens a data channel over coturn relays (see
+// testBrowser; skipped with USHER_E2E_BROWSER=0).
 func TestTURN(t *testing.T) {
 	if reason := farmUnsupported(); reason != "" {
 		t.Skip(reason)
 	}
 	tf := startTurnFarm(t)
 	t.Run("redirect", tf.testRedirect)
+	t.Run("browser", tf.testBrowser)
 	t.Run("coturn-death", tf.testCoturnDeath)
 	t.Run("leader-death", tf.testLeaderDeath)
 	tf.checkExits()
