@@ -24,14 +24,14 @@ import (
 )
 
 // BrowserEnv, set to "0", skips TestTURN's browser part (and the install
-// of chromium it may need).
+// of the browsers it may need).
 const BrowserEnv = "USHER_E2E_BROWSER"
 
 // browserPort is where the test serves the WebRTC page, on the client
 // host's address.
 const browserPort = 8088
 
-// browserTimeout bounds the whole page: chromium's start and every case.
+// browserTimeout bounds the whole page: the browser's start and every case.
 const browserTimeout = 45 * time.Second
 
 // browserCase is one pair of peer connections the page opens, with its
@@ -83,11 +83,15 @@ async function runCase(c) {
   try {
     r.echo = await echo;
     const stats = await a.getStats();
+    // The selected pair: chromium names it in its transport stats,
+    // firefox (which has none) marks the pair selected.
+    let pair;
     stats.forEach(s => {
-      if (s.type !== 'transport' || !s.selectedCandidatePairId) return;
-      const l = stats.get(stats.get(s.selectedCandidatePairId).localCandidateId);
-      r.type = l.candidateType; r.relayProtocol = l.relayProtocol; r.address = l.address + ':' + l.port;
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+      if (s.type === 'candidate-pair' && s.selected && !pair) pair = s;
     });
+    const l = pair && stats.get(pair.localCandidateId);
+    if (l) { r.type = l.candidateType; r.relayProtocol = l.relayProtocol; r.address = l.address + ':' + l.port; }
   } catch (e) { r.error = String(e); }
   a.close(); b.close();
   return r;
@@ -113,33 +117,74 @@ func turnRESTCredential(secret, name string) (user, password string) {
 	return user, base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// findChromium returns chromium's path, installing Debian's package if it
-// is missing; it skips the test when that is not possible.
-func findChromium(t *testing.T) string {
+// browser is a headless browser the page runs in.
+type browser struct {
+	name string
+	pkg  string   // Debian's package
+	bins []string // program names to look for, the package's first
+	// args returns the command line that opens url with its profile in
+	// dir; it starts with the program to run.
+	args func(bin, url, dir string) []string
+}
+
+// browsers are the browsers TestTURN/browser tries, each in a subtest of
+// its own.
+var browsers = []browser{
+	{name: "chromium", pkg: "chromium", bins: []string{"chromium", "chromium-browser"}, args: func(bin, url, dir string) []string {
+		return []string{bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+			"--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
+			"--user-data-dir=" + dir, url}
+	}},
+	// firefox refuses to run as root in a home it does not own, so it
+	// gets the profile directory as its home; env execs it in place, so
+	// the process started is firefox itself.
+	{name: "firefox", pkg: "firefox-esr", bins: []string{"firefox-esr", "firefox"}, args: func(bin, url, dir string) []string {
+		return []string{"env", "HOME=" + dir, bin, "--headless", "--no-remote", "--new-instance", "--profile", dir, url}
+	}},
+}
+
+// find returns the browser's program, installing its Debian package if
+// it is missing; it skips the test when that is not possible.
+func (b browser) find(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
+	look := func() (string, error) {
+		var err error
+		for _, name := range b.bins {
+			var p string
+			if p, err = exec.LookPath(name); err == nil {
+				return p, nil
+			}
 		}
+		return "", err
 	}
-	aptInstall(t, "chromium")
-	p, err := exec.LookPath("chromium")
+	if p, err := look(); err == nil {
+		return p
+	}
+	aptInstall(t, b.pkg)
+	p, err := look()
 	if err != nil {
-		t.Fatalf("chromium installed but not found: %v", err)
+		t.Fatalf("%s installed but not found: %v", b.pkg, err)
 	}
 	return p
 }
 
-// testBrowser serves the page from the client host and opens it in
-// headless chromium there: with the balancer address as stun: and as
-// turn: over UDP, then as turn: over TCP, each pair of peer connections
-// must gather relay candidates on a coturn (by following the 300) and
-// echo a message over a data channel.
+// testBrowser opens the page in each browser (see runBrowser).
 func (tf *turnFarm) testBrowser(t *testing.T) {
 	if os.Getenv(BrowserEnv) == "0" {
 		t.Skipf("%s=0: browser part skipped", BrowserEnv)
 	}
-	chromium := findChromium(t)
+	for _, b := range browsers {
+		t.Run(b.name, func(t *testing.T) { tf.runBrowser(t, b) })
+	}
+}
+
+// runBrowser serves the page from the client host and opens it in the
+// headless browser there: with the balancer address as stun: and as
+// turn: over UDP, then as turn: over TCP, each pair of peer connections
+// must gather relay candidates on a coturn (by following the 300) and
+// echo a message over a data channel.
+func (tf *turnFarm) runBrowser(t *testing.T, b browser) {
+	bin := b.find(t)
 	vip := tf.balancer.String()
 	cases := []browserCase{
 		{Name: "turn-udp", URLs: []string{"stun:" + vip, "turn:" + vip + "?transport=udp"}, Proto: "udp"},
@@ -153,19 +198,21 @@ func (tf *turnFarm) testBrowser(t *testing.T) {
 	client := tf.c.topo.Client()
 	results := serveBrowserPage(t, client, fmt.Sprintf(browserPage, cfg))
 	url := "http://" + netip.AddrPortFrom(client.Addr, browserPort).String() + "/"
-	p := client.StartIn(t, filepath.Join(tf.dir, "logs"), chromium,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-		"--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
-		"--user-data-dir="+filepath.Join(tf.dir, "chromium"), url)
+	dir := filepath.Join(tf.dir, b.name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	args := b.args(bin, url, dir)
+	p := client.StartIn(t, filepath.Join(tf.dir, "logs"), args[0], args[1:]...)
 	defer func() { _ = p.Kill() }()
 
 	var got []browserResult
 	select {
 	case got = <-results:
 	case <-p.Done():
-		t.Fatalf("chromium exited before the page reported:\n%s", tail(p.Log(), 20))
+		t.Fatalf("%s exited before the page reported:\n%s", b.name, tail(p.Log(), 20))
 	case <-time.After(browserTimeout):
-		t.Fatalf("the page reported nothing within %v; chromium's log:\n%s", browserTimeout, tail(p.Log(), 20))
+		t.Fatalf("the page reported nothing within %v; %s's log:\n%s", browserTimeout, b.name, tail(p.Log(), 20))
 	}
 	coturns := make(map[netip.Addr]bool)
 	for _, c := range tf.coturns {
