@@ -69,14 +69,24 @@ func ensureCoturn(t *testing.T) coturnBins {
 
 // aptInstall installs Debian packages with apt-get, running apt-get update
 // first if a package is unknown. It skips the test when apt-get is
-// missing or the process is not root.
+// missing or the process is not root, and fails it when the install
+// fails.
 func aptInstall(t *testing.T, pkgs ...string) {
 	t.Helper()
+	if err := tryAptInstall(t, pkgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryAptInstall is aptInstall returning the install's failure.
+func tryAptInstall(t *testing.T, pkgs ...string) error {
+	t.Helper()
+	list := strings.Join(pkgs, " ")
 	if os.Geteuid() != 0 {
-		t.Skipf("%s not installed and installing it needs root; skipping", strings.Join(pkgs, ", "))
+		t.Skipf("%s not installed and installing it needs root; skipping", list)
 	}
 	if _, err := exec.LookPath("apt-get"); err != nil {
-		t.Skipf("%s not installed and apt-get is missing; skipping", strings.Join(pkgs, ", "))
+		t.Skipf("%s not installed and apt-get is missing; skipping", list)
 	}
 	install := func() ([]byte, error) {
 		cmd := exec.Command("apt-get", append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)...)
@@ -86,13 +96,14 @@ func aptInstall(t *testing.T, pkgs ...string) {
 	out, err := install()
 	if err != nil && strings.Contains(string(out), "Unable to locate") {
 		if upd, uerr := exec.Command("apt-get", "update").CombinedOutput(); uerr != nil {
-			t.Fatalf("apt-get update: %v\n%s", uerr, upd)
+			return fmt.Errorf("apt-get update: %w\n%s", uerr, upd)
 		}
 		out, err = install()
 	}
 	if err != nil {
-		t.Fatalf("apt-get install %s: %v\n%s", strings.Join(pkgs, " "), err, out)
+		return fmt.Errorf("apt-get install %s: %w\n%s", list, err, out)
 	}
+	return nil
 }
 
 // coturn is one turnserver process on a farm host.
