@@ -173,8 +173,13 @@ func TestTURN(t *testing.T) {
 
 // testRedirect runs turnutils_uclient through the balancer address over
 // UDP and TCP at once: only by following the 300 to a coturn can it
-// allocate and relay, as the VIP runs no TURN server.
+// allocate and relay, as the VIP runs no TURN server. A stock Binding to
+// the balancer address, what a stun: ICE server gets, must be answered
+// with a Binding success.
 func (tf *turnFarm) testRedirect(t *testing.T) {
+	if err := stunBinding(tf.c.topo.Client(), tf.balancer, time.Second); err != nil {
+		t.Errorf("stock Binding to the balancer address %v: %v", tf.balancer, err)
+	}
 	var wg sync.WaitGroup
 	for _, tcp := range []bool{false, true} {
 		wg.Add(1)
