@@ -204,4 +204,33 @@
 // within 60 s naming cluster.ErrStorageDamaged or cluster.ErrWipedVoter
 // and the recovery, while the other two keep a leader and answer at least
 // 99% of the probes sent to the VIP.
+//
+// # TURN with real software
+//
+// TestTURN (turn_test.go, its tools in coturn_test.go and browser_test.go)
+// runs Debian's coturn behind an usher farm: a namespace farm of three
+// servers, each running turnserver on its own address, port 3478, UDP and
+// TCP (long-term credentials from a shared TURN REST secret, no TLS, no
+// CLI, a hundred relay ports of its own from 49200), and an agent that
+// offers it as service "turn", checked by a STUN Binding every 250 ms,
+// with vip_service = "turn". coturn is installed with apt-get when
+// missing; without root the test skips. From the client host:
+//
+//   - redirect: turnutils_uclient over UDP and over TCP (-t) through the
+//     balancer address follows the 300, allocates on a coturn and relays
+//     without loss.
+//   - browser: headless chromium and firefox-esr, installed on demand
+//     (skipped, saying why, when that fails, or with USHER_E2E_BROWSER=0),
+//     open a page the test serves from the client host; its two
+//     RTCPeerConnections, given the balancer address as stun: and turn:
+//     over UDP, then turn: over TCP, with iceTransportPolicy "relay", must
+//     open a data channel over a relay allocated on a coturn, and the page
+//     POSTs what it saw to the test.
+//   - coturn-death: a follower host's coturn is SIGKILLed while its agent
+//     lives; stock Allocates sent every 50 ms must stop naming it within
+//     1.5 s, and a uclient session on another coturn must lose nothing.
+//     The coturn then restarts and must be named again.
+//   - leader-death: the leader agent is SIGKILLed while four uclient
+//     clients (UDP and TCP) start around the kill; each must succeed,
+//     retrying, within 15 s.
 package e2e
