@@ -288,3 +288,54 @@ func uclientLoss(out string) error {
 	}
 	return nil
 }
+
+// authAllocate makes one allocation on the coturn at dst as a TURN client
+// does: an Allocate, coturn's 401 with REALM and NONCE, then the Allocate
+// again with the TURN REST user's long-term credentials. The allocation
+// lives until it expires (the socket never refreshes nor frees it).
+func (a *allocateConn) authAllocate(dst netip.AddrPort, user, pass string, timeout time.Duration) error {
+	transport := stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}
+	allocate := stun.NewType(stun.MethodAllocate, stun.ClassRequest)
+	res, err := a.exchange(stun.MustBuild(stun.TransactionID, allocate, transport, stun.Fingerprint), dst, timeout)
+	if err != nil {
+		return err
+	}
+	var realm stun.Realm
+	var nonce stun.Nonce
+	if realm.GetFrom(res) != nil || nonce.GetFrom(res) != nil {
+		return fmt.Errorf("first answer is not a 401 with realm and nonce: %v", res)
+	}
+	req, err := stun.Build(stun.TransactionID, allocate, transport, stun.NewUsername(user), realm, nonce,
+		stun.NewLongTermIntegrity(user, realm.String(), pass), stun.Fingerprint)
+	if err != nil {
+		return err
+	}
+	if res, err = a.exchange(req, dst, timeout); err != nil {
+		return err
+	}
+	if res.Type.Class != stun.ClassSuccessResponse {
+		return fmt.Errorf("authenticated Allocate answered %v", res)
+	}
+	return nil
+}
+
+// exchange sends req to dst and returns the answer carrying its
+// transaction ID, waiting up to timeout.
+func (a *allocateConn) exchange(req *stun.Message, dst netip.AddrPort, timeout time.Duration) (*stun.Message, error) {
+	if _, err := a.conn.WriteToUDPAddrPort(req.Raw, dst); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(timeout)
+	buf := make([]byte, 1500)
+	for {
+		_ = a.conn.SetReadDeadline(deadline)
+		n, _, err := a.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return nil, err
+		}
+		res := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+		if res.Decode() == nil && res.TransactionID == req.TransactionID {
+			return res, nil
+		}
+	}
+}

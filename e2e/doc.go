@@ -226,6 +226,11 @@
 //     over UDP, then turn: over TCP, with iceTransportPolicy "relay", must
 //     open a data channel over a relay allocated on a coturn, and the page
 //     POSTs what it saw to the test.
+//   - load: 30 allocations are made straight on one coturn; once every
+//     agent's view shows them (each agent counts its coturn's relay
+//     sockets, the sockets load source), 60 TURN clients come through the
+//     balancer and allocate where they are sent: allocations per coturn
+//     must end with max/mean at most 1.1.
 //   - coturn-death: a follower host's coturn is SIGKILLed while its agent
 //     lives; stock Allocates sent every 50 ms must stop naming it within
 //     1.5 s, and a uclient session on another coturn must lose nothing.

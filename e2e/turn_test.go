@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -33,14 +34,24 @@ type turnFarm struct {
 const turnHealthBound = 1500 * time.Millisecond
 
 // turnServiceConfig is an agent's configuration file: service "turn" at
-// coturn address addr, checked by a STUN Binding every 250 ms, and the
-// balancer address's stock requests balanced over it.
-func turnServiceConfig(addr netip.AddrPort) string {
+// coturn address addr, its load the count of coturn's relay sockets (one
+// per allocation) from relayMin, checked by a STUN Binding every 250 ms,
+// and the balancer address's stock requests balanced over it.
+func turnServiceConfig(addr netip.AddrPort, relayMin int) string {
 	return fmt.Sprintf(`vip_service = "turn"
+policy_spread = 1   # capacities of 100: the default band of 10 sessions would let a preloaded coturn in early
 
 service "turn" {
   address  = %[1]q
   capacity = 100
+  load {
+    source     = "sockets"
+    protocol   = "udp"
+    port_range = "%[2]d-%[3]d"
+    state      = "bound"
+    interval   = "250ms"
+    timeout    = "200ms"
+  }
   check "coturn" {
     type     = "stun"
     address  = %[1]q
@@ -48,7 +59,7 @@ service "turn" {
     timeout  = "200ms"
   }
 }
-`, addr.String())
+`, addr.String(), relayMin, relayMin+turnRelayPorts-1)
 }
 
 // startTurnFarm builds the farm: coturns first, then the agents, and waits
@@ -80,7 +91,7 @@ func startTurnFarm(t *testing.T) *turnFarm {
 	c.creds = farmCredentials(t, bin, c.dir, names)
 	for i, a := range c.agents {
 		conf := filepath.Join(c.dir, a.name+".hcl")
-		if err := os.WriteFile(conf, []byte(turnServiceConfig(tf.coturns[i].addr)), 0o600); err != nil {
+		if err := os.WriteFile(conf, []byte(turnServiceConfig(tf.coturns[i].addr, turnRelayMin(i))), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		c.creds[a.name] = append(c.creds[a.name], "-config", conf)
@@ -99,8 +110,11 @@ func startTurnFarm(t *testing.T) *turnFarm {
 
 // startCoturn starts coturn number i (relay ports of its own) on h.
 func (tf *turnFarm) startCoturn(i int, h *Host) *coturn {
-	return startCoturn(tf.t, tf.bins.server, h, tf.c.topo.Client(), tf.dir, 49200+i*turnRelayPorts)
+	return startCoturn(tf.t, tf.bins.server, h, tf.c.topo.Client(), tf.dir, turnRelayMin(i))
 }
+
+// turnRelayMin is the first relay port of coturn number i.
+func turnRelayMin(i int) int { return 49200 + i*turnRelayPorts }
 
 // addrs returns every coturn's address.
 func (tf *turnFarm) addrs() []netip.AddrPort {
@@ -166,6 +180,7 @@ func TestTURN(t *testing.T) {
 	tf := startTurnFarm(t)
 	t.Run("redirect", tf.testRedirect)
 	t.Run("browser", tf.testBrowser)
+	t.Run("load", tf.testLoad)
 	t.Run("coturn-death", tf.testCoturnDeath)
 	t.Run("leader-death", tf.testLeaderDeath)
 	tf.checkExits()
@@ -323,4 +338,92 @@ func (tf *turnFarm) testLeaderDeath(t *testing.T) {
 			t.Errorf("client started %v from the leader's kill (tcp %v) never succeeded in %d runs: %v", o.start, o.tcp, o.tries, o.err)
 		}
 	}
+}
+
+// turnPreload is how many allocations testLoad makes on one coturn before
+// the clients come, and turnClients how many clients then come through
+// the balancer.
+const (
+	turnPreload = 30
+	turnClients = 60
+)
+
+// testLoad makes turnPreload allocations straight on the first coturn,
+// waits until the farm's view shows them (its load source counts coturn's
+// relay sockets), then sends turnClients TURN clients through the
+// balancer, each allocating on the coturn named: the busy coturn must get
+// none until the others catch up, so that the allocations per coturn end
+// with max/mean at most 1.1.
+func (tf *turnFarm) testLoad(t *testing.T) {
+	client := tf.c.topo.Client()
+	user, pass := turnRESTCredential(turnSecret, turnUser)
+	busy := tf.coturns[0].addr
+	count := map[netip.AddrPort]int{}
+	for range turnPreload {
+		if err := newAllocateConn(t, client).authAllocate(busy, user, pass, time.Second); err != nil {
+			t.Fatalf("preloading %v: %v", busy, err)
+		}
+		count[busy]++
+	}
+	tf.waitServiceLoad(tf.c.agents[0].name, turnPreload, 10*time.Second)
+	for i := range turnClients {
+		a := newAllocateConn(t, client)
+		alt, err := a.allocate(tf.balancer, time.Second)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		if err := a.authAllocate(alt, user, pass, time.Second); err != nil {
+			t.Fatalf("client %d on %v: %v", i, alt, err)
+		}
+		count[alt]++
+		time.Sleep(20 * time.Millisecond)
+	}
+	most := 0
+	for _, n := range count {
+		most = max(most, n)
+	}
+	mean := float64(turnPreload+turnClients) / float64(len(tf.coturns))
+	t.Logf("allocations per coturn after %d preloaded on %v and %d clients: %v (max/mean %.2f)", turnPreload, busy, turnClients, count, float64(most)/mean)
+	if float64(most)/mean > 1.1 {
+		t.Errorf("allocations per coturn %v: max/mean %.2f, want at most 1.1", count, float64(most)/mean)
+	}
+}
+
+// waitServiceLoad waits until every running agent's view of service turn
+// (the leader's among them) shows node name with at least want sessions.
+func (tf *turnFarm) waitServiceLoad(name string, want int, timeout time.Duration) {
+	tf.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		seen := 0
+		for _, a := range tf.c.agents {
+			if !a.running() {
+				seen++
+				continue
+			}
+			var view struct {
+				Services map[string][]struct {
+					ID       string `json:"id"`
+					Sessions int    `json:"sessions"`
+				} `json:"services"`
+			}
+			if err := a.do("GET", "/v1/view", &view); err != nil {
+				last = err.Error()
+				continue
+			}
+			for _, n := range view.Services["turn"] {
+				if n.ID == name && n.Sessions >= want {
+					seen++
+				}
+			}
+			b, _ := json.Marshal(view)
+			last = a.name + ": " + string(b)
+		}
+		if seen == len(tf.c.agents) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tf.t.Fatalf("not every agent's view shows %s with %d turn sessions within %v; last: %s", name, want, timeout, last)
 }

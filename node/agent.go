@@ -208,6 +208,7 @@ func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) 
 		Assign: assign.Config{
 			Policy:     p.Policy,
 			StaleAfter: staleReports * p.Timing.PublishInterval,
+			Spread:     cfg.PolicySpread,
 		},
 		Serving:              a.serving,
 		View:                 &a.view,

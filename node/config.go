@@ -80,6 +80,12 @@ type Config struct {
 	// Policy is the assignment policy: least-loaded, p2c, round-robin,
 	// random or sticky.
 	Policy string `hcl:"policy,optional"`
+	// PolicySpread is least-loaded's band, in sessions: new sessions go
+	// round robin to the nodes loaded at most this many sessions above the
+	// mean, which keeps a burst from herding onto the one node whose
+	// report lags. 0 is the default (10); -1 makes least-loaded strict. A
+	// farm of small capacities wants a narrow band.
+	PolicySpread int `hcl:"policy_spread,optional"`
 	// KeepaliveInterval is how often clients send keepalives (USHER-TIMERS).
 	KeepaliveInterval string `hcl:"keepalive_interval,optional"`
 	// DeadAfter is how long a client waits for keepalive answers before it

@@ -44,6 +44,7 @@ func (c *Config) keys() []configKey {
 		{"api_tls", &c.APITLS, "serve the API over HTTPS with the tls block's certificate (default: on when the tls block is set and http is not loopback; the same on every node)"},
 		{"capacity", &c.Capacity, "most sessions this node takes"},
 		{"policy", &c.Policy, "assignment policy: least-loaded, p2c, round-robin, random or sticky"},
+		{"policy_spread", &c.PolicySpread, "least-loaded's band above the mean, in sessions (0: 10; -1: strictly the least loaded)"},
 		{"keepalive_interval", &c.KeepaliveInterval, "keepalive interval given to clients"},
 		{"dead_after", &c.DeadAfter, "silence after which a client declares its server dead"},
 		{"session_ttl", &c.SessionTTL, "silence after which a session expires (default: dead_after)"},

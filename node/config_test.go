@@ -222,6 +222,7 @@ func TestValidate(t *testing.T) {
 		{"ticket_ttl", "10ms", func(c *Config) { c.TicketTTL = "10ms" }},
 		{"ticket_key", "(hidden)", func(c *Config) { c.TicketKey = "zz" }},
 		{"ticket_key", "(hidden)", func(c *Config) { c.TicketKey = "abcd" }},
+		{"policy_spread", "-2", func(c *Config) { c.PolicySpread = -2 }},
 		{"stock_amplification", "0", func(c *Config) { c.StockAmplification = 0 }},
 		{"backups", "9", func(c *Config) { c.Backups = 9 }},
 		{"probe_read_buffer", "-1", func(c *Config) { c.ProbeReadBuffer = -1 }},

@@ -119,6 +119,9 @@ func (r *Runtime) checkLimits(bad func(key, value, problem string)) {
 	if r.Capacity < 1 {
 		bad("capacity", strconv.Itoa(r.Capacity), "must be at least 1")
 	}
+	if r.PolicySpread < -1 {
+		bad("policy_spread", strconv.Itoa(r.PolicySpread), "must be -1 (strict), 0 (the default band) or more")
+	}
 	if r.StockAmplification < 1 {
 		bad("stock_amplification", strconv.Itoa(r.StockAmplification), "must be at least 1")
 	}
