@@ -390,3 +390,19 @@ func TestValidateBalancerTLS(t *testing.T) {
 		t.Errorf("balancer_tls on the balancer port without balancer_tcp: %v", err)
 	}
 }
+
+// TestTLSAnswerAllocs checks that the decision for a request over TLS,
+// which names the alternate's domain, allocates no more than over UDP:
+// nothing.
+func TestTLSAnswerAllocs(t *testing.T) {
+	r := tlsTestResponder(t, Solo, 0, vipCert(t, newTestCA(t)))
+	p := &r.tls.p
+	pkt := stockAllocate()
+	dst := make([]byte, 0, maxDatagram)
+	if out, why := p.answer(dst, pkt, clientA); why != dropNone || string(decode(t, out).Domain) != turnDomain {
+		t.Fatalf("answer %x, drop %v: want a redirect with the domain", out, why)
+	}
+	if n := testing.AllocsPerRun(200, func() { p.answer(dst[:0], pkt, clientA) }); n != 0 {
+		t.Errorf("%v allocs per answer over TLS", n)
+	}
+}
