@@ -23,6 +23,7 @@ import (
 	"github.com/pion/stun/v3"
 
 	"github.com/usherlb/usher/assign"
+	"github.com/usherlb/usher/node/loadsrc"
 	"github.com/usherlb/usher/wire"
 )
 
@@ -404,5 +405,39 @@ func TestTLSAnswerAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(200, func() { p.answer(dst[:0], pkt, clientA) }); n != 0 {
 		t.Errorf("%v allocs per answer over TLS", n)
+	}
+}
+
+// TestAgentTLS checks the whole path of the domain: an agent with
+// balancer_tls and a service block with a domain answers a stock Allocate
+// over TLS with the 300 naming the service's address and, from its own
+// report, its domain.
+func TestAgentTLS(t *testing.T) {
+	ca := newTestCA(t)
+	certFile, keyFile := vipTLSFiles(t, ca)
+	turn := netip.MustParseAddrPort("127.0.0.1:9")
+	c := testConfig()
+	c.VIPService = "turn"
+	c.Services = []ServiceConfig{{Name: "turn", Address: turn.String(), Domain: turnDomain, Capacity: 50,
+		Load: &loadsrc.Spec{Source: "sessions"}}}
+	c.BalancerTLS, c.BalancerTLSCertFile, c.BalancerTLSKeyFile = int(freeTCPPort(t)), certFile, keyFile
+	a := startAgent(t, c)
+	addr := netip.AddrPortFrom(a.VIPAddr().Addr(), uint16(c.BalancerTLS))
+	var last wire.Response
+	waitFor(t, func() bool {
+		// No answer until the service's report is in the view.
+		conn, _ := dialTLS(t, addr, ca)
+		if _, err := conn.Write(stockAllocate()); err != nil {
+			t.Fatal(err)
+		}
+		b := readToClose(t, conn)
+		if len(b) == 0 {
+			return false
+		}
+		last = decode(t, b)
+		return true
+	})
+	if last.Code != stun.CodeTryAlternate || last.Server != turn || string(last.Domain) != turnDomain {
+		t.Fatalf("answer %+v (domain %q), want a 300 naming %v and %q", last, last.Domain, turn, turnDomain)
 	}
 }
