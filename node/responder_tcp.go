@@ -254,7 +254,9 @@ func (t *tcpServer) answerConn(c net.Conn) {
 // after its request do not make the close a reset that could discard the
 // answer before the client reads it.
 func linger(c net.Conn) {
-	// A TLS connection's CloseWrite sends close_notify and then FIN.
+	// A TLS connection's CloseWrite sends close_notify, which its client
+	// reads as the end; the TCP close follows when the client closes or
+	// the read deadline passes.
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
