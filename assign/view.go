@@ -23,6 +23,10 @@ type Node struct {
 	// zero otherwise. A client is sent the address of its own family
 	// (see AddrFor).
 	Addr6 netip.AddrPort
+	// Domain is the node's DNS name for the service, the name its TLS
+	// certificate carries; empty for none. The Assigner does not read it:
+	// it rides along so that the picked Node names it (ALTERNATE-DOMAIN).
+	Domain string
 	// Capacity is the most sessions the node takes; zero or less means the
 	// node is not accepting.
 	Capacity int

@@ -32,6 +32,12 @@ type ServiceReport struct {
 	// stale: the node takes no new sessions for it rather than be balanced
 	// on a figure it cannot vouch for.
 	LoadFailed bool
+	// Domain is the service's DNS name (at most MaxServiceDomainLen
+	// bytes), empty for none: the name its TLS certificate carries, which
+	// the leader sends as ALTERNATE-DOMAIN to a client it redirects over
+	// TLS. It is encoded only when set (flag svcDomain), so a report
+	// without one reads as before.
+	Domain string
 }
 
 // Accepting reports whether the node takes new sessions for the service.
@@ -45,13 +51,16 @@ const (
 	MaxServices = 8
 	// MaxServiceNameLen is the longest service name.
 	MaxServiceNameLen = 32
+	// MaxServiceDomainLen is the longest ServiceReport.Domain.
+	MaxServiceDomainLen = 64
 )
 
 const (
 	svcDraining   = 1 << 0
 	svcUnhealthy  = 1 << 1
 	svcLoadFailed = 1 << 2
-	knownSvcFlags = svcDraining | svcUnhealthy | svcLoadFailed
+	svcDomain     = 1 << 3 // the entry ends with domainLen(1) domain
+	knownSvcFlags = svcDraining | svcUnhealthy | svcLoadFailed | svcDomain
 )
 
 // checkServices rejects services a report cannot carry.
@@ -62,6 +71,9 @@ func checkServices(svcs []ServiceReport) error {
 	for i, s := range svcs {
 		if len(s.Name) == 0 || len(s.Name) > MaxServiceNameLen {
 			return fmt.Errorf("service name %q: must be 1 to %d bytes", s.Name, MaxServiceNameLen)
+		}
+		if len(s.Domain) > MaxServiceDomainLen {
+			return fmt.Errorf("service %q: domain of %d bytes, the limit is %d", s.Name, len(s.Domain), MaxServiceDomainLen)
 		}
 		for _, o := range svcs[:i] {
 			if o.Name == s.Name {
@@ -75,9 +87,10 @@ func checkServices(svcs []ServiceReport) error {
 // appendServices appends the services section of a version 2 report:
 //
 //	count(1), then per service: nameLen(1) name flags(1) addr addr6
-//	sessions(4) capacity(4) accepted(8)
+//	sessions(4) capacity(4) accepted(8) [domainLen(1) domain]
 //
-// each address as appendAddr encodes it.
+// each address as appendAddr encodes it; the domain only with the flag
+// svcDomain, set when the service has one.
 func appendServices(b []byte, svcs []ServiceReport) []byte {
 	b = append(b, byte(len(svcs)))
 	for _, s := range svcs {
@@ -93,19 +106,26 @@ func appendServices(b []byte, svcs []ServiceReport) []byte {
 		if s.LoadFailed {
 			flags |= svcLoadFailed
 		}
+		if s.Domain != "" {
+			flags |= svcDomain
+		}
 		b = append(b, flags)
 		b = appendAddr(b, s.Addr)
 		b = appendAddr(b, s.Addr6)
 		b = binary.BigEndian.AppendUint32(b, s.Sessions)
 		b = binary.BigEndian.AppendUint32(b, s.Capacity)
 		b = binary.BigEndian.AppendUint64(b, s.Accepted)
+		if s.Domain != "" {
+			b = append(b, byte(len(s.Domain)))
+			b = append(b, s.Domain...)
+		}
 	}
 	return b
 }
 
 // services reads the services section appendServices wrote. It rejects
 // more than MaxServices services, empty, long or repeated names, unknown
-// flags, and an Addr6 that is not IPv6 or comes without Addr.
+// flags, an empty or long domain, and an Addr6 that is not IPv6 or comes without Addr.
 func (d *decoder) services() ([]ServiceReport, error) {
 	n := int(d.byte())
 	if d.err != nil {
@@ -131,6 +151,13 @@ func (d *decoder) services() ([]ServiceReport, error) {
 		s.LoadFailed = flags&svcLoadFailed != 0
 		s.Addr, s.Addr6 = d.addr(), d.addr()
 		s.Sessions, s.Capacity, s.Accepted = d.uint32(), d.uint32(), d.uint64()
+		if flags&svcDomain != 0 {
+			dl := int(d.byte())
+			if d.err == nil && (dl == 0 || dl > MaxServiceDomainLen) {
+				return nil, fmt.Errorf("%w: service %q: domain of %d bytes", ErrBadReport, s.Name, dl)
+			}
+			s.Domain = string(d.bytes(dl))
+		}
 		if d.err != nil {
 			return nil, d.err
 		}

@@ -45,6 +45,68 @@ func TestReportServicesGolden(t *testing.T) {
 	}
 }
 
+// TestReportServiceDomain pins the optional domain: a service with one
+// has the flag svcDomain and its entry ends with the domain's length and
+// bytes; the others keep the encoding TestReportServicesGolden pins.
+func TestReportServiceDomain(t *testing.T) {
+	g := ServiceReport{Name: "g", Addr: netip.MustParseAddrPort("[2001:db8::9]:7777"), Domain: "t.example"}
+	r := Report{Seq: 1, Services: []ServiceReport{g, turnService}}
+	b, err := EncodeReport(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "02" + "00" + "00" + "00" +
+		"00000000" + "00000000" + "0000000000000000" + "0000000000000001" + "00000000" + "00" +
+		"02" +
+		"01" + "67" + "08" + // the domain flag
+		"06" + "20010db8000000000000000000000009" + "1e61" + "00" +
+		"00000000" + "00000000" + "0000000000000000" +
+		"09" + hex.EncodeToString([]byte("t.example")) +
+		"04" + hex.EncodeToString([]byte("turn")) + "02" +
+		"04" + "c6120007" + "0d96" + "06" + "20010db8000000000000000000000007" + "0d96" +
+		"0000000f" + "00001388" + "0000000000000028"
+	if got := hex.EncodeToString(b); got != want {
+		t.Fatalf("encoding\n got %s\nwant %s", got, want)
+	}
+	got, err := DecodeReport(b)
+	if err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("decode: %+v, %v", got, err)
+	}
+	g.Domain = strings.Repeat("d", MaxServiceDomainLen+1)
+	if _, err := EncodeReport(Report{Services: []ServiceReport{g}}); err == nil {
+		t.Fatal("a domain over MaxServiceDomainLen encoded")
+	}
+	flag := 1 + 1 + 1 + 1 + 4 + 4 + 8 + 8 + 4 + 1 + 1 + 1 + 1 // the first service's flags
+	dl := flag + 1 + 19 + 1 + 16                              // its domain's length
+	// The first service alone, its domain's length byte set to n and
+	// followed by rest.
+	alone := func(n byte, rest string) []byte {
+		c := append([]byte(nil), b[:dl]...)
+		c[flag-3] = 1
+		return append(append(c, n), rest...)
+	}
+	if _, err := DecodeReport(alone(9, "t.example")); err != nil {
+		t.Fatalf("the first service alone: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"empty domain", alone(0, "")},
+		{"long domain", alone(MaxServiceDomainLen+1, strings.Repeat("d", MaxServiceDomainLen+1))},
+		{"truncated domain", alone(9, "t.ex")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := DecodeReport(tc.b); !errors.Is(err, ErrBadReport) {
+				t.Fatalf("err %v; want ErrBadReport", err)
+			}
+		})
+	}
+	if b[flag] != svcDomain {
+		t.Fatalf("flags byte at %d is %#x", flag, b[flag])
+	}
+}
+
 // TestReportWithoutServicesIsVersion1 checks that a report without
 // services keeps the version 1 encoding, which agents without services
 // decode: a farm is upgraded one agent at a time.

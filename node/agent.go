@@ -204,6 +204,10 @@ func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) 
 	undo.push(a.verify.close)
 
 	tcp, tcpPort, _ := cfg.balancerTCP()
+	tlsCert, err := balancerCertificate(&cfg, logger)
+	if err != nil {
+		return err
+	}
 	a.resp = NewResponder(ResponderConfig{
 		Assign: assign.Config{
 			Policy:     p.Policy,
@@ -228,6 +232,8 @@ func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) 
 		ReadBuffer:           cfg.ProbeReadBuffer,
 		TCP:                  tcp,
 		TCPPort:              tcpPort,
+		TLSPort:              uint16(cfg.BalancerTLS), //nolint:gosec // G115: validated as a port
+		TLSCertificate:       tlsCert,
 		LostServer:           a.verify.report,
 		Logger:               logger.Named("responder"),
 	})

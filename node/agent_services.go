@@ -61,6 +61,7 @@ func (s *serviceRun) report(now time.Time, draining bool) cluster.ServiceReport 
 		Name:       s.svc.Name,
 		Addr:       s.svc.Addr,
 		Addr6:      s.svc.Addr6,
+		Domain:     s.svc.Domain,
 		Sessions:   uint32(max(sessions, 0)),
 		Capacity:   uint32(capacity),
 		Accepted:   accepted,

@@ -169,6 +169,15 @@ type Config struct {
 	// or the port number to listen on instead. Unquoted true, false and
 	// numbers are accepted in the file.
 	BalancerTCP string `hcl:"balancer_tcp,optional"`
+	// BalancerTLS, when not zero, is the port on which the balancer
+	// address also answers STUN over TLS (a browser's turns:VIP:5349),
+	// presenting the certificate in BalancerTLSCertFile with the key in
+	// BalancerTLSKeyFile (PEM): the certificate clients check for the
+	// balancer address's DNS name. The files are read again at a
+	// handshake after either changed. Off (zero) by default.
+	BalancerTLS         int    `hcl:"balancer_tls,optional"`
+	BalancerTLSCertFile string `hcl:"balancer_tls_cert_file,optional"`
+	BalancerTLSKeyFile  string `hcl:"balancer_tls_key_file,optional"`
 	// VIPEvents, if set, is a file the agent appends a JSON line to each
 	// time it takes or lets go of the balancer address, timed on the host's
 	// monotonic clock (for test harnesses and audits).

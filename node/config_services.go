@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -26,6 +27,11 @@ type ServiceConfig struct {
 	// AddressV6 is the service's IPv6 address when Address is an IPv4
 	// one and it listens on both; IPv6 clients are sent there.
 	AddressV6 string `hcl:"address_v6,optional"`
+	// Domain is the service's DNS name on this node, the name its TLS
+	// certificate carries (at most 64 bytes). A client the balancer
+	// redirects over TLS (balancer_tls) gets it as ALTERNATE-DOMAIN, to
+	// check the alternate's certificate against.
+	Domain string `hcl:"domain,optional"`
 	// Capacity is the most sessions the service takes on this node, unless
 	// its load source gives a capacity of its own.
 	Capacity int `hcl:"capacity,optional"`
@@ -42,6 +48,7 @@ type ServiceConfig struct {
 type Service struct {
 	Name        string
 	Addr, Addr6 netip.AddrPort
+	Domain      string
 	Capacity    int
 	Checks      []health.Check
 	Load        loadsrc.Settings
@@ -67,7 +74,7 @@ func (c *Config) decodeService(b *hcl.Block, src []byte) error {
 func (c *Config) parseServices(p *Parsed, bad func(key, value, problem string)) {
 	for _, s := range c.Services {
 		key := func(k string) string { return "service." + s.Name + "." + k }
-		svc := Service{Name: s.Name, Capacity: s.Capacity}
+		svc := Service{Name: s.Name, Capacity: s.Capacity, Domain: s.Domain}
 		if s.fromFlag && s.Capacity == 0 {
 			svc.Capacity = c.Capacity
 		}
@@ -118,6 +125,9 @@ func (r *Runtime) checkServices(bad func(key, value, problem string)) {
 		if s.Addr6.IsValid() && (!s.Addr6.Addr().Is6() || s.Addr6.Addr().Is4In6() || !s.Addr.Addr().Unmap().Is4() || !specific(s.Addr6)) {
 			bad(key("address_v6"), r.Services[i].AddressV6, "must be a specific IPv6 address and port, beside an IPv4 address")
 		}
+		if s.Domain != "" && !validDomain(s.Domain) {
+			bad(key("domain"), s.Domain, fmt.Sprintf("is not a DNS name of at most %d bytes (letters, digits, '-' in dot-separated labels)", cluster.MaxServiceDomainLen))
+		}
 		if s.Capacity < 1 {
 			bad(key("capacity"), strconv.Itoa(s.Capacity), "must be at least 1")
 		}
@@ -140,7 +150,7 @@ func (r *Runtime) worstReport() cluster.Report {
 		API:      r.HTTP,
 	}
 	for _, s := range r.Parsed.Services {
-		rep.Services = append(rep.Services, cluster.ServiceReport{Name: s.Name, Addr: s.Addr, Addr6: s.Addr6})
+		rep.Services = append(rep.Services, cluster.ServiceReport{Name: s.Name, Addr: s.Addr, Addr6: s.Addr6, Domain: s.Domain})
 	}
 	return rep
 }
@@ -158,6 +168,29 @@ func validServiceName(name string) bool {
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
 		if !ok {
 			return false
+		}
+	}
+	return true
+}
+
+// validDomain reports whether name is a DNS host name a service may give
+// (RFC 1123): at most cluster.MaxServiceDomainLen bytes of dot-separated
+// labels of 1 to 63 letters, digits and '-', none starting or ending
+// with '-'. A trailing dot is refused: the name is compared with a
+// certificate's, which has none.
+func validDomain(name string) bool {
+	if len(name) == 0 || len(name) > cluster.MaxServiceDomainLen {
+		return false
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-'
+			if !ok {
+				return false
+			}
 		}
 	}
 	return true

@@ -117,6 +117,17 @@ func TestValidateServices(t *testing.T) {
 				c.Services = append(c.Services, svc(strings.Repeat("s", 31)+string(rune('a'+i)), "[2001:db8::7]:3478", 1))
 			}
 		}},
+		{"service.turn.domain", "-turn.example", func(c *Config) { c.Services = []ServiceConfig{domainSvc("turn", "-turn.example")} }},
+		{"service.turn.domain", "turn..example", func(c *Config) { c.Services = []ServiceConfig{domainSvc("turn", "turn..example")} }},
+		{"service.turn.domain", "turn.example.", func(c *Config) { c.Services = []ServiceConfig{domainSvc("turn", "turn.example.")} }},
+		{"service.turn.domain", "turn_1.example", func(c *Config) { c.Services = []ServiceConfig{domainSvc("turn", "turn_1.example")} }},
+		{"service.turn.domain", longDomain + "x", func(c *Config) { c.Services = []ServiceConfig{domainSvc("turn", longDomain+"x")} }},
+		{"service", "4", func(c *Config) {
+			// Four that fit without domains (TestServiceDomainBudget).
+			for i := range 4 {
+				c.Services = append(c.Services, domainSvc("sss"+string(rune('a'+i)), longDomain))
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
@@ -178,5 +189,42 @@ func TestServiceFlag(t *testing.T) {
 		if err := fs.Parse([]string{"-service", bad}); err == nil {
 			t.Errorf("-service %q accepted", bad)
 		}
+	}
+}
+
+// longDomain is a valid domain of cluster.MaxServiceDomainLen bytes.
+var longDomain = strings.Repeat("d", 60) + ".com"
+
+// domainSvc is a service block with the domain name domain.
+func domainSvc(name, domain string) ServiceConfig {
+	return ServiceConfig{Name: name, Address: "198.18.0.7:3478", Capacity: 1,
+		Domain: domain, Load: &loadsrc.Spec{Source: "push"}}
+}
+
+// TestServiceDomainBudget checks that the report budget counts the
+// domains: four services that fit without them, and with short ones, do
+// not with the longest, and a
+// service's domain reaches its parsed form.
+func TestServiceDomainBudget(t *testing.T) {
+	build := func(domain string) error {
+		c := DefaultConfig()
+		for i := range 4 {
+			c.Services = append(c.Services, domainSvc("sss"+string(rune('a'+i)), domain))
+		}
+		rt, err := c.Build()
+		if err == nil && rt.Parsed.Services[3].Domain != domain {
+			t.Errorf("parsed domain %q, want %q", rt.Parsed.Services[3].Domain, domain)
+		}
+		return err
+	}
+	if err := build(""); err != nil {
+		t.Fatalf("four services without domains: %v", err)
+	}
+	if err := build("turn-7.example.com"); err != nil {
+		t.Fatalf("four services with short domains: %v", err)
+	}
+	var ke *KeyError
+	if err := build(longDomain); !errors.As(err, &ke) || ke.Key != "service" {
+		t.Fatalf("four services with %d-byte domains: %v, want a KeyError on service", len(longDomain), err)
 	}
 }

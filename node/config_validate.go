@@ -95,6 +95,7 @@ func (r *Runtime) checkVIP(bad func(key, value, problem string)) {
 	if _, _, ok := r.balancerTCP(); !ok {
 		bad("balancer_tcp", r.BalancerTCP, `is not "true", "false" or a port number`)
 	}
+	r.checkBalancerTLS(bad)
 }
 
 // balancerTCP parses balancer_tcp: whether the balancer address answers

@@ -28,6 +28,7 @@ const (
 	dropHandoffReplay
 	dropConnLimit
 	dropTimeout
+	dropTLSHandshake
 	numDropReasons
 )
 
@@ -48,6 +49,7 @@ var dropNames = [numDropReasons]string{
 	dropHandoffReplay:  "handoff_replay",
 	dropConnLimit:      "conn_limit",
 	dropTimeout:        "timeout",
+	dropTLSHandshake:   "tls_handshake",
 }
 
 // String returns the reason's metric label.

@@ -51,6 +51,7 @@ func (f *farmView) views() ([]assign.Node, map[string][]assign.Node) {
 				ID:         m.Name,
 				Addr:       s.Addr,
 				Addr6:      s.Addr6,
+				Domain:     s.Domain,
 				Capacity:   int(s.Capacity),
 				Sessions:   int(s.Sessions),
 				Accepted:   s.Accepted,

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -114,6 +115,16 @@ type ResponderConfig struct {
 	TCPPort    uint16
 	TCPConns   int
 	TCPTimeout time.Duration
+
+	// TLSPort, when not zero, also answers STUN requests over TLS on that
+	// port of the balancer address while it is served, as over TCP and
+	// within the same bounds (TCPConns more connections, TCPTimeout each,
+	// handshake included), presenting the certificate TLSCertificate
+	// returns at each handshake (nil leaves TLS off). A redirect sent over
+	// TLS carries the alternate's domain name (ALTERNATE-DOMAIN) when the
+	// chosen server's service has one.
+	TLSPort        uint16
+	TLSCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 }
 
 // ResponderStats counts what a Responder did.
@@ -163,8 +174,9 @@ type Responder struct {
 	prober
 	more []*prober
 
-	// tcp answers over TCP while the responder serves (ResponderConfig.TCP).
-	tcp tcpServer
+	// tcp answers over TCP while the responder serves (ResponderConfig.TCP),
+	// tls over TLS (ResponderConfig.TLSPort).
+	tcp, tls tcpServer
 }
 
 // NewResponder returns a responder that is not serving yet.
@@ -194,6 +206,7 @@ func NewResponder(cfg ResponderConfig) *Responder {
 	r.open = r.openConn
 	r.prober.init(r, cfg.Rand)
 	r.tcp.init(r)
+	r.tls.initTLS(r)
 	return r
 }
 
@@ -247,6 +260,7 @@ func (r *Responder) Serve(conn *net.UDPConn) {
 		r.wg.Go(func() { p.serve(c, stop) })
 	}
 	r.tcp.start(conn)
+	r.tls.start(conn)
 	r.log.Info("answering probes", "addr", conn.LocalAddr(), "sockets", len(conns), "batch", r.cfg.Batch)
 }
 
@@ -290,6 +304,7 @@ func (r *Responder) stopLocked() {
 	}
 	close(r.stop)
 	r.tcp.stop()
+	r.tls.stop()
 	// A deadline in the past wakes the goroutines from their reads. It
 	// fails only on a closed socket, whose reads have ended anyway.
 	_ = r.conn.SetReadDeadline(time.Unix(1, 0))
@@ -340,7 +355,7 @@ func (r *Responder) Serving() bool {
 // Stats returns the responder's counters, summed over its sockets.
 func (r *Responder) Stats() ResponderStats {
 	r.mu.Lock()
-	ps := append([]*prober{&r.prober, &r.tcp.p}, r.more...)
+	ps := append([]*prober{&r.prober, &r.tcp.p, &r.tls.p}, r.more...)
 	r.mu.Unlock()
 	st := ResponderStats{Drops: make(map[string]uint64)}
 	for _, p := range ps {
@@ -357,7 +372,7 @@ func (r *Responder) Stats() ResponderStats {
 // as of each socket's last view change.
 func (r *Responder) Assigned() map[string]uint64 {
 	r.mu.Lock()
-	ps := append([]*prober{&r.prober, &r.tcp.p}, r.more...)
+	ps := append([]*prober{&r.prober, &r.tcp.p, &r.tls.p}, r.more...)
 	r.mu.Unlock()
 	m := make(map[string]uint64)
 	for _, p := range ps {
@@ -378,6 +393,7 @@ func (r *Responder) SetTicketKey(key []byte) {
 	r.key = append([]byte(nil), key...)
 	r.prober.keys.set(key)
 	r.tcp.p.keys.set(key)
+	r.tls.p.keys.set(key)
 	for _, p := range r.more {
 		p.keys.set(key)
 	}

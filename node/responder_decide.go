@@ -33,6 +33,7 @@ type prober struct {
 	named        bool
 	views        *ServiceViews // the ServiceViews the pickers' views are from
 	stockService []byte        // ResponderConfig.StockService
+	tls          bool          // it answers requests that came over TLS: its redirects name the domain
 	dec          wire.Decoder
 	enc          wire.Encoder
 	req          wire.Request
@@ -161,6 +162,11 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 	server := n.AddrFor(fam)
 	rd := &p.redirect
 	*rd = wire.Redirect{Server: server, Term: term}
+	if p.tls {
+		// The name the client checks the alternate's certificate
+		// against (RFC 8489 §14.16); over UDP or TCP it checks none.
+		rd.Domain = n.Domain
+	}
 	if req.HasSession {
 		expiry := now.Add(r.cfg.TicketTTL).Unix()
 		p.ticket = p.keys.ticketer().Append(p.ticket[:0], req.Session, from, server, uint32(expiry))

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -43,8 +44,20 @@ const (
 // Its connections are unauthenticated, so their cost is bounded: at most
 // TCPConns at once (an excess one is closed at once), TCPTimeout for a
 // connection's whole life, and maxTCPMessage per message.
+//
+// A Responder has two: one for TCP, and one for TLS (RFC 8489 §6.2.3),
+// for clients configured with turns:VIP:5349, that runs the TLS handshake
+// on each connection, within the same deadline, before reading the
+// request, and puts the alternate's domain (ALTERNATE-DOMAIN) in its
+// redirects so that the client checks the alternate's certificate
+// against it. Both have the same bounds, each its own.
 type tcpServer struct {
 	r *Responder
+
+	// proto is "TCP" or "TLS", for the logs; tls is the TLS
+	// configuration, nil for plain TCP.
+	proto string
+	tls   *tls.Config
 
 	// mu guards p: the connections take turns deciding with one prober
 	// (and its ledger), which is plenty at the rate TCP clients come.
@@ -58,27 +71,52 @@ type tcpServer struct {
 	wg     sync.WaitGroup // the accept loop and the connections' goroutines
 }
 
-// init prepares t to answer for r.
+// init prepares t to answer over TCP for r, as r.cfg says.
 func (t *tcpServer) init(r *Responder) {
 	t.r = r
+	t.proto = "TCP"
 	t.p.init(r, rand.New(rand.NewPCG(r.cfg.Rand.Uint64(), r.cfg.Rand.Uint64()))) //nolint:gosec // G404: tie-breaking, as cfg.Rand
 }
 
-// start listens on TCP at the address udp is bound to (on TCPPort, if
-// set) and starts accepting, unless TCP is off. A failure is logged: the
-// UDP path serves without it. It is called with r.mu held and t stopped.
-func (t *tcpServer) start(udp *net.UDPConn) {
+// initTLS prepares t to answer over TLS for r, as r.cfg says: on TLSPort,
+// with the certificate TLSCertificate returns at each handshake.
+func (t *tcpServer) initTLS(r *Responder) {
+	t.init(r)
+	t.proto = "TLS"
+	t.tls = &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return t.r.cfg.TLSCertificate(h)
+		},
+	}
+	t.p.tls = true
+}
+
+// listens says whether t listens, and on which port (zero: the UDP
+// socket's), as r.cfg says.
+func (t *tcpServer) listens() (on bool, port uint16) {
 	cfg := &t.r.cfg
-	if !cfg.TCP {
+	if t.tls != nil {
+		return cfg.TLSPort != 0 && cfg.TLSCertificate != nil, cfg.TLSPort
+	}
+	return cfg.TCP, cfg.TCPPort
+}
+
+// start listens on TCP at the address udp is bound to (on t.port, if set)
+// and starts accepting, unless t is off. A failure is logged: the UDP
+// path serves without it. It is called with r.mu held and t stopped.
+func (t *tcpServer) start(udp *net.UDPConn) {
+	on, port := t.listens()
+	if !on {
 		return
 	}
 	addr := unmapAddrPort(udp.LocalAddr().(*net.UDPAddr).AddrPort())
-	if cfg.TCPPort != 0 {
-		addr = netip.AddrPortFrom(addr.Addr(), cfg.TCPPort)
+	if port != 0 {
+		addr = netip.AddrPortFrom(addr.Addr(), port)
 	}
 	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
 	if err != nil {
-		t.r.log.Warn("not answering over TCP", "addr", addr, "error", err)
+		t.r.log.Warn("not answering over "+t.proto, "addr", addr, "error", err)
 		return
 	}
 	t.connMu.Lock()
@@ -86,7 +124,7 @@ func (t *tcpServer) start(udp *net.UDPConn) {
 	t.conns = make(map[net.Conn]struct{})
 	t.connMu.Unlock()
 	t.wg.Go(func() { t.accept(ln) })
-	t.r.log.Info("answering over TCP", "addr", ln.Addr())
+	t.r.log.Info("answering over "+t.proto, "addr", ln.Addr())
 }
 
 // stop closes the listener and every open connection and waits for their
@@ -104,7 +142,7 @@ func (t *tcpServer) stop() {
 	t.connMu.Unlock()
 	t.wg.Wait()
 	if ln != nil {
-		t.r.log.Info("stopped answering over TCP", "addr", ln.Addr())
+		t.r.log.Info("stopped answering over "+t.proto, "addr", ln.Addr())
 	}
 }
 
@@ -167,16 +205,25 @@ func (t *tcpServer) untrack(c net.Conn) {
 }
 
 // answerConn reads the first STUN message on c, within the connection's
-// deadline, and sends it what the UDP path would answer; anything else
-// ends the connection without an answer, counted as a drop.
+// deadline (over TLS, after the handshake, within the same deadline), and
+// sends it what the UDP path would answer; anything else ends the
+// connection without an answer, counted as a drop.
 func (t *tcpServer) answerConn(c net.Conn) {
 	timeout := t.r.cfg.TCPTimeout
 	if timeout <= 0 {
 		timeout = defaultTCPTimeout
 	}
 	// One deadline for the connection's whole life: a client that trickles
-	// bytes cannot keep it.
+	// bytes, or handshake messages, cannot keep it.
 	_ = c.SetDeadline(time.Now().Add(timeout))
+	if t.tls != nil {
+		tc := tls.Server(c, t.tls)
+		if err := tc.Handshake(); err != nil {
+			t.p.drops.add(handshakeDrop(err))
+			return
+		}
+		c = tc
+	}
 	msg, why := readSTUN(c, make([]byte, maxTCPMessage))
 	if why != dropNone {
 		t.p.drops.add(why)
@@ -207,8 +254,11 @@ func (t *tcpServer) answerConn(c net.Conn) {
 // after its request do not make the close a reset that could discard the
 // answer before the client reads it.
 func linger(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
+	// A TLS connection's CloseWrite sends close_notify, which its client
+	// reads as the end; the TCP close follows when the client closes or
+	// the read deadline passes.
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(c, maxTCPMessage))
 }
@@ -244,4 +294,13 @@ func readDrop(err error) dropReason {
 		return dropTimeout
 	}
 	return dropNotSTUN
+}
+
+// handshakeDrop is the drop reason of a failed TLS handshake: timeout when
+// the deadline passed, tls_handshake otherwise.
+func handshakeDrop(err error) dropReason {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return dropTimeout
+	}
+	return dropTLSHandshake
 }

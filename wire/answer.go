@@ -14,6 +14,11 @@ import (
 type Redirect struct {
 	// Server is the assigned server's real address (ALTERNATE-SERVER).
 	Server netip.AddrPort
+	// Domain is the assigned server's domain name (ALTERNATE-DOMAIN, RFC
+	// 8489 §14.16): the name a client reached over TLS checks the
+	// alternate's certificate against. Empty for none; when set it is part
+	// of the minimal redirect, never left out for room.
+	Domain string
 	// Ticket is the USHER-TICKET to present to Server; nil for none.
 	Ticket []byte
 	// Interval and DeadAfter are the keepalive timers (USHER-TIMERS); the
@@ -74,15 +79,16 @@ var errErrorCode = errors.New("error code out of range")
 // AppendRedirect appends to dst the answer to the probe req redirecting it
 // to r.Server, no larger than limit bytes (see Limit). For a stock request it
 // is the minimal redirect: ERROR-CODE 300 without a reason phrase,
-// ALTERNATE-SERVER, and FINGERPRINT if the request had one and it fits. For
+// ALTERNATE-SERVER, ALTERNATE-DOMAIN when r.Domain is set, and FINGERPRINT if the request had one and it fits. For
 // an Usher probe the optional attributes are considered in priority order,
 // TERM, TICKET, TIMERS, FINGERPRINT (if the request had one), then the
 // backups in the order given, and each is included only if it fits in the
 // room the ones before it left: one that does not fit is left out while a
 // later, smaller one may still go in, except that the backups stop at the
 // first one that does not fit. A ticket longer than MaxTicketLen is never
-// sent. If even the minimal redirect does not fit it returns dst unchanged
-// and ErrTooLarge; if r.Server is not valid, dst unchanged and ErrNoServer.
+// sent. If even the minimal redirect does not fit, or r.Domain is longer
+// than MaxDomainLen, it returns dst unchanged and ErrTooLarge (a domain is
+// never truncated: a client would check the wrong name); if r.Server is not valid, dst unchanged and ErrNoServer.
 // The answer is written in dst's spare capacity, so r.Ticket must not lie
 // there.
 func (e *Encoder) AppendRedirect(dst []byte, req *Request, r *Redirect, limit int) ([]byte, error) {
@@ -90,7 +96,10 @@ func (e *Encoder) AppendRedirect(dst []byte, req *Request, r *Redirect, limit in
 		return dst, ErrNoServer
 	}
 	size := HeaderSize + sizeErrorCode + addrSize(r.Server)
-	if size > limit {
+	if r.Domain != "" {
+		size += 4 + padded(len(r.Domain))
+	}
+	if size > limit || len(r.Domain) > MaxDomainLen {
 		return dst, ErrTooLarge
 	}
 	// Decide what goes in, and so the exact size, before writing anything.
@@ -126,6 +135,9 @@ func (e *Encoder) AppendRedirect(dst []byte, req *Request, r *Redirect, limit in
 	n := putHeader(b, stun.NewType(req.Method, stun.ClassErrorResponse), size-HeaderSize, &req.TxID)
 	n = putErrorCode(b, n, stun.CodeTryAlternate)
 	n = putMappedAddress(b, n, stun.AttrAlternateServer, r.Server)
+	if r.Domain != "" {
+		n = putBytes(b, n, stun.AttrAlternateDomain, r.Domain)
+	}
 	if withTerm {
 		n = putUint64(b, n, AttrTerm, r.Term)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,7 +284,8 @@ func FuzzAnswersMatchReference(f *testing.F) {
 		}
 		return b
 	}
-	// flags: 1 HasSession, 2 Fingerprint, 4 Drain, 8 Allocate; 48 picks dst.
+	// flags: 1 HasSession, 2 Fingerprint, 4 Drain, 8 Allocate; 48 picks
+	// dst; 64 sets a Domain.
 	f.Add(addr(server4), goldenTicket(), uint64(7), int64(time.Second), int64(3*time.Second),
 		cat(backup4a, backup4b), addr(client4), uint8(3), uint16(ProbeSize), int32(401), goldenTx[:])
 	f.Add(addr(server6), goldenTicket(), uint64(7), int64(time.Second), int64(3*time.Second),
@@ -293,6 +295,10 @@ func FuzzAnswersMatchReference(f *testing.F) {
 		int32(-1), []byte{})
 	f.Add(addr(server4), []byte{}, uint64(1), int64(1), int64(math.MaxInt64), []byte{}, addr(netip.AddrPort{}),
 		uint8(8|48), uint16(28), int32(25600), bytes.Repeat([]byte{0xff}, 12))
+	f.Add(addr(server4), []byte("turn1.example.com"), uint64(0), int64(0), int64(0), []byte{}, addr(client4),
+		uint8(8|64), uint16(36), int32(300), goldenTx[:])
+	f.Add(addr(server6), bytes.Repeat([]byte{'a'}, 100), uint64(2), int64(0), int64(0), cat(backup6), addr(client6),
+		uint8(1|2|64), uint16(ProbeSize), int32(300), goldenTx[:])
 	f.Fuzz(func(t *testing.T, server, ticket []byte, term uint64, interval, deadAfter int64, backups, mapped []byte,
 		flags uint8, limit uint16, code int32, tx []byte) {
 		in := answerInput{limit: int(limit), code: stun.ErrorCode(code), dst: int(flags>>4) % 4}
@@ -305,6 +311,10 @@ func FuzzAnswersMatchReference(f *testing.F) {
 		in.r.Server, _ = fuzzAnswerAddr(server)
 		if len(ticket) > 0 {
 			in.r.Ticket = ticket[:min(len(ticket), 80)]
+		}
+		if flags&64 != 0 {
+			// The ticket's bytes as the domain too: some fit, some not.
+			in.r.Domain = strings.Repeat(string(ticket), 1+int(term%4))
 		}
 		in.r.Term = term
 		in.r.Interval, in.r.DeadAfter = time.Duration(interval), time.Duration(deadAfter)

@@ -46,6 +46,9 @@ const (
 	MaxServiceLen = 64
 	// MaxTicketLen is the longest ticket.
 	MaxTicketLen = 64
+	// MaxDomainLen is the longest ALTERNATE-DOMAIN a redirect carries
+	// (RFC 8489 §14.16 allows less than 255 bytes).
+	MaxDomainLen = 254
 	// MaxBackups is the most USHER-BACKUP attributes an answer carries.
 	MaxBackups = 4
 	// HeaderSize is the size of a STUN message header.

@@ -114,7 +114,7 @@ func FuzzDecodeResponse(f *testing.F) {
 			}
 			return
 		}
-		if r.Size != len(b) || len(r.Ticket) > MaxTicketLen || r.NumBackups < 0 || r.NumBackups > MaxBackups {
+		if r.Size != len(b) || len(r.Ticket) > MaxTicketLen || len(r.Domain) > MaxDomainLen || r.NumBackups < 0 || r.NumBackups > MaxBackups {
 			t.Fatalf("decoded %+v from %d bytes", r, len(b))
 		}
 	})

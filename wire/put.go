@@ -56,7 +56,7 @@ func putAttrHeader(b []byte, n int, t stun.AttrType, length int) int {
 
 // putBytes writes attribute t with value v at b[n:], zero padded to the
 // STUN alignment of four bytes, and returns the offset after it.
-func putBytes(b []byte, n int, t stun.AttrType, v []byte) int {
+func putBytes[T ~string | ~[]byte](b []byte, n int, t stun.AttrType, v T) int {
 	n = putAttrHeader(b, n, t, len(v))
 	n += copy(b[n:], v)
 	for ; n&3 != 0; n++ {

@@ -26,7 +26,10 @@ func (e *refEncoder) refAppendRedirect(dst []byte, req *Request, r *Redirect, li
 		return dst, ErrNoServer
 	}
 	size := HeaderSize + sizeErrorCode + addrSize(r.Server)
-	if size > limit {
+	if r.Domain != "" {
+		size += 4 + padded(len(r.Domain))
+	}
+	if size > limit || len(r.Domain) > MaxDomainLen {
 		return dst, ErrTooLarge
 	}
 	var withFP, withTerm, withTicket, withTimers bool
@@ -59,6 +62,9 @@ func (e *refEncoder) refAppendRedirect(dst []byte, req *Request, r *Redirect, li
 	}
 	if err := refAddMappedAddress(m, stun.AttrAlternateServer, r.Server); err != nil {
 		return dst, err
+	}
+	if r.Domain != "" {
+		m.Add(stun.AttrAlternateDomain, []byte(r.Domain))
 	}
 	if withTerm {
 		var v [8]byte

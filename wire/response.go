@@ -9,7 +9,7 @@ import (
 )
 
 // Response is a decoded answer as a client sees it: a redirect, a keepalive
-// answer or an error. Ticket aliases the decoded datagram.
+// answer or an error. Ticket and Domain alias the decoded datagram.
 type Response struct {
 	// TxID is the transaction ID the answer echoes.
 	TxID [stun.TransactionIDSize]byte
@@ -21,6 +21,9 @@ type Response struct {
 	Code stun.ErrorCode
 	// Server is the ALTERNATE-SERVER of a redirect.
 	Server netip.AddrPort
+	// Domain is the ALTERNATE-DOMAIN of a redirect; nil when absent. It
+	// aliases the decoded datagram.
+	Domain []byte
 	// Mapped is the XOR-MAPPED-ADDRESS of a keepalive answer.
 	Mapped netip.AddrPort
 	// Ticket is the USHER-TICKET of a redirect.
@@ -39,7 +42,8 @@ type Response struct {
 	Size int
 }
 
-// DecodeResponse decodes the datagram b into r. r.Ticket aliases b.
+// DecodeResponse decodes the datagram b into r. r.Ticket and r.Domain
+// alias b.
 func (d *Decoder) DecodeResponse(b []byte, r *Response) error {
 	// A STUN message starts with two zero bits (RFC 8489, section 5).
 	if !stun.IsMessage(b) || b[0]&0xc0 != 0 {
@@ -72,6 +76,8 @@ func (d *Decoder) DecodeResponse(b []byte, r *Response) error {
 			ok = true
 		case stun.AttrAlternateServer:
 			r.Server, ok = mappedAddress(a.Value)
+		case stun.AttrAlternateDomain:
+			r.Domain, ok = a.Value, len(a.Value) > 0 && len(a.Value) <= MaxDomainLen
 		case stun.AttrXORMappedAddress:
 			r.Mapped, ok = xorAddress(a.Value, &m.TransactionID)
 		case AttrTicket:
