@@ -176,9 +176,26 @@ func (tf *turnFarm) testBrowser(t *testing.T) {
 	if os.Getenv(BrowserEnv) == "0" {
 		t.Skipf("%s=0: browser part skipped", BrowserEnv)
 	}
+	var reports browserReports
+	var chromium string
 	for _, b := range browsers {
-		t.Run(b.name, func(t *testing.T) { tf.runBrowser(t, b) })
+		t.Run(b.name, func(t *testing.T) {
+			rep := tf.runBrowser(t, b)
+			if b.name == "chromium" {
+				chromium = rep.bin
+			}
+			reports.add(rep.browserReport)
+		})
 	}
+	if png := os.Getenv(ScreenshotEnv); png != "" && chromium != "" {
+		reports.render(t, chromium, png)
+	}
+}
+
+// browserRun is one browser's run: its program and what its page reported.
+type browserRun struct {
+	bin string
+	browserReport
 }
 
 // runBrowser serves the page from the client host and opens it in the
@@ -186,8 +203,9 @@ func (tf *turnFarm) testBrowser(t *testing.T) {
 // turn: over UDP, then as turn: over TCP, each pair of peer connections
 // must gather relay candidates on a coturn (by following the 300) and
 // echo a message over a data channel.
-func (tf *turnFarm) runBrowser(t *testing.T, b browser) {
+func (tf *turnFarm) runBrowser(t *testing.T, b browser) (run browserRun) {
 	bin := b.find(t)
+	run.bin, run.browser, run.version = bin, b.name, browserVersion(bin)
 	vip := tf.balancer.String()
 	cases := []browserCase{
 		{Name: "turn-udp", URLs: []string{"stun:" + vip, "turn:" + vip + "?transport=udp"}, Proto: "udp"},
@@ -228,6 +246,8 @@ func (tf *turnFarm) runBrowser(t *testing.T, b browser) {
 		}
 		checkBrowserResult(t, c, got[i], coturns)
 	}
+	run.cases, run.results = cases, got
+	return run
 }
 
 // checkBrowserResult checks one case: the echo came back over a relay

@@ -327,7 +327,9 @@ func (d *demo) formed() bool {
 	}
 	ready := 0
 	for _, m := range ms {
-		if m.Status == "alive" && m.SessionAddr != "" && m.Capacity > 0 {
+		// A node reports draining until it holds the farm's ticket key:
+		// clients dialed before then would all miss it.
+		if m.Status == "alive" && m.SessionAddr != "" && m.Capacity > 0 && !m.Draining {
 			ready++
 		}
 	}
