@@ -12,9 +12,12 @@ import (
 	"time"
 )
 
-// ScreenshotEnv names a PNG file: when set, TestTURN/browser renders what
-// each browser's page reported, with the browsers' versions, into it with
-// headless chromium (docs/turn-browsers.png is made so).
+// ScreenshotEnv names a PNG file (relative to e2e/, where the tests run, or
+// absolute): when set, TestTURN/browser renders what each browser's page
+// reported, with the browsers' versions, into it with headless chromium.
+// docs/turn-browsers.png is made so:
+//
+//	USHER_E2E_SCREENSHOT=$PWD/docs/turn-browsers.png go test -run '^TestTURN$/^browser$' ./e2e
 const ScreenshotEnv = "USHER_E2E_SCREENSHOT"
 
 // browserReport is what one browser's page reported, for the screenshot.
@@ -86,8 +89,8 @@ func (r *browserReports) render(t *testing.T, chromium, png string) {
 	out, err := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
 		"--user-data-dir="+filepath.Join(dir, "profile"), "--window-size=1100,330",
 		"--screenshot="+abs, "file://"+page).CombinedOutput()
-	if err != nil {
-		t.Fatalf("screenshot: %v\n%s", err, out)
+	if _, serr := os.Stat(abs); err != nil || serr != nil {
+		t.Fatalf("screenshot into %s: %v %v\n%s", abs, err, serr, out)
 	}
 	t.Logf("screenshot of the browsers' results in %s", abs)
 }
