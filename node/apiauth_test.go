@@ -156,6 +156,10 @@ func TestAPITokensOnAgent(t *testing.T) {
 		{"PUT", drain, "", testReadToken, 401},
 		{"PUT", drain, "rebind.attacker.example", testWriteToken, 403},
 		{"PUT", "/v1/leave", "", "", 401},
+		{"PUT", "/v1/services/game/load", "", "", 401},
+		{"PUT", "/v1/services/game/load", "", testReadToken, 401},
+		{"PUT", "/v1/services/game/load", "rebind.attacker.example", testWriteToken, 403},
+		{"PUT", "/v1/services/game/load", "", testWriteToken, 404}, // past the guard: no such service here
 		{"DELETE", drain, "", "", 401},
 		{"PUT", drain, "", testWriteToken, 200},
 		{"DELETE", drain, "localhost", testWriteToken, 200},
