@@ -103,24 +103,7 @@ func ensureKeepalived(t *testing.T) string {
 	if p, err := keepalivedPath(); err == nil {
 		return p
 	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		t.Skip("keepalived is not installed and apt-get is missing; skipping")
-	}
-	install := func() ([]byte, error) {
-		cmd := exec.Command("apt-get", "install", "-y", "keepalived")
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		return cmd.CombinedOutput()
-	}
-	out, err := install()
-	if err != nil && strings.Contains(string(out), "Unable to locate") {
-		if upd, uerr := exec.Command("apt-get", "update").CombinedOutput(); uerr != nil {
-			t.Fatalf("apt-get update: %v\n%s", uerr, upd)
-		}
-		out, err = install()
-	}
-	if err != nil {
-		t.Fatalf("apt-get install keepalived: %v\n%s", err, out)
-	}
+	aptInstall(t, "keepalived")
 	p, err := keepalivedPath()
 	if err != nil {
 		t.Fatalf("keepalived installed but not found: %v", err)
