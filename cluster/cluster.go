@@ -68,6 +68,8 @@ type Cluster struct {
 	reportsSent, reportsGossiped atomic.Uint64
 
 	vip vipOwner
+	// lease is the evidence that renews the VIP owner's lease (lease.go).
+	lease leaseAcks
 
 	// voters caches the raft configuration (server ID to suffrage).
 	voters       atomic.Pointer[map[string]raft.ServerSuffrage]
@@ -81,7 +83,7 @@ type Cluster struct {
 	leadershipChanges atomic.Uint64
 	watchPrompts      atomic.Uint64 // leader-watch prompts to raft (watch.go)
 
-	// renewals tracks the lease renewal in flight (see startRenewal).
+	// renewals tracks the new leader's barrier in flight (see startBarrier).
 	renewals sync.WaitGroup
 	// watchDone is closed when the leader watch (watch.go) has stopped; it
 	// calls into raft, so it must end before raft shuts down.
@@ -146,6 +148,13 @@ type Stats struct {
 	// a node outside the Raft configuration, or no handshake in time
 	// (always 0 without Config.TLS).
 	RaftRefused uint64
+	// StoreWrites counts the writes to this node's raft log and stable
+	// store (entries appended or deleted, term and vote records).
+	StoreWrites uint64
+	// LeaseRenewals counts the extensions of this node's leader lease, and
+	// LeaseLapses those that came after the lease had run out (the node
+	// answered nothing in between).
+	LeaseRenewals, LeaseLapses uint64
 }
 
 // leaveTimeout bounds the graceful leave Shutdown performs.
@@ -305,7 +314,8 @@ func (c *Cluster) startRaft() error {
 	if err := c.recoverFromPeersFile(dir, rc, logStore, logStore, snaps, trans); err != nil {
 		return err
 	}
-	r, err := raft.NewRaft(rc, c.fsm, logStore, logStore, snaps, trans)
+	leased := &leaseTransport{NetworkTransport: trans, ack: c.leaseAck}
+	r, err := raft.NewRaft(rc, c.fsm, logStore, logStore, snaps, leased)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
@@ -356,7 +366,7 @@ func (c *Cluster) raftConfig(raftLog hclog.Logger) *raft.Config {
 	rc.LocalID = raft.ServerID(c.cfg.NodeName)
 	rc.HeartbeatTimeout = c.timing.RaftHeartbeat
 	rc.ElectionTimeout = c.timing.RaftElection
-	// Serving is fenced by the barrier lease (see the package
+	// Serving is fenced by Usher's own lease (see the package
 	// documentation), not by raft's own lease, so raft may keep leading
 	// through a stall as long as followers would still follow it: a
 	// leader that steps down after a short CPU stall is a spurious
@@ -736,6 +746,11 @@ func (c *Cluster) Stats() Stats {
 		Joined:            c.joined.Load(),
 		ReportsSent:       c.reportsSent.Load(),
 		ReportsGossiped:   c.reportsGossiped.Load(),
+		LeaseRenewals:     c.lease.renewals.Load(),
+		LeaseLapses:       c.lease.lapses.Load(),
+	}
+	if c.logStore != nil {
+		s.StoreWrites = c.logStore.writes.Load()
 	}
 	if c.secure != nil {
 		s.RaftRefused = c.secure.rejected.Load()

@@ -150,56 +150,100 @@
 // VIP.Release. It is the only caller of either, in every vip_mode
 // (vipowner_test.go checks the whole module), and its serving state is the
 // only record of the hold: Shutdown and Leave ask it to let go and wait
-// for it. While serving it renews a leader lease every RaftLease/3:
+// for it. It holds the address only under a leader lease, a deadline on
+// the Monotonic scale that raft's heartbeats keep moving forward:
 //
-//	start := Monotonic()                 // before the round
-//	raft.Barrier(...)                    // commit a fresh log entry
-//	deadline = start + RaftLease         // on success
+//	on becoming leader in term T:
+//	  start := Monotonic()
+//	  raft.Barrier(...)                   // the FSM is current
+//	  deadline = start + RaftLease         // then VIP.Acquire(T)
+//	for every AppendEntries the leader sends in T (heartbeats included):
+//	  sent := Monotonic()                  // before it is sent
+//	  if the follower answers Success in T: latest[follower] = sent
+//	deadline = max(deadline, q + RaftLease)
+//	  where q is the latest instant that a majority of the voters of the
+//	  latest configuration vouch for: the leader itself counts as now, each
+//	  other voter as latest[voter] (lease.go, quorumSince)
 //
-// and Serving reports true only while this node holds the VIP, raft still
-// says it is leader in the held term, and Monotonic() < deadline. Serving
-// reads atomics only, so the probe path can call it for every probe.
+// Serving reports true only while this node holds the VIP, raft still says
+// it is leader in the held term, and Monotonic() < deadline. Serving reads
+// atomics only, so the probe path can call it for every probe.
 //
-// Why no other node can serve before the deadline: the barrier entry is
-// created after start, and it commits only once a majority of voters have
-// stored it. Each of those followers accepted an AppendEntries from this
-// leader at some time t >= start and so recorded it as leader with last
-// contact t. A hashicorp/raft follower that knows a leader rejects every
-// vote request (unless the leader itself asked for a leadership transfer),
-// and forgets the leader only when its heartbeat timer finds no contact for
-// RaftHeartbeat, that is not before t + RaftHeartbeat >= start +
-// RaftHeartbeat. Any election needs a majority, which shares a voter with
-// the barrier's majority; the shared voter is either one of those followers,
-// which cannot vote before start + RaftHeartbeat, or this leader itself,
-// which votes only after leaving the leader state, and Serving checks that
-// state. Since RaftLease < RaftHeartbeat, no other node can even be elected
-// before this node's deadline has passed. The difference RaftHeartbeat -
-// RaftLease is the margin for clock-rate differences and for the time a
-// probe answer takes after its Serving check; it needs no bound on message
-// delay, because a committed entry cannot be acknowledged by a stale
-// message.
+// No renewal writes anything. raft sends a heartbeat to every follower
+// every RaftHeartbeat/10 to /5, and a follower answers it from memory on
+// the transport's own goroutine (hashicorp/raft's heartbeat fast path),
+// beside, not behind, any log write its main loop is busy with; the
+// leader's heartbeat goroutines likewise do not wait for its disk. The
+// barrier, a log entry stored on a majority, is committed once per term,
+// where the FSM must be current. So the lease survives a slow disk on any
+// voter (issue 17's busy host: 16 MiB writes with fsync beside the agent)
+// and Stats.StoreWrites stays still while it is renewed (lease_test.go).
 //
-// One more case: a follower that restarts forgets the leader it followed
-// and would grant votes at once, possibly within a lease it acknowledged
-// just before it died. So New, finding existing raft state, waits one
+// Why no other node can serve before the deadline. What each voter
+// promises: a hashicorp/raft follower that accepts an AppendEntries from
+// leader L at instant t records L as its leader and t as its last contact;
+// while it knows a leader it rejects every vote request from any other
+// candidate (unless L itself asked for a leadership transfer), and it
+// forgets L, and may stand for election itself, only when its heartbeat
+// timer finds no contact for RaftHeartbeat (the leader watch, watch.go,
+// only makes that check run sooner; the rule is raft's). So such a follower
+// grants no vote, its own included, before t + RaftHeartbeat. An answer
+// with Success to a request sent at sent was produced after the request
+// arrived, so t >= sent; each answer is matched to its own request (the
+// transport closes a connection whose call failed, so no answer can be
+// read for a later request), and a stale message cannot vouch for a later
+// instant. Any election needs a majority of the voters, which shares a
+// voter with the majority behind q: either a follower that accepted a
+// request sent at or after q, which votes for no one before q +
+// RaftHeartbeat, or this leader itself, which votes only after leaving the
+// leader state, and Serving checks that state. Since RaftLease <
+// RaftHeartbeat, no other node can be elected before this node's deadline
+// q + RaftLease. The first deadline of a term rests on the barrier in the
+// same way: its entry was created after start and is stored by a majority,
+// each of which accepted it from this leader after start.
+//
+// Configurations: the majority is taken over raft's latest configuration
+// (read without waiting for raft's main loop), the one raft itself counts
+// commitment and elections in; raft changes it one server at a time, and
+// any majority of two successive configurations share a voter. Standbys
+// (non-voters) are never counted: they promise nothing about elections.
+//
+// What a restarted voter does: it has forgotten the leader it followed and
+// would grant votes at once, possibly inside a lease it vouched for just
+// before it died. So New, finding existing raft state, waits one
 // RaftHeartbeat before starting raft: any vote the restarted node grants
-// then comes at least RaftHeartbeat after anything it acknowledged.
+// comes at least RaftHeartbeat after anything it acknowledged. A node with
+// no raft state has acknowledged nothing.
+//
+// Clock rates: the deadline is measured on the leader's monotonic clock
+// and each follower's promise on its own, from instants in the same order
+// (sent on the leader, then receipt on the follower). The margin
+// RaftHeartbeat - RaftLease, half of RaftHeartbeat in every profile,
+// covers a difference in clock rates far beyond any real oscillator's
+// (which are within a few hundred parts per million) and the time a probe
+// answer takes after its Serving check. No bound on message delay is
+// needed: a slow answer only makes the lease it brings shorter, or
+// useless.
 //
 // The argument does not use raft's own leader lease, which is set to
-// (just under) RaftHeartbeat, the most raft allows: a leader stalled for less than that
-// (a busy CPU, a slow disk) stops serving at its deadline but stays leader,
-// and serves again at its next successful round, instead of stepping down
-// and costing every new session a failover gap.
+// (just under) RaftHeartbeat, the most raft allows: a leader stalled for
+// less than that (a busy CPU, a slow disk) stops serving at its deadline
+// but stays leader, and serves again with the next heartbeat a majority
+// answers, instead of stepping down and costing every new session a
+// failover gap. Stats.LeaseLapses counts those stalls.
 //
 // Consequences. A leader that is paused (SIGSTOP) wakes past its deadline
-// and answers nothing until a new round commits, which it cannot do if
-// another leader exists. A leader cut off from a majority stops serving at
-// its deadline, before raft itself steps down (RaftHeartbeat after its last
-// contact with a majority). A node that sees a higher
-// term while holding stops serving at once (Serving compares terms) and the
-// owner releases. Before a graceful leave the leader releases the VIP
-// first, and only then asks raft for the leadership transfer that bypasses
-// the followers' known-leader rule.
+// and answers nothing until a majority answers a heartbeat sent after it
+// woke, which cannot happen if another leader exists (those voters have
+// moved to a higher term). A leader cut off from a majority stops serving
+// at its deadline, before raft itself steps down (RaftHeartbeat after its
+// last contact with a majority); it keeps the address until then. A node
+// that sees a higher term while holding stops serving at once (Serving
+// compares terms) and the owner releases. Before a graceful leave the
+// leader releases the VIP first, and only then asks raft for the
+// leadership transfer that bypasses the followers' known-leader rule. A
+// single voter is a majority by itself: the owner renews its lease every
+// RaftLease/3 from the acknowledgements at hand, which need none then.
 //
 // If VIP.Acquire fails, the leader retries once a second and, after three
 // failures in a row, hands raft leadership to another voter, which may be
@@ -208,7 +252,8 @@
 // raft.VerifyLeader is deliberately not used for the lease: it can count a
 // heartbeat response that was in flight before the call (a stale message
 // after a pause) and it counts non-voters, so it does not prove that a
-// majority of voters heard from the leader after start.
+// majority of voters heard from the leader after a given instant; the
+// lease transport keeps each answer's own send instant instead.
 //
 // All nodes must run the same timing profile: the argument compares one
 // node's RaftLease with the others' RaftHeartbeat. Reports carry
@@ -226,7 +271,9 @@
 //
 // lan is the libraries' defaults. fast's leader watch (Timing.RaftWatch,
 // watch.go) makes a follower stand for election about one heartbeat timeout
-// after its leader fell silent instead of one to two. The lease is renewed every lease/3, one
-// small raft barrier each time, so rapid costs about 60 tiny log writes a
-// second on every voter; use it on fast disks and quiet LANs.
+// after its leader fell silent instead of one to two. The lease rides on
+// raft's heartbeats (every RaftHeartbeat/10 to /5 to each follower: 50 to
+// 100 small messages a second per follower with rapid) and writes nothing
+// to disk, so the profiles differ in network chatter and failover speed,
+// not in disk load.
 package cluster

@@ -272,21 +272,21 @@ func TestServingWatchOverlaps(t *testing.T) {
 
 // TestLeaseCountsFromRoundStart makes every acknowledgement the leader
 // receives arrive late, by more than RaftLease: a lease counted from the
-// start of its round then renews nothing, and the leader, still raft's
-// leader throughout, must not be seen serving. A lease counted from the
-// round's end would let it serve RaftLease past each slow round, longer
-// than the followers promised to stay loyal.
+// sending of each heartbeat then renews nothing, and the leader, still
+// raft's leader throughout, must not be seen serving. A lease counted from
+// the answer's arrival would let it serve RaftLease past each slow answer,
+// longer than the followers promised to stay loyal.
 //
 // The bound is exact. The slowLink holds every byte the leader reads on its
 // raft connections for the delay in force just after the byte arrived.
-// Take a round that starts at s and whose barrier commits when the leader
-// reads an acknowledgement that arrived at a; the acknowledged entry was
-// created after s, so s < a. If the delay was in force at a, the round ends
-// after a + delay > s + RaftLease: the deadline it sets has passed before
-// it is set, and lets no instant be served. If not, either a came before
-// the delay was set, before delayOn (read after setDelay returned), so the
+// Take an AppendEntries sent at s whose Success answer the leader reads
+// after it arrived at a; the answer was produced after the request was
+// sent, so s < a. If the delay was in force at a, the answer is read after
+// a + delay > s + RaftLease: the deadline it brings has passed before it is
+// set, and lets no instant be served. If not, either a came before the
+// delay was set, before delayOn (read after setDelay returned), so the
 // deadline is below delayOn + RaftLease; or a came after it was lifted,
-// after delayOff (read before setDelay(0)), and so did the round's end.
+// after delayOff (read before setDelay(0)), and so did the renewal.
 // Hence no instant in [delayOn + RaftLease, delayOff) is served, and no call
 // of Serving that began at or after the first and returned before the
 // second can answer true.

@@ -146,6 +146,9 @@ type markedLog struct {
 	durable, term atomic.Uint64
 	// kicked is the index at the last request for a write.
 	kicked atomic.Uint64
+	// writes counts the calls that write the log or the stable store
+	// (Stats.StoreWrites).
+	writes atomic.Uint64
 	// mu serializes writes of the mark; written is the last one written.
 	mu      sync.Mutex
 	written logMark
@@ -300,6 +303,7 @@ func (m *markedLog) StoreLog(l *raft.Log) error {
 // StoreLogs implements raft.LogStore: once raft-wal has the entries on
 // disk, the mark may name them.
 func (m *markedLog) StoreLogs(logs []*raft.Log) error {
+	m.writes.Add(1)
 	if err := m.WAL.StoreLogs(logs); err != nil {
 		return err
 	}
@@ -321,6 +325,7 @@ func (m *markedLog) StoreLogs(logs []*raft.Log) error {
 // log lowers the mark first, durably, so that a crash in between cannot
 // leave a mark beyond the log.
 func (m *markedLog) DeleteRange(lo, hi uint64) error {
+	m.writes.Add(1)
 	last, err := m.LastIndex()
 	if err != nil {
 		return err
@@ -347,6 +352,7 @@ func (m *markedLog) DeleteRange(lo, hi uint64) error {
 
 // SetUint64 implements raft.StableStore, following the current term.
 func (m *markedLog) SetUint64(key []byte, v uint64) error {
+	m.writes.Add(1)
 	if err := m.WAL.SetUint64(key, v); err != nil {
 		return err
 	}
@@ -358,6 +364,12 @@ func (m *markedLog) SetUint64(key []byte, v uint64) error {
 		}
 	}
 	return nil
+}
+
+// Set implements raft.StableStore.
+func (m *markedLog) Set(key, v []byte) error {
+	m.writes.Add(1)
+	return m.WAL.Set(key, v)
 }
 
 // Close stops the mark's writer, writes the mark a last time and closes the

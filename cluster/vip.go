@@ -49,7 +49,7 @@ const acquireRetry = time.Second
 // the address.
 const maxAcquireFailures = 3
 
-// renewal is the outcome of one lease round: a raft barrier issued at start
+// renewal is the outcome of a new leader's raft barrier, issued at start
 // (Monotonic) while this node was leader in term.
 type renewal struct {
 	term  uint64
@@ -76,29 +76,29 @@ func (c *Cluster) Serving() (term uint64, ok bool) {
 }
 
 // runVIPOwner is the one goroutine that owns the VIP. See the package
-// documentation for the fencing argument it implements.
+// documentation for the fencing argument it implements. While it holds
+// the address, raft's heartbeats renew the lease (lease.go); the owner
+// itself only commits one barrier per term, before acquiring.
 func (c *Cluster) runVIPOwner() {
 	defer close(c.vip.done)
 	leaderCh := c.raft.LeaderCh()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	// The lease is renewed every RaftLease/3, and only the leader renews:
-	// the ticker runs while this node leads, so that the other nodes do
-	// not wake for it.
-	var renewEvery *time.Ticker
+	// While serving, the owner also renews from the acknowledgements at
+	// hand every RaftLease/3 (renewLease); the ticker runs only then, so
+	// that the other nodes do not wake for it.
+	var renew *time.Ticker
 	var renewC <-chan time.Time
 	defer func() {
-		if renewEvery != nil {
-			renewEvery.Stop()
+		if renew != nil {
+			renew.Stop()
 		}
 	}()
 
 	results := make(chan renewal, 1)
 	inflight := false
 	leaving := false
-	cooldown := false // after a failed round, wait for the next renew tick
 	for {
-		renewNow := false
 		select {
 		case <-c.stop:
 			c.releaseVIP("shutdown")
@@ -110,48 +110,42 @@ func (c *Cluster) runVIPOwner() {
 		case <-leaderCh:
 		case <-tick.C:
 		case <-renewC:
-			renewNow = true
-			cooldown = false
+			if term := c.vip.serving.Load(); term != 0 {
+				c.renewLease(term)
+			}
 		case res := <-results:
 			inflight = false
-			var ok bool
-			renewNow, ok = c.finishRenewal(res, leaving)
-			cooldown = !ok
+			c.finishBarrier(res, leaving)
 		}
 
 		held := c.vip.serving.Load()
+		switch {
+		case held != 0 && renew == nil:
+			renew = time.NewTicker(c.timing.RaftLease / 3)
+			renewC = renew.C
+		case held == 0 && renew != nil:
+			renew.Stop()
+			renew, renewC = nil, nil
+		}
 		isLeader := c.raft.State() == raft.Leader
 		if !isLeader {
 			c.vip.acquireFailures = 0
-		}
-		switch {
-		case isLeader && renewEvery == nil:
-			renewEvery = time.NewTicker(c.timing.RaftLease / 3)
-			renewC = renewEvery.C
-		case !isLeader && renewEvery != nil:
-			renewEvery.Stop()
-			renewEvery, renewC = nil, nil
 		}
 		if held != 0 && (!isLeader || c.raft.CurrentTerm() != held) {
 			c.releaseVIP("lost leadership")
 			held = 0
 		}
-		if inflight || leaving || cooldown || !isLeader {
+		if held != 0 || inflight || leaving || !isLeader || Monotonic() < c.vip.retryAt {
 			continue
 		}
-		if held == 0 && Monotonic() < c.vip.retryAt {
-			continue
-		}
-		if held == 0 || renewNow {
-			inflight = true
-			c.startRenewal(results)
-		}
+		inflight = true
+		c.startBarrier(results)
 	}
 }
 
-// startRenewal issues a raft barrier in a helper goroutine and sends the
-// outcome on results (buffered; at most one round is in flight).
-func (c *Cluster) startRenewal(results chan<- renewal) {
+// startBarrier issues a raft barrier in a helper goroutine and sends the
+// outcome on results (buffered; at most one barrier is in flight).
+func (c *Cluster) startBarrier(results chan<- renewal) {
 	term := c.raft.CurrentTerm()
 	start := Monotonic()
 	c.renewals.Add(1)
@@ -162,52 +156,40 @@ func (c *Cluster) startRenewal(results chan<- renewal) {
 	}()
 }
 
-// finishRenewal acts on a lease round's outcome: it extends the lease,
-// acquires the VIP after the first successful round of a term, or steps
-// down. It reports whether another round should start at once, and whether
-// the round succeeded.
-func (c *Cluster) finishRenewal(res renewal, leaving bool) (again, ok bool) {
+// finishBarrier acts on the barrier that a new leader commits before it
+// acquires the VIP: once it has committed, the FSM is current and a
+// majority of the voters accepted this leader after start, so the lease
+// runs until start + RaftLease; the VIP is acquired and raft's heartbeats
+// extend the lease from then on. A failed barrier is retried at the
+// owner's next wake-up (its one-second tick at the latest).
+func (c *Cluster) finishBarrier(res renewal, leaving bool) {
 	stillLeader := c.raft.State() == raft.Leader && c.raft.CurrentTerm() == res.term
-	held := c.vip.serving.Load()
 	if res.err != nil || !stillLeader {
-		metrics.IncrCounter([]string{"cluster", "lease", "renew_failed"}, 1)
-		if held != 0 {
-			c.vipLog.Warn("leader lease renewal failed, stepping down from the vip", "term", res.term, "error", res.err)
-			c.releaseVIP("lease renewal failed")
-		} else if res.err != nil {
+		metrics.IncrCounter([]string{"cluster", "lease", "barrier_failed"}, 1)
+		if res.err != nil {
 			c.vipLog.Debug("leader barrier failed", "term", res.term, "error", res.err)
 		}
-		return false, false
+		return
 	}
-	if leaving {
-		return false, true
+	if leaving || c.vip.serving.Load() != 0 {
+		return
 	}
-	deadline := int64(res.start + c.timing.RaftLease)
-	if held == res.term {
-		if deadline > c.vip.deadline.Load() {
-			c.vip.deadline.Store(deadline)
-		}
-		return false, true
-	}
-
-	// First successful round of this term: the FSM is current, acquire.
-	c.vip.deadline.Store(deadline)
+	c.vip.deadline.Store(int64(res.start + c.timing.RaftLease))
 	if c.cfg.VIP != nil {
 		if err := c.cfg.VIP.Acquire(res.term); err != nil {
 			c.acquireFailed(res.term, err)
-			return false, false
+			return
 		}
 	}
 	c.vip.acquireFailures = 0
 	c.vip.serving.Store(res.term)
+	c.renewLease(res.term)
 	metrics.IncrCounter([]string{"cluster", "vip", "acquire"}, 1)
 	c.vipLog.Info("holding the vip", "term", res.term)
 	if c.cfg.OnVIP != nil {
 		c.cfg.OnVIP(true, res.term, Monotonic())
 	}
 	c.notifyUpdate()
-	// Acquire may have been slow: renew at once rather than let the lease lapse.
-	return true, true
 }
 
 // acquireFailed records a failed VIP.Acquire (which holds nothing), paces

@@ -13,7 +13,7 @@ import (
 // each method of the VIP interface, called on the interface or on any type
 // that implements it, only from one function of the VIP owner.
 var vipOwnerRules = map[string]string{
-	"Acquire": "(*Cluster).finishRenewal",
+	"Acquire": "(*Cluster).finishBarrier",
 	"Release": "(*Cluster).releaseVIP",
 }
 
@@ -22,7 +22,7 @@ var vipOwnerRules = map[string]string{
 // by a go statement in vipOwnerStarter.
 var vipOwnerFuncs = map[string]bool{
 	"(*Cluster).runVIPOwner":   true,
-	"(*Cluster).finishRenewal": true,
+	"(*Cluster).finishBarrier": true,
 	"(*Cluster).releaseVIP":    true,
 }
 

@@ -1,0 +1,92 @@
+package cluster
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+func TestQuorumSince(t *testing.T) {
+	voter := func(id string) raft.Server { return raft.Server{ID: raft.ServerID(id), Suffrage: raft.Voter} }
+	standby := func(id string) raft.Server { return raft.Server{ID: raft.ServerID(id), Suffrage: raft.Nonvoter} }
+	const now = 100 * time.Millisecond
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	tests := []struct {
+		name    string
+		servers []raft.Server
+		sent    map[raft.ServerID]time.Duration
+		want    time.Duration
+		wantOK  bool
+	}{
+		{"single voter is its own majority", []raft.Server{voter("a")}, nil, now, true},
+		{"three voters, no acknowledgement", []raft.Server{voter("a"), voter("b"), voter("c")}, nil, 0, false},
+		{"three voters, the later of two", []raft.Server{voter("a"), voter("b"), voter("c")},
+			map[raft.ServerID]time.Duration{"b": ms(40), "c": ms(70)}, ms(70), true},
+		{"three voters, one acknowledgement", []raft.Server{voter("a"), voter("b"), voter("c")},
+			map[raft.ServerID]time.Duration{"b": ms(40)}, ms(40), true},
+		{"five voters need two others", []raft.Server{voter("a"), voter("b"), voter("c"), voter("d"), voter("e")},
+			map[raft.ServerID]time.Duration{"b": ms(10), "c": ms(90), "d": ms(50)}, ms(50), true},
+		{"five voters, one other is short", []raft.Server{voter("a"), voter("b"), voter("c"), voter("d"), voter("e")},
+			map[raft.ServerID]time.Duration{"b": ms(10)}, 0, false},
+		{"standbys do not count", []raft.Server{voter("a"), voter("b"), voter("c"), standby("s1"), standby("s2")},
+			map[raft.ServerID]time.Duration{"s1": ms(90), "s2": ms(95)}, 0, false},
+		{"a server outside the configuration does not count", []raft.Server{voter("a"), voter("b"), voter("c")},
+			map[raft.ServerID]time.Duration{"x": ms(90), "y": ms(95)}, 0, false},
+		{"a leader outside its configuration needs a majority of the others", []raft.Server{voter("b"), voter("c"), voter("d")},
+			map[raft.ServerID]time.Duration{"b": ms(20), "c": ms(30)}, ms(20), true},
+		{"four voters need three", []raft.Server{voter("a"), voter("b"), voter("c"), voter("d")},
+			map[raft.ServerID]time.Duration{"b": ms(20), "c": ms(30), "d": ms(60)}, ms(30), true},
+		{"no voters", []raft.Server{standby("a")}, nil, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := quorumSince(tt.servers, "a", tt.sent, now)
+			if got != tt.want || ok != tt.wantOK {
+				t.Errorf("quorumSince = %v, %v; want %v, %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+// TestLeaseRenewalWritesNothing holds a quiet three-voter farm while its
+// leader's lease is renewed many times over and fails if anything was
+// written to any node's raft log or stable store meanwhile: the lease rests
+// on raft's heartbeats, which followers answer from memory, so a leader
+// keeps serving when the voters' disks are slow (issue 17).
+func TestLeaseRenewalWritesNothing(t *testing.T) {
+	ledger := newVIPLedger(t)
+	nodes := startFarm(t, 3, 3, ledger)
+	leader := waitSingleServer(t, nodes, 15*time.Second)
+	eventually(t, 5*time.Second, "three voters and a ticket key", func() bool {
+		return len(leader.Stats().Voters) == 3 && len(leader.State().TicketKey) == TicketKeySize
+	})
+	term, _ := leader.Serving()
+	// Let the farm's start-up writes (configuration, ticket key) settle.
+	time.Sleep(10 * leader.timing.RaftLease)
+
+	writes := func() (w []uint64) {
+		for _, n := range nodes {
+			w = append(w, n.Stats().StoreWrites)
+		}
+		return w
+	}
+	before, renewedBefore := writes(), leader.Stats().LeaseRenewals
+	const renewals = 30
+	eventually(t, 15*time.Second, fmt.Sprintf("%d lease renewals", renewals), func() bool {
+		return leader.Stats().LeaseRenewals >= renewedBefore+renewals
+	})
+	after := writes()
+	for i, n := range nodes {
+		if after[i] != before[i] {
+			t.Errorf("%s: %d writes to the raft store during %d lease renewals", n.Name(), after[i]-before[i], renewals)
+		}
+	}
+	if got, ok := leader.Serving(); got != term {
+		t.Errorf("leader serves term %d (%v), want the same term %d throughout", got, ok, term)
+	}
+	if lc := leader.Stats().LeadershipChanges; lc != 1 {
+		t.Logf("leadership changes seen by %s: %d", leader.Name(), lc)
+	}
+}
