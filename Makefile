@@ -79,10 +79,11 @@ bench: build
 	./$(BENCH) -usher ./$(BIN)
 
 # chaos runs the chaos suite's long statistics pass (30 repetitions of every
-# fault for the fast, rapid and lan profiles, a 10-minute fault-free watch and
-# a 10-minute watch with the probe path at 90% load per profile) and writes
-# e2e/results/*.json and e2e/results/README.md. It needs root for the
-# namespace farm and takes about an hour and a half.
+# fault for the fast, rapid and lan profiles, a 10-minute fault-free watch, a
+# 10-minute watch with the probe path at 90% load and a 10-minute watch beside
+# busy neighbours per profile) and writes e2e/results/*.json and
+# e2e/results/README.md. It needs root for the namespace farm and takes about
+# two hours.
 chaos: build
 	USHER_BIN=$(CURDIR)/$(BIN) ./scripts/chaos.sh
 

@@ -51,6 +51,9 @@ type chaosResult struct {
 	Violations map[string]int `json:"violations"`
 	// Notes holds what the scenario wants a reader to know.
 	Notes []string `json:"notes,omitempty"`
+	// Busy holds the figures of a run beside busy neighbours
+	// (chaos_busy_test.go), nil for the others.
+	Busy *busyFigures `json:"busy,omitempty"`
 
 	mu sync.Mutex
 }
@@ -234,6 +237,7 @@ func writeTable(dir string) error {
 				r.Scenario, r.Profile, r.Topology, r.Reps, n, m.N, m.P50, m.P95, m.P99, m.Max, viol, r.LoadEnd)
 		}
 	}
+	sb.WriteString(busyTable(rs))
 	var notes []string
 	for _, r := range rs {
 		for _, n := range r.Notes {

@@ -110,6 +110,7 @@ var scenarios = []scenario{
 	{name: "rolling-restart", run: rollingRestart},
 	{name: "quiet", run: quiet},
 	{name: "quiet-loaded", run: quietLoaded},
+	{name: "busy-host", netnsOnly: true, run: busyHost},
 }
 
 // TestChaos runs every scenario on every configured topology and profile,

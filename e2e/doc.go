@@ -125,6 +125,23 @@
 //     USHER_CHAOS_LOADED with the probe path offered 90% of its measured
 //     capacity): any leader change fails, and so does any session
 //     disturbed.
+//   - busy-host (netns only): the servers run USHER_CHAOS_BUSY_HOGS CPU
+//     hogs (default 4) and USHER_CHAOS_BUSY_WRITERS writers (default 2;
+//     each writes 16 MiB beside the agents' data directories, fsyncs,
+//     truncates and starts again), counted for the whole machine and
+//     spread over the server hosts: each is the test binary run again as
+//     TestHelperNeighbour, a process of its own killed by PID when the
+//     scenario ends. With them running it watches the VIP for
+//     USHER_CHAOS_BUSY (default 5s): the share of probes answered, the
+//     longest time without an answer, leader changes (any fails); then it
+//     kills the leader's host as leader-death does, the neighbours still
+//     running, and records the failover gaps. From a one-minute watch on,
+//     fast and rapid must answer 99.9% of the probes with no gap over
+//     50 ms, and rapid's failover must keep p50 <= 250 ms and p99 <=
+//     400 ms (issue 17). The results carry a "busy" block, and README.md
+//     a "Busy hosts" table beside the keepalived-busy runs of
+//     TestKeepalivedFailover (USHER_BENCH_KEEPALIVED=1), which put the
+//     same neighbours beside keepalived.
 //
 // Invariants checked in every scenario (chaosCluster.verify), each from a
 // named source:

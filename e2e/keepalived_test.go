@@ -60,7 +60,11 @@ var keepalivedPriorities = []int{150, 100, 50}
 // numbers sit beside Usher's leader-death results: each server runs
 // keepalived and a responder on VIP:3478, the holder dies as in
 // leader-death (its link goes down, then keepalived is SIGKILLed), and the
-// gap is the death to the first answered probe.
+// gap is the death to the first answered probe. The busy-<interval>
+// variants (keepalived-busy-<interval>-netns.json) run the busy-host
+// scenario's neighbours (chaos_busy_test.go) on the servers throughout,
+// watch the VIP for $USHER_CHAOS_BUSY first, then kill the holder as
+// above. It rebuilds the results README when done.
 func TestKeepalivedFailover(t *testing.T) {
 	if os.Getenv(KeepalivedEnv) != "1" {
 		t.Skipf("keepalived comparison is a benchmark: set %s=1 (as root) to run it", KeepalivedEnv)
@@ -81,18 +85,32 @@ func TestKeepalivedFailover(t *testing.T) {
 	if dir == "" {
 		dir = "results"
 	}
-	for _, set := range keepalivedSettings {
-		t.Run(set.name, func(t *testing.T) {
-			res := newResult("keepalived", set.name, "netns")
-			start := time.Now()
-			runKeepalived(t, bin, set, reps, res)
-			res.Seconds = time.Since(start).Seconds()
-			res.LoadEnd = loadAvg()
-			res.log(t.Logf)
-			if err := res.write(dir); err != nil {
-				t.Errorf("writing results: %v", err)
+	for _, busy := range []bool{false, true} {
+		for _, set := range keepalivedSettings {
+			name, scenario := set.name, "keepalived"
+			if busy {
+				name, scenario = "busy-"+set.name, "keepalived-busy"
 			}
-		})
+			t.Run(name, func(t *testing.T) {
+				var load *busyLoad
+				if busy {
+					l := loadBusyLoad(t)
+					load = &l
+				}
+				res := newResult(scenario, set.name, "netns")
+				start := time.Now()
+				runKeepalived(t, bin, set, reps, load, res)
+				res.Seconds = time.Since(start).Seconds()
+				res.LoadEnd = loadAvg()
+				res.log(t.Logf)
+				if err := res.write(dir); err != nil {
+					t.Errorf("writing results: %v", err)
+				}
+			})
+		}
+	}
+	if err := writeTable(dir); err != nil {
+		t.Errorf("writing results table: %v", err)
 	}
 }
 
@@ -177,6 +195,22 @@ func (n *kaNode) start(t *testing.T) {
 	)
 }
 
+// reboot brings the node's host back after its death, as if rebooted:
+// without the VIP that SIGKILL left on its interface, then keepalived starts
+// again. keepalived usually removed it already: it saw the carrier go and
+// entered its fault state before the SIGKILL landed, which changes nothing
+// on the wire, as the link was down.
+func (n *kaNode) reboot(t *testing.T, rep int, vip netip.Addr) {
+	if _, err := ip("-n", n.host.NS, "addr", "del", netip.PrefixFrom(vip, 32).String(), "dev", n.host.Iface); err != nil &&
+		!strings.Contains(err.Error(), "Address not found") {
+		t.Errorf("rep %d: removing the stale VIP from %s: %v", rep, n.host.Name, err)
+	}
+	if err := n.host.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	n.start(t)
+}
+
 // holds reports whether the node's eth0 carries vip.
 func (n *kaNode) holds(vip netip.Addr) (bool, error) {
 	out, err := ip("-n", n.host.NS, "-4", "-o", "addr", "show", "dev", n.host.Iface)
@@ -187,8 +221,8 @@ func (n *kaNode) holds(vip netip.Addr) (bool, error) {
 }
 
 // runKeepalived measures reps holder deaths on a fresh farm with setting
-// set.
-func runKeepalived(t *testing.T, bin string, set keepalivedSetting, reps int, res *chaosResult) {
+// set, beside busy neighbours when load is not nil.
+func runKeepalived(t *testing.T, bin string, set keepalivedSetting, reps int, load *busyLoad, res *chaosResult) {
 	farm := NewFarm(t, len(keepalivedPriorities))
 	vip := farm.VIP()
 	base := t.TempDir()
@@ -212,6 +246,10 @@ func runKeepalived(t *testing.T, bin string, set keepalivedSetting, reps int, re
 	pr := startProber(&chaosCluster{t: t, topo: farm}, probeEvery)
 	first := nodes[0]
 	answeredBy := func(n *kaNode) netip.AddrPort { return netip.AddrPortFrom(n.host.Addr, vipPort) }
+	finish := func() {}
+	if load != nil {
+		finish = keepalivedBusyWatch(t, *load, nodes, vip, pr, answeredBy(first), res)
+	}
 
 	for rep := range reps {
 		// Steady state: h1 alone holds the VIP and answers.
@@ -230,26 +268,22 @@ func runKeepalived(t *testing.T, bin string, set keepalivedSetting, reps int, re
 		} else {
 			res.observe("vip-failover-gap", a.recv-t0)
 			if a.server != answeredBy(nodes[1]) {
+				// Beside busy neighbours the next backup's adverts may
+				// come late, and the lowest priority takes over first:
+				// counted, not a failure of the measurement.
 				res.violation("unexpected-holder")
-				t.Errorf("rep %d: first answer after the death came from %v, want %v", rep, a.server, answeredBy(nodes[1]))
+				report := t.Errorf
+				if load != nil {
+					report = res.note
+				}
+				report("rep %d: first answer after the death came from %v, want %v", rep, a.server, answeredBy(nodes[1]))
 			}
 		}
-		// The host comes back as if rebooted: without the VIP that
-		// SIGKILL left on its interface, then keepalived starts again.
-		// keepalived usually removed it already: it saw the carrier go
-		// and entered its fault state before the SIGKILL landed, which
-		// changes nothing on the wire, as the link was down.
-		if _, err := ip("-n", first.host.NS, "addr", "del", netip.PrefixFrom(vip, 32).String(), "dev", first.host.Iface); err != nil &&
-			!strings.Contains(err.Error(), "Address not found") {
-			t.Errorf("rep %d: removing the stale VIP from %s: %v", rep, first.host.Name, err)
-		}
-		if err := first.host.LinkUp(); err != nil {
-			t.Fatal(err)
-		}
-		first.start(t)
+		first.reboot(t, rep, vip)
 		res.repDone()
 	}
 	waitSteady(t, reps, nodes, vip, pr, answeredBy(first))
+	finish()
 	res.Answers = len(pr.snapshot())
 	m := res.Metrics["vip-failover-gap"]
 	if m != nil {

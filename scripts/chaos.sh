@@ -9,6 +9,11 @@
 #   USHER_CHAOS_TOPOLOGIES  netns and/or loop [netns]
 #   USHER_CHAOS_QUIET       fault-free watch for spurious leader changes [10m]
 #   USHER_CHAOS_LOADED      the same with the probe path at 90% load [10m]
+#   USHER_CHAOS_BUSY        busy-host: watch of the VIP beside CPU hogs and
+#                           fsync-heavy writers, before the host deaths; from
+#                           1m on the strict figures are checked [10m]
+#   USHER_CHAOS_BUSY_HOGS   busy-host: CPU hogs on the machine [4]
+#   USHER_CHAOS_BUSY_WRITERS  busy-host: writers (16 MiB, fsync, again) [2]
 #   USHER_BIN               agent binary to test [built from ./cmd/usher]
 #   CHAOS_RUN               go test -run pattern [TestChaos]
 set -euo pipefail
@@ -18,5 +23,6 @@ export USHER_CHAOS_PROFILES=${USHER_CHAOS_PROFILES:-fast,rapid,lan}
 export USHER_CHAOS_TOPOLOGIES=${USHER_CHAOS_TOPOLOGIES:-netns}
 export USHER_CHAOS_QUIET=${USHER_CHAOS_QUIET:-10m}
 export USHER_CHAOS_LOADED=${USHER_CHAOS_LOADED:-10m}
+export USHER_CHAOS_BUSY=${USHER_CHAOS_BUSY:-10m}
 export USHER_CHAOS_RESULTS=${USHER_CHAOS_RESULTS:-$PWD/e2e/results}
 exec go test -count=1 -timeout 240m -v -run "${CHAOS_RUN:-TestChaos}" ./e2e/
