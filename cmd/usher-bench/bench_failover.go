@@ -109,3 +109,100 @@ func writeFailover(b *strings.Builder, rows []failoverFigures) {
 	}
 	writeProse(b, "failover-sessions", nil)
 }
+
+// writeFailoverPart writes part 3: the failover table and, when the report
+// has them, the busy rows.
+func writeFailoverPart(b *strings.Builder, rows []failoverFigures, busy []busyFigures) {
+	writeFailover(b, rows)
+	if len(busy) > 0 {
+		writeBusy(b, busy)
+	}
+}
+
+// busyRows are part 3's rows beside busy neighbours: the chaos suite's
+// busy-host scenario and keepalived's busy variants, which run CPU hogs
+// and fsync-heavy writers on the server hosts while they watch the VIP.
+var busyRows = []failoverRow{
+	{"keepalived, VRRP advert_int 1 s", "keepalived-busy-1s-netns.json"},
+	{"keepalived, VRRP advert_int 0.1 s", "keepalived-busy-100ms-netns.json"},
+	{"Usher, profile fast", "busy-host-fast-netns.json"},
+	{"Usher, profile rapid", "busy-host-rapid-netns.json"},
+}
+
+// busyResult is the part of a busy run's results file part 3 reads.
+type busyResult struct {
+	Started string `json:"started"`
+	Busy    *struct {
+		Hogs         int     `json:"hogs"`
+		Writers      int     `json:"writers"`
+		WatchSeconds float64 `json:"watch_seconds"`
+		AnsweredPct  float64 `json:"answered_pct"`
+		LongestGapMs float64 `json:"longest_gap_ms"`
+		Changes      int     `json:"leader_changes"`
+	} `json:"busy"`
+	Metrics map[string]struct {
+		N   int     `json:"n"`
+		P50 float64 `json:"p50_ms"`
+		P99 float64 `json:"p99_ms"`
+	} `json:"metrics"`
+}
+
+// busyFigures is one row of part 3's busy table as the run found it.
+type busyFigures struct {
+	Label        string  `json:"label"`
+	File         string  `json:"file"`
+	Missing      string  `json:"missing,omitempty"`
+	Hogs         int     `json:"hogs"`
+	Writers      int     `json:"writers"`
+	WatchSeconds float64 `json:"watch_seconds"`
+	AnsweredPct  float64 `json:"answered_pct"`
+	LongestGapMs float64 `json:"longest_gap_ms"`
+	Changes      int     `json:"leader_changes"`
+	Deaths       int     `json:"deaths"`
+	P50          float64 `json:"failover_p50_ms"`
+	P99          float64 `json:"failover_p99_ms"`
+	Started      string  `json:"started"`
+}
+
+// readBusy reads the busy rows from the results in dir.
+func readBusy(dir string) []busyFigures {
+	out := make([]busyFigures, 0, len(busyRows))
+	for _, row := range busyRows {
+		bf := busyFigures{Label: row.label, File: row.file}
+		var res busyResult
+		raw, err := os.ReadFile(filepath.Join(dir, row.file))
+		switch {
+		case err != nil:
+			bf.Missing = "not measured"
+		case json.Unmarshal(raw, &res) != nil || res.Busy == nil:
+			bf.Missing = "unreadable"
+		default:
+			b := res.Busy
+			bf.Hogs, bf.Writers, bf.WatchSeconds = b.Hogs, b.Writers, b.WatchSeconds
+			bf.AnsweredPct, bf.LongestGapMs, bf.Changes = b.AnsweredPct, b.LongestGapMs, b.Changes
+			g := res.Metrics["vip-failover-gap"]
+			bf.Deaths, bf.P50, bf.P99, bf.Started = g.N, g.P50, g.P99, res.Started
+		}
+		out = append(out, bf)
+	}
+	return out
+}
+
+// writeBusy writes part 3's busy table from the rows the run read.
+func writeBusy(b *strings.Builder, rows []busyFigures) {
+	writeProse(b, "failover-busy", nil)
+	b.WriteString("| Holder | neighbours | watched | answered | longest gap (ms) | holder changes | host deaths | failover p50 (ms) | p99 (ms) | measured |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, bf := range rows {
+		if bf.Missing != "" {
+			fmt.Fprintf(b, "| %s | %s | | | | | | | | |\n", bf.Label, bf.Missing)
+			continue
+		}
+		started := bf.Started
+		if len(started) >= 16 {
+			started = strings.Replace(started[:16], "T", " ", 1) + " UTC"
+		}
+		fmt.Fprintf(b, "| %s | %d hogs, %d writers | %.0f s | %.2f%% | %.0f | %d | %d | %.0f | %.0f | %s |\n",
+			bf.Label, bf.Hogs, bf.Writers, bf.WatchSeconds, bf.AnsweredPct, bf.LongestGapMs, bf.Changes, bf.Deaths, bf.P50, bf.P99, started)
+	}
+	b.WriteString("\n")
+}

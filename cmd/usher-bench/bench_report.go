@@ -41,6 +41,7 @@ type benchReport struct {
 	Proxy    *proxyFigures            `json:"proxy,omitempty"`
 	ProxyErr string                   `json:"proxy_error,omitempty"`
 	Failover []failoverFigures        `json:"failover"`
+	Busy     []busyFigures            `json:"busy,omitempty"`
 	Balance  *balanceFigures          `json:"balance,omitempty"`
 	Scale    *scaleFigures            `json:"scale,omitempty"`
 	ScaleErr string                   `json:"scale_error,omitempty"`
@@ -221,7 +222,7 @@ func (r *benchReport) write(b *strings.Builder) {
 	if r.Proxy != nil || r.ProxyErr != "" {
 		r.writeProxy(b)
 	}
-	writeFailover(b, r.Failover)
+	writeFailoverPart(b, r.Failover, r.Busy)
 	if r.Balance != nil {
 		r.Balance.write(b, r.PlotDir)
 	}

@@ -63,6 +63,11 @@ func oddReport() *benchReport {
 			{Label: "keepalived, odd", File: "odd.json", N: 17, P50: 1111, P95: 2222, P99: 3333, Max: 4444, Started: "2031-02-02T01:02:03Z"},
 			{Label: "Usher, odd", File: "odd2.json", Missing: "not measured"},
 		},
+		Busy: []busyFigures{
+			{Label: "keepalived, odd", File: "odd3.json", Hogs: 7, Writers: 3, WatchSeconds: 611, AnsweredPct: 97.25,
+				LongestGapMs: 4321, Changes: 2, Deaths: 13, P50: 5555, P99: 6666, Started: "2031-03-03T01:02:03Z"},
+			{Label: "Usher, odd", File: "odd4.json", Missing: "not measured"},
+		},
 		Balance: oddBalance(),
 		Scale:   oddScale(),
 	}
@@ -207,6 +212,11 @@ var proseAllowed = []struct{ text, why string }{
 	{"max/mean − 1", "the imbalance, by definition"},
 	{"keepalived-1s-netns.json", "a results file's name, which the report does not print"},
 	{"keepalived-100ms-netns.json", "a results file's name, which the report does not print"},
+	{"keepalived-busy-1s-netns.json", "a results file's name, which the report does not print"},
+	{"keepalived-busy-100ms-netns.json", "a results file's name, which the report does not print"},
+	{"each writes 16 MiB, then fsyncs", "e2e/neighbours_test.go, the writers' block"},
+	{"USHER_BENCH_KEEPALIVED=1 USHER_CHAOS_BUSY=10m go test -count=1", "the command that measures keepalived's busy variants"},
+	{"USHER_CHAOS_BUSY=10m", "scripts/chaos.sh's busy watch, the command that measures it"},
 }
 
 // reportFuncs are the functions, beyond those that write into a
@@ -215,7 +225,7 @@ var reportFuncs = []string{"row", "probeGoals", "allocRow", "oursInTail", "lossS
 	"metVerdict", "balanceStaleLabel", "label", "rowLabel", "fmtRatio", "joinWords", "joinInts", "plot", "readFailoverRow"}
 
 // reportVars are the package variables whose strings the report prints.
-var reportVars = []string{"failoverRows", "serverLabels", "scaleLogPatterns"}
+var reportVars = []string{"failoverRows", "busyRows", "serverLabels", "scaleLogPatterns"}
 
 // verbRE matches a fmt verb; numberRE a number not glued to a word before
 // it (p99, ipv4 and v1 are names, 256-byte and 30m are not).
