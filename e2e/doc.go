@@ -252,6 +252,15 @@
 //     lives; stock Allocates sent every 50 ms must stop naming it within
 //     1.5 s, and a uclient session on another coturn must lose nothing.
 //     The coturn then restarts and must be named again.
+//   - browser-leader-death (browser_death_test.go): both browsers load a
+//     page that waits at a gate; the leader agent is SIGKILLed and the
+//     gate opened, so the pages' UDP and TCP cases (at once) start
+//     gathering while the balancer address has no live holder. The UDP
+//     case must succeed by the browsers' own retransmissions; a TCP
+//     connection refused in the gap is not retried by either browser, so
+//     the page gathers again 500 ms later, which must succeed. The agent
+//     then restarts. USHER_E2E_BROWSER_DEATH=host kills the leader's
+//     host instead (its coturn with it).
 //   - leader-death: the leader agent is SIGKILLed while four uclient
 //     clients (UDP and TCP) start around the kill; each must succeed,
 //     retrying, within 15 s.

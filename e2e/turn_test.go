@@ -170,9 +170,11 @@ const uclientTimeout = 12 * time.Second
 // address over UDP and TCP, following the 300; that a dead coturn is no
 // longer named within turnHealthBound while sessions on the others go on;
 // that clients allocating across the leader agent's death succeed by
-// retrying; and that headless chromium, given the balancer address as its
-// STUN and TURN server, opens a data channel over coturn relays (see
-// testBrowser; skipped with USHER_E2E_BROWSER=0).
+// retrying; and that headless chromium and firefox, given the balancer
+// address as their STUN and TURN server, open a data channel over coturn
+// relays (see testBrowser; skipped with USHER_E2E_BROWSER=0), also when
+// they start allocating across the leader agent's death (see
+// testBrowserLeaderDeath).
 func TestTURN(t *testing.T) {
 	if reason := farmUnsupported(); reason != "" {
 		t.Skip(reason)
@@ -182,6 +184,7 @@ func TestTURN(t *testing.T) {
 	t.Run("browser", tf.testBrowser)
 	t.Run("load", tf.testLoad)
 	t.Run("coturn-death", tf.testCoturnDeath)
+	t.Run("browser-leader-death", tf.testBrowserLeaderDeath)
 	t.Run("leader-death", tf.testLeaderDeath)
 	tf.checkExits()
 }
