@@ -70,6 +70,12 @@ type Cluster struct {
 	vip vipOwner
 	// lease is the evidence that renews the VIP owner's lease (lease.go).
 	lease leaseAcks
+	// otherLeader is the last node other than this one seen leading
+	// (maintenance loop); former is the one this node took over from,
+	// set by the VIP owner when it starts to lead and cleared when it no
+	// longer leads (Member.AwaitingReport).
+	otherLeader atomic.Pointer[string]
+	former      atomic.Pointer[formerLeader]
 
 	// voters caches the raft configuration (server ID to suffrage).
 	voters       atomic.Pointer[map[string]raft.ServerSuffrage]
@@ -598,6 +604,7 @@ func (c *Cluster) Members() []Member {
 	entries := c.members.snapshot()
 	voters := c.suffrages()
 	leader, _ := c.Leader()
+	former := c.former.Load()
 	out := make([]Member, len(entries))
 	for i, e := range entries {
 		suffrage, inConfig := voters[e.name]
@@ -615,6 +622,8 @@ func (c *Cluster) Members() []Member {
 			ReportedAt: e.reportedAt,
 			Voter:      inConfig && suffrage == raft.Voter,
 			Leader:     string(leader) == e.name,
+			// The report time is the local receipt time, as former.since.
+			AwaitingReport: former != nil && former.name == e.name && e.reportedAt.Before(former.since),
 		}
 	}
 	return out

@@ -90,3 +90,57 @@ func TestLeaseRenewalWritesNothing(t *testing.T) {
 		t.Logf("leadership changes seen by %s: %d", leader.Name(), lc)
 	}
 }
+
+// TestFormerLeaderAwaitsReport: the node that takes over from a leader
+// that fell silent keeps that leader out of its members' good standing
+// (AwaitingReport) although its last report is still fresh, while the one
+// that takes over from a leader that handed over and lives on sees it
+// report again at once.
+func TestFormerLeaderAwaitsReport(t *testing.T) {
+	ledger := newVIPLedger(t)
+	nodes := startFarm(t, 3, 3, ledger)
+	leader := waitSingleServer(t, nodes, 15*time.Second)
+	eventually(t, 5*time.Second, "three voters", func() bool { return len(leader.Stats().Voters) == 3 })
+
+	// A graceful handover: the former leader lives on and reports.
+	if err := leader.raft.LeadershipTransfer().Error(); err != nil {
+		t.Fatalf("leadership transfer: %v", err)
+	}
+	next := waitNewServer(t, nodes, leader)
+	eventually(t, 5*time.Second, leader.Name()+" reporting to "+next.Name()+" again", func() bool {
+		m, ok := member(next, leader.Name())
+		return ok && !m.AwaitingReport
+	})
+
+	// A leader that dies: its report stays fresh, but it awaits a new one.
+	next.crash()
+	rest := without(nodes, next)
+	third := waitSingleServer(t, rest, 15*time.Second)
+	m, ok := member(third, next.Name())
+	if !ok || !m.AwaitingReport {
+		t.Fatalf("%s right after taking over from the dead %s: member %+v (found %v), want AwaitingReport", third.Name(), next.Name(), m, ok)
+	}
+	if age := time.Since(m.ReportedAt); m.Status != Alive {
+		t.Logf("%s already %v (report %v old)", next.Name(), m.Status, age)
+	}
+	for _, other := range third.Members() {
+		if other.Name != next.Name() && other.AwaitingReport {
+			t.Errorf("%s awaits a report from %s, which never led", third.Name(), other.Name)
+		}
+	}
+}
+
+// waitNewServer waits until a node other than old serves, and returns it.
+func waitNewServer(t *testing.T, nodes []*Cluster, old *Cluster) *Cluster {
+	t.Helper()
+	var got *Cluster
+	eventually(t, 15*time.Second, "a new serving node", func() bool {
+		s := servingNodes(nodes)
+		if len(s) == 1 && s[0] != old {
+			got = s[0]
+			return true
+		}
+		return false
+	})
+	return got
+}

@@ -78,6 +78,10 @@ func (c *Cluster) runMaintenance() {
 		case <-c.wake:
 		case o := <-c.obsCh:
 			if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != m.lastLeader {
+				if lo.LeaderID != "" && string(lo.LeaderID) != c.cfg.NodeName {
+					name := string(lo.LeaderID)
+					c.otherLeader.Store(&name)
+				}
 				if lo.LeaderID != "" {
 					c.leadershipChanges.Add(1)
 					metrics.IncrCounter([]string{"cluster", "leadership_changes"}, 1)

@@ -66,6 +66,13 @@ type Member struct {
 	Voter bool
 	// Leader says the node is the raft leader as this agent knows it.
 	Leader bool
+	// AwaitingReport is set on the leader for the node that led before
+	// it, until a report from that node arrives after the takeover. A leader that lost its leadership by falling silent is
+	// most likely dead, while its last report stays fresh for up to three
+	// publish intervals more; the agent sends no new session to it until
+	// it speaks again (a leader that handed over gracefully reports within
+	// one interval).
+	AwaitingReport bool
 }
 
 // memberEntry is the table's record of one node.

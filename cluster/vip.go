@@ -41,6 +41,13 @@ type vipOwner struct {
 	retryAt         time.Duration
 }
 
+// formerLeader is the node this one took the VIP over from, and when
+// (Member.AwaitingReport).
+type formerLeader struct {
+	name  string
+	since time.Time
+}
+
 // acquireRetry paces VIP.Acquire attempts after a failure.
 const acquireRetry = time.Second
 
@@ -135,12 +142,31 @@ func (c *Cluster) runVIPOwner() {
 			c.releaseVIP("lost leadership")
 			held = 0
 		}
+		if !isLeader && c.former.Load() != nil {
+			c.former.Store(nil)
+		}
 		if held != 0 || inflight || leaving || !isLeader || Monotonic() < c.vip.retryAt {
 			continue
 		}
 		inflight = true
+		c.noteFormerLeader()
 		c.startBarrier(results)
 	}
+}
+
+// noteFormerLeader records, as this node starts to lead, the node it takes
+// over from (Member.AwaitingReport) and has the views rebuilt while the
+// barrier commits, so that the first answers already skip that node.
+func (c *Cluster) noteFormerLeader() {
+	name := c.otherLeader.Load()
+	if name == nil {
+		return
+	}
+	if f := c.former.Load(); f != nil && f.name == *name {
+		return
+	}
+	c.former.Store(&formerLeader{name: *name, since: time.Now()})
+	c.notifyUpdate()
 }
 
 // startBarrier issues a raft barrier in a helper goroutine and sends the

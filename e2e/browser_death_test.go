@@ -16,13 +16,6 @@ import (
 // the failover (about 0.4 s in profile fast) and their backoff.
 const browserDeathEcho = 30 * time.Second
 
-// BrowserDeathEnv, set to "host", makes TestTURN/browser-leader-death kill
-// the leader's host (its link down, then the agent SIGKILLed) instead of
-// only its agent. That variant fails today: the new leader still names
-// the dead host's coturn for a moment after taking over (docs/turn.md,
-// "When the leader dies").
-const BrowserDeathEnv = "USHER_E2E_BROWSER_DEATH"
-
 // browserDeathTries is how many times the page of
 // TestTURN/browser-leader-death runs its TCP case, browserDeathRetry
 // apart: a browser whose TCP connection to the balancer address is
@@ -33,11 +26,13 @@ const (
 )
 
 // testBrowserLeaderDeath kills the leader while both browsers allocate
-// through the balancer address. It opens each browser's page (both cases
+// through the balancer address: its agent only or, with hostDeath, its
+// whole host (link down, then the agent SIGKILLed; its coturn dies with
+// it, and the new leader must not send anyone there although the dead
+// node's last report is still fresh: cluster.Member.AwaitingReport). It opens each browser's page (both cases
 // at once: stun: and turn: over UDP, turn: over TCP) and holds it at its
 // gate until every browser has loaded it, then SIGKILLs the leader's
-// agent, as testLeaderDeath does (its host and coturn live on; with
-// BrowserDeathEnv=host the host dies too), and opens the gate: the pages'
+// agent, as testLeaderDeath does, and opens the gate: the pages'
 // first STUN and TURN requests go to a balancer address whose holder is
 // dead. Over UDP only the browsers' own retransmissions can reach the new
 // leader, and every UDP case must end with a relay candidate on a coturn
@@ -47,11 +42,10 @@ const (
 // the same gathering: the page gathers again, browserDeathRetry later, as
 // an application would, and that must succeed. The killed agent comes
 // back at the end, so the farm is whole for later subtests.
-func (tf *turnFarm) testBrowserLeaderDeath(t *testing.T) {
+func (tf *turnFarm) testBrowserLeaderDeath(t *testing.T, hostDeath bool) {
 	if os.Getenv(BrowserEnv) == "0" {
 		t.Skipf("%s=0: browser part skipped", BrowserEnv)
 	}
-	hostDeath := os.Getenv(BrowserDeathEnv) == "host"
 	leader := tf.c.waitLeader(10 * time.Second)
 	cases := tf.browserCases()
 	for i := range cases {
@@ -77,12 +71,20 @@ func (tf *turnFarm) testBrowserLeaderDeath(t *testing.T) {
 		t.Fatalf("no agent took the balancer address after %s's death", leader.name)
 	}
 	t.Logf("the new leader took the balancer address %v after the kill", (acquired - t0).Round(time.Millisecond))
+	startBy := acquired - t0
+	if hostDeath {
+		startBy = max(startBy, hostDeathWindow)
+	}
+	exercised := 0
 	for _, b := range browsers {
 		if results, ok := got[b.name]; ok {
 			t.Run(b.name, func(t *testing.T) {
-				tf.checkDeathResults(t, cases, results, killWall, acquired-t0)
+				exercised += tf.checkDeathResults(t, cases, results, killWall, acquired-t0, startBy)
 			})
 		}
+	}
+	if exercised == 0 {
+		t.Errorf("no browser case started within %v of the kill: the death was not tested", startBy)
 	}
 }
 
@@ -158,15 +160,25 @@ func (tf *turnFarm) waitGate(t *testing.T, srv *pageServer, procs map[string]*Pr
 	}
 }
 
+// hostDeathWindow is how long after a host death the dead node's last load
+// report is still fresh (three publish intervals of 250 ms): a case that
+// starts after the failover but within it still tests that the new leader
+// sends no one to the dead host's coturn.
+const hostDeathWindow = 750 * time.Millisecond
+
 // checkDeathResults checks one browser's cases after the leader's death
 // and logs when each got its relay candidate and its echo, from the kill
 // at killWall; failover is the kill to the new leader's taking the
-// balancer address. Each case must have started before the failover (or
-// it never met the dead leader) and ended with an echo over a relay. A
+// balancer address. Each case must end with an echo over a relay; it
+// returns how many cases started by startBy after the kill (the failover:
+// a later case never met the dead leader; after a host death,
+// hostDeathWindow if that is later), which exercised the death. A browser
+// slow to start its cases (Firefox, on a loaded machine) is logged, not
+// failed; the caller fails if no case at all was exercised. A
 // case the page ran again (TCP: a refused connection is not retried by
 // the browsers) must have failed its first run for want of a relay
 // candidate, not later.
-func (tf *turnFarm) checkDeathResults(t *testing.T, cases []browserCase, got []browserResult, killWall time.Time, failover time.Duration) {
+func (tf *turnFarm) checkDeathResults(t *testing.T, cases []browserCase, got []browserResult, killWall time.Time, failover, startBy time.Duration) (exercised int) {
 	coturns := tf.coturnAddrs()
 	kill := killWall.UnixMilli()
 	since := func(ms int64) string {
@@ -192,10 +204,13 @@ func (tf *turnFarm) checkDeathResults(t *testing.T, cases []browserCase, got []b
 		t.Logf("%s: last run started %s after the kill, relay candidate at %s, echo at %s (failover at %v)",
 			c.Name, since(r.Started), since(r.RelayAt), since(r.EchoAt), failover.Round(time.Millisecond))
 		checkBrowserResult(t, c, r, coturns)
-		if started-kill > failover.Milliseconds() {
-			t.Errorf("%s: the case started %s after the kill, after the failover (%v): its requests never met the dead leader", c.Name, since(started), failover)
+		if started-kill > startBy.Milliseconds() {
+			t.Logf("%s: the case started %s after the kill, later than %v (failover %v): it did not test the death", c.Name, since(started), startBy, failover)
+			continue
 		}
+		exercised++
 	}
+	return exercised
 }
 
 // killLeader kills the leader agent, as a host death (link down, then

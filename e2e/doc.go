@@ -259,8 +259,11 @@
 //     case must succeed by the browsers' own retransmissions; a TCP
 //     connection refused in the gap is not retried by either browser, so
 //     the page gathers again 500 ms later, which must succeed. The agent
-//     then restarts. USHER_E2E_BROWSER_DEATH=host kills the leader's
-//     host instead (its coturn with it).
+//     then restarts.
+//   - browser-host-death: the same with the leader's whole host dead
+//     (link down, then the agent killed), its coturn with it: the new
+//     leader must send no browser to the dead coturn although its last
+//     report is still fresh.
 //   - leader-death: the leader agent is SIGKILLed while four uclient
 //     clients (UDP and TCP) start around the kill; each must succeed,
 //     retrying, within 15 s.

@@ -184,7 +184,8 @@ func TestTURN(t *testing.T) {
 	t.Run("browser", tf.testBrowser)
 	t.Run("load", tf.testLoad)
 	t.Run("coturn-death", tf.testCoturnDeath)
-	t.Run("browser-leader-death", tf.testBrowserLeaderDeath)
+	t.Run("browser-leader-death", func(t *testing.T) { tf.testBrowserLeaderDeath(t, false) })
+	t.Run("browser-host-death", func(t *testing.T) { tf.testBrowserLeaderDeath(t, true) })
 	t.Run("leader-death", tf.testLeaderDeath)
 	tf.checkExits()
 }

@@ -9,9 +9,10 @@ import (
 
 // farmView supplies the nodes the responder assigns sessions to: every
 // member's gossiped load report, with the farm's agreed drains and capacity
-// overrides applied. A member that is not alive, or whose session endpoint
-// the leader found silent after a client reported it lost, is marked
-// suspect, so it is never assigned; a member that has not reported a
+// overrides applied. A member that is not alive, that led before this node
+// took over and has not reported since (cluster.Member.AwaitingReport), or
+// whose session endpoint the leader found silent after a client reported
+// it lost, is marked suspect, so it is never assigned; a member that has not reported a
 // session address yet is left out.
 type farmView struct {
 	c *cluster.Cluster
@@ -42,7 +43,7 @@ func (f *farmView) views() ([]assign.Node, map[string][]assign.Node) {
 			continue
 		}
 		drained := st.Drained[m.Name]
-		suspect := m.Status != cluster.Alive
+		suspect := m.Status != cluster.Alive || m.AwaitingReport
 		for _, s := range r.Services {
 			if named == nil {
 				named = make(map[string][]assign.Node)
