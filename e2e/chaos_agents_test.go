@@ -156,19 +156,33 @@ const (
 // loop farm) with n servers and starts an agent on each.
 func newChaosCluster(t *testing.T, netns bool, n int, profile string) *chaosCluster {
 	t.Helper()
-	var topo Topology
+	return startChaosCluster(t, chaosTopology(t, netns, n), netns, profile)
+}
+
+// chaosTopology builds a namespace farm with n servers when netns, else a
+// loop farm.
+func chaosTopology(t *testing.T, netns bool, n int) Topology {
+	t.Helper()
 	if netns {
-		topo = NewFarm(t, n)
-	} else {
-		topo = NewLoopFarm(t, n)
+		return NewFarm(t, n)
 	}
-	return startChaosCluster(t, topo, netns, profile)
+	return NewLoopFarm(t, n)
 }
 
 // startChaosCluster starts an agent on each server of topo (with extra
 // flags appended to each agent's command line) and the observers, and
 // waits until the farm is healthy.
 func startChaosCluster(t *testing.T, topo Topology, netns bool, profile string, extra ...string) *chaosCluster {
+	t.Helper()
+	c := prepareChaosCluster(t, topo, netns, profile, extra...)
+	c.launch()
+	return c
+}
+
+// prepareChaosCluster is startChaosCluster up to the agents' start: their
+// credentials are made, so a caller may add flags of an agent's own to
+// c.creds before launch.
+func prepareChaosCluster(t *testing.T, topo Topology, netns bool, profile string, extra ...string) *chaosCluster {
 	t.Helper()
 	bin, err := usherBin()
 	if err != nil {
@@ -205,6 +219,13 @@ func startChaosCluster(t *testing.T, topo Topology, netns bool, profile string, 
 		names = append(names, a.name)
 	}
 	c.creds = farmCredentials(t, bin, c.dir, names)
+	return c
+}
+
+// launch starts the agents of a prepared cluster and the observers, and
+// waits until the farm is healthy.
+func (c *chaosCluster) launch() {
+	c.t.Helper()
 	for _, a := range c.agents {
 		a.useFarmTLS()
 		a.start()
@@ -212,7 +233,6 @@ func startChaosCluster(t *testing.T, topo Topology, netns bool, profile string, 
 	c.sizes = startSizeProber(c, sizeProbeEvery)
 	c.polls = startStatusPoller(c)
 	c.waitHealthy(30 * time.Second)
-	return c
 }
 
 // sizeProbeEvery is the size prober's send interval: with three agents

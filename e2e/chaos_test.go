@@ -95,7 +95,10 @@ func loadChaosConfig(t *testing.T) chaosConfig {
 type scenario struct {
 	name      string
 	netnsOnly bool // needs links to cut
-	run       func(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig)
+	// cluster starts the scenario's farm; nil means newChaosCluster's
+	// three plain agents.
+	cluster func(t *testing.T, netns bool, profile string) *chaosCluster
+	run     func(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig)
 }
 
 // scenarios lists every fault the suite injects.
@@ -108,6 +111,7 @@ var scenarios = []scenario{
 	{name: "majority-kill", run: majorityKill},
 	{name: "drain", run: drain},
 	{name: "rolling-restart", run: rollingRestart},
+	{name: "service-death", cluster: newServiceCluster, run: serviceDeath},
 	{name: "quiet", run: quiet},
 	{name: "quiet-loaded", run: quietLoaded},
 	{name: "busy-host", netnsOnly: true, run: busyHost},
@@ -138,7 +142,12 @@ func TestChaos(t *testing.T) {
 							}
 							res := newResult(sc.name, profile, topo)
 							start := time.Now()
-							c := newChaosCluster(t, netns, 3, profile)
+							var c *chaosCluster
+							if sc.cluster != nil {
+								c = sc.cluster(t, netns, profile)
+							} else {
+								c = newChaosCluster(t, netns, 3, profile)
+							}
 							sc.run(t, c, res, cfg)
 							res.Seconds = time.Since(start).Seconds()
 							res.LoadEnd = loadAvg()

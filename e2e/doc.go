@@ -121,6 +121,16 @@
 //     the leader last, in USHER_CHAOS_REPS/10 passes (at least one); the
 //     stopped node's sessions must move within the declare-dead timeout
 //     plus twice the failover gap plus slack of its exit.
+//   - service-death: every agent offers service "media" (load source
+//     sessions; a stun check every 250 ms, 200 ms timeout, critical after
+//     2 failures) backed by a service server on its host, the test binary
+//     re-executed to answer STUN Bindings; a probe for the service goes to
+//     the VIP every 5 ms. Each host's server in turn, the leader's among
+//     them, is SIGKILLed while its agent lives: the last redirect naming
+//     it must arrive within 1.5 s of the kill (named-after-death; issue
+//     14's bound), the server then restarts and must be named again
+//     (not-named-again), and sessions of the default service must not
+//     notice.
 //   - quiet, quiet-loaded: no fault for USHER_CHAOS_QUIET (and
 //     USHER_CHAOS_LOADED with the probe path offered 90% of its measured
 //     capacity): any leader change fails, and so does any session

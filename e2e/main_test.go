@@ -25,5 +25,8 @@ func (r interruptible) Run() int {
 }
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == serviceServerArg {
+		os.Exit(runServiceServer(os.Args[2:])) // a helper process, not a test run
+	}
 	goleak.VerifyTestMain(interruptible{m})
 }
