@@ -83,6 +83,8 @@ type agentStatus struct {
 	Members   int      `json:"members"`
 	Voters    []string `json:"voters"`
 	Changes   uint64   `json:"leadership_changes"`
+	Lapses    uint64   `json:"lease_lapses"`
+	Writes    uint64   `json:"raft_store_writes"`
 	Sessions  int      `json:"sessions"`
 	Draining  bool     `json:"draining"`
 	VIPHolder string   `json:"vip_holder"`

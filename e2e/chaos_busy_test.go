@@ -91,12 +91,21 @@ type busyFigures struct {
 	// LongestGapMs is the longest time the client host received no
 	// answer during the watch.
 	LongestGapMs float64 `json:"longest_gap_ms"`
-	// AnswerP99Ms is the 99th percentile of the answered probes' round
-	// trips during the watch.
+	// AnswerP99Ms and AnswerMaxMs are the 99th percentile and the
+	// largest of the answered probes' round trips during the watch.
 	AnswerP99Ms float64 `json:"answer_p99_ms"`
+	AnswerMaxMs float64 `json:"answer_max_ms"`
+	// UnansweredMs is the longest stretch of the watch in which no probe
+	// sent got an answer (unansweredRun): how long the address was
+	// unavailable, apart from answers that were only late.
+	UnansweredMs float64 `json:"longest_unanswered_ms"`
 	// LeaderChanges counts leadership changes during the watch (for
 	// keepalived: changes of the answering holder).
 	LeaderChanges int `json:"leader_changes"`
+	// LeaseLapses and StoreWrites are the leader's lease lapses and
+	// writes to its raft store during the watch (Usher only).
+	LeaseLapses int `json:"lease_lapses"`
+	StoreWrites int `json:"raft_store_writes"`
 	// WriterCycles counts the writers' completed write-and-fsync cycles
 	// over the whole run; FsyncP50Ms and FsyncMaxMs are their fsyncs.
 	WriterCycles int     `json:"writer_cycles"`
@@ -128,12 +137,32 @@ func vipWindow(pr *prober, t0, t1 time.Duration, sent int, fig *busyFigures) []a
 		longest, prev = max(longest, r-prev), max(prev, r)
 	}
 	longest = max(longest, t1-prev)
+	fig.UnansweredMs, fig.AnswerMaxMs = ms(unansweredRun(in, t0, t1)), ms(slices.Max(append(rtts, 0)))
 	fig.WatchSeconds = (t1 - t0).Seconds()
 	fig.Sent, fig.Answered = sent, len(in)
 	fig.AnsweredPct = 100 * float64(len(in)) / float64(max(sent, 1))
 	fig.LongestGapMs = ms(longest)
 	fig.AnswerP99Ms = ms(stats.Percentile(rtts, 99))
 	return in
+}
+
+// unansweredRun returns the longest stretch of [t0, t1) in which no probe
+// that was sent got an answer: the largest difference between the send
+// instants of two answered probes in a row (or a window's edge). Unlike
+// the longest gap between answers, it does not grow when answers are
+// only late: it measures the balancer address's availability, and the
+// round trips its delays.
+func unansweredRun(in []answer, t0, t1 time.Duration) time.Duration {
+	sent := make([]time.Duration, 0, len(in))
+	for _, a := range in {
+		sent = append(sent, a.sent)
+	}
+	slices.Sort(sent)
+	longest, prev := time.Duration(0), t0
+	for _, s := range sent {
+		longest, prev = max(longest, s-prev), s
+	}
+	return max(longest, t1-prev)
 }
 
 // busyHost runs the farm beside CPU hogs and fsync-heavy writers on the
@@ -185,8 +214,11 @@ func (c *chaosCluster) busyWatch(t *testing.T, pr *prober, load busyLoad, fig *b
 		terms[a.term] = true
 	}
 	fig.LeaderChanges = max(int(after.Changes-before.Changes), len(terms)-1)
-	t.Logf("busy-host/%s: %d of %d probes answered (%.2f%%) over %v, longest gap %.1f ms, round trip p99 %.1f ms, %d leader changes",
-		c.profile, fig.Answered, fig.Sent, fig.AnsweredPct, load.watch, fig.LongestGapMs, fig.AnswerP99Ms, fig.LeaderChanges)
+	fig.LeaseLapses = int(after.Lapses - before.Lapses)
+	fig.StoreWrites = int(after.Writes - before.Writes)
+	t.Logf("busy-host/%s: %d of %d probes answered (%.2f%%) over %v, longest gap %.1f ms (longest unanswered %.1f ms), round trip p99 %.1f ms, max %.1f ms, %d leader changes, %d lease lapses, %d raft store writes on the leader",
+		c.profile, fig.Answered, fig.Sent, fig.AnsweredPct, load.watch, fig.LongestGapMs, fig.UnansweredMs, fig.AnswerP99Ms, fig.AnswerMaxMs,
+		fig.LeaderChanges, fig.LeaseLapses, fig.StoreWrites)
 	if after.Term != before.Term || !after.Serving || fig.LeaderChanges > 0 {
 		res.violation("spurious-leader-change")
 		t.Errorf("leader %s: term %d -> %d, serving %v, %d leadership changes in %v beside busy neighbours",

@@ -618,6 +618,9 @@ func (a *Agent) exportMetrics() {
 	cs := a.cl.Load().Stats()
 	t.counter("leadership_changes", cs.LeadershipChanges)
 	t.counter("raft_refused", cs.RaftRefused)
+	t.counter("raft_store_writes", cs.StoreWrites)
+	t.counter("lease_renewals", cs.LeaseRenewals)
+	t.counter("lease_lapses", cs.LeaseLapses)
 	t.gauge("vip_holder", boolFloat(cs.VIPHolder))
 	t.counter("vip_acquired", a.vipAcquired.Load())
 	t.counter("vip_released", a.vipReleased.Load())
@@ -751,15 +754,20 @@ type Status struct {
 	Members           int      `json:"members"`
 	Voters            []string `json:"voters"`
 	LeadershipChanges uint64   `json:"leadership_changes"`
-	SessionAddr       string   `json:"session_addr"`
-	Sessions          int      `json:"sessions"`
-	Accepted          uint64   `json:"accepted"`
-	Capacity          int      `json:"capacity"`
-	Draining          bool     `json:"draining"`
-	Profile           string   `json:"profile"`
-	Uptime            string   `json:"uptime"`
-	UptimeSeconds     float64  `json:"uptime_seconds"`
-	Version           string   `json:"version"`
+	// LeaseLapses counts the times this node's leader lease ran out while
+	// it led (it answered nothing until the next renewal);
+	// RaftStoreWrites counts its writes to the Raft log and stable store.
+	LeaseLapses     uint64  `json:"lease_lapses"`
+	RaftStoreWrites uint64  `json:"raft_store_writes"`
+	SessionAddr     string  `json:"session_addr"`
+	Sessions        int     `json:"sessions"`
+	Accepted        uint64  `json:"accepted"`
+	Capacity        int     `json:"capacity"`
+	Draining        bool    `json:"draining"`
+	Profile         string  `json:"profile"`
+	Uptime          string  `json:"uptime"`
+	UptimeSeconds   float64 `json:"uptime_seconds"`
+	Version         string  `json:"version"`
 }
 
 // Status returns the agent's current state.
@@ -805,6 +813,8 @@ func (a *Agent) Status() Status {
 		Members:           members,
 		Voters:            st.Voters,
 		LeadershipChanges: st.LeadershipChanges,
+		LeaseLapses:       st.LeaseLapses,
+		RaftStoreWrites:   st.StoreWrites,
 		SessionAddr:       a.ep.Addr().String(),
 		Sessions:          sessions,
 		Accepted:          accepted,

@@ -282,6 +282,9 @@ func writeStatus(w io.Writer, st *node.Status) {
 	}
 	line("oldest report age", "%s%s", formatAgeMs(st.OldestReportMs), gossiped)
 	line("leadership changes", "%d", st.LeadershipChanges)
+	if st.Role == node.RoleLeader {
+		line("lease lapses", "%d (stalls in which this leader answered nothing)", st.LeaseLapses)
+	}
 	line("sessions", "%s, %d accepted", formatLoad(uint64(max(st.Sessions, 0)), uint64(max(st.Capacity, 0))), st.Accepted)
 	line("draining", "%s", yesNo(st.Draining))
 	if st.Profile != "" {
