@@ -55,6 +55,20 @@ type leaseAcks struct {
 	renewals, lapses atomic.Uint64
 }
 
+// follow moves the evidence to term if it is newer, forgetting the older
+// term's acknowledgements, and reports whether term is the current one
+// (false for an older term). l.mu is held.
+func (l *leaseAcks) follow(term uint64) bool {
+	if term < l.term {
+		return false
+	}
+	if term > l.term || l.sent == nil {
+		l.term = term
+		l.sent = map[raft.ServerID]time.Duration{}
+	}
+	return true
+}
+
 // leaseAck records that server id accepted an AppendEntries of term sent at
 // sent, and extends the lease if a majority of the voters now vouch for a
 // later instant.
@@ -62,15 +76,8 @@ func (c *Cluster) leaseAck(id raft.ServerID, term uint64, sent time.Duration) {
 	l := &c.lease
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
-	case term < l.term:
+	if !l.follow(term) {
 		return
-	case term > l.term:
-		l.term = term
-		clear(l.sent)
-	}
-	if l.sent == nil {
-		l.sent = map[raft.ServerID]time.Duration{}
 	}
 	if sent <= l.sent[id] {
 		return
@@ -88,14 +95,9 @@ func (c *Cluster) renewLease(term uint64) {
 	l := &c.lease
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
-	case term < l.term:
-		return
-	case term > l.term:
-		l.term = term
-		clear(l.sent)
+	if l.follow(term) {
+		c.renewLeaseLocked(term)
 	}
-	c.renewLeaseLocked(term)
 }
 
 // renewLeaseLocked extends the lease of term (c.lease.term) to the instant

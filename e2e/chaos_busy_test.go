@@ -96,8 +96,8 @@ type busyFigures struct {
 	AnswerP99Ms float64 `json:"answer_p99_ms"`
 	AnswerMaxMs float64 `json:"answer_max_ms"`
 	// UnansweredMs is the longest stretch of the watch in which no probe
-	// sent got an answer (unansweredRun): how long the address was
-	// unavailable, apart from answers that were only late.
+	// sent got an answer: how long the address was unavailable, apart
+	// from answers that were only late.
 	UnansweredMs float64 `json:"longest_unanswered_ms"`
 	// LeaderChanges counts leadership changes during the watch (for
 	// keepalived: changes of the answering holder).
@@ -127,17 +127,11 @@ func vipWindow(pr *prober, t0, t1 time.Duration, sent int, fig *busyFigures) []a
 			rtts = append(rtts, a.recv-a.sent)
 		}
 	}
-	recv := make([]time.Duration, 0, len(in))
-	for _, a := range in {
-		recv = append(recv, a.recv)
-	}
-	slices.Sort(recv)
-	longest, prev := time.Duration(0), t0
-	for _, r := range recv {
-		longest, prev = max(longest, r-prev), max(prev, r)
-	}
-	longest = max(longest, t1-prev)
-	fig.UnansweredMs, fig.AnswerMaxMs = ms(unansweredRun(in, t0, t1)), ms(slices.Max(append(rtts, 0)))
+	longest := longestGap(in, t0, t1, func(a answer) time.Duration { return a.recv })
+	// The longest stretch in which no probe sent was answered: unlike the
+	// gap between answers, it does not grow when answers are only late.
+	unanswered := longestGap(in, t0, t1, func(a answer) time.Duration { return a.sent })
+	fig.UnansweredMs, fig.AnswerMaxMs = ms(unanswered), ms(slices.Max(append(rtts, 0)))
 	fig.WatchSeconds = (t1 - t0).Seconds()
 	fig.Sent, fig.Answered = sent, len(in)
 	fig.AnsweredPct = 100 * float64(len(in)) / float64(max(sent, 1))
@@ -146,21 +140,17 @@ func vipWindow(pr *prober, t0, t1 time.Duration, sent int, fig *busyFigures) []a
 	return in
 }
 
-// unansweredRun returns the longest stretch of [t0, t1) in which no probe
-// that was sent got an answer: the largest difference between the send
-// instants of two answered probes in a row (or a window's edge). Unlike
-// the longest gap between answers, it does not grow when answers are
-// only late: it measures the balancer address's availability, and the
-// round trips its delays.
-func unansweredRun(in []answer, t0, t1 time.Duration) time.Duration {
-	sent := make([]time.Duration, 0, len(in))
+// longestGap returns the longest stretch of [t0, t1) that holds none of
+// the instants at(a) of the answers in.
+func longestGap(in []answer, t0, t1 time.Duration, at func(answer) time.Duration) time.Duration {
+	times := make([]time.Duration, 0, len(in))
 	for _, a := range in {
-		sent = append(sent, a.sent)
+		times = append(times, at(a))
 	}
-	slices.Sort(sent)
+	slices.Sort(times)
 	longest, prev := time.Duration(0), t0
-	for _, s := range sent {
-		longest, prev = max(longest, s-prev), s
+	for _, x := range times {
+		longest, prev = max(longest, x-prev), max(prev, x)
 	}
 	return max(longest, t1-prev)
 }

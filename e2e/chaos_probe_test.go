@@ -290,12 +290,18 @@ func (p *prober) snapshot() []answer {
 // firstAfter returns the arrival of the first answer to a probe sent at or
 // after t0, waiting up to timeout for it.
 func (p *prober) firstAfter(t0, timeout time.Duration) (answer, bool) {
+	return p.firstWhere(timeout, func(a answer) bool { return a.sent >= t0 })
+}
+
+// firstWhere returns the first answer, among those recorded and those to
+// come, for which match holds, waiting up to timeout for it.
+func (p *prober) firstWhere(timeout time.Duration, match func(answer) bool) (answer, bool) {
 	deadline := time.Now().Add(timeout)
 	seen := 0
 	for {
 		p.mu.Lock()
 		for _, a := range p.answers[seen:] {
-			if a.sent >= t0 {
+			if match(a) {
 				p.mu.Unlock()
 				return a, true
 			}

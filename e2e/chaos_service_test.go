@@ -137,23 +137,7 @@ func serviceDeath(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConf
 // namedAfter returns the first redirect to a request sent at or after
 // from that names server, waiting up to timeout for it.
 func (p *prober) namedAfter(server netip.AddrPort, from, timeout time.Duration) (answer, bool) {
-	deadline := time.Now().Add(timeout)
-	seen := 0
-	for {
-		p.mu.Lock()
-		for _, a := range p.answers[seen:] {
-			if a.sent >= from && a.redirect && a.server == server {
-				p.mu.Unlock()
-				return a, true
-			}
-		}
-		seen = len(p.answers)
-		p.mu.Unlock()
-		if time.Now().After(deadline) {
-			return answer{}, false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return p.firstWhere(timeout, func(a answer) bool { return a.sent >= from && a.redirect && a.server == server })
 }
 
 // lastNamed returns how long after t0 the last redirect naming server

@@ -129,17 +129,11 @@ var busyRows = []failoverRow{
 	{"Usher, profile rapid", "busy-host-rapid-netns.json"},
 }
 
-// busyResult is the part of a busy run's results file part 3 reads.
+// busyResult is the part of a busy run's results file part 3 reads: its
+// busy block shares busyFigures' field names.
 type busyResult struct {
-	Started string `json:"started"`
-	Busy    *struct {
-		Hogs         int     `json:"hogs"`
-		Writers      int     `json:"writers"`
-		WatchSeconds float64 `json:"watch_seconds"`
-		AnsweredPct  float64 `json:"answered_pct"`
-		LongestGapMs float64 `json:"longest_gap_ms"`
-		Changes      int     `json:"leader_changes"`
-	} `json:"busy"`
+	Started string       `json:"started"`
+	Busy    *busyFigures `json:"busy"`
 	Metrics map[string]struct {
 		N   int     `json:"n"`
 		P50 float64 `json:"p50_ms"`
@@ -177,9 +171,8 @@ func readBusy(dir string) []busyFigures {
 		case json.Unmarshal(raw, &res) != nil || res.Busy == nil:
 			bf.Missing = "unreadable"
 		default:
-			b := res.Busy
-			bf.Hogs, bf.Writers, bf.WatchSeconds = b.Hogs, b.Writers, b.WatchSeconds
-			bf.AnsweredPct, bf.LongestGapMs, bf.Changes = b.AnsweredPct, b.LongestGapMs, b.Changes
+			bf = *res.Busy
+			bf.Label, bf.File = row.label, row.file
 			g := res.Metrics["vip-failover-gap"]
 			bf.Deaths, bf.P50, bf.P99, bf.Started = g.N, g.P50, g.P99, res.Started
 		}
