@@ -280,12 +280,12 @@ func TestEncryptedGossip(t *testing.T) {
 // TestQuorumLossStopsServing crashes both followers of a three-voter farm:
 // the leader must stop serving by its lease deadline, as seen from outside.
 //
-// The bound is exact. A lease round that starts at s extends the deadline
-// to s + RaftLease only once its barrier commits, which takes an
-// acknowledgement from a follower that stored the barrier entry, created
-// after s. Once crash has returned for both followers (lost, read after),
-// no follower stores anything, so every round that can still commit began
-// before lost, and no deadline reaches past lost + RaftLease. Serving
+// The bound is exact. An AppendEntries sent at s extends the deadline to
+// at most s + RaftLease, and only once a follower has answered it, which
+// it did after s. Once crash has returned for both followers (lost, read
+// after), no follower answers anything, so every request that can still
+// extend the lease was sent before lost, and no deadline reaches past
+// lost + RaftLease. Serving
 // compares the clock with the deadline, and the watch reads the clock
 // before each call: a true answer whose call began at or after
 // lost + RaftLease is impossible, however loaded the machine.

@@ -253,11 +253,11 @@ func (s *slowConn) SetReadDeadline(t time.Time) error {
 // The bound is exact. setCut closes every raft connection of the leader
 // and refuses new ones before it returns, and cutDone is read after it
 // returns: from cutDone on, no byte crosses between the leader and a
-// follower. A lease round that starts at s extends the deadline to
-// s + RaftLease only when its barrier commits, which in a farm of three
-// takes the acknowledgement of a follower that stored the barrier entry;
-// the entry is created after s, and that acknowledgement cannot cross the
-// cut, so it was read before cutDone, and s < cutDone. Hence no deadline of
+// follower. An AppendEntries sent at s extends the deadline to at most
+// s + RaftLease, and in a farm of three only once a follower answered it
+// (the first deadline of a term, from the barrier, likewise needs a
+// follower's acknowledgement of an entry created after s); that answer
+// cannot cross the cut, so it was read before cutDone, and s < cutDone. Hence no deadline of
 // the cut leader reaches cutDone + RaftLease, and since the watch reads the
 // clock before each call of Serving, no true answer can come from a call
 // that began at or after that instant.
