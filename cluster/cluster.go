@@ -89,8 +89,8 @@ type Cluster struct {
 	leadershipChanges atomic.Uint64
 	watchPrompts      atomic.Uint64 // leader-watch prompts to raft (watch.go)
 
-	// renewals tracks the new leader's barrier in flight (see startBarrier).
-	renewals sync.WaitGroup
+	// barriers tracks the new leader's barrier in flight (see startBarrier).
+	barriers sync.WaitGroup
 	// watchDone is closed when the leader watch (watch.go) has stopped; it
 	// calls into raft, so it must end before raft shuts down.
 	watchDone chan struct{}
@@ -565,8 +565,8 @@ func (c *Cluster) shutdown() error {
 	<-c.vip.done
 	<-c.watchDone
 	// A barrier still queued when raft shuts down is never answered, so the
-	// renewal in flight must end while raft still runs.
-	c.renewals.Wait()
+	// barrier in flight must end while raft still runs.
+	c.barriers.Wait()
 	c.raft.DeregisterObserver(c.observer)
 	var errs []error
 	if err := c.stopRaft(); err != nil {

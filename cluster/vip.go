@@ -56,9 +56,9 @@ const acquireRetry = time.Second
 // the address.
 const maxAcquireFailures = 3
 
-// renewal is the outcome of a new leader's raft barrier, issued at start
+// barrierResult is the outcome of a new leader's raft barrier, issued at start
 // (Monotonic) while this node was leader in term.
-type renewal struct {
+type barrierResult struct {
 	term  uint64
 	start time.Duration
 	err   error
@@ -102,7 +102,7 @@ func (c *Cluster) runVIPOwner() {
 		}
 	}()
 
-	results := make(chan renewal, 1)
+	results := make(chan barrierResult, 1)
 	inflight := false
 	leaving := false
 	for {
@@ -171,14 +171,14 @@ func (c *Cluster) noteFormerLeader() {
 
 // startBarrier issues a raft barrier in a helper goroutine and sends the
 // outcome on results (buffered; at most one barrier is in flight).
-func (c *Cluster) startBarrier(results chan<- renewal) {
+func (c *Cluster) startBarrier(results chan<- barrierResult) {
 	term := c.raft.CurrentTerm()
 	start := Monotonic()
-	c.renewals.Add(1)
+	c.barriers.Add(1)
 	go func() {
-		defer c.renewals.Done()
+		defer c.barriers.Done()
 		err := c.raft.Barrier(c.timing.RaftLease).Error()
-		results <- renewal{term: term, start: start, err: err}
+		results <- barrierResult{term: term, start: start, err: err}
 	}()
 }
 
@@ -188,7 +188,7 @@ func (c *Cluster) startBarrier(results chan<- renewal) {
 // runs until start + RaftLease; the VIP is acquired and raft's heartbeats
 // extend the lease from then on. A failed barrier is retried at the
 // owner's next wake-up (its one-second tick at the latest).
-func (c *Cluster) finishBarrier(res renewal, leaving bool) {
+func (c *Cluster) finishBarrier(res barrierResult, leaving bool) {
 	stillLeader := c.raft.State() == raft.Leader && c.raft.CurrentTerm() == res.term
 	if res.err != nil || !stillLeader {
 		metrics.IncrCounter([]string{"cluster", "lease", "barrier_failed"}, 1)

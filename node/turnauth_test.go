@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -188,7 +189,7 @@ func TestStrictAllocate(t *testing.T) {
 				return
 			}
 			want := []stun.AttrType{stun.AttrErrorCode, stun.AttrRealm, stun.AttrNonce, stun.AttrFingerprint}
-			if !slicesEqual(a.attrs, want) || a.realm != strictRealm {
+			if !slices.Equal(a.attrs, want) || a.realm != strictRealm {
 				t.Errorf("attributes %v realm %q, want %v %q", a.attrs, a.realm, want, strictRealm)
 			}
 			if a.m.Contains(stun.AttrMessageIntegrity) {
@@ -230,18 +231,6 @@ func rest(ttl time.Duration, user, secret string) func(time.Time) (string, strin
 
 func static(user, pw string) func(time.Time) (string, string) {
 	return func(time.Time) (string, string) { return user, pw }
-}
-
-func slicesEqual(a, b []stun.AttrType) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestStrictLeavesOthersAlone checks that strict mode changes nothing for

@@ -3,6 +3,7 @@ package health
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -133,21 +134,9 @@ func TestCheckerAllMustPass(t *testing.T) {
 	bad.SetMode(answerSuccess)
 	f.wait(t, 2*time.Second)
 	c.Close()
-	if got, want := f.all(), []bool{true, false, true}; !equal(got, want) {
+	if got, want := f.all(), []bool{true, false, true}; !slices.Equal(got, want) {
 		t.Fatalf("flips %v, want %v: one per change", got, want)
 	}
-}
-
-func equal(a, b []bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestCheckerClose: Close cancels a run in flight at once (a command that
@@ -280,7 +269,7 @@ func TestCheckerCloseDiscardsCancelledRun(t *testing.T) {
 	if passing, reason := c.Status(); !passing {
 		t.Fatalf("Status() = critical (%s) after Close cancelled a run", reason)
 	}
-	if got := f.all(); !equal(got, []bool{true}) {
+	if got := f.all(); !slices.Equal(got, []bool{true}) {
 		t.Fatalf("flips %v, want [true]", got)
 	}
 }

@@ -42,16 +42,7 @@ func TestCommand(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := newCommand(set).Poll(context.Background())
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("Poll() = %+v, %v; want an error containing %q", r, err, tc.err)
-				}
-				return
-			}
-			if err != nil || r.Load != tc.want {
-				t.Fatalf("Poll() = %+v, %v; want load %d", r, err, tc.want)
-			}
+			checkPoll(t, newCommand(set), tc.want, tc.err)
 		})
 	}
 }

@@ -67,16 +67,7 @@ func TestPrometheus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := newPrometheus(set).Poll(context.Background())
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("Poll() = %+v, %v; want an error containing %q", r, err, tc.err)
-				}
-				return
-			}
-			if err != nil || r.Load != tc.want {
-				t.Fatalf("Poll() = %+v, %v; want load %d", r, err, tc.want)
-			}
+			checkPoll(t, newPrometheus(set), tc.want, tc.err)
 		})
 	}
 }

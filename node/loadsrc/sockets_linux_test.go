@@ -81,16 +81,25 @@ func udpFarm(t *testing.T, bound, local, peer int) int {
 
 func TestSocketsUDP(t *testing.T) {
 	port := udpFarm(t, 3, 4, 5)
-	cases := []struct {
-		name string
-		spec Spec
-		want int
-	}{
+	cases := []socketCase{
 		{"connected, local port", Spec{Protocol: "udp", Port: port}, 4},
 		{"connected, peer port", Spec{Protocol: "udp", Port: port, Direction: "peer"}, 5},
 		{"bound, local port", Spec{Protocol: "udp", Port: port, State: "bound"}, 3 + 4},
 		{"bound, range", Spec{Protocol: "udp", PortRange: fmt.Sprintf("%d-%d", port, port), State: "bound"}, 3 + 4},
 	}
+	runSocketCases(t, cases)
+}
+
+// socketCase is one count a sockets source must read.
+type socketCase struct {
+	name string
+	spec Spec
+	want int
+}
+
+// runSocketCases checks each case's count as a subtest.
+func runSocketCases(t *testing.T, cases []socketCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.spec.Source = "sockets"
@@ -121,23 +130,12 @@ func TestSocketsTCP(t *testing.T) {
 		}
 		defer s.Close()
 	}
-	cases := []struct {
-		name string
-		spec Spec
-		want int
-	}{
+	cases := []socketCase{
 		{"established, local port", Spec{Protocol: "tcp", Port: port}, n},
 		{"established, peer port", Spec{Protocol: "tcp", Port: port, Direction: "peer"}, n},
 		{"bound: the listener is not counted", Spec{Protocol: "tcp", Port: port, State: "bound"}, n},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.spec.Source = "sockets"
-			if got := countSockets(t, tc.spec); got != tc.want {
-				t.Fatalf("count = %d, want %d", got, tc.want)
-			}
-		})
-	}
+	runSocketCases(t, cases)
 }
 
 // TestSocketsIPv6: a socket of the AF_INET6 family is counted too.
