@@ -5,11 +5,19 @@
 //	usher agent -config FILE     run the agent (every config key is a flag too)
 //	usher agent -dev             one node: VIP 127.0.0.100:3478, sessions on 127.0.0.1:3479
 //	usher probe [-json] ADDR     ask a balancer address for an assignment
+//	usher members                the farm's members: address, load, status, role
+//	usher status                 an agent's view: leader, term, VIP holder, report age
+//	usher drain NODE             stop assigning to NODE (through Raft); usher undrain NODE undoes it
+//	usher leave                  make an agent leave the farm gracefully
+//	usher keygen                 a new gossip encryption key
 //	usher keyring -list          the farm's gossip keys; -install, -use, -remove KEY rotate them
-//	usher validate FILE          check a configuration file
 //	usher tls ca create          a farm CA; `usher tls cert create -node NAME` a node certificate
+//	usher validate FILE          check a configuration file
 //	usher version                print the version
 //	usher demo                   a five-agent farm on loopback and a few hundred clients; kills the leader and a server
+//
+// Flags may come before or after a command's arguments (usher drain n2
+// -http ADDR).
 //
 // The version is set at build time with -ldflags "-X main.version=v1.2.3"
 // (the Makefile does this) and reported by `usher version` and the agent's
@@ -116,9 +124,11 @@ func newFlagSet(name, synopsis, about string, stderr io.Writer) *flag.FlagSet {
 }
 
 // parseFlags parses args into fs and turns the outcome into an exit code:
-// -1 to go on, 0 after -h, 2 for a usage error.
+// -1 to go on, 0 after -h, 2 for a usage error. Flags may come before or
+// after the positional arguments, as Consul's and git's commands take them
+// (`usher drain n2 -http ADDR`); after "--" everything is positional.
 func parseFlags(fs *flag.FlagSet, args []string) int {
-	err := fs.Parse(args)
+	err := parseInterspersed(fs, args)
 	switch {
 	case err == nil:
 		return -1
@@ -159,4 +169,30 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintf(stdout, "%s: valid\n", path)
 	return 0
+}
+
+// parseInterspersed parses args into fs, taking flags wherever they are
+// among the positional arguments, which fs.Args then returns in their
+// order. The standard flag package stops at the first positional argument;
+// here each stop moves that argument aside and parsing goes on. A "--"
+// ends the flags: whatever follows it is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	// Parsing "--" alone sets fs.Args to what follows it, and no flag.
+	return fs.Parse(append([]string{"--"}, pos...))
 }

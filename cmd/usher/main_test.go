@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -230,5 +232,33 @@ func TestCloseBounded(t *testing.T) {
 				t.Fatalf("log after %s:\n%s", tc.name, log.String())
 			}
 		})
+	}
+}
+
+func TestParseInterspersed(t *testing.T) {
+	tests := []struct {
+		args []string
+		http string
+		json bool
+		pos  []string
+	}{
+		{[]string{"n2"}, "", false, []string{"n2"}},
+		{[]string{"-http", "A", "n2"}, "A", false, []string{"n2"}},
+		{[]string{"n2", "-http", "A"}, "A", false, []string{"n2"}},
+		{[]string{"n2", "-json", "n3", "-http=A"}, "A", true, []string{"n2", "n3"}},
+		{[]string{"n2", "--", "-json"}, "", false, []string{"n2", "-json"}},
+		{[]string{"--", "-http", "A"}, "", false, []string{"-http", "A"}},
+		{nil, "", false, nil},
+	}
+	for _, tt := range tests {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		http := fs.String("http", "", "")
+		js := fs.Bool("json", false, "")
+		if err := parseInterspersed(fs, tt.args); err != nil {
+			t.Fatalf("%q: %v", tt.args, err)
+		}
+		if *http != tt.http || *js != tt.json || !slices.Equal(fs.Args(), tt.pos) {
+			t.Errorf("%q: http %q json %v args %q, want %q %v %q", tt.args, *http, *js, fs.Args(), tt.http, tt.json, tt.pos)
+		}
 	}
 }

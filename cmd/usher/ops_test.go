@@ -132,17 +132,18 @@ func TestOpsAgent(t *testing.T) {
 
 	t.Run("drain", func(t *testing.T) {
 		tests := []struct {
-			cmd      string
+			args     []string
 			want     string
 			draining bool
 		}{
-			{"drain", "node " + name + " draining\n", true},
-			{"undrain", "node " + name + " no longer draining\n", false},
+			{[]string{"drain", "-http", api, name}, "node " + name + " draining\n", true},
+			// Flags after the node's name, as the README writes it.
+			{[]string{"undrain", name, "-http", api}, "node " + name + " no longer draining\n", false},
 		}
 		for _, tt := range tests {
-			code, out, errOut := runArgs(ctx, tt.cmd, "-http", api, name)
+			code, out, errOut := runArgs(ctx, tt.args...)
 			if code != 0 || out != tt.want {
-				t.Fatalf("%s: exit %d, %q, %q", tt.cmd, code, out, errOut)
+				t.Fatalf("%s: exit %d, %q, %q", tt.args[0], code, out, errOut)
 			}
 			// The drain went through Raft: the agent applies it soon.
 			want := "draining            " + yesNo(tt.draining)
@@ -153,13 +154,13 @@ func TestOpsAgent(t *testing.T) {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("after %s, status lacks %q:\n%s", tt.cmd, want, out)
+					t.Fatalf("after %s, status lacks %q:\n%s", tt.args[0], want, out)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
 			_, out, _ = runArgs(ctx, "members", "-http", api)
 			if row := strings.Split(out, "\n")[1]; !strings.Contains(row, " "+yesNo(tt.draining)+" ") {
-				t.Errorf("after %s, members row: %q", tt.cmd, row)
+				t.Errorf("after %s, members row: %q", tt.args[0], row)
 			}
 		}
 	})
