@@ -25,7 +25,9 @@ type Config struct {
 	NodeName string `hcl:"node_name,optional"`
 	// DataDir holds the node's durable state (Raft's log, when clustered).
 	DataDir string `hcl:"data_dir,optional"`
-	// Bind is the gossip address (memberlist, UDP and TCP).
+	// Bind is the gossip address (memberlist, UDP and TCP). Like every
+	// address key it may omit the port, which is then the key's usual one
+	// (DefaultGossipPort here; see withPort).
 	Bind string `hcl:"bind,optional"`
 	// Advertise is the gossip address other members use, if not Bind.
 	Advertise string `hcl:"advertise,optional"`

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -121,21 +122,23 @@ func (c *Config) Build() (Runtime, error) {
 // the cluster's timers, and fills in the defaults that depend on other keys.
 func (c *Config) parseValues(bad func(key, value, problem string)) Parsed {
 	var p Parsed
-	addr := func(key, v string, optional bool) netip.AddrPort {
+	// An address without a port takes the key's usual one, as Consul's
+	// -bind takes a bare address.
+	addr := func(key, v string, optional bool, port uint16) netip.AddrPort {
 		if v == "" && optional {
 			return netip.AddrPort{}
 		}
-		ap, err := resolveAddrPort(v)
+		ap, err := resolveAddrPort(withPort(v, port))
 		if err != nil {
-			bad(key, v, "is not a host:port address")
+			bad(key, v, "is not an address, with or without a port")
 		}
 		return ap
 	}
-	p.SessionAddr = addr("session_addr", c.SessionAddr, false)
-	p.AdvertiseSessionAddr = addr("advertise_session_addr", c.AdvertiseSessionAddr, true)
-	p.VIP = addr("vip", c.VIP, false)
-	p.Bind = addr("bind", c.Bind, false)
-	p.Advertise = addr("advertise", c.Advertise, true)
+	p.SessionAddr = addr("session_addr", c.SessionAddr, false, DefaultSessionPort)
+	p.AdvertiseSessionAddr = addr("advertise_session_addr", c.AdvertiseSessionAddr, true, p.SessionAddr.Port())
+	p.VIP = addr("vip", c.VIP, false, DefaultVIPPort)
+	p.Bind = addr("bind", c.Bind, false, DefaultGossipPort)
+	p.Advertise = addr("advertise", c.Advertise, true, p.Bind.Port())
 	p.Advertise = defaultAdvertise(p)
 	p.RaftBind = c.raftBind(p, bad)
 	p.KeepaliveInterval = parseDuration("keepalive_interval", c.KeepaliveInterval, bad)
@@ -235,9 +238,13 @@ func defaultAdvertise(p Parsed) netip.AddrPort {
 // unspecified one: Raft never listens on every interface.
 func (c *Config) raftBind(p Parsed, bad func(key, value, problem string)) netip.AddrPort {
 	if c.RaftBind != "" {
-		ap, err := resolveAddrPort(c.RaftBind)
+		port := p.Bind.Port() + 1
+		if p.Bind.Port() == 0 || port == 0 {
+			port = DefaultGossipPort + 1
+		}
+		ap, err := resolveAddrPort(withPort(c.RaftBind, port))
 		if err != nil {
-			bad("raft_bind", c.RaftBind, "is not a host:port address")
+			bad("raft_bind", c.RaftBind, "is not an address, with or without a port")
 		}
 		return ap
 	}
@@ -253,6 +260,30 @@ func (c *Config) raftBind(p Parsed, bad func(key, value, problem string)) netip.
 		port++
 	}
 	return netip.AddrPortFrom(host, port)
+}
+
+// The ports an address key takes when its value names none.
+const (
+	// DefaultGossipPort is bind's port (raft_bind's is the next one).
+	DefaultGossipPort = 7946
+	// DefaultSessionPort is session_addr's port.
+	DefaultSessionPort = 3479
+	// DefaultVIPPort is the balancer address's port (STUN's).
+	DefaultVIPPort = 3478
+)
+
+// withPort returns the address s with port added when s names none: a bare
+// IPv4 or IPv6 address (bracketed or not) or a host name. Anything else is
+// returned as it is, for resolveAddrPort to judge.
+func withPort(s string, port uint16) string {
+	if _, _, err := net.SplitHostPort(s); err == nil {
+		return s
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	if _, err := netip.ParseAddr(host); err == nil || (host != "" && !strings.Contains(host, ":")) {
+		return net.JoinHostPort(host, strconv.Itoa(int(port)))
+	}
+	return s
 }
 
 // resolveAddrPort parses host:port, resolving a host name if needed. An

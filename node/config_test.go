@@ -206,7 +206,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"node_name", "", func(c *Config) { c.NodeName = "" }},
 		{"node_name", "a/b", func(c *Config) { c.NodeName = "a/b" }},
-		{"session_addr", "nowhere", func(c *Config) { c.SessionAddr = "nowhere" }},
+		{"session_addr", "127.0.0.1:99999", func(c *Config) { c.SessionAddr = "127.0.0.1:99999" }},
 		{"advertise_session_addr", "0.0.0.0:1", func(c *Config) { c.AdvertiseSessionAddr = "0.0.0.0:1" }},
 		{"vip", "0.0.0.0:3478", func(c *Config) { c.VIP = "0.0.0.0:3478" }},
 		{"vip_mode", "magic", func(c *Config) { c.VIPMode = "magic" }},
@@ -348,5 +348,36 @@ func TestBalancerTCP(t *testing.T) {
 		if on, port, ok := c.balancerTCP(); !ok || on != tt.on || port != tt.port {
 			t.Errorf("%q: on %v port %d ok %v, want on %v port %d", tt.src, on, port, ok, tt.on, tt.port)
 		}
+	}
+}
+
+func TestAddressWithoutPort(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(*Config)
+		got  func(Parsed) netip.AddrPort
+		want string
+	}{
+		{"bind", func(c *Config) { c.Bind = "127.0.0.7" }, func(p Parsed) netip.AddrPort { return p.Bind }, "127.0.0.7:7946"},
+		{"raft_bind follows bind", func(c *Config) { c.Bind = "127.0.0.7" }, func(p Parsed) netip.AddrPort { return p.RaftBind }, "127.0.0.7:7947"},
+		{"raft_bind", func(c *Config) { c.Bind = "127.0.0.7:8000"; c.RaftBind = "127.0.0.8" }, func(p Parsed) netip.AddrPort { return p.RaftBind }, "127.0.0.8:8001"},
+		{"advertise takes bind's port", func(c *Config) { c.Bind = "0.0.0.0:8000"; c.Advertise = "127.0.0.9" }, func(p Parsed) netip.AddrPort { return p.Advertise }, "127.0.0.9:8000"},
+		{"session_addr", func(c *Config) { c.SessionAddr = "127.0.0.1" }, func(p Parsed) netip.AddrPort { return p.SessionAddr }, "127.0.0.1:3479"},
+		{"vip v6", func(c *Config) { c.VIP = "[::1]" }, func(p Parsed) netip.AddrPort { return p.VIP }, "[::1]:3478"},
+		{"vip v6 bare", func(c *Config) { c.VIP = "::1" }, func(p Parsed) netip.AddrPort { return p.VIP }, "[::1]:3478"},
+		{"port kept", func(c *Config) { c.VIP = "127.0.0.100:5000" }, func(p Parsed) netip.AddrPort { return p.VIP }, "127.0.0.100:5000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DevConfig()
+			tt.set(&c)
+			rt, err := c.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.got(rt.Parsed).String(); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
 	}
 }
