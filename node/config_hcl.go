@@ -1,11 +1,14 @@
 package node
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -29,6 +32,61 @@ func LoadConfigFile(path string) (Config, error) {
 	return c, nil
 }
 
+// CheckConfigFile reports every problem of the configuration file at path
+// in one error (joined with errors.Join), as `usher validate` shows them:
+// those of the file itself (unknown keys, values of the wrong type, each
+// with file:line:column), then those Build finds in the values that did
+// decode. It returns nil for a file the agent would run with.
+func CheckConfigFile(path string) error {
+	c := DefaultConfig()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	decodeErr := c.parse(src, path)
+	_, buildErr := c.Build()
+	errs := append(unjoin(decodeErr), unjoin(buildErr)...)
+	// In the file's order, those without a place (cross-key problems)
+	// last; SortStableFunc keeps the order of errors on one line.
+	slices.SortStableFunc(errs, func(a, b error) int {
+		la, ca := errorPlace(a, path)
+		lb, cb := errorPlace(b, path)
+		return cmp.Or(cmp.Compare(la, lb), cmp.Compare(ca, cb))
+	})
+	return errors.Join(errs...)
+}
+
+// unjoin returns the errors joined in err (err alone if it joins none, and
+// nothing for nil), flattened through nested joins.
+func unjoin(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		if err == nil {
+			return nil
+		}
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, unjoin(e)...)
+	}
+	return out
+}
+
+// errorPlace returns the line and column of the file path that err is
+// about, or the largest int for both when it names none.
+func errorPlace(err error, path string) (line, col int) {
+	var ke *KeyError
+	if errors.As(err, &ke) && ke.Range != nil {
+		return ke.Range.Start.Line, ke.Range.Start.Column
+	}
+	rest, ok := strings.CutPrefix(err.Error(), path+":")
+	if _, scanErr := fmt.Sscanf(rest, "%d:%d:", &line, &col); !ok || scanErr != nil {
+		return math.MaxInt, math.MaxInt
+	}
+	return line, col
+}
+
 // DecodeFile reads the configuration file at path over c, so that keys the
 // file leaves out keep c's values (for example DevConfig's).
 func (c *Config) DecodeFile(path string) error {
@@ -49,7 +107,11 @@ func ParseConfig(src []byte, filename string) (Config, error) {
 	return c, nil
 }
 
-// parse decodes src over c and records where each key was set.
+// parse decodes src over c and records where each key was set. It goes on
+// past a problem wherever the file still makes sense, so that one run
+// reports every unknown key and every value of the wrong type (joined with
+// errors.Join); a syntax error stops it, since nothing after it can be
+// trusted. Keys that failed keep c's values.
 func (c *Config) parse(src []byte, filename string) error {
 	p := hclparse.NewParser()
 	var (
@@ -71,36 +133,39 @@ func (c *Config) parse(src []byte, filename string) error {
 	}
 	schema.Blocks = append(schema.Blocks, serviceBlock)
 	content, diags := f.Body.Content(schema)
+	var errs []error
 	if diags.HasErrors() {
-		return diagError(diags, src)
+		errs = append(errs, diagError(diags, src))
+	}
+	if content == nil {
+		return errors.Join(errs...)
 	}
 	c.ranges = make(map[string]hcl.Range, len(content.Attributes))
-	if err := c.decodeAttrs(top, "", content.Attributes); err != nil {
-		return err
-	}
+	errs = append(errs, c.decodeAttrs(top, "", content.Attributes))
 	seen := map[string]bool{}
 	for _, b := range content.Blocks {
-		if b.Type == serviceBlock.Type {
-			if err := c.decodeService(b, src); err != nil {
-				return err
-			}
-			continue
-		}
-		if seen[b.Type] {
-			r := b.DefRange
-			return fmt.Errorf("%s:%d:%d: %s: only one %s block is allowed", r.Filename, r.Start.Line, r.Start.Column, b.Type, b.Type)
-		}
-		seen[b.Type] = true
-		prefix := b.Type + "."
-		bc, diags := b.Body.Content(attrSchema(blocks[b.Type]))
-		if diags.HasErrors() {
-			return diagError(diags, src)
-		}
-		if err := c.decodeAttrs(blocks[b.Type], prefix, bc.Attributes); err != nil {
-			return err
-		}
+		errs = append(errs, c.decodeBlock(b, blocks, seen, src))
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// decodeBlock decodes the block b of the file src: a service block, or one
+// of blocks, which may appear once each (seen records those met so far).
+func (c *Config) decodeBlock(b *hcl.Block, blocks map[string][]configKey, seen map[string]bool, src []byte) error {
+	if b.Type == serviceBlock.Type {
+		return c.decodeService(b, src)
+	}
+	if seen[b.Type] {
+		r := b.DefRange
+		return fmt.Errorf("%s:%d:%d: %s: only one %s block is allowed", r.Filename, r.Start.Line, r.Start.Column, b.Type, b.Type)
+	}
+	seen[b.Type] = true
+	bc, diags := b.Body.Content(attrSchema(blocks[b.Type]))
+	var err error
+	if diags.HasErrors() {
+		err = diagError(diags, src)
+	}
+	return errors.Join(err, c.decodeAttrs(blocks[b.Type], b.Type+".", bc.Attributes))
 }
 
 // splitKeys parts keys into the top-level ones and, by block name, those of
@@ -143,18 +208,21 @@ func attrSchema(keys []configKey) *hcl.BodySchema {
 
 // decodeAttrs decodes the attributes of keys (those of the block prefix,
 // or the top level when prefix is empty) and records where each was set.
+// It decodes every key it can and returns the problems with the others.
 func (c *Config) decodeAttrs(keys []configKey, prefix string, attrs hcl.Attributes) error {
+	var errs []error
 	for _, k := range keys {
 		a, ok := attrs[strings.TrimPrefix(k.name, prefix)]
 		if !ok {
 			continue
 		}
 		if err := k.decode(a); err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		c.ranges[k.name] = a.NameRange
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // decode sets the key's field from the attribute's value, failing with the

@@ -159,11 +159,7 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		return 2
 	}
 	path := fs.Arg(0)
-	cfg, err := node.LoadConfigFile(path)
-	if err == nil {
-		_, err = cfg.Build()
-	}
-	if err != nil {
+	if err := node.CheckConfigFile(path); err != nil {
 		fmt.Fprintf(stderr, "usher: %s is not valid:\n%v\n", path, err)
 		return 1
 	}

@@ -108,6 +108,9 @@ func TestValidate(t *testing.T) {
 	bad := filepath.Join(dir, "bad.hcl")
 	os.WriteFile(good, []byte("node_name = \"a\"\nsession_addr = \"127.0.0.1:3479\"\n"), 0o600)
 	os.WriteFile(bad, []byte("node_name = \"a\"\n  keepalive_interval = \"soon\"\n"), 0o600)
+	// Three mistakes of three kinds, all reported in one run, in order.
+	many := filepath.Join(dir, "many.hcl")
+	os.WriteFile(many, []byte("capacity = 0\nbogus = 1\nbackups = \"two\"\npolicy = \"fastest\"\n"), 0o600)
 	tests := []struct {
 		args []string
 		code int
@@ -116,6 +119,10 @@ func TestValidate(t *testing.T) {
 		{[]string{"validate", good}, 0, "valid"},
 		{[]string{"validate", bad}, 1, bad + `:2:3: keepalive_interval: "soon" is not a duration`},
 		{[]string{"validate", filepath.Join(dir, "missing.hcl")}, 1, "no such file"},
+		{[]string{"validate", many}, 1, many + ":1:1: capacity: \"0\" must be at least 1\n" +
+			many + ":2:1: Unsupported argument; An argument named \"bogus\" is not expected here.\n" +
+			many + ":3:11: backups: a whole number is required\n" +
+			many + ":4:1: policy: \"fastest\" is not one of"},
 		{[]string{"validate"}, 2, "Usage"},
 	}
 	for _, tt := range tests {
