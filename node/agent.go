@@ -44,8 +44,16 @@ const viewGap = 20 * time.Millisecond
 // load view that feeds the responder, metrics, and the HTTP API.
 type Agent struct {
 	cfg     Runtime
+	root    hclog.Logger // the logger the agent was given: Reload sets its level
 	log     hclog.Logger
 	started time.Time
+
+	// capacity is the node's capacity as last configured: cfg's at
+	// start, then Reload's.
+	capacity atomic.Int64
+	// reloadMu serializes reloads and guards configSource.
+	reloadMu     sync.Mutex
+	configSource ConfigSource
 
 	cl                       atomic.Pointer[cluster.Cluster]
 	source                   *farmView
@@ -108,11 +116,13 @@ func newAgent(rt Runtime, logger hclog.Logger) (_ *Agent, err error) {
 	}
 	a := &Agent{
 		cfg:     rt,
+		root:    logger,
 		log:     logger.Named("agent"),
 		started: time.Now(),
 		stop:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 	}
+	a.capacity.Store(int64(rt.Capacity))
 	// Until Close takes over, a failure undoes what was started.
 	var undo undoStack
 	defer func() {
@@ -558,7 +568,7 @@ func (a *Agent) publish() {
 		cl.SetReport(cluster.Report{
 			Service:  a.ep.Addr(),
 			Sessions: uint32(sessions),
-			Capacity: uint32(a.cfg.Capacity),
+			Capacity: uint32(a.capacity.Load()),
 			Accepted: accepted,
 			API:      a.HTTPAddr(),
 			// Until it holds the farm's ticket key (a node that just
@@ -590,7 +600,7 @@ func (a *Agent) exportMetrics() {
 	t := a.tel
 	sessions, accepted := a.ep.Load()
 	t.gauge("sessions", float64(sessions))
-	t.gauge("capacity", float64(a.cfg.Capacity))
+	t.gauge("capacity", float64(a.capacity.Load()))
 	t.gauge("draining", boolFloat(a.ep.Draining()))
 	for _, sr := range a.serviceReports(false) {
 		t.serviceGauge("service_sessions", sr.Name, float64(sr.Sessions))
@@ -818,7 +828,7 @@ func (a *Agent) Status() Status {
 		SessionAddr:       a.ep.Addr().String(),
 		Sessions:          sessions,
 		Accepted:          accepted,
-		Capacity:          a.cfg.Capacity,
+		Capacity:          int(a.capacity.Load()),
 		Draining:          a.ep.Draining(),
 		Profile:           a.cfg.Profile,
 		Uptime:            up.Round(time.Second).String(),

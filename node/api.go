@@ -31,6 +31,8 @@ import (
 //	DELETE /v1/drain   ?node=NAME[&service=NAME]: undrain (write token)
 //	PUT  /v1/leave     leave the cluster gracefully (the process stays up;
 //	                   write token)
+//	PUT  /v1/reload    read the configuration again, as SIGHUP does: the
+//	                   ReloadResult says what applied (write token)
 //	PUT  /v1/services/NAME/load  {"load":N,"capacity":M}: the load of a
 //	                   service whose load source is push (write token;
 //	                   client/loadpush sends it)
@@ -83,6 +85,15 @@ func (a *Agent) handler(log hclog.Logger, acc *apiAccess) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"node": a.cfg.NodeName, "left": true})
 	})
+	handle("PUT /v1/reload", needWrite, func(w http.ResponseWriter, r *http.Request) {
+		res, err := a.ReloadConfig()
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		log.Info("reloaded through the api", "remote", r.RemoteAddr, "applied", res.Applied, "needs_restart", res.NeedRestart)
+		writeJSON(w, http.StatusOK, res)
+	})
 	a.keyringRoutes(handle, log)
 	metrics := a.tel.handler()
 	handle("GET /metrics", needNone, func(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +102,7 @@ func (a *Agent) handler(log hclog.Logger, acc *apiAccess) http.Handler {
 	})
 	handle("/", needNone, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
-		case "/v1/health", "/v1/status", "/v1/view", "/v1/sessions", "/v1/drain", "/v1/members", "/v1/leave", "/metrics",
+		case "/v1/health", "/v1/status", "/v1/view", "/v1/sessions", "/v1/drain", "/v1/members", "/v1/leave", "/v1/reload", "/metrics",
 			"/v1/keyring", "/v1/keyring/install", "/v1/keyring/use", "/v1/keyring/remove":
 			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path)
 		default:

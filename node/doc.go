@@ -44,7 +44,7 @@
 //     hold by shutting the cluster down.
 //   - metrics (go-metrics, exported to Prometheus at /metrics, with the
 //     cluster's, Raft's and memberlist's) and the HTTP API (/v1/status,
-//     /v1/members, /v1/view, /v1/sessions, /v1/drain, /v1/leave, /v1/health).
+//     /v1/members, /v1/view, /v1/sessions, /v1/drain, /v1/leave, /v1/reload, /v1/health).
 //
 // With respond_from = "server" the leader does not answer a probe itself: it
 // seals the finished answer in a handoff (wire.Handoff, MACed with the farm's

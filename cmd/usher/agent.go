@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -26,16 +27,18 @@ A farm of several voters (bootstrap_expect 3 or 5) needs gossip encryption
 tls.cert_file, tls.key_file, from 'usher tls'), or insecure = true. With
 the tls block, an HTTP API on an address other than loopback serves HTTPS
 with the node's certificate (api_tls; clients need the farm CA, see 'usher
-status -h'). SIGHUP reloads the TLS files (a certificate renewed on disk
-applies to the next Raft or API connection); it never stops the agent.
+status -h'). SIGHUP (or 'usher reload') reads the configuration again: it
+applies the log level, the capacity and the TLS files (a certificate renewed
+on disk applies to the next Raft or API connection), logs which changed keys
+need a restart, and never stops the agent.
 SIGINT or SIGTERM makes the agent leave the farm gracefully and stop; a
 second one, or 45 s without finishing, ends it at once (exit code 1),
 logging every goroutine's stack.`
 
 // runAgent implements `usher agent`: it runs the agent until ctx is done.
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	// SIGHUP reloads the TLS files; caught from the start, it never ends
-	// the agent (its default action would).
+	// SIGHUP reloads the configuration; caught from the start, it never
+	// ends the agent (its default action would).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -60,6 +63,15 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "usher agent: %v\n", err)
 		return 1
 	}
+	// A reload reads the configuration as the start did: the same file
+	// and flags, the file's new contents.
+	a.SetConfigSource(func() (node.Runtime, error) {
+		cfg, code := agentConfig(args, io.Discard)
+		if code >= 0 {
+			return node.Runtime{}, fmt.Errorf("the command line no longer parses (exit %d)", code)
+		}
+		return cfg.Build()
+	})
 	return awaitAgent(ctx, a, hup, logger, stderr)
 }
 
@@ -115,7 +127,7 @@ func awaitAgent(ctx context.Context, a *node.Agent, hup <-chan os.Signal, logger
 		case <-a.Failed():
 			failed, waiting = a.Err(), false
 		case <-hup:
-			reloadTLS(a, logger)
+			reload(a, logger)
 		}
 	}
 	logger.Info("shutting down")
@@ -140,13 +152,14 @@ func addAgentFlags(fs *flag.FlagSet, cfg *node.Config, path *string, dev *bool) 
 	cfg.RegisterFlags(fs)
 }
 
-// reloadTLS is the agent's answer to SIGHUP: it reloads the TLS files and
-// logs what it applied, or why it kept the current ones.
-func reloadTLS(a *node.Agent, logger hclog.Logger) {
-	applied, err := a.ReloadTLS()
+// reload is the agent's answer to SIGHUP: it reads the configuration
+// again and logs what it applied and what needs a restart, or why it kept
+// the running configuration.
+func reload(a *node.Agent, logger hclog.Logger) {
+	res, err := a.ReloadConfig()
 	if err != nil {
-		logger.Error("SIGHUP: reload failed, the current TLS files stay in use", "error", err)
+		logger.Error("SIGHUP: the running configuration stays", "error", err)
 		return
 	}
-	logger.Info("SIGHUP: reloaded", "tls", applied)
+	logger.Info("SIGHUP: reloaded", "applied", orNone(strings.Join(res.Applied, ", ")), "needs_restart", orNone(strings.Join(res.NeedRestart, ", ")))
 }

@@ -9,6 +9,7 @@
 //	usher status                 an agent's view: leader, term, VIP holder, report age
 //	usher drain NODE             stop assigning to NODE (through Raft); usher undrain NODE undoes it
 //	usher leave                  make an agent leave the farm gracefully
+//	usher reload                 make an agent read its configuration again, as SIGHUP does
 //	usher keygen                 a new gossip encryption key
 //	usher keyring -list          the farm's gossip keys; -install, -use, -remove KEY rotate them
 //	usher tls ca create          a farm CA; `usher tls cert create -node NAME` a node certificate
@@ -66,6 +67,7 @@ var commands = []command{
 	{"drain", "drain a node: it gets no new sessions and its clients move (through Raft)", runDrain},
 	{"undrain", "undo a drain", runUndrain},
 	{"leave", "make an agent leave the farm gracefully", runLeave},
+	{"reload", "make an agent read its configuration again (log level, capacity, TLS files), as SIGHUP does", runReload},
 	{"keygen", "print a new gossip encryption key", runKeygen},
 	{"keyring", "list, install, use or remove the farm's gossip keys (key rotation, through Raft)", runKeyring},
 	{"tls", "create the farm CA and node certificates of Raft's mutual TLS", runTLS},

@@ -381,6 +381,31 @@ SIGTERM.`, stderr)
 	return 0
 }
 
+// runReload implements `usher reload`.
+func runReload(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("reload", "[-http ADDR] [-ca-file FILE]",
+		`Make the agent at -http read its configuration again, as SIGHUP does: it
+applies the log level, the node's capacity and the tls block's files at once,
+and names the other keys that changed but need a restart. The agent never
+stops or leaves for a reload; a configuration that does not build changes
+nothing.`, stderr)
+	o := opsCommand{name: "reload", stderr: stderr}
+	if code := o.setUp(fs, args, 0); code >= 0 {
+		return code
+	}
+	defer o.api.Close()
+	body, err := o.api.Do(ctx, http.MethodPut, "/v1/reload", nil, nil)
+	if err != nil {
+		return o.fail(err)
+	}
+	var res node.ReloadResult
+	if err := json.Unmarshal(body, &res); err != nil {
+		return o.fail(fmt.Errorf("unexpected answer: %w", err))
+	}
+	fmt.Fprintln(stdout, res)
+	return 0
+}
+
 // runKeygen implements `usher keygen`.
 func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("keygen", "[-bytes N]",

@@ -180,7 +180,7 @@ func TestAgentSIGHUP(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(renewed, "usher-prod-n2.pem"))
 	os.WriteFile(certFile, b, 0o644)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	waitFor(t, "the refused reload", func() bool { return strings.Contains(logs.String(), "reload failed") })
+	waitFor(t, "the refused reload", func() bool { return strings.Contains(logs.String(), "the running configuration stays") })
 	select {
 	case code := <-done:
 		t.Fatalf("the agent exited (%d) after SIGHUP:\n%s", code, logs.String())
