@@ -11,7 +11,7 @@ import (
 // that configures services or strict mode, so the examples users copy
 // are ones the agent takes.
 func TestDocsHCLParses(t *testing.T) {
-	block := regexp.MustCompile("(?s)```hcl\n(.*?)```")
+	block := regexp.MustCompile("(?s)```hcl(?: fragment)?\n(.*?)```")
 	n := 0
 	for _, path := range []string{"../README.md", "../docs/turn.md", "../docs/load-sources.md"} {
 		b, err := os.ReadFile(path)
