@@ -356,6 +356,21 @@ func (t *memberTable) NotifyMsg(b []byte) {
 	}
 }
 
+// forceLeft marks name left if the failure detector found it dead (or it
+// left already), and reports whether it did.
+func (t *memberTable) forceLeft(name string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.m[name]
+	if !ok || (e.status != Dead && e.status != Left) {
+		return false
+	}
+	if e.status == Dead {
+		e.status, e.statusSince = Left, t.now()
+	}
+	return true
+}
+
 // lookup returns a copy of name's entry.
 func (t *memberTable) lookup(name string) (memberEntry, bool) {
 	t.mu.Lock()

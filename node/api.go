@@ -39,6 +39,8 @@ import (
 //	GET  /v1/keyring   and POST|PUT /v1/keyring/{install,use,remove}: the
 //	                   gossip keyring (api_keyring.go)
 //	GET  /metrics      Prometheus metrics
+//	/v1/raft/peers, /v1/force-leave, /v1/capacity: the operator's changes
+//	                   (api_operator.go)
 //
 // Every request must name the agent in its Host header, and the marked ones
 // need a token (see apiauth.go). Errors are {"error": "..."} with a fitting
@@ -95,6 +97,7 @@ func (a *Agent) handler(log hclog.Logger, acc *apiAccess) http.Handler {
 		writeJSON(w, http.StatusOK, res)
 	})
 	a.keyringRoutes(handle, log)
+	a.operatorRoutes(handle, log)
 	metrics := a.tel.handler()
 	handle("GET /metrics", needNone, func(w http.ResponseWriter, r *http.Request) {
 		a.exportMetrics()
@@ -103,6 +106,7 @@ func (a *Agent) handler(log hclog.Logger, acc *apiAccess) http.Handler {
 	handle("/", needNone, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/v1/health", "/v1/status", "/v1/view", "/v1/sessions", "/v1/drain", "/v1/members", "/v1/leave", "/v1/reload", "/metrics",
+			"/v1/raft/peers", "/v1/force-leave", "/v1/capacity",
 			"/v1/keyring", "/v1/keyring/install", "/v1/keyring/use", "/v1/keyring/remove":
 			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path)
 		default:

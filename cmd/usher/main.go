@@ -10,6 +10,9 @@
 //	usher drain NODE             stop assigning to NODE (through Raft); usher undrain NODE undoes it
 //	usher leave                  make an agent leave the farm gracefully
 //	usher reload                 make an agent read its configuration again, as SIGHUP does
+//	usher capacity NODE N        override NODE's capacity through Raft; -clear NODE drops it
+//	usher force-leave NODE       a member found dead counts as left, out of Raft at once
+//	usher raft list-peers        the Raft configuration; remove-peer NAME takes a server out
 //	usher keygen                 a new gossip encryption key
 //	usher keyring -list          the farm's gossip keys; -install, -use, -remove KEY rotate them
 //	usher tls ca create          a farm CA; `usher tls cert create -node NAME` a node certificate
@@ -68,6 +71,9 @@ var commands = []command{
 	{"undrain", "undo a drain", runUndrain},
 	{"leave", "make an agent leave the farm gracefully", runLeave},
 	{"reload", "make an agent read its configuration again (log level, capacity, TLS files), as SIGHUP does", runReload},
+	{"capacity", "override a node's capacity through Raft, or clear the override", runCapacity},
+	{"force-leave", "make a member the farm found dead count as left (out of Raft at once)", runForceLeave},
+	{"raft", "list the Raft peers, or remove one that is gone for good", runRaft},
 	{"keygen", "print a new gossip encryption key", runKeygen},
 	{"keyring", "list, install, use or remove the farm's gossip keys (key rotation, through Raft)", runKeyring},
 	{"tls", "create the farm CA and node certificates of Raft's mutual TLS", runTLS},
@@ -108,7 +114,7 @@ Usage: usher <command> [flags] [arguments]
 Commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, "\nRun 'usher <command> -h' for the command's flags.\n")
 }

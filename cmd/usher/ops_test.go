@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -194,6 +195,44 @@ func TestOpsAgent(t *testing.T) {
 	t.Run("url", func(t *testing.T) {
 		if code, out, errOut := runArgs(ctx, "status", "-http", "http://"+api+"/"); code != 0 || !strings.Contains(out, name) {
 			t.Errorf("http:// address: exit %d, %q, %q", code, out, errOut)
+		}
+	})
+
+	t.Run("operator", func(t *testing.T) {
+		code, out, errOut := runArgs(ctx, "raft", "list-peers", "-http", api)
+		if code != 0 || !strings.Contains(out, "NODE") || !regexp.MustCompile(name+`\s+\S+\s+leader\s+yes`).MatchString(out) {
+			t.Errorf("raft list-peers: exit %d, %q, %q", code, out, errOut)
+		}
+		capacity := func() uint32 {
+			ms := a.Members()
+			if len(ms) != 1 {
+				t.Fatalf("members: %+v", ms)
+			}
+			return ms[0].Capacity
+		}
+		own := capacity()
+		if code, out, errOut := runArgs(ctx, "capacity", name, "42", "-http", api); code != 0 || out != "node "+name+": capacity 42\n" {
+			t.Fatalf("capacity: exit %d, %q, %q", code, out, errOut)
+		}
+		waitFor(t, "the override in members", func() bool { return capacity() == 42 })
+		if code, _, errOut := runArgs(ctx, "capacity", "-clear", name, "-http", api); code != 0 {
+			t.Fatalf("capacity -clear: exit %d, %q", code, errOut)
+		}
+		waitFor(t, "the node's own capacity again", func() bool { return capacity() == own })
+		for _, tt := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"capacity", name, "0"}, "at least 1"},
+			{[]string{"capacity", "ghost", "5"}, `"ghost" is not a known node`},
+			{[]string{"force-leave", name}, "alive"},
+			{[]string{"force-leave", "ghost"}, "not a known member"},
+			{[]string{"raft", "remove-peer", "ghost"}, "not a server of the raft configuration"},
+			{[]string{"raft", "remove-peer", name}, "it is the leader"},
+		} {
+			if code, _, errOut := runArgs(ctx, append(tt.args, "-http", api)...); code != 1 || !strings.Contains(errOut, tt.want) {
+				t.Errorf("%v: exit %d, %q; want 1 and %q", tt.args, code, errOut, tt.want)
+			}
 		}
 	})
 
