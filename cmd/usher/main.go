@@ -18,6 +18,7 @@
 //	usher tls ca create          a farm CA; `usher tls cert create -node NAME` a node certificate
 //	usher validate FILE          check a configuration file
 //	usher version                print the version
+//	usher completion bash|zsh    the shell completion script
 //	usher demo                   a five-agent farm on loopback and a few hundred clients; kills the leader and a server
 //
 // Flags may come before or after a command's arguments (usher drain n2
