@@ -88,6 +88,7 @@ func agentConfig(args []string, stderr io.Writer) (node.Config, int) {
 	scratch := node.DefaultConfig()
 	pre := newFlagSet("agent", "[-config FILE | -dev] [flags]", agentAbout, stderr)
 	addAgentFlags(pre, &scratch, &path, &dev)
+	pre.Usage = func() { agentUsage(pre.Output(), pre.Lookup("service").Usage) }
 	if code := parseFlags(pre, args); code >= 0 {
 		return node.Config{}, code
 	}
@@ -162,4 +163,49 @@ func reload(a *node.Agent, logger hclog.Logger) {
 		return
 	}
 	logger.Info("SIGHUP: reloaded", "applied", orNone(strings.Join(res.Applied, ", ")), "needs_restart", orNone(strings.Join(res.NeedRestart, ", ")))
+}
+
+// agentUsage writes `usher agent -h`: the flags grouped as the
+// configuration reference groups the keys, each with its type and one
+// default.
+func agentUsage(w io.Writer, serviceUsage string) {
+	fmt.Fprintf(w, "Usage: usher agent [-config FILE | -dev] [flags]\n\n%s\n\n", agentAbout)
+	fmt.Fprint(w, `Start:
+  -config path
+	configuration file (HCL, or JSON if named *.json)
+  -dev
+	run one development node on loopback
+  -service spec
+	`+strings.ReplaceAll(serviceUsage, "\n", "\n\t")+"\n")
+	keys := node.ConfigKeys()
+	for _, g := range append(node.KeyGroups, "Other") {
+		first := true
+		for _, k := range keys {
+			if k.Group != g {
+				continue
+			}
+			if first {
+				fmt.Fprintf(w, "\n%s:\n", g)
+				first = false
+			}
+			writeKeyFlag(w, k)
+		}
+	}
+	fmt.Fprint(w, "\nEvery flag is also a key of the configuration file: docs/config.md lists them.\n")
+}
+
+// writeKeyFlag writes one key's flag for agentUsage.
+func writeKeyFlag(w io.Writer, k node.KeyDoc) {
+	name := "-" + k.Flag
+	if a, ok := node.FlagAlias(k.Name); ok {
+		name += ", -" + a
+	}
+	if k.Type != "bool" {
+		name += " " + k.Type
+	}
+	usage := k.Usage
+	if k.Default != "" && (k.Type != "bool" || k.Default != "false") {
+		usage += " (default " + k.Default + ")"
+	}
+	fmt.Fprintf(w, "  %s\n\t%s\n", name, usage)
 }
