@@ -80,10 +80,10 @@ bench: build
 
 # chaos runs the chaos suite's long statistics pass (30 repetitions of every
 # fault for the fast, rapid and lan profiles, a 10-minute fault-free watch, a
-# 10-minute watch with the probe path at 90% load and a 10-minute watch beside
-# busy neighbours per profile) and writes e2e/results/*.json and
-# e2e/results/README.md. It needs root for the namespace farm and takes about
-# two hours.
+# 10-minute watch with the probe path at 90% load, a 10-minute watch beside
+# busy neighbours and one beside a CPU hog per core on every server, per
+# profile) and writes e2e/results/*.json and e2e/results/README.md. It needs
+# root for the namespace farm and takes about two and a half hours.
 chaos: build
 	USHER_BIN=$(CURDIR)/$(BIN) ./scripts/chaos.sh
 

@@ -134,6 +134,9 @@ type chaosCluster struct {
 	agents  []*agent
 	creds   map[string][]string // each agent's label, gossip key and TLS flags
 	extra   []string            // further flags for every agent
+	// nice, when not zero, starts every agent at that nice value, as the
+	// packaged systemd unit does (Nice=).
+	nice int
 
 	keepalive, deadAfter time.Duration
 
@@ -287,8 +290,14 @@ func (a *agent) start() {
 			args = append(args, "-join", net.JoinHostPort(o.host.Addr.String(), strconv.Itoa(gossipPort)))
 		}
 	}
+	bin := c.bin
+	if c.nice != 0 {
+		// nice(1) execs the agent in place: every thread of it runs at
+		// that nice value from the first.
+		bin, args = "nice", append([]string{"-n", strconv.Itoa(c.nice), c.bin}, args...)
+	}
 	from := Monotonic()
-	p := a.host.StartIn(c.t, filepath.Join(c.dir, "logs"), c.bin, args...)
+	p := a.host.StartIn(c.t, filepath.Join(c.dir, "logs"), bin, args...)
 	a.mu.Lock()
 	a.proc, a.expected, a.stopped = p, false, false
 	a.lives = append(a.lives, life{from: from})

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,6 +82,8 @@ func loadBusyLoad(t *testing.T) busyLoad {
 type busyFigures struct {
 	Hogs    int `json:"hogs"`
 	Writers int `json:"writers"`
+	// AgentNice is the nice value the agents ran at (0: the default).
+	AgentNice int `json:"agent_nice"`
 	// WatchSeconds is how long the VIP was watched before the deaths.
 	WatchSeconds float64 `json:"watch_seconds"`
 	// Sent and Answered count the prober's probes sent during the watch
@@ -161,14 +164,47 @@ func longestGap(in []answer, t0, t1 time.Duration, at func(answer) time.Duration
 // host cfg.reps times as leader-death does, with the neighbours still
 // running, and measures the failover gaps.
 func busyHost(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig) {
+	busyRun(t, c, res, cfg, loadBusyLoad(t))
+}
+
+// packagedNice is the nice value of the packaged systemd unit
+// (packaging/usher.service, Nice=).
+const packagedNice = -5
+
+// newNicedCluster is newChaosCluster with every agent started at the
+// packaged unit's nice value.
+func newNicedCluster(t *testing.T, netns bool, profile string) *chaosCluster {
+	t.Helper()
+	c := prepareChaosCluster(t, chaosTopology(t, netns, 3), netns, profile)
+	c.nice = packagedNice
+	c.launch()
+	return c
+}
+
+// cpuHog is busy-host as a busy media server makes it (issue 16): on every
+// server host as many CPU hogs as the machine has cores, at normal
+// priority, no writers, and the agents started as the package starts them
+// (nice -5). No leader may change while the hogs run; the failover gaps
+// are measured beside them. The strict figures of busy-host apply to its
+// own scenario only.
+func cpuHog(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig) {
 	load := loadBusyLoad(t)
+	load.hogs = runtime.NumCPU() * len(c.topo.Servers())
+	load.writers = 0
+	load.strictProfiles = nil
+	busyRun(t, c, res, cfg, load)
+}
+
+// busyRun runs the farm beside the neighbours of load, as busyHost
+// describes.
+func busyRun(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig, load busyLoad) {
 	pr := startProber(c, probeEvery)
 	nb := startNeighbours(t, c.topo.Servers(), load.hogs, load.writers, func(h *Host, i int) string {
 		// Beside the agent's data directory, c.dir/<name>.
 		return filepath.Join(c.dir, fmt.Sprintf("%s-neighbour-%d", h.Name, i))
 	})
 	defer nb.stop()
-	fig := &busyFigures{Hogs: load.hogs, Writers: load.writers}
+	fig := &busyFigures{Hogs: load.hogs, Writers: load.writers, AgentNice: c.nice}
 	res.Busy = fig
 	nb.waitWriting(t, busyWarmUp)
 	c.busyWatch(t, pr, load, fig, res)
@@ -206,8 +242,8 @@ func (c *chaosCluster) busyWatch(t *testing.T, pr *prober, load busyLoad, fig *b
 	fig.LeaderChanges = max(int(after.Changes-before.Changes), len(terms)-1)
 	fig.LeaseLapses = int(after.Lapses - before.Lapses)
 	fig.StoreWrites = int(after.Writes - before.Writes)
-	t.Logf("busy-host/%s: %d of %d probes answered (%.2f%%) over %v, longest gap %.1f ms (longest unanswered %.1f ms), round trip p99 %.1f ms, max %.1f ms, %d leader changes, %d lease lapses, %d raft store writes on the leader",
-		c.profile, fig.Answered, fig.Sent, fig.AnsweredPct, load.watch, fig.LongestGapMs, fig.UnansweredMs, fig.AnswerP99Ms, fig.AnswerMaxMs,
+	t.Logf("%s/%s: %d of %d probes answered (%.2f%%) over %v, longest gap %.1f ms (longest unanswered %.1f ms), round trip p99 %.1f ms, max %.1f ms, %d leader changes, %d lease lapses, %d raft store writes on the leader",
+		res.Scenario, c.profile, fig.Answered, fig.Sent, fig.AnsweredPct, load.watch, fig.LongestGapMs, fig.UnansweredMs, fig.AnswerP99Ms, fig.AnswerMaxMs,
 		fig.LeaderChanges, fig.LeaseLapses, fig.StoreWrites)
 	if after.Term != before.Term || !after.Serving || fig.LeaderChanges > 0 {
 		res.violation("spurious-leader-change")

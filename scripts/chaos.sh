@@ -12,6 +12,9 @@
 #   USHER_CHAOS_BUSY        busy-host: watch of the VIP beside CPU hogs and
 #                           fsync-heavy writers, before the host deaths; from
 #                           1m on the strict figures are checked [10m]
+#                           cpu-hog takes the same watch, with as many CPU
+#                           hogs on every server as the machine has cores
+#                           and the agents at the packaged unit's nice -5
 #   USHER_CHAOS_BUSY_HOGS   busy-host: CPU hogs on the machine [4]
 #   USHER_CHAOS_BUSY_WRITERS  busy-host: writers (16 MiB, fsync, again) [2]
 #   USHER_BIN               agent binary to test [built from ./cmd/usher]
