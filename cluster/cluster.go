@@ -512,22 +512,9 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 		return nil
 	}
 	c.left = true
-
-	ack := make(chan struct{})
-	select {
-	case c.vip.stepAside <- ack:
-		<-ack
-	case <-c.vip.done:
-	}
+	c.stepAside()
 
 	var errs []error
-	if c.raft.State() == raft.Leader && c.countVoters() > 1 {
-		if err := c.raft.LeadershipTransfer().Error(); err != nil {
-			c.logger.Warn("leadership transfer on leave failed", "error", err)
-		} else {
-			c.logger.Info("handed leadership over before leaving")
-		}
-	}
 	// Announce the leave in a last report, so the others record Left.
 	r := c.loadReport()
 	r.Seq = max(r.Seq, c.lastSeq.Load()) + 1
@@ -542,6 +529,46 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 	}
 	c.logger.Info("left the cluster")
 	return errors.Join(errs...)
+}
+
+// stepAside makes this node stop serving for good: its VIP owner lets the
+// address go and never takes it again, and a leader hands leadership to
+// another voter, so that the farm's next leader follows at once rather
+// than after an election timeout.
+func (c *Cluster) stepAside() {
+	ack := make(chan struct{})
+	select {
+	case c.vip.stepAside <- ack:
+		<-ack
+	case <-c.vip.done:
+	}
+	if c.raft.State() == raft.Leader && c.countVoters() > 1 {
+		if err := c.raft.LeadershipTransfer().Error(); err != nil {
+			c.logger.Warn("leadership transfer before stopping failed", "error", err)
+		} else {
+			c.logger.Info("handed leadership over before stopping")
+		}
+	}
+}
+
+// Stop stops the node without leaving the cluster: as Shutdown, except
+// that the others are not told it leaves, so they find it dead, and a
+// voter keeps its seat in the Raft configuration for its restart (unless
+// the leader's maintenance replaces it by a standby first, as it replaces
+// any voter dead for three probe intervals). A leader still lets the VIP
+// go and hands leadership on first, so stopping it costs a handover, not
+// an election. Stop and Shutdown are idempotent, and whichever runs first
+// decides.
+func (c *Cluster) Stop() error {
+	c.shutOnce.Do(func() {
+		c.leaveMu.Lock()
+		if !c.left {
+			c.stepAside()
+		}
+		c.leaveMu.Unlock()
+		c.shutErr = c.shutdown()
+	})
+	return c.shutErr
 }
 
 // Shutdown stops the agent: it leaves gracefully if Leave was not called,

@@ -68,3 +68,39 @@ func TestOperatorPeers(t *testing.T) {
 		t.Error("the leader stopped serving after the force-leave")
 	}
 }
+
+// TestStopKeepsSeat stops voters without leaving (leave_on_terminate =
+// false): a stopped follower is found dead, not left, and keeps its seat
+// in the Raft configuration; a stopped leader hands leadership on first,
+// and keeps its seat too.
+func TestStopKeepsSeat(t *testing.T) {
+	nodes := startFarm(t, 3, 3, nil)
+	leader := waitSingleServer(t, nodes, 20*time.Second)
+	eventually(t, 10*time.Second, "three raft peers", func() bool {
+		p, err := leader.RaftPeers()
+		return err == nil && len(p) == 3
+	})
+	stopped := leader
+	if err := stopped.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopped.Shutdown(); err != nil {
+		t.Errorf("Shutdown after Stop: %v", err)
+	}
+	rest := without(nodes, stopped)
+	next := waitSingleServer(t, rest, 5*time.Second)
+	name := stopped.cfg.NodeName
+	eventually(t, 10*time.Second, name+" dead, not left, in the new leader's view", func() bool {
+		m, ok := member(next, name)
+		return ok && m.Status == Dead
+	})
+	// Longer than the maintenance takes to remove a left server.
+	time.Sleep(time.Second)
+	peers, err := next.RaftPeers()
+	if err != nil || !slices.ContainsFunc(peers, func(p Peer) bool { return p.ID == name && p.Voter }) {
+		t.Errorf("after Stop, raft peers %+v (%v) no longer hold %s as a voter", peers, err, name)
+	}
+	if m, _ := member(next, name); m.Status != Dead {
+		t.Errorf("%s is %v, want dead", name, m.Status)
+	}
+}

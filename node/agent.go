@@ -457,7 +457,8 @@ func (a *Agent) prepareVIP(logger hclog.Logger) (err error) {
 }
 
 // Close stops the agent and everything it started: it leaves the cluster
-// (letting the balancer address go if it held it), stops answering, and
+// (or, without leave_on_terminate, stops without leaving; either way it
+// lets the balancer address go first if it held it), stops answering, and
 // closes every socket. It is idempotent and returns the first error met.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
@@ -469,7 +470,11 @@ func (a *Agent) Close() error {
 		}
 		// Shutdown returns once the cluster's VIP owner has let the
 		// address go; only then is the holder's socket closed.
-		errs = append(errs, a.cl.Load().Shutdown(), a.resp.Close(), a.vip.Close())
+		stop := a.cl.Load().Shutdown
+		if !a.cfg.LeaveOnTerminate {
+			stop = a.cl.Load().Stop
+		}
+		errs = append(errs, stop(), a.resp.Close(), a.vip.Close())
 		errs = append(errs, a.ep.Close())
 		a.verify.close()
 		a.closeServices()

@@ -37,6 +37,11 @@ type Config struct {
 	RaftBind string `hcl:"raft_bind,optional"`
 	// Voter says the node may be one of the Raft voters.
 	Voter bool `hcl:"voter,optional"`
+	// LeaveOnTerminate makes SIGTERM and SIGINT (Agent.Close) leave the
+	// farm before the agent stops: a voter gives up its seat. Without it
+	// the agent stops without leaving, and a voter keeps its seat for its
+	// restart.
+	LeaveOnTerminate bool `hcl:"leave_on_terminate,optional"`
 	// SessionAddr is the address the session endpoint listens on: the
 	// node's real address, which clients are redirected to.
 	SessionAddr string `hcl:"session_addr,optional"`
@@ -239,6 +244,7 @@ func DefaultConfig() Config {
 		Profile:            "lan",
 		BootstrapExpect:    1,
 		Voter:              true,
+		LeaveOnTerminate:   true,
 		VerifyTimeout:      "500ms",
 		ProbeSockets:       1,
 		RespondFrom:        "leader",

@@ -35,7 +35,8 @@ var KeyGroups = []string{"Node", "Addresses", "Cluster", "Security", "Sessions a
 // keyGroup is each key's group.
 var keyGroup = map[string]string{
 	"node_name": "Node", "data_dir": "Node", "capacity": "Node", "log_level": "Node", "log_json": "Node", "voter": "Node",
-	"bind": "Addresses", "advertise": "Addresses", "raft_bind": "Addresses", "session_addr": "Addresses",
+	"leave_on_terminate": "Cluster",
+	"bind":               "Addresses", "advertise": "Addresses", "raft_bind": "Addresses", "session_addr": "Addresses",
 	"advertise_session_addr": "Addresses", "vip": "Addresses", "http": "Addresses",
 	"join": "Cluster", "bootstrap_expect": "Cluster", "label": "Cluster", "profile": "Cluster", "respond_from": "Cluster",
 	"encrypt_key": "Security", "encrypt_key_file": "Security", "tls.ca_file": "Security", "tls.cert_file": "Security",

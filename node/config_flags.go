@@ -28,6 +28,7 @@ func (c *Config) keys() []configKey {
 		{"advertise", &c.Advertise, "gossip address other members use, if not bind; without a port, bind's"},
 		{"raft_bind", &c.RaftBind, "Raft transport address, this node's own (default: bind's address, or advertise's when bind is 0.0.0.0, and bind's port + 1, also the port of an address given without one)"},
 		{"voter", &c.Voter, "this node may be a Raft voter"},
+		{"leave_on_terminate", &c.LeaveOnTerminate, "SIGTERM and SIGINT leave the farm before stopping (a voter gives up its seat); false: stop without leaving, a voter keeps its seat for its restart"},
 		{"session_addr", &c.SessionAddr, "address of the session endpoint: the node's real address; without a port, 3479"},
 		{"advertise_session_addr", &c.AdvertiseSessionAddr, "address named in redirects, if not session_addr; without a port, session_addr's"},
 		{"vip", &c.VIP, "balancer address (VIP) that probes are sent to; without a port, 3478"},

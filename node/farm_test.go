@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -532,5 +533,32 @@ func TestFarmLedgerStopsHerding(t *testing.T) {
 		if load := float64(n + got[addr]); load > mean+assign.DefaultSpread+1 {
 			t.Errorf("%v ends with %.0f sessions, the mean is %.1f: the burst herded onto it (%v)", addr, load, mean, got)
 		}
+	}
+}
+
+// TestFarmLeaveOnTerminate closes a follower of each setting: with
+// leave_on_terminate (the default) the others record it left, without it
+// dead, still a voter of the Raft configuration.
+func TestFarmLeaveOnTerminate(t *testing.T) {
+	f := newTestFarm(t, 3, 3, nil)
+	l := f.leader()
+	f.viewed(3)
+	fs := f.followers()
+	stays, leaves := fs[0], fs[1]
+	stays.cfg.LeaveOnTerminate = false
+	for _, tt := range []struct {
+		a    *Agent
+		want cluster.MemberStatus
+	}{{stays, cluster.Dead}, {leaves, cluster.Left}} {
+		if err := tt.a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		name := tt.a.cfg.NodeName
+		testutil.Eventually(t, 10*time.Second, name+" "+tt.want.String(), func() bool { return memberStatus(l, name) == tt.want })
+	}
+	peers, err := l.cl.Load().RaftPeers()
+	name := stays.cfg.NodeName
+	if err != nil || !slices.ContainsFunc(peers, func(p cluster.Peer) bool { return p.ID == name }) {
+		t.Errorf("%s stopped without leaving but left the raft configuration: %+v, %v", name, peers, err)
 	}
 }

@@ -31,7 +31,9 @@ status -h'). SIGHUP (or 'usher reload') reads the configuration again: it
 applies the log level, the capacity and the TLS files (a certificate renewed
 on disk applies to the next Raft or API connection), logs which changed keys
 need a restart, and never stops the agent.
-SIGINT or SIGTERM makes the agent leave the farm gracefully and stop; a
+SIGINT or SIGTERM makes the agent leave the farm gracefully and stop (with
+leave_on_terminate = false it stops without leaving: a voter keeps its seat
+for its restart; a leader hands leadership on either way); a
 second one, or 45 s without finishing, ends it at once (exit code 1),
 logging every goroutine's stack.`
 
