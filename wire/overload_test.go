@@ -9,7 +9,8 @@ import (
 	"github.com/pion/stun/v3"
 )
 
-// Golden overload and 420 answers (docs/protocol.md shows the first).
+// Golden overload and 420 answers (docs/protocol.md shows the first and
+// the last).
 const (
 	goldenOverloadProbe = `
 		0111 0018 2112a442 75736865722d676f6c64656e  # Binding error response, length 24
