@@ -1,12 +1,14 @@
 package node
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v3"
 
+	"github.com/usherlb/usher/assign"
 	"github.com/usherlb/usher/internal/udpio"
 	"github.com/usherlb/usher/wire"
 )
@@ -220,4 +222,24 @@ func TestResponderOverloadAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("%v allocations per refusal", n)
 	}
+}
+
+// BenchmarkResponderOverload is the probe path when the farm is full: 64
+// servers, every one at capacity, so every probe gets the overload answer.
+// Compare with BenchmarkResponderAnswer: a flood during overload must cost
+// no more than the redirects it replaces.
+func BenchmarkResponderOverload(b *testing.B) {
+	clk := newFakeClock()
+	r := testResponder(clk, Solo)
+	var nodes []assign.Node
+	for i := range 64 {
+		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}), 3479)
+		nodes = append(nodes, assign.Node{ID: fmt.Sprint(i), Addr: addr, Capacity: 100, Sessions: 100, ReportedAt: clk.Now()})
+	}
+	r.cfg.View.Store(assign.NewView(nodes))
+	pkt := probe(b, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize})
+	if out, _ := r.answer(nil, pkt, clientA); decode(b, out).Code != stun.CodeInsufficientCapacity {
+		b.Fatal("the full farm did not answer 508")
+	}
+	benchLoop(b, clk, r, pkt)
 }
