@@ -73,6 +73,19 @@
 // server lost in the first may be the one still alive. Dial's first round has no backups
 // to fall back on, so it fails with ErrNoAnswer.
 //
+// # A full farm
+//
+// When no server can take the session the balancer answers a probe with a
+// server error (508 Insufficient Capacity with USHER-RETRY-AFTER from
+// Usher; any 5xx counts). That is not a lost answer: the round ends at once,
+// without retransmissions, the backups are tried as after a silent round,
+// and the next round starts after the retry-after or the re-probe back-off,
+// whichever is longer, at most MaxRetryAfter, jittered upwards only (so
+// never before the balancer asked). The session emits Overloaded with that
+// wait. Dial's first round fails with an *OverloadError instead, which
+// matches ErrOverloaded and ErrRefused, so the application knows the farm
+// is full and when to try again.
+//
 // # Concurrency
 //
 // A Session owns exactly two goroutines: one reads and decodes datagrams,

@@ -32,6 +32,12 @@ const (
 	// Guarded: the loop guard refused a redirect to Server, a server lost
 	// within the LoopGuard window, because other servers are known.
 	Guarded
+	// Overloaded: the balancer answered a probe with a server error (508
+	// Insufficient Capacity, or any 5xx): the farm has no server for the
+	// session now. Err is an *OverloadError; RetryAfter is how long the
+	// session waits before it probes again (it tries its backups
+	// meanwhile). Server is as for Failed.
+	Overloaded
 )
 
 // String returns the kind's name.
@@ -51,6 +57,8 @@ func (k EventKind) String() string {
 		return "failed"
 	case Guarded:
 		return "guarded"
+	case Overloaded:
+		return "overloaded"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -67,8 +75,13 @@ type Event struct {
 	Term uint64
 	// At is when it happened, by Options.Now.
 	At time.Time
-	// Err is the cause, for Failed and for a Lost caused by a refusal.
+	// Err is the cause, for Failed and Overloaded, and for a Lost caused
+	// by a refusal.
 	Err error
+	// RetryAfter is, for Overloaded, the wait before the next probe round:
+	// the balancer's USHER-RETRY-AFTER or the re-probe back-off, whichever
+	// is longer, at most MaxRetryAfter, jittered upwards.
+	RetryAfter time.Duration
 }
 
 // String formats the event for logs.

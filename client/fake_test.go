@@ -24,6 +24,7 @@ type seenReq struct {
 	LostServer netip.AddrPort
 	Size       int
 	From       netip.AddrPort
+	At         time.Time // when the fake read it
 }
 
 // handler answers one request to a fake node; n counts the requests the
@@ -86,6 +87,7 @@ func (n *fakeNode) serve() {
 		n.reqs = append(n.reqs, seenReq{
 			TxID: req.TxID, Session: req.Session, HasSession: req.HasSession,
 			Ticket: string(req.Ticket), LostServer: req.LostServer, Size: req.Size, From: from,
+			At: time.Now(),
 		})
 		count, h := len(n.reqs), n.h
 		n.mu.Unlock()
@@ -110,6 +112,15 @@ func (n *fakeNode) requests() []seenReq {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return append([]seenReq(nil), n.reqs...)
+}
+
+// times returns when each request so far was read.
+func (n *fakeNode) times() []time.Time {
+	var ts []time.Time
+	for _, r := range n.requests() {
+		ts = append(ts, r.At)
+	}
+	return ts
 }
 
 // redirect encodes the redirect r as the answer to req.

@@ -25,6 +25,9 @@ const (
 
 	// MaxReprobeBackoff caps the back-off between failed re-probe rounds.
 	MaxReprobeBackoff = 10 * time.Second
+	// MaxRetryAfter caps the wait after an overload answer, whatever its
+	// USHER-RETRY-AFTER asks.
+	MaxRetryAfter = time.Minute
 )
 
 // Options tunes a Session. The zero value is usable: every zero field takes
@@ -129,6 +132,19 @@ func jitter(r *rand.Rand, j float64, d time.Duration) time.Duration {
 		return d
 	}
 	return time.Duration(float64(d) * (1 + j*(2*r.Float64()-1)))
+}
+
+// overloadWait returns the wait after an overload answer asking for
+// retryAfter, when the back-off would be backoff: the longer of the two,
+// at most MaxRetryAfter, spread upwards only by the fraction j so that the
+// balancer's wish is honoured and the clients it refused together do not
+// come back together.
+func overloadWait(r *rand.Rand, j float64, retryAfter, backoff time.Duration) time.Duration {
+	d := min(max(retryAfter, backoff), MaxRetryAfter)
+	if j <= 0 {
+		return d
+	}
+	return d + time.Duration(float64(d)*j*r.Float64())
 }
 
 // backoff returns the un-jittered delay after the n-th consecutive failed

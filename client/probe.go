@@ -49,21 +49,52 @@ func (m *machine) sendProbe(now time.Time) {
 // round reports err to Dial; a later one tries the backups directly and
 // backs off before the next round.
 func (m *machine) roundFailed(now time.Time, err error) {
+	if !m.endRound(err) {
+		return
+	}
+	m.resumeAt = now.Add(m.jitter(backoff(m.opts.ReprobeBackoff, m.failures)))
+	m.emit(Failed, m.about(), err)
+	m.tryBackups()
+}
+
+// roundOverloaded ends the current round on the balancer's overload
+// answer oe, as roundFailed does, but waits at least the answer's
+// retry-after before the next round (see overloadWait) and says so with an
+// Overloaded event.
+func (m *machine) roundOverloaded(now time.Time, oe *OverloadError) {
+	m.s.stats.overloaded.Add(1)
+	if !m.endRound(oe) {
+		return
+	}
+	wait := overloadWait(m.rng, m.opts.Jitter, oe.RetryAfter, backoff(m.opts.ReprobeBackoff, m.failures))
+	m.resumeAt = now.Add(wait)
+	m.s.log.Debug("event", "kind", Overloaded, "term", m.term, "retry_after", wait)
+	m.s.emit(Event{Kind: Overloaded, Server: m.about(), Term: m.term, Err: oe, RetryAfter: wait})
+	m.tryBackups()
+}
+
+// endRound ends the current round without an assignment and counts the
+// failure. It reports false when the round was Dial's first, whose
+// outcome, err, goes to Dial.
+func (m *machine) endRound(err error) bool {
 	m.inRound = false
 	m.s.stats.failedRounds.Add(1)
 	if m.dialing {
 		m.probing, m.dialing = false, false
 		m.s.ready <- err
-		return
+		return false
 	}
 	m.failures++
-	m.resumeAt = now.Add(m.jitter(backoff(m.opts.ReprobeBackoff, m.failures)))
-	about := m.lost
-	if !about.IsValid() {
-		about = m.server
+	return true
+}
+
+// about is the server a failed round's event is about: the lost one, or
+// the current one.
+func (m *machine) about() netip.AddrPort {
+	if m.lost.IsValid() {
+		return m.lost
 	}
-	m.emit(Failed, about, err)
-	m.tryBackups()
+	return m.server
 }
 
 // probeAnswer handles the answer to the current probe, from any source.
@@ -72,6 +103,10 @@ func (m *machine) probeAnswer(p *packet, now time.Time) {
 	if r.Success || r.Code != stun.CodeTryAlternate || !r.Server.IsValid() {
 		if !m.inRound {
 			m.s.stats.unmatched.Add(1)
+			return
+		}
+		if oe := overloadOf(r); oe != nil {
+			m.roundOverloaded(now, oe)
 			return
 		}
 		m.roundFailed(now, fmt.Errorf("balancer answered %s: %w", describe(r), ErrRefused))

@@ -76,8 +76,9 @@ func NewProber(opts Options) (*Prober, error) {
 // redirect answers it, and returns that redirect. An answer is matched by
 // transaction ID alone, from any source. It fails with an error wrapping
 // ErrNoAnswer when every transmission goes unanswered, ErrRefused when the
-// answer is not a usable redirect, ErrClosed after Close, or ctx's error
-// when ctx is done first.
+// answer is not a usable redirect (an *OverloadError, which matches
+// ErrOverloaded too, for a server error: no server available), ErrClosed
+// after Close, or ctx's error when ctx is done first.
 func (p *Prober) Probe(ctx context.Context, balancer netip.AddrPort) (Answer, error) {
 	if !balancer.IsValid() {
 		return Answer{}, fmt.Errorf("client: invalid balancer address %v", balancer)
@@ -106,6 +107,8 @@ func (p *Prober) Probe(ctx context.Context, balancer netip.AddrPort) (Answer, er
 			return Answer{}, fmt.Errorf("client: probe %v: %w", balancer, ErrClosed)
 		case err != nil:
 			return Answer{}, fmt.Errorf("client: probe %v: %w", balancer, err)
+		case overloadOf(resp) != nil:
+			return Answer{}, fmt.Errorf("client: probe %v: %w", balancer, overloadOf(resp))
 		case resp.Success || resp.Code != stun.CodeTryAlternate || !resp.Server.IsValid():
 			return Answer{}, fmt.Errorf("client: probe %v: balancer answered %s: %w", balancer, describe(resp), ErrRefused)
 		}

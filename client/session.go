@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/pion/stun/v3"
 	"github.com/usherlb/usher/wire"
 )
 
@@ -27,7 +28,45 @@ var (
 	ErrLoopGuard = errors.New("redirect to a recently lost server refused")
 	// ErrClosed means the session was closed.
 	ErrClosed = errors.New("session closed")
+	// ErrOverloaded means the balancer answered a probe with a server
+	// error (508 Insufficient Capacity, or another 5xx): no server can take
+	// the session now. The error is an *OverloadError, which also matches
+	// ErrRefused.
+	ErrOverloaded = errors.New("no server available")
 )
+
+// OverloadError is the answer of a balancer that has no server for the
+// session.
+type OverloadError struct {
+	// Code is the answer's error code: 508 from Usher, 500 or another 5xx
+	// from elsewhere.
+	Code stun.ErrorCode
+	// RetryAfter is the answer's USHER-RETRY-AFTER: how long the balancer
+	// asks the client to wait; zero when absent.
+	RetryAfter time.Duration
+}
+
+// Error describes the answer.
+func (e *OverloadError) Error() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("balancer answered %d, retry after %v: %v", int(e.Code), e.RetryAfter, ErrOverloaded)
+	}
+	return fmt.Sprintf("balancer answered %d: %v", int(e.Code), ErrOverloaded)
+}
+
+// Is reports whether target is ErrOverloaded or ErrRefused.
+func (e *OverloadError) Is(target error) bool {
+	return target == ErrOverloaded || target == ErrRefused
+}
+
+// overloadOf returns the OverloadError of r when r is a server error
+// (5xx), and nil otherwise.
+func overloadOf(r *wire.Response) *OverloadError {
+	if r.Success || r.Code/100 != 5 {
+		return nil
+	}
+	return &OverloadError{Code: r.Code, RetryAfter: r.RetryAfter}
+}
 
 // maxDatagram is the largest answer the reader accepts; Usher answers are
 // never larger than the client's padded requests.
@@ -70,7 +109,9 @@ type packet struct {
 // Dial opens a session with the balancer at balancer: it binds a UDP socket,
 // probes until a redirect names a server, and returns once assigned. It
 // fails with an error wrapping ErrNoAnswer when the whole first round goes
-// unanswered, ErrRefused when the balancer answers with an error, or ctx's
+// unanswered, ErrRefused when the balancer answers with an error (an
+// *OverloadError, matching ErrOverloaded too, when the farm has no server
+// for it: the caller decides when to dial again), or ctx's
 // error when ctx is done first. ctx bounds Dial only; the session lives until
 // Close.
 func Dial(ctx context.Context, balancer netip.AddrPort, opts Options) (*Session, error) {

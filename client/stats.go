@@ -30,6 +30,9 @@ type Stats struct {
 	Drains uint64
 	// Guarded counts redirects refused by the loop guard.
 	Guarded uint64
+	// Overloaded counts probe rounds the balancer answered with a server
+	// error (no server available); they count as failed rounds too.
+	Overloaded uint64
 	// StaleAnswers counts answers dropped for an older USHER-TERM.
 	StaleAnswers uint64
 	// Malformed counts datagrams that were not a well-formed STUN answer.
@@ -54,6 +57,7 @@ type counters struct {
 	kaSent, kaAnswered, backupKASent         atomic.Uint64
 	reassignments, backupsUsed, lost, drains atomic.Uint64
 	guarded, stale, malformed, unmatched     atomic.Uint64
+	overloaded                               atomic.Uint64
 	sendErrors, eventsDropped                atomic.Uint64
 	maxGap                                   atomic.Int64
 }
@@ -72,6 +76,7 @@ func (c *counters) snapshot() Stats {
 		Lost:                 c.lost.Load(),
 		Drains:               c.drains.Load(),
 		Guarded:              c.guarded.Load(),
+		Overloaded:           c.overloaded.Load(),
 		StaleAnswers:         c.stale.Load(),
 		Malformed:            c.malformed.Load(),
 		Unmatched:            c.unmatched.Load(),

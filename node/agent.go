@@ -620,6 +620,8 @@ func (a *Agent) exportMetrics() {
 	rs := a.resp.Stats()
 	t.counter("probes_answered", rs.Answered)
 	t.counter("balancer_stun_binding_answered", rs.StockBindings)
+	t.counter("probes_overloaded", rs.Overloaded)
+	t.counter("probes_unknown_attribute", rs.UnknownAttribute)
 	for reason, n := range rs.Drops {
 		t.counter("probes_dropped", n, metrics.Label{Name: "reason", Value: reason})
 	}
@@ -647,6 +649,7 @@ func (a *Agent) exportMetrics() {
 	t.counter("keepalives_answered", es.Keepalives)
 	t.counter("stun_binding_answered", es.Stock)
 	t.counter("tickets_refused", es.Refused)
+	t.counter("endpoint_unknown_attribute", es.Unknown)
 	for reason, n := range es.Drops {
 		t.counter("endpoint_dropped", n, metrics.Label{Name: "reason", Value: reason})
 	}

@@ -458,8 +458,8 @@ func TestAgentStockBindingRedirect(t *testing.T) {
 // redirects against a node's capacity until the node's reports include them
 // (design invariant 5: it never assigns to a full node): a node of capacity
 // 4 and a burst of 6 probes whose clients never arrive, so its reports show
-// no session throughout. The first 4 are redirected to it, the other 2 are
-// refused as no_server.
+// no session throughout. The first 4 are redirected to it, the other 2 get
+// an overload answer (508).
 func TestAgentLedgerFillsCapacity(t *testing.T) {
 	c := testConfig()
 	c.Capacity = 4
@@ -478,12 +478,12 @@ func TestAgentLedgerFillsCapacity(t *testing.T) {
 		// The count of answers follows the send, so it may trail it.
 		waitFor(t, func() bool {
 			st := a.resp.Stats()
-			return st.Answered+st.Drops["no_server"] == uint64(i+1)
+			return st.Answered+st.Overloaded == uint64(i+1)
 		})
 	}
-	if st := a.resp.Stats(); st.Answered != uint64(c.Capacity) || st.Drops["no_server"] != uint64(burst-c.Capacity) {
-		t.Errorf("%d probes to a node of capacity %d: %d redirected, %d refused as no_server",
-			burst, c.Capacity, st.Answered, st.Drops["no_server"])
+	if st := a.resp.Stats(); st.Answered != uint64(c.Capacity) || st.Overloaded != uint64(burst-c.Capacity) || len(st.Drops) != 0 {
+		t.Errorf("%d probes to a node of capacity %d: %d redirected, %d overloaded, drops %v",
+			burst, c.Capacity, st.Answered, st.Overloaded, st.Drops)
 	}
 	var d wire.Decoder
 	buf := make([]byte, maxDatagram)
@@ -496,6 +496,17 @@ func TestAgentLedgerFillsCapacity(t *testing.T) {
 		var r wire.Response
 		if err := d.DecodeResponse(buf[:n], &r); err != nil || r.Server != a.SessionAddr() {
 			t.Errorf("redirect %d: %+v, %v", i+1, r, err)
+		}
+	}
+	for i := range burst - c.Capacity {
+		cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := cl.Read(buf)
+		if err != nil {
+			t.Fatalf("overload answer %d: %v", i+1, err)
+		}
+		var r wire.Response
+		if err := d.DecodeResponse(buf[:n], &r); err != nil || r.Code != stun.CodeInsufficientCapacity || r.RetryAfter != defaultRetryAfter {
+			t.Errorf("overload answer %d: %+v, %v", i+1, r, err)
 		}
 	}
 }

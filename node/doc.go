@@ -82,7 +82,11 @@
 // attribute, fingerprint, too_large, no_server, not_leader,
 // unknown_service, handoff_invalid, handoff_stale, handoff_replay); the
 // packet paths count with atomics, and the counts
-// reach go-metrics when metrics are exported.
+// reach go-metrics when metrics are exported. A request no server can take
+// is not dropped but refused (508, or 500 to a stock Binding, with
+// USHER-RETRY-AFTER for an Usher probe; probes_overloaded), and one with
+// unknown comprehension-required attributes gets 420 (see
+// responder_refuse.go); no_server counts only the refusals that did not fit.
 //
 // # Configuration
 //

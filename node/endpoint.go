@@ -58,6 +58,10 @@ type EndpointStats struct {
 	// Relayed is the number of probe answers relayed for the leader
 	// (respond_from = "server").
 	Relayed uint64
+	// Unknown is the number of 420 Unknown Attribute answers sent to
+	// Binding requests carrying comprehension-required attributes the
+	// endpoint does not understand.
+	Unknown uint64
 	// Drops counts dropped datagrams by reason.
 	Drops map[string]uint64
 }
@@ -87,6 +91,7 @@ type Endpoint struct {
 	replays *handoffReplays
 
 	keepalives, stock, refused, relayed atomic.Uint64
+	unknownAttr                         atomic.Uint64 // 420 answers sent
 	drops                               dropCounters
 }
 
@@ -178,6 +183,7 @@ func (e *Endpoint) Stats() EndpointStats {
 		Stock:      e.stock.Load(),
 		Refused:    e.refused.Load(),
 		Relayed:    e.relayed.Load(),
+		Unknown:    e.unknownAttr.Load(),
 		Drops:      e.drops.snapshot(),
 	}
 }
@@ -288,13 +294,18 @@ func (e *Endpoint) relay(dst, pkt []byte, from netip.AddrPort) ([]byte, netip.Ad
 // one goroutine at a time.
 func (e *Endpoint) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropReason) {
 	req := &e.req
-	if err := e.dec.DecodeRequest(pkt, req); err != nil {
+	err := e.dec.DecodeRequest(pkt, req)
+	if err != nil && !errors.Is(err, wire.ErrUnknownAttribute) {
 		return dst, decodeDrop(err)
 	}
 	if req.Method != stun.MethodBinding {
 		return dst, dropMethod
 	}
 	limit := wire.Limit(req, e.cfg.StockAmplification)
+	if err != nil {
+		// RFC 8489 section 7.3.1: not processed, not a keepalive.
+		return e.answerUnknown(dst, req, limit)
+	}
 	if !req.HasSession {
 		out, err := e.enc.AppendKeepaliveAnswer(dst, req, &wire.KeepaliveAnswer{Mapped: from}, limit)
 		if err != nil {
@@ -329,6 +340,17 @@ func (e *Endpoint) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropRea
 		return dst, dropTooLarge
 	}
 	e.keepalives.Add(1)
+	return out, dropNone
+}
+
+// answerUnknown appends to dst the 420 answer to req, which carries
+// unknown comprehension-required attributes.
+func (e *Endpoint) answerUnknown(dst []byte, req *wire.Request, limit int) ([]byte, dropReason) {
+	out, err := e.enc.AppendUnknownAttributes(dst, req, limit)
+	if err != nil {
+		return dst, dropTooLarge
+	}
+	e.unknownAttr.Add(1)
 	return out, dropNone
 }
 

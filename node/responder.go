@@ -54,6 +54,9 @@ type ResponderConfig struct {
 	StockAmplification int
 	// Backups is how many USHER-BACKUP servers an answer names.
 	Backups int
+	// RetryAfter is the USHER-RETRY-AFTER an Usher probe gets with its
+	// overload answer, when no server can take it; zero means 2 seconds.
+	RetryAfter time.Duration
 	// RedirectStockBinding answers a stock STUN Binding request (one
 	// without USHER-SESSION) with a redirect, as an Usher probe is
 	// answered (stock_binding = "redirect"). By default the responder
@@ -131,6 +134,13 @@ type ResponderConfig struct {
 type ResponderStats struct {
 	// Answered is the number of probes answered with a redirect.
 	Answered uint64
+	// Overloaded is the number of requests answered with an overload
+	// answer (508, or 500 to a stock Binding) because no server could
+	// take them; a refusal that does not fit the size rule is dropped as
+	// no_server instead.
+	Overloaded uint64
+	// UnknownAttribute is the number of 420 Unknown Attribute answers.
+	UnknownAttribute uint64
 	// StockBindings is the number of stock STUN Binding requests answered
 	// with a Binding success (see ResponderConfig.RedirectStockBinding).
 	StockBindings uint64
@@ -197,6 +207,9 @@ func NewResponder(cfg ResponderConfig) *Responder {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = defaultRetryAfter
 	}
 	r := &Responder{
 		cfg: cfg,
@@ -361,6 +374,8 @@ func (r *Responder) Stats() ResponderStats {
 	for _, p := range ps {
 		st.Answered += p.answered.Load()
 		st.StockBindings += p.stockBindings.Load()
+		st.Overloaded += p.overloaded.Load()
+		st.UnknownAttribute += p.unknownAttr.Load()
 		for k, n := range p.drops.snapshot() {
 			st.Drops[k] += n
 		}

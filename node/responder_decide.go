@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -57,6 +58,8 @@ type prober struct {
 
 	answered      atomic.Uint64 // redirects sent, sealed in a handoff or not
 	stockBindings atomic.Uint64 // Binding successes sent to stock clients
+	overloaded    atomic.Uint64 // overload answers sent (no server could take the probe)
+	unknownAttr   atomic.Uint64 // 420 answers sent
 	drops         dropCounters
 }
 
@@ -97,9 +100,10 @@ func (p *prober) respond(dst, pkt []byte, from netip.AddrPort, now time.Time) ([
 	if why != dropNone {
 		return dst, from, why
 	}
-	if !p.req.HasSession || p.named {
-		// A stock client, or a named service's server, which is no
-		// session endpoint of ours and cannot relay a handoff.
+	if !p.req.HasSession || p.named || kindOf(ans) != kindRedirect {
+		// A stock client, a named service's server, which is no
+		// session endpoint of ours and cannot relay a handoff, or a
+		// refusal, which names no server to relay it.
 		return append(dst, ans...), from, dropNone
 	}
 	h := wire.Handoff{Client: from, Sent: uint32(now.Unix()), Answer: ans}
@@ -112,26 +116,38 @@ func (p *prober) respond(dst, pkt []byte, from netip.AddrPort, now time.Time) ([
 
 // answerAt decides the redirect for the probe pkt from the client at from,
 // read at now, and appends it to dst, or says why there is none; a stock
-// Binding request gets answerStockBinding's answer instead. It is the
+// Binding request gets answerStockBinding's answer instead, a probe no
+// server can take an overload answer, and one with unknown
+// comprehension-required attributes a 420 (see responder_refuse.go). It is the
 // whole per-probe decision and does not allocate in steady state. Only one
 // goroutine at a time may call it.
 func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) ([]byte, dropReason) {
 	r := p.r
 	p.now = now
 	req := &p.req
-	if err := p.dec.DecodeRequest(pkt, req); err != nil {
+	err := p.dec.DecodeRequest(pkt, req)
+	if err != nil && !errors.Is(err, wire.ErrUnknownAttribute) {
 		return dst, decodeDrop(err)
 	}
 	term, ok := r.cfg.Serving()
 	if !ok {
 		return dst, dropNotLeader
 	}
+	// Unknown comprehension-required attributes are checked after the
+	// credentials, as RFC 8489 section 6.3.1 orders it.
+	unknown := err != nil
 	if req.Method == stun.MethodBinding && !req.HasSession && !r.cfg.RedirectStockBinding {
+		if unknown {
+			return p.answerUnknown(dst, req)
+		}
 		return p.answerStockBinding(dst, req, from)
 	}
 	grant, out, why, refused := p.authorize(dst, pkt, req, from)
 	if refused {
 		return out, why
+	}
+	if unknown {
+		return p.answerUnknown(dst, req)
 	}
 	if term != p.term {
 		p.newTerm(term)
@@ -156,7 +172,7 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 	fam := assign.FamilyOf(from.Addr())
 	n, bk, err := asg.PickFor(fam, assign.SessionID(req.Session), req.LostServer, p.backups[:0], backups)
 	if err != nil {
-		return dst, dropNoServer
+		return p.answerOverload(dst, req)
 	}
 	p.backups = bk
 	server := n.AddrFor(fam)
@@ -195,12 +211,6 @@ func (p *prober) answerStockBinding(dst []byte, req *wire.Request, from netip.Ad
 		return dst, dropTooLarge
 	}
 	return out, dropNone
-}
-
-// isBindingSuccess reports whether the answer b is a Binding success: the
-// answer to a stock Binding request, counted apart from the redirects.
-func isBindingSuccess(b []byte) bool {
-	return len(b) >= 2 && b[0] == bindingSuccess>>8 && b[1] == bindingSuccess&0xff
 }
 
 // bindingSuccess is the STUN message type of a Binding success response.

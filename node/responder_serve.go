@@ -99,27 +99,15 @@ func (p *prober) answerOne(in, out *udpio.Message, now time.Time) bool {
 	return true
 }
 
-// flush sends the answers in out and counts them, as redirects or stock
-// Binding successes, each one the socket did not send as a write_error; it
-// reports false when the socket is closed. WriteBatch does not say which
-// datagrams it skipped, so a batch that mixes both kinds of answer and
-// loses some counts the loss against the redirects first.
+// flush sends the answers in out and counts them by kind (see countSent),
+// each one the socket did not send as a write_error; it reports false when
+// the socket is closed.
 func (p *prober) flush(c udpio.Conn, out []udpio.Message) bool {
 	if len(out) == 0 {
 		return true
 	}
 	sent, err := c.WriteBatch(out)
-	stock := 0
-	for i := range out {
-		if isBindingSuccess(out[i].Buf) {
-			stock++
-		}
-	}
-	stock = min(stock, sent)
-	p.answered.Add(uint64(sent - stock))
-	if stock > 0 {
-		p.stockBindings.Add(uint64(stock))
-	}
+	p.countSent(out, sent)
 	for range len(out) - sent {
 		p.drops.add(dropWriteError)
 	}

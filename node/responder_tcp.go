@@ -241,11 +241,7 @@ func (t *tcpServer) answerConn(c net.Conn) {
 		t.p.drops.add(dropWriteError)
 		return
 	}
-	if isBindingSuccess(ans) {
-		t.p.stockBindings.Add(1)
-	} else {
-		t.p.answered.Add(1)
-	}
+	t.p.sent(kindOf(ans)).Add(1)
 	linger(c)
 }
 

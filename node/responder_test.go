@@ -85,13 +85,15 @@ func TestResponderBackupsAndLostServer(t *testing.T) {
 		}
 	}
 	// A client is never sent back to the server it reported lost, even when
-	// that is the only one: it gets no answer and tries again (or its
-	// backups) while the leader checks the server. Other clients still get it.
+	// that is the only one: it gets an overload answer and tries again
+	// after the retry-after (or tries its backups) while the leader checks
+	// the server. Other clients still get it.
 	solo := testResponder(clk, Solo, server1)
-	if _, why := solo.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{5}, LostServer: server1, PadTo: wire.ProbeSize}), clientA); why != dropNoServer {
-		t.Errorf("the only server, reported lost: %v, want no_server", why)
+	out, why := solo.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{5}, LostServer: server1, PadTo: wire.ProbeSize}), clientA)
+	if a := decode(t, out); why != dropNone || a.Code != stun.CodeInsufficientCapacity || a.RetryAfter == 0 {
+		t.Errorf("the only server, reported lost: %v, %+v; want 508 with a retry-after", why, a)
 	}
-	out, why := solo.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{6}, PadTo: wire.ProbeSize}), clientB)
+	out, why = solo.answer(nil, probe(t, wire.Probe{Session: wire.SessionID{6}, PadTo: wire.ProbeSize}), clientB)
 	if why != dropNone || decode(t, out).Server != server1 {
 		t.Errorf("another client: %v", why)
 	}
@@ -153,15 +155,12 @@ func TestResponderDrops(t *testing.T) {
 	}{
 		{"amplification 1", 1, Solo, []netip.AddrPort{server1}, bare.Raw, dropTooLarge, netip.AddrPort{}},
 		{"not serving", 3, func() (uint64, bool) { return 0, false }, []netip.AddrPort{server1}, probe(t, wire.Probe{PadTo: 256}), dropNotLeader, netip.AddrPort{}},
-		{"no servers", 3, Solo, nil, probe(t, wire.Probe{PadTo: 256}), dropNoServer, netip.AddrPort{}},
 		{"unknown service", 3, Solo, []netip.AddrPort{server1}, probe(t, wire.Probe{Service: "video", PadTo: 256}), dropUnknownService, netip.AddrPort{}},
 		{"garbage", 3, Solo, []netip.AddrPort{server1}, []byte{0xde, 0xad}, dropNotSTUN, netip.AddrPort{}},
 		{"response", 3, Solo, []netip.AddrPort{server1}, stun.MustBuild(stun.TransactionID, stun.BindingSuccess).Raw, dropNotRequest, netip.AddrPort{}},
 		{"unpadded to IPv6", 3, Solo, []netip.AddrPort{v6}, probe(t, wire.Probe{}), dropTooLarge, clientV6},
 		{"unpadded to IPv4", 3, Solo, []netip.AddrPort{server1}, probe(t, wire.Probe{}), dropNone, netip.AddrPort{}},
-		{"only the other family, IPv4 client", 3, Solo, []netip.AddrPort{v6}, probe(t, wire.Probe{PadTo: 256}), dropNoServer, netip.AddrPort{}},
-		{"only the other family, IPv6 client", 3, Solo, []netip.AddrPort{server1}, probe(t, wire.Probe{PadTo: 256}), dropNoServer, clientV6},
-		{"only the other family, stock allocate", 3, Solo, []netip.AddrPort{server1}, stockAllocate(), dropNoServer, clientV6},
+		{"no servers and no room to say so", 1, Solo, nil, bareAllocate(), dropNoServer, netip.AddrPort{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

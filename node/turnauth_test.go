@@ -405,7 +405,7 @@ func benchAnswer(b *testing.B, clk *fakeClock, r *Responder, pkt []byte, want st
 // FuzzResponderStrict checks strict mode against any datagram: answers
 // keep the size rule, a stock Allocate is redirected only when its
 // MESSAGE-INTEGRITY verifies under its user's key, the redirect is then
-// signed, and a 401 or 438 takes no pick.
+// signed, and a 401, 438 or 420 takes no pick.
 func FuzzResponderStrict(f *testing.F) {
 	seeds(f)
 	clk := newFakeClock()
@@ -438,7 +438,7 @@ func FuzzResponderStrict(f *testing.F) {
 			if err := stun.MessageIntegrity(key[:]).Check(ans.m); err != nil {
 				t.Fatalf("redirect's MESSAGE-INTEGRITY: %v", err)
 			}
-		case stun.CodeUnauthorized, stun.CodeStaleNonce:
+		case stun.CodeUnauthorized, stun.CodeStaleNonce, stun.CodeUnknownAttribute:
 			if r.asg.Pending("a") != before {
 				t.Fatal("a refused Allocate took a pick")
 			}

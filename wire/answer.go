@@ -230,3 +230,85 @@ func millis(d time.Duration) uint32 {
 	}
 	return uint32(ms)
 }
+
+// OverloadCode is the error code of the answer to req when no server can
+// take it. An Usher probe and a stock TURN Allocate get 508 Insufficient
+// Capacity, which RFC 8656 defines for a server that cannot allocate for
+// lack of capacity (IANA lists it in the STUN error code registry). A stock
+// Binding request gets 500 Server Error, the only server-side error RFC 8489
+// defines, "a temporary error; the client should try again": a STUN client
+// that knows no 508 would read it as 500 anyway (RFC 8489 section 6.3.4),
+// and 503 is no STUN code at all.
+func OverloadCode(req *Request) stun.ErrorCode {
+	if req.HasSession || req.Method == stun.MethodAllocate {
+		return stun.CodeInsufficientCapacity
+	}
+	return stun.CodeServerError
+}
+
+// sizeRetryAfter is the size of USHER-RETRY-AFTER, header included.
+const sizeRetryAfter = 4 + 4
+
+// AppendOverload appends to dst the answer to req when no server can take
+// it: ERROR-CODE OverloadCode(req) without a reason phrase, then, for an
+// Usher probe only and when retryAfter is positive, USHER-RETRY-AFTER
+// holding retryAfter in whole milliseconds, then FINGERPRINT if the request
+// had one; the optional attributes are included in that order as room
+// permits within limit. If the ERROR-CODE alone does not fit, the result is
+// dst unchanged and ErrTooLarge.
+func (e *Encoder) AppendOverload(dst []byte, req *Request, retryAfter time.Duration, limit int) ([]byte, error) {
+	size := HeaderSize + sizeErrorCode
+	if size > limit {
+		return dst, ErrTooLarge
+	}
+	withRetry := req.HasSession && retryAfter > 0 && size+sizeRetryAfter <= limit
+	if withRetry {
+		size += sizeRetryAfter
+	}
+	withFP := req.Fingerprint && size+sizeFingerprint <= limit
+	if withFP {
+		size += sizeFingerprint
+	}
+
+	out, b := extend(dst, size)
+	n := putHeader(b, stun.NewType(req.Method, stun.ClassErrorResponse), size-HeaderSize, &req.TxID)
+	n = putErrorCode(b, n, OverloadCode(req))
+	if withRetry {
+		n = putUint32(b, n, AttrRetryAfter, millis(retryAfter))
+	}
+	if withFP {
+		putFingerprint(b, n)
+	}
+	return out, nil
+}
+
+// AppendUnknownAttributes appends to dst the 420 Unknown Attribute answer
+// to req, which DecodeRequest failed with ErrUnknownAttribute (RFC 8489
+// section 7.3.1): ERROR-CODE 420 without a reason phrase, UNKNOWN-ATTRIBUTES
+// listing req.Unknown, and FINGERPRINT if the request had one and it fits.
+// The list is cut short to fit limit; if not even one attribute fits, or
+// req lists none, the result is dst unchanged and ErrTooLarge.
+func (e *Encoder) AppendUnknownAttributes(dst []byte, req *Request, limit int) ([]byte, error) {
+	k := min(req.NumUnknown, MaxUnknown)
+	base := HeaderSize + sizeErrorCode + 4
+	for k > 0 && base+padded(2*k) > limit {
+		k--
+	}
+	if k == 0 {
+		return dst, ErrTooLarge
+	}
+	size := base + padded(2*k)
+	withFP := req.Fingerprint && size+sizeFingerprint <= limit
+	if withFP {
+		size += sizeFingerprint
+	}
+
+	out, b := extend(dst, size)
+	n := putHeader(b, stun.NewType(req.Method, stun.ClassErrorResponse), size-HeaderSize, &req.TxID)
+	n = putErrorCode(b, n, stun.CodeUnknownAttribute)
+	n = putAttrTypes(b, n, stun.AttrUnknownAttributes, req.Unknown[:k])
+	if withFP {
+		putFingerprint(b, n)
+	}
+	return out, nil
+}

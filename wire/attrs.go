@@ -36,6 +36,10 @@ const (
 	// AttrDrain is empty. In a keepalive answer it means the server is
 	// draining and the client should move before its session's next pause.
 	AttrDrain stun.AttrType = 0xC0A8
+	// AttrRetryAfter carries a big-endian uint32: how many milliseconds
+	// the client should wait before it probes again. It comes with an
+	// overload answer (see OverloadCode).
+	AttrRetryAfter stun.AttrType = 0xC0A9
 )
 
 // Limits of Usher's attribute values.
@@ -51,6 +55,9 @@ const (
 	MaxDomainLen = 254
 	// MaxBackups is the most USHER-BACKUP attributes an answer carries.
 	MaxBackups = 4
+	// MaxUnknown is the most unknown comprehension-required attributes a
+	// decoded request reports and a 420 answer lists.
+	MaxUnknown = 4
 	// HeaderSize is the size of a STUN message header.
 	HeaderSize = 20
 )
@@ -82,6 +89,11 @@ var (
 	ErrMethod = errors.New("unsupported stun method")
 	// ErrAttribute means one of Usher's attributes is malformed.
 	ErrAttribute = errors.New("malformed usher attribute")
+	// ErrUnknownAttribute means a request carries comprehension-required
+	// attributes (type below 0x8000) that Usher does not understand. The
+	// request is otherwise decoded, and Request.Unknown lists them; RFC
+	// 8489 section 7.3.1 asks for a 420 answer (AppendUnknownAttributes).
+	ErrUnknownAttribute = errors.New("unknown comprehension-required attribute")
 	// ErrFingerprint means the message's FINGERPRINT does not match.
 	ErrFingerprint = errors.New("bad fingerprint")
 	// ErrTooLarge means no permitted answer fits the size limit.

@@ -16,11 +16,13 @@ func seedMessages(t testing.TB) [][]byte {
 		build(stun.BindingRequest, true),
 		build(stun.NewType(stun.MethodAllocate, stun.ClassRequest), false,
 			rawAttr{stun.AttrRequestedTransport, []byte{17, 0, 0, 0}}),
+		build(stun.BindingRequest, true, session, rawAttr{0x7f01, []byte{1, 2, 3, 4}}),
 	}
 	for _, g := range []string{
 		goldenProbeMin, goldenProbeFull, goldenProbePadded, goldenProbeWorked, goldenKeepalive,
 		goldenRedirectFull4, goldenRedirectTrimmed4, goldenRedirectFull6, goldenStockMin4, goldenStockMinFP4,
 		goldenStockMinFP6, goldenAllocate, goldenKeepaliveAnswer4, goldenKeepaliveAnswerDrain6, goldenUnauthorized,
+		goldenOverloadProbe, goldenOverloadBinding, goldenOverloadAllocate, goldenUnknownAttributes,
 	} {
 		seeds = append(seeds, unhex(t, g))
 	}
@@ -29,7 +31,7 @@ func seedMessages(t testing.TB) [][]byte {
 
 // isWireError reports whether err is one of the decoders' sentinels.
 func isWireError(err error) bool {
-	for _, s := range []error{ErrNotSTUN, ErrNotRequest, ErrMethod, ErrAttribute, ErrFingerprint, ErrNotResponse} {
+	for _, s := range []error{ErrNotSTUN, ErrNotRequest, ErrMethod, ErrAttribute, ErrFingerprint, ErrNotResponse, ErrUnknownAttribute} {
 		if errors.Is(err, s) {
 			return true
 		}
@@ -55,10 +57,20 @@ func FuzzDecodeRequest(f *testing.F) {
 			req  Request
 			resp Response
 		)
-		if err := d.DecodeRequest(b, &req); err != nil {
-			if !isWireError(err) {
-				t.Fatalf("unexpected error %v", err)
-			}
+		err := d.DecodeRequest(b, &req)
+		if err != nil && !isWireError(err) {
+			t.Fatalf("unexpected error %v", err)
+		}
+		if err == nil && req.NumUnknown != 0 || errors.Is(err, ErrUnknownAttribute) && req.NumUnknown == 0 {
+			t.Fatalf("%d unknown attributes with error %v", req.NumUnknown, err)
+		}
+		if errors.Is(err, ErrUnknownAttribute) {
+			checkAnswer(t, &d, &req, len(b), int(factor%5), func(limit int) ([]byte, error) {
+				return e.AppendUnknownAttributes(nil, &req, limit)
+			})
+			return
+		}
+		if err != nil {
 			return
 		}
 		if req.Size != len(b) || len(req.Service) > MaxServiceLen || len(req.Ticket) > MaxTicketLen {
@@ -96,7 +108,33 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		out, err := e.AppendErrorAnswer(nil, &req, stun.CodeUnauthorized, limit)
 		check("error answer", out, err)
+		out, err = e.AppendOverload(nil, &req, goldenRetryAfter, limit)
+		check("overload answer", out, err)
 	})
+}
+
+// checkAnswer checks the answer encode writes to the decoded request req of
+// n bytes, within the limit for stock factor factor: the size rule, and
+// that it decodes as an answer to req.
+func checkAnswer(t *testing.T, d *Decoder, req *Request, n, factor int, encode func(limit int) ([]byte, error)) {
+	t.Helper()
+	limit := Limit(req, factor)
+	out, err := encode(limit)
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		if len(out) != 0 {
+			t.Fatalf("ErrTooLarge with %d bytes", len(out))
+		}
+		return
+	case err != nil:
+		t.Fatal(err)
+	case len(out) > limit:
+		t.Fatalf("%d bytes to a %d-byte request, limit %d", len(out), n, limit)
+	}
+	var resp Response
+	if err := d.DecodeResponse(out, &resp); err != nil || resp.TxID != req.TxID || resp.Code != stun.CodeUnknownAttribute {
+		t.Fatalf("answer decodes as code %d, %v", resp.Code, err)
+	}
 }
 
 func FuzzDecodeResponse(f *testing.F) {

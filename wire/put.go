@@ -73,6 +73,29 @@ func putUint64(b []byte, n int, t stun.AttrType, v uint64) int {
 	return n + 8
 }
 
+// putUint32 writes attribute t with the big-endian value v at b[n:] and
+// returns the offset after it.
+func putUint32(b []byte, n int, t stun.AttrType, v uint32) int {
+	n = putAttrHeader(b, n, t, 4)
+	binary.BigEndian.PutUint32(b[n:n+4], v)
+	return n + 4
+}
+
+// putAttrTypes writes attribute t holding the 16-bit attribute types ts
+// (the UNKNOWN-ATTRIBUTES encoding) at b[n:], zero padded to the STUN
+// alignment, and returns the offset after it.
+func putAttrTypes(b []byte, n int, t stun.AttrType, ts []stun.AttrType) int {
+	n = putAttrHeader(b, n, t, 2*len(ts))
+	for _, u := range ts {
+		binary.BigEndian.PutUint16(b[n:n+2], u.Value())
+		n += 2
+	}
+	for ; n&3 != 0; n++ {
+		b[n] = 0
+	}
+	return n
+}
+
 // putUint32Pair writes attribute t with the big-endian values x then y at
 // b[n:] and returns the offset after it.
 func putUint32Pair(b []byte, n int, t stun.AttrType, x, y uint32) int {

@@ -39,6 +39,12 @@ type Request struct {
 	// attribute's header, for VerifyIntegrity; zero when absent. Attributes
 	// after it other than FINGERPRINT are ignored (RFC 8489, section 14.5).
 	Integrity int
+	// Unknown holds the first NumUnknown comprehension-required attributes
+	// the request carries that Usher does not understand; DecodeRequest then
+	// fails with ErrUnknownAttribute. Repeats are listed once.
+	Unknown [MaxUnknown]stun.AttrType
+	// NumUnknown is how many of Unknown are set.
+	NumUnknown int
 	// Size is the request's size on the wire in bytes.
 	Size int
 }
@@ -51,7 +57,11 @@ type Decoder struct {
 
 // DecodeRequest decodes the datagram b into r. It accepts Binding and TURN
 // Allocate requests and fails, with an error matching one of the package's
-// Err values, on anything else. r's slices alias b.
+// Err values, on anything else. A request carrying comprehension-required
+// attributes it does not understand (see understood) is decoded all the
+// same, lists them in r.Unknown, and fails with ErrUnknownAttribute, unless
+// a graver error (a malformed Usher attribute, a bad fingerprint) comes
+// first. r's slices alias b.
 func (d *Decoder) DecodeRequest(b []byte, r *Request) error {
 	// A STUN message starts with two zero bits (RFC 8489, section 5).
 	if !stun.IsMessage(b) || b[0]&0xc0 != 0 {
@@ -124,7 +134,51 @@ func (d *Decoder) DecodeRequest(b []byte, r *Request) error {
 				return ErrFingerprint
 			}
 			r.Fingerprint = true
+		default:
+			if a.Type < 0x8000 && !understood(a.Type) {
+				r.noteUnknown(a.Type)
+			}
 		}
 	}
+	if r.NumUnknown > 0 {
+		return ErrUnknownAttribute
+	}
 	return nil
+}
+
+// attrAccessToken is ACCESS-TOKEN (RFC 7635), which pion/stun does not name.
+const attrAccessToken stun.AttrType = 0x001B
+
+// noteUnknown adds t to r.Unknown unless it is there or the list is full.
+func (r *Request) noteUnknown(t stun.AttrType) {
+	for _, u := range r.Unknown[:r.NumUnknown] {
+		if u == t {
+			return
+		}
+	}
+	if r.NumUnknown < MaxUnknown {
+		r.Unknown[r.NumUnknown] = t
+		r.NumUnknown++
+	}
+}
+
+// understood reports whether the comprehension-required attribute t is one
+// Usher accepts in a request without a 420. Besides those it reads and
+// PADDING (RFC 5780), with which Usher's client makes room for the answer,
+// these are the STUN attributes a client may send a STUN server (RFC 8489: the
+// credentials and their variants, which a redirect does not need checked),
+// the attributes of a TURN Allocate (RFC 8656 and RFC 7635's ACCESS-TOKEN),
+// which the alternate server reads, and ICE's PRIORITY and USE-CANDIDATE
+// (RFC 8445). CHANGE-REQUEST (RFC 5780) is deliberately absent: a 420 is
+// how a NAT-discovery client learns that a server does not support it.
+func understood(t stun.AttrType) bool {
+	switch t {
+	case stun.AttrUsername, stun.AttrMessageIntegrity, stun.AttrRealm, stun.AttrNonce,
+		stun.AttrMessageIntegritySHA256, stun.AttrPasswordAlgorithm, stun.AttrUserhash,
+		stun.AttrLifetime, stun.AttrRequestedTransport, stun.AttrDontFragment,
+		stun.AttrEvenPort, stun.AttrReservationToken, stun.AttrRequestedAddressFamily,
+		attrAccessToken, stun.AttrPriority, stun.AttrUseCandidate, stun.AttrPadding:
+		return true
+	}
+	return false
 }

@@ -38,6 +38,14 @@ type Response struct {
 	NumBackups int
 	// Drain reports USHER-DRAIN.
 	Drain bool
+	// RetryAfter is the USHER-RETRY-AFTER of an overload answer: how long
+	// to wait before probing again; zero when absent.
+	RetryAfter time.Duration
+	// Unknown holds the first NumUnknown attribute types of a 420 answer's
+	// UNKNOWN-ATTRIBUTES.
+	Unknown [MaxUnknown]stun.AttrType
+	// NumUnknown is how many of Unknown are set.
+	NumUnknown int
 	// Size is the answer's size on the wire in bytes.
 	Size int
 }
@@ -96,6 +104,17 @@ func (d *Decoder) DecodeResponse(b []byte, r *Response) error {
 			if ap, ok = xorAddress(a.Value, &m.TransactionID); ok && r.NumBackups < MaxBackups {
 				r.Backups[r.NumBackups] = ap
 				r.NumBackups++
+			}
+		case AttrRetryAfter:
+			if ok = len(a.Value) == 4; ok {
+				r.RetryAfter = time.Duration(binary.BigEndian.Uint32(a.Value)) * time.Millisecond
+			}
+		case stun.AttrUnknownAttributes:
+			if ok = len(a.Value)%2 == 0; ok {
+				for i := 0; i+2 <= len(a.Value) && r.NumUnknown < MaxUnknown; i += 2 {
+					r.Unknown[r.NumUnknown] = stun.AttrType(binary.BigEndian.Uint16(a.Value[i:]))
+					r.NumUnknown++
+				}
 			}
 		case AttrDrain:
 			r.Drain, ok = true, len(a.Value) == 0
