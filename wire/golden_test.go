@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/dchest/siphash"
@@ -449,5 +451,26 @@ func TestGoldenWorkedExample(t *testing.T) {
 	}
 	if want := unhex(t, goldenRedirectFull4); !bytes.Equal(got, want) {
 		t.Fatalf("got\n%swant\n%s", dump(got), dump(want))
+	}
+}
+
+// TestProtocolDocWorkedExample checks that the redirect of docs/protocol.md's
+// worked example is the one the encoder writes (goldenRedirectFull4), so
+// the document cannot keep an older ticket version or fingerprint.
+func TestProtocolDocWorkedExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, example, ok := strings.Cut(string(doc), "## Worked example")
+	if !ok {
+		t.Fatal("docs/protocol.md has no worked example")
+	}
+	blocks := strings.Split(example, "```")
+	if len(blocks) < 4 {
+		t.Fatal("the worked example lacks its redirect")
+	}
+	if got, want := unhex(t, blocks[3]), unhex(t, goldenRedirectFull4); !bytes.Equal(got, want) {
+		t.Errorf("the worked example's redirect is\n%swant\n%s", dump(got), dump(want))
 	}
 }
