@@ -590,11 +590,10 @@ func (a *Agent) publish() {
 }
 
 // exportMetrics reports the packet paths' counters and the node's gauges to
-// the telemetry; the agent's registry runs it at each scrape. Labelled
+// one scrape t; the agent's registry runs it at each scrape. Labelled
 // series are named in full (every drop reason, every node of the view,
 // every configured service), so each exists before it first moves.
-func (a *Agent) exportMetrics() {
-	t := a.tel
+func (a *Agent) exportMetrics(t *metricScrape) {
 	sessions, accepted := a.ep.Load()
 	t.gauge("sessions", float64(sessions))
 	t.gauge("capacity", float64(a.capacity.Load()))

@@ -20,24 +20,30 @@ import (
 //
 // The packet paths never touch it: they bump atomic counters. At each
 // scrape the registry collects telemetry, which runs the agent's export
-// function; that reads the atomics and the node's state and hands each
-// figure to gauge, counter or serviceGauge, which emit it as a constant
-// metric of this scrape. So a scrape shows the figures of that moment,
-// nothing is stored between scrapes, and a series exists as soon as the
-// export names it, moved or not.
+// function with a [metricScrape]; the export reads the atomics and the
+// node's state and hands each figure to the scrape's gauge, counter or
+// serviceGauge, which emit it as a constant metric. So a scrape shows the
+// figures of that moment, nothing is stored between scrapes, and a series
+// exists as soon as the export names it, moved or not.
 type telemetry struct {
 	reg    *prometheus.Registry
-	export func()
+	export func(*metricScrape)
 
-	mu    sync.Mutex // one collection at a time; guards out and descs
-	out   chan<- prometheus.Metric
+	mu    sync.Mutex // guards descs
 	descs map[string]*prometheus.Desc
 }
 
+// metricScrape is one collection under way: what the export reports goes
+// to out.
+type metricScrape struct {
+	t   *telemetry
+	out chan<- prometheus.Metric
+}
+
 // newTelemetry builds an agent's registry. export is called at each scrape
-// and reports every figure through the telemetry's gauge, counter and
+// and reports every figure through the scrape's gauge, counter and
 // serviceGauge.
-func newTelemetry(export func()) (*telemetry, error) {
+func newTelemetry(export func(*metricScrape)) (*telemetry, error) {
 	t := &telemetry{reg: prometheus.NewRegistry(), export: export, descs: make(map[string]*prometheus.Desc)}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "usher_build_info",
@@ -135,51 +141,53 @@ func (t *telemetry) Describe(chan<- *prometheus.Desc) {}
 
 // Collect runs the export, which emits every figure into ch.
 func (t *telemetry) Collect(ch chan<- prometheus.Metric) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.out = ch
-	t.export()
-	t.out = nil
+	t.export(&metricScrape{t: t, out: ch})
 }
 
 // gauge emits the gauge usher_<name>.
-func (t *telemetry) gauge(name string, v float64) {
-	t.emit("usher_"+name, name, prometheus.GaugeValue, v, nil)
+func (s *metricScrape) gauge(name string, v float64) {
+	s.emit("usher_"+name, name, prometheus.GaugeValue, v, nil)
 }
 
 // serviceGauge emits the gauge usher_<name> of one named service.
-func (t *telemetry) serviceGauge(name, service string, v float64) {
-	t.emit("usher_"+name, name, prometheus.GaugeValue, v, []metrics.Label{{Name: "service", Value: service}})
+func (s *metricScrape) serviceGauge(name, service string, v float64) {
+	s.emit("usher_"+name, name, prometheus.GaugeValue, v, []metrics.Label{{Name: "service", Value: service}})
 }
 
 // counter emits the counter usher_<name>_total (with labels) at total.
-func (t *telemetry) counter(name string, total uint64, labels ...metrics.Label) {
-	t.emit("usher_"+name+"_total", name, prometheus.CounterValue, float64(total), labels)
+func (s *metricScrape) counter(name string, total uint64, labels ...metrics.Label) {
+	s.emit("usher_"+name+"_total", name, prometheus.CounterValue, float64(total), labels)
 }
 
-// emit sends one series to the collection under way; outside a collection
-// it does nothing. A figure missing from metricHelp goes out with empty
-// help, which TestMetricsHelp catches.
-func (t *telemetry) emit(full, name string, vt prometheus.ValueType, v float64, labels []metrics.Label) {
-	if t.out == nil {
-		return
-	}
+// emit sends one series to the collection. A figure missing from
+// metricHelp goes out with empty help, which TestMetricsExposition
+// catches; one emitted twice fails the scrape.
+func (s *metricScrape) emit(full, name string, vt prometheus.ValueType, v float64, labels []metrics.Label) {
 	names := make([]string, len(labels))
 	values := make([]string, len(labels))
 	for i, l := range labels {
 		names[i], values[i] = l.Name, l.Value
 	}
-	key := full + "\x00" + strings.Join(names, "\x00")
-	d, ok := t.descs[key]
-	if !ok {
-		d = prometheus.NewDesc(full, helpByName[name], names, nil)
-		t.descs[key] = d
-	}
+	d := s.t.desc(full, helpByName[name], names)
 	m, err := prometheus.NewConstMetric(d, vt, v, values...)
 	if err != nil {
 		m = prometheus.NewInvalidMetric(d, err)
 	}
-	t.out <- m
+	s.out <- m
+}
+
+// desc returns the description of the metric full with label names,
+// made once.
+func (t *telemetry) desc(full, help string, names []string) *prometheus.Desc {
+	key := full + "\x00" + strings.Join(names, "\x00")
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d, ok := t.descs[key]
+	if !ok {
+		d = prometheus.NewDesc(full, help, names, nil)
+		t.descs[key] = d
+	}
+	return d
 }
 
 // handler serves the Prometheus exposition of the agent's registry.
