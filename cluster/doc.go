@@ -81,9 +81,10 @@
 // configuration yet, or the leader and voters named by the leader's latest
 // state message (so that a node whose configuration went stale while it
 // was down still accepts the leader that adds it back). Everything else is
-// closed before Raft reads a byte, counted (Stats.RaftRefused and the
-// go-metrics counter cluster.raft.rejected) and logged at Warn, at most
-// once per five seconds. Handshakes in flight are bounded, so a flood of silent
+// closed before Raft reads a byte, counted (Stats.RaftRefused, which the
+// agent exports as usher_raft_refused_total, and the go-metrics counter
+// cluster.raft.rejected) and logged at Warn, at most once per five
+// seconds. Handshakes in flight are bounded, so a flood of silent
 // connections holds a bounded number of sockets for a bounded time. The
 // dialing node checks the server's certificate the same way and, when its
 // configuration names the server at that address, that the certificate

@@ -395,8 +395,8 @@ func rise(before, after *farmSnapshot, series string) float64 {
 
 // Metric series the attacks are refused by.
 const (
-	raftRefused   = "usher_raft_refused"
-	handoffReplay = `usher_endpoint_dropped{reason="handoff_replay"}`
+	raftRefused   = "usher_raft_refused_total"
+	handoffReplay = `usher_endpoint_dropped_total{reason="handoff_replay"}`
 )
 
 // unchanged lists how the farm differs between before and after in what

@@ -174,7 +174,7 @@ func (u undoStack) run() {
 func (a *Agent) openEndpoint(logger hclog.Logger, key []byte, undo *undoStack) (err error) {
 	cfg := a.cfg
 	p := cfg.Parsed
-	if a.tel, err = newTelemetry(); err != nil {
+	if a.tel, err = newTelemetry(a.exportMetrics); err != nil {
 		return err
 	}
 	if cfg.VIPEvents != "" {
@@ -527,7 +527,6 @@ func (a *Agent) viewLoop() {
 	gap.Stop()
 	armed := false
 	var last time.Time
-	lastExport := time.Now()
 	for {
 		select {
 		case <-a.stop:
@@ -547,10 +546,6 @@ func (a *Agent) viewLoop() {
 		}
 		last = time.Now()
 		a.publish()
-		if time.Since(lastExport) >= time.Second {
-			lastExport = time.Now()
-			a.exportMetrics()
-		}
 	}
 }
 
@@ -599,10 +594,11 @@ func (a *Agent) publish() {
 	a.serviceViews.Store(newServiceViews(named))
 }
 
-// exportMetrics copies the packet paths' counters and the node's gauges into
-// go-metrics.
-func (a *Agent) exportMetrics() {
-	t := a.tel
+// exportMetrics reports the packet paths' counters and the node's gauges to
+// one scrape t; the agent's registry runs it at each scrape. Labelled
+// series are named in full (every drop reason, every node of the view,
+// every configured service), so each exists before it first moves.
+func (a *Agent) exportMetrics(t *metricScrape) {
 	sessions, accepted := a.ep.Load()
 	t.gauge("sessions", float64(sessions))
 	t.gauge("capacity", float64(a.capacity.Load()))
@@ -622,11 +618,16 @@ func (a *Agent) exportMetrics() {
 	t.counter("balancer_stun_binding_answered", rs.StockBindings)
 	t.counter("probes_overloaded", rs.Overloaded)
 	t.counter("probes_unknown_attribute", rs.UnknownAttribute)
-	for reason, n := range rs.Drops {
-		t.counter("probes_dropped", n, metrics.Label{Name: "reason", Value: reason})
+	for _, reason := range dropLabels() {
+		t.counter("probes_dropped", rs.Drops[reason], metrics.Label{Name: "reason", Value: reason})
 	}
-	for node, n := range a.resp.Assigned() {
-		t.counter("assignments", n, metrics.Label{Name: "node", Value: node})
+	assigned := a.resp.Assigned()
+	var viewNodes []string
+	for _, n := range a.view.Load().Nodes() {
+		viewNodes = append(viewNodes, n.ID)
+	}
+	for _, node := range assignmentNodes(viewNodes, assigned) {
+		t.counter("assignments", assigned[node], metrics.Label{Name: "node", Value: node})
 	}
 	t.counter("lost_server_reports", a.verify.reported.Load())
 	t.counter("lost_server_confirmed", a.verify.confirmed.Load())
@@ -650,8 +651,8 @@ func (a *Agent) exportMetrics() {
 	t.counter("stun_binding_answered", es.Stock)
 	t.counter("tickets_refused", es.Refused)
 	t.counter("endpoint_unknown_attribute", es.Unknown)
-	for reason, n := range es.Drops {
-		t.counter("endpoint_dropped", n, metrics.Label{Name: "reason", Value: reason})
+	for _, reason := range dropLabels() {
+		t.counter("endpoint_dropped", es.Drops[reason], metrics.Label{Name: "reason", Value: reason})
 	}
 }
 

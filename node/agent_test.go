@@ -143,7 +143,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"usher_probes_answered", "usher_balancer_stun_binding_answered", "usher_keepalives_answered", "usher_sessions",
+	for _, want := range []string{"usher_probes_answered_total", "usher_balancer_stun_binding_answered_total", "usher_keepalives_answered_total", "usher_sessions",
 		"go_goroutines", "process_cpu_seconds_total"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -98,11 +98,7 @@ func (a *Agent) handler(log hclog.Logger, acc *apiAccess) http.Handler {
 	})
 	a.keyringRoutes(handle, log)
 	a.operatorRoutes(handle, log)
-	metrics := a.tel.handler()
-	handle("GET /metrics", needNone, func(w http.ResponseWriter, r *http.Request) {
-		a.exportMetrics()
-		metrics.ServeHTTP(w, r)
-	})
+	handle("GET /metrics", needNone, a.tel.handler().ServeHTTP)
 	handle("/", needNone, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/v1/health", "/v1/status", "/v1/view", "/v1/sessions", "/v1/drain", "/v1/members", "/v1/leave", "/v1/reload", "/metrics",

@@ -42,8 +42,10 @@
 //     address when it takes it and stops it when it lets go, and only the
 //     cluster's VIP owner goroutine makes it do either: the agent ends its
 //     hold by shutting the cluster down.
-//   - metrics (go-metrics, exported to Prometheus at /metrics, with the
-//     cluster's, Raft's and memberlist's) and the HTTP API (/v1/status,
+//   - metrics (a Prometheus registry per agent, served at /metrics: the
+//     agent's own figures read at each scrape, and a curated set of the
+//     cluster's, Raft's and memberlist's go-metrics, bridged from
+//     go-metrics' process-wide instance) and the HTTP API (/v1/status,
 //     /v1/members, /v1/view, /v1/sessions, /v1/drain, /v1/leave, /v1/reload, /v1/health).
 //
 // With respond_from = "server" the leader does not answer a probe itself: it
@@ -81,8 +83,8 @@
 // is dropped and counted by reason (not_stun, not_request, method,
 // attribute, fingerprint, too_large, no_server, not_leader,
 // unknown_service, handoff_invalid, handoff_stale, handoff_replay); the
-// packet paths count with atomics, and the counts
-// reach go-metrics when metrics are exported. A request no server can take
+// packet paths count with atomics, and each scrape of /metrics reads the
+// counts. A request no server can take
 // is not dropped but refused (508, or 500 to a stock Binding, with
 // USHER-RETRY-AFTER for an Usher probe; probes_overloaded), and one with
 // unknown comprehension-required attributes gets 420 (see

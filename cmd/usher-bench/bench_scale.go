@@ -549,8 +549,8 @@ func (c *scaleCluster) snapshot(ctx context.Context) []scaleSnap {
 			return
 		}
 		s.at = time.Now()
-		udp, _ := promSum(body, "usher_memberlist_udp_sent")
-		tcp, _ := promSum(body, "usher_memberlist_tcp_sent")
+		udp, _ := promSum(body, "usher_memberlist_udp_sent_bytes_total")
+		tcp, _ := promSum(body, "usher_memberlist_tcp_sent_bytes_total")
 		s.bytes, s.ok = udp+tcp, true
 	})
 	return out

@@ -19,13 +19,13 @@ import (
 )
 
 func TestPromSum(t *testing.T) {
-	body := []byte(`# HELP usher_memberlist_udp_sent counter
-# TYPE usher_memberlist_udp_sent counter
-usher_memberlist_udp_sent 1234.5
-usher_memberlist_udp_sent_total 99
-usher_memberlist_tcp_sent{network="lan"} 100
-usher_memberlist_tcp_sent{network="wan"} 1e3
-usher_memberlist_tcp_sentinel 7
+	body := []byte(`# HELP usher_memberlist_udp_sent_bytes_total Bytes memberlist sent over UDP.
+# TYPE usher_memberlist_udp_sent_bytes_total counter
+usher_memberlist_udp_sent_bytes_total 1234.5
+usher_memberlist_udp_sent_bytes_total_extra 99
+usher_memberlist_tcp_sent_bytes_total{network="lan"} 100
+usher_memberlist_tcp_sent_bytes_total{network="wan"} 1e3
+usher_memberlist_tcp_sent_bytes_totalled 7
 usher_sessions 3 1700000000000
 `)
 	tests := []struct {
@@ -33,8 +33,8 @@ usher_sessions 3 1700000000000
 		want  float64
 		found bool
 	}{
-		{"usher_memberlist_udp_sent", 1234.5, true},
-		{"usher_memberlist_tcp_sent", 1100, true},
+		{"usher_memberlist_udp_sent_bytes_total", 1234.5, true},
+		{"usher_memberlist_tcp_sent_bytes_total", 1100, true},
 		{"usher_sessions", 3, true},
 		{"usher_memberlist", 0, false},
 		{"usher_absent", 0, false},
