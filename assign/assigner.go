@@ -281,10 +281,10 @@ func (a *Assigner) Warm() bool {
 
 // Pending returns the number of live ledger entries for the node with the
 // given ID, of session and stock picks together: redirects sent to it that
-// its reports do not show yet. It is 0
-// for a node not in the view and always 0 with NoLedger. It drops expired
-// entries as a side effect, so like every method it must be called from the
-// goroutine that owns the Assigner.
+// its reports do not show yet. It is 0 for a node not in the view and
+// always 0 with NoLedger. It drops expired entries as a side effect, so
+// like every method it must be called from the goroutine that owns the
+// Assigner.
 func (a *Assigner) Pending(id string) int {
 	i, ok := a.view.index(id)
 	if !ok {
