@@ -56,7 +56,7 @@ func TestPickAndBackupsDoNotAllocate(t *testing.T) {
 				}
 				if got := testing.AllocsPerRun(1000, func() {
 					i++
-					_, dst, _ = a.PickFor(IPv4, sid(i), avoid, dst[:0], 3)
+					_, dst, _ = a.PickFor(IPv4, sid(i), avoid, dst[:0], 3, BookSession)
 				}); got != 0 {
 					t.Errorf("PickFor: %v allocations per run", got)
 				}

@@ -11,7 +11,8 @@ import (
 var ErrNoServer = errors.New("assign: no eligible server")
 
 // Config configures an [Assigner]. The zero value is usable: least-loaded,
-// reports never stale, a 5 s pending TTL, the ledger on, and a warm-up.
+// reports never stale, a 2 s pending TTL, the ledger on, stock picks
+// booking at most an eighth of each node's capacity, and a warm-up.
 type Config struct {
 	// Policy chooses among eligible nodes.
 	Policy Policy
@@ -20,8 +21,16 @@ type Config struct {
 	StaleAfter time.Duration
 	// PendingTTL is how long a ledger entry lives if the node's reports never
 	// account for it (the client never arrived). Zero means
-	// DefaultPendingTTL.
+	// DefaultPendingTTL. It should be what a real client needs to reach its
+	// server plus the time a report takes to show it, and no more: every
+	// entry a stranger books lives this long.
 	PendingTTL time.Duration
+	// StockShare is the share of a node's capacity that the pending
+	// entries of stock picks (BookStock) may take: a node keeps at most
+	// ceil(StockShare × Capacity) of them, at least one, and a stock pick
+	// beyond that replaces its oldest. Zero means DefaultStockShare; a
+	// negative value makes stock picks book nothing.
+	StockShare float64
 	// NoLedger disables the pending ledger, so load is the reported sessions
 	// alone. It exists to measure what the ledger is worth (this package's
 	// simulations compare assigners with and without it; a user's own
@@ -46,6 +55,10 @@ type Config struct {
 
 // DefaultSpread is LeastLoaded's default band above the mean, in sessions.
 const DefaultSpread = 10
+
+// DefaultStockShare is the default Config.StockShare: an eighth of each
+// node's capacity.
+const DefaultStockShare = 0.125
 
 // Assigner picks servers for new sessions from the installed [View] and its
 // pending ledger.
@@ -79,7 +92,9 @@ type Assigner struct {
 // and what eligible needs of the installed view's entry for it in a form
 // cheaper to test on every pick.
 type nodeState struct {
-	led          ledger
+	led          ledger    // pending entries of BookSession picks, at most Capacity
+	stock        ledger    // pending entries of BookStock picks, at most stockCap
+	stockCap     int       // the most entries stock may hold (Config.StockShare)
 	accepted     uint64    // Accepted in the last reconciled report
 	reconciledAt time.Time // ReportedAt of that report
 	hrw          uint64    // hashNodeID(ID), for Sticky
@@ -156,6 +171,8 @@ func (a *Assigner) SetView(v *View) {
 			*st = nodeState{accepted: nd.Accepted, reconciledAt: nd.ReportedAt, hrw: hashNodeID(nd.ID)}
 		}
 		st.led.expire(cutoff)
+		st.stock.expire(cutoff)
+		st.stockCap = a.stockCap(nd.Capacity)
 		st.closed = nd.Draining || nd.Suspect || nd.Capacity <= 0 || !nd.Addr.IsValid()
 		st.families = nd.families()
 		if nd.Addr.IsValid() {
@@ -195,9 +212,24 @@ func (a *Assigner) reconcile(st *nodeState, nd *Node) {
 	default: // the counter restarted with the node
 		k = nd.Accepted
 	}
-	st.led.dropOldest(k)
+	// A client that arrived may have been booked either way: the oldest
+	// entries go first, whichever ledger holds them.
+	dropOldestOf(&st.led, &st.stock, k)
 	st.accepted = nd.Accepted
 	st.reconciledAt = nd.ReportedAt
+}
+
+// stockCap returns how many pending entries of stock picks a node of the
+// given capacity keeps (see Config.StockShare).
+func (a *Assigner) stockCap(capacity int) int {
+	share := a.cfg.StockShare
+	switch {
+	case share < 0 || capacity <= 0:
+		return 0
+	case share == 0:
+		share = DefaultStockShare
+	}
+	return max(1, int(math.Ceil(share*float64(capacity))))
 }
 
 // caughtUp reports whether every node of v that may still be assigned has a
@@ -248,18 +280,21 @@ func (a *Assigner) Warm() bool {
 }
 
 // Pending returns the number of live ledger entries for the node with the
-// given ID: redirects sent to it that its reports do not show yet. It is 0
-// for a node not in the view and always 0 with NoLedger. It drops expired
-// entries as a side effect, so like every method it must be called from the
-// goroutine that owns the Assigner.
+// given ID, of session and stock picks together: redirects sent to it that
+// its reports do not show yet. It is 0 for a node not in the view and
+// always 0 with NoLedger. It drops expired entries as a side effect, so
+// like every method it must be called from the goroutine that owns the
+// Assigner.
 func (a *Assigner) Pending(id string) int {
 	i, ok := a.view.index(id)
 	if !ok {
 		return 0
 	}
-	l := &a.state[i].led
-	l.expire(before(unixNano(a.now()), a.ttl))
-	return l.len()
+	st := &a.state[i]
+	cutoff := before(unixNano(a.now()), a.ttl)
+	st.led.expire(cutoff)
+	st.stock.expire(cutoff)
+	return st.led.len() + st.stock.len()
 }
 
 // TakePicks calls f with the ID of every node of the installed view that

@@ -14,13 +14,19 @@
 // # Eligibility
 //
 // A node is eligible when it is not draining, not suspect, has a valid
-// address and a positive capacity, its reported sessions plus its pending
-// ledger entries are below that capacity, and (when Config.StaleAfter is
-// set) its report is no older than StaleAfter. [Assigner.Pick] never returns
-// anything else (design invariant 5), and never sends a client back to the
-// server it says it just lost. [Assigner.PickFor] also leaves out the nodes
-// whose address is of the other family than the client's, which the client
-// cannot reach.
+// address and a positive capacity, its reported sessions are below that
+// capacity, and (when Config.StaleAfter is set) its report is no older than
+// StaleAfter. [Assigner.Pick] never returns anything else (design invariant
+// 5), and never sends a client back to the server it says it just lost.
+// [Assigner.PickFor] also leaves out the nodes whose address is of the
+// other family than the client's, which the client cannot reach.
+//
+// Pending entries (below) narrow the choice without closing the farm: while
+// some eligible node has room counting its pending entries too, the pick is
+// among those; when none has, it is among all the eligible nodes, still by
+// load counting the entries. So a node is passed over once the redirects
+// on their way would fill it, yet a farm whose reports show room answers
+// every probe, however many redirects anyone has had made.
 //
 // # The pending ledger
 //
@@ -36,6 +42,19 @@
 // Entries the reports never confirm (the client went elsewhere or gave up)
 // expire after Config.PendingTTL. A node that leaves the view takes its
 // entries with it.
+//
+// Anyone can have picks made, one datagram each, and most of those clients
+// never arrive, so what a pick books is bounded three ways. A node's entries
+// of [BookSession] picks (an Usher probe's, whose ticket is good at that
+// server alone) are at most its capacity, and those of [BookStock] picks (a
+// stock STUN or TURN request, which may be anyone's) at most
+// Config.StockShare of it, an eighth by default; past either bound a new
+// entry replaces the oldest. Entries live Config.PendingTTL, which the
+// caller sets to what a real client needs to reach its server and show in
+// a report, about 2 s. And pending entries never make a node ineligible on
+// their own (see Eligibility). A flood of stock requests thus leaves seven
+// eighths of every node's capacity to ticketed clients, and a flood of any
+// kind can skew which node is picked but never make the farm refuse.
 //
 // The package's simulation test shows the effect: ten equal nodes, 5,000
 // clients in bursts of 100, and a view 500 ms old. With the ledger,

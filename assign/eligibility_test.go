@@ -100,22 +100,34 @@ func TestZeroStaleAfterNeverStale(t *testing.T) {
 	}
 }
 
+// TestPendingCountsTowardsFull: a node whose sessions plus pending entries
+// reach its capacity is passed over while another node has room counting
+// its own, but it is still picked when no node has (its report says it has
+// room), and its ledger then never outgrows its capacity.
 func TestPendingCountsTowardsFull(t *testing.T) {
 	for _, p := range allPolicies {
 		t.Run(p.String(), func(t *testing.T) {
 			c := newFakeClock()
-			a := newTestAssigner(Config{Policy: p}, c, 1, []Node{nodeN(c, 0, 1, 3)})
-			for i := range 2 {
-				if _, err := a.Pick(sid(uint64(i)), netip.AddrPort{}); err != nil {
-					t.Fatalf("pick %d: %v", i, err)
+			small := nodeN(c, 0, 1, 3)
+			a := newTestAssigner(Config{Policy: p}, c, 1, []Node{small})
+			pickIDs(t, a, 2) // 1 session + 2 pending = capacity 3
+			a.SetView(NewView([]Node{small, nodeN(c, 1, 0, 1000)}))
+			for i := range 100 {
+				if n, err := a.Pick(sid(uint64(i)), none); err != nil || n.ID == small.ID {
+					t.Fatalf("pick %d = %s, %v; want n01, which has room", i, n.ID, err)
 				}
 			}
-			// 1 session + 2 pending = capacity 3: full.
-			if _, err := a.Pick(sid(9), netip.AddrPort{}); !errors.Is(err, ErrNoServer) {
-				t.Fatalf("third pick: err = %v, want ErrNoServer", err)
-			}
-			if got := a.Pending("n00"); got != 2 {
+			if got := a.Pending(small.ID); got != 2 {
 				t.Errorf("Pending = %d, want 2", got)
+			}
+			a.SetView(NewView([]Node{small}))
+			for i := range 10 {
+				if n, err := a.Pick(sid(uint64(i)), none); err != nil {
+					t.Fatalf("alone, full only by its pending entries: pick %d = %s, %v", i, n.ID, err)
+				}
+			}
+			if got := a.Pending(small.ID); got != small.Capacity {
+				t.Errorf("after 10 more picks: Pending = %d, want the capacity %d", got, small.Capacity)
 			}
 		})
 	}

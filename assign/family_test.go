@@ -50,7 +50,7 @@ func TestPickForFamily(t *testing.T) {
 			seen := map[Family]int{}
 			for i := range 60 {
 				fam := Family(i % 3) // AnyFamily, IPv4, IPv6 in turn
-				nd, bk, err := a.PickFor(fam, sid(uint64(i)), netip.AddrPort{}, nil, 4)
+				nd, bk, err := a.PickFor(fam, sid(uint64(i)), netip.AddrPort{}, nil, 4, BookSession)
 				if err != nil {
 					t.Fatalf("%v: %v", fam, err)
 				}
@@ -74,18 +74,18 @@ func TestPickForFamily(t *testing.T) {
 			i := uint64(0)
 			if got := testing.AllocsPerRun(200, func() {
 				i++
-				_, dst, _ = a.PickFor(IPv6, sid(i), netip.AddrPort{}, dst[:0], 2)
+				_, dst, _ = a.PickFor(IPv6, sid(i), netip.AddrPort{}, dst[:0], 2, BookSession)
 			}); got != 0 {
 				t.Errorf("PickFor in a view of both families: %v allocations per run", got)
 			}
 			only4 := newTestAssigner(Config{Policy: p}, c, 1, equalNodes(c, 3, 1000))
-			if _, _, err := only4.PickFor(IPv6, sid(1), netip.AddrPort{}, nil, 2); !errors.Is(err, ErrNoServer) {
+			if _, _, err := only4.PickFor(IPv6, sid(1), netip.AddrPort{}, nil, 2, BookSession); !errors.Is(err, ErrNoServer) {
 				t.Errorf("IPv6 client of an IPv4 farm: %v, want ErrNoServer", err)
 			}
-			if nd, bk, err := only4.PickFor(IPv4, sid(1), netip.AddrPort{}, nil, 2); err != nil || len(bk) != 2 || FamilyOf(nd.Addr.Addr()) != IPv4 {
+			if nd, bk, err := only4.PickFor(IPv4, sid(1), netip.AddrPort{}, nil, 2, BookSession); err != nil || len(bk) != 2 || FamilyOf(nd.Addr.Addr()) != IPv4 {
 				t.Errorf("IPv4 client of an IPv4 farm: %v, %v backups, %v", nd.Addr, bk, err)
 			}
-			if _, _, err := only4.PickFor(Family(7), sid(1), netip.AddrPort{}, nil, 2); !errors.Is(err, ErrNoServer) {
+			if _, _, err := only4.PickFor(Family(7), sid(1), netip.AddrPort{}, nil, 2, BookSession); !errors.Is(err, ErrNoServer) {
 				t.Errorf("a client of no known family: %v, want ErrNoServer", err)
 			}
 		})
@@ -116,7 +116,7 @@ func TestPickForDualStack(t *testing.T) {
 				byAddr[n.Addr], byAddr[n.Addr6] = n, n
 			}
 			for i := range 60 {
-				nd, bk, err := a.PickFor(IPv6, sid(uint64(i)), netip.AddrPort{}, nil, 4)
+				nd, bk, err := a.PickFor(IPv6, sid(uint64(i)), netip.AddrPort{}, nil, 4, BookSession)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -131,7 +131,7 @@ func TestPickForDualStack(t *testing.T) {
 						t.Fatalf("IPv6 client given backup %v", b)
 					}
 				}
-				nd, bk, err = a.PickFor(IPv4, sid(uint64(i)), netip.AddrPort{}, nil, 5)
+				nd, bk, err = a.PickFor(IPv4, sid(uint64(i)), netip.AddrPort{}, nil, 5, BookSession)
 				if err != nil || FamilyOf(nd.AddrFor(IPv4).Addr()) != IPv4 || len(bk) != 5 {
 					t.Fatalf("IPv4 client: %v %v %v", nd.AddrFor(IPv4), bk, err)
 				}
@@ -142,7 +142,7 @@ func TestPickForDualStack(t *testing.T) {
 				}
 			}
 			for i := range 20 {
-				nd, _, err := a.PickFor(IPv6, sid(uint64(i)), v6(1), nil, 0)
+				nd, _, err := a.PickFor(IPv6, sid(uint64(i)), v6(1), nil, 0, BookSession)
 				if err != nil || nd.ID == nodes[1].ID {
 					t.Fatalf("IPv6 client that lost %v sent to %s (%v)", v6(1), nd.ID, err)
 				}

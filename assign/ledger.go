@@ -3,15 +3,19 @@ package assign
 import "time"
 
 // DefaultPendingTTL is how long a pending entry lives when Config.PendingTTL
-// is zero.
-const DefaultPendingTTL = 5 * time.Second
+// is zero. It is what the agent derives from its default timers (a round
+// trip, a keepalive interval of 1 s with the client's jitter, and the time a
+// report takes to show the client); a caller with other timers passes its
+// own.
+const DefaultPendingTTL = 2 * time.Second
 
 // ledger is one node's pending entries: the times of the redirects the leader
 // sent to it that the node's reports do not show yet, oldest first. It is a
 // ring buffer that grows by doubling and never shrinks, so once it has
 // reached its working size pushing allocates nothing. Its length is bounded
-// by the node's capacity, because a node whose sessions plus pending entries
-// reach capacity is not eligible and gets no more entries.
+// by the limit push is given (the node's capacity, or its stock share): a
+// push beyond it drops the oldest entry, so a flood of picks can refresh a
+// node's entries but never grow them, nor the memory they take, past it.
 //
 // Entries are kept as Unix nanoseconds: expiry runs for every node on every
 // pick, and an integer comparison is much cheaper than time.Time's.
@@ -28,8 +32,15 @@ const minLedger = 16
 func (l *ledger) len() int { return l.n }
 
 // push appends an entry at t (UnixNano), which should not be before the
-// newest entry.
-func (l *ledger) push(t int64) {
+// newest entry, first dropping the oldest ones if the ledger already holds
+// limit entries. With limit <= 0 it records nothing.
+func (l *ledger) push(t int64, limit int) {
+	if limit <= 0 {
+		return
+	}
+	if l.n >= limit {
+		l.dropOldest(uint64(l.n - limit + 1))
+	}
 	if l.n == len(l.buf) {
 		l.grow()
 	}
@@ -60,6 +71,21 @@ func (l *ledger) dropOldest(k uint64) {
 		l.head -= len(l.buf)
 	}
 	l.n -= int(k)
+}
+
+// dropOldestOf removes the k oldest entries of a and b taken together,
+// oldest first (all of both if k is at least their total).
+func dropOldestOf(a, b *ledger, k uint64) {
+	for ; k > 0 && a.n > 0 && b.n > 0; k-- {
+		if a.buf[a.head] <= b.buf[b.head] {
+			a.dropOldest(1)
+		} else {
+			b.dropOldest(1)
+		}
+	}
+	// One of them is empty, or nothing is left to drop.
+	a.dropOldest(k)
+	b.dropOldest(k)
 }
 
 // expire removes entries made before cutoff (UnixNano). Entries are in time

@@ -18,7 +18,7 @@ func TestLedgerRingMatchesModel(t *testing.T) {
 		switch op := rng.IntN(10); {
 		case op < 6:
 			now = now.Add(time.Duration(rng.IntN(3)) * time.Millisecond)
-			l.push(now.UnixNano())
+			l.push(now.UnixNano(), 1<<30)
 			model = append(model, now.UnixNano())
 		case op < 8:
 			k := uint64(rng.IntN(4))
@@ -124,22 +124,21 @@ func TestLedgerExpiry(t *testing.T) {
 	}
 }
 
-// TestExpiryFreesCapacity: a node full only because of pending entries
-// becomes eligible again when the clients never show up.
+// TestExpiryFreesCapacity: a node full only because of pending entries is
+// passed over for a busier one with room, and is the first choice again
+// when its clients never show up and the entries expire.
 func TestExpiryFreesCapacity(t *testing.T) {
 	c := newFakeClock()
-	a := newTestAssigner(Config{PendingTTL: time.Second}, c, 1, []Node{nodeN(c, 0, 0, 2)})
-	for range 2 {
-		if _, err := a.Pick(sid(0), none); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := a.Pick(sid(0), none); err == nil {
-		t.Fatal("picked a node full of pending entries")
+	empty := nodeN(c, 0, 0, 2)
+	a := newTestAssigner(Config{PendingTTL: time.Second, Spread: -1}, c, 1, []Node{empty})
+	pickIDs(t, a, 2)
+	a.SetView(NewView([]Node{empty, nodeN(c, 1, 98, 100)}))
+	if n, err := a.Pick(sid(0), none); err != nil || n.ID != "n01" {
+		t.Fatalf("with n00 full of pending entries: Pick = %s, %v; want n01", n.ID, err)
 	}
 	c.Advance(time.Second + time.Nanosecond)
-	if _, err := a.Pick(sid(0), none); err != nil {
-		t.Fatalf("after the entries expired: %v", err)
+	if n, err := a.Pick(sid(0), none); err != nil || n.ID != "n00" {
+		t.Fatalf("after the entries expired: Pick = %s, %v; want n00", n.ID, err)
 	}
 }
 

@@ -5,17 +5,36 @@ import (
 	"net/netip"
 )
 
+// Booking says what a pick writes in the chosen node's pending ledger.
+type Booking uint8
+
+// The bookings.
+const (
+	// BookSession is for a client the pick is all but sure to send to its
+	// server (an Usher probe, whose ticket is good there alone): one entry
+	// in the node's ledger, which holds at most the node's capacity.
+	BookSession Booking = iota
+	// BookStock is for a request anyone can send and whose sender may
+	// never go on to the server (a stock STUN or TURN request): one entry
+	// in the node's stock ledger, which holds at most Config.StockShare of
+	// its capacity and drops its oldest entry to make room.
+	BookStock
+)
+
 // Pick chooses a server for session s with the configured policy and records
-// a pending ledger entry for it.
+// a pending ledger entry (BookSession) for it.
 //
 // avoid is the server the client reports it just lost (the zero AddrPort for
 // none). It is never returned: if it is the only eligible node, Pick returns
 // ErrNoServer rather than send the client back to it. Pick never returns a
-// node that is draining, suspect, full, without capacity, stale, or without
-// a valid address, and returns ErrNoServer when none is eligible. It does not allocate once the
-// node's ledger has reached its working size.
+// node that is draining, suspect, full by its report, without capacity,
+// stale, or without a valid address, and returns ErrNoServer when none is
+// eligible. Pending entries never make it fail: while some eligible node
+// has room counting them, it picks among those; only when none has does it
+// pick among the rest (see the package documentation). It does not
+// allocate once the node's ledger has reached its working size.
 func (a *Assigner) Pick(s SessionID, avoid netip.AddrPort) (Node, error) {
-	nd, _, err := a.PickFor(AnyFamily, s, avoid, nil, 0)
+	nd, _, err := a.PickFor(AnyFamily, s, avoid, nil, 0, BookSession)
 	return nd, err
 }
 
@@ -27,18 +46,18 @@ func (a *Assigner) Pick(s SessionID, avoid netip.AddrPort) (Node, error) {
 // sent back to it by way of its backups. It does not allocate when cap(dst)
 // is large enough. On ErrNoServer dst is returned unchanged.
 func (a *Assigner) PickWithBackups(s SessionID, avoid netip.AddrPort, dst []netip.AddrPort, n int) (Node, []netip.AddrPort, error) {
-	return a.PickFor(AnyFamily, s, avoid, dst, n)
+	return a.PickFor(AnyFamily, s, avoid, dst, n, BookSession)
 }
 
 // PickFor is PickWithBackups for a client that can reach servers of the
-// address family fam only (FamilyOf its address): a server with no address
-// of fam (see Node.AddrFor) is neither chosen nor named as a backup, the
-// backups are addresses of fam, and when no server of fam is eligible
-// PickFor returns ErrNoServer. The caller redirects the client to the
-// chosen node's AddrFor(fam): a STUN redirect must name an address of the
-// request's family (ALTERNATE-SERVER, RFC 8489 section 10). AnyFamily
-// makes it PickWithBackups.
-func (a *Assigner) PickFor(fam Family, s SessionID, avoid netip.AddrPort, dst []netip.AddrPort, n int) (Node, []netip.AddrPort, error) {
+// address family fam only (FamilyOf its address), booking the pick as book
+// says: a server with no address of fam (see Node.AddrFor) is neither
+// chosen nor named as a backup, the backups are addresses of fam, and when
+// no server of fam is eligible PickFor returns ErrNoServer. The caller
+// redirects the client to the chosen node's AddrFor(fam): a STUN redirect
+// must name an address of the request's family (ALTERNATE-SERVER, RFC 8489
+// section 10). AnyFamily and BookSession make it PickWithBackups.
+func (a *Assigner) PickFor(fam Family, s SessionID, avoid netip.AddrPort, dst []netip.AddrPort, n int, book Booking) (Node, []netip.AddrPort, error) {
 	filter := false
 	switch {
 	case fam == AnyFamily || fam <= IPv6 && a.common&(1<<fam) != 0:
@@ -49,19 +68,19 @@ func (a *Assigner) PickFor(fam Family, s SessionID, avoid netip.AddrPort, dst []
 		filter = true
 	}
 	now := unixNano(a.now())
-	elig := a.eligible(now, avoid)
+	elig, crowded := a.eligible(now, avoid)
 	if filter {
 		elig = a.ofFamily(elig, fam)
+	}
+	if crowded {
+		elig = a.withRoom(elig)
 	}
 	if len(elig) == 0 {
 		return Node{}, dst, ErrNoServer
 	}
 	i := a.choose(elig, s)
 	a.picks++
-	a.state[i].picks++
-	if !a.cfg.NoLedger {
-		a.state[i].led.push(now)
-	}
+	a.book(i, now, book)
 	if n > 0 {
 		// The pick is no backup of itself: drop it, keeping ID order.
 		k := 0
@@ -74,6 +93,20 @@ func (a *Assigner) PickFor(fam Family, s SessionID, avoid netip.AddrPort, dst []
 		dst = a.leastLoadedFirst(dst, elig[:k], n, fam)
 	}
 	return a.view.nodes[i], dst, nil
+}
+
+// book counts a pick of node i at now (Unix nanoseconds) and writes its
+// ledger entry.
+func (a *Assigner) book(i int32, now int64, book Booking) {
+	st := &a.state[i]
+	st.picks++
+	switch {
+	case a.cfg.NoLedger:
+	case book == BookStock:
+		st.stock.push(now, st.stockCap)
+	default:
+		st.led.push(now, a.view.nodes[i].Capacity)
+	}
 }
 
 // choose returns the eligible node the configured policy picks for s.
@@ -109,7 +142,11 @@ func (a *Assigner) Backups(dst []netip.AddrPort, n int, not netip.AddrPort) []ne
 	if n <= 0 {
 		return dst
 	}
-	return a.leastLoadedFirst(dst, a.eligible(unixNano(a.now()), not), n, AnyFamily)
+	elig, crowded := a.eligible(unixNano(a.now()), not)
+	if crowded {
+		elig = a.withRoom(elig)
+	}
+	return a.leastLoadedFirst(dst, elig, n, AnyFamily)
 }
 
 // leastLoadedFirst appends to dst the addresses for family fam (see
@@ -137,11 +174,14 @@ func (a *Assigner) leastLoadedFirst(dst []netip.AddrPort, elig []int32, n int, f
 
 // eligible expires ledger entries and fills the scratch slice with the
 // indices of the eligible nodes, in ID order. now is the clock in Unix
-// nanoseconds.
-func (a *Assigner) eligible(now int64, avoid netip.AddrPort) []int32 {
-	elig := a.elig[:0]
+// nanoseconds. A node is eligible by its report: its pending entries do
+// not count here. crowded reports whether some eligible node is full once
+// they do, for withRoom to sort out; in steady state none is, and the
+// probe path makes this one pass only.
+func (a *Assigner) eligible(now int64, avoid netip.AddrPort) (elig []int32, crowded bool) {
+	elig = a.elig[:0]
 	if a.view == nil {
-		return elig
+		return elig, false
 	}
 	cutoff := before(now, a.ttl)
 	checkStale := a.cfg.StaleAfter > 0
@@ -150,20 +190,49 @@ func (a *Assigner) eligible(now int64, avoid netip.AddrPort) []int32 {
 	for i := range a.view.nodes {
 		st := &a.state[i]
 		st.led.expire(cutoff)
+		st.stock.expire(cutoff)
+		nd := &a.view.nodes[i]
 		switch {
 		case st.closed:
 			continue
-		case a.used(int32(i)) >= uint64(a.view.nodes[i].Capacity):
-			continue // full, counting the redirects on their way
+		case nd.Sessions >= nd.Capacity:
+			continue // full by its own report
 		case checkStale && st.reportedNs < staleBefore:
 			continue
-		case checkAvoid && (a.view.nodes[i].Addr == avoid || a.view.nodes[i].Addr6 == avoid):
+		case checkAvoid && (nd.Addr == avoid || nd.Addr6 == avoid):
 			continue
+		}
+		if !crowded && a.used(int32(i)) >= uint64(nd.Capacity) {
+			crowded = true
 		}
 		elig = append(elig, int32(i))
 	}
 	a.elig = elig
-	return elig
+	return elig, crowded
+}
+
+// withRoom keeps, in place and in order, the nodes of elig whose reported
+// sessions plus pending entries are below their capacity, if there are
+// any; if there are none it keeps elig whole.
+//
+// Pending entries are redirects whose clients may never arrive, and a
+// stranger can have them made at will (an Usher probe costs one datagram).
+// So they steer the choice away from a node they fill, but they never take
+// the last server: a farm where some node has room by its reports answers
+// every probe, and the ledger's choice among the nodes (least loaded
+// counting pending entries) still spreads a burst.
+func (a *Assigner) withRoom(elig []int32) []int32 {
+	k := 0
+	for _, i := range elig {
+		if a.used(i) < uint64(a.view.nodes[i].Capacity) {
+			elig[k] = i
+			k++
+		}
+	}
+	if k == 0 {
+		return elig
+	}
+	return elig[:k]
 }
 
 // ofFamily keeps, in place and in order, the nodes of elig reachable on
@@ -181,9 +250,11 @@ func (a *Assigner) ofFamily(elig []int32, fam Family) []int32 {
 	return elig[:k]
 }
 
-// used returns node i's reported sessions plus its pending entries.
+// used returns node i's reported sessions plus its pending entries, of
+// session and stock picks.
 func (a *Assigner) used(i int32) uint64 {
-	return uint64(max(a.view.nodes[i].Sessions, 0)) + uint64(a.state[i].led.len())
+	st := &a.state[i]
+	return uint64(max(a.view.nodes[i].Sessions, 0)) + uint64(st.led.len()) + uint64(st.stock.len())
 }
 
 // compareLoad compares the loads used/capacity of nodes i and j exactly

@@ -222,6 +222,7 @@ func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) 
 		Assign: assign.Config{
 			Policy:     p.Policy,
 			StaleAfter: staleReports * p.Timing.PublishInterval,
+			PendingTTL: pendingTTL(p.KeepaliveInterval, p.Timing.PublishInterval),
 			Spread:     cfg.PolicySpread,
 		},
 		Serving:              a.serving,

@@ -522,8 +522,8 @@ func TestFarmLedgerStopsHerding(t *testing.T) {
 		got[r.Server]++
 	}
 	t.Logf("burst of %d probes in %v: %v on top of %v", burst, time.Since(start), got, reported)
-	if took := time.Since(start); took >= assign.DefaultPendingTTL {
-		t.Fatalf("the burst took %v, longer than a ledger entry lives (%v)", took, assign.DefaultPendingTTL)
+	if took, ttl := time.Since(start), leader.resp.cfg.Assign.PendingTTL; took >= ttl {
+		t.Fatalf("the burst took %v, longer than a ledger entry lives (%v)", took, ttl)
 	}
 	mean := float64(2*busyLoad+burst) / 3
 	for addr, n := range reported {

@@ -165,12 +165,19 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 	// reported lost; whether other clients still get that server is the
 	// verifier's call, not this one's. Nor does it name a server of the
 	// other address family, which the client cannot reach.
-	backups := 0
+	//
+	// What the pick books: an Usher probe's client gets a ticket good at
+	// its server alone and goes there at once, so it books a full pending
+	// entry. A stock request is anyone's (a browser's Allocate as much as
+	// a stranger's flood, and nothing tells them apart), so it books only
+	// within the node's stock share (assign.BookStock). Neither can make
+	// the farm refuse: pending entries only steer the choice.
+	backups, book := 0, assign.BookStock
 	if req.HasSession {
-		backups = r.cfg.Backups
+		backups, book = r.cfg.Backups, assign.BookSession
 	}
 	fam := assign.FamilyOf(from.Addr())
-	n, bk, err := asg.PickFor(fam, assign.SessionID(req.Session), req.LostServer, p.backups[:0], backups)
+	n, bk, err := asg.PickFor(fam, assign.SessionID(req.Session), req.LostServer, p.backups[:0], backups, book)
 	if err != nil {
 		return p.answerOverload(dst, req)
 	}
