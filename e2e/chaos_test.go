@@ -115,6 +115,7 @@ var scenarios = []scenario{
 	{name: "quiet", run: quiet},
 	{name: "quiet-loaded", run: quietLoaded},
 	{name: "busy-host", netnsOnly: true, run: busyHost},
+	{name: "flood", netnsOnly: true, cluster: newFloodCluster, run: flood},
 }
 
 // TestChaos runs every scenario on every configured topology and profile,
