@@ -54,6 +54,9 @@ type chaosResult struct {
 	// Busy holds the figures of a run beside busy neighbours
 	// (chaos_busy_test.go), nil for the others.
 	Busy *busyFigures `json:"busy,omitempty"`
+	// Flood holds the flood scenario's figures (chaos_flood_test.go),
+	// nil for the others.
+	Flood *floodFigures `json:"flood,omitempty"`
 
 	mu sync.Mutex
 }

@@ -116,6 +116,7 @@ var scenarios = []scenario{
 	{name: "quiet-loaded", run: quietLoaded},
 	{name: "busy-host", netnsOnly: true, run: busyHost},
 	{name: "cpu-hog", netnsOnly: true, cluster: newNicedCluster, run: cpuHog},
+	{name: "flood", netnsOnly: true, cluster: newFloodCluster, run: flood},
 }
 
 // TestChaos runs every scenario on every configured topology and profile,

@@ -152,6 +152,28 @@
 //     a "Busy hosts" table beside the keepalived-busy runs of
 //     TestKeepalivedFailover (USHER_BENCH_KEEPALIVED=1), which put the
 //     same neighbours beside keepalived.
+//   - flood (netns only; issue 15): three agents and a fourth host, h4, the
+//     attacker, running none; the servers route 198.19.0.0/16 through h4.
+//     Legitimate clients (the client library, Retries 3) open 200 sessions/s
+//     from the client host, each keeping its server for a second, for
+//     USHER_CHAOS_FLOOD (default 3s) with no attack (the baseline), then
+//     as long beside each attack in turn: stock STUN Bindings, stock TURN
+//     Allocates, padded and bare Usher probes, each from one source, then
+//     all four from 1000 spoofed sources, at the saturation rate (the probe
+//     path's closed-loop capacity measured first, capped at
+//     USHER_CHAOS_FLOOD_CAP, default 20000/s); ticketless keepalives at every
+//     session endpoint at that rate; USHER-LOST-SERVER hints naming
+//     non-members at 1000/s. The attacks come from a raw socket
+//     (IPPROTO_RAW) in h4's namespace whose sources are all in
+//     198.19.0.0/16. Each window records the legitimate probes answered
+//     and sessions set up, setup p50/p99, the leader's CPU
+//     (/proc/<pid>/stat) and how every drop, refusal, limit or lost-server
+//     counter of /metrics grew, beside the agents' kernels' UDP buffer
+//     errors (/proc/<pid>/net/snmp). Acceptance: 99% of the probes answered
+//     and setup p99 within twice the baseline's; recorded per attack,
+//     enforced from a one-minute window on (`make flood`). The results
+//     carry a "flood" block, which usher-bench renders as BENCHMARKS.md's
+//     part 6.
 //
 // Invariants checked in every scenario (chaosCluster.verify), each from a
 // named source:

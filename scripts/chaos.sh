@@ -17,6 +17,10 @@
 #                           and the agents at the packaged unit's nice -5
 #   USHER_CHAOS_BUSY_HOGS   busy-host: CPU hogs on the machine [4]
 #   USHER_CHAOS_BUSY_WRITERS  busy-host: writers (16 MiB, fsync, again) [2]
+#   USHER_CHAOS_FLOOD       flood: each attack's window, and the baseline's;
+#                           from 1m on the acceptance is enforced [3s]
+#   USHER_CHAOS_FLOOD_CAP   flood: cap on the saturation rate, datagrams/s
+#                           [20000] (make flood runs 60s and 50000)
 #   USHER_BIN               agent binary to test [built from ./cmd/usher]
 #   CHAOS_RUN               go test -run pattern [TestChaos]
 set -euo pipefail

@@ -211,6 +211,7 @@ func measureBench(ctx context.Context, o benchOpts) (*benchReport, error) {
 	}
 	rep.Failover = readFailover(failoverDir)
 	rep.Busy = readBusy(failoverDir)
+	rep.Attack, rep.AttackErr = readAttack(failoverDir)
 	if o.parts["balance"] {
 		if rep.Balance, err = benchBalance(ctx, o); err != nil {
 			return nil, fmt.Errorf("balance: %w", err)

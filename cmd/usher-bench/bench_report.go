@@ -45,6 +45,10 @@ type benchReport struct {
 	Balance  *balanceFigures          `json:"balance,omitempty"`
 	Scale    *scaleFigures            `json:"scale,omitempty"`
 	ScaleErr string                   `json:"scale_error,omitempty"`
+	// Attack is part 6, read from the flood scenario's results;
+	// AttackErr says why it is missing.
+	Attack    *attackFigures `json:"attack,omitempty"`
+	AttackErr string         `json:"attack_error,omitempty"`
 }
 
 // resultsSchema is the version of benchReport's JSON; a file of another
@@ -232,6 +236,7 @@ func (r *benchReport) write(b *strings.Builder) {
 	case r.ScaleErr != "":
 		fmt.Fprintf(b, "## 5. Scale\n\nNot measured: %s\n\n", r.ScaleErr)
 	}
+	r.writeAttack(b)
 }
 
 // writeProbe writes part 1.

@@ -70,6 +70,28 @@ func oddReport() *benchReport {
 		},
 		Balance: oddBalance(),
 		Scale:   oddScale(),
+		Attack:  oddAttack(),
+	}
+}
+
+// oddAttack is part 6 of oddReport: a baseline and one attack that
+// misses, a 61-second window.
+func oddAttack() *attackFigures {
+	return &attackFigures{
+		Started: "2031-04-05T06:07:08Z", LoadStart: "3.21 2.10 1.09", LoadEnd: "4.32 3.21 2.10",
+		WindowSeconds: 61, LegitSessionsPerS: 211, LegitSessionSeconds: 1.5,
+		CapacityPerS: 34567.8, RateCapPerS: 45678, SaturationPerS: 34567.8, Strict: true,
+		MinAnsweredPct: 98, MaxP99Ratio: 3,
+		Windows: []attackWindow{
+			{Attack: "baseline", What: "no attack", SessionsTried: 12871, SessionsSetUp: 12870, SessionPct: 99.99,
+				ProbesSent: 12875, ProbesAnswered: 12870, ProbePct: 99.96, SetupP50Ms: 1.23, SetupP99Ms: 6.54,
+				LeaderCPUPct: 12.3, Verdict: "baseline"},
+			{Attack: "one-source-odd", What: "odd requests from one source", AttackPerS: 34567.8,
+				SessionsTried: 12860, SessionsSetUp: 12001, SessionPct: 93.32, ProbesSent: 14444, ProbesAnswered: 12001,
+				ProbePct: 83.09, SetupP50Ms: 2.34, SetupP99Ms: 987.6, LeaderCPUPct: 97.5,
+				Drops:   map[string]float64{`usher_probes_dropped{reason="rate_limited"}`: 123456, "usher_tickets_refused": 42},
+				Verdict: "fail: 83.09% of probes answered < 98%"},
+		},
 	}
 }
 
@@ -168,6 +190,15 @@ func TestReportFigures(t *testing.T) {
 		"so 9 agents would need 0.6 cores of this machine's 7",
 		"5 agents (up to 3 in one repeat, while all agents together used 0.35 (0.35–0.36) cores) held elections after they had formed, on a machine of 7 cores.",
 		"![scale_rss.png](docs/odd/scale_rss.png)",
+		// Part 6.
+		"it started 2031-04-05 06:07 UTC, with the load average (1, 5, 15 min) at 3.21 2.10 1.09 then and 4.32 3.21 2.10 at the end",
+		"open 211 sessions/s throughout, each probing the balancer address and then keeping its server for 1.5 s",
+		"for 61 s each",
+		"The saturation rate, 34568 datagrams/s, is the probe path's closed-loop capacity measured first in the same run (34568 probes/s) capped at 45678.",
+		"Acceptance, enforced (the run fails on a miss): at least 98% of the legitimate probes answered and a setup p99 within 3× the baseline's.",
+		"| baseline | 0 | 12870 of 12871 (99.99%) | 12870 of 12875 (99.96%) | 1.2 | 6.5 | 12% | none | baseline |",
+		"| one-source-odd | 34568 | 12001 of 12860 (93.32%) | 12001 of 14444 (83.09%) | 2.3 | 987.6 | 98% | probes_dropped{reason=rate_limited} 123456, tickets_refused 42 | fail: 83.09% of probes answered < 98% |",
+		"- `one-source-odd`: odd requests from one source.",
 	)
 	// What the generator's prose said from earlier runs, or for one machine.
 	for _, stale := range []string{"0.5 µs", "2-core", "N = 10", "N = 50", "200 KiB", "2026-11-27", "0.44x", "15.8 µs", "1e79a5a", "docs/bench/probe"} {
@@ -182,7 +213,7 @@ func TestReportFigures(t *testing.T) {
 // report prints must come from the run (a format verb fed by benchReport)
 // or from a named constant of the code.
 var proseAllowed = []struct{ text, why string }{
-	{"## 1. ", "part number"}, {"## 2. ", "part number"}, {"## 3. ", "part number"}, {"## 4. ", "part number"}, {"## 5. ", "part number"},
+	{"## 6. ", "part number"}, {"## 1. ", "part number"}, {"## 2. ", "part number"}, {"## 3. ", "part number"}, {"## 4. ", "part number"}, {"## 5. ", "part number"},
 	{"part 1 ", "part number"}, {"part 5:", "part number"},
 	{"127.0.0.1", "the loopback address every part runs on"},
 	{"1, 5, 15 min", "/proc/loadavg's three averages"},
@@ -193,6 +224,7 @@ var proseAllowed = []struct{ text, why string }{
 	{"up to 16 at a time", "internal/udpio/raw_linux.go rawGroup (unexported)"},
 	{"10 ms time slice", "the Go runtime's forcePreemptNS"},
 	{"198.18.0.0/15", "the chaos farm's address block, e2e/doc.go"},
+	{"198.19.0.0/16", "e2e/flood_gen_test.go spoofBlock, the flood's sources"},
 	{"every 5 ms by the same prober", "e2e/chaos_test.go probeEvery"},
 	{"USHER_BENCH_KEEPALIVED=1 go test -count=1", "the command that measures keepalived"},
 	{"VRRP advert_int 1 s", "e2e/keepalived_test.go, keepalived's default advertisement"},
@@ -576,7 +608,7 @@ func zeroFields(v reflect.Value, path string) []string {
 		var out []string
 		for i := range v.NumField() {
 			switch name := v.Type().Field(i).Name; name {
-			case "Err", "ProxyErr", "ScaleErr":
+			case "Err", "ProxyErr", "ScaleErr", "AttackErr":
 				// Set only when a part fails: TestFailedParts has them.
 			default:
 				out = append(out, zeroFields(v.Field(i), path+"."+name)...)
@@ -615,6 +647,7 @@ func TestFailedParts(t *testing.T) {
 	r := oddReport()
 	r.Proxy, r.ProxyErr = nil, "nginx: odd failure"
 	r.Scale, r.ScaleErr = nil, "scale: odd failure"
+	r.Attack, r.AttackErr = nil, "odd: not measured"
 	r.Allocs = allocFigures{Command: "go test", Err: "not run: odd"}
 	back, _ := roundTripResults(t, r)
 	out := render(back)
@@ -624,6 +657,7 @@ func TestFailedParts(t *testing.T) {
 	reportHas(t, out, "report of failed parts",
 		"## 2. Session setups against an in-path proxy\n\nNot measured: nginx: odd failure\n",
 		"## 5. Scale\n\nNot measured: scale: odd failure\n",
+		"## 6. Under attack\n\nNot measured: odd: not measured\n",
 		"### Allocations\n\nnot run: odd\n",
 		"| allocations per probe | 0 | not measured | not measured |",
 		"BenchmarkResponderAnswer` below times alone (STUN decoding with the request's CRC-32 fingerprint, the SipHash ticket MAC, the least-loaded pick with two backups, the hand-written answer with its own fingerprint): not timed in this run.",
@@ -768,5 +802,35 @@ func TestWriteAnswerCosts(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "StockBinding") {
 		t.Errorf("a benchmark not run is in the table:\n%s", b.String())
+	}
+}
+
+// TestReadAttack reads part 6 from a fixture of the flood scenario's
+// results file (extra fields and all) and renders it; a directory without
+// the file, or with a file without flood figures, says why.
+func TestReadAttack(t *testing.T) {
+	a, why := readAttack("testdata")
+	if a == nil {
+		t.Fatalf("readAttack(testdata): %s", why)
+	}
+	if a.Started != "2031-04-05T06:07:08.123Z" || a.LoadEnd != "4.32 3.21 2.10" || len(a.Windows) != 2 || !a.Strict {
+		t.Fatalf("readAttack(testdata) = %+v", a)
+	}
+	r := oddReport()
+	r.Attack = a
+	reportHas(t, render(r), "part 6 from the fixture",
+		"it started 2031-04-05 06:07 UTC",
+		"| one-source-odd | 34568 | 12001 of 12860 (93.32%) | 12001 of 14444 (83.09%) | 2.3 | 987.6 | 98% | probes_dropped{reason=rate_limited} 123456, tickets_refused 42 | fail: 83.09% of probes answered < 98% |",
+	)
+	for name, body := range map[string]string{"absent": "", "empty": `{"scenario": "flood"}`, "broken": `{"flood": [`} {
+		dir := t.TempDir()
+		if body != "" {
+			if err := os.WriteFile(filepath.Join(dir, attackFile), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if a, why := readAttack(dir); a != nil || why == "" {
+			t.Errorf("%s: readAttack = %+v, %q; want no figures and a reason", name, a, why)
+		}
 	}
 }
