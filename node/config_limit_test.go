@@ -2,7 +2,10 @@ package node
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
+
+	"github.com/pion/stun/v3"
 
 	"github.com/usherlb/usher/internal/srclimit"
 )
@@ -71,4 +74,28 @@ func TestValidateSourceLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAgentSourceLimits checks that the source_limit keys reach the agent's
+// balancer address and session endpoint: with a burst of 3 and a rate of
+// 1, a fourth stock Binding to each in a row is dropped as rate_limited.
+func TestAgentSourceLimits(t *testing.T) {
+	c := testConfig()
+	c.SourceLimitRate, c.SourceLimitBurst = 1, 3
+	c.SessionLimitRate, c.SessionLimitBurst = 1, 3
+	a := startAgent(t, c)
+	cl := listenUDP(t, "127.0.0.1:0")
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw
+	for _, to := range []netip.AddrPort{a.VIPAddr(), a.SessionAddr()} {
+		for range 3 {
+			roundTrip(t, cl, to, req)
+		}
+		if _, err := cl.WriteToUDPAddrPort(req, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool {
+		st := a.Stats()
+		return st.Responder.Drops["rate_limited"] == 1 && st.Endpoint.Drops["rate_limited"] == 1
+	})
 }

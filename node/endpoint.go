@@ -43,8 +43,8 @@ type EndpointConfig struct {
 	// taken from: the balancer address, which the leader sends them from.
 	HandoffFrom netip.Addr
 	// SourceLimit limits how many datagrams each source prefix has
-	// answered (see srclimit); a zero Rate turns the limit off. Datagrams
-	// from HandoffFrom, the leader's handoffs, are not limited.
+	// answered (see srclimit); a zero Rate turns the limit off. The
+	// handoffs relayed from HandoffFrom are not limited.
 	SourceLimit srclimit.Config
 	// LimitKey keys the limit table's hash; it must be random.
 	LimitKey [2]uint64
@@ -255,13 +255,16 @@ const handoffMaxAge = 5
 
 // handle decides what to send for the datagram pkt from from, and where: a
 // handoff from the leader is relayed to its client, anything else is a
-// request answered to its source. Anything but what the balancer address
-// sends is first checked against its source prefix's limit.
+// request answered to its source. Anything but the leader's handoffs (all
+// from the balancer address) is first checked against its source prefix's
+// limit.
 func (e *Endpoint) handle(dst, pkt []byte, from netip.AddrPort) ([]byte, netip.AddrPort, dropReason) {
-	if from.Addr() != e.cfg.HandoffFrom && !e.limit.Allow(from.Addr(), e.cfg.Now()) {
+	handoff := wire.IsHandoff(pkt)
+	leader := handoff && e.cfg.Handoffs && from.Addr() == e.cfg.HandoffFrom
+	if !leader && !e.limit.Allow(from.Addr(), e.cfg.Now()) {
 		return dst, from, dropRateLimited
 	}
-	if wire.IsHandoff(pkt) {
+	if handoff {
 		return e.relay(dst, pkt, from)
 	}
 	out, why := e.answer(dst, pkt, from)

@@ -67,7 +67,11 @@ func (p *prober) init(r *Responder, rng *rand.Rand) {
 	p.r = r
 	p.keys = newTicketKeys(r.key)
 	p.rng = rng
-	p.limit = srclimit.New(r.cfg.SourceLimit, rng.Uint64(), rng.Uint64())
+	if r.cfg.SourceLimit.Rate > 0 {
+		// Drawn only when on, so the tie-breaking sequence is the same
+		// as it always was when off.
+		p.limit = srclimit.New(r.cfg.SourceLimit, rng.Uint64(), rng.Uint64())
+	}
 	p.asg = assign.New(r.cfg.Assign, p.clock, rng)
 	p.ticket = make([]byte, 0, wire.MaxTicketLen)
 	p.backups = make([]netip.AddrPort, 0, wire.MaxBackups)
