@@ -275,6 +275,9 @@ func (a *agent) start() {
 		// Every probe is a new session; the load scenario sends
 		// hundreds of thousands, which must not fill the farm.
 		"-capacity", "100000000",
+		// The load scenario measures the probe path at capacity from one
+		// generator, far above any one prefix's limit.
+		"-source-limit", "off",
 		"-vip-events", a.eventsPath(),
 		"-log-level", chaosLogLevel(),
 	}

@@ -184,6 +184,7 @@ func (a *Agent) openEndpoint(logger hclog.Logger, key []byte, undo *undoStack) (
 		undo.push(func() { a.vipEvents.Close() })
 	}
 
+	_, sessionLimit := cfg.sourceLimits()
 	ep, err := ListenEndpoint(p.SessionAddr, EndpointConfig{
 		Addr:               p.AdvertiseSessionAddr,
 		SessionTTL:         p.SessionTTL,
@@ -192,6 +193,8 @@ func (a *Agent) openEndpoint(logger hclog.Logger, key []byte, undo *undoStack) (
 		StockAmplification: cfg.StockAmplification,
 		Handoffs:           cfg.RespondFrom == "server",
 		HandoffFrom:        p.VIP.Addr(),
+		SourceLimit:        sessionLimit,
+		LimitKey:           limitKey(),
 		Logger:             logger.Named("endpoint"),
 	})
 	if err != nil {
@@ -218,6 +221,7 @@ func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) 
 	if err != nil {
 		return err
 	}
+	balancerLimit, _ := cfg.sourceLimits()
 	a.resp = NewResponder(ResponderConfig{
 		Assign: assign.Config{
 			Policy:     p.Policy,
@@ -241,6 +245,7 @@ func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) 
 		Sockets:              probeSockets(cfg.ProbeSockets),
 		Batch:                cfg.ProbeBatch,
 		ReadBuffer:           cfg.ProbeReadBuffer,
+		SourceLimit:          balancerLimit,
 		TCP:                  tcp,
 		TCPPort:              tcpPort,
 		TLSPort:              uint16(cfg.BalancerTLS), //nolint:gosec // G115: validated as a port

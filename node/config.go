@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/usherlb/usher/internal/srclimit"
 )
 
 // Config is the agent's configuration as users write it: the schema of the
@@ -203,6 +205,23 @@ type Config struct {
 	// CAP_NET_ADMIN it may exceed net.core.rmem_max; without, the kernel
 	// caps it there.
 	ProbeReadBuffer int `hcl:"probe_read_buffer,optional"`
+	// SourceLimit turns the per-source-prefix rate limits on the balancer
+	// address and the session endpoint on ("on") or off ("off").
+	SourceLimit string `hcl:"source_limit,optional"`
+	// SourceLimitRate and SourceLimitBurst are how many datagrams per
+	// second, and at once, one source prefix may have answered on the
+	// balancer address (over TCP and TLS: connections).
+	SourceLimitRate  int `hcl:"source_limit_rate,optional"`
+	SourceLimitBurst int `hcl:"source_limit_burst,optional"`
+	// SessionLimitRate and SessionLimitBurst are the same on the session
+	// endpoint; zero means twice capacity per keepalive_interval, and
+	// twice the rate.
+	SessionLimitRate  int `hcl:"session_limit_rate,optional"`
+	SessionLimitBurst int `hcl:"session_limit_burst,optional"`
+	// SourceLimitIPv4Prefix and SourceLimitIPv6Prefix are the prefix
+	// lengths sources are grouped by.
+	SourceLimitIPv4Prefix int `hcl:"source_limit_ipv4_prefix,optional"`
+	SourceLimitIPv6Prefix int `hcl:"source_limit_ipv6_prefix,optional"`
 	// VerifyTimeout is how long the leader waits for a server that a client
 	// reported lost to answer before it excludes that server.
 	VerifyTimeout string `hcl:"verify_timeout,optional"`
@@ -250,6 +269,12 @@ func DefaultConfig() Config {
 		RespondFrom:        "leader",
 		StockBinding:       "answer",
 		BalancerTCP:        "true",
+		// See defaultSourceLimitRate.
+		SourceLimit:           "on",
+		SourceLimitRate:       defaultSourceLimitRate,
+		SourceLimitBurst:      defaultSourceLimitBurst,
+		SourceLimitIPv4Prefix: srclimit.DefaultIPv4Bits,
+		SourceLimitIPv6Prefix: srclimit.DefaultIPv6Bits,
 	}
 }
 

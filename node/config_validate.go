@@ -29,6 +29,7 @@ func (r *Runtime) check(bad func(key, value, problem string)) {
 	r.checkAPI(bad)
 	r.checkVIP(bad)
 	r.checkLimits(bad)
+	r.checkSourceLimits(bad)
 	r.checkTimers(bad)
 	r.checkCluster(bad)
 	r.checkServices(bad)

@@ -29,6 +29,7 @@ const (
 	dropConnLimit
 	dropTimeout
 	dropTLSHandshake
+	dropRateLimited
 	numDropReasons
 )
 
@@ -50,6 +51,7 @@ var dropNames = [numDropReasons]string{
 	dropConnLimit:      "conn_limit",
 	dropTimeout:        "timeout",
 	dropTLSHandshake:   "tls_handshake",
+	dropRateLimited:    "rate_limited",
 }
 
 // String returns the reason's metric label.

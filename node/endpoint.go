@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/pion/stun/v3"
 
+	"github.com/usherlb/usher/internal/srclimit"
 	"github.com/usherlb/usher/internal/udpio"
 	"github.com/usherlb/usher/wire"
 )
@@ -41,6 +42,12 @@ type EndpointConfig struct {
 	// HandoffFrom, when valid, is the only source address a handoff is
 	// taken from: the balancer address, which the leader sends them from.
 	HandoffFrom netip.Addr
+	// SourceLimit limits how many datagrams each source prefix has
+	// answered (see srclimit); a zero Rate turns the limit off. The
+	// handoffs relayed from HandoffFrom are not limited.
+	SourceLimit srclimit.Config
+	// LimitKey keys the limit table's hash; it must be random.
+	LimitKey [2]uint64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger is the endpoint's logger; nil discards logs.
@@ -89,6 +96,7 @@ type Endpoint struct {
 	req     wire.Request
 	keys    *ticketKeys
 	replays *handoffReplays
+	limit   *srclimit.Table
 
 	keepalives, stock, refused, relayed atomic.Uint64
 	unknownAttr                         atomic.Uint64 // 420 answers sent
@@ -136,6 +144,7 @@ func newEndpoint(cfg EndpointConfig) *Endpoint {
 		closed:  make(chan struct{}),
 		keys:    newTicketKeys(cfg.TicketKey),
 		replays: newHandoffReplays((handoffMaxAge+1)*time.Second, maxHandoffReplays),
+		limit:   srclimit.New(cfg.SourceLimit, cfg.LimitKey[0], cfg.LimitKey[1]),
 	}
 }
 
@@ -252,9 +261,16 @@ const handoffMaxAge = 5
 
 // handle decides what to send for the datagram pkt from from, and where: a
 // handoff from the leader is relayed to its client, anything else is a
-// request answered to its source.
+// request answered to its source. Anything but the leader's handoffs (all
+// from the balancer address) is first checked against its source prefix's
+// limit.
 func (e *Endpoint) handle(dst, pkt []byte, from netip.AddrPort) ([]byte, netip.AddrPort, dropReason) {
-	if wire.IsHandoff(pkt) {
+	handoff := wire.IsHandoff(pkt)
+	leader := handoff && e.cfg.Handoffs && from.Addr() == e.cfg.HandoffFrom
+	if !leader && !e.limit.Allow(from.Addr(), e.cfg.Now()) {
+		return dst, from, dropRateLimited
+	}
+	if handoff {
 		return e.relay(dst, pkt, from)
 	}
 	out, why := e.answer(dst, pkt, from)

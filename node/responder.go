@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/usherlb/usher/assign"
+	"github.com/usherlb/usher/internal/srclimit"
 	"github.com/usherlb/usher/internal/udpio"
 )
 
@@ -79,6 +80,13 @@ type ResponderConfig struct {
 	// LostServer, if set, is told of every server a probe names in
 	// USHER-LOST-SERVER, so the leader can check it. It must not block.
 	LostServer func(netip.AddrPort)
+	// SourceLimit limits how many datagrams each source prefix has
+	// answered (see srclimit); a zero Rate turns the limit off. Every
+	// serving goroutine keeps its own table, keyed from Rand; a datagram
+	// over the limit is dropped (rate_limited) before it is decoded, and
+	// over TCP and TLS a connection over the limit is closed as it is
+	// accepted.
+	SourceLimit srclimit.Config
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Rand is the Assigner's random source; nil means a randomly seeded one.

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/stun/v3"
 
 	"github.com/usherlb/usher/assign"
+	"github.com/usherlb/usher/internal/srclimit"
 	"github.com/usherlb/usher/internal/udpio"
 	"github.com/usherlb/usher/wire"
 )
@@ -26,7 +27,8 @@ type prober struct {
 	asg       *assign.Assigner // of the built-in session endpoint
 	now       time.Time        // the clock as of the datagrams being answered: the assigners' clock
 	rng       *rand.Rand
-	term      uint64 // the term the assigners were made for
+	limit     *srclimit.Table // per-source-prefix limits; nil when off
+	term      uint64          // the term the assigners were made for
 	installed *assign.View
 	// named holds an assigner per named service, made the first time a
 	// probe asks for the service; named is the one serving this probe.
@@ -68,6 +70,11 @@ func (p *prober) init(r *Responder, rng *rand.Rand) {
 	p.r = r
 	p.keys = newTicketKeys(r.key)
 	p.rng = rng
+	if r.cfg.SourceLimit.Rate > 0 {
+		// Drawn only when on, so the tie-breaking sequence is the same
+		// as it always was when off.
+		p.limit = srclimit.New(r.cfg.SourceLimit, rng.Uint64(), rng.Uint64())
+	}
 	p.asg = assign.New(r.cfg.Assign, p.clock, rng)
 	p.ticket = make([]byte, 0, wire.MaxTicketLen)
 	p.backups = make([]netip.AddrPort, 0, wire.MaxBackups)
@@ -115,13 +122,17 @@ func (p *prober) respond(dst, pkt []byte, from netip.AddrPort, now time.Time) ([
 }
 
 // answerAt decides the redirect for the probe pkt from the client at from,
-// read at now, and appends it to dst, or says why there is none; a stock
+// read at now, and appends it to dst, or says why there is none (first,
+// before decoding, whether its source prefix is over its limit); a stock
 // Binding request gets answerStockBinding's answer instead, a probe no
 // server can take an overload answer, and one with unknown
 // comprehension-required attributes a 420 (see responder_refuse.go). It is the
 // whole per-probe decision and does not allocate in steady state. Only one
 // goroutine at a time may call it.
 func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) ([]byte, dropReason) {
+	if !p.limit.Allow(from.Addr(), now) {
+		return dst, dropRateLimited
+	}
 	r := p.r
 	p.now = now
 	req := &p.req

@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/usherlb/usher/internal/srclimit"
 )
 
 // Defaults of the TCP listener's bounds (see ResponderConfig).
@@ -64,6 +66,10 @@ type tcpServer struct {
 	mu sync.Mutex
 	p  prober
 
+	// limit is the per-source-prefix limit on accepted connections, owned
+	// by the accept loop; p's own is off, so a connection takes one token.
+	limit *srclimit.Table
+
 	// connMu guards ln and conns, which Stop closes.
 	connMu sync.Mutex
 	ln     net.Listener
@@ -76,6 +82,7 @@ func (t *tcpServer) init(r *Responder) {
 	t.r = r
 	t.proto = "TCP"
 	t.p.init(r, rand.New(rand.NewPCG(r.cfg.Rand.Uint64(), r.cfg.Rand.Uint64()))) //nolint:gosec // G404: tie-breaking, as cfg.Rand
+	t.limit, t.p.limit = t.p.limit, nil
 }
 
 // initTLS prepares t to answer over TLS for r, as r.cfg says: on TLSPort,
@@ -167,6 +174,11 @@ func (t *tcpServer) accept(ln net.Listener) {
 			continue
 		}
 		backoff = 0
+		if !t.limit.Allow(remoteAddr(c), t.r.cfg.Now()) {
+			t.p.drops.add(dropRateLimited)
+			c.Close()
+			continue
+		}
 		if _, ok := t.r.cfg.Serving(); !ok {
 			t.p.drops.add(dropNotLeader)
 			c.Close()
@@ -299,4 +311,13 @@ func handshakeDrop(err error) dropReason {
 		return dropTimeout
 	}
 	return dropTLSHandshake
+}
+
+// remoteAddr returns the address c comes from, or the zero address, which
+// the limit groups with no one else, when it is not TCP.
+func remoteAddr(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr()
+	}
+	return netip.Addr{}
 }

@@ -378,6 +378,7 @@ func benchAllocs(ctx context.Context, o benchOpts) allocFigures {
 // table, each with what it answers, the Usher probe's first.
 var answerBenchmarks = [][2]string{
 	{"BenchmarkResponderAnswer", "Usher probe, default service (the baseline)"},
+	{"BenchmarkResponderAnswerLimited", "Usher probe, default service, per-source limit checked (the agent's default)"},
 	{"BenchmarkResponderAnswerService", "Usher probe naming a service (USHER-SERVICE), among four"},
 	{"BenchmarkResponderStockAllocate", "stock TURN Allocate: unsigned 300"},
 	{"BenchmarkResponderStockBinding", "stock STUN Binding: Binding success, no pick"},

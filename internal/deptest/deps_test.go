@@ -13,6 +13,7 @@ var rules = []Rule{
 	{Pkg: Module + "/wire", Only: []string{}},
 	{Pkg: Module + "/assign", Only: []string{}},
 	{Pkg: Module + "/client", Only: []string{Module + "/wire"}},
+	{Pkg: Module + "/internal/srclimit", Only: []string{}},
 }
 
 // TestDeps fails if a package links what its rule forbids.
