@@ -272,6 +272,10 @@ func (a *agent) start() {
 		// Every probe is a new session; the load scenario sends
 		// hundreds of thousands, which must not fill the farm.
 		"-capacity", "100000000",
+		// The probers keep one ticketless session on every server
+		// (keepaliveBare), and every client of a host is one source.
+		"-require-ticket=false",
+		"-max-sessions-per-source", "100000000",
 		"-vip-events", a.eventsPath(),
 		"-log-level", chaosLogLevel(),
 	}

@@ -175,14 +175,16 @@ func (a *Agent) openEndpoint(logger hclog.Logger, key []byte, undo *undoStack) (
 	}
 
 	ep, err := ListenEndpoint(p.SessionAddr, EndpointConfig{
-		Addr:               p.AdvertiseSessionAddr,
-		SessionTTL:         p.SessionTTL,
-		RequireTicket:      cfg.RequireTicket,
-		TicketKey:          key,
-		StockAmplification: cfg.StockAmplification,
-		Handoffs:           cfg.RespondFrom == "server",
-		HandoffFrom:        p.VIP.Addr(),
-		Logger:             logger.Named("endpoint"),
+		Addr:                 p.AdvertiseSessionAddr,
+		SessionTTL:           p.SessionTTL,
+		RequireTicket:        cfg.RequireTicket,
+		TicketKey:            key,
+		MaxSessions:          cfg.sessionCap(),
+		MaxSessionsPerSource: cfg.sourceCap(),
+		StockAmplification:   cfg.StockAmplification,
+		Handoffs:             cfg.RespondFrom == "server",
+		HandoffFrom:          p.VIP.Addr(),
+		Logger:               logger.Named("endpoint"),
 	})
 	if err != nil {
 		return err
@@ -632,6 +634,8 @@ func (a *Agent) exportMetrics() {
 	t.counter("keepalives_answered", es.Keepalives)
 	t.counter("stun_binding_answered", es.Stock)
 	t.counter("tickets_refused", es.Refused)
+	t.counter("sessions_refused", es.SourceCapped, metrics.Label{Name: "reason", Value: "source_cap"})
+	t.counter("sessions_refused", es.Full, metrics.Label{Name: "reason", Value: "max_sessions"})
 	for reason, n := range es.Drops {
 		t.counter("endpoint_dropped", n, metrics.Label{Name: "reason", Value: reason})
 	}
