@@ -202,7 +202,7 @@ func (a *Agent) openEndpoint(logger hclog.Logger, key []byte, undo *undoStack) (
 func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) error {
 	cfg := a.cfg
 	p := cfg.Parsed
-	a.verify = newVerifier(p.VerifyTimeout, verifyRecheck, a.wakeView, logger.Named("verify"))
+	a.verify = newVerifier(p.VerifyTimeout, verifyRecheck, a.wakeView, logger.Named("verify")).start()
 	undo.push(a.verify.close)
 
 	tcp, tcpPort, _ := cfg.balancerTCP()
@@ -582,6 +582,7 @@ func (a *Agent) publish() {
 		}
 	}
 	nodes, named := a.source.views()
+	a.verify.setMembers(memberAddrs(nodes, named))
 	a.view.Store(assign.NewView(nodes))
 	a.serviceViews.Store(newServiceViews(named))
 }
@@ -616,6 +617,9 @@ func (a *Agent) exportMetrics() {
 	t.counter("lost_server_reports", a.verify.reported.Load())
 	t.counter("lost_server_confirmed", a.verify.confirmed.Load())
 	t.counter("lost_server_refuted", a.verify.refuted.Load())
+	t.counter("lost_server_ignored", a.verify.nonMember.Load(), metrics.Label{Name: "reason", Value: "not_member"})
+	t.counter("lost_server_ignored", a.verify.limited.Load(), metrics.Label{Name: "reason", Value: "rate"})
+	t.counter("lost_server_ignored", a.verify.dropped.Load(), metrics.Label{Name: "reason", Value: "queue_full"})
 
 	cs := a.cl.Load().Stats()
 	t.counter("leadership_changes", cs.LeadershipChanges)
