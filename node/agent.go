@@ -174,18 +174,18 @@ func (a *Agent) openEndpoint(logger hclog.Logger, key []byte, undo *undoStack) (
 		undo.push(func() { a.vipEvents.Close() })
 	}
 
-	ep, err := ListenEndpoint(p.SessionAddr, EndpointConfig{
-		Addr:                 p.AdvertiseSessionAddr,
-		SessionTTL:           p.SessionTTL,
-		RequireTicket:        cfg.RequireTicket,
-		TicketKey:            key,
-		MaxSessions:          cfg.sessionCap(),
-		MaxSessionsPerSource: cfg.sourceCap(),
-		StockAmplification:   cfg.StockAmplification,
-		Handoffs:             cfg.RespondFrom == "server",
-		HandoffFrom:          p.VIP.Addr(),
-		Logger:               logger.Named("endpoint"),
-	})
+	ecfg := EndpointConfig{
+		Addr:               p.AdvertiseSessionAddr,
+		SessionTTL:         p.SessionTTL,
+		RequireTicket:      cfg.RequireTicket,
+		TicketKey:          key,
+		StockAmplification: cfg.StockAmplification,
+		Handoffs:           cfg.RespondFrom == "server",
+		HandoffFrom:        p.VIP.Addr(),
+		Logger:             logger.Named("endpoint"),
+	}
+	ecfg.MaxSessions, ecfg.MaxSessionsPerSource = cfg.sessionCap(), cfg.sourceCap()
+	ep, err := ListenEndpoint(p.SessionAddr, ecfg)
 	if err != nil {
 		return err
 	}

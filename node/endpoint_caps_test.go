@@ -182,3 +182,15 @@ func TestEndpointSourceCapMove(t *testing.T) {
 		t.Errorf("the source left behind is still full: code %d", code)
 	}
 }
+
+// TestAgentSessionCaps checks that the agent gives its session endpoint
+// the caps its configuration derives.
+func TestAgentSessionCaps(t *testing.T) {
+	c := testConfig()
+	c.Capacity = 40
+	c.MaxSessionsPerSource = 3
+	a := startAgent(t, c)
+	if got := a.ep.cfg; got.MaxSessions != 80 || got.MaxSessionsPerSource != 3 || !got.RequireTicket {
+		t.Errorf("endpoint caps %d, %d, require_ticket %v; want 80, 3, true", got.MaxSessions, got.MaxSessionsPerSource, got.RequireTicket)
+	}
+}
