@@ -75,13 +75,15 @@ func (m *machine) keepaliveAnswer(p *packet, now time.Time) {
 		if r.Drain {
 			m.onDrain(now)
 		}
-	case r.Code == stun.CodeUnauthorized:
+	case r.Code == stun.CodeUnauthorized || r.Code == stun.CodeAllocQuotaReached || r.Code == stun.CodeInsufficientCapacity:
 		// The server does not accept the session (its ticket is missing,
-		// wrong or expired). It is alive, so it is not named as lost nor
-		// guarded against: a fresh assignment may well be to it again.
+		// wrong or expired: 401; its source or the server holds as many
+		// sessions as it counts: 486, 508). It is alive, so it is not
+		// named as lost nor guarded against: a fresh assignment may well be
+		// to it again.
 		m.alive = false
 		m.s.stats.lost.Add(1)
-		m.emit(Lost, m.server, fmt.Errorf("server answered 401: %w", ErrRefused))
+		m.emit(Lost, m.server, fmt.Errorf("server answered %d: %w", int(r.Code), ErrRefused))
 		m.startRound(now, netip.AddrPort{})
 	default:
 		m.s.stats.unmatched.Add(1)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -371,11 +372,20 @@ func TestReprobeUntilBalancerReturns(t *testing.T) {
 	}
 }
 
+// TestKeepaliveRefused has the server refuse the session after two
+// keepalives, for a ticket (401), its source's quota (486) or its capacity
+// (508): the client re-probes without naming the server lost.
 func TestKeepaliveRefused(t *testing.T) {
+	for _, code := range []stun.ErrorCode{stun.CodeUnauthorized, stun.CodeAllocQuotaReached, stun.CodeInsufficientCapacity} {
+		t.Run(strconv.Itoa(int(code)), func(t *testing.T) { testKeepaliveRefused(t, code) })
+	}
+}
+
+func testKeepaliveRefused(t *testing.T, code stun.ErrorCode) {
 	a, b := newServer(t), newServer(t)
 	a.setHandler(func(n int, req *wire.Request, from netip.AddrPort) []byte {
 		if n >= 2 {
-			return errorAnswer(req, stun.CodeUnauthorized)
+			return errorAnswer(req, code)
 		}
 		return keepaliveAnswer(req, from, false)
 	})

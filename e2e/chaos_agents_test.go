@@ -278,6 +278,10 @@ func (a *agent) start() {
 		// The load scenario measures the probe path at capacity from one
 		// generator, far above any one prefix's limit.
 		"-source-limit", "off",
+		// The probers keep one ticketless session on every server
+		// (keepaliveBare), and every client of a host is one source.
+		"-require-ticket=false",
+		"-max-sessions-per-source", "100000000",
 		"-vip-events", a.eventsPath(),
 		"-log-level", chaosLogLevel(),
 	}

@@ -185,7 +185,7 @@ func (a *Agent) openEndpoint(logger hclog.Logger, key []byte, undo *undoStack) (
 	}
 
 	_, sessionLimit := cfg.sourceLimits()
-	ep, err := ListenEndpoint(p.SessionAddr, EndpointConfig{
+	ecfg := EndpointConfig{
 		Addr:               p.AdvertiseSessionAddr,
 		SessionTTL:         p.SessionTTL,
 		RequireTicket:      cfg.RequireTicket,
@@ -196,7 +196,9 @@ func (a *Agent) openEndpoint(logger hclog.Logger, key []byte, undo *undoStack) (
 		SourceLimit:        sessionLimit,
 		LimitKey:           limitKey(),
 		Logger:             logger.Named("endpoint"),
-	})
+	}
+	ecfg.MaxSessions, ecfg.MaxSessionsPerSource = cfg.sessionCap(), cfg.sourceCap()
+	ep, err := ListenEndpoint(p.SessionAddr, ecfg)
 	if err != nil {
 		return err
 	}
@@ -213,7 +215,7 @@ func (a *Agent) openEndpoint(logger hclog.Logger, key []byte, undo *undoStack) (
 func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) error {
 	cfg := a.cfg
 	p := cfg.Parsed
-	a.verify = newVerifier(p.VerifyTimeout, verifyRecheck, a.wakeView, logger.Named("verify"))
+	a.verify = newVerifier(p.VerifyTimeout, verifyRecheck, a.wakeView, logger.Named("verify")).start()
 	undo.push(a.verify.close)
 
 	tcp, tcpPort, _ := cfg.balancerTCP()
@@ -596,6 +598,7 @@ func (a *Agent) publish() {
 		}
 	}
 	nodes, named := a.source.views()
+	a.verify.setMembers(memberAddrs(nodes, named))
 	a.view.Store(assign.NewView(nodes))
 	a.serviceViews.Store(newServiceViews(named))
 }
@@ -638,6 +641,9 @@ func (a *Agent) exportMetrics(t *metricScrape) {
 	t.counter("lost_server_reports", a.verify.reported.Load())
 	t.counter("lost_server_confirmed", a.verify.confirmed.Load())
 	t.counter("lost_server_refuted", a.verify.refuted.Load())
+	t.counter("lost_server_ignored", a.verify.nonMember.Load(), metrics.Label{Name: "reason", Value: "not_member"})
+	t.counter("lost_server_ignored", a.verify.limited.Load(), metrics.Label{Name: "reason", Value: "rate"})
+	t.counter("lost_server_ignored", a.verify.dropped.Load(), metrics.Label{Name: "reason", Value: "queue_full"})
 
 	cs := a.cl.Load().Stats()
 	t.counter("leadership_changes", cs.LeadershipChanges)
@@ -657,6 +663,8 @@ func (a *Agent) exportMetrics(t *metricScrape) {
 	t.counter("stun_binding_answered", es.Stock)
 	t.counter("tickets_refused", es.Refused)
 	t.counter("endpoint_unknown_attribute", es.Unknown)
+	t.counter("sessions_refused", es.SourceCapped, metrics.Label{Name: "reason", Value: "source_cap"})
+	t.counter("sessions_refused", es.Full, metrics.Label{Name: "reason", Value: "max_sessions"})
 	for _, reason := range dropLabels() {
 		t.counter("endpoint_dropped", es.Drops[reason], metrics.Label{Name: "reason", Value: reason})
 	}

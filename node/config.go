@@ -104,8 +104,16 @@ type Config struct {
 	// means DeadAfter.
 	SessionTTL string `hcl:"session_ttl,optional"`
 	// RequireTicket makes the session endpoint refuse, with a 401 error
-	// answer, a new session that presents no valid ticket.
+	// answer, a new session that presents no valid ticket. On by default:
+	// without it anyone can make sessions, the node's load, for free.
 	RequireTicket bool `hcl:"require_ticket,optional"`
+	// MaxSessions bounds the sessions the session endpoint counts; a new
+	// session beyond it is refused (508). 0 means twice Capacity.
+	MaxSessions int `hcl:"max_sessions,optional"`
+	// MaxSessionsPerSource bounds the sessions counted from one source, an
+	// IPv4 address or an IPv6 /56; a new session beyond it is refused
+	// (486). 0 means a tenth of Capacity (at least 1).
+	MaxSessionsPerSource int `hcl:"max_sessions_per_source,optional"`
 	// TicketTTL is how long an issued ticket stays valid.
 	TicketTTL string `hcl:"ticket_ttl,optional"`
 	// TicketKey is the hex-encoded ticket key: 32 bytes, 64 hex digits,
@@ -257,6 +265,7 @@ func DefaultConfig() Config {
 		KeepaliveInterval:  "1s",
 		DeadAfter:          "3s",
 		TicketTTL:          "1h",
+		RequireTicket:      true,
 		StockAmplification: 3,
 		Backups:            2,
 		LogLevel:           "info",

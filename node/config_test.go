@@ -224,6 +224,8 @@ func TestValidate(t *testing.T) {
 		{"ticket_key", "(hidden)", func(c *Config) { c.TicketKey = "abcd" }},
 		{"policy_spread", "-2", func(c *Config) { c.PolicySpread = -2 }},
 		{"stock_amplification", "0", func(c *Config) { c.StockAmplification = 0 }},
+		{"max_sessions", "-1", func(c *Config) { c.MaxSessions = -1 }},
+		{"max_sessions_per_source", "-5", func(c *Config) { c.MaxSessionsPerSource = -5 }},
 		{"backups", "9", func(c *Config) { c.Backups = 9 }},
 		{"probe_read_buffer", "-1", func(c *Config) { c.ProbeReadBuffer = -1 }},
 		{"probe_read_buffer", "268435457", func(c *Config) { c.ProbeReadBuffer = 256<<20 + 1 }},

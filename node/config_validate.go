@@ -124,6 +124,12 @@ func (r *Runtime) checkLimits(bad func(key, value, problem string)) {
 	if r.PolicySpread < -1 {
 		bad("policy_spread", strconv.Itoa(r.PolicySpread), "must be -1 (strict), 0 (the default band) or more")
 	}
+	if r.MaxSessions < 0 {
+		bad("max_sessions", strconv.Itoa(r.MaxSessions), "must be 0 (twice capacity) or more")
+	}
+	if r.MaxSessionsPerSource < 0 {
+		bad("max_sessions_per_source", strconv.Itoa(r.MaxSessionsPerSource), "must be 0 (a tenth of capacity) or more")
+	}
 	if r.StockAmplification < 1 {
 		bad("stock_amplification", strconv.Itoa(r.StockAmplification), "must be at least 1")
 	}

@@ -33,6 +33,15 @@ type EndpointConfig struct {
 	RequireTicket bool
 	// TicketKey is the key tickets are checked with.
 	TicketKey []byte
+	// MaxSessions bounds the sessions the endpoint counts; a new session
+	// beyond it gets a 508 (Insufficient Capacity) error answer. 0 is
+	// unbounded.
+	MaxSessions int
+	// MaxSessionsPerSource bounds the sessions counted from one source: an
+	// IPv4 address or an IPv6 /56 (see sourceOf). A new session beyond it,
+	// or one moving to a source that holds this many, gets a 486
+	// (Allocation Quota Reached) error answer. 0 is unbounded.
+	MaxSessionsPerSource int
 	// StockAmplification bounds answers to stock STUN Binding requests
 	// (see wire.Limit).
 	StockAmplification int
@@ -62,6 +71,12 @@ type EndpointStats struct {
 	Stock uint64
 	// Refused is the number of 401 answers sent for missing or bad tickets.
 	Refused uint64
+	// SourceCapped is the number of 486 answers sent for sessions beyond
+	// MaxSessionsPerSource.
+	SourceCapped uint64
+	// Full is the number of 508 answers sent for sessions beyond
+	// MaxSessions.
+	Full uint64
 	// Relayed is the number of probe answers relayed for the leader
 	// (respond_from = "server").
 	Relayed uint64
@@ -100,6 +115,7 @@ type Endpoint struct {
 
 	keepalives, stock, refused, relayed atomic.Uint64
 	unknownAttr                         atomic.Uint64 // 420 answers sent
+	sourceCapped, full                  atomic.Uint64
 	drops                               dropCounters
 }
 
@@ -140,7 +156,7 @@ func newEndpoint(cfg EndpointConfig) *Endpoint {
 	return &Endpoint{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		table:   newSessionTable(cfg.SessionTTL),
+		table:   newSessionTable(cfg.SessionTTL, cfg.MaxSessions, cfg.MaxSessionsPerSource),
 		closed:  make(chan struct{}),
 		keys:    newTicketKeys(cfg.TicketKey),
 		replays: newHandoffReplays((handoffMaxAge+1)*time.Second, maxHandoffReplays),
@@ -188,12 +204,14 @@ func (e *Endpoint) Sessions() []SessionInfo { return e.table.snapshot() }
 // Stats returns the endpoint's counters.
 func (e *Endpoint) Stats() EndpointStats {
 	return EndpointStats{
-		Keepalives: e.keepalives.Load(),
-		Stock:      e.stock.Load(),
-		Refused:    e.refused.Load(),
-		Relayed:    e.relayed.Load(),
-		Unknown:    e.unknownAttr.Load(),
-		Drops:      e.drops.snapshot(),
+		Keepalives:   e.keepalives.Load(),
+		Stock:        e.stock.Load(),
+		Refused:      e.refused.Load(),
+		SourceCapped: e.sourceCapped.Load(),
+		Full:         e.full.Load(),
+		Relayed:      e.relayed.Load(),
+		Unknown:      e.unknownAttr.Load(),
+		Drops:        e.drops.snapshot(),
 	}
 }
 
@@ -340,15 +358,15 @@ func (e *Endpoint) answer(dst, pkt []byte, from netip.AddrPort) ([]byte, dropRea
 		ticketed = len(req.Ticket) > 0 &&
 			e.keys.ticketer().Verify(req.Ticket, req.Session, from, e.cfg.Addr, uint32(now.Unix())) == nil
 		if e.cfg.RequireTicket && !ticketed {
-			out, err := e.enc.AppendErrorAnswer(dst, req, stun.CodeUnauthorized, limit)
-			if err != nil {
-				return dst, dropTooLarge
-			}
-			e.refused.Add(1)
-			return out, dropNone
+			return e.refuse(dst, req, stun.CodeUnauthorized, limit, &e.refused)
 		}
 	}
-	if e.table.touch(req.Session, from, ticketed, now) {
+	switch created, why := e.table.touch(req.Session, from, ticketed, now); {
+	case why == refusedSource:
+		return e.refuse(dst, req, stun.CodeAllocQuotaReached, limit, &e.sourceCapped)
+	case why == refusedTotal:
+		return e.refuse(dst, req, stun.CodeInsufficientCapacity, limit, &e.full)
+	case created:
 		e.log.Trace("session created", "client", from, "ticketed", ticketed)
 	}
 	out, err := e.enc.AppendKeepaliveAnswer(dst, req, &wire.KeepaliveAnswer{Mapped: from, Drain: e.drain.Load()}, limit)
@@ -367,6 +385,17 @@ func (e *Endpoint) answerUnknown(dst []byte, req *wire.Request, limit int) ([]by
 		return dst, dropTooLarge
 	}
 	e.unknownAttr.Add(1)
+	return out, dropNone
+}
+
+// refuse appends to dst the error answer with code to req and counts it in
+// n: the session is not counted.
+func (e *Endpoint) refuse(dst []byte, req *wire.Request, code stun.ErrorCode, limit int, n *atomic.Uint64) ([]byte, dropReason) {
+	out, err := e.enc.AppendErrorAnswer(dst, req, code, limit)
+	if err != nil {
+		return dst, dropTooLarge
+	}
+	n.Add(1)
 	return out, dropNone
 }
 

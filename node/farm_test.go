@@ -480,7 +480,10 @@ func TestFarmHandoffFromStrangerIgnored(t *testing.T) {
 // mean 56.7); without it, the empty node looks emptiest for the whole burst
 // and takes all of it.
 func TestFarmLedgerStopsHerding(t *testing.T) {
-	f := newTestFarm(t, 3, 3, func(_ int, c *Config) { c.SessionTTL = "1m" })
+	// The busy nodes' load is ticketless sessions from one socket.
+	f := newTestFarm(t, 3, 3, func(_ int, c *Config) {
+		c.SessionTTL, c.RequireTicket, c.MaxSessionsPerSource = "1m", false, 1000
+	})
 	f.viewed(3)
 	// Reports produced from now on are younger than every agent's
 	// Assigner, so the view below ends the leader's warm-up: its

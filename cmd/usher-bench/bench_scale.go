@@ -817,7 +817,9 @@ const (
 // its session endpoint from one socket, confirms the agent counts them and
 // reads its RSS again; it appends to sf.
 func sessionRun(ctx context.Context, o benchOpts, target int, sf *sessionFigures) (err error) {
-	extra := []string{"-session-ttl", sessionTTL.String(), "-capacity", strconv.Itoa(2 * target)}
+	// The sessions are ticketless keepalives from one socket.
+	extra := []string{"-session-ttl", sessionTTL.String(), "-capacity", strconv.Itoa(2 * target),
+		"-require-ticket=false", "-max-sessions-per-source", strconv.Itoa(2 * target)}
 	c, err := startScaleCluster(o.usher, 1, extra, []string{"GODEBUG=gctrace=1"})
 	if err != nil {
 		return err

@@ -150,8 +150,11 @@ func startFarm(bin string, plan farmPlan, o Options) (*demoFarm, error) {
 
 // start launches one agent.
 func (f *demoFarm) start(bin string, n *farmNode, o Options) error {
+	capacity := strconv.Itoa(max(1000, o.Clients))
 	args, err := f.Args(n.Agent,
-		"-capacity", strconv.Itoa(max(1000, o.Clients)),
+		"-capacity", capacity,
+		// Every demo client comes from 127.0.0.1: one source.
+		"-max-sessions-per-source", capacity,
 		"-keepalive-interval", o.Keepalive.String(),
 		"-dead-after", o.DeadAfter.String())
 	if err != nil {
