@@ -31,7 +31,9 @@ status -h'). SIGHUP reloads the TLS files (a certificate renewed on disk
 applies to the next Raft or API connection); it never stops the agent.
 SIGINT or SIGTERM makes the agent leave the farm gracefully and stop; a
 second one, or 45 s without finishing, ends it at once (exit code 1),
-logging every goroutine's stack.`
+logging every goroutine's stack. Under systemd (Type=notify, NOTIFY_SOCKET
+set) the agent reports READY=1 once it has joined its seeds and knows the
+farm's leader, and STOPPING=1 when it begins to stop.`
 
 // runAgent implements `usher agent`: it runs the agent until ctx is done.
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
