@@ -4,15 +4,22 @@
 
 GO       ?= go
 PKGS     ?= ./...
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# VERSION comes from the release tags (vMAJOR.MINOR.PATCH, annotated, on
+# main; never made by the build) as a Debian version: 0.3.0 at v0.3.0,
+# 0.3.0+git5.gHASH after it, 0.0.0~gitN.gHASH before the first release
+# (scripts/version.sh says how).
+VERSION  ?= $(shell ./scripts/version.sh 2>/dev/null || echo 0.0.0~unknown)
 LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/usher
 BENCH    := bin/usher-bench
 FUZZTIME ?= 10s
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI := bin/tools/golangci-lint-$(GOLANGCI_VERSION)/golangci-lint
+NFPM_VERSION := v2.48.0
+NFPM     := bin/tools/nfpm-$(NFPM_VERSION)/nfpm
+PKG_OUT  ?= bin/package
 
-.PHONY: all build test gate unit fuzz mutate lint demo bench chaos flood security clean
+.PHONY: all build test gate unit fuzz mutate lint package demo bench chaos flood security clean
 
 all: lint build test
 
@@ -22,8 +29,9 @@ build:
 # test is what CI runs: lint, a check that the test scripts fail when a
 # test fails, a brief pass of every fuzz target, then the race-enabled unit
 # and multi-node tests, ending with one summary line. Any failure stops it
-# with a non-zero exit.
-test: lint build gate
+# with a non-zero exit. The package test (packaging/) runs make package, so
+# nfpm is built first.
+test: lint build gate $(NFPM)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 	./scripts/test.sh
 
@@ -61,6 +69,17 @@ lint: $(GOLANGCI)
 
 $(GOLANGCI):
 	GOBIN=$(CURDIR)/$(dir $(GOLANGCI)) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+
+# package builds the Debian package PKG_OUT/usher_VERSION_ARCH.deb with
+# nfpm (built once at a pinned version into bin/tools): the static binary,
+# the systemd unit, the example /etc/usher/usher.hcl, the man page and the
+# maintainer scripts of packaging/ (scripts/package.sh). The container
+# image is packaging/Containerfile.
+package: $(NFPM)
+	VERSION='$(VERSION)' NFPM=$(CURDIR)/$(NFPM) OUT='$(PKG_OUT)' ./scripts/package.sh
+
+$(NFPM):
+	GOBIN=$(CURDIR)/$(dir $(NFPM)) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 
 demo: build
 	./$(BIN) demo

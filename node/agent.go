@@ -66,6 +66,7 @@ type Agent struct {
 	keyed                    atomic.Bool // a report was published with the farm's ticket key known
 	isClosed                 atomic.Bool
 	wake                     chan struct{} // asks the view loop for a new view now
+	ready                    chan struct{} // closed by watchReady, see Ready
 
 	ep     *Endpoint
 	resp   *Responder
@@ -121,6 +122,7 @@ func newAgent(rt Runtime, logger hclog.Logger) (_ *Agent, err error) {
 		started: time.Now(),
 		stop:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
+		ready:   make(chan struct{}),
 	}
 	a.capacity.Store(int64(rt.Capacity))
 	// Until Close takes over, a failure undoes what was started.
@@ -329,8 +331,9 @@ func (a *Agent) start(logger hclog.Logger) {
 		acc := newAPIAccess(p, addrPortOf(a.httpLn.Addr()), cfg.APIHosts, ownAddrs(p))
 		a.serveAPI(logger.Named("api"), acc)
 	}
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go a.viewLoop()
+	go a.watchReady()
 	cl := a.cl.Load()
 	a.log.Info("agent started", "node", cfg.NodeName, "vip", p.VIP, "vip_mode", cfg.VIPMode,
 		"session_addr", a.ep.Addr(), "gossip", cl.GossipAddr(), "raft", cl.RaftAddr(),

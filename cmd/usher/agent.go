@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/usherlb/usher/node"
@@ -35,7 +36,9 @@ SIGINT or SIGTERM makes the agent leave the farm gracefully and stop (with
 leave_on_terminate = false it stops without leaving: a voter keeps its seat
 for its restart; a leader hands leadership on either way); a
 second one, or 45 s without finishing, ends it at once (exit code 1),
-logging every goroutine's stack.`
+logging every goroutine's stack. Under systemd (Type=notify, NOTIFY_SOCKET
+set) the agent reports READY=1 once it has joined its seeds and knows the
+farm's leader, and STOPPING=1 when it begins to stop.`
 
 // runAgent implements `usher agent`: it runs the agent until ctx is done.
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -118,22 +121,45 @@ func agentConfig(args []string, stderr io.Writer) (node.Config, int) {
 	return cfg, -1
 }
 
-// awaitAgent runs until ctx is done or the agent fails, reloading the TLS
-// files at each SIGHUP on hup, then closes the agent. It returns the exit
+// runningAgent is what awaitAgent needs of a running agent (*node.Agent).
+type runningAgent interface {
+	Ready() <-chan struct{}
+	Failed() <-chan struct{}
+	Err() error
+	ReloadConfig() (node.ReloadResult, error)
+	Close() error
+}
+
+// awaitAgent runs until ctx is done or the agent fails, reloading the
+// configuration at each SIGHUP on hup, then closes the agent. Under systemd
+// (Type=notify) it tells the service manager READY=1 once the agent is
+// ready (node.Agent.Ready), RELOADING=1 and READY=1 around a reload after
+// that, and STOPPING=1 when it begins to shut down. It returns the exit
 // code: 1 when the agent failed or did not close cleanly.
-func awaitAgent(ctx context.Context, a *node.Agent, hup <-chan os.Signal, logger hclog.Logger, stderr io.Writer) int {
+func awaitAgent(ctx context.Context, a runningAgent, hup <-chan os.Signal, logger hclog.Logger, stderr io.Writer) int {
 	var failed error
+	ready, isReady := a.Ready(), false
 	for waiting := true; waiting; {
 		select {
 		case <-ctx.Done():
 			waiting = false
 		case <-a.Failed():
 			failed, waiting = a.Err(), false
+		case <-ready:
+			ready, isReady = nil, true
+			sdNotify(logger, daemon.SdNotifyReady)
 		case <-hup:
+			if isReady {
+				sdNotify(logger, daemon.SdNotifyReloading+"\n"+daemon.SdNotifyMonotonicUsec())
+			}
 			reload(a, logger)
+			if isReady {
+				sdNotify(logger, daemon.SdNotifyReady)
+			}
 		}
 	}
 	logger.Info("shutting down")
+	sdNotify(logger, daemon.SdNotifyStopping)
 	again, stop := notifyAgain()
 	defer stop()
 	if err := closeBounded(a.Close, again, shutdownLimit, logger); err != nil {
@@ -147,6 +173,15 @@ func awaitAgent(ctx context.Context, a *node.Agent, hup <-chan os.Signal, logger
 	return 0
 }
 
+// sdNotify sends state to the service manager named by NOTIFY_SOCKET (set
+// by systemd for a Type=notify unit); without it, it does nothing. A
+// failure to send is logged: the agent runs on regardless.
+func sdNotify(logger hclog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		logger.Warn("cannot notify systemd", "state", state, "error", err)
+	}
+}
+
 // addAgentFlags registers the agent's flags: -config, -dev and one per
 // configuration key.
 func addAgentFlags(fs *flag.FlagSet, cfg *node.Config, path *string, dev *bool) {
@@ -158,7 +193,7 @@ func addAgentFlags(fs *flag.FlagSet, cfg *node.Config, path *string, dev *bool) 
 // reload is the agent's answer to SIGHUP: it reads the configuration
 // again and logs what it applied and what needs a restart, or why it kept
 // the running configuration.
-func reload(a *node.Agent, logger hclog.Logger) {
+func reload(a runningAgent, logger hclog.Logger) {
 	res, err := a.ReloadConfig()
 	if err != nil {
 		logger.Error("SIGHUP: the running configuration stays", "error", err)

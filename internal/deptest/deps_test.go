@@ -7,13 +7,15 @@ import (
 )
 
 // rules are the repository's dependency rules (issue 13): the product
-// binary carries no tool, and the pure packages stay pure.
+// binary carries no tool, and the pure packages stay pure. Only the
+// binary speaks to systemd (issue 16): the agent's library does not.
 var rules = []Rule{
 	{Pkg: Module + "/cmd/usher", Bad: []string{"gonum.org", Module + "/cmd/usher-bench"}},
 	{Pkg: Module + "/wire", Only: []string{}},
 	{Pkg: Module + "/assign", Only: []string{}},
 	{Pkg: Module + "/client", Only: []string{Module + "/wire"}},
 	{Pkg: Module + "/internal/srclimit", Only: []string{}},
+	{Pkg: Module + "/node", Bad: []string{"github.com/coreos/go-systemd/v22"}},
 }
 
 // TestDeps fails if a package links what its rule forbids.
@@ -55,6 +57,7 @@ func TestViolations(t *testing.T) {
 		{"pure wire", rules[1], []string{Module + "/wire", "github.com/dchest/siphash", "net/netip"}, 0},
 		{"wire importing ours", rules[1], []string{Module + "/wire", Module + "/assign"}, 1},
 		{"client on wire", rules[3], []string{Module + "/client", Module + "/wire"}, 0},
+		{"node on systemd", rules[4], []string{Module + "/node", "github.com/coreos/go-systemd/v22/daemon"}, 1},
 		{"client on node", rules[3], []string{Module + "/client", Module + "/wire", Module + "/node", Module + "/cluster"}, 2},
 	}
 	for _, tt := range tests {
