@@ -30,7 +30,7 @@ type KeyDoc struct {
 }
 
 // KeyGroups are the groups of keys, in the order help shows them.
-var KeyGroups = []string{"Node", "Addresses", "Cluster", "Security", "Sessions and balancing", "Balancer address", "HTTP API", "TURN", "Timers"}
+var KeyGroups = []string{"Node", "Addresses", "Cluster", "Security", "Sessions and balancing", "Limits", "Balancer address", "HTTP API", "TURN", "Timers"}
 
 // keyGroup is each key's group.
 var keyGroup = map[string]string{
@@ -44,8 +44,10 @@ var keyGroup = map[string]string{
 	"policy": "Sessions and balancing", "policy_spread": "Sessions and balancing", "keepalive_interval": "Sessions and balancing",
 	"dead_after": "Sessions and balancing", "session_ttl": "Sessions and balancing", "require_ticket": "Sessions and balancing",
 	"ticket_ttl": "Sessions and balancing", "stock_amplification": "Sessions and balancing", "backups": "Sessions and balancing",
-	"verify_timeout": "Sessions and balancing",
-	"vip_mode":       "Balancer address", "interface": "Balancer address", "vip_acquire_script": "Balancer address",
+	"verify_timeout": "Sessions and balancing", "max_sessions": "Limits", "max_sessions_per_source": "Limits",
+	"source_limit": "Limits", "source_limit_rate": "Limits", "source_limit_burst": "Limits", "session_limit_rate": "Limits",
+	"session_limit_burst": "Limits", "source_limit_ipv4_prefix": "Limits", "source_limit_ipv6_prefix": "Limits",
+	"vip_mode": "Balancer address", "interface": "Balancer address", "vip_acquire_script": "Balancer address",
 	"vip_release_script": "Balancer address", "vip_service": "Balancer address", "stock_binding": "Balancer address",
 	"balancer_tcp": "Balancer address", "balancer_tls": "Balancer address", "balancer_tls_cert_file": "Balancer address",
 	"balancer_tls_key_file": "Balancer address", "vip_events": "Balancer address", "probe_sockets": "Balancer address",
