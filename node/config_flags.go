@@ -82,7 +82,7 @@ func (c *Config) keys() []configKey {
 		{"balancer_tls_key_file", &c.BalancerTLSKeyFile, "private key (PEM) of balancer_tls_cert_file, mode 0600"},
 		{"vip_events", &c.VIPEvents, "file to append a JSON line to at each take-over and release of the balancer address"},
 		{"probe_sockets", &c.ProbeSockets, "SO_REUSEPORT sockets answering probes, each with its own goroutine (0: one per CPU)"},
-		{"probe_batch", &c.ProbeBatch, "read and answer probes in batches (recvmmsg/sendmmsg, Linux only)"},
+		{"probe_batch", &c.ProbeBatch, "read and answer probes in batches (recvmmsg/sendmmsg on Linux; false: one probe per system call)"},
 		{"probe_read_buffer", &c.ProbeReadBuffer, "receive buffer of every probe socket in bytes (0: the kernel's default)"},
 		{"source_limit", &c.SourceLimit, "per-source-prefix rate limits on the balancer address and the session endpoint: on or off"},
 		{"source_limit_rate", &c.SourceLimitRate, "datagrams (TCP/TLS: connections) per second one source prefix may have answered on the balancer address"},

@@ -82,7 +82,9 @@ type ResponderConfig struct {
 	LostServer func(netip.AddrPort)
 	// SourceLimit limits how many datagrams each source prefix has
 	// answered (see srclimit); a zero Rate turns the limit off. Every
-	// serving goroutine keeps its own table, keyed from Rand; a datagram
+	// serving goroutine keeps its own table, keyed from Rand, and with
+	// Sockets > 1 enforces an equal share of Rate and Burst (the kernel
+	// spreads one prefix's source ports over the sockets); a datagram
 	// over the limit is dropped (rate_limited) before it is decoded, and
 	// over TCP and TLS a connection over the limit is closed as it is
 	// accepted.
@@ -225,7 +227,7 @@ func NewResponder(cfg ResponderConfig) *Responder {
 		key: cfg.TicketKey,
 	}
 	r.open = r.openConn
-	r.prober.init(r, cfg.Rand)
+	r.prober.init(r, cfg.Rand, max(cfg.Sockets, 1))
 	r.tcp.init(r)
 	r.tls.initTLS(r)
 	return r
@@ -236,7 +238,7 @@ func NewResponder(cfg ResponderConfig) *Responder {
 func (r *Responder) probers(n int) []*prober {
 	for len(r.more) < n-1 {
 		p := new(prober)
-		p.init(r, rand.New(rand.NewPCG(r.cfg.Rand.Uint64(), r.cfg.Rand.Uint64()))) //nolint:gosec // G404: tie-breaking, as cfg.Rand
+		p.init(r, rand.New(rand.NewPCG(r.cfg.Rand.Uint64(), r.cfg.Rand.Uint64())), max(r.cfg.Sockets, 1)) //nolint:gosec // G404: tie-breaking, as cfg.Rand
 		r.more = append(r.more, p)
 	}
 	return append([]*prober{&r.prober}, r.more[:n-1]...)

@@ -65,15 +65,17 @@ type prober struct {
 	drops         dropCounters
 }
 
-// init prepares p to serve for r, picking servers with rng.
-func (p *prober) init(r *Responder, rng *rand.Rand) {
+// init prepares p to serve for r, picking servers with rng, as one of
+// shares goroutines that divide the source limit between them (see
+// limitShare).
+func (p *prober) init(r *Responder, rng *rand.Rand, shares int) {
 	p.r = r
 	p.keys = newTicketKeys(r.key)
 	p.rng = rng
 	if r.cfg.SourceLimit.Rate > 0 {
 		// Drawn only when on, so the tie-breaking sequence is the same
 		// as it always was when off.
-		p.limit = srclimit.New(r.cfg.SourceLimit, rng.Uint64(), rng.Uint64())
+		p.limit = srclimit.New(limitShare(r.cfg.SourceLimit, shares), rng.Uint64(), rng.Uint64())
 	}
 	p.asg = assign.New(r.cfg.Assign, p.clock, rng)
 	p.ticket = make([]byte, 0, wire.MaxTicketLen)
@@ -119,6 +121,21 @@ func (p *prober) respond(dst, pkt []byte, from netip.AddrPort, now time.Time) ([
 		return dst, from, dropTooLarge
 	}
 	return out, p.redirect.Server, dropNone
+}
+
+// limitShare returns the part of the source limit lim that each of shares
+// tables enforces. The kernel spreads the datagrams of SO_REUSEPORT
+// sockets by their source address and port, so a prefix that sends from
+// many ports reaches every socket, each with a table of its own: dividing
+// the rate and the burst keeps what the prefix gets in all at about the
+// configured limit, while one client, whose port lands on one socket,
+// gets its share of it.
+func limitShare(lim srclimit.Config, shares int) srclimit.Config {
+	if shares > 1 && lim.Rate > 0 {
+		lim.Rate = max(lim.Rate/shares, 1)
+		lim.Burst = max(lim.Burst/shares, 1)
+	}
+	return lim
 }
 
 // answerAt decides the redirect for the probe pkt from the client at from,

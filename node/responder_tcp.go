@@ -81,7 +81,7 @@ type tcpServer struct {
 func (t *tcpServer) init(r *Responder) {
 	t.r = r
 	t.proto = "TCP"
-	t.p.init(r, rand.New(rand.NewPCG(r.cfg.Rand.Uint64(), r.cfg.Rand.Uint64()))) //nolint:gosec // G404: tie-breaking, as cfg.Rand
+	t.p.init(r, rand.New(rand.NewPCG(r.cfg.Rand.Uint64(), r.cfg.Rand.Uint64())), 1) //nolint:gosec // G404: tie-breaking, as cfg.Rand
 	t.limit, t.p.limit = t.p.limit, nil
 }
 

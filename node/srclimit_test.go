@@ -2,6 +2,7 @@ package node
 
 import (
 	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -235,4 +236,51 @@ func BenchmarkResponderAnswerLimited(b *testing.B) {
 	clk := newFakeClock()
 	r := limitedResponder(clk, srclimit.Config{Rate: 1 << 20, Burst: 1 << 20})
 	benchLoop(b, clk, r, probe(b, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize}))
+}
+
+// TestLimitShare checks how a source limit is divided between the
+// tables of several probe sockets.
+func TestLimitShare(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		lim    srclimit.Config
+		shares int
+		want   srclimit.Config
+	}{
+		{"one socket", srclimit.Config{Rate: 400, Burst: 2000}, 1, srclimit.Config{Rate: 400, Burst: 2000}},
+		{"four sockets", srclimit.Config{Rate: 400, Burst: 2000, IPv4Bits: 20}, 4, srclimit.Config{Rate: 100, Burst: 500, IPv4Bits: 20}},
+		{"never below one", srclimit.Config{Rate: 3, Burst: 2}, 8, srclimit.Config{Rate: 1, Burst: 1}},
+		{"off stays off", srclimit.Config{}, 4, srclimit.Config{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := limitShare(tc.lim, tc.shares); got != tc.want {
+				t.Errorf("limitShare(%+v, %d) = %+v, want %+v", tc.lim, tc.shares, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSocketsShareSourceLimit floods a responder of four probe sockets
+// from one prefix, each source port on another socket as SO_REUSEPORT
+// spreads them: what the prefix gets answered in all stays within one
+// limit, not four.
+func TestSocketsShareSourceLimit(t *testing.T) {
+	clk := newFakeClock()
+	r := testResponder(clk, Solo, server1, server2)
+	r.cfg.SourceLimit, r.cfg.Sockets = testLimit, 4
+	r.prober.init(r, rand.New(rand.NewPCG(5, 5)), 4)
+	probers := r.probers(4)
+	pkt := probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: wire.ProbeSize})
+	dst := make([]byte, 0, maxDatagram)
+	answered := 0
+	for i := range 1000 {
+		clk.Advance(time.Millisecond)
+		from := netip.AddrPortFrom(flooder.Addr(), uint16(4000+i))
+		if _, why := probers[i%4].answer(dst[:0], pkt, from); why == dropNone {
+			answered++
+		}
+	}
+	if most := testLimit.Rate + testLimit.Burst + 4; answered > most || answered < testLimit.Rate/2 {
+		t.Errorf("four sockets answered %d of 1000 probes from one prefix in a second, want %d to %d", answered, testLimit.Rate/2, most)
+	}
 }
