@@ -18,9 +18,11 @@ func seeds(f *testing.F) {
 }
 
 // FuzzResponderAnswer checks that no datagram crashes the responder, that
-// every answer keeps the size rule, and that a stock Binding request gets a
-// Binding success naming its source and takes no pick, anything else
-// answered a redirect.
+// every answer keeps the size rule, that a request with unknown
+// comprehension-required attributes gets a 420 naming them and takes no
+// pick, that a stock Binding request gets a Binding success naming its
+// source and takes no pick, and that anything else answered gets a
+// redirect.
 func FuzzResponderAnswer(f *testing.F) {
 	seeds(f)
 	clk := newFakeClock()
@@ -39,6 +41,12 @@ func FuzzResponderAnswer(f *testing.F) {
 			t.Fatalf("%d-byte probe, %d-byte answer", len(pkt), len(out))
 		}
 		a := decode(t, out)
+		if a.Code == stun.CodeUnknownAttribute {
+			if a.NumUnknown == 0 || pending() != before {
+				t.Fatalf("420 answer %+v naming no attribute, or pending %d then %d", a, before, pending())
+			}
+			return
+		}
 		stock := !r.req.HasSession && r.req.Method == stun.MethodBinding
 		if stock && (!a.Success || a.Mapped != clientA || pending() != before) {
 			t.Fatalf("stock Binding: answer %+v, pending %d then %d", a, before, pending())
