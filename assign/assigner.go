@@ -2,6 +2,7 @@ package assign
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -9,6 +10,13 @@ import (
 
 // ErrNoServer is returned by [Assigner.Pick] when no node is eligible.
 var ErrNoServer = errors.New("assign: no eligible server")
+
+// ErrNoReport is the ErrNoServer of an Assigner that knows nothing current
+// of the farm: its view is empty, or every node's report is older than
+// StaleAfter (as on a leader that has just taken over, before the reports
+// reach it) or says the node is Starting. Whether the farm could take the session is then unknown, not
+// refused. errors.Is(ErrNoReport, ErrNoServer) holds.
+var ErrNoReport = fmt.Errorf("%w: no report in time", ErrNoServer)
 
 // Config configures an [Assigner]. The zero value is usable: least-loaded,
 // reports never stale, a 2 s pending TTL, the ledger on, stock picks
@@ -101,7 +109,8 @@ type nodeState struct {
 	picks        uint64    // successful picks since the last TakePicks
 
 	// Of the installed view's entry for the node:
-	closed     bool  // draining, suspect, no capacity or no address: never eligible
+	closed     bool  // draining, starting, suspect, no capacity or no address: never eligible
+	starting   bool  // Node.Starting: no current report, as a stale one
 	families   uint8 // bit 1<<f for each family f the node is reachable on (see Node.AddrFor)
 	reportedNs int64 // ReportedAt in Unix nanoseconds (see unixNano); older than reconciledAt after an out-of-order report
 }
@@ -173,7 +182,8 @@ func (a *Assigner) SetView(v *View) {
 		st.led.expire(cutoff)
 		st.stock.expire(cutoff)
 		st.stockCap = a.stockCap(nd.Capacity)
-		st.closed = nd.Draining || nd.Suspect || nd.Capacity <= 0 || !nd.Addr.IsValid()
+		st.closed = nd.Draining || nd.Starting || nd.Suspect || nd.Capacity <= 0 || !nd.Addr.IsValid()
+		st.starting = nd.Starting
 		st.families = nd.families()
 		if nd.Addr.IsValid() {
 			families |= st.families

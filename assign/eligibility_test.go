@@ -185,3 +185,40 @@ func TestZeroTimeClock(t *testing.T) {
 		t.Errorf("pending on %s: %d, want 1", nd.ID, got)
 	}
 }
+
+// TestNoReportOrNoServer checks which error a failed pick gives: ErrNoReport
+// when nothing current is known of the farm (no node, every report stale
+// or starting), plain ErrNoServer when a node reports in time and still
+// cannot take the session (full, draining, without capacity, suspect, or
+// the server the client lost).
+func TestNoReportOrNoServer(t *testing.T) {
+	c := newFakeClock()
+	fresh := nodeN(c, 0, 0, 10)
+	stale := nodeN(c, 1, 0, 10)
+	stale.ReportedAt = c.Now().Add(-2 * time.Second)
+	mod := func(n Node, f func(*Node)) Node { f(&n); return n }
+	for _, tt := range []struct {
+		name     string
+		nodes    []Node
+		avoid    netip.AddrPort
+		noReport bool
+	}{
+		{"no node", nil, netip.AddrPort{}, true},
+		{"every report stale", []Node{stale}, netip.AddrPort{}, true},
+		{"starting", []Node{mod(fresh, func(n *Node) { n.Starting = true })}, netip.AddrPort{}, true},
+		{"starting and stale", []Node{mod(fresh, func(n *Node) { n.Starting = true }), stale}, netip.AddrPort{}, true},
+		{"full", []Node{mod(fresh, func(n *Node) { n.Sessions = 10 }), stale}, netip.AddrPort{}, false},
+		{"draining", []Node{mod(fresh, func(n *Node) { n.Draining = true })}, netip.AddrPort{}, false},
+		{"no capacity", []Node{mod(fresh, func(n *Node) { n.Capacity = 0 })}, netip.AddrPort{}, false},
+		{"suspect", []Node{mod(fresh, func(n *Node) { n.Suspect = true })}, netip.AddrPort{}, false},
+		{"only the lost server", []Node{fresh}, fresh.Addr, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newTestAssigner(Config{StaleAfter: time.Second}, c, 1, tt.nodes)
+			_, err := a.Pick(sid(1), tt.avoid)
+			if !errors.Is(err, ErrNoServer) || errors.Is(err, ErrNoReport) != tt.noReport {
+				t.Errorf("Pick = %v; want ErrNoServer, ErrNoReport %v", err, tt.noReport)
+			}
+		})
+	}
+}

@@ -29,7 +29,7 @@ const (
 // ErrNoServer rather than send the client back to it. Pick never returns a
 // node that is draining, suspect, full by its report, without capacity,
 // stale, or without a valid address, and returns ErrNoServer when none is
-// eligible. Pending entries never make it fail: while some eligible node
+// eligible (ErrNoReport when no node's report is fresh). Pending entries never make it fail: while some eligible node
 // has room counting them, it picks among those; only when none has does it
 // pick among the rest (see the package documentation). It does not
 // allocate once the node's ledger has reached its working size.
@@ -68,7 +68,7 @@ func (a *Assigner) PickFor(fam Family, s SessionID, avoid netip.AddrPort, dst []
 		filter = true
 	}
 	now := unixNano(a.now())
-	elig, crowded := a.eligible(now, avoid)
+	elig, crowded, fresh := a.eligible(now, avoid)
 	if filter {
 		elig = a.ofFamily(elig, fam)
 	}
@@ -76,6 +76,9 @@ func (a *Assigner) PickFor(fam Family, s SessionID, avoid netip.AddrPort, dst []
 		elig = a.withRoom(elig)
 	}
 	if len(elig) == 0 {
+		if !fresh {
+			return Node{}, dst, ErrNoReport
+		}
 		return Node{}, dst, ErrNoServer
 	}
 	i := a.choose(elig, s)
@@ -142,7 +145,7 @@ func (a *Assigner) Backups(dst []netip.AddrPort, n int, not netip.AddrPort) []ne
 	if n <= 0 {
 		return dst
 	}
-	elig, crowded := a.eligible(unixNano(a.now()), not)
+	elig, crowded, _ := a.eligible(unixNano(a.now()), not)
 	if crowded {
 		elig = a.withRoom(elig)
 	}
@@ -177,11 +180,12 @@ func (a *Assigner) leastLoadedFirst(dst []netip.AddrPort, elig []int32, n int, f
 // nanoseconds. A node is eligible by its report: its pending entries do
 // not count here. crowded reports whether some eligible node is full once
 // they do, for withRoom to sort out; in steady state none is, and the
-// probe path makes this one pass only.
-func (a *Assigner) eligible(now int64, avoid netip.AddrPort) (elig []int32, crowded bool) {
+// probe path makes this one pass only. fresh reports whether some node's
+// report is within StaleAfter and not Starting (see ErrNoReport).
+func (a *Assigner) eligible(now int64, avoid netip.AddrPort) (elig []int32, crowded, fresh bool) {
 	elig = a.elig[:0]
 	if a.view == nil {
-		return elig, false
+		return elig, false, false
 	}
 	cutoff := before(now, a.ttl)
 	checkStale := a.cfg.StaleAfter > 0
@@ -191,14 +195,16 @@ func (a *Assigner) eligible(now int64, avoid netip.AddrPort) (elig []int32, crow
 		st := &a.state[i]
 		st.led.expire(cutoff)
 		st.stock.expire(cutoff)
+		if st.starting || checkStale && st.reportedNs < staleBefore {
+			continue
+		}
+		fresh = true
 		nd := &a.view.nodes[i]
 		switch {
 		case st.closed:
 			continue
 		case nd.Sessions >= nd.Capacity:
 			continue // full by its own report
-		case checkStale && st.reportedNs < staleBefore:
-			continue
 		case checkAvoid && (nd.Addr == avoid || nd.Addr6 == avoid):
 			continue
 		}
@@ -208,7 +214,7 @@ func (a *Assigner) eligible(now int64, avoid netip.AddrPort) (elig []int32, crow
 		elig = append(elig, int32(i))
 	}
 	a.elig = elig
-	return elig, crowded
+	return elig, crowded, fresh
 }
 
 // withRoom keeps, in place and in order, the nodes of elig whose reported

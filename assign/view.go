@@ -40,6 +40,11 @@ type Node struct {
 	Draining bool
 	// Suspect is set when membership considers the node suspect or dead.
 	Suspect bool
+	// Starting is set when the node says it cannot take sessions yet (it
+	// has just started). It is never eligible, and, like a node whose
+	// report is stale, it tells nothing of whether the farm could take a
+	// session (see ErrNoReport).
+	Starting bool
 	// ReportedAt is when the report was produced, translated to the
 	// leader's clock (or, failing that, when the leader received it).
 	// Config.StaleAfter is measured from it, and a new Assigner's warm-up

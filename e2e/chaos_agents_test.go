@@ -96,6 +96,7 @@ type viewNodeJSON struct {
 	Addr     string `json:"addr"`
 	Capacity int    `json:"capacity"`
 	Draining bool   `json:"draining"`
+	Starting bool   `json:"starting"`
 	Suspect  bool   `json:"suspect"`
 }
 
@@ -600,7 +601,7 @@ func (c *chaosCluster) healthy() error {
 		}
 		fresh := 0
 		for _, n := range v {
-			if !n.Suspect && !n.Draining {
+			if !n.Suspect && !n.Draining && !n.Starting {
 				fresh++
 			}
 		}

@@ -224,9 +224,9 @@ func (c *chaosCluster) checkSizes(answers []answer, res *chaosResult) {
 		}
 		switch {
 		case a.vip && a.kind == stockBinding && !a.success:
-			r.add("not-binding-success", "answer %d at the VIP to a %s is not a Binding success (stock_binding = answer)", i, a.kind.name)
+			r.add("not-binding-success", "answer %d at the VIP to a %s is not a Binding success (stock_binding = answer; code %d)", i, a.kind.name, a.code)
 		case a.vip && a.kind != stockBinding && !a.redirect:
-			r.add("not-redirect", "answer %d at the VIP to a %s is not a 300 redirect of its method", i, a.kind.name)
+			r.add("not-redirect", "answer %d at the VIP to a %s sent at %v is not a 300 redirect of its method (code %d)", i, a.kind.name, a.sent, a.code)
 		}
 	}
 	r.done()

@@ -110,6 +110,8 @@ type answer struct {
 	// success: a success response of the request's method (what a stock
 	// Binding gets at the VIP, as anywhere).
 	success bool
+	// code is the error code of an error response (0 for a success).
+	code stun.ErrorCode
 }
 
 // pendingReq is a request sent and not yet answered.
@@ -267,6 +269,7 @@ func (p *prober) read() {
 				size: n, req: req.size, kind: req.t.kind, vip: req.t.vip,
 				redirect: !r.Success && r.Code == stun.CodeTryAlternate && r.Method == req.method,
 				success:  r.Success && r.Method == req.method,
+				code:     r.Code,
 			})
 		}
 		p.mu.Unlock()

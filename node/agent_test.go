@@ -529,7 +529,7 @@ func TestAgentWithoutFarmKeyDrains(t *testing.T) {
 		t.Fatalf("an agent without the farm's ticket key reports %+v, want draining", self.Report)
 	}
 	for _, n := range a.view.Load().Nodes() {
-		if n.ID == c.NodeName && !n.Draining {
+		if n.ID == c.NodeName && !n.Starting {
 			t.Errorf("the view offers %s for sessions: %+v", n.ID, n)
 		}
 	}

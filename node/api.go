@@ -324,6 +324,7 @@ type viewNode struct {
 	Sessions   int       `json:"sessions"`
 	Accepted   uint64    `json:"accepted"`
 	Draining   bool      `json:"draining"`
+	Starting   bool      `json:"starting,omitempty"`
 	Suspect    bool      `json:"suspect"`
 	ReportedAt time.Time `json:"reported_at"`
 }
@@ -334,7 +335,7 @@ func (a *Agent) viewJSON() map[string]any {
 	for _, n := range a.view.Load().Nodes() {
 		nodes = append(nodes, viewNode{
 			ID: n.ID, Addr: n.Addr.String(), Capacity: n.Capacity, Sessions: n.Sessions,
-			Accepted: n.Accepted, Draining: n.Draining, Suspect: n.Suspect, ReportedAt: n.ReportedAt,
+			Accepted: n.Accepted, Draining: n.Draining, Starting: n.Starting, Suspect: n.Suspect, ReportedAt: n.ReportedAt,
 		})
 	}
 	services := map[string][]viewNode{}

@@ -83,6 +83,8 @@ func TestAgentSourceLimits(t *testing.T) {
 	c := testConfig()
 	c.SourceLimitRate, c.SourceLimitBurst = 1, 3
 	c.SessionLimitRate, c.SessionLimitBurst = 1, 3
+	// One probe socket, which keeps the whole limit (several share it).
+	c.ProbeSockets = 1
 	a := startAgent(t, c)
 	cl := listenUDP(t, "127.0.0.1:0")
 	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw

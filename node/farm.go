@@ -33,8 +33,12 @@ func (f *farmView) Nodes() []assign.Node {
 // load figure it cannot vouch for, nor for any service while the operator
 // drains it or it is not alive.
 func (f *farmView) views() ([]assign.Node, map[string][]assign.Node) {
-	st := f.c.State()
-	members := f.c.Members()
+	return farmNodes(f.c.State(), f.c.Members(), f.excluded)
+}
+
+// farmNodes is views over the agreed state st and the members, with the
+// verifier's exclusions (nil: none).
+func farmNodes(st cluster.State, members []cluster.Member, excluded func(netip.AddrPort) bool) ([]assign.Node, map[string][]assign.Node) {
 	nodes := make([]assign.Node, 0, len(members))
 	var named map[string][]assign.Node
 	for _, m := range members {
@@ -69,13 +73,16 @@ func (f *farmView) views() ([]assign.Node, map[string][]assign.Node) {
 			capacity = int(c)
 		}
 		nodes = append(nodes, assign.Node{
-			ID:         m.Name,
-			Addr:       r.Service,
-			Capacity:   capacity,
-			Sessions:   int(r.Sessions),
-			Accepted:   r.Accepted,
-			Draining:   r.Draining || drained,
-			Suspect:    suspect || f.excluded != nil && f.excluded(r.Service),
+			ID:       m.Name,
+			Addr:     r.Service,
+			Capacity: capacity,
+			Sessions: int(r.Sessions),
+			Accepted: r.Accepted,
+			Draining: drained,
+			// A node drains itself, by its report, only until it holds
+			// the farm's ticket key (see Agent.publish): it is starting.
+			Starting:   r.Draining && !drained,
+			Suspect:    suspect || excluded != nil && excluded(r.Service),
 			ReportedAt: m.ReportedAt,
 		})
 	}

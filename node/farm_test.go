@@ -159,9 +159,9 @@ func (f *testFarm) viewed(want int) {
 	waitFor(f.t, func() bool {
 		n := 0
 		// A node offers itself once it holds the farm's ticket key
-		// (until then it reports draining).
+		// (until then it reports draining: the leader sees it starting).
 		for _, node := range f.leader().view.Load().Nodes() {
-			if !node.Suspect && !node.Draining {
+			if !node.Suspect && !node.Draining && !node.Starting {
 				n++
 			}
 		}

@@ -142,7 +142,8 @@ func limitShare(lim srclimit.Config, shares int) srclimit.Config {
 // read at now, and appends it to dst, or says why there is none (first,
 // before decoding, whether its source prefix is over its limit); a stock
 // Binding request gets answerStockBinding's answer instead, a probe no
-// server can take an overload answer, and one with unknown
+// server can take an overload answer (unless nothing current is known of
+// the farm), and one with unknown
 // comprehension-required attributes a 420 (see responder_refuse.go). It is the
 // whole per-probe decision and does not allocate in steady state. Only one
 // goroutine at a time may call it.
@@ -206,7 +207,14 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 	}
 	fam := assign.FamilyOf(from.Addr())
 	n, bk, err := asg.PickFor(fam, assign.SessionID(req.Session), req.LostServer, p.backups[:0], backups, book)
-	if err != nil {
+	switch {
+	case errors.Is(err, assign.ErrNoReport):
+		// Nothing current is known of the farm (every report stale, as
+		// on a leader that has just taken over): it is not known to be
+		// full, and an overload answer would hold the client off for its
+		// retry-after. Silence lets it retransmit on its own schedule.
+		return dst, dropNoServer
+	case err != nil:
 		return p.answerOverload(dst, req)
 	}
 	p.backups = bk

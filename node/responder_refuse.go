@@ -13,7 +13,11 @@ import (
 
 // Refusals. When no server can take a probe the balancer address says so
 // rather than staying silent: a silent probe is retransmitted, and a farm
-// that is full would see every client's probe several times over. An Usher
+// that is full would see every client's probe several times over. Only
+// when it knows nothing current of the farm (no report in time, as on a
+// leader that has just taken over: assign.ErrNoReport) does it stay silent
+// (no_server): that is no overload, and the client's retransmission finds
+// the farm once the reports arrive. An Usher
 // probe gets 508 with USHER-RETRY-AFTER, a stock TURN Allocate 508 and a
 // stock Binding 500 (see wire.OverloadCode). A request carrying an unknown
 // comprehension-required attribute gets 420 (RFC 8489 section 7.3.1). Both

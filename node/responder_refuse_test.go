@@ -2,7 +2,9 @@ package node
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -50,20 +52,21 @@ func TestResponderOverload(t *testing.T) {
 		code     stun.ErrorCode
 		retry    time.Duration
 	}{
-		{"no servers", nil, probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: 256}), clientA, false,
+		{"every server full", []netip.AddrPort{server1, server2}, probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: 256}), clientA, false,
 			stun.CodeInsufficientCapacity, 1500 * time.Millisecond},
-		{"unpadded probe", nil, probe(t, wire.Probe{Session: wire.SessionID{1}}), clientA, false,
+		{"unpadded probe", []netip.AddrPort{server1}, probe(t, wire.Probe{Session: wire.SessionID{1}}), clientA, false,
 			stun.CodeInsufficientCapacity, 1500 * time.Millisecond},
 		{"only the other family, IPv4 client", []netip.AddrPort{v6}, probe(t, wire.Probe{PadTo: 256}), clientA, false,
 			stun.CodeInsufficientCapacity, 1500 * time.Millisecond},
 		{"only the other family, IPv6 client", []netip.AddrPort{server1}, probe(t, wire.Probe{PadTo: 256}), clientV6, false,
 			stun.CodeInsufficientCapacity, 1500 * time.Millisecond},
 		{"stock allocate", []netip.AddrPort{server1}, stockAllocate(), clientV6, false, stun.CodeInsufficientCapacity, 0},
-		{"stock binding redirect", nil, bind, clientA, true, stun.CodeServerError, 0},
+		{"stock binding redirect", []netip.AddrPort{server1}, bind, clientA, true, stun.CodeServerError, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := testResponder(clk, Solo, tt.servers...)
+			fillView(r)
 			r.cfg.RetryAfter = 1500 * time.Millisecond
 			r.cfg.RedirectStockBinding = tt.redirect
 			r.cfg.Handoff = true // a refusal is never sealed in a handoff
@@ -82,6 +85,45 @@ func TestResponderOverload(t *testing.T) {
 				if n := r.asg.Pending(id); n != 0 {
 					t.Errorf("the refusal took a pick of %s: %d pending", id, n)
 				}
+			}
+		})
+	}
+}
+
+// fillView replaces r's view with the same nodes, each full by its report.
+func fillView(r *Responder) {
+	nodes := slices.Clone(r.cfg.View.Load().Nodes())
+	for i := range nodes {
+		nodes[i].Sessions = nodes[i].Capacity
+	}
+	r.cfg.View.Store(assign.NewView(nodes))
+}
+
+// TestResponderNoReportSilent checks that a leader that knows nothing
+// current of the farm (no node, or every report stale) leaves probes
+// unanswered (no_server) rather than refuse them: the farm is not known
+// to be full, and a retry-after would hold the client off.
+func TestResponderNoReportSilent(t *testing.T) {
+	clk := newFakeClock()
+	pkt := probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: 256})
+	for _, tt := range []struct {
+		name    string
+		servers []netip.AddrPort
+		age     time.Duration
+	}{
+		{"no servers", nil, 0},
+		{"every report stale", []netip.AddrPort{server1, server2}, 2 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := testResponder(clk, Solo, tt.servers...)
+			r.cfg.Assign.StaleAfter = time.Second
+			r.prober.init(r, rand.New(rand.NewPCG(3, 3)), 1)
+			clk.Advance(tt.age)
+			if out, _, why := r.respond(nil, pkt, clientA, clk.Now()); why != dropNoServer {
+				t.Fatalf("answered %x (%v), want no_server", out, why)
+			}
+			if st := r.Stats(); st.Overloaded != 0 {
+				t.Errorf("%d overload answers counted", st.Overloaded)
 			}
 		})
 	}
@@ -163,7 +205,8 @@ func TestEndpointUnknownAttribute(t *testing.T) {
 func TestKindOf(t *testing.T) {
 	clk := newFakeClock()
 	r := testResponder(clk, Solo, server1)
-	empty := testResponder(clk, Solo)
+	full := testResponder(clk, Solo, server1)
+	fillView(full)
 	answer := func(r *Responder, pkt []byte) []byte {
 		out, why := r.answer(nil, pkt, clientA)
 		if why != dropNone {
@@ -178,8 +221,8 @@ func TestKindOf(t *testing.T) {
 	}{
 		{"redirect", answer(r, probe(t, wire.Probe{PadTo: 256})), kindRedirect},
 		{"stock binding", answer(r, stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw), kindStockBinding},
-		{"overload", answer(empty, probe(t, wire.Probe{PadTo: 256})), kindOverload},
-		{"stock allocate overload", answer(empty, stockAllocate()), kindOverload},
+		{"overload", answer(full, probe(t, wire.Probe{PadTo: 256})), kindOverload},
+		{"stock allocate overload", answer(full, stockAllocate()), kindOverload},
 		{"unknown attribute", answer(r, withUnknown(stun.BindingRequest, true)), kindUnknownAttribute},
 		{"handoff", []byte("USH1 and the rest of a sealed handoff"), kindRedirect},
 		{"short", []byte{1, 1}, kindRedirect},
@@ -196,9 +239,10 @@ func TestKindOf(t *testing.T) {
 func TestCountSent(t *testing.T) {
 	clk := newFakeClock()
 	r := testResponder(clk, Solo, server1)
-	empty := testResponder(clk, Solo)
+	full := testResponder(clk, Solo, server1)
+	fillView(full)
 	redirect, _ := r.answer(nil, probe(t, wire.Probe{PadTo: 256}), clientA)
-	overload, _ := empty.answer(nil, probe(t, wire.Probe{PadTo: 256}), clientA)
+	overload, _ := full.answer(nil, probe(t, wire.Probe{PadTo: 256}), clientA)
 	out := []udpio.Message{{Buf: redirect}, {Buf: overload}, {Buf: overload}, {Buf: redirect}}
 	p := &r.prober
 	p.countSent(out, 4)
@@ -212,7 +256,8 @@ func TestCountSent(t *testing.T) {
 // the refusal must cost no allocation, as a redirect costs none.
 func TestResponderOverloadAllocs(t *testing.T) {
 	clk := newFakeClock()
-	r := testResponder(clk, Solo)
+	r := testResponder(clk, Solo, server1)
+	fillView(r)
 	pkt := probe(t, wire.Probe{Session: wire.SessionID{1}, PadTo: 256})
 	unknown := withUnknown(stun.BindingRequest, true)
 	dst := make([]byte, 0, maxDatagram)
