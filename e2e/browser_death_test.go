@@ -233,7 +233,10 @@ func (tf *turnFarm) killLeader(t *testing.T, l *agent, hostDeath bool, died func
 }
 
 // revive brings a killed agent back (its host's link too, after a host
-// death) and waits until the farm is whole and names every coturn.
+// death) and waits until the farm is whole and the leader offers every
+// coturn. (It does not wait for the balancer to name each: the coturn
+// that lost its allocations is the least loaded, and rightly takes every
+// new one until it catches up.)
 func (tf *turnFarm) revive(t *testing.T, a *agent, hostDeath bool) {
 	if hostDeath {
 		if err := a.host.LinkUp(); err != nil {
@@ -241,8 +244,8 @@ func (tf *turnFarm) revive(t *testing.T, a *agent, hostDeath bool) {
 		}
 	}
 	a.start()
-	tf.c.waitHealthy(30 * time.Second)
-	tf.waitNamed(tf.addrs(), 20*time.Second)
+	l := tf.c.waitHealthy(30 * time.Second)
+	tf.waitOffered(l, tf.addrs(), 20*time.Second)
 }
 
 // acquireAfter returns the first instant after t0 at which an agent other
