@@ -245,7 +245,7 @@ func (tf *turnFarm) revive(t *testing.T, a *agent, hostDeath bool) {
 	}
 	a.start()
 	l := tf.c.waitHealthy(30 * time.Second)
-	tf.waitOffered(l, tf.addrs(), 20*time.Second)
+	tf.c.waitOffered(l, "turn", tf.addrs(), 20*time.Second)
 }
 
 // acquireAfter returns the first instant after t0 at which an agent other

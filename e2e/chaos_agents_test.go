@@ -501,6 +501,41 @@ func (a *agent) view() ([]viewNodeJSON, error) {
 	return v.Nodes, err
 }
 
+// waitOffered waits until the view of the leader l offers every server of
+// want for the named service: in the view, neither draining (which
+// includes failing health checks) nor suspect.
+func (c *chaosCluster) waitOffered(l *agent, service string, want []netip.AddrPort, timeout time.Duration) {
+	c.t.Helper()
+	var last string
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var view struct {
+			Services map[string][]viewNodeJSON `json:"services"`
+		}
+		if err := l.do(http.MethodGet, "/v1/view", &view); err != nil {
+			last = err.Error()
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		offered := map[string]bool{}
+		for _, n := range view.Services[service] {
+			offered[n.Addr] = !n.Draining && !n.Suspect
+		}
+		missing := 0
+		for _, w := range want {
+			if !offered[w.String()] {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		last = fmt.Sprint(view.Services[service])
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("%s did not offer every one of %v for %s within %v: %s", l.name, want, service, timeout, last)
+}
+
 // live returns the agents whose process runs and is not paused.
 func (c *chaosCluster) live() []*agent {
 	var out []*agent

@@ -98,6 +98,14 @@ func serviceDeath(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConf
 		s.start()
 		servers = append(servers, s)
 	}
+	// Until its health checks pass no server offers the service, and the
+	// balancer rightly refuses its probes (508): the prober starts once
+	// the leader offers them all.
+	var addrs []netip.AddrPort
+	for _, s := range servers {
+		addrs = append(addrs, s.addr)
+	}
+	c.waitOffered(c.waitHealthy(30*time.Second), chaosService, addrs, 30*time.Second)
 	vip := netip.AddrPortFrom(c.topo.VIP(), vipPort)
 	pr := startProberTo(c, probeEvery, []target{{to: vip, kind: serviceProbe(chaosService), vip: true}})
 	ss := openSessions(c, 3)

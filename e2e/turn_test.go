@@ -150,40 +150,6 @@ func (tf *turnFarm) waitNamed(want []netip.AddrPort, timeout time.Duration) {
 	tf.t.Fatalf("the balancer did not name every one of %v within %v (named %v)", want, timeout, seen)
 }
 
-// waitOffered waits until the view of the leader l offers every coturn of
-// want for service "turn": in the view, neither draining nor suspect.
-func (tf *turnFarm) waitOffered(l *agent, want []netip.AddrPort, timeout time.Duration) {
-	tf.t.Helper()
-	var last string
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		var view struct {
-			Services map[string][]viewNodeJSON `json:"services"`
-		}
-		if err := l.do("GET", "/v1/view", &view); err != nil {
-			last = err.Error()
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		offered := map[string]bool{}
-		for _, n := range view.Services["turn"] {
-			offered[n.Addr] = !n.Draining && !n.Suspect
-		}
-		missing := 0
-		for _, w := range want {
-			if !offered[w.String()] {
-				missing++
-			}
-		}
-		if missing == 0 {
-			return
-		}
-		last = fmt.Sprint(view.Services["turn"])
-		time.Sleep(100 * time.Millisecond)
-	}
-	tf.t.Fatalf("%s did not offer every one of %v within %v: %s", l.name, want, timeout, last)
-}
-
 // checkExits fails the test if an agent exited on its own.
 func (tf *turnFarm) checkExits() {
 	tf.c.mu.Lock()
