@@ -194,7 +194,7 @@ func TestReportFigures(t *testing.T) {
 		"it started 2031-04-05 06:07 UTC, with the load average (1, 5, 15 min) at 3.21 2.10 1.09 then and 4.32 3.21 2.10 at the end",
 		"open 211 sessions/s throughout, each probing the balancer address and then keeping its server for 1.5 s",
 		"for 61 s each",
-		"The saturation rate, 34568 datagrams/s, is the probe path's closed-loop capacity measured first in the same run (34568 probes/s) capped at 45678.",
+		"The saturating floods are sent at 34568 datagrams/s, about the probe path's capacity on this machine (the flood farm cannot measure it itself, its limit being on: a closed loop from the client host gets 34568 probes/s answered).",
 		"Acceptance, enforced (the run fails on a miss): at least 98% of the legitimate probes answered and a setup p99 within 3× the baseline's.",
 		"| baseline | 0 | 12870 of 12871 (99.99%) | 12870 of 12875 (99.96%) | 1.2 | 6.5 | 12% | none | baseline |",
 		"| one-source-odd | 34568 | 12001 of 12860 (93.32%) | 12001 of 14444 (83.09%) | 2.3 | 987.6 | 98% | probes_dropped{reason=rate_limited} 123456, tickets_refused 42 | fail: 83.09% of probes answered < 98% |",
