@@ -19,7 +19,7 @@ NFPM_VERSION := v2.48.0
 NFPM     := bin/tools/nfpm-$(NFPM_VERSION)/nfpm
 PKG_OUT  ?= bin/package
 
-.PHONY: all build test gate unit fuzz mutate lint package demo bench chaos flood security clean
+.PHONY: all build test gate unit fuzz mutate lint package demo bench chaos flood security dashboard-plot clean
 
 all: lint build test
 
@@ -132,6 +132,14 @@ flood: build
 security: build
 	USHER_BIN=$(CURDIR)/$(BIN) USHER_ATTACK_SECONDS=60 USHER_ATTACK_RECORD=1 \
 		$(GO) test -count=1 -timeout 60m -v -run 'TestHostile' ./e2e/
+
+# dashboard-plot draws docs/dashboard.png: the series of the Grafana
+# dashboard (contrib/grafana/usher.json), scraped from three agents' /metrics
+# on loopback while the leader is killed and started again (e2e
+# TestDashboardPlot; about 40 seconds).
+dashboard-plot: build
+	USHER_BIN=$(CURDIR)/$(BIN) USHER_DASHBOARD_PLOT=$(CURDIR)/docs/dashboard.png \
+		$(GO) test -count=1 -v -run '^TestDashboardPlot$$' ./e2e/
 
 clean:
 	rm -rf bin
