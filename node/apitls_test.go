@@ -3,7 +3,6 @@ package node
 import (
 	"crypto/tls"
 	"errors"
-	"flag"
 	"io"
 	"net/http"
 	"strings"
@@ -67,15 +66,7 @@ func TestAPITLSKey(t *testing.T) {
 		{"", []string{"-api-tls"}, "true"},
 		{"api_tls = true\n", []string{"-api-tls=false"}, "false"},
 	} {
-		c, err := ParseConfig([]byte(tt.src), "usher.hcl")
-		if err != nil {
-			t.Fatal(err)
-		}
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		c.RegisterFlags(fs)
-		if err := fs.Parse(tt.args); err != nil {
-			t.Fatal(err)
-		}
+		_, fs := fileAndFlags(t, tt.src, tt.args)
 		if got := fs.Lookup("api-tls").Value.String(); got != tt.want {
 			t.Errorf("%q %q: api_tls = %q, want %q", tt.src, tt.args, got, tt.want)
 		}

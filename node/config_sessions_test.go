@@ -1,7 +1,6 @@
 package node
 
 import (
-	"flag"
 	"testing"
 )
 
@@ -25,15 +24,7 @@ func TestSessionLimitsConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := ParseConfig([]byte(tt.src), "usher.hcl")
-			if err != nil {
-				t.Fatal(err)
-			}
-			fs := flag.NewFlagSet("t", flag.ContinueOnError)
-			c.RegisterFlags(fs)
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
+			c, _ := fileAndFlags(t, tt.src, tt.args)
 			rt, err := c.Build()
 			if err != nil {
 				t.Fatal(err)

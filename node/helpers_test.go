@@ -1,6 +1,7 @@
 package node
 
 import (
+	"flag"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -121,4 +122,20 @@ func roundTrip(t testing.TB, c *net.UDPConn, to netip.AddrPort, pkt []byte) wire
 			return r
 		}
 	}
+}
+
+// fileAndFlags returns the configuration the file text src and then the
+// command-line args make, as usher agent reads them, and the flag set.
+func fileAndFlags(t *testing.T, src string, args []string) (*Config, *flag.FlagSet) {
+	t.Helper()
+	c, err := ParseConfig([]byte(src), "usher.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return &c, fs
 }

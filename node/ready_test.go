@@ -1,9 +1,10 @@
 package node
 
 import (
-	"net"
 	"testing"
 	"time"
+
+	"github.com/usherlb/usher/internal/testutil"
 )
 
 // TestAgentReady starts agents that can and cannot join a working farm:
@@ -22,7 +23,7 @@ func TestAgentReady(t *testing.T) {
 			c.Voter = false
 		}, true},
 		// It leads itself, but no seed ever answers its join.
-		{"seed unreachable", func(t *testing.T, c *Config) { c.Join = []string{closedPort(t)} }, false},
+		{"seed unreachable", func(t *testing.T, c *Config) { c.Join = []string{testutil.ClosedTCPAddr(t)} }, false},
 		// It waits for two more voters: no leader is ever elected.
 		{"a voter alone of three", func(t *testing.T, c *Config) {
 			c.BootstrapExpect = 3
@@ -57,16 +58,4 @@ func TestAgentReady(t *testing.T) {
 			}
 		})
 	}
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }

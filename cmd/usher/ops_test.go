@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/usherlb/usher/internal/apiclient"
+	"github.com/usherlb/usher/internal/testutil"
 	"github.com/usherlb/usher/node"
 )
 
@@ -25,18 +26,6 @@ func opsAgent(t *testing.T) *node.Agent {
 		t.Fatal("agent has no HTTP API")
 	}
 	return a
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // TestOpsAgent runs the operator commands against one agent; leave comes
@@ -125,7 +114,7 @@ func TestOpsAgent(t *testing.T) {
 			t.Errorf("$%s: exit %d, %q, %q", apiclient.AddrEnv, code, out, errOut)
 		}
 		// The flag wins over the environment.
-		t.Setenv(apiclient.AddrEnv, closedPort(t))
+		t.Setenv(apiclient.AddrEnv, testutil.ClosedTCPAddr(t))
 		if code, _, errOut := runArgs(ctx, "status", "-http", api); code != 0 {
 			t.Errorf("-http over $%s: exit %d, %q", apiclient.AddrEnv, code, errOut)
 		}
@@ -247,7 +236,7 @@ func TestOpsAgent(t *testing.T) {
 // TestOpsNoAgent checks that every API command fails clearly when no agent
 // listens.
 func TestOpsNoAgent(t *testing.T) {
-	addr := closedPort(t)
+	addr := testutil.ClosedTCPAddr(t)
 	for _, args := range [][]string{
 		{"members"}, {"members", "-json"}, {"status"}, {"status", "-json"},
 		{"drain", "-http", addr, "n1"}, {"undrain", "-http", addr, "n1"}, {"leave"},

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usherlb/usher/internal/testutil"
 	"github.com/usherlb/usher/node"
 )
 
@@ -30,7 +31,7 @@ func TestAgentReload(t *testing.T) {
 		}
 	}
 	write("info", 100, "least-loaded")
-	api := closedPort(t)
+	api := testutil.ClosedTCPAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs lockedBuffer

@@ -40,3 +40,16 @@ func FreeUDPPort(t testing.TB) uint16 {
 	defer c.Close()
 	return uint16(c.LocalAddr().(*net.UDPAddr).Port)
 }
+
+// ClosedTCPAddr returns a TCP address of 127.0.0.1 that nothing listens on
+// right now: a connection to it is refused.
+func ClosedTCPAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
