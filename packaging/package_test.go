@@ -17,7 +17,9 @@ import (
 
 // TestDebianPackage builds the package with make package, checks its
 // control data and contents (and runs lintian when installed), installs
-// it, verifies the unit with systemd-analyze, runs the installed binary on
+// it, runs the installed usher version and usher validate on the installed
+// example configuration, verifies the unit with systemd-analyze, runs the
+// installed binary on
 // the installed configuration as the usher user until it tells its notify
 // socket READY=1, and purges the package again. A machine that had the
 // package installed keeps it: the test then stops after the build checks.
@@ -45,6 +47,7 @@ func TestDebianPackage(t *testing.T) {
 	if got := run(t, "/usr/bin/usher", "version"); !strings.HasPrefix(got, "usher "+version+" ") {
 		t.Errorf("usher version says %q, want version %s", got, version)
 	}
+	run(t, "/usr/bin/usher", "validate", "/etc/usher/usher.hcl")
 	checkUser(t)
 	verifyUnit(t)
 	runInstalled(t)
