@@ -155,27 +155,24 @@ func (d *bridgedMetric) labelValues(labels []metrics.Label) []string {
 
 // Describe sends the descriptions of every bridged metric.
 func (b *goBridge) Describe(ch chan<- *prometheus.Desc) {
-	for _, v := range b.counters {
-		v.Describe(ch)
-	}
-	for _, v := range b.gauges {
-		v.Describe(ch)
-	}
-	for _, v := range b.histograms {
-		v.Describe(ch)
-	}
+	b.each(func(c prometheus.Collector) { c.Describe(ch) })
 }
 
 // Collect sends every bridged series.
 func (b *goBridge) Collect(ch chan<- prometheus.Metric) {
+	b.each(func(c prometheus.Collector) { c.Collect(ch) })
+}
+
+// each calls f with every bridged metric vector.
+func (b *goBridge) each(f func(prometheus.Collector)) {
 	for _, v := range b.counters {
-		v.Collect(ch)
+		f(v)
 	}
 	for _, v := range b.gauges {
-		v.Collect(ch)
+		f(v)
 	}
 	for _, v := range b.histograms {
-		v.Collect(ch)
+		f(v)
 	}
 }
 
