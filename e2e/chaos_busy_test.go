@@ -109,6 +109,9 @@ type busyFigures struct {
 	// writes to its raft store during the watch (Usher only).
 	LeaseLapses int `json:"lease_lapses"`
 	StoreWrites int `json:"raft_store_writes"`
+	// MajorFaults counts the leader process's major page faults during
+	// the watch: pages of its own it had to read back from the busy disk.
+	MajorFaults int64 `json:"leader_major_faults"`
 	// WriterCycles counts the writers' completed write-and-fsync cycles
 	// over the whole run; FsyncP50Ms and FsyncMaxMs are their fsyncs.
 	WriterCycles int     `json:"writer_cycles"`
@@ -158,8 +161,9 @@ func longestGap(in []answer, t0, t1 time.Duration, at func(answer) time.Duration
 	return max(longest, t1-prev)
 }
 
-// busyHost runs the farm beside CPU hogs and fsync-heavy writers on the
-// data directories' filesystem (busyLoad): it watches the VIP for the
+// busyHost runs the farm, its agents started as the package starts them
+// (newNicedCluster), beside CPU hogs and fsync-heavy writers on the data
+// directories' filesystem (busyLoad): it watches the VIP for the
 // configured time, where no leader may change, then kills the leader's
 // host cfg.reps times as leader-death does, with the neighbours still
 // running, and measures the failover gaps.
@@ -230,10 +234,13 @@ func busyRun(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig, l
 func (c *chaosCluster) busyWatch(t *testing.T, pr *prober, load busyLoad, fig *busyFigures, res *chaosResult) {
 	l := c.waitHealthy(30 * time.Second)
 	before := c.busyStatus(l)
+	faults0, _ := procMajorFaults(l.pid())
 	t0, sent0 := pr.mark()
 	time.Sleep(load.watch)
 	t1, sent1 := pr.mark()
+	faults1, _ := procMajorFaults(l.pid())
 	after := c.busyStatus(l)
+	fig.MajorFaults = faults1 - faults0
 	time.Sleep(busyAnswerGrace)
 	terms := map[uint64]bool{}
 	for _, a := range vipWindow(pr, t0, t1, sent1-sent0, fig) {
@@ -242,9 +249,9 @@ func (c *chaosCluster) busyWatch(t *testing.T, pr *prober, load busyLoad, fig *b
 	fig.LeaderChanges = max(int(after.Changes-before.Changes), len(terms)-1)
 	fig.LeaseLapses = int(after.Lapses - before.Lapses)
 	fig.StoreWrites = int(after.Writes - before.Writes)
-	t.Logf("%s/%s: %d of %d probes answered (%.2f%%) over %v, longest gap %.1f ms (longest unanswered %.1f ms), round trip p99 %.1f ms, max %.1f ms, %d leader changes, %d lease lapses, %d raft store writes on the leader",
+	t.Logf("%s/%s: %d of %d probes answered (%.2f%%) over %v, longest gap %.1f ms (longest unanswered %.1f ms), round trip p99 %.1f ms, max %.1f ms, %d leader changes, %d lease lapses, %d raft store writes and %d major page faults on the leader",
 		res.Scenario, c.profile, fig.Answered, fig.Sent, fig.AnsweredPct, load.watch, fig.LongestGapMs, fig.UnansweredMs, fig.AnswerP99Ms, fig.AnswerMaxMs,
-		fig.LeaderChanges, fig.LeaseLapses, fig.StoreWrites)
+		fig.LeaderChanges, fig.LeaseLapses, fig.StoreWrites, fig.MajorFaults)
 	if after.Term != before.Term || !after.Serving || fig.LeaderChanges > 0 {
 		res.violation("spurious-leader-change")
 		t.Errorf("leader %s: term %d -> %d, serving %v, %d leadership changes in %v beside busy neighbours",

@@ -570,20 +570,11 @@ func grew(before, after map[string]float64) map[string]float64 {
 // procCPU returns the user and system CPU time of process pid so far, in
 // clock ticks, from /proc/<pid>/stat.
 func procCPU(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	fields, err := procStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	// The fields after the command name, which may hold spaces and ends
-	// at the last ')': state is field 3, utime 14 and stime 15.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields))
-	}
+	// utime is field 14 and stime 15 of proc(5).
 	var total int64
 	for _, s := range fields[11:13] {
 		n, err := strconv.ParseInt(s, 10, 64)
@@ -593,6 +584,40 @@ func procCPU(pid int) (int64, error) {
 		total += n
 	}
 	return total, nil
+}
+
+// procMajorFaults returns how many major page faults (pages read from
+// disk) process pid has taken so far, from /proc/<pid>/stat.
+func procMajorFaults(pid int) (int64, error) {
+	fields, err := procStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	// majflt is field 12 of proc(5).
+	n, err := strconv.ParseInt(fields[9], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return n, nil
+}
+
+// procStat returns the fields of /proc/<pid>/stat after the command
+// name, which may hold spaces and ends at the last ')': the first is the
+// state, field 3 of proc(5).
+func procStat(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return nil, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 13 {
+		return nil, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields))
+	}
+	return fields, nil
 }
 
 // pid returns the agent's current process ID.

@@ -114,7 +114,7 @@ var scenarios = []scenario{
 	{name: "service-death", cluster: newServiceCluster, run: serviceDeath},
 	{name: "quiet", run: quiet},
 	{name: "quiet-loaded", run: quietLoaded},
-	{name: "busy-host", netnsOnly: true, run: busyHost},
+	{name: "busy-host", netnsOnly: true, cluster: newNicedCluster, run: busyHost},
 	{name: "cpu-hog", netnsOnly: true, cluster: newNicedCluster, run: cpuHog},
 	{name: "flood", netnsOnly: true, cluster: newFloodCluster, run: flood},
 }

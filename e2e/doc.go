@@ -141,9 +141,11 @@
 //     truncates and starts again), counted for the whole machine and
 //     spread over the server hosts: each is the test binary run again as
 //     TestHelperNeighbour, a process of its own killed by PID when the
-//     scenario ends. With them running it watches the VIP for
-//     USHER_CHAOS_BUSY (default 5s): the share of probes answered, the
-//     longest time without an answer, leader changes (any fails); then it
+//     scenario ends. The agents run at the packaged unit's nice -5, as
+//     a host that installed the package runs them. With the neighbours
+//     running it watches the VIP for USHER_CHAOS_BUSY (default 5s): the
+//     share of probes answered, the longest time without an answer,
+//     leader changes (any fails); then it
 //     kills the leader's host as leader-death does, the neighbours still
 //     running, and records the failover gaps. From a one-minute watch on,
 //     fast and rapid must answer 99.9% of the probes with no gap over

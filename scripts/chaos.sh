@@ -10,7 +10,8 @@
 #   USHER_CHAOS_QUIET       fault-free watch for spurious leader changes [10m]
 #   USHER_CHAOS_LOADED      the same with the probe path at 90% load [10m]
 #   USHER_CHAOS_BUSY        busy-host: watch of the VIP beside CPU hogs and
-#                           fsync-heavy writers, before the host deaths; from
+#                           fsync-heavy writers, before the host deaths, the
+#                           agents at the packaged unit's nice -5; from
 #                           1m on the strict figures are checked [10m]
 #                           cpu-hog takes the same watch, with as many CPU
 #                           hogs on every server as the machine has cores
