@@ -197,6 +197,8 @@ func (a *Agent) openEndpoint(logger hclog.Logger, key []byte, undo *undoStack) (
 		HandoffFrom:        p.VIP.Addr(),
 		SourceLimit:        sessionLimit,
 		LimitKey:           limitKey(),
+		RefusalRate:        cfg.SessionRefusalRate,
+		Batch:              cfg.ProbeBatch,
 		Logger:             logger.Named("endpoint"),
 	}
 	ecfg.MaxSessions, ecfg.MaxSessionsPerSource = cfg.sessionCap(), cfg.sourceCap()

@@ -228,6 +228,10 @@ type Config struct {
 	// twice the rate.
 	SessionLimitRate  int `hcl:"session_limit_rate,optional"`
 	SessionLimitBurst int `hcl:"session_limit_burst,optional"`
+	// SessionRefusalRate bounds the error answers (401, 486, 508) each
+	// session endpoint sends per second, from all sources together; a
+	// request beyond it is dropped. Zero is unbounded.
+	SessionRefusalRate int `hcl:"session_refusal_rate,optional"`
 	// SourceLimitIPv4Prefix and SourceLimitIPv6Prefix are the prefix
 	// lengths sources are grouped by.
 	SourceLimitIPv4Prefix int `hcl:"source_limit_ipv4_prefix,optional"`
@@ -284,6 +288,7 @@ func DefaultConfig() Config {
 		SourceLimit:           "on",
 		SourceLimitRate:       defaultSourceLimitRate,
 		SourceLimitBurst:      defaultSourceLimitBurst,
+		SessionRefusalRate:    defaultSessionRefusalRate,
 		SourceLimitIPv4Prefix: srclimit.DefaultIPv4Bits,
 		SourceLimitIPv6Prefix: srclimit.DefaultIPv6Bits,
 	}

@@ -46,7 +46,7 @@ var keyGroup = map[string]string{
 	"ticket_ttl": "Sessions and balancing", "stock_amplification": "Sessions and balancing", "backups": "Sessions and balancing",
 	"verify_timeout": "Sessions and balancing", "max_sessions": "Limits", "max_sessions_per_source": "Limits",
 	"source_limit": "Limits", "source_limit_rate": "Limits", "source_limit_burst": "Limits", "session_limit_rate": "Limits",
-	"session_limit_burst": "Limits", "source_limit_ipv4_prefix": "Limits", "source_limit_ipv6_prefix": "Limits",
+	"session_limit_burst": "Limits", "session_refusal_rate": "Limits", "source_limit_ipv4_prefix": "Limits", "source_limit_ipv6_prefix": "Limits",
 	"vip_mode": "Balancer address", "interface": "Balancer address", "vip_acquire_script": "Balancer address",
 	"vip_release_script": "Balancer address", "vip_service": "Balancer address", "stock_binding": "Balancer address",
 	"balancer_tcp": "Balancer address", "balancer_tls": "Balancer address", "balancer_tls_cert_file": "Balancer address",

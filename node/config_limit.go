@@ -29,6 +29,13 @@ const (
 	defaultSourceLimitBurst = 2000
 )
 
+// defaultSessionRefusalRate is session_refusal_rate's default: error
+// answers per second and endpoint. A client earns one only when its ticket
+// is missing or expired or a server is full, and one whose error answer is
+// dropped re-probes once the server has been silent for dead_after; a
+// flood of forged keepalives, one 401 each, is what the bound is for.
+const defaultSessionRefusalRate = 1000
+
 // sourceLimits returns the limits of the balancer address and of the
 // session endpoint, both off when source_limit is "off".
 func (r *Runtime) sourceLimits() (balancer, session srclimit.Config) {
@@ -67,6 +74,7 @@ func (r *Runtime) checkSourceLimits(bad func(key, value, problem string)) {
 		{"source_limit_burst", r.SourceLimitBurst, 1, 1e9, "must be between 1 and 1e9 datagrams"},
 		{"session_limit_rate", r.SessionLimitRate, 0, 1e9, "must be between 0 (twice capacity per keepalive_interval) and 1e9 datagrams per second"},
 		{"session_limit_burst", r.SessionLimitBurst, 0, 1e9, "must be between 0 (twice session_limit_rate) and 1e9 datagrams"},
+		{"session_refusal_rate", r.SessionRefusalRate, 0, 1e9, "must be between 0 (unbounded) and 1e9 error answers per second"},
 		{"source_limit_ipv4_prefix", r.SourceLimitIPv4Prefix, 1, 32, "must be a prefix length between 1 and 32"},
 		{"source_limit_ipv6_prefix", r.SourceLimitIPv6Prefix, 1, 128, "must be a prefix length between 1 and 128"},
 	} {

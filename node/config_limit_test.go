@@ -8,6 +8,7 @@ import (
 	"github.com/pion/stun/v3"
 
 	"github.com/usherlb/usher/internal/srclimit"
+	"github.com/usherlb/usher/wire"
 )
 
 // TestSourceLimits checks the limits the source_limit keys build: the
@@ -60,6 +61,7 @@ func TestValidateSourceLimits(t *testing.T) {
 		{"source_limit_burst", "0", func(c *Config) { c.SourceLimitBurst = 0 }},
 		{"session_limit_rate", "-1", func(c *Config) { c.SessionLimitRate = -1 }},
 		{"session_limit_burst", "-1", func(c *Config) { c.SessionLimitBurst = -1 }},
+		{"session_refusal_rate", "-1", func(c *Config) { c.SessionRefusalRate = -1 }},
 		{"source_limit_ipv4_prefix", "33", func(c *Config) { c.SourceLimitIPv4Prefix = 33 }},
 		{"source_limit_ipv6_prefix", "0", func(c *Config) { c.SourceLimitIPv6Prefix = 0 }},
 	}
@@ -100,4 +102,23 @@ func TestAgentSourceLimits(t *testing.T) {
 		st := a.Stats()
 		return st.Responder.Drops["rate_limited"] == 1 && st.Endpoint.Drops["rate_limited"] == 1
 	})
+}
+
+// TestAgentRefusalLimit checks that session_refusal_rate reaches the
+// session endpoint: with room for 3 error answers, the fourth ticketless
+// keepalive is dropped as refusal_limit.
+func TestAgentRefusalLimit(t *testing.T) {
+	c := testConfig() // tickets required
+	c.SessionRefusalRate = 3
+	a := startAgent(t, c)
+	cl := listenUDP(t, "127.0.0.1:0")
+	for i := range 3 {
+		if r := roundTrip(t, cl, a.SessionAddr(), keepalive(t, wire.SessionID{5, byte(i)}, nil, wire.KeepaliveSize)); r.Code != stun.CodeUnauthorized {
+			t.Fatalf("ticketless keepalive %d: %+v, want a 401", i, r)
+		}
+	}
+	if _, err := cl.WriteToUDPAddrPort(keepalive(t, wire.SessionID{5, 9}, nil, wire.KeepaliveSize), a.SessionAddr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return a.Stats().Endpoint.Drops["refusal_limit"] == 1 })
 }

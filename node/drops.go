@@ -30,6 +30,7 @@ const (
 	dropTimeout
 	dropTLSHandshake
 	dropRateLimited
+	dropRefusalLimit
 	numDropReasons
 )
 
@@ -52,6 +53,7 @@ var dropNames = [numDropReasons]string{
 	dropTimeout:        "timeout",
 	dropTLSHandshake:   "tls_handshake",
 	dropRateLimited:    "rate_limited",
+	dropRefusalLimit:   "refusal_limit",
 }
 
 // String returns the reason's metric label.

@@ -57,6 +57,19 @@ type EndpointConfig struct {
 	SourceLimit srclimit.Config
 	// LimitKey keys the limit table's hash; it must be random.
 	LimitKey [2]uint64
+	// RefusalRate bounds the error answers (401, 486, 508) the endpoint
+	// sends per second, from all sources together, with a burst of one
+	// second's worth; a request that would get one beyond it is dropped
+	// (refusal_limit). A legitimate client earns an error answer rarely
+	// (its ticket expired, a server full), and a client whose error answer
+	// is dropped re-probes when the server stays silent, so the bound
+	// costs a flood of forged keepalives its answers without denying a
+	// client service. Zero or less is unbounded.
+	RefusalRate int
+	// Batch reads and answers up to udpio.MaxBatch datagrams per system
+	// call (udpio's MMsg back-end) where the system has them; otherwise,
+	// and without it, one datagram per call through the net package.
+	Batch bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger is the endpoint's logger; nil discards logs.
@@ -112,6 +125,7 @@ type Endpoint struct {
 	keys    *ticketKeys
 	replays *handoffReplays
 	limit   *srclimit.Table
+	refuses *srclimit.Bucket
 
 	keepalives, stock, refused, relayed atomic.Uint64
 	unknownAttr                         atomic.Uint64 // 420 answers sent
@@ -161,6 +175,7 @@ func newEndpoint(cfg EndpointConfig) *Endpoint {
 		keys:    newTicketKeys(cfg.TicketKey),
 		replays: newHandoffReplays((handoffMaxAge+1)*time.Second, maxHandoffReplays),
 		limit:   srclimit.New(cfg.SourceLimit, cfg.LimitKey[0], cfg.LimitKey[1]),
+		refuses: srclimit.NewBucket(cfg.RefusalRate, cfg.RefusalRate),
 	}
 }
 
@@ -215,30 +230,68 @@ func (e *Endpoint) Stats() EndpointStats {
 	}
 }
 
-// readLoop answers datagrams until the socket is closed, one at a time
-// through udpio's Portable back-end.
+// readLoop answers datagrams until the socket is closed: it reads what the
+// socket holds, up to a batch (one datagram without cfg.Batch), decides
+// each with handle and sends the answers in one write.
 func (e *Endpoint) readLoop() {
 	defer e.wg.Done()
-	c, _ := udpio.Open(e.conn, udpio.Portable) // Portable cannot fail
-	msgs := udpio.NewMessages(2)
-	in, out := msgs[:1], msgs[1:]
+	c := e.openConn()
+	n := 1
+	if e.cfg.Batch {
+		n = udpio.MaxBatch
+	}
+	in, out := udpio.NewMessages(n), udpio.NewMessages(n)
 	for {
-		if _, err := c.ReadBatch(in); err != nil {
+		n, err := c.ReadBatch(in)
+		if err != nil {
 			if e.readFailed(err) {
 				return
 			}
 			continue
 		}
-		ans, to, why := e.handle(out[0].Buf[:0], in[0].Buf, in[0].Addr)
-		if why != dropNone {
-			e.drops.add(why)
-			continue
+		k := 0
+		for i := range in[:n] {
+			if e.handleOne(&in[i], &out[k]) {
+				k++
+			}
 		}
-		out[0].Buf, out[0].Addr = ans, to
-		if sent, _ := c.WriteBatch(out); sent != 1 {
-			e.drops.add(dropWriteError)
+		if k > 0 {
+			sent, _ := c.WriteBatch(out[:k]) // a closed socket ends the next read
+			for range k - sent {
+				e.drops.add(dropWriteError)
+			}
 		}
 	}
+}
+
+// openConn returns the udpio back-end cfg.Batch asks for: MMsg, or
+// Portable where that cannot be had or without it.
+func (e *Endpoint) openConn() udpio.Conn {
+	if e.cfg.Batch {
+		c, err := udpio.Open(e.conn, udpio.MMsg)
+		if err == nil {
+			return c
+		}
+		e.log.Warn("answering through the net package", "error", err)
+	}
+	c, _ := udpio.Open(e.conn, udpio.Portable) // Portable cannot fail
+	return c
+}
+
+// handleOne decides the answer to the datagram in into out. It reports
+// false, having counted the drop, when there is none.
+func (e *Endpoint) handleOne(in, out *udpio.Message) bool {
+	if !in.Addr.IsValid() {
+		e.drops.add(dropNotSTUN)
+		return false
+	}
+	ans, to, why := e.handle(out.Buf[:0], in.Buf, in.Addr)
+	if why != dropNone {
+		e.drops.add(why)
+		return false
+	}
+	out.Buf, out.Addr = ans, to
+	return true
 }
 
 // readFailed handles a failed read of readLoop and reports whether the
@@ -389,8 +442,12 @@ func (e *Endpoint) answerUnknown(dst []byte, req *wire.Request, limit int) ([]by
 }
 
 // refuse appends to dst the error answer with code to req and counts it in
-// n: the session is not counted.
+// n: the session is not counted. Beyond cfg.RefusalRate it drops req
+// instead.
 func (e *Endpoint) refuse(dst []byte, req *wire.Request, code stun.ErrorCode, limit int, n *atomic.Uint64) ([]byte, dropReason) {
+	if !e.refuses.Allow(e.cfg.Now()) {
+		return dst, dropRefusalLimit
+	}
 	out, err := e.enc.AppendErrorAnswer(dst, req, code, limit)
 	if err != nil {
 		return dst, dropTooLarge

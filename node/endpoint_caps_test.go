@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/stun/v3"
 
+	"github.com/usherlb/usher/internal/srclimit"
 	"github.com/usherlb/usher/wire"
 )
 
@@ -75,6 +76,61 @@ func TestEndpointTicketlessFlood(t *testing.T) {
 	}
 	if code := send(t, e, legit, clientA); code != 0 {
 		t.Errorf("legit session refused after the flood: %d", code)
+	}
+}
+
+// TestEndpointRefusalLimit floods an endpoint whose error answers are
+// bounded with ticketless keepalives from many sources: a second's worth
+// of 401s goes out, the rest are dropped as refusal_limit, the budget
+// comes back with time, and a ticketed session, new or known, is answered
+// all along.
+func TestEndpointRefusalLimit(t *testing.T) {
+	const rate = 100
+	clk := newFakeClock()
+	e := capEndpoint(clk, 1000, 10)
+	e.refuses = srclimit.NewBucket(rate, rate)
+	forged := func(i int) ([]byte, netip.AddrPort) {
+		var s wire.SessionID
+		binary.BigEndian.PutUint64(s[:], uint64(i))
+		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 40000)
+		return keepalive(t, s, nil, wire.KeepaliveSize), from
+	}
+	flood := func() (refused, dropped int) {
+		for i := range 1000 {
+			pkt, from := forged(i)
+			switch out, why := e.answer(nil, pkt, from); why {
+			case dropNone:
+				if r := decode(t, out); r.Code != stun.CodeUnauthorized {
+					t.Fatalf("forged keepalive %d: code %d, want 401", i, r.Code)
+				}
+				refused++
+			case dropRefusalLimit:
+				dropped++
+			default:
+				t.Fatalf("forged keepalive %d dropped as %v", i, why)
+			}
+		}
+		return refused, dropped
+	}
+	legit := ticketed(t, clk, 1<<40, clientA)
+	if code := send(t, e, legit, clientA); code != 0 {
+		t.Fatalf("legit session refused: %d", code)
+	}
+	if refused, dropped := flood(); refused != rate || dropped != 1000-rate {
+		t.Errorf("first flood: %d refused, %d dropped; want %d, %d", refused, dropped, rate, 1000-rate)
+	}
+	if code := send(t, e, legit, clientA); code != 0 {
+		t.Errorf("known session refused during the flood: %d", code)
+	}
+	if code := send(t, e, ticketed(t, clk, 1<<41, clientB), clientB); code != 0 {
+		t.Errorf("new ticketed session refused during the flood: %d", code)
+	}
+	clk.Advance(500 * time.Millisecond)
+	if refused, _ := flood(); refused != rate/2 {
+		t.Errorf("half a second later: %d refused, want %d", refused, rate/2)
+	}
+	if st := e.Stats(); st.Refused != rate+rate/2 {
+		t.Errorf("%d refusals counted, want %d", st.Refused, rate+rate/2)
 	}
 }
 

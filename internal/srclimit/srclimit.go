@@ -210,3 +210,32 @@ func (t *Table) Size() int {
 	}
 	return len(t.slots)
 }
+
+// Bucket is one token bucket, kept as a table's buckets are (see "The
+// bucket" above), for a stream of events that is limited as a whole rather
+// than by source. The zero value and a nil *Bucket allow everything. Like
+// a Table it has one owner.
+type Bucket struct {
+	s                   slot // its prefix unused
+	interval, tolerance int64
+}
+
+// NewBucket returns a bucket that sustains rate events per second and lets
+// burst through at once (at least one). It returns nil, which allows
+// everything, when rate is not positive.
+func NewBucket(rate, burst int) *Bucket {
+	if rate <= 0 {
+		return nil
+	}
+	interval := max(int64(time.Second)/int64(rate), 1)
+	return &Bucket{interval: interval, tolerance: int64(max(burst, 1)) * interval}
+}
+
+// Allow reports whether the bucket has a token left at now, and takes it
+// if so.
+func (b *Bucket) Allow(now time.Time) bool {
+	if b == nil || b.interval == 0 {
+		return true
+	}
+	return b.s.take(now.UnixNano(), b.interval, b.tolerance)
+}

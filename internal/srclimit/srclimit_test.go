@@ -235,3 +235,38 @@ func BenchmarkAllow(b *testing.B) {
 		}
 	})
 }
+
+// TestSingleBucket runs a Bucket, the limit of one stream, on an injected
+// clock: the same arithmetic as a table's bucket, and nil or a zero rate
+// allow everything.
+func TestSingleBucket(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name        string
+		rate, burst int
+		at          []time.Duration
+		want        []bool
+	}{
+		{"burst then empty", 10, 3, []time.Duration{0, 0, 0, 0}, []bool{true, true, true, false}},
+		{"one token back per interval", 10, 1, []time.Duration{0, 0, 99 * ms, 100 * ms, 100 * ms}, []bool{true, false, false, true, false}},
+		{"refill stops at the burst", 10, 2, []time.Duration{0, 10 * time.Second, 10 * time.Second, 10 * time.Second}, []bool{true, true, true, false}},
+		{"a burst below one is one", 10, 0, []time.Duration{0, 0}, []bool{true, false}},
+		{"off", 0, 1, []time.Duration{0, 0, 0}, []bool{true, true, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := NewBucket(tt.rate, tt.burst)
+			for i, at := range tt.at {
+				if got := b.Allow(t0.Add(at)); got != tt.want[i] {
+					t.Fatalf("event %d at %v: allowed %v, want %v", i, at, got, tt.want[i])
+				}
+			}
+		})
+	}
+	var zero Bucket
+	for i := range 3 {
+		if !zero.Allow(t0) {
+			t.Errorf("the zero Bucket refused event %d", i)
+		}
+	}
+}
