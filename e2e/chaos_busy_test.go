@@ -102,6 +102,11 @@ type busyFigures struct {
 	// sent got an answer: how long the address was unavailable, apart
 	// from answers that were only late.
 	UnansweredMs float64 `json:"longest_unanswered_ms"`
+	// ProberPauseMs is the prober's own longest pause between two sends
+	// during the watch (recorded from 10 ms on): how much of the longest
+	// unanswered stretch the client host's scheduling may account for,
+	// since the client shares the machine's cores with the neighbours.
+	ProberPauseMs float64 `json:"prober_longest_pause_ms"`
 	// LeaderChanges counts leadership changes during the watch (for
 	// keepalived: changes of the answering holder).
 	LeaderChanges int `json:"leader_changes"`
@@ -241,6 +246,7 @@ func (c *chaosCluster) busyWatch(t *testing.T, pr *prober, load busyLoad, fig *b
 	faults1, _ := procMajorFaults(l.pid())
 	after := c.busyStatus(l)
 	fig.MajorFaults = faults1 - faults0
+	fig.ProberPauseMs = ms(pr.longestPause(t0, t1))
 	time.Sleep(busyAnswerGrace)
 	terms := map[uint64]bool{}
 	for _, a := range vipWindow(pr, t0, t1, sent1-sent0, fig) {
@@ -249,8 +255,8 @@ func (c *chaosCluster) busyWatch(t *testing.T, pr *prober, load busyLoad, fig *b
 	fig.LeaderChanges = max(int(after.Changes-before.Changes), len(terms)-1)
 	fig.LeaseLapses = int(after.Lapses - before.Lapses)
 	fig.StoreWrites = int(after.Writes - before.Writes)
-	t.Logf("%s/%s: %d of %d probes answered (%.2f%%) over %v, longest gap %.1f ms (longest unanswered %.1f ms), round trip p99 %.1f ms, max %.1f ms, %d leader changes, %d lease lapses, %d raft store writes and %d major page faults on the leader",
-		res.Scenario, c.profile, fig.Answered, fig.Sent, fig.AnsweredPct, load.watch, fig.LongestGapMs, fig.UnansweredMs, fig.AnswerP99Ms, fig.AnswerMaxMs,
+	t.Logf("%s/%s: %d of %d probes answered (%.2f%%) over %v, longest gap %.1f ms (longest unanswered %.1f ms, the prober's longest pause %.1f ms), round trip p99 %.1f ms, max %.1f ms, %d leader changes, %d lease lapses, %d raft store writes and %d major page faults on the leader",
+		res.Scenario, c.profile, fig.Answered, fig.Sent, fig.AnsweredPct, load.watch, fig.LongestGapMs, fig.UnansweredMs, fig.ProberPauseMs, fig.AnswerP99Ms, fig.AnswerMaxMs,
 		fig.LeaderChanges, fig.LeaseLapses, fig.StoreWrites, fig.MajorFaults)
 	if after.Term != before.Term || !after.Serving || fig.LeaderChanges > 0 {
 		res.violation("spurious-leader-change")

@@ -137,6 +137,11 @@ type prober struct {
 	// unmatched counts answers to no pending request: a second answer
 	// to one request, or an answer to one pruned after 5 s.
 	unmatched int
+	// lastSent is the instant of the latest send, and pauses every
+	// stretch longer than stallAfter between two sends: the client host
+	// itself, not the farm, kept the prober from sending then.
+	lastSent time.Duration
+	pauses   []pause
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -201,79 +206,92 @@ func (p *prober) close() {
 	p.wg.Wait()
 }
 
+// send sends the requests, every p.every, from a thread of its own at
+// proberNice, sleeping in the kernel between sends (see lockNiced).
 func (p *prober) send() {
 	defer p.wg.Done()
+	lockNiced(proberNice)
 	var enc wire.Encoder
 	var buf []byte
-	t := time.NewTicker(p.every)
-	defer t.Stop()
+	next := Monotonic()
 	for i := 0; ; i++ {
 		tg := &p.targets[i%len(p.targets)]
 		var tx [stun.TransactionIDSize]byte
 		rand.Read(tx[:])
 		buf = tg.kind.build(&enc, buf[:0], tx)
 		if len(buf) > 0 {
-			// Read the clock under the lock, so that a window counted
-			// by sentBy holds exactly the requests sent before it.
-			p.mu.Lock()
-			now := Monotonic()
-			p.pending[tx] = pendingReq{sent: now, size: len(buf), method: methodOf(buf), t: tg}
-			p.sent++
-			if p.sent%500 == 0 {
-				for id, r := range p.pending {
-					if now-r.sent > 5*time.Second {
-						delete(p.pending, id)
-					}
-				}
-			}
-			p.mu.Unlock()
-			// A send error (no route, link down) is a lost request.
-			_, _ = p.conn.WriteToUDPAddrPort(buf, tg.to)
+			p.sendOne(buf, tx, tg)
 		}
 		select {
 		case <-p.stop:
 			return
-		case <-t.C:
+		default:
 		}
+		// Late (the thread was kept from running), the prober sends at
+		// once and keeps its interval from then, as a ticker drops the
+		// ticks it missed.
+		next = max(next+p.every, Monotonic())
+		sleepUntil(next)
 	}
 }
 
-func (p *prober) read() {
-	defer p.wg.Done()
-	buf := make([]byte, 2048)
-	var dec wire.Decoder
-	var r wire.Response
-	for {
-		n, _, err := p.conn.ReadFromUDPAddrPort(buf)
-		now := Monotonic()
-		if err != nil {
-			select {
-			case <-p.stop:
-				return
-			default:
-				continue // an ICMP error surfaced on the socket
+// sendOne records the request buf, with transaction tx, as pending, then
+// sends it to tg.
+func (p *prober) sendOne(buf []byte, tx [stun.TransactionIDSize]byte, tg *target) {
+	// Read the clock under the lock, so that a window counted by sentBy
+	// holds exactly the requests sent before it.
+	p.mu.Lock()
+	now := Monotonic()
+	if p.lastSent != 0 && now-p.lastSent > stallAfter {
+		p.pauses = append(p.pauses, pause{from: p.lastSent, to: now})
+	}
+	p.lastSent = now
+	p.pending[tx] = pendingReq{sent: now, size: len(buf), method: methodOf(buf), t: tg}
+	p.sent++
+	if p.sent%500 == 0 {
+		for id, r := range p.pending {
+			if now-r.sent > 5*time.Second {
+				delete(p.pending, id)
 			}
 		}
-		if dec.DecodeResponse(buf[:n], &r) != nil {
-			continue
-		}
-		p.mu.Lock()
-		req, ok := p.pending[r.TxID]
-		delete(p.pending, r.TxID)
-		if !ok {
-			p.unmatched++
-		}
-		if ok {
-			p.answers = append(p.answers, answer{
-				sent: req.sent, recv: now, term: r.Term, server: r.Server,
-				size: n, req: req.size, kind: req.t.kind, vip: req.t.vip,
-				redirect: !r.Success && r.Code == stun.CodeTryAlternate && r.Method == req.method,
-				success:  r.Success && r.Method == req.method,
-				code:     r.Code,
-			})
-		}
-		p.mu.Unlock()
 	}
+	p.mu.Unlock()
+	// A send error (no route, link down) is a lost request.
+	_, _ = p.conn.WriteToUDPAddrPort(buf, tg.to)
+}
+
+// read records every answer, from a thread of its own at proberNice,
+// waiting in poll(2) (see readPolled).
+func (p *prober) read() {
+	defer p.wg.Done()
+	lockNiced(proberNice)
+	var dec wire.Decoder
+	var r wire.Response
+	_ = readPolled(p.conn, p.stop, make([]byte, 2048), func(b []byte, now time.Duration) {
+		if dec.DecodeResponse(b, &r) == nil {
+			p.record(&r, len(b), now)
+		}
+	})
+}
+
+// record matches the answer r, n bytes read at now, to its pending
+// request and keeps it.
+func (p *prober) record(r *wire.Response, n int, now time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	req, ok := p.pending[r.TxID]
+	if !ok {
+		p.unmatched++
+		return
+	}
+	delete(p.pending, r.TxID)
+	p.answers = append(p.answers, answer{
+		sent: req.sent, recv: now, term: r.Term, server: r.Server,
+		size: n, req: req.size, kind: req.t.kind, vip: req.t.vip,
+		redirect: !r.Success && r.Code == stun.CodeTryAlternate && r.Method == req.method,
+		success:  r.Success && r.Method == req.method,
+		code:     r.Code,
+	})
 }
 
 // methodOf returns the method of the STUN message b (a header at least).
@@ -281,6 +299,28 @@ func methodOf(b []byte) stun.Method {
 	var t stun.MessageType
 	t.ReadValue(uint16(b[0])<<8 | uint16(b[1]))
 	return t.Method
+}
+
+// pause is a stretch between two of a prober's sends, on Monotonic.
+type pause struct{ from, to time.Duration }
+
+// stallAfter is how long a pause between two of a prober's sends must be
+// for it to be recorded (see longestPause).
+const stallAfter = 10 * time.Millisecond
+
+// longestPause returns the longest pause between two of the prober's sends
+// that ended within [t0, t1): a stretch in which the client host did not
+// let it send, which an unanswered stretch of the VIP includes.
+func (p *prober) longestPause(t0, t1 time.Duration) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var longest time.Duration
+	for _, s := range p.pauses {
+		if s.to >= t0 && s.to < t1 {
+			longest = max(longest, s.to-s.from)
+		}
+	}
+	return longest
 }
 
 // snapshot returns a copy of the answers so far, in arrival order.
