@@ -211,19 +211,52 @@ type floodRun struct {
 
 // newFloodCluster starts the scenario's farm: three agents with today's
 // defaults and a fourth host of the same switch, running none, for the
-// attacker. Each server routes the spoofed block through the attacker,
-// as the internet would route the victims' addresses, so strict
-// reverse-path filtering lets the flood in and the answers go out.
+// attacker. Each server routes the spoofed block out of an uplink of its
+// own (see spoofUplink).
 func newFloodCluster(t *testing.T, _ bool, profile string) *chaosCluster {
 	t.Helper()
 	f := NewFarm(t, 4)
-	attacker := f.Servers()[3]
 	for _, h := range f.Servers()[:3] {
-		if _, err := ip("-n", h.NS, "route", "add", spoofBlock.String(), "via", attacker.Addr.String()); err != nil {
+		if err := spoofUplink(h); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return startChaosCluster(t, subFarm{Farm: f, n: 3}, true, profile, floodAgentFlags...)
+}
+
+// uplinkName is the device spoofUplink adds to a server host, and
+// uplinkPeer its other end.
+const (
+	uplinkName = "uplink0"
+	uplinkPeer = "uplink0p"
+)
+
+// spoofUplink routes spoofBlock, the flood's victims, out of a device in
+// h's namespace that stands for the server's uplink to the internet: the
+// answers to spoofed sources cost the server what sending them costs, and
+// the device drops them. It is a veth pair whose other end stays down,
+// without ARP (the kernel here has no dummy device): sent with no carrier,
+// a datagram is dropped by the device's queue. Routed over the bridge to
+// another namespace instead, every answer was also received, and dropped,
+// by that namespace's stack on this machine's cores, which the victims'
+// own machines would do on the internet. Reverse-path filtering on h's
+// farm interface becomes loose (a route to the source exists, through any
+// device), so the spoofed datagrams still come in; the farm's other
+// scenarios, which isolate hosts, keep it strict.
+func spoofUplink(h *Host) error {
+	for _, args := range [][]string{
+		{"-n", h.NS, "link", "add", uplinkName, "type", "veth", "peer", "name", uplinkPeer},
+		{"-n", h.NS, "link", "set", uplinkName, "arp", "off"},
+		{"-n", h.NS, "link", "set", uplinkName, "up"},
+		{"-n", h.NS, "route", "add", spoofBlock.String(), "dev", uplinkName},
+	} {
+		if _, err := ip(args...); err != nil {
+			return err
+		}
+	}
+	return h.Do(func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/conf/"+h.Iface+"/rp_filter", []byte("2"), 0)
+	})
 }
 
 // floodAgentFlags undo, for the flood farm, the chaos suite's relaxations
