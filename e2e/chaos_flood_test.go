@@ -63,6 +63,9 @@ const (
 	// floodSettle separates the windows: the last sessions close, the
 	// counters settle.
 	floodSettle = 500 * time.Millisecond
+	// floodEndGrace is how long a flood process may take past its window
+	// to stop and report.
+	floodEndGrace = 10 * time.Second
 	// clockTicks is the kernel's USER_HZ, the unit of /proc/<pid>/stat's
 	// CPU times.
 	clockTicks = 100
@@ -210,9 +213,10 @@ type floodRun struct {
 }
 
 // newFloodCluster starts the scenario's farm: three agents with today's
-// defaults and a fourth host of the same switch, running none, for the
-// attacker. Each server routes the spoofed block out of an uplink of its
-// own (see spoofUplink).
+// defaults, started as the package starts them (nice -5), and a fourth
+// host of the same switch, running none, for the attacker, whose flood
+// process runs at normal priority. Each server routes the spoofed block
+// out of an uplink of its own (see spoofUplink).
 func newFloodCluster(t *testing.T, _ bool, profile string) *chaosCluster {
 	t.Helper()
 	f := NewFarm(t, 4)
@@ -221,7 +225,10 @@ func newFloodCluster(t *testing.T, _ bool, profile string) *chaosCluster {
 			t.Fatal(err)
 		}
 	}
-	return startChaosCluster(t, subFarm{Farm: f, n: 3}, true, profile, floodAgentFlags...)
+	c := prepareChaosCluster(t, subFarm{Farm: f, n: 3}, true, profile, floodAgentFlags...)
+	c.nice = packagedNice
+	c.launch()
+	return c
 }
 
 // uplinkName is the device spoofUplink adds to a server host, and
@@ -334,17 +341,11 @@ func (f *floodRun) window(at floodAttack) *floodWindow {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.window)
 	defer cancel()
-	var sent chan int64
+	var flood *floodProc
 	if at.plan != nil {
 		p := at.plan(f)
 		w.Sources, w.TargetPerS = p.sources, p.rate
-		r, err := openRawSender(f.attacker)
-		if err != nil {
-			t.Fatalf("%s: %v", at.name, err)
-		}
-		defer r.close()
-		sent = make(chan int64, 1)
-		go func() { sent <- p.run(ctx, r) }()
+		flood = startFlood(t, f.attacker, p, f.cfg.window)
 	}
 	start := time.Now()
 	tally := f.legit(ctx)
@@ -353,8 +354,10 @@ func (f *floodRun) window(at floodAttack) *floodWindow {
 	if err != nil {
 		t.Fatalf("leader CPU: %v", err)
 	}
-	if sent != nil {
-		w.AttackSent = <-sent
+	if flood != nil {
+		if w.AttackSent, err = flood.wait(floodEndGrace); err != nil {
+			t.Fatalf("%s: %v", at.name, err)
+		}
 		w.AttackPerS = float64(w.AttackSent) / f.cfg.window.Seconds()
 		if w.AttackSent == 0 {
 			t.Fatalf("%s: the generator sent nothing", at.name)

@@ -40,21 +40,17 @@ type rawSender struct {
 	buf []byte
 }
 
-// openRawSender opens the raw socket in h's namespace.
-func openRawSender(h *Host) (*rawSender, error) {
-	r := &rawSender{fd: -1, buf: make([]byte, 0, 1500)}
-	err := h.Do(func() error {
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
-		if err != nil {
-			return fmt.Errorf("raw socket: %w", err)
-		}
-		r.fd = fd
-		return syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4<<20)
-	})
-	if err != nil && r.fd >= 0 {
-		syscall.Close(r.fd)
+// newRawSender opens the raw socket in the calling thread's namespace.
+func newRawSender() (*rawSender, error) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
+	if err != nil {
+		return nil, fmt.Errorf("raw socket: %w", err)
 	}
-	return r, err
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4<<20); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	return &rawSender{fd: fd, buf: make([]byte, 0, 1500)}, nil
 }
 
 // close closes the socket.

@@ -4,9 +4,12 @@ package e2e
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestFloodVerdict checks the flood scenario's acceptance: the share of
@@ -68,5 +71,33 @@ func TestSpoofedSources(t *testing.T) {
 	err := r.send(netip.MustParseAddrPort("198.18.0.200:1"), netip.MustParseAddrPort("198.18.0.100:3478"), nil)
 	if err == nil || !strings.Contains(err.Error(), "outside") {
 		t.Errorf("rawSender sending from outside the spoofed block: %v, want a refusal", err)
+	}
+}
+
+// TestFloodSpec checks that a flood plan reaches its process intact: the
+// spec's JSON decodes to the same plan, kinds by name, and a spec naming
+// an unknown kind or no target is refused.
+func TestFloodSpec(t *testing.T) {
+	to := []netip.AddrPort{netip.MustParseAddrPort("198.18.0.11:3478"), netip.MustParseAddrPort("198.18.0.12:3479")}
+	p := &floodPlan{sources: 1000, targets: to, kinds: []*probeKind{stockBinding, ticketlessKeepalive, lostServerHint}, rate: 40000}
+	raw, err := json.Marshal(p.spec(3 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s floodSpec
+	got, err := decodeSpec(string(raw), &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.For != 3*time.Second || got.sources != p.sources || got.rate != p.rate || !slices.Equal(got.targets, p.targets) || !slices.Equal(got.kinds, p.kinds) {
+		t.Errorf("decoded %+v (for %v), want %+v", got, s.For, p)
+	}
+	for _, bad := range []string{
+		`{"sources":1,"targets":["198.18.0.11:3478"],"kinds":["no-such-kind"],"rate":1,"for":1}`,
+		`{"sources":1,"targets":[],"kinds":["stock-binding"],"rate":1,"for":1}`,
+	} {
+		if _, err := decodeSpec(bad, &floodSpec{}); err == nil {
+			t.Errorf("%s: decoded, want an error", bad)
+		}
 	}
 }
