@@ -154,8 +154,12 @@
 //     a "Busy hosts" table beside the keepalived-busy runs of
 //     TestKeepalivedFailover (USHER_BENCH_KEEPALIVED=1), which put the
 //     same neighbours beside keepalived.
-//   - flood (netns only; issue 15): three agents and a fourth host, h4, the
-//     attacker, running none; the servers route 198.19.0.0/16 through h4.
+//   - flood (netns only; issue 15): three agents, started at the packaged
+//     unit's nice -5, and a fourth host, h4, the attacker, running none;
+//     the servers route 198.19.0.0/16, the spoofed sources, out of an
+//     uplink device of their own that drops what it is given (a veth
+//     whose peer is down), so answering a victim costs a server its send
+//     and not the victim's receive as well.
 //     Legitimate clients (the client library, Retries 3) open 200 sessions/s
 //     from the client host, each keeping its server for a second, for
 //     USHER_CHAOS_FLOOD (default 3s) with no attack (the baseline), then
@@ -167,7 +171,8 @@
 //     session endpoint at that rate; USHER-LOST-SERVER hints naming
 //     non-members at 1000/s. The attacks come from a raw socket
 //     (IPPROTO_RAW) in h4's namespace whose sources are all in
-//     198.19.0.0/16. Each window records the legitimate probes answered
+//     198.19.0.0/16, in a process of their own (the test binary run again
+//     as TestHelperFlood) at normal priority. Each window records the legitimate probes answered
 //     and sessions set up, setup p50/p99, the leader's CPU
 //     (/proc/<pid>/stat) and how every drop, refusal, limit or lost-server
 //     counter of /metrics grew, beside the agents' kernels' UDP buffer
