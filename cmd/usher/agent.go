@@ -215,7 +215,7 @@ func agentUsage(w io.Writer, serviceUsage string) {
   -service spec
 	`+strings.ReplaceAll(serviceUsage, "\n", "\n\t")+"\n")
 	keys := node.ConfigKeys()
-	for _, g := range append(node.KeyGroups, "Other") {
+	for _, g := range node.KeyGroups {
 		first := true
 		for _, k := range keys {
 			if k.Group != g {
