@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -44,11 +45,29 @@ var secretKeys = map[string]bool{
 	"turn_auth.secret": true, "turn_auth.users": true,
 }
 
-// FlagAlias returns the short flag of the key named name, if it has one
-// (-node for node_name).
-func FlagAlias(name string) (string, bool) {
-	a, ok := flagAliases[name]
-	return a, ok
+// WriteFlagUsage writes the flag of every key to w as `usher agent -h`
+// shows them: group by group in the order of KeyGroups, each flag with its
+// short alias, its type, its help and its default.
+func WriteFlagUsage(w io.Writer) {
+	group := ""
+	for _, k := range ConfigKeys() {
+		if k.Group != group {
+			group = k.Group
+			fmt.Fprintf(w, "\n%s:\n", group)
+		}
+		name := "-" + k.Flag
+		if alias, ok := flagAliases[k.Name]; ok {
+			name += ", -" + alias
+		}
+		if k.Type != "bool" {
+			name += " " + k.Type
+		}
+		usage := k.Usage
+		if k.Default != "" && (k.Type != "bool" || k.Default != "false") {
+			usage += " (default " + k.Default + ")"
+		}
+		fmt.Fprintf(w, "  %s\n\t%s\n", name, usage)
+	}
 }
 
 // ConfigKeys returns every key of the agent's configuration file (besides
