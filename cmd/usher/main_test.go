@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/usherlb/usher/internal/testutil"
 	"github.com/usherlb/usher/node"
 )
 
@@ -55,12 +56,7 @@ func startTestAgentWith(t *testing.T, http string, adjust func(*node.Config)) *n
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.WaitServing(ctx); err != nil {
-		t.Fatal(err)
-	}
+	testutil.AwaitServing(t, a)
 	return a
 }
 
