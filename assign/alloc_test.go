@@ -12,7 +12,7 @@ import (
 // and entries live 10ms, so each ledger holds at most ~1000/n entries.
 func steadyAssigner(p Policy, n int) (*Assigner, *fakeClock) {
 	c := newFakeClock()
-	a := New(Config{Policy: p, PendingTTL: 10 * time.Millisecond, StaleAfter: time.Hour, StartWarm: true}, func() time.Time {
+	a := New(Config{Policy: p, PendingTTL: 10 * time.Millisecond, StaleAfter: time.Hour, startWarm: true}, func() time.Time {
 		c.Advance(10 * time.Microsecond)
 		return c.Now()
 	}, newRand(1))

@@ -39,16 +39,6 @@ type Config struct {
 	// beyond that replaces its oldest. Zero means DefaultStockShare; a
 	// negative value makes stock picks book nothing.
 	StockShare float64
-	// NoLedger disables the pending ledger, so load is the reported sessions
-	// alone. It exists to measure what the ledger is worth (this package's
-	// simulations compare assigners with and without it; a user's own
-	// benchmark may too); never use it in production, since it lets bursts
-	// herd onto one node.
-	NoLedger bool
-	// StartWarm skips the warm-up: LeastLoaded is least-loaded from the
-	// first pick. For tests, benchmarks, and a first leader whose farm has
-	// no history.
-	StartWarm bool
 	// ColdPicks, when positive, ends the warm-up after that many successful
 	// picks even if the view has not caught up (see [Assigner.Warm]). Zero
 	// means no pick limit.
@@ -59,6 +49,13 @@ type Config struct {
 	// value makes LeastLoaded strict, always the least loaded node, which
 	// herds onto a node whose report just showed many departures.
 	Spread int
+
+	// Test knobs, set only by this package's tests. noLedger disables the
+	// pending ledger, so load is the reported sessions alone: the
+	// simulations use it to measure what the ledger is worth (without it
+	// bursts herd onto one node). startWarm skips the warm-up, so that a
+	// test sees LeastLoaded from the first pick.
+	noLedger, startWarm bool
 }
 
 // DefaultSpread is LeastLoaded's default band above the mean, in sessions.
@@ -122,7 +119,7 @@ func New(cfg Config, now func() time.Time, rng *rand.Rand) *Assigner {
 	if now == nil || rng == nil {
 		panic("assign: New needs a clock and a random source")
 	}
-	a := &Assigner{cfg: cfg, ttl: cfg.PendingTTL, now: now, rng: rng, born: now(), warm: cfg.StartWarm}
+	a := &Assigner{cfg: cfg, ttl: cfg.PendingTTL, now: now, rng: rng, born: now(), warm: cfg.startWarm}
 	if a.ttl <= 0 {
 		a.ttl = DefaultPendingTTL
 	}
@@ -275,8 +272,7 @@ func (a *Assigner) caughtUp(v *View) bool {
 // and there is at least one such node:
 // such reports include every client the predecessor sent, except the few
 // still in flight. It also ends after Config.ColdPicks picks if that is
-// positive, and never starts with Config.StartWarm. Once warm, an Assigner
-// stays warm.
+// positive. Once warm, an Assigner stays warm.
 //
 // The rule relies on Node.ReportedAt being when the report was produced, on
 // the leader's clock. If the cluster layer can only offer the time it
@@ -292,7 +288,7 @@ func (a *Assigner) Warm() bool {
 // Pending returns the number of live ledger entries for the node with the
 // given ID, of session and stock picks together: redirects sent to it that
 // its reports do not show yet. It is 0 for a node not in the view and
-// always 0 with NoLedger. It drops expired entries as a side effect, so
+// always 0 without the ledger (a test knob). It drops expired entries as a side effect, so
 // like every method it must be called from the goroutine that owns the
 // Assigner.
 func (a *Assigner) Pending(id string) int {

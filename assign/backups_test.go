@@ -18,7 +18,7 @@ func TestBackups(t *testing.T) {
 		nodeN(c, 5, 20, 200), // 0.1 too
 	}
 	nodes[4].Draining = true
-	a := newTestAssigner(Config{NoLedger: true}, c, 1, nodes)
+	a := newTestAssigner(Config{noLedger: true}, c, 1, nodes)
 	prefix := []netip.AddrPort{addr(77)}
 	tests := []struct {
 		n    int
@@ -99,7 +99,7 @@ func TestPickWithBackups(t *testing.T) {
 				for i := range 6 {
 					nodes = append(nodes, nodeN(c, i, (i*37)%50, 100))
 				}
-				cfg := Config{Policy: p, StartWarm: true, StaleAfter: time.Hour}
+				cfg := Config{Policy: p, startWarm: true, StaleAfter: time.Hour}
 				one := newTestAssigner(cfg, c, 1, nodes)
 				two := newTestAssigner(cfg, c, 1, nodes)
 				for i := range uint64(50) {

@@ -39,7 +39,7 @@ func TestIneligibleNeverPicked(t *testing.T) {
 					avoid = bad.Addr
 				}
 				nodes := []Node{bad, nodeN(c, 1, 50, 100), nodeN(c, 2, 50, 100)}
-				cfg := Config{Policy: p, StaleAfter: staleAfter, NoLedger: true}
+				cfg := Config{Policy: p, StaleAfter: staleAfter, noLedger: true}
 				a := newTestAssigner(cfg, c, 1, nodes)
 				for i := range 300 {
 					n, err := a.Pick(sid(uint64(i)), avoid)

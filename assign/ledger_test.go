@@ -203,9 +203,9 @@ func TestLedgerNodeRestartAndStaleReports(t *testing.T) {
 
 func TestNoLedgerRecordsNothing(t *testing.T) {
 	c := newFakeClock()
-	a := newTestAssigner(Config{NoLedger: true}, c, 1, []Node{nodeN(c, 0, 0, 100)})
+	a := newTestAssigner(Config{noLedger: true}, c, 1, []Node{nodeN(c, 0, 0, 100)})
 	pickIDs(t, a, 10)
 	if got := a.Pending("n00"); got != 0 {
-		t.Fatalf("NoLedger: Pending = %d", got)
+		t.Fatalf("noLedger: Pending = %d", got)
 	}
 }

@@ -51,7 +51,7 @@ func equalNodes(c *fakeClock, n, capacity int) []Node {
 // newTestAssigner returns a warm Assigner with a seeded rng and the view
 // installed.
 func newTestAssigner(cfg Config, c *fakeClock, seed uint64, nodes []Node) *Assigner {
-	cfg.StartWarm = true
+	cfg.startWarm = true
 	a := New(cfg, c.Now, newRand(seed))
 	a.SetView(NewView(nodes))
 	return a

@@ -104,7 +104,7 @@ func (a *Assigner) book(i int32, now int64, book Booking) {
 	st := &a.state[i]
 	st.picks++
 	switch {
-	case a.cfg.NoLedger:
+	case a.cfg.noLedger:
 	case book == BookStock:
 		st.stock.push(now, st.stockCap)
 	default:

@@ -71,7 +71,7 @@ func TestLeastLoadedFillsTheGaps(t *testing.T) {
 func TestLeastLoadedUsesRatioNotCount(t *testing.T) {
 	c := newFakeClock()
 	// 50/100 = 0.5 versus 90/200 = 0.45: the bigger node is less loaded.
-	a := newTestAssigner(Config{NoLedger: true, Spread: -1}, c, 1, []Node{nodeN(c, 0, 50, 100), nodeN(c, 1, 90, 200)})
+	a := newTestAssigner(Config{noLedger: true, Spread: -1}, c, 1, []Node{nodeN(c, 0, 50, 100), nodeN(c, 1, 90, 200)})
 	for _, id := range pickIDs(t, a, 20) {
 		if id != "n01" {
 			t.Fatalf("picked %s, want n01 (load 0.45 < 0.5)", id)
@@ -82,7 +82,7 @@ func TestLeastLoadedUsesRatioNotCount(t *testing.T) {
 func TestLeastLoadedBreaksTiesAtRandom(t *testing.T) {
 	c := newFakeClock()
 	nodes := []Node{nodeN(c, 0, 7, 100), nodeN(c, 1, 7, 100), nodeN(c, 2, 7, 100), nodeN(c, 3, 8, 100)}
-	a := newTestAssigner(Config{NoLedger: true, Spread: -1}, c, 3, nodes)
+	a := newTestAssigner(Config{noLedger: true, Spread: -1}, c, 3, nodes)
 	got := countIDs(t, a, 3000)
 	if got["n03"] != 0 {
 		t.Errorf("the more loaded node was picked %d times", got["n03"])
@@ -97,7 +97,7 @@ func TestLeastLoadedBreaksTiesAtRandom(t *testing.T) {
 func TestP2C(t *testing.T) {
 	c := newFakeClock()
 	nodes := []Node{nodeN(c, 0, 10, 100), nodeN(c, 1, 20, 100), nodeN(c, 2, 30, 100)}
-	a := newTestAssigner(Config{Policy: P2C, NoLedger: true}, c, 5, nodes)
+	a := newTestAssigner(Config{Policy: P2C, noLedger: true}, c, 5, nodes)
 	got := countIDs(t, a, 3000)
 	// Of the three pairs, n00 wins two and n01 one; n02 never wins.
 	if got["n02"] != 0 {
@@ -125,7 +125,7 @@ func TestRoundRobinCursorSurvivesViews(t *testing.T) {
 		}
 		return NewView(ns)
 	}
-	a := newTestAssigner(Config{Policy: RoundRobin, NoLedger: true}, c, 1, nil)
+	a := newTestAssigner(Config{Policy: RoundRobin, noLedger: true}, c, 1, nil)
 	steps := []struct {
 		view *View // installed before the picks, if not nil
 		want string
@@ -165,7 +165,7 @@ func TestRoundRobinCursorSurvivesViews(t *testing.T) {
 func TestRandomIsUniform(t *testing.T) {
 	c := newFakeClock()
 	nodes := []Node{nodeN(c, 0, 0, 100), nodeN(c, 1, 90, 100), nodeN(c, 2, 50, 1000), nodeN(c, 3, 10, 10000), nodeN(c, 4, 0, 1)}
-	a := newTestAssigner(Config{Policy: Random, NoLedger: true}, c, 11, nodes)
+	a := newTestAssigner(Config{Policy: Random, noLedger: true}, c, 11, nodes)
 	got := countIDs(t, a, 10000)
 	for _, n := range nodes {
 		if got[n.ID] < 1800 || got[n.ID] > 2200 {
@@ -223,7 +223,7 @@ func TestLeastLoadedBandExcludesOverloaded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newFakeClock()
-			a := newTestAssigner(Config{NoLedger: true}, c, 1, tt.nodes(c))
+			a := newTestAssigner(Config{noLedger: true}, c, 1, tt.nodes(c))
 			for _, id := range pickIDs(t, a, 50) {
 				if id == tt.never {
 					t.Fatalf("picked %s, which is above the band", id)

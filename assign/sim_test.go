@@ -197,9 +197,9 @@ func TestSimulationLedgerPreventsHerding(t *testing.T) {
 			// Strict least-loaded (Spread -1): the band alone also spreads
 			// a burst, which would hide what the ledger does.
 			ledger := simulate(t, Config{Policy: LeastLoaded, StaleAfter: 2 * time.Second, Spread: -1}, seed)
-			noLedger := simulate(t, Config{Policy: LeastLoaded, StaleAfter: 2 * time.Second, NoLedger: true, Spread: -1}, seed)
+			noLedger := simulate(t, Config{Policy: LeastLoaded, StaleAfter: 2 * time.Second, noLedger: true, Spread: -1}, seed)
 			p2c := simulate(t, Config{Policy: P2C, StaleAfter: 2 * time.Second}, seed)
-			p2cNoLedger := simulate(t, Config{Policy: P2C, StaleAfter: 2 * time.Second, NoLedger: true}, seed)
+			p2cNoLedger := simulate(t, Config{Policy: P2C, StaleAfter: 2 * time.Second, noLedger: true}, seed)
 			for _, r := range []struct {
 				name string
 				res  simResult
@@ -261,7 +261,7 @@ func (r simResult) afterTick(tick int) float64 {
 // boundary after the takeover. (The join alone already puts it at 1.114:
 // nine nodes at about 458 sessions and one at zero. p2c on a 500 ms old view
 // still favours the newcomer somewhat, by about 10% of the mean at worst.) An Assigner that skips the warm-up
-// (StartWarm) trusts the view at once and piles onto the newcomer, which
+// (startWarm) trusts the view at once and piles onto the newcomer, which
 // the test requires to be clearly worse at some takeover instant, so the
 // warm-up is shown to matter.
 func TestSimulationTakeover(t *testing.T) {
@@ -269,7 +269,7 @@ func TestSimulationTakeover(t *testing.T) {
 	worstStartWarm := 0.0
 	for _, takeover := range []int{4700, 4800, 4950, 5090, 5200, 5300} {
 		cold := simulateEvents(t, Config{StaleAfter: 2 * time.Second, Spread: -1}, 1, takeover, join)
-		hot := simulateEvents(t, Config{StaleAfter: 2 * time.Second, StartWarm: true, Spread: -1}, 1, takeover, join)
+		hot := simulateEvents(t, Config{StaleAfter: 2 * time.Second, startWarm: true, Spread: -1}, 1, takeover, join)
 		c, h := cold.afterTick(takeover), hot.afterTick(takeover)
 		t.Logf("takeover at %d ms: worst max/mean after it: with warm-up %.3f, without %.3f", takeover, c, h)
 		if c > 1.12 {

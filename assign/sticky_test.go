@@ -7,14 +7,14 @@ import (
 )
 
 // stickyMap picks once for each of n sessions (without recording anything,
-// thanks to NoLedger) and returns session index -> node ID.
+// thanks to noLedger) and returns session index -> node ID.
 func stickyMap(t *testing.T, a *Assigner, n int) []string {
 	t.Helper()
 	return pickIDs(t, a, n)
 }
 
 func stickyAssigner(c *fakeClock, seed uint64, nodes []Node) *Assigner {
-	return newTestAssigner(Config{Policy: Sticky, NoLedger: true}, c, seed, nodes)
+	return newTestAssigner(Config{Policy: Sticky, noLedger: true}, c, seed, nodes)
 }
 
 func TestStickyAgreesAcrossLeaders(t *testing.T) {

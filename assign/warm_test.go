@@ -30,7 +30,7 @@ func TestWarmRule(t *testing.T) {
 		{name: "old reports and picks", reports: [][3]time.Duration{{before, before, before}}, picks: 50, wantWarm: false},
 		{name: "ColdPicks not reached", cfg: Config{ColdPicks: 5}, reports: [][3]time.Duration{{before, before, before}}, picks: 4, wantWarm: false},
 		{name: "ColdPicks reached", cfg: Config{ColdPicks: 5}, reports: [][3]time.Duration{{before, before, before}}, picks: 5, wantWarm: true},
-		{name: "StartWarm", cfg: Config{StartWarm: true}, wantWarm: true},
+		{name: "startWarm", cfg: Config{startWarm: true}, wantWarm: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,7 +69,7 @@ func TestColdLeastLoadedUsesP2C(t *testing.T) {
 	for i := range nodes {
 		nodes[i].ReportedAt = c.Now().Add(-time.Second) // from before the takeover
 	}
-	a := New(Config{NoLedger: true, Spread: -1}, c.Now, newRand(1))
+	a := New(Config{noLedger: true, Spread: -1}, c.Now, newRand(1))
 	a.SetView(NewView(nodes))
 	cold := countIDs(t, a, 300)
 	if cold["n01"] == 0 || cold["n02"] != 0 {

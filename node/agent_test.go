@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/pion/stun/v3"
 
 	"github.com/usherlb/usher/client"
@@ -62,16 +63,17 @@ func getJSON(t *testing.T, hc *http.Client, url string, v any) int {
 // startAgent starts an agent and waits until it answers probes.
 func startAgent(t *testing.T, c Config) *Agent {
 	t.Helper()
-	a, err := New(c, nil)
+	return startAgentLogged(t, c, nil)
+}
+
+// startAgentLogged is startAgent with the agent logging to logger.
+func startAgentLogged(t *testing.T, c Config, logger hclog.Logger) *Agent {
+	t.Helper()
+	a, err := New(c, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.WaitServing(ctx); err != nil {
-		t.Fatal(err)
-	}
+	testutil.AwaitServing(t, a)
 	return a
 }
 
@@ -546,12 +548,7 @@ func TestNewFromRuntimeReadsSecretsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the agent read its configuration again: %v", err)
 	}
-	t.Cleanup(func() { a.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.WaitServing(ctx); err != nil {
-		t.Fatal(err)
-	}
+	testutil.AwaitServing(t, a)
 	if got := a.cl.Load().State().TicketKey; !bytes.Equal(got, key) {
 		t.Fatalf("ticket key %x, want the file's %x", got, key)
 	}

@@ -35,36 +35,39 @@ var keyringOps = map[string]func(*cluster.Cluster, []byte) error{
 	"remove":  (*cluster.Cluster).RemoveKey,
 }
 
-// keyringJSON is a keyring as the API shows it: fingerprints only.
-type keyringJSON struct {
-	Primary string   `json:"primary,omitempty"`
-	Keys    []string `json:"keys"`
+// KeyringKeys is a gossip keyring as the API shows it: fingerprints only.
+type KeyringKeys struct {
+	// Primary is the fingerprint of the key gossip encrypts with; empty
+	// for none.
+	Primary string `json:"primary,omitempty"`
+	// Keys are the fingerprints of every key gossip accepts.
+	Keys []string `json:"keys"`
 }
 
-func newKeyringJSON(kr cluster.Keyring) keyringJSON {
+func newKeyringKeys(kr cluster.Keyring) KeyringKeys {
 	primary, keys := kr.Fingerprints()
-	return keyringJSON{Primary: primary, Keys: keys}
+	return KeyringKeys{Primary: primary, Keys: keys}
 }
 
-// keyringStatus is GET /v1/keyring's answer.
-type keyringStatus struct {
+// KeyringStatus is GET /v1/keyring's answer.
+type KeyringStatus struct {
 	// Node is the answering node.
 	Node string `json:"node"`
 	// Farm is the farm's keyring, empty until an operator first changes it
 	// (every node then gossips with its configured encrypt_key).
-	Farm keyringJSON `json:"farm"`
+	Farm KeyringKeys `json:"farm"`
 	// Local is what this node's gossip uses now.
-	Local keyringJSON `json:"local"`
+	Local KeyringKeys `json:"local"`
 }
 
 // keyringRoutes adds the keyring's routes to the API.
 func (a *Agent) keyringRoutes(handle func(string, need, http.HandlerFunc), log hclog.Logger) {
 	handle("GET /v1/keyring", needRead, func(w http.ResponseWriter, r *http.Request) {
 		cl := a.cl.Load()
-		writeJSON(w, http.StatusOK, keyringStatus{
+		writeJSON(w, http.StatusOK, KeyringStatus{
 			Node:  a.cfg.NodeName,
-			Farm:  newKeyringJSON(cl.State().Keyring),
-			Local: newKeyringJSON(cl.LocalKeyring()),
+			Farm:  newKeyringKeys(cl.State().Keyring),
+			Local: newKeyringKeys(cl.LocalKeyring()),
 		})
 	})
 	for _, method := range []string{"POST", "PUT"} {
@@ -119,5 +122,5 @@ func (a *Agent) keyringChange(w http.ResponseWriter, r *http.Request, log hclog.
 	}
 	fp := cluster.KeyFingerprint(key)
 	log.Info("gossip keyring changed through the api", "op", op, "key", fp, "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, map[string]any{"op": op, "key": fp, "farm": newKeyringJSON(a.cl.Load().State().Keyring)})
+	writeJSON(w, http.StatusOK, map[string]any{"op": op, "key": fp, "farm": newKeyringKeys(a.cl.Load().State().Keyring)})
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -32,34 +33,6 @@ type KeyDoc struct {
 // KeyGroups are the groups of keys, in the order help shows them.
 var KeyGroups = []string{"Node", "Addresses", "Cluster", "Security", "Sessions and balancing", "Limits", "Balancer address", "HTTP API", "TURN", "Timers"}
 
-// keyGroup is each key's group.
-var keyGroup = map[string]string{
-	"node_name": "Node", "data_dir": "Node", "capacity": "Node", "log_level": "Node", "log_json": "Node", "voter": "Node",
-	"leave_on_terminate": "Cluster",
-	"bind":               "Addresses", "advertise": "Addresses", "raft_bind": "Addresses", "session_addr": "Addresses",
-	"advertise_session_addr": "Addresses", "vip": "Addresses", "http": "Addresses",
-	"join": "Cluster", "bootstrap_expect": "Cluster", "label": "Cluster", "profile": "Cluster", "respond_from": "Cluster",
-	"encrypt_key": "Security", "encrypt_key_file": "Security", "tls.ca_file": "Security", "tls.cert_file": "Security",
-	"tls.key_file": "Security", "insecure": "Security", "ticket_key": "Security", "ticket_key_file": "Security",
-	"policy": "Sessions and balancing", "policy_spread": "Sessions and balancing", "keepalive_interval": "Sessions and balancing",
-	"dead_after": "Sessions and balancing", "session_ttl": "Sessions and balancing", "require_ticket": "Sessions and balancing",
-	"ticket_ttl": "Sessions and balancing", "stock_amplification": "Sessions and balancing", "backups": "Sessions and balancing",
-	"verify_timeout": "Sessions and balancing", "max_sessions": "Limits", "max_sessions_per_source": "Limits",
-	"source_limit": "Limits", "source_limit_rate": "Limits", "source_limit_burst": "Limits", "session_limit_rate": "Limits",
-	"session_limit_burst": "Limits", "session_refusal_rate": "Limits", "source_limit_ipv4_prefix": "Limits", "source_limit_ipv6_prefix": "Limits",
-	"vip_mode": "Balancer address", "interface": "Balancer address", "vip_acquire_script": "Balancer address",
-	"vip_release_script": "Balancer address", "vip_service": "Balancer address", "stock_binding": "Balancer address",
-	"balancer_tcp": "Balancer address", "balancer_tls": "Balancer address", "balancer_tls_cert_file": "Balancer address",
-	"balancer_tls_key_file": "Balancer address", "vip_events": "Balancer address", "probe_sockets": "Balancer address",
-	"probe_batch": "Balancer address", "probe_read_buffer": "Balancer address",
-	"api_token": "HTTP API", "api_token_file": "HTTP API", "api_write_token": "HTTP API", "api_write_token_file": "HTTP API",
-	"api_hosts": "HTTP API", "api_tls": "HTTP API",
-	"turn_auth.realm": "TURN", "turn_auth.secret": "TURN", "turn_auth.secret_file": "TURN", "turn_auth.users": "TURN",
-	"raft_heartbeat_timeout": "Timers", "raft_election_timeout": "Timers", "raft_lease_timeout": "Timers",
-	"raft_leader_watch": "Timers", "gossip_probe_interval": "Timers", "gossip_probe_timeout": "Timers",
-	"gossip_suspicion_mult": "Timers", "gossip_interval": "Timers",
-}
-
 // addressKeys take an address, with or without a port (see withPort).
 var addressKeys = map[string]bool{
 	"bind": true, "advertise": true, "raft_bind": true, "session_addr": true,
@@ -72,11 +45,29 @@ var secretKeys = map[string]bool{
 	"turn_auth.secret": true, "turn_auth.users": true,
 }
 
-// FlagAlias returns the short flag of the key named name, if it has one
-// (-node for node_name).
-func FlagAlias(name string) (string, bool) {
-	a, ok := flagAliases[name]
-	return a, ok
+// WriteFlagUsage writes the flag of every key to w as `usher agent -h`
+// shows them: group by group in the order of KeyGroups, each flag with its
+// short alias, its type, its help and its default.
+func WriteFlagUsage(w io.Writer) {
+	group := ""
+	for _, k := range ConfigKeys() {
+		if k.Group != group {
+			group = k.Group
+			fmt.Fprintf(w, "\n%s:\n", group)
+		}
+		name := "-" + k.Flag
+		if alias, ok := flagAliases[k.Name]; ok {
+			name += ", -" + alias
+		}
+		if k.Type != "bool" {
+			name += " " + k.Type
+		}
+		usage := k.Usage
+		if k.Default != "" && (k.Type != "bool" || k.Default != "false") {
+			usage += " (default " + k.Default + ")"
+		}
+		fmt.Fprintf(w, "  %s\n\t%s\n", name, usage)
+	}
 }
 
 // ConfigKeys returns every key of the agent's configuration file (besides
@@ -84,16 +75,15 @@ func FlagAlias(name string) (string, bool) {
 func ConfigKeys() []KeyDoc {
 	c := DefaultConfig()
 	var out []KeyDoc
-	for _, k := range c.keys() {
-		d := KeyDoc{Name: k.name, Flag: flagName(k.name), Usage: k.usage, Group: keyGroup[k.name]}
-		if d.Group == "" {
-			d.Group = "Other"
+	for _, g := range c.keyGroups() {
+		for _, k := range g.keys {
+			d := KeyDoc{Name: k.name, Flag: flagName(k.name), Usage: k.usage, Group: g.name}
+			d.Type, d.Default = keyType(k)
+			if secretKeys[k.name] || strings.Contains(k.usage, "(default") {
+				d.Default = ""
+			}
+			out = append(out, d)
 		}
-		d.Type, d.Default = keyType(k)
-		if secretKeys[k.name] || strings.Contains(k.usage, "(default") {
-			d.Default = ""
-		}
-		out = append(out, d)
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"go/token"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,10 +35,13 @@ func TestConfigReference(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("%s is not the reference the code makes: run USHER_UPDATE_DOCS=1 go test ./node -run TestConfigReference", path)
 	}
-	for _, k := range ConfigKeys() {
-		if k.Group == "Other" {
-			t.Errorf("key %s has no group in keyGroup", k.Name)
-		}
+	c := DefaultConfig()
+	var groups []string
+	for _, g := range c.keyGroups() {
+		groups = append(groups, g.name)
+	}
+	if !slices.Equal(groups, KeyGroups) {
+		t.Errorf("keyGroups has the groups %q, KeyGroups %q", groups, KeyGroups)
 	}
 }
 

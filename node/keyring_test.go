@@ -2,7 +2,6 @@ package node
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -61,16 +59,7 @@ func TestKeyringAPI(t *testing.T) {
 	c.EncryptKey = base64.StdEncoding.EncodeToString(k0)
 	c.APIToken, c.APIWriteToken = testReadToken, testWriteToken
 	var logs syncBuffer
-	a, err := New(c, hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &logs}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.WaitServing(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a := startAgentLogged(t, c, hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &logs}))
 	addr := a.HTTPAddr()
 	var answers strings.Builder
 	for _, tt := range []struct {

@@ -147,6 +147,9 @@ func limitShare(lim srclimit.Config, shares int) srclimit.Config {
 // comprehension-required attributes a 420 (see responder_refuse.go). It is the
 // whole per-probe decision and does not allocate in steady state. Only one
 // goroutine at a time may call it.
+//
+// It admits the probe (limit, decoding, leadership, credentials) and leaves
+// the pick and the redirect to answerRedirect.
 func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) ([]byte, dropReason) {
 	if !p.limit.Allow(from.Addr(), now) {
 		return dst, dropRateLimited
@@ -178,6 +181,14 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 	if unknown {
 		return p.answerUnknown(dst, req)
 	}
+	return p.answerRedirect(dst, req, from, term, &grant)
+}
+
+// answerRedirect picks a server for the admitted request req from from
+// under the leader's term and appends the redirect to it, signed as grant
+// says, to dst; or the overload answer when no server can take it.
+func (p *prober) answerRedirect(dst []byte, req *wire.Request, from netip.AddrPort, term uint64, grant *turnGrant) ([]byte, dropReason) {
+	r := p.r
 	if term != p.term {
 		p.newTerm(term)
 	}
@@ -190,10 +201,10 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 		// server is its health checks' business.
 		r.cfg.LostServer(req.LostServer)
 	}
-	// The pick (and its backups) never hands a client the server it
-	// reported lost; whether other clients still get that server is the
-	// verifier's call, not this one's. Nor does it name a server of the
-	// other address family, which the client cannot reach.
+	// The pick never hands a client the server it reported lost; whether
+	// other clients still get that server is the verifier's call, not this
+	// one's. Nor does it name a server of the other address family, which
+	// the client cannot reach.
 	//
 	// What the pick books: an Usher probe's client gets a ticket good at
 	// its server alone and goes there at once, so it books a full pending
@@ -218,6 +229,20 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 		return p.answerOverload(dst, req)
 	}
 	p.backups = bk
+	p.fillRedirect(req, from, &n, fam, term)
+	out, err := p.appendRedirect(dst, req, grant)
+	if err != nil {
+		return dst, dropTooLarge
+	}
+	return out, dropNone
+}
+
+// fillRedirect sets p.redirect to send req's client at from to the picked
+// node n, at its address of family fam, under term: with the node's TLS
+// name over TLS, and for an Usher probe its ticket, keepalive timing and
+// backups.
+func (p *prober) fillRedirect(req *wire.Request, from netip.AddrPort, n *assign.Node, fam assign.Family, term uint64) {
+	r := p.r
 	server := n.AddrFor(fam)
 	rd := &p.redirect
 	*rd = wire.Redirect{Server: server, Term: term}
@@ -226,20 +251,16 @@ func (p *prober) answerAt(dst, pkt []byte, from netip.AddrPort, now time.Time) (
 		// against (RFC 8489 §14.16); over UDP or TCP it checks none.
 		rd.Domain = n.Domain
 	}
-	if req.HasSession {
-		expiry := now.Add(r.cfg.TicketTTL).Unix()
-		p.ticket = p.keys.ticketer().Append(p.ticket[:0], req.Session, from, server, uint32(expiry))
-		rd.Ticket = p.ticket
-		rd.Interval, rd.DeadAfter = r.cfg.KeepaliveInterval, r.cfg.DeadAfter
-		if len(p.backups) > 0 {
-			rd.Backups = p.backups
-		}
+	if !req.HasSession {
+		return
 	}
-	out, err = p.appendRedirect(dst, req, &grant)
-	if err != nil {
-		return dst, dropTooLarge
+	expiry := p.now.Add(r.cfg.TicketTTL).Unix()
+	p.ticket = p.keys.ticketer().Append(p.ticket[:0], req.Session, from, server, uint32(expiry))
+	rd.Ticket = p.ticket
+	rd.Interval, rd.DeadAfter = r.cfg.KeepaliveInterval, r.cfg.DeadAfter
+	if len(p.backups) > 0 {
+		rd.Backups = p.backups
 	}
-	return out, dropNone
 }
 
 // answerStockBinding appends to dst the answer to the stock Binding request

@@ -25,7 +25,6 @@ func testResponder(clk *fakeClock, serving ServingFunc, servers ...netip.AddrPor
 	}
 	view.Store(assign.NewView(nodes))
 	return NewResponder(ResponderConfig{
-		Assign:             assign.Config{StartWarm: true},
 		Serving:            serving,
 		View:               view,
 		TicketKey:          testKey,

@@ -103,16 +103,9 @@ func TestSecretsStayOut(t *testing.T) {
 	c.APITLS = &on
 	c.LogLevel = "trace"
 	var logs syncBuffer
-	a, err := New(c, hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &logs}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := startAgentLogged(t, c, hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &logs}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := a.WaitServing(ctx); err != nil {
-		t.Fatal(err)
-	}
 	s, err := client.Dial(ctx, a.VIPAddr(), client.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -63,24 +63,9 @@ type Decoder struct {
 // a graver error (a malformed Usher attribute, a bad fingerprint) comes
 // first. r's slices alias b.
 func (d *Decoder) DecodeRequest(b []byte, r *Request) error {
-	// A STUN message starts with two zero bits (RFC 8489, section 5).
-	if !stun.IsMessage(b) || b[0]&0xc0 != 0 {
-		return ErrNotSTUN
-	}
 	m := &d.m
-	m.Raw = b
-	if err := m.Decode(); err != nil {
-		return ErrNotSTUN
-	}
-	if len(b) != HeaderSize+int(m.Length) {
-		// Trailing bytes after the message: not a well-formed datagram.
-		return ErrNotSTUN
-	}
-	if m.Type.Class != stun.ClassRequest {
-		return ErrNotRequest
-	}
-	if m.Type.Method != stun.MethodBinding && m.Type.Method != stun.MethodAllocate {
-		return ErrMethod
+	if err := decodeRequestMessage(m, b); err != nil {
+		return err
 	}
 	*r = Request{TxID: m.TransactionID, Method: m.Type.Method, Size: len(b)}
 	copy(r.Session[:], r.TxID[:SessionLen])
@@ -142,6 +127,30 @@ func (d *Decoder) DecodeRequest(b []byte, r *Request) error {
 	}
 	if r.NumUnknown > 0 {
 		return ErrUnknownAttribute
+	}
+	return nil
+}
+
+// decodeRequestMessage decodes the datagram b into m and checks that it is
+// one well-formed STUN message, and a request of a method Usher answers.
+func decodeRequestMessage(m *stun.Message, b []byte) error {
+	// A STUN message starts with two zero bits (RFC 8489, section 5).
+	if !stun.IsMessage(b) || b[0]&0xc0 != 0 {
+		return ErrNotSTUN
+	}
+	m.Raw = b
+	if err := m.Decode(); err != nil {
+		return ErrNotSTUN
+	}
+	if len(b) != HeaderSize+int(m.Length) {
+		// Trailing bytes after the message: not a well-formed datagram.
+		return ErrNotSTUN
+	}
+	if m.Type.Class != stun.ClassRequest {
+		return ErrNotRequest
+	}
+	if m.Type.Method != stun.MethodBinding && m.Type.Method != stun.MethodAllocate {
+		return ErrMethod
 	}
 	return nil
 }

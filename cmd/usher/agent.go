@@ -10,9 +10,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/usherlb/usher/internal/agentrun"
 	"github.com/usherlb/usher/node"
 )
 
@@ -77,7 +77,11 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		return cfg.Build()
 	})
-	return awaitAgent(ctx, a, hup, logger, stderr)
+	if err := agentrun.Run(ctx, a, hup, logger); err != nil {
+		fmt.Fprintf(stderr, "usher agent: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
 // agentConfig reads the agent's configuration from args: the defaults, or
@@ -121,85 +125,12 @@ func agentConfig(args []string, stderr io.Writer) (node.Config, int) {
 	return cfg, -1
 }
 
-// runningAgent is what awaitAgent needs of a running agent (*node.Agent).
-type runningAgent interface {
-	Ready() <-chan struct{}
-	Failed() <-chan struct{}
-	Err() error
-	ReloadConfig() (node.ReloadResult, error)
-	Close() error
-}
-
-// awaitAgent runs until ctx is done or the agent fails, reloading the
-// configuration at each SIGHUP on hup, then closes the agent. Under systemd
-// (Type=notify) it tells the service manager READY=1 once the agent is
-// ready (node.Agent.Ready), RELOADING=1 and READY=1 around a reload after
-// that, and STOPPING=1 when it begins to shut down. It returns the exit
-// code: 1 when the agent failed or did not close cleanly.
-func awaitAgent(ctx context.Context, a runningAgent, hup <-chan os.Signal, logger hclog.Logger, stderr io.Writer) int {
-	var failed error
-	ready, isReady := a.Ready(), false
-	for waiting := true; waiting; {
-		select {
-		case <-ctx.Done():
-			waiting = false
-		case <-a.Failed():
-			failed, waiting = a.Err(), false
-		case <-ready:
-			ready, isReady = nil, true
-			sdNotify(logger, daemon.SdNotifyReady)
-		case <-hup:
-			if isReady {
-				sdNotify(logger, daemon.SdNotifyReloading+"\n"+daemon.SdNotifyMonotonicUsec())
-			}
-			reload(a, logger)
-			if isReady {
-				sdNotify(logger, daemon.SdNotifyReady)
-			}
-		}
-	}
-	logger.Info("shutting down")
-	sdNotify(logger, daemon.SdNotifyStopping)
-	again, stop := notifyAgain()
-	defer stop()
-	if err := closeBounded(a.Close, again, shutdownLimit, logger); err != nil {
-		fmt.Fprintf(stderr, "usher agent: shutdown: %v\n", err)
-		return 1
-	}
-	if failed != nil {
-		fmt.Fprintf(stderr, "usher agent: %v\n", failed)
-		return 1
-	}
-	return 0
-}
-
-// sdNotify sends state to the service manager named by NOTIFY_SOCKET (set
-// by systemd for a Type=notify unit); without it, it does nothing. A
-// failure to send is logged: the agent runs on regardless.
-func sdNotify(logger hclog.Logger, state string) {
-	if _, err := daemon.SdNotify(false, state); err != nil {
-		logger.Warn("cannot notify systemd", "state", state, "error", err)
-	}
-}
-
 // addAgentFlags registers the agent's flags: -config, -dev and one per
 // configuration key.
 func addAgentFlags(fs *flag.FlagSet, cfg *node.Config, path *string, dev *bool) {
 	fs.StringVar(path, "config", "", "configuration file (HCL, or JSON if named *.json)")
 	fs.BoolVar(dev, "dev", false, "run one development node on loopback")
 	cfg.RegisterFlags(fs)
-}
-
-// reload is the agent's answer to SIGHUP: it reads the configuration
-// again and logs what it applied and what needs a restart, or why it kept
-// the running configuration.
-func reload(a runningAgent, logger hclog.Logger) {
-	res, err := a.ReloadConfig()
-	if err != nil {
-		logger.Error("SIGHUP: the running configuration stays", "error", err)
-		return
-	}
-	logger.Info("SIGHUP: reloaded", "applied", orNone(strings.Join(res.Applied, ", ")), "needs_restart", orNone(strings.Join(res.NeedRestart, ", ")))
 }
 
 // agentUsage writes `usher agent -h`: the flags grouped as the
@@ -214,35 +145,6 @@ func agentUsage(w io.Writer, serviceUsage string) {
 	run one development node on loopback
   -service spec
 	`+strings.ReplaceAll(serviceUsage, "\n", "\n\t")+"\n")
-	keys := node.ConfigKeys()
-	for _, g := range append(node.KeyGroups, "Other") {
-		first := true
-		for _, k := range keys {
-			if k.Group != g {
-				continue
-			}
-			if first {
-				fmt.Fprintf(w, "\n%s:\n", g)
-				first = false
-			}
-			writeKeyFlag(w, k)
-		}
-	}
+	node.WriteFlagUsage(w)
 	fmt.Fprint(w, "\nEvery flag is also a key of the configuration file: docs/config.md lists them.\n")
-}
-
-// writeKeyFlag writes one key's flag for agentUsage.
-func writeKeyFlag(w io.Writer, k node.KeyDoc) {
-	name := "-" + k.Flag
-	if a, ok := node.FlagAlias(k.Name); ok {
-		name += ", -" + a
-	}
-	if k.Type != "bool" {
-		name += " " + k.Type
-	}
-	usage := k.Usage
-	if k.Default != "" && (k.Type != "bool" || k.Default != "false") {
-		usage += " (default " + k.Default + ")"
-	}
-	fmt.Fprintf(w, "  %s\n\t%s\n", name, usage)
 }

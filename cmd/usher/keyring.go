@@ -2,25 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"strings"
 )
-
-// keyringList is GET /v1/keyring's answer.
-type keyringList struct {
-	Node string `json:"node"`
-	Farm struct {
-		Primary string   `json:"primary"`
-		Keys    []string `json:"keys"`
-	} `json:"farm"`
-	Local struct {
-		Primary string   `json:"primary"`
-		Keys    []string `json:"keys"`
-	} `json:"local"`
-}
 
 // runKeyring implements `usher keyring -list | -install KEY | -use KEY |
 // -remove KEY`.
@@ -70,8 +54,7 @@ write token.`, stderr)
 	if *list {
 		return o.listKeyring(ctx, stdout)
 	}
-	body, _ := json.Marshal(map[string]string{"key": strings.TrimSpace(key)})
-	if _, err := o.api.Do(ctx, http.MethodPost, "/v1/keyring/"+op, nil, body); err != nil {
+	if err := o.api.ChangeKeyring(ctx, op, key); err != nil {
 		return o.fail(err)
 	}
 	fmt.Fprintf(stdout, "keyring: %s done; the agents apply it within a second\n", op)
@@ -80,8 +63,8 @@ write token.`, stderr)
 
 // listKeyring prints the farm's keyring and the agent's own.
 func (o *opsCommand) listKeyring(ctx context.Context, stdout io.Writer) int {
-	var kl keyringList
-	if _, err := o.api.Get(ctx, "/v1/keyring", &kl); err != nil {
+	kl, err := o.api.Keyring(ctx)
+	if err != nil {
 		return o.fail(err)
 	}
 	show := func(what, primary string, keys []string) {

@@ -4,20 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 
+	"github.com/usherlb/usher/internal/testutil"
 	"github.com/usherlb/usher/node"
 )
 
@@ -58,12 +56,7 @@ func startTestAgentWith(t *testing.T, http string, adjust func(*node.Config)) *n
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.WaitServing(ctx); err != nil {
-		t.Fatal(err)
-	}
+	testutil.AwaitServing(t, a)
 	return a
 }
 
@@ -199,46 +192,6 @@ func TestAgentCommand(t *testing.T) {
 	code, _, e = runArgs(context.Background(), "agent", "-config", bad)
 	if code != 1 || !strings.Contains(e, bad+":1:1:") || !strings.Contains(e, "nodename") {
 		t.Errorf("bad file: exit %d, %q", code, e)
-	}
-}
-
-// TestCloseBounded checks the agent's bounded shutdown: a close that
-// finishes returns its error; one that hangs is cut at the limit or at a
-// second signal, with the stacks in the log.
-func TestCloseBounded(t *testing.T) {
-	hang := make(chan struct{})
-	defer close(hang)
-	blocked := func() error { <-hang; return nil }
-	failing := errors.New("raft shutdown: boom")
-	for _, tc := range []struct {
-		name   string
-		close  func() error
-		signal bool
-		want   error
-	}{
-		{"finishes", func() error { return nil }, false, nil},
-		{"fails", func() error { return failing }, false, failing},
-		{"hangs", blocked, false, errShutdownCut},
-		{"second signal", blocked, true, errShutdownCut},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var log bytes.Buffer
-			logger := hclog.New(&hclog.LoggerOptions{Output: &log})
-			again := make(chan os.Signal, 1)
-			limit := 200 * time.Millisecond
-			if tc.signal {
-				limit = time.Hour
-				again <- syscall.SIGTERM
-			}
-			err := closeBounded(tc.close, again, limit, logger)
-			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
-				t.Fatalf("closeBounded: %v, want %v", err, tc.want)
-			}
-			if cut := strings.Contains(log.String(), "shutdown cut short"); cut != errors.Is(tc.want, errShutdownCut) ||
-				cut && !strings.Contains(log.String(), "TestCloseBounded") {
-				t.Fatalf("log after %s:\n%s", tc.name, log.String())
-			}
-		})
 	}
 }
 

@@ -2,14 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"text/tabwriter"
-
-	"github.com/usherlb/usher/cluster"
 )
 
 // runRaft implements `usher raft list-peers` and `usher raft remove-peer`.
@@ -39,7 +34,7 @@ first.`
 		return code
 	}
 	defer o.api.Close()
-	if _, err := o.api.Do(ctx, http.MethodDelete, "/v1/raft/peers", url.Values{"id": {fs.Arg(0)}}, nil); err != nil {
+	if err := o.api.RemovePeer(ctx, fs.Arg(0)); err != nil {
 		return o.fail(err)
 	}
 	fmt.Fprintf(stdout, "removed %s from the raft configuration\n", fs.Arg(0))
@@ -55,8 +50,7 @@ func listPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return code
 	}
 	defer o.api.Close()
-	var peers []cluster.Peer
-	body, err := o.api.Get(ctx, "/v1/raft/peers", &peers)
+	peers, body, err := o.api.Peers(ctx)
 	if err != nil {
 		return o.fail(err)
 	}
@@ -89,7 +83,7 @@ with usher leave); one that comes back rejoins.`, stderr)
 		return code
 	}
 	defer o.api.Close()
-	if _, err := o.api.Do(ctx, http.MethodPut, "/v1/force-leave", url.Values{"node": {fs.Arg(0)}}, nil); err != nil {
+	if err := o.api.ForceLeave(ctx, fs.Arg(0)); err != nil {
 		return o.fail(err)
 	}
 	fmt.Fprintf(stdout, "node %s left the farm\n", fs.Arg(0))
@@ -115,24 +109,17 @@ outlives NODE's restarts; 'usher members' shows the capacity in force.`, stderr)
 	}
 	defer o.api.Close()
 	node := fs.Arg(0)
-	q := url.Values{"node": {node}}
-	method := http.MethodDelete
-	if !*clearIt {
-		method = http.MethodPut
-		q.Set("capacity", fs.Arg(1))
+	if *clearIt {
+		if err := o.api.ClearCapacity(ctx, node); err != nil {
+			return o.fail(err)
+		}
+		fmt.Fprintf(stdout, "node %s: capacity override cleared\n", node)
+		return 0
 	}
-	body, err := o.api.Do(ctx, method, "/v1/capacity", q, nil)
+	capacity, err := o.api.SetCapacity(ctx, node, fs.Arg(1))
 	if err != nil {
 		return o.fail(err)
 	}
-	var ans struct {
-		Capacity any `json:"capacity"`
-	}
-	_ = json.Unmarshal(body, &ans)
-	if *clearIt {
-		fmt.Fprintf(stdout, "node %s: capacity override cleared\n", node)
-	} else {
-		fmt.Fprintf(stdout, "node %s: capacity %v\n", node, ans.Capacity)
-	}
+	fmt.Fprintf(stdout, "node %s: capacity %d\n", node, capacity)
 	return 0
 }

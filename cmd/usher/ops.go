@@ -9,8 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,26 +22,6 @@ import (
 // The operator commands (members, status, drain, undrain, leave) talk to an
 // agent's HTTP API through package apiclient; keygen needs no agent.
 
-// httpFlagHelp documents -http for every command that uses it.
-const httpFlagHelp = "address of the agent's HTTP API, host:port or https://host:port (default $" + apiclient.AddrEnv + ", else " + apiclient.DefaultAddr + ")"
-
-// caFlagHelp documents -ca-file for every command that uses it.
-const caFlagHelp = "farm CA certificate (PEM) that an https:// agent's certificate must chain to, naming a node of its farm (default $" + apiclient.CAFileEnv + ")"
-
-// apiFlags are the flags that say how to reach an agent's API.
-type apiFlags struct {
-	addr, caFile *string
-}
-
-// addHTTPFlag registers -http and -ca-file on fs. Resolve the results with
-// apiclient.Addr and apiclient.CAFile after parsing.
-func addHTTPFlag(fs *flag.FlagSet) apiFlags {
-	return apiFlags{
-		addr:   fs.String("http", "", httpFlagHelp),
-		caFile: fs.String("ca-file", "", caFlagHelp),
-	}
-}
-
 // opsCommand is what every API command shares: its name (for messages), its
 // error stream and the client, built after its flags are parsed.
 type opsCommand struct {
@@ -56,7 +34,7 @@ type opsCommand struct {
 // client. It returns the exit code to stop with, or -1 to go on; nargs is
 // the number of positional arguments the command takes.
 func (o *opsCommand) setUp(fs *flag.FlagSet, args []string, nargs int) int {
-	flags := addHTTPFlag(fs)
+	flags := apiclient.RegisterFlags(fs)
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -73,7 +51,7 @@ func (o *opsCommand) setUp(fs *flag.FlagSet, args []string, nargs int) int {
 			return 2
 		}
 	}
-	api, err := apiclient.New(apiclient.Addr(*flags.addr), apiclient.CAFile(*flags.caFile))
+	api, err := flags.New()
 	if err != nil {
 		fmt.Fprintf(o.stderr, "usher %s: %v\n", o.name, err)
 		return 2
@@ -104,8 +82,7 @@ the reason on the agent asked).`, stderr)
 		return code
 	}
 	defer o.api.Close()
-	var members []node.MemberInfo
-	raw, err := o.api.Get(ctx, "/v1/members", &members)
+	members, raw, err := o.api.Members(ctx)
 	if err != nil {
 		return o.fail(err)
 	}
@@ -237,8 +214,7 @@ its uptime and version.`, stderr)
 		return code
 	}
 	defer o.api.Close()
-	var st node.Status
-	raw, err := o.api.Get(ctx, "/v1/status", &st)
+	st, raw, err := o.api.Status(ctx)
 	if err != nil {
 		return o.fail(err)
 	}
@@ -251,7 +227,7 @@ its uptime and version.`, stderr)
 		stdout.Write(b.Bytes())
 		return 0
 	}
-	writeStatus(stdout, &st)
+	writeStatus(stdout, st)
 	return 0
 }
 
@@ -333,17 +309,11 @@ func setDrain(ctx context.Context, name string, fs *flag.FlagSet, args []string,
 	}
 	defer o.api.Close()
 	target := fs.Arg(0)
-	method := http.MethodPut
-	if !on {
-		method = http.MethodDelete
-	}
-	q := url.Values{"node": {target}}
 	what := "node " + target
 	if *service != "" {
-		q.Set("service", *service)
 		what = "service " + *service + " of node " + target
 	}
-	if _, err := o.api.Do(ctx, method, "/v1/drain", q, nil); err != nil {
+	if err := o.api.SetDrain(ctx, target, *service, on); err != nil {
 		return o.fail(err)
 	}
 	if on {
@@ -367,17 +337,14 @@ SIGTERM.`, stderr)
 		return code
 	}
 	defer o.api.Close()
-	body, err := o.api.Do(ctx, http.MethodPut, "/v1/leave", nil, nil)
+	name, err := o.api.Leave(ctx)
 	if err != nil {
 		return o.fail(err)
 	}
-	var ans struct {
-		Node string `json:"node"`
+	if name == "" {
+		name = "at " + o.api.Addr()
 	}
-	if json.Unmarshal(body, &ans) != nil || ans.Node == "" {
-		ans.Node = "at " + o.api.Addr()
-	}
-	fmt.Fprintf(stdout, "node %s left the farm\n", ans.Node)
+	fmt.Fprintf(stdout, "node %s left the farm\n", name)
 	return 0
 }
 
@@ -394,13 +361,9 @@ nothing.`, stderr)
 		return code
 	}
 	defer o.api.Close()
-	body, err := o.api.Do(ctx, http.MethodPut, "/v1/reload", nil, nil)
+	res, err := o.api.Reload(ctx)
 	if err != nil {
 		return o.fail(err)
-	}
-	var res node.ReloadResult
-	if err := json.Unmarshal(body, &res); err != nil {
-		return o.fail(fmt.Errorf("unexpected answer: %w", err))
 	}
 	fmt.Fprintln(stdout, res)
 	return 0

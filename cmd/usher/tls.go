@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -145,31 +143,19 @@ func runTLSCertCreate(args []string, stdout, stderr io.Writer) int {
 }
 
 // loadCA reads the CA certificate and key; an empty caFile means the one
-// usher-*-ca.pem in dir.
+// usher-*-ca.pem in dir, an empty caKeyFile the key beside caFile.
 func loadCA(dir, caFile, caKeyFile string) (*pki.CA, error) {
 	if caFile == "" {
-		found, _ := filepath.Glob(filepath.Join(dir, "usher-*-ca.pem"))
-		if len(found) != 1 {
-			return nil, fmt.Errorf("-ca-file: %d files usher-*-ca.pem in %s; name the CA with -ca-file", len(found), dir)
+		found, err := pki.FindCA(dir)
+		if err != nil {
+			return nil, fmt.Errorf("-ca-file: %w; name the CA with -ca-file", err)
 		}
-		caFile = found[0]
+		caFile = found
 	}
 	if caKeyFile == "" {
-		caKeyFile = strings.TrimSuffix(caFile, ".pem") + "-key.pem"
+		caKeyFile = pki.CAKeyFile(caFile)
 	}
-	certPEM, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("-ca-file: %w", err)
-	}
-	keyPEM, err := os.ReadFile(caKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("-ca-key-file: %w", err)
-	}
-	ca, err := pki.ParseCA(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("%s and %s: %w", caFile, caKeyFile, err)
-	}
-	return ca, nil
+	return pki.ReadCA(caFile, caKeyFile)
 }
 
 // saved reports each file pki.WriteNew saves on stdout.

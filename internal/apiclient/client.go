@@ -3,7 +3,10 @@
 // $USHER_HTTP_ADDR), the API token ($USHER_HTTP_TOKEN or the file
 // $USHER_HTTP_TOKEN_FILE names) and, for an https:// agent, the farm CA its
 // certificate must chain to ($USHER_HTTP_CA_FILE); it sends a request, and
-// turns every failure into an error that says what to do about it.
+// turns every failure into an error that says what to do about it. The
+// commands register their -http and -ca-file flags with RegisterFlags, and
+// make each call through a method of Client named after it (Members,
+// SetDrain, Keyring, ...), which knows the route and the answer's shape.
 //
 // A Client keeps no idle connection, uses no proxy for a loopback address
 // and follows no redirect, so the token goes to the named agent or nowhere.

@@ -27,6 +27,39 @@ func NodeBase(dir, farm, node string) string {
 	return filepath.Join(dir, "usher-"+farm+"-"+fileSafe(node))
 }
 
+// FindCA returns the CA certificate file of dir: the one file
+// usher-*-ca.pem there.
+func FindCA(dir string) (string, error) {
+	found, _ := filepath.Glob(filepath.Join(dir, "usher-*-ca.pem"))
+	if len(found) != 1 {
+		return "", fmt.Errorf("%d files usher-*-ca.pem in %s", len(found), dir)
+	}
+	return found[0], nil
+}
+
+// CAKeyFile returns the file of the key of the CA certificate file
+// certFile, named as CABase names it: certFile with -key before .pem.
+func CAKeyFile(certFile string) string {
+	return strings.TrimSuffix(certFile, ".pem") + "-key.pem"
+}
+
+// ReadCA reads a CA from its certificate and key files.
+func ReadCA(certFile, keyFile string) (*CA, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := ParseCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s and %s: %w", certFile, keyFile, err)
+	}
+	return ca, nil
+}
+
 // fileSafe maps a node name to a file name part.
 func fileSafe(name string) string {
 	return strings.Map(func(r rune) rune {

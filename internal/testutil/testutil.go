@@ -1,8 +1,9 @@
 // Package testutil is the test support that the packages of this module
 // share, as serf's testutil and raft's testing.go are theirs: waiting for a
-// condition (Eventually), picking a free loopback port (FreeUDPPort), and the
-// "never two holders" check of invariant 1 on recorded holding intervals
-// (Interval, Overlaps). Only tests import it.
+// condition (Eventually), picking a free loopback port (FreeUDPPort), waiting
+// for an in-process agent to serve (AwaitServing), and the "never two
+// holders" check of invariant 1 on recorded holding intervals (Interval,
+// Overlaps). Only tests import it.
 package testutil
 
 import (

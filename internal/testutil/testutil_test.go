@@ -15,6 +15,7 @@ type recorder struct {
 
 func (r *recorder) Helper()               {}
 func (r *recorder) Fatalf(string, ...any) { r.failed.Store(true) }
+func (r *recorder) Fatal(...any)          { r.failed.Store(true) }
 
 func TestEventually(t *testing.T) {
 	tests := []struct {

@@ -1,9 +1,9 @@
-package main
+package agentrun
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,7 +17,7 @@ import (
 	"github.com/usherlb/usher/node"
 )
 
-// fakeAgent is a runningAgent whose readiness and failure the test decides.
+// fakeAgent is an Agent whose readiness and failure the test decides.
 type fakeAgent struct {
 	ready, failed chan struct{}
 	reloaded      chan struct{} // receives one value per ReloadConfig
@@ -76,24 +76,24 @@ func expectNotice(t *testing.T, conn *net.UnixConn, want string) {
 	}
 }
 
-// startAwait runs awaitAgent on a in the background and returns its
-// SIGHUP channel, the cancel of its context and its exit code's channel.
-func startAwait(a runningAgent) (chan os.Signal, context.CancelFunc, <-chan int) {
+// startRun runs Run on a in the background and returns its SIGHUP
+// channel, the cancel of its context and its result's channel.
+func startRun(a Agent) (chan os.Signal, context.CancelFunc, <-chan error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	hup := make(chan os.Signal, 1)
-	code := make(chan int, 1)
-	go func() { code <- awaitAgent(ctx, a, hup, hclog.NewNullLogger(), io.Discard) }()
-	return hup, cancel, code
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, a, hup, hclog.NewNullLogger()) }()
+	return hup, cancel, done
 }
 
-// TestAgentNotifiesSystemd runs the agent's main loop with systemd's
+// TestAgentNotifiesSystemd runs Run with systemd's
 // notification socket faked: nothing is sent before the agent is ready
 // (not even around a reload), READY=1 once it is, RELOADING=1 and READY=1
 // around a reload after that, and STOPPING=1 at shutdown.
 func TestAgentNotifiesSystemd(t *testing.T) {
 	conn := notifySocket(t)
 	a := newFakeAgent()
-	hup, cancel, code := startAwait(a)
+	hup, cancel, done := startRun(a)
 	defer cancel()
 
 	hup <- syscall.SIGHUP
@@ -114,21 +114,61 @@ func TestAgentNotifiesSystemd(t *testing.T) {
 
 	cancel()
 	expectNotice(t, conn, "STOPPING=1")
-	if c := <-code; c != 0 {
-		t.Fatalf("exit code %d, want 0", c)
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v, want nil", err)
 	}
 }
 
 // TestAgentFailsUnready: an agent that fails before it is ready never
-// tells systemd READY=1, only STOPPING=1, and exits 1.
+// tells systemd READY=1, only STOPPING=1, and Run returns its error.
 func TestAgentFailsUnready(t *testing.T) {
 	conn := notifySocket(t)
 	a := newFakeAgent()
-	_, cancel, code := startAwait(a)
+	_, cancel, done := startRun(a)
 	defer cancel()
 	close(a.failed)
 	expectNotice(t, conn, "STOPPING=1")
-	if c := <-code; c != 1 {
-		t.Fatalf("exit code %d, want 1", c)
+	if err := <-done; err == nil || err.Error() != "the farm failed" {
+		t.Fatalf("Run: %v, want the agent's error", err)
+	}
+}
+
+// TestCloseBounded checks the agent's bounded shutdown: a close that
+// finishes returns its error; one that hangs is cut at the limit or at a
+// second signal, with the stacks in the log.
+func TestCloseBounded(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	blocked := func() error { <-hang; return nil }
+	failing := errors.New("raft shutdown: boom")
+	for _, tc := range []struct {
+		name   string
+		close  func() error
+		signal bool
+		want   error
+	}{
+		{"finishes", func() error { return nil }, false, nil},
+		{"fails", func() error { return failing }, false, failing},
+		{"hangs", blocked, false, errShutdownCut},
+		{"second signal", blocked, true, errShutdownCut},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log bytes.Buffer
+			logger := hclog.New(&hclog.LoggerOptions{Output: &log})
+			again := make(chan os.Signal, 1)
+			limit := 200 * time.Millisecond
+			if tc.signal {
+				limit = time.Hour
+				again <- syscall.SIGTERM
+			}
+			err := closeBounded(tc.close, again, limit, logger)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("closeBounded: %v, want %v", err, tc.want)
+			}
+			if cut := strings.Contains(log.String(), "shutdown cut short"); cut != errors.Is(tc.want, errShutdownCut) ||
+				cut && !strings.Contains(log.String(), "TestCloseBounded") {
+				t.Fatalf("log after %s:\n%s", tc.name, log.String())
+			}
+		})
 	}
 }
