@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +65,26 @@ func TestApply(t *testing.T) {
 				t.Errorf("apply = %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestListApplies checks that every mutation of the repository's list
+// still applies to today's code: its from text occurs exactly once in its
+// file. A refactoring that moves the guarded code makes a mutation stale,
+// which only a full (and slow) mutate run would otherwise tell.
+func TestListApplies(t *testing.T) {
+	root := filepath.Join("..", "..")
+	ms, err := loadMutations(filepath.Join(root, "scripts", "mutations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		src, err := os.ReadFile(filepath.Join(root, m.File))
+		if err == nil {
+			_, err = m.apply(src)
+		}
+		if err != nil {
+			t.Errorf("%s: %v", m.Name, err)
+		}
 	}
 }
