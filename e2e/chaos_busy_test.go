@@ -102,10 +102,10 @@ type busyFigures struct {
 	// sent got an answer: how long the address was unavailable, apart
 	// from answers that were only late.
 	UnansweredMs float64 `json:"longest_unanswered_ms"`
-	// ProberPauseMs is the prober's own longest pause between two sends
-	// during the watch (recorded from 10 ms on): how much of the longest
-	// unanswered stretch the client host's scheduling may account for,
-	// since the client shares the machine's cores with the neighbours.
+	// ProberPauseMs is the watch process's own longest pause between two
+	// sends (recorded from 10 ms on): how much of the longest unanswered
+	// stretch the client host's scheduling may account for, since the
+	// client shares the machine's cores with the neighbours.
 	ProberPauseMs float64 `json:"prober_longest_pause_ms"`
 	// LeaderChanges counts leadership changes during the watch (for
 	// keepalived: changes of the answering holder).
@@ -124,15 +124,15 @@ type busyFigures struct {
 	FsyncMaxMs   float64 `json:"writer_fsync_max_ms"`
 }
 
-// vipWindow summarises the answers of pr to the probes sent within
+// vipWindowOf summarises the answers in all to the probes sent within
 // [t0, t1), sent of them: how many were answered, the longest time
 // without an answer arriving (from t0 to t1, answers arriving later
 // included), and the answers' round trips at the 99th percentile. It
 // returns the answers too, in arrival order.
-func vipWindow(pr *prober, t0, t1 time.Duration, sent int, fig *busyFigures) []answer {
+func vipWindowOf(all []answer, t0, t1 time.Duration, sent int, fig *busyFigures) []answer {
 	var in []answer
 	var rtts []time.Duration
-	for _, a := range pr.snapshot() {
+	for _, a := range all {
 		if a.vip && a.sent >= t0 && a.sent < t1 {
 			in = append(in, a)
 			rtts = append(rtts, a.recv-a.sent)
@@ -216,7 +216,7 @@ func busyRun(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig, l
 	fig := &busyFigures{Hogs: load.hogs, Writers: load.writers, AgentNice: c.nice}
 	res.Busy = fig
 	nb.waitWriting(t, busyWarmUp)
-	c.busyWatch(t, pr, load, fig, res)
+	c.busyWatch(t, load, fig, res)
 	nb.check(t)
 	c.busyFailovers(t, pr, cfg.reps, res)
 	nb.check(t)
@@ -234,22 +234,21 @@ func busyRun(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig, l
 	}
 }
 
-// busyWatch watches the VIP for load.watch and records the figures; a
-// leader change in that time fails the test.
-func (c *chaosCluster) busyWatch(t *testing.T, pr *prober, load busyLoad, fig *busyFigures, res *chaosResult) {
+// busyWatch watches the VIP for load.watch from a watch process on the
+// client host (see TestHelperWatch) and records the figures; a leader
+// change in that time fails the test.
+func (c *chaosCluster) busyWatch(t *testing.T, load busyLoad, fig *busyFigures, res *chaosResult) {
 	l := c.waitHealthy(30 * time.Second)
 	before := c.busyStatus(l)
 	faults0, _ := procMajorFaults(l.pid())
-	t0, sent0 := pr.mark()
-	time.Sleep(load.watch)
-	t1, sent1 := pr.mark()
+	w := startWatch(t, c.topo.Client(), netip.AddrPortFrom(c.topo.VIP(), vipPort), load.watch)
+	r := w.wait(t)
 	faults1, _ := procMajorFaults(l.pid())
 	after := c.busyStatus(l)
 	fig.MajorFaults = faults1 - faults0
-	fig.ProberPauseMs = ms(pr.longestPause(t0, t1))
-	time.Sleep(busyAnswerGrace)
+	fig.ProberPauseMs = ms(r.longestPause())
 	terms := map[uint64]bool{}
-	for _, a := range vipWindow(pr, t0, t1, sent1-sent0, fig) {
+	for _, a := range vipWindowOf(r.answer, r.start, r.start+load.watch, r.sent, fig) {
 		terms[a.term] = true
 	}
 	fig.LeaderChanges = max(int(after.Changes-before.Changes), len(terms)-1)
@@ -363,9 +362,10 @@ func (n *neighbours) record(fig *busyFigures) {
 // keepalivedBusyWatch starts the neighbours on the keepalived farm's
 // servers (the writers beside each node's directory), waits until the
 // first node holds the VIP and answers, watches the VIP for load.watch and
-// records the figures in res; the neighbours keep running until the
-// caller's finish, which records the writers' figures.
-func keepalivedBusyWatch(t *testing.T, load busyLoad, nodes []*kaNode, vip netip.Addr, pr *prober, want netip.AddrPort, res *chaosResult) (finish func()) {
+// records the figures in res (from a watch process on client, as
+// busyWatch does); the neighbours keep running until the caller's finish,
+// which records the writers' figures.
+func keepalivedBusyWatch(t *testing.T, load busyLoad, client *Host, nodes []*kaNode, vip netip.Addr, pr *prober, want netip.AddrPort, res *chaosResult) (finish func()) {
 	hosts := make([]*Host, len(nodes))
 	dirs := map[*Host]string{}
 	for i, n := range nodes {
@@ -378,12 +378,10 @@ func keepalivedBusyWatch(t *testing.T, load busyLoad, nodes []*kaNode, vip netip
 	res.Busy = fig
 	nb.waitWriting(t, busyWarmUp)
 	waitSteady(t, -1, nodes, vip, pr, want)
-	t0, sent0 := pr.mark()
-	time.Sleep(load.watch)
-	t1, sent1 := pr.mark()
-	time.Sleep(busyAnswerGrace)
+	r := startWatch(t, client, netip.AddrPortFrom(vip, vipPort), load.watch).wait(t)
+	fig.ProberPauseMs = ms(r.longestPause())
 	var last netip.AddrPort
-	for i, a := range vipWindow(pr, t0, t1, sent1-sent0, fig) {
+	for i, a := range vipWindowOf(r.answer, r.start, r.start+load.watch, r.sent, fig) {
 		if i > 0 && a.server != last {
 			fig.LeaderChanges++
 		}

@@ -137,11 +137,6 @@ type prober struct {
 	// unmatched counts answers to no pending request: a second answer
 	// to one request, or an answer to one pruned after 5 s.
 	unmatched int
-	// lastSent is the instant of the latest send, and pauses every
-	// stretch longer than stallAfter between two sends: the client host
-	// itself, not the farm, kept the prober from sending then.
-	lastSent time.Duration
-	pauses   []pause
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -242,10 +237,6 @@ func (p *prober) sendOne(buf []byte, tx [stun.TransactionIDSize]byte, tg *target
 	// holds exactly the requests sent before it.
 	p.mu.Lock()
 	now := Monotonic()
-	if p.lastSent != 0 && now-p.lastSent > stallAfter {
-		p.pauses = append(p.pauses, pause{from: p.lastSent, to: now})
-	}
-	p.lastSent = now
 	p.pending[tx] = pendingReq{sent: now, size: len(buf), method: methodOf(buf), t: tg}
 	p.sent++
 	if p.sent%500 == 0 {
@@ -299,28 +290,6 @@ func methodOf(b []byte) stun.Method {
 	var t stun.MessageType
 	t.ReadValue(uint16(b[0])<<8 | uint16(b[1]))
 	return t.Method
-}
-
-// pause is a stretch between two of a prober's sends, on Monotonic.
-type pause struct{ from, to time.Duration }
-
-// stallAfter is how long a pause between two of a prober's sends must be
-// for it to be recorded (see longestPause).
-const stallAfter = 10 * time.Millisecond
-
-// longestPause returns the longest pause between two of the prober's sends
-// that ended within [t0, t1): a stretch in which the client host did not
-// let it send, which an unanswered stretch of the VIP includes.
-func (p *prober) longestPause(t0, t1 time.Duration) time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var longest time.Duration
-	for _, s := range p.pauses {
-		if s.to >= t0 && s.to < t1 {
-			longest = max(longest, s.to-s.from)
-		}
-	}
-	return longest
 }
 
 // snapshot returns a copy of the answers so far, in arrival order.

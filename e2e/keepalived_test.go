@@ -248,7 +248,7 @@ func runKeepalived(t *testing.T, bin string, set keepalivedSetting, reps int, lo
 	answeredBy := func(n *kaNode) netip.AddrPort { return netip.AddrPortFrom(n.host.Addr, vipPort) }
 	finish := func() {}
 	if load != nil {
-		finish = keepalivedBusyWatch(t, *load, nodes, vip, pr, answeredBy(first), res)
+		finish = keepalivedBusyWatch(t, *load, farm.Client(), nodes, vip, pr, answeredBy(first), res)
 	}
 
 	for rep := range reps {
