@@ -268,11 +268,12 @@
 //	profile  raft heartbeat/election  lease  commit  watch  probe  probe timeout  suspicion  gossip  publish
 //	lan      1s / 1s                  500ms  50ms    off    1s     500ms          4          200ms   250ms
 //	fast     300ms / 300ms            150ms  15ms    25ms   200ms  100ms          2          50ms    250ms
-//	rapid    100ms / 100ms            50ms   5ms     off    100ms  50ms           2          30ms    250ms
+//	rapid    100ms / 100ms            50ms   5ms     10ms   100ms  50ms           2          30ms    250ms
 //
-// lan is the libraries' defaults. fast's leader watch (Timing.RaftWatch,
-// watch.go) makes a follower stand for election about one heartbeat timeout
-// after its leader fell silent instead of one to two. The lease rides on
+// lan is the libraries' defaults. The leader watch of fast and rapid
+// (Timing.RaftWatch, watch.go) makes a follower stand for election about
+// one heartbeat timeout after its leader fell silent instead of one to
+// two, the followers one after another in the order of their IDs. The lease rides on
 // raft's heartbeats (every RaftHeartbeat/10 to /5 to each follower: 50 to
 // 100 small messages a second per follower with rapid) and writes nothing
 // to disk, so the profiles differ in network chatter and failover speed,

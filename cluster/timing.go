@@ -23,11 +23,12 @@ type Timing struct {
 	// RaftCommit is raft's CommitTimeout.
 	RaftCommit time.Duration
 	// RaftWatch, when not zero, is how often a voting follower checks its
-	// leader's silence itself: once RaftHeartbeat (plus a random fifth of
-	// it) has passed without contact, it makes raft stand for election at
-	// once rather than at raft's next randomized timer, which fires one to
-	// two heartbeat timeouts apart (see watch.go). Zero leaves detection to
-	// raft's timer alone.
+	// leader's silence itself: once RaftHeartbeat (plus a fifth of it per
+	// follower that stands before it, and a little jitter) has passed
+	// without contact, it makes raft stand for election at once rather than
+	// at raft's next randomized timer, which fires one to two heartbeat
+	// timeouts apart (see watch.go). Zero leaves detection to raft's timer
+	// alone.
 	RaftWatch time.Duration
 	// ProbeInterval is memberlist's failure-detector probe interval.
 	ProbeInterval time.Duration
@@ -86,6 +87,7 @@ func Profile(name string) (Timing, error) {
 			RaftElection:    100 * time.Millisecond,
 			RaftLease:       50 * time.Millisecond,
 			RaftCommit:      5 * time.Millisecond,
+			RaftWatch:       10 * time.Millisecond,
 			ProbeInterval:   100 * time.Millisecond,
 			ProbeTimeout:    50 * time.Millisecond,
 			SuspicionMult:   2,

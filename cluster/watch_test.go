@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // TestLeaderWatchPromptsElection crashes the leader of a farm whose raft
@@ -35,20 +37,41 @@ func TestLeaderWatchPromptsElection(t *testing.T) {
 	t.Logf("%s took over; %d prompts", next.cfg.NodeName, prompts)
 }
 
-func TestWatchThreshold(t *testing.T) {
+// TestWatchJitter checks that a silence's jitter stays within a twentieth
+// of the heartbeat timeout and spreads over it.
+func TestWatchJitter(t *testing.T) {
 	for _, hb := range []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, 300 * time.Millisecond, time.Second} {
-		c := &Cluster{timing: Timing{RaftHeartbeat: hb}}
 		rng := rand.New(rand.NewPCG(1, 2))
-		lo, hi := hb+hb/5, hb
+		lo, hi := hb, time.Duration(0)
 		for range 1000 {
-			d := c.watchThreshold(rng)
-			if d < hb || d > hb+hb/5 {
-				t.Fatalf("heartbeat %v: threshold %v outside [%v, %v]", hb, d, hb, hb+hb/5)
+			d := watchJitter(hb, rng)
+			if d < 0 || d > hb/20 {
+				t.Fatalf("heartbeat %v: jitter %v outside [0, %v]", hb, d, hb/20)
 			}
 			lo, hi = min(lo, d), max(hi, d)
 		}
-		if hi-lo < hb/10 {
-			t.Errorf("heartbeat %v: thresholds span only %v: the jitter that keeps followers apart is missing", hb, hi-lo)
+		if hi-lo < hb/40 {
+			t.Errorf("heartbeat %v: jitter spans only %v", hb, hi-lo)
+		}
+	}
+}
+
+// TestWatchRank checks the order in which the followers stand: by ID
+// among the voters, the leader and standbys left out.
+func TestWatchRank(t *testing.T) {
+	voters := map[string]raft.ServerSuffrage{"a": raft.Voter, "b": raft.Voter, "c": raft.Voter, "d": raft.Nonvoter, "e": raft.Voter}
+	tests := []struct {
+		self, leader string
+		want         int
+	}{
+		{"b", "a", 0}, {"c", "a", 1}, {"e", "a", 2},
+		{"a", "c", 0}, {"b", "c", 1}, {"e", "c", 2},
+		{"e", "", 3},  // no leader known: everyone else counts
+		{"e", "d", 3}, // a standby never counts
+	}
+	for _, tt := range tests {
+		if got := rankAmong(voters, tt.self, tt.leader); got != tt.want {
+			t.Errorf("rank of %s under leader %q = %d, want %d", tt.self, tt.leader, got, tt.want)
 		}
 	}
 }
