@@ -50,12 +50,15 @@ the figures to a Markdown report and PNG plots:
             time, view staleness, gossip traffic, memory with 100,000
             sessions
 
-Failover against keepalived (part 3) is read from the chaos suite's
-results in e2e/results (run scripts/chaos.sh as root to measure it).
+Failover against keepalived (part 3) and the probe path under attack
+(part 6) are read from the chaos suite's results in e2e/results (run
+scripts/chaos.sh and make flood as root to measure them).
 
 The run's raw results are saved as JSON (-results), and the report is
 rendered from them alone: -render writes the report and the plots again
-from that file without measuring, after a change to the report's wording.
+from that file without measuring, after a change to the report's wording;
+-render -chaos also reads parts 3 and 6 again from e2e/results, after the
+chaos suite measured them, and saves them with the rest.
 
 Every figure is the median, min and max over repeated runs, and every
 headline is a ratio against a baseline measured next to it in the same run.
@@ -65,6 +68,7 @@ The load generator only targets 127.0.0.0/8.`, stderr)
 	plots := fs.String("plots", filepath.Join("docs", "bench"), "the directory for the PNG plots")
 	results := fs.String("results", "", "the run's raw results, written by a run and read by -render (default: results.json in the -plots directory)")
 	render := fs.Bool("render", false, "write the report and the plots from -results instead of measuring")
+	chaos := fs.Bool("chaos", false, "with -render: read parts 3 and 6 again from e2e/results, and save them in -results")
 	parts := fs.String("parts", "probe,proxy,balance,scale", "comma-separated parts to run: probe, proxy, balance, scale")
 	repeats := fs.Int("repeats", 0, "runs of each measurement (0: 7, or 3 with -quick)")
 	duration := fs.Duration("duration", 0, "length of one measurement (0: 2s, or 500ms with -quick)")
@@ -91,6 +95,9 @@ The load generator only targets 127.0.0.0/8.`, stderr)
 			fmt.Fprintf(stderr, "usher-bench: -render: %v\n", err)
 			return 1
 		}
+		if *chaos {
+			rep.readChaos()
+		}
 	} else {
 		o := benchOpts{quick: *quick, repeats: *repeats, duration: *duration, parts: map[string]bool{}, usher: *usher, args: args, log: stderr}
 		if code := o.complete(*parts, stderr); code >= 0 {
@@ -103,7 +110,7 @@ The load generator only targets 127.0.0.0/8.`, stderr)
 		}
 	}
 	rep.PlotDir, rep.ResultsFile = *plots, *results
-	n, err := saveBench(rep, *out, *results, !*render)
+	n, err := saveBench(rep, *out, *results, !*render || *chaos)
 	if err != nil {
 		fmt.Fprintf(stderr, "usher-bench: %v\n", err)
 		return 1
@@ -209,9 +216,7 @@ func measureBench(ctx context.Context, o benchOpts) (*benchReport, error) {
 			rep.ProxyErr = err.Error()
 		}
 	}
-	rep.Failover = readFailover(failoverDir)
-	rep.Busy = readBusy(failoverDir)
-	rep.Attack, rep.AttackErr = readAttack(failoverDir)
+	rep.readChaos()
 	if o.parts["balance"] {
 		if rep.Balance, err = benchBalance(ctx, o); err != nil {
 			return nil, fmt.Errorf("balance: %w", err)
@@ -225,6 +230,14 @@ func measureBench(ctx context.Context, o benchOpts) (*benchReport, error) {
 	}
 	rep.Finished, rep.LoadEnd = time.Now(), loadAvg()
 	return rep, nil
+}
+
+// readChaos reads parts 3 and 6, which the chaos suite measures, from its
+// results in e2e/results.
+func (rep *benchReport) readChaos() {
+	rep.Failover = readFailover(failoverDir)
+	rep.Busy = readBusy(failoverDir)
+	rep.Attack, rep.AttackErr = readAttack(failoverDir)
 }
 
 // saveBench writes rep's report to out and its plots to rep.PlotDir, and

@@ -226,6 +226,7 @@ var proseAllowed = []struct{ text, why string }{
 	{"198.18.0.0/15", "the chaos farm's address block, e2e/doc.go"},
 	{"198.19.0.0/16", "e2e/flood_gen_test.go spoofBlock, the flood's sources"},
 	{"every 5 ms by the same prober", "e2e/chaos_test.go probeEvery"},
+	{"nice -5", "packaging/usher.service Nice=, e2e/chaos_busy_test.go packagedNice"},
 	{"USHER_BENCH_KEEPALIVED=1 go test -count=1", "the command that measures keepalived"},
 	{"VRRP advert_int 1 s", "e2e/keepalived_test.go, keepalived's default advertisement"},
 	{"VRRP advert_int 0.1 s", "e2e/keepalived_test.go, the tuned advertisement"},
