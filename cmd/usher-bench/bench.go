@@ -234,10 +234,10 @@ func measureBench(ctx context.Context, o benchOpts) (*benchReport, error) {
 
 // readChaos reads parts 3 and 6, which the chaos suite measures, from its
 // results in e2e/results.
-func (rep *benchReport) readChaos() {
-	rep.Failover = readFailover(failoverDir)
-	rep.Busy = readBusy(failoverDir)
-	rep.Attack, rep.AttackErr = readAttack(failoverDir)
+func (r *benchReport) readChaos() {
+	r.Failover = readFailover(failoverDir)
+	r.Busy = readBusy(failoverDir)
+	r.Attack, r.AttackErr = readAttack(failoverDir)
 }
 
 // saveBench writes rep's report to out and its plots to rep.PlotDir, and
