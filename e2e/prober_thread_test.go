@@ -11,11 +11,13 @@ import (
 )
 
 // proberNice is the nice value of the prober's sending and reading
-// threads: the agents' in the busy scenarios (the packaged unit's). In the
-// namespace farm the client host shares the machine's cores with the
-// server hosts' neighbours, where a real client would run elsewhere; at
-// normal priority the prober's own pauses, not the farm, made the longest
-// unanswered stretches beside the busy-host hogs.
+// threads, and of a watch process's (TestHelperWatch): the agents' in the
+// busy scenarios (the packaged unit's). In the namespace farm the client
+// host shares the machine's cores with the server hosts' neighbours,
+// where a real client would run elsewhere. The prober times failovers,
+// hundreds of milliseconds; the busy-host watches, whose gaps are tens,
+// probe from a process of their own, since in the test process the
+// prober still waited for its runtime now and then.
 const proberNice = packagedNice
 
 // lockNiced locks the calling goroutine to its thread for the rest of the

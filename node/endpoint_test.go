@@ -306,6 +306,19 @@ func TestEndpointMalformed(t *testing.T) {
 	}
 }
 
+// listenEndpoint serves an endpoint on a loopback socket, reading in
+// batches or not, until the test ends.
+func listenEndpoint(tb testing.TB, batch bool) *Endpoint {
+	tb.Helper()
+	e, err := ListenEndpoint(netip.MustParseAddrPort("127.0.0.1:0"),
+		EndpointConfig{SessionTTL: time.Minute, TicketKey: testKey, StockAmplification: 3, Batch: batch})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { e.Close() })
+	return e
+}
+
 // TestEndpointSocket runs a real endpoint on loopback, reading one
 // datagram per call and in batches: junk is dropped, a burst of
 // keepalives larger than a batch is answered in full, and Close is
@@ -313,12 +326,7 @@ func TestEndpointMalformed(t *testing.T) {
 func TestEndpointSocket(t *testing.T) {
 	for _, batch := range []bool{false, true} {
 		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
-			e, err := ListenEndpoint(netip.MustParseAddrPort("127.0.0.1:0"),
-				EndpointConfig{SessionTTL: time.Minute, TicketKey: testKey, StockAmplification: 3, Batch: batch})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Close()
+			e := listenEndpoint(t, batch)
 			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(e.LocalAddr()))
 			if err != nil {
 				t.Fatal(err)
@@ -361,12 +369,7 @@ func TestEndpointSocket(t *testing.T) {
 func BenchmarkEndpointServe(b *testing.B) {
 	for _, batch := range []bool{false, true} {
 		b.Run(fmt.Sprintf("batch=%v", batch), func(b *testing.B) {
-			e, err := ListenEndpoint(netip.MustParseAddrPort("127.0.0.1:0"),
-				EndpointConfig{SessionTTL: time.Minute, TicketKey: testKey, StockAmplification: 3, Batch: batch})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer e.Close()
+			e := listenEndpoint(b, batch)
 			conn := listenUDP(b, "127.0.0.1:0")
 			c, err := udpio.Open(conn, udpio.MMsg)
 			if err != nil {
