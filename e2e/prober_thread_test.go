@@ -61,15 +61,27 @@ func readPolled(c *net.UDPConn, stop <-chan struct{}, buf []byte, handle func(b 
 			}
 			for {
 				n, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
-				if err == unix.EAGAIN {
-					break
+				if err != nil && !recvAgain(err) {
+					break // drained (EAGAIN), or failing: poll again
 				}
 				if err == nil {
 					handle(buf[:n], Monotonic())
-				} // else an ICMP error surfaced on the socket
+				}
 			}
 		}
 	})
+}
+
+// recvAgain reports whether a failed recvfrom may be followed at once by
+// another: an ICMP error surfaced on the socket (reported once each) or an
+// interrupted call. Any other error, EAGAIN included, ends a drain, so a
+// socket that keeps failing cannot spin its reader.
+func recvAgain(err error) bool {
+	switch err {
+	case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EINTR:
+		return true
+	}
+	return false
 }
 
 // readStopEvery is how often readPolled looks at its stop channel.

@@ -170,8 +170,8 @@ func (w *watcher) send(fd int, to unix.Sockaddr, now time.Duration) {
 func (w *watcher) drain(fd int) {
 	for {
 		n, _, err := unix.Recvfrom(fd, w.buf, unix.MSG_DONTWAIT)
-		if err == unix.EAGAIN {
-			return
+		if err != nil && !recvAgain(err) {
+			return // drained (EAGAIN), or failing: poll again
 		}
 		if err != nil || w.dec.DecodeResponse(w.buf[:n], &w.resp) != nil {
 			continue // an ICMP error surfaced on the socket, or junk
