@@ -50,7 +50,11 @@
 // voter-eligible node sees at least BootstrapExpect alive voter-eligible
 // members, none of which already has raft state, it bootstraps with the
 // first BootstrapExpect of them sorted by name; every node computes the same
-// set and only its members call BootstrapCluster. The leader then runs an
+// set and only its members call BootstrapCluster. A node acts only once its
+// chosen set has stayed the same for a few gossip rounds (bootstrap.go):
+// agents started together see one another join over some tens of
+// milliseconds, and a node deciding on its first view could bootstrap a
+// second configuration beside the others'. The leader then runs an
 // autopilot-lite reconcile loop (every second and on membership events): it
 // keeps standbyCount (2) alive voter-eligible members beyond the voters in
 // the configuration as non-voters ("standbys"), removes left members at

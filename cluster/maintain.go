@@ -39,6 +39,10 @@ type maintenance struct {
 	// configuration naming it (checkSeated).
 	seatedAt  time.Time
 	wipedSent map[raft.ServerID]time.Time
+	// boot is the configuration this node waits to bootstrap (bootstrap.go).
+	boot bootWait
+	// timer wakes the loop for a wait that ends between ticks (wakeAfter).
+	timer *time.Timer
 	// moveRefused records the raft address the leader last refused to
 	// move each voter to (voterMayMove).
 	moveRefused map[raft.ServerID]raft.ServerAddress
@@ -70,11 +74,13 @@ func (c *Cluster) runMaintenance() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var m maintenance
+	defer m.stopTimer()
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-tick.C:
+		case <-m.timerC():
 		case <-c.wake:
 		case o := <-c.obsCh:
 			if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != m.lastLeader {
@@ -96,12 +102,37 @@ func (c *Cluster) runMaintenance() {
 	}
 }
 
+// wakeAfter makes the maintenance loop run again after d (sooner than its
+// next tick), for a wait that ends between ticks.
+func (m *maintenance) wakeAfter(d time.Duration) {
+	if m.timer == nil {
+		m.timer = time.NewTimer(d)
+		return
+	}
+	m.timer.Reset(d)
+}
+
+// timerC is the channel of wakeAfter's timer (nil, never ready, without one).
+func (m *maintenance) timerC() <-chan time.Time {
+	if m.timer == nil {
+		return nil
+	}
+	return m.timer.C
+}
+
+// stopTimer stops wakeAfter's timer, if any.
+func (m *maintenance) stopTimer() {
+	if m.timer != nil {
+		m.timer.Stop()
+	}
+}
+
 func (c *Cluster) maintain(m *maintenance) {
 	c.askMissingCerts()
 	c.checkAddrs()
 	servers, ok := c.refreshConfiguration()
 	if !c.bootstrapped.Load() {
-		c.tryBootstrap()
+		c.tryBootstrap(m)
 	}
 	if !c.verified.Load() {
 		c.checkWiped()
@@ -174,71 +205,6 @@ func (c *Cluster) refreshConfiguration() ([]raft.Server, bool) {
 		c.notifyUpdate()
 	}
 	return servers, true
-}
-
-// tryBootstrap bootstraps raft once BootstrapExpect voter-eligible members
-// are alive and none of them already has raft state. Every node computes the
-// same configuration (the first BootstrapExpect eligible members by name),
-// and only the nodes in it call BootstrapCluster.
-func (c *Cluster) tryBootstrap() {
-	if !c.cfg.Voter {
-		return
-	}
-	var eligible []memberEntry
-	now := time.Now()
-	for _, e := range c.members.snapshot() {
-		if e.status != Alive {
-			continue
-		}
-		if c.auth != nil && e.reportedAt.IsZero() && now.Sub(e.firstSeen) < unverifiedGrace {
-			// Its signed report is on its way (its certificate is being
-			// fetched): every node must decide on the same members.
-			c.logger.Debug("not bootstrapping yet: a member's report is not verified", "member", e.name)
-			return
-		}
-		if e.report.Bootstrapped {
-			c.logger.Debug("not bootstrapping: a member already has raft state", "member", e.name)
-			return
-		}
-		if e.report.Voter && e.report.RaftAddr != "" && c.sameTiming(e) {
-			switch ok, done := c.raftAddrChecked(e); {
-			case !done:
-				c.logger.Debug("not bootstrapping yet: a member's raft address is being checked", "member", e.name)
-				return
-			case ok:
-				eligible = append(eligible, e)
-			}
-		}
-	}
-	if len(eligible) < c.cfg.BootstrapExpect {
-		return
-	}
-	eligible = eligible[:c.cfg.BootstrapExpect] // snapshot is sorted by name
-	var conf raft.Configuration
-	self := false
-	for _, e := range eligible {
-		self = self || e.name == c.cfg.NodeName
-		conf.Servers = append(conf.Servers, raft.Server{
-			Suffrage: raft.Voter,
-			ID:       raft.ServerID(e.name),
-			Address:  raft.ServerAddress(e.report.RaftAddr),
-		})
-	}
-	if !self {
-		return
-	}
-	err := c.raft.BootstrapCluster(conf).Error()
-	switch {
-	case err == nil:
-		c.verified.Store(true)
-		c.logger.Info("bootstrapped raft", "voters", serverIDs(conf.Servers))
-	case errors.Is(err, raft.ErrCantBootstrap):
-		c.logger.Debug("raft already has state, not bootstrapping")
-	default:
-		c.logger.Error("bootstrapping raft", "error", err)
-		return
-	}
-	c.bootstrapped.Store(true)
 }
 
 func serverIDs(servers []raft.Server) []string {
