@@ -321,7 +321,11 @@ func (c *Cluster) startRaft() error {
 		return err
 	}
 	leased := &leaseTransport{NetworkTransport: trans, ack: c.leaseAck}
-	r, err := raft.NewRaft(rc, c.fsm, logStore, logStore, snaps, leased)
+	var logs raft.LogStore = logStore
+	if hook := testHookWrapLog; hook != nil {
+		logs = hook(c.cfg.NodeName, logStore)
+	}
+	r, err := raft.NewRaft(rc, c.fsm, logs, logStore, snaps, leased)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}

@@ -82,6 +82,9 @@ var (
 	// testHookWALSegmentSize, if not 0, replaces raft-wal's 64 MiB segment
 	// size (tests seal segments after a few entries).
 	testHookWALSegmentSize int
+	// testHookWrapLog, if not nil, wraps the raft log store (not the
+	// stable store) of the node named name (tests slow its writes).
+	testHookWrapLog func(name string, l raft.LogStore) raft.LogStore
 )
 
 // DefaultRetryJoinInterval is the default Config.RetryJoinInterval.

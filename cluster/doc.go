@@ -150,7 +150,9 @@
 //
 // One goroutine owns the VIP. It follows raft's leadership signal and a
 // one-second tick. On becoming leader it commits a raft barrier (so the FSM
-// is current), calls VIP.Acquire(term) and only then sets the serving state.
+// is current), calls VIP.Acquire(term) and only then sets the serving state;
+// if the barrier has not committed within RaftLease/2 (a busy disk), it
+// acquires on its heartbeats' evidence instead, as below.
 // On losing leadership it clears the serving state first and then calls
 // VIP.Release. It is the only caller of either, in every vip_mode
 // (vipowner_test.go checks the whole module), and its serving state is the
@@ -162,6 +164,8 @@
 //	  start := Monotonic()
 //	  raft.Barrier(...)                   // the FSM is current
 //	  deadline = start + RaftLease         // then VIP.Acquire(T)
+//	  or, if the barrier is still out after RaftLease/2:
+//	  deadline = q + RaftLease, if later than now (q as below)
 //	for every AppendEntries the leader sends in T (heartbeats included):
 //	  sent := Monotonic()                  // before it is sent
 //	  if the follower answers Success in T: latest[follower] = sent
@@ -180,7 +184,8 @@
 // beside, not behind, any log write its main loop is busy with; the
 // leader's heartbeat goroutines likewise do not wait for its disk. The
 // barrier, a log entry stored on a majority, is committed once per term,
-// where the FSM must be current. So the lease survives a slow disk on any
+// where the FSM must be current, and a failover does not wait for it for
+// more than RaftLease/2. So the lease survives a slow disk on any
 // voter (issue 17's busy host: 16 MiB writes with fsync beside the agent)
 // and Stats.StoreWrites stays still while it is renewed (lease_test.go).
 //
@@ -205,7 +210,15 @@
 // RaftHeartbeat, no other node can be elected before this node's deadline
 // q + RaftLease. The first deadline of a term rests on the barrier in the
 // same way: its entry was created after start and is stored by a majority,
-// each of which accepted it from this leader after start.
+// each of which accepted it from this leader after start; or, when the
+// barrier is slow, on the heartbeats of the term exactly as a renewal does
+// (only answers to requests of term T count, so nothing from an earlier
+// term vouches). A leader serving so before its barrier commits answers
+// from an FSM that may lack the last entries the previous leader
+// committed (a drain, a capacity change, a ticket key rotation made in
+// the moments before the failover) until the barrier commits: the
+// operator state the answers follow can be that much late, the fencing
+// cannot.
 //
 // Configurations: the majority is taken over raft's latest configuration
 // (read without waiting for raft's main loop), the one raft itself counts

@@ -23,3 +23,12 @@ func useWALSegmentSize(t testing.TB, size int) {
 	testHookWALSegmentSize = size
 	t.Cleanup(func() { testHookWALSegmentSize = old })
 }
+
+// useWrapLog makes every node that New starts until t ends wrap its raft
+// log store with wrap (see testHookWrapLog).
+func useWrapLog(t testing.TB, wrap func(name string, l raft.LogStore) raft.LogStore) {
+	t.Helper()
+	old := testHookWrapLog
+	testHookWrapLog = wrap
+	t.Cleanup(func() { testHookWrapLog = old })
+}

@@ -103,20 +103,41 @@ func (c *Cluster) renewLease(term uint64) {
 // renewLeaseLocked extends the lease of term (c.lease.term) to the instant
 // a majority of the voters vouch for, plus RaftLease. c.lease.mu is held.
 func (c *Cluster) renewLeaseLocked(term uint64) {
+	if deadline, ok := c.quorumDeadlineLocked(); ok {
+		c.extendLease(term, deadline)
+	}
+}
+
+// leaseDeadline returns the lease deadline that the acknowledgements of
+// term vouch for, as renewLease would set it (serveEarly).
+func (c *Cluster) leaseDeadline(term uint64) (time.Duration, bool) {
+	l := &c.lease
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.follow(term) {
+		return 0, false
+	}
+	return c.quorumDeadlineLocked()
+}
+
+// quorumDeadlineLocked returns the instant a majority of the voters vouch
+// for in c.lease's term, plus RaftLease. c.lease.mu is held.
+func (c *Cluster) quorumDeadlineLocked() (time.Duration, bool) {
 	r := c.raftReady.Load()
 	if r == nil {
-		return
+		return 0, false
 	}
 	// GetConfiguration reads raft's latest configuration without waiting
 	// for raft's main loop, which may be busy with the disk.
 	f := r.GetConfiguration()
 	if f.Error() != nil {
-		return
+		return 0, false
 	}
 	since, ok := quorumSince(f.Configuration().Servers, raft.ServerID(c.cfg.NodeName), c.lease.sent, Monotonic())
-	if ok {
-		c.extendLease(term, since+c.timing.RaftLease)
+	if !ok {
+		return 0, false
 	}
+	return since + c.timing.RaftLease, true
 }
 
 // quorumSince returns the latest instant t such that a majority of the
@@ -152,7 +173,8 @@ func quorumSince(servers []raft.Server, self raft.ServerID, sent map[raft.Server
 // node serves in term and the deadline is later than the current one. A
 // deadline computed for an older term never lands in a newer one's lease
 // (it is raised only, and a newer term's first deadline comes from a
-// barrier that began after the older term's last AppendEntries was sent).
+// barrier or from acknowledgements of that term, each sent after the older
+// term's last AppendEntries).
 func (c *Cluster) extendLease(term uint64, deadline time.Duration) {
 	if c.vip.serving.Load() != term {
 		return

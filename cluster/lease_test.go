@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,4 +145,45 @@ func waitNewServer(t *testing.T, nodes []*Cluster, old *Cluster) *Cluster {
 		return false
 	})
 	return got
+}
+
+// slowLog delays every write of log entries by the delay in force (a busy
+// disk's fsync), leaving the stable store alone.
+type slowLog struct {
+	raft.LogStore
+	delay *atomic.Int64
+}
+
+func (l slowLog) StoreLogs(logs []*raft.Log) error {
+	time.Sleep(time.Duration(l.delay.Load()))
+	return l.LogStore.StoreLogs(logs)
+}
+
+func (l slowLog) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
+
+// TestFailoverBesideSlowDisk: when the log writes of every voter take far
+// longer than a failover, a new leader still serves, on its heartbeats'
+// evidence, long before its barrier commits; never two at once.
+func TestFailoverBesideSlowDisk(t *testing.T) {
+	var delay atomic.Int64
+	useWrapLog(t, func(_ string, l raft.LogStore) raft.LogStore { return slowLog{l, &delay} })
+	ledger := newVIPLedger(t)
+	nodes := startFarm(t, 3, 3, ledger)
+	leader := waitSingleServer(t, nodes, 15*time.Second)
+	eventually(t, 5*time.Second, "three voters and a ticket key", func() bool {
+		return len(leader.Stats().Voters) == 3 && len(leader.State().TicketKey) == TicketKeySize
+	})
+	time.Sleep(10 * leader.timing.RaftLease)
+
+	const stall = 8 * time.Second
+	delay.Store(int64(stall))
+	t.Cleanup(func() { delay.Store(0) })
+	leader.crash()
+	rest := without(nodes, leader)
+	crashed := time.Now()
+	next := waitSingleServer(t, rest, stall/4)
+	if took := time.Since(crashed); took >= stall/2 {
+		t.Fatalf("%s serves %v after the crash, not before its barrier could commit", next.Name(), took)
+	}
+	ledger.check()
 }

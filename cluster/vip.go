@@ -85,7 +85,8 @@ func (c *Cluster) Serving() (term uint64, ok bool) {
 // runVIPOwner is the one goroutine that owns the VIP. See the package
 // documentation for the fencing argument it implements. While it holds
 // the address, raft's heartbeats renew the lease (lease.go); the owner
-// itself only commits one barrier per term, before acquiring.
+// itself only commits one barrier per term, before acquiring, and acquires
+// on the heartbeats' evidence alone if that barrier is slow (serveEarly).
 func (c *Cluster) runVIPOwner() {
 	defer close(c.vip.done)
 	leaderCh := c.raft.LeaderCh()
@@ -96,14 +97,19 @@ func (c *Cluster) runVIPOwner() {
 	// that the other nodes do not wake for it.
 	var renew *time.Ticker
 	var renewC <-chan time.Time
+	// early fires while a barrier is in flight: the leader then serves on
+	// its heartbeats' evidence if it has it (serveEarly).
+	early := time.NewTimer(time.Hour)
+	early.Stop()
 	defer func() {
+		early.Stop()
 		if renew != nil {
 			renew.Stop()
 		}
 	}()
 
 	results := make(chan barrierResult, 1)
-	inflight := false
+	var inflight uint64 // the term of the barrier in flight, 0 if none
 	leaving := false
 	for {
 		select {
@@ -120,8 +126,13 @@ func (c *Cluster) runVIPOwner() {
 			if term := c.vip.serving.Load(); term != 0 {
 				c.renewLease(term)
 			}
+		case <-early.C:
+			if inflight != 0 && !leaving && !c.serveEarly(inflight) {
+				early.Reset(c.timing.RaftHeartbeat / 10)
+			}
 		case res := <-results:
-			inflight = false
+			inflight = 0
+			early.Stop()
 			c.finishBarrier(res, leaving)
 		}
 
@@ -145,14 +156,21 @@ func (c *Cluster) runVIPOwner() {
 		if !isLeader && c.former.Load() != nil {
 			c.former.Store(nil)
 		}
-		if held != 0 || inflight || leaving || !isLeader || Monotonic() < c.vip.retryAt {
+		if held != 0 || inflight != 0 || leaving || !isLeader || Monotonic() < c.vip.retryAt {
 			continue
 		}
-		inflight = true
 		c.noteFormerLeader()
-		c.startBarrier(results)
+		inflight = c.startBarrier(results)
+		early.Reset(barrierWait(c.timing))
 	}
 }
+
+// barrierWait is how long a new leader waits for its barrier before it
+// serves on its heartbeats' evidence alone: on a quiet disk the barrier
+// commits well within it and the FSM is current when serving starts; on a
+// busy one, waiting for two fsyncs (the leader's and a follower's) would
+// add their latency to every failover.
+func barrierWait(t Timing) time.Duration { return t.RaftLease / 2 }
 
 // noteFormerLeader records, as this node starts to lead, the node it takes
 // over from (Member.AwaitingReport) and has the views rebuilt while the
@@ -169,9 +187,10 @@ func (c *Cluster) noteFormerLeader() {
 	c.notifyUpdate()
 }
 
-// startBarrier issues a raft barrier in a helper goroutine and sends the
-// outcome on results (buffered; at most one barrier is in flight).
-func (c *Cluster) startBarrier(results chan<- barrierResult) {
+// startBarrier issues a raft barrier in a helper goroutine, sends the
+// outcome on results (buffered; at most one barrier is in flight) and
+// returns the term it was issued in.
+func (c *Cluster) startBarrier(results chan<- barrierResult) uint64 {
 	term := c.raft.CurrentTerm()
 	start := Monotonic()
 	c.barriers.Add(1)
@@ -180,6 +199,7 @@ func (c *Cluster) startBarrier(results chan<- barrierResult) {
 		err := c.raft.Barrier(c.timing.RaftLease).Error()
 		results <- barrierResult{term: term, start: start, err: err}
 	}()
+	return term
 }
 
 // finishBarrier acts on the barrier that a new leader commits before it
@@ -187,7 +207,8 @@ func (c *Cluster) startBarrier(results chan<- barrierResult) {
 // majority of the voters accepted this leader after start, so the lease
 // runs until start + RaftLease; the VIP is acquired and raft's heartbeats
 // extend the lease from then on. A failed barrier is retried at the
-// owner's next wake-up (its one-second tick at the latest).
+// owner's next wake-up (its one-second tick at the latest). A leader that
+// already serves (serveEarly) has its FSM current from now on.
 func (c *Cluster) finishBarrier(res barrierResult, leaving bool) {
 	stillLeader := c.raft.State() == raft.Leader && c.raft.CurrentTerm() == res.term
 	if res.err != nil || !stillLeader {
@@ -200,20 +221,47 @@ func (c *Cluster) finishBarrier(res barrierResult, leaving bool) {
 	if leaving || c.vip.serving.Load() != 0 {
 		return
 	}
-	c.vip.deadline.Store(int64(res.start + c.timing.RaftLease))
+	c.takeVIP(res.term, res.start+c.timing.RaftLease)
+}
+
+// serveEarly runs when a new leader's barrier of term has not committed
+// within barrierWait: if a majority of the voters accepted heartbeats of
+// term (the evidence that renews a lease, lease.go), the leader acquires
+// the VIP with the deadline they vouch for, and its FSM catches up when
+// the barrier commits. It reports false when the evidence is not there yet
+// (the owner asks again a tenth of a heartbeat timeout later), true when
+// it served or has nothing left to do.
+func (c *Cluster) serveEarly(term uint64) bool {
+	if c.raft.State() != raft.Leader || c.raft.CurrentTerm() != term || c.vip.serving.Load() != 0 {
+		return true
+	}
+	deadline, ok := c.leaseDeadline(term)
+	if !ok || deadline <= Monotonic() {
+		return false
+	}
+	metrics.IncrCounter([]string{"cluster", "lease", "early"}, 1)
+	c.vipLog.Debug("barrier slow, serving on the heartbeats' evidence", "term", term, "waited", barrierWait(c.timing))
+	c.takeVIP(term, deadline)
+	return true
+}
+
+// takeVIP acquires the VIP in term under a lease running until deadline
+// and starts serving.
+func (c *Cluster) takeVIP(term uint64, deadline time.Duration) {
+	c.vip.deadline.Store(int64(deadline))
 	if c.cfg.VIP != nil {
-		if err := c.cfg.VIP.Acquire(res.term); err != nil {
-			c.acquireFailed(res.term, err)
+		if err := c.cfg.VIP.Acquire(term); err != nil {
+			c.acquireFailed(term, err)
 			return
 		}
 	}
 	c.vip.acquireFailures = 0
-	c.vip.serving.Store(res.term)
-	c.renewLease(res.term)
+	c.vip.serving.Store(term)
+	c.renewLease(term)
 	metrics.IncrCounter([]string{"cluster", "vip", "acquire"}, 1)
-	c.vipLog.Info("holding the vip", "term", res.term)
+	c.vipLog.Info("holding the vip", "term", term)
 	if c.cfg.OnVIP != nil {
-		c.cfg.OnVIP(true, res.term, Monotonic())
+		c.cfg.OnVIP(true, term, Monotonic())
 	}
 	c.notifyUpdate()
 }

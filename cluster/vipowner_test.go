@@ -13,7 +13,7 @@ import (
 // each method of the VIP interface, called on the interface or on any type
 // that implements it, only from one function of the VIP owner.
 var vipOwnerRules = map[string]string{
-	"Acquire": "(*Cluster).finishBarrier",
+	"Acquire": "(*Cluster).takeVIP",
 	"Release": "(*Cluster).releaseVIP",
 }
 
@@ -23,6 +23,8 @@ var vipOwnerRules = map[string]string{
 var vipOwnerFuncs = map[string]bool{
 	"(*Cluster).runVIPOwner":   true,
 	"(*Cluster).finishBarrier": true,
+	"(*Cluster).serveEarly":    true,
+	"(*Cluster).takeVIP":       true,
 	"(*Cluster).releaseVIP":    true,
 }
 

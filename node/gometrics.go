@@ -65,6 +65,7 @@ var bridgedMetrics = []bridgedMetric{
 	{"cluster.vip.acquire_failed", "usher_vip_acquire_failures_total", bridgedCounter, 1, false, "Attempts to take the balancer address that failed."},
 	{"cluster.vip.release_failed", "usher_vip_release_failures_total", bridgedCounter, 1, false, "Attempts to let the balancer address go that failed."},
 	{"cluster.lease.barrier_failed", "usher_lease_barrier_failures_total", bridgedCounter, 1, false, "Leader barriers that failed or ended after leadership was lost, delaying the VIP."},
+	{"cluster.lease.early", "usher_lease_early_serves_total", bridgedCounter, 1, false, "New leaders that took the balancer address on their heartbeats' evidence because their barrier was slower than half the lease (a busy disk)."},
 	{"cluster.gossip.unauthenticated", "usher_gossip_unauthenticated_total", bridgedCounter, 1, false, "Gossip messages dropped for a missing or invalid signature."},
 	{"cluster.report.bad", "usher_reports_bad_total", bridgedCounter, 1, false, "Member load reports that could not be decoded."},
 	{"cluster.join.failed", "usher_join_failures_total", bridgedCounter, 1, false, "Join attempts in which no seed answered."},
