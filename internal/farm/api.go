@@ -12,7 +12,7 @@ import (
 	"github.com/usherlb/usher/node"
 )
 
-// maxAnswer bounds an API answer GetJSON reads.
+// maxAnswer bounds an API answer DoJSON reads.
 const maxAnswer = 4 << 20
 
 // API asks one agent's HTTP API over a client of the caller's, which
@@ -24,15 +24,20 @@ type API struct {
 	Token string // sent in node.TokenHeader when not empty
 }
 
-// Do sends method path without a body and returns the answer's body, at
-// most limit bytes. An answer outside 2xx is an error that carries the
-// API's message.
-func (c API) Do(ctx context.Context, method, path string, limit int64) ([]byte, error) {
+// URL returns the address of path on the agent's API.
+func (c API) URL(path string) string {
 	scheme := "http://"
 	if c.HTTPS {
 		scheme = "https://"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, scheme+c.Addr.String()+path, nil)
+	return scheme + c.Addr.String() + path
+}
+
+// Do sends method path without a body and returns the answer's body, at
+// most limit bytes. An answer outside 2xx is an error that carries the
+// API's message.
+func (c API) Do(ctx context.Context, method, path string, limit int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.URL(path), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -65,12 +70,18 @@ func (c API) Get(ctx context.Context, path string, limit int64) ([]byte, error) 
 
 // GetJSON fetches path and decodes its JSON into v.
 func (c API) GetJSON(ctx context.Context, path string, v any) error {
-	body, err := c.Get(ctx, path, maxAnswer)
-	if err != nil {
+	return c.DoJSON(ctx, http.MethodGet, path, v)
+}
+
+// DoJSON sends method path and decodes the JSON answer into v, unless v
+// is nil.
+func (c API) DoJSON(ctx context.Context, method, path string, v any) error {
+	body, err := c.Do(ctx, method, path, maxAnswer)
+	if err != nil || v == nil {
 		return err
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ func TestAPI(t *testing.T) {
 	if err := api.GetJSON(ctx, "/v1/status", &st); err != nil || st.Node != "n1" || !st.Serving {
 		t.Errorf("GetJSON: %+v, %v", st, err)
 	}
-	if _, err := api.Do(ctx, http.MethodPut, "/v1/drain", 1<<10); err != nil {
+	if err := api.DoJSON(ctx, http.MethodPut, "/v1/drain", nil); err != nil {
 		t.Errorf("PUT answered 204: %v", err)
 	}
 	if _, err := api.Get(ctx, "/nowhere", 1<<10); err == nil || !strings.Contains(err.Error(), "404") {
