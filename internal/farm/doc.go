@@ -9,5 +9,10 @@
 //
 // `usher demo` (internal/demo/farm.go) and the scale part of the benchmark
 // (cmd/usher-bench/bench_scale.go) run a Farm: vip_mode bind, profile
-// fast, flags of their own added.
+// fast, flags of their own added. The e2e chaos suite
+// (e2e/chaos_agents_test.go) builds its agents' command lines with
+// AgentSpec, their credentials with Credentials and CLI, asks their APIs
+// with API over clients that dial from the agents' network namespaces,
+// and starts them with Proc.StartCmd through e2e's own Host and Proc,
+// which add the namespace and process-group handling.
 package farm
