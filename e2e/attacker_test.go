@@ -296,17 +296,14 @@ var apiAttacks = []apiProbe{
 	{method: http.MethodGet, path: "/v1/sessions", token: true, host: "usher.attacker.example:7480"},
 }
 
-// apiRequest sends one attack request to the agent at addr (host:port),
-// over scheme ("" is http), from client and returns its status code.
-func apiRequest(client *http.Client, scheme, addr, node string, p apiProbe) (int, error) {
-	if scheme == "" {
-		scheme = "http"
-	}
+// apiRequest sends one attack request to the agent whose API is at base
+// (scheme://host:port) from client and returns its status code.
+func apiRequest(client *http.Client, base, node string, p apiProbe) (int, error) {
 	path := p.path
 	if p.method != http.MethodGet && p.path != "/v1/leave" {
 		path = fmt.Sprintf(p.path, node)
 	}
-	req, err := http.NewRequest(p.method, scheme+"://"+addr+path, nil)
+	req, err := http.NewRequest(p.method, base+path, nil)
 	if err != nil {
 		return 0, err
 	}

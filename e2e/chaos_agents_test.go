@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usherlb/usher/internal/farm"
 	"github.com/usherlb/usher/internal/pki"
 	"github.com/usherlb/usher/node"
 )
@@ -106,10 +106,9 @@ type agent struct {
 	c    *chaosCluster
 	host *Host
 	name string
-	http *http.Client
-	// scheme is the API's URL scheme, "https" once useFarmTLS set the
-	// client up for it; "" means http.
-	scheme string
+	// api asks the agent's API from the agent's own host; useFarmTLS
+	// sets it up for HTTPS.
+	api farm.API
 
 	mu       sync.Mutex
 	proc     *Proc
@@ -208,17 +207,7 @@ func prepareChaosCluster(t *testing.T, topo Topology, netns bool, profile string
 		}
 	}
 	for _, h := range topo.Servers() {
-		a := &agent{c: c, host: h, name: h.Name}
-		a.http = &http.Client{
-			Timeout: time.Second,
-			Transport: &http.Transport{
-				DisableKeepAlives: true,
-				// Dial from the agent's own namespace: its API stays
-				// reachable while its link is down or it is isolated.
-				DialContext: dialFrom(h),
-			},
-		}
-		c.agents = append(c.agents, a)
+		c.addAgent(h)
 	}
 	var names []string
 	for _, a := range c.agents {
@@ -226,6 +215,26 @@ func prepareChaosCluster(t *testing.T, topo Topology, netns bool, profile string
 	}
 	c.creds = farmCredentials(t, bin, c.dir, names)
 	return c
+}
+
+// addAgent adds an agent for host h, not started yet.
+func (c *chaosCluster) addAgent(h *Host) *agent {
+	a := &agent{c: c, host: h, name: h.Name}
+	a.api = farm.API{
+		HTTP: &http.Client{
+			Timeout: time.Second,
+			Transport: &http.Transport{
+				DisableKeepAlives: true,
+				// Dial from the agent's own namespace: its API stays
+				// reachable while its link is down or it is isolated.
+				DialContext: dialFrom(h),
+			},
+		},
+		Addr:  netip.AddrPortFrom(h.Addr, httpPort),
+		Token: apiToken,
+	}
+	c.agents = append(c.agents, a)
+	return a
 }
 
 // launch starts the agents of a prepared cluster and the observers, and
@@ -255,21 +264,46 @@ func (a *agent) sessionAddr() netip.AddrPort {
 	return netip.AddrPortFrom(a.host.Addr, sessionPort)
 }
 
-// start launches the agent process (again, after a kill: same name, address
-// and data directory).
-func (a *agent) start() {
+// addrs returns the addresses the agent serves on its host.
+func (a *agent) addrs() farm.Addrs {
+	return farm.Addrs{
+		Name:    a.name,
+		Gossip:  netip.AddrPortFrom(a.host.Addr, gossipPort),
+		Session: a.sessionAddr(),
+		HTTP:    a.api.Addr,
+	}
+}
+
+// spec returns the agent's command line, but for extra: its addresses,
+// every agent as a seed, the VIP in netlink mode on a namespace farm and
+// in bind mode on a loop farm, and the token.
+func (a *agent) spec(extra []string) farm.AgentSpec {
 	c := a.c
-	addr := a.host.Addr.String()
-	args := []string{"agent",
-		"-node", a.name,
-		"-bind", net.JoinHostPort(addr, strconv.Itoa(gossipPort)),
-		"-session-addr", net.JoinHostPort(addr, strconv.Itoa(sessionPort)),
-		"-http", net.JoinHostPort(addr, strconv.Itoa(httpPort)),
-		"-api-token", apiToken,
-		"-vip", net.JoinHostPort(c.topo.VIP().String(), strconv.Itoa(vipPort)),
-		"-bootstrap-expect", strconv.Itoa(min(len(c.agents), 5)),
-		"-data-dir", filepath.Join(c.dir, a.name),
-		"-profile", c.profile,
+	spec := farm.AgentSpec{
+		Addrs:    a.addrs(),
+		VIP:      netip.AddrPortFrom(c.topo.VIP(), vipPort),
+		Profile:  c.profile,
+		Expect:   min(len(c.agents), 5),
+		DataDir:  filepath.Join(c.dir, a.name),
+		LogLevel: chaosLogLevel(),
+		APIToken: apiToken,
+		Extra:    extra,
+	}
+	if c.netns {
+		spec.VIPMode, spec.Interface = "netlink", a.host.Iface
+	}
+	for _, o := range c.agents {
+		spec.Seeds = append(spec.Seeds, netip.AddrPortFrom(o.host.Addr, gossipPort))
+	}
+	return spec
+}
+
+// args returns the agent's command line: spec's, then the chaos suite's
+// flags, the agent's credentials (and flags of its own) and the cluster's
+// extra flags, in that order, so that each may override the one before.
+func (a *agent) args() []string {
+	c := a.c
+	extra := []string{
 		"-keepalive-interval", c.keepalive.String(),
 		"-dead-after", c.deadAfter.String(),
 		"-backups", "2",
@@ -284,21 +318,16 @@ func (a *agent) start() {
 		"-require-ticket=false",
 		"-max-sessions-per-source", "100000000",
 		"-vip-events", a.eventsPath(),
-		"-log-level", chaosLogLevel(),
 	}
-	args = append(args, c.creds[a.name]...)
-	args = append(args, c.extra...)
-	if c.netns {
-		args = append(args, "-vip-mode", "netlink", "-interface", a.host.Iface)
-	} else {
-		args = append(args, "-vip-mode", "bind")
-	}
-	for _, o := range c.agents {
-		if o != a {
-			args = append(args, "-join", net.JoinHostPort(o.host.Addr.String(), strconv.Itoa(gossipPort)))
-		}
-	}
-	bin := c.bin
+	extra = append(extra, c.creds[a.name]...)
+	return a.spec(append(extra, c.extra...)).Args()
+}
+
+// start launches the agent process (again, after a kill: same name, address
+// and data directory).
+func (a *agent) start() {
+	c := a.c
+	bin, args := c.bin, a.args()
 	if c.nice != 0 {
 		// nice(1) execs the agent in place: every thread of it runs at
 		// that nice value from the first.
@@ -447,48 +476,19 @@ func (a *agent) useFarmTLS() {
 	if err != nil {
 		a.c.t.Fatal(err)
 	}
-	a.http.Transport.(*http.Transport).TLSClientConfig = node.APIClientTLS(v, a.name)
-	a.scheme = "https"
-}
-
-// url returns the agent's HTTP API URL for path.
-func (a *agent) url(path string) string {
-	scheme := a.scheme
-	if scheme == "" {
-		scheme = "http"
-	}
-	return scheme + "://" + net.JoinHostPort(a.host.Addr.String(), strconv.Itoa(httpPort)) + path
+	a.api.HTTP.Transport.(*http.Transport).TLSClientConfig = node.APIClientTLS(v, a.name)
+	a.api.HTTPS = true
 }
 
 // do sends one API request and decodes a JSON answer into out (if not nil).
 func (a *agent) do(method, path string, out any) error {
-	req, err := http.NewRequest(method, a.url(path), nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Usher-Token", apiToken) // node.TokenHeader
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
-	}
-	if out == nil {
-		return nil
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return a.api.DoJSON(context.Background(), method, path, out)
 }
 
 // status reads GET /v1/status.
 func (a *agent) status() (agentStatus, error) {
 	var st agentStatus
-	err := a.do(http.MethodGet, "/v1/status", &st)
+	err := a.api.GetJSON(context.Background(), "/v1/status", &st)
 	return st, err
 }
 
@@ -497,7 +497,7 @@ func (a *agent) view() ([]viewNodeJSON, error) {
 	var v struct {
 		Nodes []viewNodeJSON `json:"nodes"`
 	}
-	err := a.do(http.MethodGet, "/v1/view", &v)
+	err := a.api.GetJSON(context.Background(), "/v1/view", &v)
 	return v.Nodes, err
 }
 
@@ -512,7 +512,7 @@ func (c *chaosCluster) waitOffered(l *agent, service string, want []netip.AddrPo
 		var view struct {
 			Services map[string][]viewNodeJSON `json:"services"`
 		}
-		if err := l.do(http.MethodGet, "/v1/view", &view); err != nil {
+		if err := l.api.GetJSON(context.Background(), "/v1/view", &view); err != nil {
 			last = err.Error()
 			time.Sleep(100 * time.Millisecond)
 			continue

@@ -46,11 +46,11 @@ func startStatusPoller(c *chaosCluster) *statusPoller {
 		hc := &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost: pollInFlight,
 			DialContext:         dialFrom(a.host),
-			TLSClientConfig:     a.http.Transport.(*http.Transport).TLSClientConfig,
+			TLSClientConfig:     a.api.HTTP.Transport.(*http.Transport).TLSClientConfig,
 		}}
 		sp.clients = append(sp.clients, hc)
 		sp.wg.Add(1)
-		go sp.run(a.name, a.url("/v1/status"), hc)
+		go sp.run(a.name, a.api.URL("/v1/status"), hc)
 	}
 	c.t.Cleanup(sp.close)
 	return sp

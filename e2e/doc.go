@@ -85,7 +85,15 @@
 // ./cmd/usher, or $USHER_BIN) as a three-node Raft farm on each topology:
 // "netns", a Farm with the VIP in netlink mode (the address really moves,
 // announced by gratuitous ARP), and "loop", a LoopFarm with the VIP in bind
-// mode. Every scenario starts a fresh farm and three observers on it: a
+// mode. The launcher is internal/farm's, which `usher demo` and the
+// benchmark use too: it builds each agent's command line (AgentSpec, with
+// the suite's own flags added), makes the farm's credentials with the
+// binary's own `usher tls` and `usher keygen` commands (Credentials with
+// CLI), asks the agents' APIs over clients that dial from each agent's
+// host (API), and starts the agents through Host and Proc
+// (farm.Proc.StartCmd).
+//
+// Every scenario starts a fresh farm and three observers on it: a
 // prober that sends a fresh padded probe to the VIP every 5 ms from the
 // client host; a size prober that sends, from the client host, bare and
 // small Usher probes and stock STUN Binding and TURN Allocate requests to

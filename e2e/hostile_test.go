@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -26,6 +27,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/usherlb/usher/client"
+	"github.com/usherlb/usher/internal/farm"
 )
 
 // Environment of the hostile-peer suite.
@@ -353,18 +355,12 @@ func (h *hostileFarm) snapshot(t *testing.T) *farmSnapshot {
 
 // scrape reads an agent's /metrics into series name (with labels) to value.
 func scrape(a *agent) (map[string]float64, error) {
-	req, err := http.NewRequest(http.MethodGet, a.url("/metrics"), nil)
+	body, err := a.api.Get(context.Background(), "/metrics", 16<<20)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("X-Usher-Token", apiToken)
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
 		line := sc.Text()
 		i := strings.LastIndexByte(line, ' ')
@@ -561,8 +557,7 @@ func apiAttack(ctx context.Context, h *hostileFarm, _ *farmSnapshot) (int64, fun
 	n := every(ctx, 10*time.Millisecond, func(i int) {
 		a := h.c.agents[i%len(h.c.agents)]
 		p := apiAttacks[(i/len(h.c.agents))%len(apiAttacks)]
-		addr := net.JoinHostPort(a.host.Addr.String(), strconv.Itoa(httpPort))
-		code, err := apiRequest(client, a.scheme, addr, a.name, p)
+		code, err := apiRequest(client, a.api.URL(""), a.name, p)
 		switch {
 		case err != nil:
 			failed++
@@ -747,7 +742,8 @@ func foreignFarmSetup(h *hostileFarm) (string, func()) {
 	}
 	victim.kill()
 	p := victim.host.StartIn(t, filepath.Join(c.dir, "logs"), c.bin, foreignArgs(h, victim)...)
-	foreign := &agent{c: c, host: victim.host, name: "foreign-" + victim.name, http: victim.http}
+	foreign := &agent{c: c, host: victim.host, name: "foreign-" + victim.name,
+		api: farm.API{HTTP: victim.api.HTTP, Addr: victim.api.Addr, Token: apiToken}}
 	deadline = time.Now().Add(20 * time.Second)
 	for {
 		st, err := foreign.status()
@@ -780,30 +776,13 @@ func foreignArgs(h *hostileFarm, victim *agent) []string {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		h.t.Fatal(err)
 	}
-	addr := victim.host.Addr.String()
-	vip := h.farm.VIP().Next()
-	args := []string{"agent",
-		"-node", victim.name,
-		"-bind", net.JoinHostPort(addr, strconv.Itoa(gossipPort)),
-		"-session-addr", net.JoinHostPort(addr, strconv.Itoa(sessionPort)),
-		"-http", net.JoinHostPort(addr, strconv.Itoa(httpPort)),
-		"-api-token", apiToken,
-		// Plain HTTP: the test reads the foreign agent's status with a
-		// client that trusts only the farm's CA, not the foreign one.
-		"-api-tls=false",
-		"-vip", net.JoinHostPort(vip.String(), strconv.Itoa(vipPort)),
-		"-vip-mode", "netlink", "-interface", victim.host.Iface,
-		"-bootstrap-expect", "1",
-		"-data-dir", filepath.Join(dir, "data"),
-		"-profile", c.profile,
-		"-log-level", chaosLogLevel(),
-	}
-	for _, o := range c.agents {
-		if o != victim {
-			args = append(args, "-join", net.JoinHostPort(o.host.Addr.String(), strconv.Itoa(gossipPort)))
-		}
-	}
-	return append(args, farmCredentials(h.t, c.bin, dir, []string{victim.name})[victim.name]...)
+	spec := victim.spec(nil)
+	spec.VIP = netip.AddrPortFrom(h.farm.VIP().Next(), vipPort)
+	spec.Expect, spec.DataDir = 1, filepath.Join(dir, "data")
+	// Plain HTTP: the test reads the foreign agent's status with a client
+	// that trusts only the farm's CA, not the foreign one.
+	spec.Extra = append([]string{"-api-tls=false"}, farmCredentials(h.t, c.bin, dir, []string{victim.name})[victim.name]...)
+	return spec.Args()
 }
 
 // foreignFarmAttack lets the foreign agent run for the window; the farm's

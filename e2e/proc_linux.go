@@ -10,13 +10,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/usherlb/usher/internal/farm"
 )
 
 // TermTimeout is how long Term waits for a process to exit after SIGTERM
@@ -38,17 +39,16 @@ var procSeq atomic.Int64
 // standard error go, interleaved, to one log file. It runs in a process
 // group of its own, which it leads, and every signal method signals that
 // group, so helpers it forks share its fate; the group id is its PID.
+// internal/farm's Proc starts it and tracks its exit.
 type Proc struct {
 	// Name is the program name given to Start.
 	Name string
 	// Host is the host the process runs on.
 	Host *Host
 
-	pid     int
-	logPath string
-	done    chan struct{} // closed once the process is reaped
-	waitErr error         // valid after done is closed
-	set     *procSet
+	fp  farm.Proc
+	pid int
+	set *procSet
 }
 
 // Start runs name with args on h, like Command, logging to a file under
@@ -82,17 +82,15 @@ func (h *Host) StartIn(t testing.TB, dir string, name string, args ...string) *P
 		_ = p.Kill()
 		if t.Failed() {
 			t.Logf("e2e: %s on %s (pid %d), last lines of %s:\n%s",
-				p.Name, h.Name, p.pid, p.logPath, tail(p.Log(), logTailLines))
+				p.Name, h.Name, p.pid, p.LogPath(), tail(p.Log(), logTailLines))
 		}
 	})
 	return p
 }
 
-// start launches the process. The fork happens on a goroutine locked to
-// its OS thread for the whole life of the process: the parent-death signal
-// fires when the forking thread exits, so that thread must outlive the
-// child, and a locked thread is never handed to other goroutines (one of
-// which might exit while locked and take the thread down).
+// start launches the process with farm.Proc.StartCmd, which forks on a
+// thread locked for the life of the process (for the parent-death
+// signal), and adds it to its host's process set until it is reaped.
 func (h *Host) start(dir, name string, args ...string) (*Proc, error) {
 	// Resolve the program here so a missing one fails Start the same way
 	// in a namespace (where ip would only report it after the fact) as on
@@ -104,38 +102,21 @@ func (h *Host) start(dir, name string, args ...string) (*Proc, error) {
 	// The test process's PID keeps names unique in a shared $USHER_E2E_LOGDIR.
 	base := fmt.Sprintf("%s-%s-%d-%d.log", h.Name, filepath.Base(name), os.Getpid(), seq)
 	logPath := filepath.Join(dir, unsafeChars.ReplaceAllString(base, "_"))
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
-	}
 	cmd := h.Command(context.Background(), name, args...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-
-	p := &Proc{Name: name, Host: h, logPath: logPath, done: make(chan struct{}), set: h.procs}
+	p := &Proc{Name: name, Host: h, set: h.procs}
 	if p.set == nil {
 		p.set = looseProcs
 	}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		defer logFile.Close()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		p.pid = cmd.Process.Pid
-		p.set.add(p)
-		started <- nil
-		p.waitErr = cmd.Wait()
-		p.set.remove(p)
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	if err := p.fp.StartCmd(cmd, logPath); err != nil {
 		return nil, err
 	}
+	p.pid = cmd.Process.Pid
+	p.set.add(p)
+	go func() {
+		<-p.fp.Exited()
+		p.set.remove(p)
+	}()
 	if h.NS != "" {
 		if err := p.awaitExec(cmd.Args); err != nil {
 			_ = p.Kill()
@@ -165,7 +146,7 @@ func (p *Proc) awaitExec(args []string) error {
 			return nil
 		}
 		select {
-		case <-p.done:
+		case <-p.Done():
 			// It ran and ended, or ip failed; either way the caller
 			// sees it in Exited and Log.
 			return nil
@@ -190,12 +171,12 @@ func procComm(pid int) string {
 func (p *Proc) PID() int { return p.pid }
 
 // LogPath returns the path of the process's log file.
-func (p *Proc) LogPath() string { return p.logPath }
+func (p *Proc) LogPath() string { return p.fp.LogPath }
 
 // Log returns everything the process has written so far to its standard
 // output and standard error, or "" once the log is gone.
 func (p *Proc) Log() string {
-	b, err := os.ReadFile(p.logPath)
+	b, err := os.ReadFile(p.fp.LogPath)
 	if err != nil {
 		return ""
 	}
@@ -204,17 +185,15 @@ func (p *Proc) Log() string {
 
 // Done returns a channel closed once the process has exited and been
 // reaped.
-func (p *Proc) Done() <-chan struct{} { return p.done }
+func (p *Proc) Done() <-chan struct{} { return p.fp.Exited() }
 
 // Exited reports whether the process has exited and, if so, how: nil for a
 // zero exit status, else an *exec.ExitError (a signal death included).
 func (p *Proc) Exited() (bool, error) {
-	select {
-	case <-p.done:
-		return true, p.waitErr
-	default:
+	if !p.fp.HasExited() {
 		return false, nil
 	}
+	return true, p.fp.WaitErr()
 }
 
 // errExited is returned when signalling a process that already exited.
@@ -223,10 +202,8 @@ var errExited = errors.New("e2e: process already exited")
 // signal sends sig to the process group, unless the process was reaped:
 // its PID may then belong to someone else.
 func (p *Proc) signal(sig syscall.Signal) error {
-	select {
-	case <-p.done:
+	if p.fp.HasExited() {
 		return errExited
-	default:
 	}
 	if err := syscall.Kill(-p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("e2e: %v to %s (pid %d): %w", sig, p.Name, p.pid, err)
@@ -240,7 +217,7 @@ func (p *Proc) Kill() error {
 	if err := p.signal(syscall.SIGKILL); err != nil && !errors.Is(err, errExited) {
 		return err
 	}
-	<-p.done
+	<-p.Done()
 	return nil
 }
 
@@ -266,7 +243,7 @@ func (p *Proc) Term() error {
 	timer := time.NewTimer(TermTimeout)
 	defer timer.Stop()
 	select {
-	case <-p.done:
+	case <-p.Done():
 		return nil
 	case <-timer.C:
 		_ = p.Kill()

@@ -5,7 +5,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -80,9 +79,7 @@ func startTurnFarm(t *testing.T) *turnFarm {
 	tf.c = c
 	for i, h := range farm.Servers() {
 		tf.coturns = append(tf.coturns, tf.startCoturn(i, h))
-		a := &agent{c: c, host: h, name: h.Name}
-		a.http = &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true, DialContext: dialFrom(h)}}
-		c.agents = append(c.agents, a)
+		c.addAgent(h)
 	}
 	var names []string
 	for _, a := range c.agents {

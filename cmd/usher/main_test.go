@@ -19,7 +19,14 @@ import (
 	"github.com/usherlb/usher/node"
 )
 
+// asUsherEnv, set to 1, makes the test binary run as usher: the command
+// line is usher's (TestFarmCredentialsCLI runs commands of it).
+const asUsherEnv = "USHER_TEST_AS_USHER"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(asUsherEnv) == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -3,7 +3,6 @@ package farm
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +32,7 @@ type Farm struct {
 	Agents []*Agent
 	Voters int
 	HTTP   *http.Client // asks the agents' APIs
+	Creds  Credentials  // in Dir, of the farm Label
 	Keep   bool         // keep Dir on Stop, for the logs of a failed run
 
 	stopped bool
@@ -46,25 +46,34 @@ func New(pattern string, vip netip.AddrPort, addrs []Addrs, voters int, hc *http
 	if err != nil {
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
-	f := &Farm{Dir: dir, VIP: vip, Voters: min(voters, len(addrs)), HTTP: hc}
+	f := &Farm{Dir: dir, VIP: vip, Voters: min(voters, len(addrs)), HTTP: hc, Creds: Credentials{Dir: dir, Label: Label}}
 	for _, a := range addrs {
 		f.Agents = append(f.Agents, &Agent{Addrs: a})
 	}
 	return f, nil
 }
 
-// Args returns agent a's command line: its addresses, the seeds, the
-// farm's credentials (made on the first call) and more.
+// Args returns agent a's command line: vip mode bind, profile fast, its
+// addresses, the voters as seeds, the farm's credentials (made on the
+// first call) and more.
 func (f *Farm) Args(a *Agent, more ...string) ([]string, error) {
-	seeds := make([]Addrs, 0, f.Voters)
+	seeds := make([]netip.AddrPort, 0, f.Voters)
 	for _, s := range f.Agents[:f.Voters] {
-		seeds = append(seeds, s.Addrs)
+		seeds = append(seeds, s.Gossip)
 	}
-	creds, err := CredentialArgs(f.Dir, a.Name)
+	creds, err := f.Creds.Args(a.Name)
 	if err != nil {
 		return nil, fmt.Errorf("credentials of %s: %w", a.Name, err)
 	}
-	return AgentArgs(a.Addrs, f.VIP, f.Voters, filepath.Join(f.Dir, a.Name), seeds, append(creds, more...)...), nil
+	spec := AgentSpec{
+		Addrs:   a.Addrs,
+		VIP:     f.VIP,
+		Expect:  f.Voters,
+		DataDir: filepath.Join(f.Dir, a.Name),
+		Seeds:   seeds,
+		Extra:   append(creds, more...),
+	}
+	return spec.Args(), nil
 }
 
 // Start launches agent a as exe with args, env added to the environment,
@@ -142,18 +151,17 @@ func (f *Farm) ExitedCount() int {
 	return n
 }
 
+// API returns a client of a's API.
+func (f *Farm) API(a *Agent) API { return API{HTTP: f.HTTP, Addr: a.HTTP} }
+
 // Get fetches path from a's API, at most limit bytes.
 func (f *Farm) Get(ctx context.Context, a *Agent, path string, limit int64) ([]byte, error) {
-	return Get(ctx, f.HTTP, a.HTTP, path, limit)
+	return f.API(a).Get(ctx, path, limit)
 }
 
 // GetJSON fetches path from a's API into v.
 func (f *Farm) GetJSON(ctx context.Context, a *Agent, path string, v any) error {
-	body, err := f.Get(ctx, a, path, 4<<20)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(body, v)
+	return f.API(a).GetJSON(ctx, path, v)
 }
 
 // Status asks a's API for its status.
@@ -168,28 +176,6 @@ func (f *Farm) Members(ctx context.Context, a *Agent) ([]node.MemberInfo, error)
 	var ms []node.MemberInfo
 	err := f.GetJSON(ctx, a, "/v1/members", &ms)
 	return ms, err
-}
-
-// Get fetches path from the API at addr over hc, at most limit bytes; a
-// status other than 200 is an error.
-func Get(ctx context.Context, hc *http.Client, addr netip.AddrPort, path string, limit int64) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr.String()+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", path, resp.Status)
-	}
-	return body, nil
 }
 
 // Each runs fn for every agent, workers at a time, and waits.

@@ -9,39 +9,59 @@ import (
 	"time"
 )
 
-// TestCredentialArgs checks that a local farm's CA and gossip key are made
-// once, and each node's certificate once and then reused.
-func TestCredentialArgs(t *testing.T) {
-	dir := t.TempDir()
-	a1, err := CredentialArgs(dir, "n1")
+// countingIssuer is InProcess, counting the files it is asked for.
+type countingIssuer struct {
+	InProcess
+	cas, certs, keys int
+}
+
+func (c *countingIssuer) NewCA(dir, label string) error {
+	c.cas++
+	return c.InProcess.NewCA(dir, label)
+}
+
+func (c *countingIssuer) NewCert(dir, label, node string) error {
+	c.certs++
+	return c.InProcess.NewCert(dir, label, node)
+}
+
+func (c *countingIssuer) NewGossipKey() (string, error) {
+	c.keys++
+	return c.InProcess.NewGossipKey()
+}
+
+// TestCredentials checks that a farm's CA and gossip key are made once,
+// each node's certificate once and then reused, and that the flags name
+// files a node can load.
+func TestCredentials(t *testing.T) {
+	is := &countingIssuer{}
+	c := Credentials{Dir: t.TempDir(), Label: Label, Issuer: is}
+	a1, err := c.Args("n1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := os.ReadFile(filepath.Join(dir, "usher-"+Label+"-ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := CredentialArgs(dir, "n1")
+	again, err := c.Args("n1")
 	if err != nil {
 		t.Fatalf("a restarted agent's credentials: %v", err)
 	}
 	if !slices.Equal(a1, again) {
 		t.Errorf("credentials changed on a restart:\n%v\n%v", a1, again)
 	}
-	a2, err := CredentialArgs(dir, "n/2")
+	a2, err := c.Args("n/2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ca2, _ := os.ReadFile(filepath.Join(dir, "usher-"+Label+"-ca.pem")); string(ca2) != string(ca) {
-		t.Error("a second node made a new CA")
+	if is.cas != 1 || is.keys != 1 || is.certs != 2 {
+		t.Errorf("made %d CAs, %d gossip keys, %d certificates; want 1, 1, 2", is.cas, is.keys, is.certs)
 	}
-	if !slices.Contains(a2, filepath.Join(dir, "usher-"+Label+"-n_2.pem")) {
+	if !slices.Contains(a2, filepath.Join(c.Dir, "usher-"+Label+"-n_2.pem")) {
 		t.Errorf("node n/2's certificate is not at a file-safe path: %v", a2)
 	}
-	for _, f := range []string{"usher-" + Label + "-n1.pem", "usher-" + Label + "-n1-key.pem", "gossip.key"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			t.Error(err)
-		}
+	if err := CheckArgs(a2, "n/2", time.Now()); err != nil {
+		t.Error(err)
+	}
+	if _, err := (Credentials{Dir: t.TempDir(), Label: "not a label"}).Args("n1"); err == nil {
+		t.Error("a farm with an invalid label got credentials")
 	}
 }
 
@@ -90,5 +110,36 @@ func TestStop(t *testing.T) {
 				t.Errorf("second Stop: %v", err)
 			}
 		})
+	}
+}
+
+// TestStartCmd checks that a command the caller built runs as built, its
+// output in the log file, and that a command that cannot start leaves
+// the Proc unstarted.
+func TestStartCmd(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh(1)")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(sh, "-c", `echo "out $WHO"; echo err >&2; exit 3`)
+	cmd.Env = []string{"WHO=caller"}
+	var p Proc
+	if err := p.StartCmd(cmd, filepath.Join(dir, "p.log")); err != nil {
+		t.Fatal(err)
+	}
+	<-p.Exited()
+	if ee, ok := p.WaitErr().(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Errorf("WaitErr = %v, want exit status 3", p.WaitErr())
+	}
+	if b, _ := os.ReadFile(p.LogPath); string(b) != "out caller\nerr\n" {
+		t.Errorf("log %q", b)
+	}
+	var bad Proc
+	if err := bad.StartCmd(exec.Command(filepath.Join(dir, "missing")), filepath.Join(dir, "bad.log")); err == nil {
+		t.Error("a missing program started")
+	}
+	if bad.Started() || bad.HasExited() {
+		t.Error("a Proc that did not start says it started")
 	}
 }
