@@ -117,6 +117,12 @@ type busyFigures struct {
 	// MajorFaults counts the leader process's major page faults during
 	// the watch: pages of its own it had to read back from the busy disk.
 	MajorFaults int64 `json:"leader_major_faults"`
+	// EarlyServes counts the failovers in which the new leader took the
+	// address before its barrier committed (usher_lease_early_serves_total:
+	// the barrier took longer than half the lease); EarlyKnown counts the
+	// failovers for which the agents' metrics could be read.
+	EarlyServes int `json:"early_serves"`
+	EarlyKnown  int `json:"early_known"`
 	// WriterCycles counts the writers' completed write-and-fsync cycles
 	// over the whole run; FsyncP50Ms and FsyncMaxMs are their fsyncs.
 	WriterCycles int     `json:"writer_cycles"`
@@ -218,13 +224,13 @@ func busyRun(t *testing.T, c *chaosCluster, res *chaosResult, cfg chaosConfig, l
 	nb.waitWriting(t, busyWarmUp)
 	c.busyWatch(t, load, fig, res)
 	nb.check(t)
-	c.busyFailovers(t, pr, cfg.reps, res)
+	c.busyFailovers(t, pr, cfg.reps, res, fig)
 	nb.check(t)
 	nb.record(fig)
 	nb.stop()
-	res.note("%d CPU hogs and %d writers (%d MiB, then fsync) on the servers, beside the data directories: over %v %d of %d probes answered (%.2f%%), longest gap %.0f ms, round trip p99 %.1f ms, %d leader changes; writers' fsync p50 %.0f ms, max %.0f ms (%d cycles)",
+	res.note("%d CPU hogs and %d writers (%d MiB, then fsync) on the servers, beside the data directories: over %v %d of %d probes answered (%.2f%%), longest gap %.0f ms, round trip p99 %.1f ms, %d leader changes; writers' fsync p50 %.0f ms, max %.0f ms (%d cycles); %d of %d failovers served before the new leader's barrier committed",
 		fig.Hogs, fig.Writers, writerBytes>>20, load.watch, fig.Answered, fig.Sent, fig.AnsweredPct, fig.LongestGapMs, fig.AnswerP99Ms,
-		fig.LeaderChanges, fig.FsyncP50Ms, fig.FsyncMaxMs, fig.WriterCycles)
+		fig.LeaderChanges, fig.FsyncP50Ms, fig.FsyncMaxMs, fig.WriterCycles, fig.EarlyServes, fig.EarlyKnown)
 	c.verify(pr, res)
 	if load.watch >= busyStrictFrom && slices.Contains(load.strictProfiles, c.profile) {
 		c.busyStrict(fig, res)
@@ -282,13 +288,16 @@ func (c *chaosCluster) busyStatus(a *agent) agentStatus {
 
 // busyFailovers kills the leader's host reps times (link down, then
 // SIGKILL; the neighbours keep running, as the machine's load does) and
-// records the failover gap, the death to the first answered probe.
-func (c *chaosCluster) busyFailovers(t *testing.T, pr *prober, reps int, res *chaosResult) {
+// records the failover gap, the death to the first answered probe, and
+// whether the new leader served before its barrier committed.
+func (c *chaosCluster) busyFailovers(t *testing.T, pr *prober, reps int, res *chaosResult, fig *busyFigures) {
 	for rep := range reps {
 		l := c.waitHealthy(30 * time.Second)
 		if _, ok := pr.firstAfter(Monotonic(), 5*time.Second); !ok {
 			t.Fatalf("rep %d: the VIP does not answer before the fault", rep)
 		}
+		rest := slices.DeleteFunc(c.live(), func(a *agent) bool { return a == l })
+		early0, known0 := earlyServes(rest)
 		if err := l.host.LinkDown(); err != nil {
 			t.Fatal(err)
 		}
@@ -299,6 +308,12 @@ func (c *chaosCluster) busyFailovers(t *testing.T, pr *prober, reps int, res *ch
 			if at, ok := c.acquiredAt(a.term); ok {
 				res.observe("death-to-acquire", at-t0)
 				res.observe("acquire-to-answer", a.recv-at)
+			}
+			if early1, known1 := earlyServes(rest); known0 && known1 {
+				fig.EarlyKnown++
+				if early1 > early0 {
+					fig.EarlyServes++
+				}
 			}
 		} else {
 			res.violation("no-failover")
@@ -311,6 +326,19 @@ func (c *chaosCluster) busyFailovers(t *testing.T, pr *prober, reps int, res *ch
 		res.repDone()
 	}
 	c.waitHealthy(30 * time.Second)
+}
+
+// earlyServes sums usher_lease_early_serves_total over agents; ok is false
+// if any agent's metrics could not be read.
+func earlyServes(agents []*agent) (n float64, ok bool) {
+	for _, a := range agents {
+		m, err := scrape(a)
+		if err != nil {
+			return 0, false
+		}
+		n += m["usher_lease_early_serves_total"]
+	}
+	return n, true
 }
 
 // busyStrict checks issue 17's acceptance on a long watch: the share of
