@@ -153,7 +153,8 @@
 //     a host that installed the package runs them. With the neighbours
 //     running it watches the VIP for USHER_CHAOS_BUSY (default 5s), from
 //     a watch process on the client host (the test binary run again as
-//     TestHelperWatch: one thread at nice -5, the collector off): the
+//     TestHelperWatch: one thread at nice -5, the collector off, its
+//     memory locked): the
 //     share of probes answered, the longest time without an answer,
 //     leader changes (any fails); then it
 //     kills the leader's host as leader-death does, the neighbours still
