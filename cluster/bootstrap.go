@@ -45,7 +45,7 @@ func (c *Cluster) tryBootstrap(m *maintenance) {
 		return
 	}
 	if c.cfg.BootstrapExpect > 1 {
-		wait := m.boot.settled(conf.Servers, time.Now(), bootstrapSettle(c.cfg.Timing))
+		wait := m.boot.settled(conf.Servers, time.Now(), bootstrapSettle(c.timing))
 		if wait > 0 {
 			m.wakeAfter(wait)
 			return
