@@ -25,7 +25,8 @@ func (c *Cluster) tryBootstrap(m *maintenance) {
 	if !c.cfg.Voter {
 		return
 	}
-	eligible, ok := c.bootstrapCandidates(time.Now())
+	now := time.Now()
+	eligible, ok := c.bootstrapCandidates(now)
 	if !ok || len(eligible) < c.cfg.BootstrapExpect {
 		m.boot = bootWait{}
 		return
@@ -45,7 +46,7 @@ func (c *Cluster) tryBootstrap(m *maintenance) {
 		return
 	}
 	if c.cfg.BootstrapExpect > 1 {
-		wait := m.boot.settled(conf.Servers, time.Now(), bootstrapSettle(c.timing))
+		wait := m.boot.settled(conf.Servers, now, bootstrapSettle(c.timing))
 		if wait > 0 {
 			m.wakeAfter(wait)
 			return
