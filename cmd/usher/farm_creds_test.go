@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"testing"
-	"time"
 
 	"github.com/usherlb/usher/internal/farm"
 )
@@ -21,11 +20,18 @@ func TestFarmCredentialsCLI(t *testing.T) {
 	t.Setenv(asUsherEnv, "1")
 	c := farm.Credentials{Dir: t.TempDir(), Label: "usher-e2e", Issuer: farm.CLI{Bin: exe}}
 	for _, n := range []string{"h1", "h2"} {
-		args, err := c.Args(n)
+		creds, err := c.Args(n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := farm.CheckArgs(args, n, time.Now()); err != nil {
+		spec := farm.AgentSpec{
+			Addrs:   farm.Addrs{Name: n, Gossip: farm.Loopback(7946), Session: farm.Loopback(3479), HTTP: farm.Loopback(7480)},
+			VIP:     farm.Loopback(3478),
+			Expect:  3,
+			DataDir: t.TempDir(),
+			Extra:   creds,
+		}
+		if err := farm.CheckArgs(spec.Args()); err != nil {
 			t.Errorf("%s: %v", n, err)
 		}
 	}

@@ -1,8 +1,14 @@
 package farm
 
 import (
+	"cmp"
+	"errors"
+	"flag"
+	"io"
 	"net/netip"
 	"strconv"
+
+	"github.com/usherlb/usher/node"
 )
 
 // Addrs names an agent and the addresses it serves.
@@ -41,11 +47,11 @@ func (s AgentSpec) Args() []string {
 		"-session-addr", s.Session.String(),
 		"-http", s.HTTP.String(),
 		"-vip", s.VIP.String(),
-		"-vip-mode", or(s.VIPMode, "bind"),
+		"-vip-mode", cmp.Or(s.VIPMode, "bind"),
 		"-bootstrap-expect", strconv.Itoa(s.Expect),
 		"-data-dir", s.DataDir,
-		"-profile", or(s.Profile, "fast"),
-		"-log-level", or(s.LogLevel, "info"),
+		"-profile", cmp.Or(s.Profile, "fast"),
+		"-log-level", cmp.Or(s.LogLevel, "info"),
 	}
 	if s.Interface != "" {
 		args = append(args, "-interface", s.Interface)
@@ -61,10 +67,22 @@ func (s AgentSpec) Args() []string {
 	return append(args, s.Extra...)
 }
 
-// or returns v, or def when v is empty.
-func or(v, def string) string {
-	if v == "" {
-		return def
+// CheckArgs runs an agent command line (as Args returns it, "agent"
+// first) through the agent's own configuration checks, the flags and
+// node.Config.Build, without starting anything: for credentials, that the
+// files load, the key file is private, the certificate names the node in
+// the farm of its label, and the gossip key is one memberlist takes.
+func CheckArgs(args []string) error {
+	if len(args) == 0 || args[0] != "agent" {
+		return errors.New("not an agent command line")
 	}
-	return v
+	cfg := node.DefaultConfig()
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.RegisterFlags(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	_, err := cfg.Build()
+	return err
 }

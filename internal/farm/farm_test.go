@@ -1,6 +1,7 @@
 package farm
 
 import (
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,9 +58,7 @@ func TestCredentials(t *testing.T) {
 	if !slices.Contains(a2, filepath.Join(c.Dir, "usher-"+Label+"-n_2.pem")) {
 		t.Errorf("node n/2's certificate is not at a file-safe path: %v", a2)
 	}
-	if err := CheckArgs(a2, "n/2", time.Now()); err != nil {
-		t.Error(err)
-	}
+	checkCredentials(t, c, "n2")
 	if _, err := (Credentials{Dir: t.TempDir(), Label: "not a label"}).Args("n1"); err == nil {
 		t.Error("a farm with an invalid label got credentials")
 	}
@@ -141,5 +140,31 @@ func TestStartCmd(t *testing.T) {
 	}
 	if bad.Started() || bad.HasExited() {
 		t.Error("a Proc that did not start says it started")
+	}
+}
+
+// checkCredentials runs an agent command line with c's credentials for
+// name through the agent's own configuration checks (CheckArgs), and
+// checks that those checks see a certificate of another node.
+func checkCredentials(t *testing.T, c Credentials, name string) {
+	t.Helper()
+	creds, err := c.Args(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.MustParseAddrPort
+	spec := AgentSpec{
+		Addrs:   Addrs{Name: name, Gossip: ap("127.0.0.1:7946"), Session: ap("127.0.0.1:3479"), HTTP: ap("127.0.0.1:7480")},
+		VIP:     ap("127.0.0.100:3478"),
+		Expect:  3,
+		DataDir: t.TempDir(),
+		Extra:   creds,
+	}
+	if err := CheckArgs(spec.Args()); err != nil {
+		t.Errorf("%s's command line: %v", name, err)
+	}
+	spec.Name = name + "x"
+	if err := CheckArgs(spec.Args()); err == nil {
+		t.Errorf("%s's certificate passed as %s's", name, spec.Name)
 	}
 }
