@@ -16,12 +16,14 @@ import (
 // part 1's paired figures for a change come from here.
 //
 //	USHER_BENCH_PAIRS=/tmp/old:echo,/tmp/old:usher,/tmp/new:usher \
-//	USHER_BENCH_PAIRS_N=16 go test -count=1 -v -run TestBenchPairs ./cmd/usher
+//	USHER_BENCH_PAIRS_N=16 go test -count=1 -v -run TestBenchPairs ./cmd/usher-bench
 //
-// Each entry is a usher binary and one of its `bench -serve` servers. Every
-// repeat runs all of them, rotating the order, for 2 s each; the test
-// prints the median and range of each one's per-repeat ratio to the
-// baseline, for probes/s and CPU per answer.
+// Each entry is a usher-bench binary and one of its `-serve` servers (an
+// Usher server's name with "-nolimit" appended runs it without the
+// per-source limit, to measure what the limit costs). Every repeat runs
+// all of them, rotating the order, for 2 s each; the test prints the
+// median and range of each one's per-repeat ratio to the baseline, for
+// probes/s and CPU per answer.
 func TestBenchPairs(t *testing.T) {
 	spec := os.Getenv("USHER_BENCH_PAIRS")
 	if spec == "" {

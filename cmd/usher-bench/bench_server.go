@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/usherlb/usher/assign"
+	"github.com/usherlb/usher/internal/srclimit"
 	"github.com/usherlb/usher/node"
 )
 
@@ -34,7 +35,17 @@ const (
 	srvEchoBatch  = "echo-batch"  // x/net ipv4 ReadBatch/WriteBatch echo, one SO_REUSEPORT socket per core
 	srvUsher      = "usher"       // the responder, one socket, one probe at a time
 	srvUsherBatch = "usher-batch" // the responder, Batch and one socket per core
+
+	// noLimit, appended to an Usher server's name, turns its per-source
+	// limit off: TestBenchPairs measures what the limit costs with it.
+	noLimit = "-nolimit"
 )
+
+// benchLimit is the per-source limit the Usher servers run with: on, as
+// the agent runs it, at a rate and burst the generator never reaches from
+// its one prefix (127.0.0.0/24), so every probe pays for its bucket and
+// none is dropped.
+var benchLimit = srclimit.Config{Rate: 1 << 30, Burst: 1 << 30}
 
 // benchServerNames lists the servers in the order the report shows them.
 var benchServerNames = []string{srvEcho, srvUsher, srvEchoBatch, srvUsherBatch}
@@ -73,7 +84,7 @@ func runBenchServer(name string, targets []netip.AddrPort, stdin io.Reader, stdo
 			}
 			wg.Wait()
 		}
-	case srvUsher, srvUsherBatch:
+	case srvUsher, srvUsherBatch, srvUsher + noLimit, srvUsherBatch + noLimit:
 		f := newFakeFarm(targets)
 		cfg := node.ResponderConfig{
 			Assign:             assign.Config{StaleAfter: 3 * time.Second},
@@ -84,8 +95,13 @@ func runBenchServer(name string, targets []netip.AddrPort, stdin io.Reader, stdo
 			DeadAfter:          3 * time.Second,
 			StockAmplification: 3,
 			Backups:            2,
+			SourceLimit:        benchLimit,
 		}
-		if name == srvUsherBatch {
+		base, off := strings.CutSuffix(name, noLimit)
+		if off {
+			cfg.SourceLimit = srclimit.Config{}
+		}
+		if base == srvUsherBatch {
 			cfg.Batch, cfg.Sockets = true, runtime.NumCPU()
 		}
 		r := node.NewResponder(cfg)
