@@ -427,7 +427,7 @@ func (r *benchReport) writeProbeMisses(b *strings.Builder, goals []goal) {
 		}
 		lines = append(lines, fmt.Sprintf("- *%s*: the per-repeat ratios run from %.2fx to %.2fx, %s. A paced run's tail is set by the few moments its server is not scheduled at all: the bursts of the %v ticks then queue for milliseconds (these runs' p99s are %.1f–%.1f ms against p50s of %.1f–%.1f ms). The turns share long stretches of stalls between the two servers, but whether a short one falls into one server's turn or the other's is still chance, a few of them in each server's %v of a repeat. The unanswered share of the same runs goes from %.2f%% to %.2f%%: probes dropped by a full receive buffer during a stall are missing from the latencies, so the run with the worse stall may show the better p99. %s",
 			g.what, g.ratio.min(), g.ratio.max(), where, paceTick, p99.min()/1e3, p99.max()/1e3, p50.min()/1e3, p50.max()/1e3, r.Duration, lost.min()*100, lost.max()*100,
-			oursInTail(ratios(f[g.pair[1]].CPU, f[g.pair[0]].CPU))))
+			oursInTail(ratios(f[g.pair[1]].CPU, f[g.pair[0]].CPU), g.level, g.bound)))
 	}
 	if len(lines) == 0 {
 		return
@@ -436,12 +436,24 @@ func (r *benchReport) writeProbeMisses(b *strings.Builder, goals []goal) {
 }
 
 // oursInTail says what of a paced tail is the responder's own, from its
-// pair's CPU-per-answer ratios at saturation.
-func oursInTail(cpu spread) string {
-	if cpu.median() > 1 {
-		return fmt.Sprintf("What is ours in it is the responder's CPU per answer, %s of the echo's at saturation in the same run: the decision the echo does not make (\"Where the difference goes\" below), which each tick's burst takes that much longer to drain.", cpu.format("%.2fx"))
+// pair's CPU-per-answer ratios at saturation, for a paced run at level
+// percent of the slower server's saturation and a tail bound.
+//
+// After a stall a server drains its backlog at its capacity less the
+// offered rate. With the responder's capacity 1/c of the echo's and the
+// rate a share L of the responder's, the responder's backlog drains
+// (c−L)/(1−L) times as long as the echo's: at L = 1/2 a CPU ratio c
+// predicts a tail ratio of 2c−1, and a tail bound b asks for c at most
+// L + b(1−L).
+func oursInTail(cpu spread, level int, bound float64) string {
+	c, l := cpu.median(), float64(level)/100
+	if c <= 1 {
+		return fmt.Sprintf("The responder's CPU per answer was %s of the echo's at saturation in the same run, so its own work does not lengthen the tail: the miss is the stalls'.", cpu.format("%.2fx"))
 	}
-	return fmt.Sprintf("The responder's CPU per answer was %s of the echo's at saturation in the same run, so its own work does not lengthen the tail: the miss is the stalls'.", cpu.format("%.2fx"))
+	return fmt.Sprintf("What is ours in it is the responder's CPU per answer, %s of the echo's at saturation in the same run: the decision the echo does not make (\"Where the difference goes\" below). "+
+		"At a rate set to %d%% of the slower server's saturation, a stall's backlog drains at the server's capacity less the offered rate, so a small difference in capacity is a larger one in what is spare: a server with c times the echo's CPU per answer drains the same backlog (c−%.2f)/%.2f times as long, %.2fx at this run's median, and the bound asks for c at most %.3fx. "+
+		"The per-source limit's check, which the responder makes and the echo does not, is a small part of c (its paired cost is in docs/bench/history.md).",
+		cpu.format("%.2fx"), level, l, 1-l, (c-l)/(1-l), l+bound*(1-l))
 }
 
 // allocRow is the goal row for allocations per probe: met when every

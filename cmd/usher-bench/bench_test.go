@@ -189,6 +189,9 @@ func TestBenchReport(t *testing.T) {
 		// The unbatched pair's CPU is level, the batched responder's above.
 		"The responder's CPU per answer was 1.00x (1.00x–1.00x) of the echo's at saturation in the same run, so its own work does not lengthen the tail",
 		"What is ours in it is the responder's CPU per answer, 1.30x (1.30x–1.30x) of the echo's",
+		// At 50% load a CPU ratio c predicts a tail ratio of 2c−1, and
+		// the 1.10x bound asks for c at most 1.05.
+		"drains the same backlog (c−0.50)/0.50 times as long, 1.60x at this run's median, and the bound asks for c at most 1.050x.",
 	)
 }
 
