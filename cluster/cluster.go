@@ -321,6 +321,9 @@ func (c *Cluster) startRaft() error {
 		return err
 	}
 	leased := &leaseTransport{NetworkTransport: trans, ack: c.leaseAck}
+	if hook := testHookWrapLeaseAck; hook != nil {
+		leased.ack = hook(c.cfg.NodeName, c.leaseAck)
+	}
 	var logs raft.LogStore = logStore
 	if hook := testHookWrapLog; hook != nil {
 		logs = hook(c.cfg.NodeName, logStore)

@@ -85,6 +85,10 @@ var (
 	// testHookWrapLog, if not nil, wraps the raft log store (not the
 	// stable store) of the node named name (tests slow its writes).
 	testHookWrapLog func(name string, l raft.LogStore) raft.LogStore
+	// testHookWrapLeaseAck, if not nil, wraps the function through which
+	// the node named name records the AppendEntries its peers accepted
+	// (tests withhold a new leader's evidence for its lease).
+	testHookWrapLeaseAck func(name string, ack func(id raft.ServerID, term uint64, sent time.Duration)) func(id raft.ServerID, term uint64, sent time.Duration)
 )
 
 // DefaultRetryJoinInterval is the default Config.RetryJoinInterval.

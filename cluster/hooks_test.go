@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -31,4 +32,14 @@ func useWrapLog(t testing.TB, wrap func(name string, l raft.LogStore) raft.LogSt
 	old := testHookWrapLog
 	testHookWrapLog = wrap
 	t.Cleanup(func() { testHookWrapLog = old })
+}
+
+// useWrapLeaseAck makes every node that New starts until t ends record
+// its peers' accepted AppendEntries through wrap (see
+// testHookWrapLeaseAck).
+func useWrapLeaseAck(t testing.TB, wrap func(name string, ack func(raft.ServerID, uint64, time.Duration)) func(raft.ServerID, uint64, time.Duration)) {
+	t.Helper()
+	old := testHookWrapLeaseAck
+	testHookWrapLeaseAck = wrap
+	t.Cleanup(func() { testHookWrapLeaseAck = old })
 }

@@ -187,3 +187,64 @@ func TestFailoverBesideSlowDisk(t *testing.T) {
 	}
 	ledger.check()
 }
+
+// TestSlowBarrierWithoutEvidenceWaits: a new leader whose barrier is slow
+// serves early only on its own term's acknowledgements. With its peers'
+// acknowledgements withheld from the lease, it does not serve while the
+// disk holds its barrier, however long past barrierWait; once they reach
+// the lease again, it serves on them, still before the barrier commits.
+func TestSlowBarrierWithoutEvidenceWaits(t *testing.T) {
+	var delay atomic.Int64
+	var withheld atomic.Bool
+	useWrapLog(t, func(_ string, l raft.LogStore) raft.LogStore { return slowLog{l, &delay} })
+	useWrapLeaseAck(t, func(_ string, ack func(raft.ServerID, uint64, time.Duration)) func(raft.ServerID, uint64, time.Duration) {
+		return func(id raft.ServerID, term uint64, sent time.Duration) {
+			if !withheld.Load() {
+				ack(id, term, sent)
+			}
+		}
+	})
+	ledger := newVIPLedger(t)
+	nodes := startFarm(t, 3, 3, ledger)
+	leader := waitSingleServer(t, nodes, 15*time.Second)
+	eventually(t, 5*time.Second, "three voters and a ticket key", func() bool {
+		return len(leader.Stats().Voters) == 3 && len(leader.State().TicketKey) == TicketKeySize
+	})
+	time.Sleep(10 * leader.timing.RaftLease)
+
+	const stall = 8 * time.Second
+	delay.Store(int64(stall))
+	t.Cleanup(func() { delay.Store(0) })
+	withheld.Store(true)
+	leader.crash()
+	rest := without(nodes, leader)
+	crashed := time.Now()
+	var elected *Cluster
+	eventually(t, stall/4, "a new raft leader", func() bool {
+		for _, c := range rest {
+			if c.raft.State() == raft.Leader {
+				elected = c
+				return true
+			}
+		}
+		return servingNodes(rest) != nil
+	})
+	// Many times barrierWait, yet well inside the stall: only the
+	// acknowledgements could let the new leader serve.
+	hold := max(10*barrierWait(leader.timing), 500*time.Millisecond)
+	for start := time.Now(); time.Since(start) < hold; time.Sleep(5 * time.Millisecond) {
+		if s := servingNodes(rest); len(s) > 0 {
+			t.Fatalf("%s serves %v after the crash with no acknowledgement of its term counted, before its barrier could commit",
+				s[0].Name(), time.Since(crashed).Round(time.Millisecond))
+		}
+	}
+	if elected.raft.State() != raft.Leader {
+		t.Fatalf("%s lost its leadership while it waited: the test proved nothing", elected.Name())
+	}
+	withheld.Store(false)
+	next := waitSingleServer(t, rest, stall/4)
+	if took := time.Since(crashed); took >= stall/2 {
+		t.Fatalf("%s serves %v after the crash, not on the acknowledgements before its barrier could commit", next.Name(), took)
+	}
+	ledger.check()
+}
