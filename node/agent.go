@@ -243,6 +243,7 @@ func (a *Agent) openResponder(logger hclog.Logger, key []byte, undo *undoStack) 
 		TicketTTL:            p.TicketTTL,
 		KeepaliveInterval:    p.KeepaliveInterval,
 		DeadAfter:            p.DeadAfter,
+		RetryAfter:           p.OverloadRetryAfter,
 		StockAmplification:   cfg.StockAmplification,
 		Backups:              cfg.Backups,
 		RedirectStockBinding: cfg.StockBinding == "redirect",

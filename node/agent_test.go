@@ -574,3 +574,27 @@ func buildThenRemove(t *testing.T, content string, set func(c *Config, path stri
 	}
 	return rt
 }
+
+// TestAgentOverloadRetryAfter checks that overload_retry_after reaches the
+// balancer's overload answer: with its only node drained, an agent
+// answers an Usher probe with a 508 whose USHER-RETRY-AFTER is the
+// configured wait.
+func TestAgentOverloadRetryAfter(t *testing.T) {
+	c := testConfig()
+	c.OverloadRetryAfter = "3750ms"
+	a := startAgent(t, c)
+	waitFor(t, func() bool { return len(a.view.Load().Nodes()) == 1 })
+	if err := a.DrainNode(c.NodeName, true); err != nil {
+		t.Fatal(err)
+	}
+	cl := listenUDP(t, "127.0.0.1:0")
+	var r wire.Response
+	waitFor(t, func() bool {
+		p := probe(t, wire.Probe{Session: wire.SessionID{0x0a}, PadTo: wire.ProbeSize})
+		r = roundTrip(t, cl, a.VIPAddr(), p)
+		return r.Code == stun.CodeInsufficientCapacity
+	})
+	if r.RetryAfter != 3750*time.Millisecond {
+		t.Errorf("508 with USHER-RETRY-AFTER %v, want 3.75s", r.RetryAfter)
+	}
+}

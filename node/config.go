@@ -239,6 +239,11 @@ type Config struct {
 	// VerifyTimeout is how long the leader waits for a server that a client
 	// reported lost to answer before it excludes that server.
 	VerifyTimeout string `hcl:"verify_timeout,optional"`
+	// OverloadRetryAfter is the USHER-RETRY-AFTER of the balancer's
+	// overload answer (508, when no server can take a new session): how
+	// long the client library waits before it probes again (at least its
+	// own back-off, at most a minute, jittered upwards).
+	OverloadRetryAfter string `hcl:"overload_retry_after,optional"`
 	// The timing overrides: each replaces one value of Profile when set.
 	RaftHeartbeatTimeout string `hcl:"raft_heartbeat_timeout,optional"`
 	RaftElectionTimeout  string `hcl:"raft_election_timeout,optional"`
@@ -280,6 +285,7 @@ func DefaultConfig() Config {
 		Voter:              true,
 		LeaveOnTerminate:   true,
 		VerifyTimeout:      "500ms",
+		OverloadRetryAfter: "2s",
 		ProbeBatch:         true,
 		RespondFrom:        "leader",
 		StockBinding:       "answer",

@@ -40,6 +40,7 @@ type Parsed struct {
 	SessionTTL           time.Duration // dead_after when session_ttl is not set
 	TicketTTL            time.Duration
 	VerifyTimeout        time.Duration
+	OverloadRetryAfter   time.Duration
 	TicketKey            []byte // nil when not set
 	LogLevel             hclog.Level
 	Bind                 netip.AddrPort
@@ -149,6 +150,7 @@ func (c *Config) parseValues(bad func(key, value, problem string)) Parsed {
 	}
 	p.TicketTTL = parseDuration("ticket_ttl", c.TicketTTL, bad)
 	p.VerifyTimeout = parseDuration("verify_timeout", c.VerifyTimeout, bad)
+	p.OverloadRetryAfter = parseDuration("overload_retry_after", c.OverloadRetryAfter, bad)
 	pol, err := assign.ParsePolicy(c.Policy)
 	if err != nil {
 		bad("policy", c.Policy, "is not one of least-loaded, p2c, round-robin, random, sticky")

@@ -120,6 +120,7 @@ func (c *Config) sessionGroup() []configKey {
 		{"stock_amplification", &c.StockAmplification, "largest answer to a stock STUN/TURN request, as a multiple of its size"},
 		{"backups", &c.Backups, "how many USHER-BACKUP servers a redirect names (0-4)"},
 		{"verify_timeout", &c.VerifyTimeout, "how long a server a client reported lost may stay silent before the leader excludes it"},
+		{"overload_retry_after", &c.OverloadRetryAfter, "how long the balancer's overload answer (508) tells a client to wait before it probes again"},
 	}
 }
 

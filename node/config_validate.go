@@ -12,6 +12,11 @@ import (
 // minutes of work, never a sensible queue.
 const maxProbeReadBuffer = 256 << 20
 
+// maxOverloadRetryAfter bounds overload_retry_after: the client library
+// waits at most a minute after an overload answer (client.MaxRetryAfter),
+// so a longer one would only mislead whoever reads the configuration.
+const maxOverloadRetryAfter = time.Minute
+
 // Validate checks a built configuration and returns every problem found,
 // each a *KeyError naming the key and its value as written (joined with
 // errors.Join). It only compares values: it parses nothing, fills in no
@@ -160,6 +165,7 @@ func (r *Runtime) checkTimers(bad func(key, value, problem string)) {
 		{"session_ttl", r.SessionTTL, p.SessionTTL},
 		{"ticket_ttl", r.TicketTTL, p.TicketTTL},
 		{"verify_timeout", r.VerifyTimeout, p.VerifyTimeout},
+		{"overload_retry_after", r.OverloadRetryAfter, p.OverloadRetryAfter},
 		{"raft_heartbeat_timeout", r.RaftHeartbeatTimeout, t.RaftHeartbeat},
 		{"raft_election_timeout", r.RaftElectionTimeout, t.RaftElection},
 		{"raft_lease_timeout", r.RaftLeaseTimeout, t.RaftLease},
@@ -170,6 +176,9 @@ func (r *Runtime) checkTimers(bad func(key, value, problem string)) {
 		if d.v != "" && d.d <= 0 {
 			bad(d.key, d.v, "must be positive")
 		}
+	}
+	if p.OverloadRetryAfter > maxOverloadRetryAfter || p.OverloadRetryAfter > 0 && p.OverloadRetryAfter < time.Millisecond {
+		bad("overload_retry_after", r.OverloadRetryAfter, fmt.Sprintf("must be between 1ms and %v (the client library waits at most that long)", maxOverloadRetryAfter))
 	}
 	if p.KeepaliveInterval > 0 && p.DeadAfter > 0 && p.DeadAfter < p.KeepaliveInterval {
 		bad("dead_after", r.DeadAfter, "must not be shorter than keepalive_interval")
