@@ -161,10 +161,16 @@ func (l slowLog) StoreLogs(logs []*raft.Log) error {
 
 func (l slowLog) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
 
-// TestFailoverBesideSlowDisk: when the log writes of every voter take far
-// longer than a failover, a new leader still serves, on its heartbeats'
-// evidence, long before its barrier commits; never two at once.
-func TestFailoverBesideSlowDisk(t *testing.T) {
+// diskStall is how long slowDiskFarm's log writes take once the farm is
+// up: far longer than a failover.
+const diskStall = 8 * time.Second
+
+// slowDiskFarm starts three voters whose log writes, once the farm has a
+// serving leader, three voters and a ticket key, each take diskStall (a busy
+// disk's fsync), and returns them, the leader and the ledger of who
+// served when.
+func slowDiskFarm(t *testing.T) ([]*Cluster, *Cluster, *vipLedger) {
+	t.Helper()
 	var delay atomic.Int64
 	useWrapLog(t, func(_ string, l raft.LogStore) raft.LogStore { return slowLog{l, &delay} })
 	ledger := newVIPLedger(t)
@@ -174,15 +180,21 @@ func TestFailoverBesideSlowDisk(t *testing.T) {
 		return len(leader.Stats().Voters) == 3 && len(leader.State().TicketKey) == TicketKeySize
 	})
 	time.Sleep(10 * leader.timing.RaftLease)
-
-	const stall = 8 * time.Second
-	delay.Store(int64(stall))
+	delay.Store(int64(diskStall))
 	t.Cleanup(func() { delay.Store(0) })
+	return nodes, leader, ledger
+}
+
+// TestFailoverBesideSlowDisk: when the log writes of every voter take far
+// longer than a failover, a new leader still serves, on its heartbeats'
+// evidence, long before its barrier commits; never two at once.
+func TestFailoverBesideSlowDisk(t *testing.T) {
+	nodes, leader, ledger := slowDiskFarm(t)
 	leader.crash()
 	rest := without(nodes, leader)
 	crashed := time.Now()
-	next := waitSingleServer(t, rest, stall/4)
-	if took := time.Since(crashed); took >= stall/2 {
+	next := waitSingleServer(t, rest, diskStall/4)
+	if took := time.Since(crashed); took >= diskStall/2 {
 		t.Fatalf("%s serves %v after the crash, not before its barrier could commit", next.Name(), took)
 	}
 	ledger.check()
@@ -194,9 +206,7 @@ func TestFailoverBesideSlowDisk(t *testing.T) {
 // disk holds its barrier, however long past barrierWait; once they reach
 // the lease again, it serves on them, still before the barrier commits.
 func TestSlowBarrierWithoutEvidenceWaits(t *testing.T) {
-	var delay atomic.Int64
 	var withheld atomic.Bool
-	useWrapLog(t, func(_ string, l raft.LogStore) raft.LogStore { return slowLog{l, &delay} })
 	useWrapLeaseAck(t, func(_ string, ack func(raft.ServerID, uint64, time.Duration)) func(raft.ServerID, uint64, time.Duration) {
 		return func(id raft.ServerID, term uint64, sent time.Duration) {
 			if !withheld.Load() {
@@ -204,23 +214,13 @@ func TestSlowBarrierWithoutEvidenceWaits(t *testing.T) {
 			}
 		}
 	})
-	ledger := newVIPLedger(t)
-	nodes := startFarm(t, 3, 3, ledger)
-	leader := waitSingleServer(t, nodes, 15*time.Second)
-	eventually(t, 5*time.Second, "three voters and a ticket key", func() bool {
-		return len(leader.Stats().Voters) == 3 && len(leader.State().TicketKey) == TicketKeySize
-	})
-	time.Sleep(10 * leader.timing.RaftLease)
-
-	const stall = 8 * time.Second
-	delay.Store(int64(stall))
-	t.Cleanup(func() { delay.Store(0) })
+	nodes, leader, ledger := slowDiskFarm(t)
 	withheld.Store(true)
 	leader.crash()
 	rest := without(nodes, leader)
 	crashed := time.Now()
 	var elected *Cluster
-	eventually(t, stall/4, "a new raft leader", func() bool {
+	eventually(t, diskStall/4, "a new raft leader", func() bool {
 		for _, c := range rest {
 			if c.raft.State() == raft.Leader {
 				elected = c
@@ -229,7 +229,7 @@ func TestSlowBarrierWithoutEvidenceWaits(t *testing.T) {
 		}
 		return servingNodes(rest) != nil
 	})
-	// Many times barrierWait, yet well inside the stall: only the
+	// Many times barrierWait, yet well inside the disk stall: only the
 	// acknowledgements could let the new leader serve.
 	hold := max(10*barrierWait(leader.timing), 500*time.Millisecond)
 	for start := time.Now(); time.Since(start) < hold; time.Sleep(5 * time.Millisecond) {
@@ -242,8 +242,8 @@ func TestSlowBarrierWithoutEvidenceWaits(t *testing.T) {
 		t.Fatalf("%s lost its leadership while it waited: the test proved nothing", elected.Name())
 	}
 	withheld.Store(false)
-	next := waitSingleServer(t, rest, stall/4)
-	if took := time.Since(crashed); took >= stall/2 {
+	next := waitSingleServer(t, rest, diskStall/4)
+	if took := time.Since(crashed); took >= diskStall/2 {
 		t.Fatalf("%s serves %v after the crash, not on the acknowledgements before its barrier could commit", next.Name(), took)
 	}
 	ledger.check()
