@@ -92,6 +92,11 @@ func (t *tcpServer) initTLS(r *Responder) {
 	t.proto = "TLS"
 	t.tls = &tls.Config{
 		MinVersion: tls.VersionTLS12,
+		// A client asks once and goes to its server: a ticket would
+		// cost the balancer a sealing and a record per connection, for
+		// a resumption that the next leader, with keys of its own,
+		// could not honour anyway.
+		SessionTicketsDisabled: true,
 		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return t.r.cfg.TLSCertificate(h)
 		},

@@ -216,6 +216,47 @@ func TestTLSAnswers(t *testing.T) {
 	}
 }
 
+// ticketCache is a tls.ClientSessionCache that counts the sessions a
+// server offered to resume.
+type ticketCache struct{ puts atomic.Int32 }
+
+func (c *ticketCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+
+func (c *ticketCache) Put(_ string, cs *tls.ClientSessionState) {
+	if cs != nil {
+		c.puts.Add(1)
+	}
+}
+
+// TestTLSNoSessionTickets checks that the balancer's TLS listener issues
+// no session tickets, over TLS 1.3 or 1.2: a client asks once, and no
+// other leader could resume the session.
+func TestTLSNoSessionTickets(t *testing.T) {
+	ca := newTestCA(t)
+	r := tlsTestResponder(t, Solo, 0, vipCert(t, ca))
+	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		cache := &ticketCache{}
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		c, err := tls.DialWithDialer(d, "tcp", r.tls.addr().String(), &tls.Config{
+			RootCAs: ca.pool, ServerName: vipName, MinVersion: v, MaxVersion: v, ClientSessionCache: cache,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(probe(t, wire.Probe{Session: wire.SessionID{9}, PadTo: wire.ProbeSize})); err != nil {
+			t.Fatal(err)
+		}
+		// Reading the answer also reads any ticket sent before it.
+		if a := decode(t, readToClose(t, c)); a.Server != server1 {
+			t.Fatalf("%s: answer %+v, want a redirect to %v", tls.VersionName(v), a, server1)
+		}
+		c.Close()
+		if n := cache.puts.Load(); n != 0 {
+			t.Errorf("%s: the balancer offered %d session tickets, want none", tls.VersionName(v), n)
+		}
+	}
+}
+
 // vipCert is fileCert of new vipTLSFiles.
 func vipCert(t *testing.T, ca *testCA) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	t.Helper()
