@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -334,6 +335,21 @@ func (a *gossipAuth) drop(signer string, err error) {
 	}
 	log("dropped unauthenticated gossip", "signer", signer, "error", err,
 		"dropped_since_last_warning", a.suppressed.Swap(0))
+}
+
+// forget drops the certificates, active keys and pending requests of every
+// node but this one that known lacks (the members the member table still
+// holds and the servers of the raft configuration): a farm whose members
+// come and go under new names would otherwise keep every certificate it
+// ever learned. A node that comes back is asked for its certificate
+// again, as any new member is.
+func (a *gossipAuth) forget(known map[string]bool) {
+	gone := func(name string) bool { return name != a.name && !known[name] }
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	maps.DeleteFunc(a.certs, func(name string, _ []dirEntry) bool { return gone(name) })
+	maps.DeleteFunc(a.active, func(name string, _ keyID) bool { return gone(name) })
+	maps.DeleteFunc(a.asked, func(name string, _ time.Duration) bool { return gone(name) })
 }
 
 // ask queues a cert request to name, at most once per certAskEvery.

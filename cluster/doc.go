@@ -129,7 +129,9 @@
 // it verifies under the leader it names (and that leader is the one, or a
 // voter of, the member's last fresh state message). Nodes learn each
 // other's certificates, checked by TLS.VerifyPeer, through rate-limited
-// cert request and cert messages (certdir.go); bootstrap waits for each
+// cert request and cert messages (certdir.go), and forget those of nodes
+// that have left both the member table and the raft configuration;
+// bootstrap waits for each
 // member's first verified report so that every node decides on the same
 // members. The ticket key in a state message is sealed to the recipient's
 // certificate key (seal.go). A member's raft address is used, and its

@@ -279,6 +279,48 @@ func TestLearnCertificate(t *testing.T) {
 	}
 }
 
+// TestForgetCertificates checks that the directory drops what it holds
+// of nodes that are gone, keeps this node's own and the known nodes', and
+// learns a forgotten node's certificate again when it comes back.
+func TestForgetCertificates(t *testing.T) {
+	p := newTestPKI(t, testFarm)
+	stores := map[string]*pki.Store{}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		stores[n] = p.store(n)
+	}
+	a := newTestAuth(t, stores["n2"], "n2")
+	learn := func(name string) {
+		msg, err := appendCertMsg(nil, name, chainOf(stores[name]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.take(msg)
+		a.drain()
+	}
+	known := func(name string) bool {
+		_, ok := a.lookup(name, keyIDOf(stores[name].Certificate().Leaf))
+		return ok
+	}
+	learn("n1")
+	learn("n3")
+	a.ask("n4")
+	a.forget(map[string]bool{"n1": true})
+	if !known("n1") || known("n3") || !known("n2") {
+		t.Fatalf("after forgetting all but n1: n1 %v, n3 %v, this node %v; want true, false, true", known("n1"), known("n3"), known("n2"))
+	}
+	a.mu.Lock()
+	_, asked := a.asked["n4"]
+	left := len(a.certs)
+	a.mu.Unlock()
+	if asked || left != 2 {
+		t.Errorf("request to n4 still pending %v, certificates of %d nodes left; want false, 2", asked, left)
+	}
+	learn("n3")
+	if !known("n3") {
+		t.Error("n3's certificate not learned again after it was forgotten")
+	}
+}
+
 // TestCertAnswersBounded checks that cert requests are answered only when
 // addressed to this node, at most once a second per requester and
 // certAnswersPerSecond in all.

@@ -149,6 +149,7 @@ func (c *Cluster) maintain(m *maintenance) {
 	c.members.prune(forgetAfter, func(name string) bool {
 		return slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == name })
 	})
+	c.forgetCerts(servers)
 	if c.raft.State() != raft.Leader {
 		m.leading = false
 		return
@@ -165,6 +166,23 @@ func (c *Cluster) maintain(m *maintenance) {
 	c.reconcile(m, servers)
 	c.sendState(m, servers)
 	c.noticeWiped(m, servers, entries)
+}
+
+// forgetCerts drops the certificates of nodes that are neither in the
+// member table (which forgets dead and left members after forgetAfter)
+// nor in the raft configuration servers (Config.TLS).
+func (c *Cluster) forgetCerts(servers []raft.Server) {
+	if c.auth == nil {
+		return
+	}
+	known := map[string]bool{}
+	for _, e := range c.members.snapshot() {
+		known[e.name] = true
+	}
+	for _, s := range servers {
+		known[string(s.ID)] = true
+	}
+	c.auth.forget(known)
 }
 
 // askMissingCerts asks each alive member whose metadata did not verify
