@@ -80,9 +80,11 @@ func (c *mmsgConn) ReadBatch(msgs []Message) (int, error) {
 	}
 	c.n, c.errno = 0, 0
 	if err := c.rc.Read(c.recvFn); err != nil {
+		c.read(0, true)
 		return 0, err
 	}
 	if c.errno != 0 {
+		c.read(0, true)
 		return 0, c.errno
 	}
 	for i := range c.n {
@@ -107,6 +109,7 @@ func (c *mmsgConn) recvmmsg(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
+			c.read(0, true) // the loop is about to park
 			return false
 		}
 		c.errno = e

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -35,6 +36,7 @@ type sock struct {
 	inet6 bool // the socket is AF_INET6: destinations are written as IPv6
 
 	streak int    // datagrams read since the socket was last found empty
+	busy   bool   // counted in busyLoops: the last read did not find it empty
 	yield  func() // runtime.Gosched; tests count the calls (export_test.go)
 }
 
@@ -58,23 +60,42 @@ func newSock(conn *net.UDPConn) (sock, error) {
 }
 
 // pace yields the processor when the last reads took yieldAfter datagrams
-// or more without finding the socket empty: a goroutine looping over raw
-// system calls never hands its processor over at them (see rawSyscall6),
-// so a flood could otherwise hold it until the scheduler preempts the
-// goroutine, up to 10 ms later, while raft and memberlist wait. With
-// nothing else runnable a yield costs a trip through the scheduler, which
-// paired runs did not tell from none at all.
+// or more without finding the socket empty, and as many loops as there
+// are processors are doing the same: a goroutine looping over raw system
+// calls never hands its processor over at them (see rawSyscall6), so
+// loops flooded on every processor could otherwise hold them all until
+// the scheduler preempts them, up to 10 ms later, while raft and
+// memberlist wait. While a processor is left that no flooded loop holds,
+// the others run there, and a yield would only cost: it wakes an idle
+// thread to look for the yielded goroutine, which then often resumes on
+// that thread, so a lone flooded loop (the responder on one socket)
+// switched threads and CPUs thousands of times a second.
 func (s *sock) pace() {
 	if s.streak >= yieldAfter {
 		s.streak = 0
-		s.yield()
+		if int(busyLoops.Load()) >= runtime.GOMAXPROCS(0) {
+			s.yield()
+		}
 	}
 }
 
+// busyLoops counts the raw back-ends whose last read found their socket
+// not empty: the serving loops that may be holding a processor.
+var busyLoops atomic.Int32
+
 // read counts n datagrams read; drained says the read found the socket
-// empty (or may have).
+// empty (or may have). A read of nothing (an error) counts as drained:
+// its loop is not holding the processor over datagrams.
 func (s *sock) read(n int, drained bool) {
-	if drained {
+	busy := n > 0 && !drained
+	switch {
+	case busy && !s.busy:
+		busyLoops.Add(1)
+	case !busy && s.busy:
+		busyLoops.Add(-1)
+	}
+	s.busy = busy
+	if !busy {
 		s.streak = 0
 		return
 	}

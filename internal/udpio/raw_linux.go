@@ -89,6 +89,9 @@ func (c *rawConn) recvfrom(fd uintptr) bool {
 		case unix.EINTR:
 		case unix.EAGAIN:
 			c.drained = true
+			if c.n == 0 {
+				c.read(0, true) // the loop is about to park
+			}
 			return c.n > 0
 		default:
 			c.errno = e

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -203,23 +204,32 @@ func TestConnAllocs(t *testing.T) {
 }
 
 // TestConnYieldsWhenFull queues more datagrams than MaxBatch before the
-// raw back-ends read them: they must read them all and yield the
-// processor at least once on the way, which is what keeps a flood from
-// holding the processor their raw system calls never give up; and a
-// socket that runs dry between reads must not make them yield.
+// raw back-ends read them: they must read them all and, when as many
+// loops as there are processors are flooded, yield the processor at
+// least once on the way, which is what keeps a flood from holding every
+// processor their raw system calls never give up. A lone flooded loop
+// with a processor to spare must not yield (a yield then only moves it
+// between threads), nor may a socket that runs dry between reads.
 func TestConnYieldsWhenFull(t *testing.T) {
 	tests := []struct {
 		name       string
+		procs      int // GOMAXPROCS during the test
+		others     int // other loops counted as flooded
 		queued     int // datagrams queued before each round of reads
 		rounds     int
 		wantYields bool
 	}{
-		{"flooded", 3 * MaxBatch, 1, true},
-		{"trickle", 1, 3 * MaxBatch, false},
+		{"flooded on every processor", 1, 0, 3 * MaxBatch, 1, true},
+		{"flooded beside another flooded loop", 2, 1, 3 * MaxBatch, 1, true},
+		{"flooded with a processor to spare", 2, 0, 3 * MaxBatch, 1, false},
+		{"trickle beside a flooded loop", 1, 1, 1, 3 * MaxBatch, false},
 	}
 	for _, m := range []Mode{Raw, MMsg} {
 		for _, tt := range tests {
 			t.Run(m.String()+"/"+tt.name, func(t *testing.T) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(tt.procs))
+				setBusy(tt.others)
+				defer resetBusy()
 				srv, cli := listen(t, "127.0.0.1:0"), listen(t, "127.0.0.1:0")
 				c := open(t, srv, m)
 				yields := 0
@@ -236,9 +246,103 @@ func TestConnYieldsWhenFull(t *testing.T) {
 					echo(t, c, tt.queued, addrOf(cli))
 				}
 				if got := yields > 0; got != tt.wantYields {
-					t.Errorf("%d datagrams queued at once: %d yields", tt.queued, yields)
+					t.Errorf("%d datagrams queued at once, GOMAXPROCS %d, %d other loops flooded: %d yields", tt.queued, tt.procs, tt.others, yields)
 				}
 			})
 		}
+	}
+}
+
+// TestParkedLoopNotFlooded reads a flood in full groups, which never find
+// the socket empty, so the loop counts as flooded; once the socket is
+// empty and the loop waits on it, it holds no processor and must no
+// longer count.
+func TestParkedLoopNotFlooded(t *testing.T) {
+	for _, m := range []Mode{Raw, MMsg} {
+		t.Run(m.String(), func(t *testing.T) {
+			resetBusy()
+			srv, cli := listen(t, "127.0.0.1:0"), listen(t, "127.0.0.1:0")
+			srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+			c := open(t, srv, m)
+			if !setYield(c, func() {}) {
+				t.Skip("no raw back-end here")
+			}
+			const group = 16
+			for range 4 * group {
+				if _, err := cli.WriteToUDPAddrPort([]byte("x"), addrOf(srv)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			msgs := NewMessages(group)
+			for read := 0; read < 4*group; {
+				n, err := c.ReadBatch(msgs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				read += n
+			}
+			if n := busyLoops.Load(); n != 1 {
+				t.Fatalf("after reading full groups: %d loops counted as flooded, want 1", n)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := c.ReadBatch(msgs); done <- err }()
+			deadline := time.Now().Add(2 * time.Second)
+			for busyLoops.Load() != 0 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if n := busyLoops.Load(); n != 0 {
+				t.Errorf("a loop waiting on its empty socket still counted as flooded (%d)", n)
+			}
+			if _, err := cli.WriteToUDPAddrPort([]byte("x"), addrOf(srv)); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestTwoFloodedLoopsYield floods two sockets at once on two processors:
+// with every processor held by a flooded loop, each must yield on the way.
+func TestTwoFloodedLoopsYield(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	resetBusy()
+	for _, m := range []Mode{Raw, MMsg} {
+		t.Run(m.String(), func(t *testing.T) {
+			cli := listen(t, "127.0.0.1:0")
+			var conns [2]Conn
+			var yields [2]int
+			for i := range conns {
+				srv := listen(t, "127.0.0.1:0")
+				srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+				conns[i] = open(t, srv, m)
+				if !setYield(conns[i], func() { yields[i]++ }) {
+					t.Skip("no raw back-end here")
+				}
+				for range 4 * MaxBatch {
+					if _, err := cli.WriteToUDPAddrPort([]byte("x"), addrOf(srv)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			msgs := NewMessages(MaxBatch)
+			left := [2]int{4 * MaxBatch, 4 * MaxBatch}
+			for left[0] > 0 || left[1] > 0 {
+				for i, c := range conns {
+					if left[i] == 0 {
+						continue
+					}
+					n, err := c.ReadBatch(msgs[:min(16, left[i])])
+					if err != nil {
+						t.Fatal(err)
+					}
+					left[i] -= n
+				}
+			}
+			if yields[0] == 0 || yields[1] == 0 {
+				t.Errorf("two loops flooded on two processors yielded %v times, want both at least once", yields)
+			}
+		})
 	}
 }
