@@ -46,6 +46,7 @@ func newMMsgConn(conn *net.UDPConn) (*mmsgConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.always = true // see sock.pace
 	c := &mmsgConn{
 		sock:    s,
 		rx:      make([]mmsghdr, MaxBatch),

@@ -37,6 +37,7 @@ type sock struct {
 
 	streak int    // datagrams read since the socket was last found empty
 	busy   bool   // counted in busyLoops: the last read did not find it empty
+	always bool   // yield after every yieldAfter, whatever the other loops do
 	yield  func() // runtime.Gosched; tests count the calls (export_test.go)
 }
 
@@ -60,20 +61,26 @@ func newSock(conn *net.UDPConn) (sock, error) {
 }
 
 // pace yields the processor when the last reads took yieldAfter datagrams
-// or more without finding the socket empty, and as many loops as there
-// are processors are doing the same: a goroutine looping over raw system
-// calls never hands its processor over at them (see rawSyscall6), so
-// loops flooded on every processor could otherwise hold them all until
-// the scheduler preempts them, up to 10 ms later, while raft and
-// memberlist wait. While a processor is left that no flooded loop holds,
-// the others run there, and a yield would only cost: it wakes an idle
-// thread to look for the yielded goroutine, which then often resumes on
-// that thread, so a lone flooded loop (the responder on one socket)
-// switched threads and CPUs thousands of times a second.
+// or more without finding the socket empty: a goroutine looping over raw
+// system calls never hands its processor over at them (see rawSyscall6),
+// so flooded loops could otherwise hold every processor until the
+// scheduler preempts them, up to 10 ms later, while raft and memberlist
+// wait.
+//
+// A Raw loop yields only while as many loops as there are processors are
+// flooded. With a processor left that no flooded loop holds, the others
+// run there, and a yield would only cost: it wakes an idle thread to look
+// for the yielded goroutine, which often resumes on that thread. Yielding
+// so, the responder on one socket, flooded, had its process switch
+// context about twice as often as a plain echo's and change CPUs some
+// hundreds of times a second, and its tail at half load was the longer
+// for it. An MMsg loop (always) yields after every full batch regardless,
+// as before: the batched responder, one loop per processor, did as well
+// or better so in paired runs (docs/bench/history.md has both).
 func (s *sock) pace() {
 	if s.streak >= yieldAfter {
 		s.streak = 0
-		if int(busyLoops.Load()) >= runtime.GOMAXPROCS(0) {
+		if s.always || int(busyLoops.Load()) >= runtime.GOMAXPROCS(0) {
 			s.yield()
 		}
 	}
