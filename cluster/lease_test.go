@@ -227,7 +227,7 @@ func TestSlowBarrierWithoutEvidenceWaits(t *testing.T) {
 				return true
 			}
 		}
-		return servingNodes(rest) != nil
+		return len(servingNodes(rest)) > 0
 	})
 	// Many times barrierWait, yet well inside the disk stall: only the
 	// acknowledgements could let the new leader serve.
