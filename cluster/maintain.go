@@ -149,7 +149,7 @@ func (c *Cluster) maintain(m *maintenance) {
 	c.members.prune(forgetAfter, func(name string) bool {
 		return slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == name })
 	})
-	c.forgetCerts(servers)
+	c.forgetCerts(entries, servers)
 	if c.raft.State() != raft.Leader {
 		m.leading = false
 		return
@@ -168,16 +168,17 @@ func (c *Cluster) maintain(m *maintenance) {
 	c.noticeWiped(m, servers, entries)
 }
 
-// forgetCerts drops the certificates of nodes that are neither in the
-// member table (which forgets dead and left members after forgetAfter)
-// nor in the raft configuration servers (Config.TLS).
-func (c *Cluster) forgetCerts(servers []raft.Server) {
+// forgetCerts drops the certificates of nodes that are neither among the
+// member table's entries (taken before this round's prune, so a member
+// pruned now is forgotten a round later) nor servers of the raft
+// configuration (Config.TLS).
+func (c *Cluster) forgetCerts(entries map[raft.ServerID]memberEntry, servers []raft.Server) {
 	if c.auth == nil {
 		return
 	}
-	known := map[string]bool{}
-	for _, e := range c.members.snapshot() {
-		known[e.name] = true
+	known := make(map[string]bool, len(entries)+len(servers))
+	for id := range entries {
+		known[string(id)] = true
 	}
 	for _, s := range servers {
 		known[string(s.ID)] = true
